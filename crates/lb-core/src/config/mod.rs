@@ -1,0 +1,1 @@
+//! PLACEHOLDER: the config model is being implemented.

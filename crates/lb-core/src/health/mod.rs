@@ -1,0 +1,1 @@
+//! PLACEHOLDER: health state machine, checkers and monitor are being implemented.

@@ -1,0 +1,66 @@
+//! # lb-core
+//!
+//! The library behind the `lb` load balancer: backend pools that change at run time
+//! without locks on the request path, every common selection strategy behind one trait,
+//! health checking, name resolvers with caching, and the config model shared by the
+//! `lb-proxy`, `lb-sni` and `lb` binaries.
+//!
+//! ```
+//! use lb_core::{Backend, Change, Pool, PoolSettings, StrategyKind};
+//!
+//! let backends = (1..=3)
+//!     .map(|i| Backend::new(format!("127.0.0.1:{}", 19000 + i).parse().unwrap()))
+//!     .collect();
+//! let pool = Pool::new("web", PoolSettings::with_strategy(StrategyKind::Consistent), backends)?;
+//!
+//! // The request path: a lock-free snapshot, then backends in preference order.
+//! let snap = pool.snapshot();
+//! let first = snap.select(b"/documents/42").next().expect("a backend is up");
+//! let again = snap.select(b"/documents/42").next().expect("a backend is up");
+//! assert_eq!(first.addr(), again.addr()); // the same key stays on the same backend
+//! drop((first, again));
+//!
+//! // Membership changes publish a new snapshot; only the removed backend's keys move.
+//! pool.apply(Change::Remove("127.0.0.1:19002".parse().unwrap()))?;
+//! assert_eq!(pool.snapshot().members().len(), 2);
+//! # Ok::<(), lb_core::PoolError>(())
+//! ```
+//!
+//! ## Layout
+//! - [`pool`]: [`Pool`], its [`Snapshot`]s, membership [`Change`]s and the per-request [`Lease`].
+//! - [`backend`]: [`Backend`] (declared) and [`BackendState`] (observed, in atomics).
+//! - [`select`]: the [`Select`] trait and the eight strategies.
+//! - [`hash`]: the fixed xxh3 seed every placement uses.
+//! - [`outlier`]: passive ejection from real traffic.
+//! - [`health`]: the rise/fall state machine, active checkers and their monitor.
+//! - [`resolve`]: the [`Resolver`](resolve::Resolver) trait, static/HTTP/RESP directories, and `Cached`.
+//! - [`config`]: the TOML config model of both binaries, validated into runtime types.
+//!
+//! ## Features
+//! `runtime` (tokio background work), `http` (HTTP probes and directory), `tls` (HTTPS
+//! probes), `config` (TOML model), `admin` (admin API and metrics). With
+//! `default-features = false` the crate is pools, strategies and health state only.
+
+#![forbid(unsafe_code)]
+#![deny(rust_2018_idioms)]
+#![warn(missing_docs)]
+
+pub mod backend;
+pub mod clock;
+mod error;
+pub mod hash;
+pub mod outlier;
+pub mod pool;
+pub mod select;
+
+pub mod health;
+#[cfg(feature = "runtime")]
+pub mod resolve;
+#[cfg(feature = "config")]
+pub mod config;
+
+pub use backend::{Backend, BackendState, BackendStatus};
+pub use error::PoolError;
+pub use outlier::{Outcome, OutlierSettings};
+pub use pool::{Change, Lease, Member, Pool, PoolSettings, Selection, Snapshot};
+pub use select::{Select, StrategyKind};

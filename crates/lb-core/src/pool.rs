@@ -1,0 +1,577 @@
+//! Pools: a named, dynamic set of backends, published as immutable snapshots.
+//!
+//! Readers on the request path call [`Pool::snapshot`] (an `arc-swap` load: no lock) and
+//! then [`Snapshot::select`], which walks the strategy's preference order, skips backends
+//! that are down, draining, ejected, full or over their bounded-load cap, and hands out a
+//! [`Lease`] that counts the request as active until it is dropped. A pick takes no lock
+//! and allocates nothing.
+//!
+//! Writers (admin API, discovery, reload) call [`Pool::apply`] with a [`Change`]; the pool
+//! builds the new members *and* the strategy table together and swaps them in as one
+//! snapshot. Backends that stay keep their [`BackendState`] (health, active count,
+//! ejection, slow-start age). Health changes and drains only flip atomics and rebuild
+//! nothing.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+
+use crate::backend::{Backend, BackendState, BackendStatus};
+use crate::clock;
+use crate::error::PoolError;
+use crate::hash;
+use crate::outlier::{self, Outcome, OutlierSettings};
+use crate::select::{Candidates, Loads, Node, Params, PickInput, StrategyKind, Table};
+
+/// How a pool picks and protects its backends.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PoolSettings {
+    /// The selection strategy. Default `round-robin`.
+    pub strategy: StrategyKind,
+    /// Strategy build parameters (`vnodes`).
+    pub params: Params,
+    /// `consistent-bounded`: load cap factor (default 1.25, must be ≥ 1).
+    pub bound: f64,
+    /// Ramp-up window for new or recovered backends (round-robin, random, least-conn only).
+    pub slow_start: Duration,
+    /// Active requests per backend at most (0 = unlimited).
+    pub max_conns_per_backend: u32,
+    /// Passive outlier detection.
+    pub outlier: OutlierSettings,
+    /// Health of a newly added backend before its first check (`initial = "up"`).
+    pub initial_up: bool,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        PoolSettings {
+            strategy: StrategyKind::RoundRobin,
+            params: Params::default(),
+            bound: 1.25,
+            slow_start: Duration::ZERO,
+            max_conns_per_backend: 0,
+            outlier: OutlierSettings::default(),
+            initial_up: true,
+        }
+    }
+}
+
+impl PoolSettings {
+    /// Settings with the given strategy and every other value at its default.
+    pub fn with_strategy(strategy: StrategyKind) -> PoolSettings {
+        PoolSettings {
+            strategy,
+            ..PoolSettings::default()
+        }
+    }
+}
+
+/// A membership change, as emitted by the admin API and discovery sources.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Change {
+    /// Replace the whole membership (file reload, DNS answer, Redis resync).
+    Reset(Vec<Backend>),
+    /// Add one backend.
+    Add(Backend),
+    /// Remove one backend; its in-flight requests finish on their leases.
+    Remove(SocketAddr),
+    /// Reweight and/or drain (`Some(true)`) or un-drain (`Some(false)`) one backend.
+    Update {
+        /// The backend.
+        addr: SocketAddr,
+        /// New weight (0..=256), if any.
+        weight: Option<u32>,
+        /// New drain flag, if any.
+        draining: Option<bool>,
+    },
+}
+
+/// State shared by every snapshot of one pool.
+#[derive(Debug, Default)]
+struct PoolShared {
+    /// Leases alive across the pool (bounded-load total).
+    total_active: AtomicU64,
+}
+
+/// A named, dynamic set of backends with its selection strategy.
+#[derive(Debug)]
+pub struct Pool {
+    name: Arc<str>,
+    settings: Arc<PoolSettings>,
+    current: ArcSwap<Snapshot>,
+    shared: Arc<PoolShared>,
+    writer: Mutex<()>,
+    version: AtomicU64,
+    #[cfg(feature = "runtime")]
+    changed: tokio::sync::watch::Sender<u64>,
+}
+
+impl Pool {
+    /// Creates a pool. Backends listed here are settled: they start without slow start
+    /// and, unless `settings.initial_up` is false, up.
+    pub fn new(
+        name: impl Into<Arc<str>>,
+        settings: PoolSettings,
+        backends: Vec<Backend>,
+    ) -> Result<Pool, PoolError> {
+        let settings = Arc::new(settings);
+        let shared = Arc::new(PoolShared::default());
+        let members = backends
+            .into_iter()
+            .map(|b| {
+                let state = Arc::new(BackendState::new(settings.initial_up));
+                state.settle();
+                Member { backend: b, state }
+            })
+            .collect();
+        let snap = Snapshot::build(members, settings.clone(), shared.clone(), 1)?;
+        Ok(Pool {
+            name: name.into(),
+            settings,
+            current: ArcSwap::from_pointee(snap),
+            shared,
+            writer: Mutex::new(()),
+            version: AtomicU64::new(1),
+            #[cfg(feature = "runtime")]
+            changed: tokio::sync::watch::Sender::new(1),
+        })
+    }
+
+    /// The pool's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The pool's settings.
+    pub fn settings(&self) -> &PoolSettings {
+        &self.settings
+    }
+
+    /// The current snapshot (lock-free; one atomic reference count).
+    #[inline]
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+
+    /// Requests in flight across the pool.
+    pub fn active(&self) -> u64 {
+        self.shared.total_active.load(Ordering::Relaxed)
+    }
+
+    /// Notified with the new version after every published membership change.
+    #[cfg(feature = "runtime")]
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    /// Applies a membership change, publishing a new snapshot (members and table together).
+    ///
+    /// Builds run on the caller's thread, never on the request path; writers are
+    /// serialised so no change is lost. On error nothing changes.
+    pub fn apply(&self, change: Change) -> Result<(), PoolError> {
+        // A poisoned lock only means another writer panicked mid-build; the published
+        // snapshot is still the last good one, so carry on.
+        let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let old = self.current.load_full();
+        let mut members: Vec<Member> = old.members.to_vec();
+        match change {
+            Change::Reset(backends) => {
+                members = backends
+                    .into_iter()
+                    .map(|b| {
+                        let state = old
+                            .member(b.addr())
+                            .map(|m| m.state.clone())
+                            .unwrap_or_else(|| Arc::new(BackendState::new(self.settings.initial_up)));
+                        Member { backend: b, state }
+                    })
+                    .collect();
+            }
+            Change::Add(b) => {
+                if old.member(b.addr()).is_some() {
+                    return Err(PoolError::Duplicate(b.addr()));
+                }
+                let state = Arc::new(BackendState::new(self.settings.initial_up));
+                members.push(Member { backend: b, state });
+            }
+            Change::Remove(addr) => {
+                let before = members.len();
+                members.retain(|m| m.backend.addr() != addr);
+                if members.len() == before {
+                    return Err(PoolError::UnknownBackend(addr));
+                }
+            }
+            Change::Update { addr, weight, draining } => {
+                let m = members
+                    .iter_mut()
+                    .find(|m| m.backend.addr() == addr)
+                    .ok_or(PoolError::UnknownBackend(addr))?;
+                let weight = weight.map(crate::backend::check_weight).transpose()?;
+                if let Some(d) = draining {
+                    // Draining flips an atomic; nothing to rebuild for it.
+                    m.state.set_draining(d);
+                }
+                match weight {
+                    Some(w) if w != m.backend.weight() => {
+                        m.backend = m.backend.clone().with_weight(u32::from(w))?;
+                    }
+                    _ => return Ok(()),
+                }
+            }
+        }
+        let version = self.version.fetch_add(1, Ordering::AcqRel) + 1;
+        let snap = Snapshot::build(members, self.settings.clone(), self.shared.clone(), version)?;
+        self.current.store(Arc::new(snap));
+        #[cfg(feature = "runtime")]
+        self.changed.send_replace(version);
+        Ok(())
+    }
+}
+
+/// One backend of a snapshot: what was declared, and its shared live state.
+#[derive(Clone, Debug)]
+pub struct Member {
+    backend: Backend,
+    state: Arc<BackendState>,
+}
+
+impl Member {
+    /// The declared backend.
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
+    /// Its live state.
+    pub fn state(&self) -> &Arc<BackendState> {
+        &self.state
+    }
+
+    /// Operator-facing status at clock time `now`.
+    pub fn status(&self, now: u64) -> BackendStatus {
+        self.state.status(self.backend.weight(), now)
+    }
+}
+
+/// One placement group (primaries, or backups): its table and node → member mapping.
+#[derive(Debug)]
+struct Group {
+    table: Table,
+    /// Node index → member index.
+    members: Box<[u32]>,
+    /// Node index → state (least-conn reads loads through this).
+    states: Box<[Arc<BackendState>]>,
+    /// Weight per node and their total (bounded-load shares).
+    weights: Box<[u32]>,
+    total_weight: u64,
+}
+
+impl Loads for [Arc<BackendState>] {
+    #[inline]
+    fn active(&self, index: usize) -> u64 {
+        self.get(index).map_or(0, |s| s.active())
+    }
+}
+
+impl Group {
+    fn build(members: &[Member], backup: bool, kind: StrategyKind, params: &Params) -> Group {
+        let mut nodes = Vec::new();
+        let mut idx = Vec::new();
+        let mut states = Vec::new();
+        let mut weights = Vec::new();
+        for (i, m) in members.iter().enumerate() {
+            if m.backend.is_backup() != backup || m.backend.weight() == 0 {
+                continue;
+            }
+            let w = u32::from(m.backend.weight());
+            nodes.push(Node { id_hash: hash::hash_id(m.backend.id()), weight: w });
+            idx.push(i as u32);
+            states.push(m.state.clone());
+            weights.push(w);
+        }
+        let total_weight = weights.iter().map(|&w| u64::from(w)).sum();
+        Group {
+            table: Table::build(kind, &nodes, params),
+            members: idx.into(),
+            states: states.into(),
+            weights: weights.into(),
+            total_weight,
+        }
+    }
+}
+
+/// An immutable view of a pool: members, their states and the strategy tables, published
+/// together.
+#[derive(Debug)]
+pub struct Snapshot {
+    members: Box<[Member]>,
+    primary: Group,
+    backup: Group,
+    settings: Arc<PoolSettings>,
+    shared: Arc<PoolShared>,
+    version: u64,
+}
+
+impl Snapshot {
+    fn build(
+        members: Vec<Member>,
+        settings: Arc<PoolSettings>,
+        shared: Arc<PoolShared>,
+        version: u64,
+    ) -> Result<Snapshot, PoolError> {
+        for (i, m) in members.iter().enumerate() {
+            for other in &members[..i] {
+                if other.backend.addr() == m.backend.addr() {
+                    return Err(PoolError::Duplicate(m.backend.addr()));
+                }
+                if other.backend.id() == m.backend.id() {
+                    return Err(PoolError::DuplicateId(m.backend.id().to_owned()));
+                }
+            }
+        }
+        let primary = Group::build(&members, false, settings.strategy, &settings.params);
+        let backup = Group::build(&members, true, settings.strategy, &settings.params);
+        Ok(Snapshot {
+            members: members.into(),
+            primary,
+            backup,
+            settings,
+            shared,
+            version,
+        })
+    }
+
+    /// Members in declaration order.
+    pub fn members(&self) -> &[Member] {
+        &self.members
+    }
+
+    /// The member with this address.
+    pub fn member(&self, addr: SocketAddr) -> Option<&Member> {
+        self.members.iter().find(|m| m.backend.addr() == addr)
+    }
+
+    /// Increases with every published change.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// The pool's settings.
+    pub fn settings(&self) -> &PoolSettings {
+        &self.settings
+    }
+
+    /// Usable backends in preference order for a key, each handed out as a [`Lease`].
+    ///
+    /// `key` is the already-extracted request key (ignored by round-robin, random and
+    /// least-conn). The first item is the pick; the next ones are the retry order.
+    #[inline]
+    pub fn select<'a>(self: &'a Arc<Self>, key: &[u8]) -> Selection<'a> {
+        self.select_with(PickInput {
+            key_hash: hash::hash_key(key),
+            random: hash::thread_random(),
+        })
+    }
+
+    /// Like [`select`](Self::select) with an explicit key hash and random word.
+    pub fn select_with<'a>(self: &'a Arc<Self>, input: PickInput) -> Selection<'a> {
+        Selection {
+            snap: self,
+            group: &self.primary,
+            iter: self.primary.table.candidates(input, &*self.primary.states),
+            input,
+            in_backup: false,
+            rng: input.random,
+            deferred: None,
+            now: 0,
+        }
+    }
+
+    /// Where `key` goes when every backend is usable and idle: the placement answer of
+    /// `lb route` and `/api/v1/route`, ignoring health (`None` for an empty pool).
+    pub fn route(&self, key: &[u8]) -> Option<&Member> {
+        let input = PickInput { key_hash: hash::hash_key(key), random: 0 };
+        let mut it = self.primary.table.candidates(input, &crate::select::NoLoads);
+        let g = &self.primary;
+        it.next().map(|n| &self.members[g.members[n] as usize])
+    }
+
+    /// The first usable member for `key` without leasing it (what [`select`](Self::select)
+    /// would pick first, absent load limits).
+    pub fn preferred(self: &Arc<Self>, key: &[u8]) -> Option<&Member> {
+        let mut sel = self.select(key);
+        sel.next_usable().map(|(g, n)| &self.members[g.members[n] as usize])
+    }
+
+    fn ejected_count(&self, now: u64) -> usize {
+        self.members.iter().filter(|m| m.state.is_ejected(now)).count()
+    }
+}
+
+/// The preference-order walk of one pick. Yields [`Lease`]s for usable backends.
+pub struct Selection<'a> {
+    snap: &'a Arc<Snapshot>,
+    group: &'a Group,
+    iter: Candidates<'a, [Arc<BackendState>]>,
+    input: PickInput,
+    in_backup: bool,
+    rng: u64,
+    /// A usable backend passed over by slow start, used if nothing else is left.
+    deferred: Option<(bool, usize)>,
+    now: u64,
+}
+
+impl<'a> Selection<'a> {
+    #[inline]
+    fn now(&mut self) -> u64 {
+        if self.now == 0 {
+            self.now = clock::now_nanos();
+        }
+        self.now
+    }
+
+    /// Next candidate (group, node) that is up, not draining and not ejected.
+    fn next_usable(&mut self) -> Option<(&'a Group, usize)> {
+        loop {
+            let Some(n) = self.iter.next() else {
+                if self.in_backup {
+                    return None;
+                }
+                self.in_backup = true;
+                self.group = &self.snap.backup;
+                self.iter = self.snap.backup.table.candidates(self.input, &*self.snap.backup.states);
+                continue;
+            };
+            let st = &self.group.states[n];
+            if !st.is_healthy() || st.is_draining() {
+                continue;
+            }
+            if st.ejected_until.load(Ordering::Relaxed) != 0 {
+                let now = self.now();
+                if st.is_ejected(now) {
+                    continue;
+                }
+            }
+            return Some((self.group, n));
+        }
+    }
+
+    /// Slow start: accept a recovering backend with probability elapsed / window.
+    fn slow_start_accepts(&mut self, st: &BackendState) -> bool {
+        let window = clock::dur_nanos(self.snap.settings.slow_start);
+        if window == 0 || !self.snap.settings.strategy.supports_slow_start() {
+            return true;
+        }
+        let since = st.up_since();
+        if since == 0 {
+            return true;
+        }
+        let elapsed = self.now().saturating_sub(since);
+        if elapsed >= window {
+            return true;
+        }
+        self.rng = hash::mix64(self.rng);
+        // Scale to 1/1024ths to stay in integers; a fresh backend still gets ~1/1024.
+        let accept = (elapsed.saturating_mul(1024) / window).max(1);
+        (self.rng & 1023) < accept
+    }
+
+    fn lease(&self, group: &Group, n: usize) -> Option<Lease> {
+        let st = &group.states[n];
+        let settings = &self.snap.settings;
+        let mut limit = u64::from(settings.max_conns_per_backend);
+        if settings.strategy == StrategyKind::ConsistentBounded && group.total_weight > 0 {
+            // cap = ceil(bound × (total active + 1) × weight share)
+            let total = self.snap.shared.total_active.load(Ordering::Relaxed) + 1;
+            let share = f64::from(group.weights[n]) / group.total_weight as f64;
+            let cap = (settings.bound * total as f64 * share).ceil().max(1.0) as u64;
+            limit = if limit == 0 { cap } else { limit.min(cap) };
+        }
+        if !st.try_acquire(limit) {
+            return None;
+        }
+        self.snap.shared.total_active.fetch_add(1, Ordering::AcqRel);
+        Some(Lease {
+            snap: Arc::clone(self.snap),
+            member: group.members[n],
+        })
+    }
+}
+
+impl Iterator for Selection<'_> {
+    type Item = Lease;
+
+    fn next(&mut self) -> Option<Lease> {
+        while let Some((g, n)) = self.next_usable() {
+            if !self.slow_start_accepts(&g.states[n]) {
+                if self.deferred.is_none() {
+                    self.deferred = Some((self.in_backup, n));
+                }
+                continue;
+            }
+            if let Some(l) = self.lease(g, n) {
+                return Some(l);
+            }
+        }
+        let (backup, n) = self.deferred.take()?;
+        let g = if backup { &self.snap.backup } else { &self.snap.primary };
+        self.lease(g, n)
+    }
+}
+
+/// A backend chosen for one request: counted as active until dropped.
+#[derive(Debug)]
+pub struct Lease {
+    snap: Arc<Snapshot>,
+    member: u32,
+}
+
+impl Lease {
+    /// The chosen member.
+    #[inline]
+    pub fn member(&self) -> &Member {
+        &self.snap.members[self.member as usize]
+    }
+
+    /// The chosen backend.
+    #[inline]
+    pub fn backend(&self) -> &Backend {
+        &self.member().backend
+    }
+
+    /// The chosen backend's address.
+    #[inline]
+    pub fn addr(&self) -> SocketAddr {
+        self.member().backend.addr()
+    }
+
+    /// Feeds passive outlier detection with this attempt's outcome.
+    pub fn report(&self, outcome: Outcome) {
+        let m = self.member();
+        match outcome {
+            Outcome::Success => outlier::record_success(&m.state),
+            Outcome::Failure => {
+                let now = clock::now_nanos();
+                let snap = &self.snap;
+                if outlier::record_failure(
+                    &m.state,
+                    &snap.settings.outlier,
+                    now,
+                    || snap.ejected_count(now),
+                    snap.members.len(),
+                ) {
+                    tracing::warn!(backend = %m.backend.addr(), "backend ejected");
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.member().state.release();
+        self.snap.shared.total_active.fetch_sub(1, Ordering::AcqRel);
+    }
+}

@@ -1,0 +1,75 @@
+//! Resolvers: from a name (a tenant host, an SNI) to the endpoints that serve it.
+//!
+//! [`Resolver`] is the extension point: implement it to ask your own directory. The
+//! provided ones are [`StaticResolver`] (a fixed map), [`HttpResolver`] (an HTTP/JSON
+//! directory) and [`RespResolver`] (a Redis-protocol `GET name`). Wrap any of them in
+//! [`Cached`] for TTLs, negative caching, stale-if-error, a size bound and single-flight.
+
+mod cached;
+#[cfg(feature = "http")]
+mod http;
+mod resp;
+mod static_map;
+
+pub use cached::{CacheSettings, Cached, Lookup};
+#[cfg(feature = "http")]
+pub use http::HttpResolver;
+pub use resp::RespResolver;
+pub use static_map::StaticResolver;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+
+/// A boxed, sendable future (resolvers are trait objects; they run per cache miss only).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What a directory says about a name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Resolution {
+    /// The endpoints serving the name (never empty).
+    Found(Arc<[SocketAddr]>),
+    /// The directory knows the name does not exist (cached for `negative_ttl`).
+    NotFound,
+}
+
+/// Why a directory could not answer. Never "not found": that is [`Resolution::NotFound`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ResolveError {
+    /// No answer within the timeout.
+    #[error("directory timed out after {0:?}")]
+    Timeout(std::time::Duration),
+    /// The directory could not be reached or failed (connect error, 5xx, RESP error).
+    #[error("directory unavailable: {0}")]
+    Unavailable(String),
+    /// The directory answered something we cannot use.
+    #[error("bad directory answer: {0}")]
+    BadAnswer(String),
+}
+
+/// Maps a name to a [`Resolution`]. Names arrive normalised (lower case, no port, no
+/// trailing dot, a valid DNS name).
+pub trait Resolver: Send + Sync + 'static {
+    /// Looks `name` up.
+    fn resolve<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Resolution, ResolveError>>;
+}
+
+impl<R: Resolver + ?Sized> Resolver for Arc<R> {
+    fn resolve<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Resolution, ResolveError>> {
+        (**self).resolve(name)
+    }
+}
+
+impl<R: Resolver + ?Sized> Resolver for Box<R> {
+    fn resolve<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Resolution, ResolveError>> {
+        (**self).resolve(name)
+    }
+}
+
+/// Parses an endpoint as given by a directory: `ip:port` or `[v6]:port`.
+pub fn parse_endpoint(s: &str) -> Result<SocketAddr, ResolveError> {
+    s.trim()
+        .parse()
+        .map_err(|_| ResolveError::BadAnswer(format!("{s:?} is not an ip:port endpoint")))
+}

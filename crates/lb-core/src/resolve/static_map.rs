@@ -1,0 +1,4 @@
+//! PLACEHOLDER: being implemented.
+/// PLACEHOLDER.
+#[derive(Debug, Default)]
+pub struct StaticResolver;

@@ -1,0 +1,327 @@
+//! Selection strategies: from a key (or none) to backends in preference order.
+//!
+//! Every strategy implements [`Select`]: it is *built* once per membership change, off the
+//! request path, from the placement [`Node`]s (a stable id hash and a weight per backend),
+//! and then answers [`Select::candidates`]: an iterator over node indices in preference
+//! order. The iterator yields every node exactly once, so a caller skips down, draining or
+//! full backends and retries on the next one deterministically; it never allocates.
+//!
+//! | strategy | first choice | order after the first | key-stable |
+//! |---|---|---|---|
+//! | [`RoundRobin`] | smooth weighted round-robin (nginx's sequence) | the following entries of the sequence | no |
+//! | [`Random`] | weighted random | the next entries of the weighted table | no |
+//! | [`LeastConn`] | fewer active requests per weight of two weighted random choices | the other choice, then the rest | no |
+//! | [`Modulo`] | `hash(key) mod n` | `(hash + i) mod n` | yes, but most keys move on any change |
+//! | [`Consistent`] | first ring point at or after `hash(key)` | the ring's successors, distinct backends | yes |
+//! | [`Rendezvous`] | highest weighted score `-w / ln(h(key, id))` | the runners-up by score | yes |
+//! | [`Maglev`] | `table[hash(key) mod M]` | the next distinct table entries | yes |
+//! | [`Consistent`] with `bound` | like `consistent`, skipping backends over their load cap | ring successors | load-dependent |
+//!
+//! Because the fallback order depends only on the key and the membership, skipping an
+//! unavailable backend moves only that backend's keys, and they come back when it does.
+
+mod consistent;
+mod least_conn;
+mod maglev;
+mod modulo;
+mod random;
+mod rendezvous;
+mod round_robin;
+
+pub use consistent::Consistent;
+pub use least_conn::LeastConn;
+pub use maglev::Maglev;
+pub use modulo::Modulo;
+pub use random::Random;
+pub use rendezvous::Rendezvous;
+pub use round_robin::RoundRobin;
+
+use std::fmt;
+use std::str::FromStr;
+
+/// One backend as a strategy sees it: its placement identity and weight.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Node {
+    /// `hash::hash_id(id)`: placement follows the id, not the address.
+    pub id_hash: u64,
+    /// Weight, 1..=256. Weight-0 (draining) backends are never passed to a build.
+    pub weight: u32,
+}
+
+/// Per-pick input.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PickInput {
+    /// `hash::hash_key(key)`; ignored by round-robin, random and least-conn.
+    pub key_hash: u64,
+    /// A random word; used by random and least-conn (tests pass a fixed value).
+    pub random: u64,
+}
+
+/// Live load per node index, read by load-aware strategies (least-conn).
+pub trait Loads {
+    /// Active requests or connections on node `index`.
+    fn active(&self, index: usize) -> u64;
+}
+
+/// No load information (every node idle): for offline tools and tests.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoLoads;
+
+impl Loads for NoLoads {
+    fn active(&self, _index: usize) -> u64 {
+        0
+    }
+}
+
+impl Loads for [u64] {
+    fn active(&self, index: usize) -> u64 {
+        self.get(index).copied().unwrap_or(0)
+    }
+}
+
+/// Build-time parameters of the strategies.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Params {
+    /// Ring points per unit of weight (`consistent`, `consistent-bounded`). Default 160.
+    pub vnodes: u32,
+    /// Maglev table size lower bound; the table is the next prime at or above
+    /// `max(minimum_table, 100 × total nodes)`, capped at 65537 × 8. Default 65537.
+    pub maglev_min_table: u32,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params {
+            vnodes: 160,
+            maglev_min_table: 65_537,
+        }
+    }
+}
+
+/// The selection contract every strategy implements.
+pub trait Select: Send + Sync + Sized {
+    /// The preference-order iterator.
+    type Iter<'a, L: Loads + ?Sized + 'a>: Iterator<Item = usize>
+    where
+        Self: 'a;
+
+    /// Builds the lookup structure. `nodes` may be empty (then `candidates` yields nothing).
+    fn build(nodes: &[Node], params: &Params) -> Self;
+
+    /// Node indices in preference order: each index in `0..nodes.len()` exactly once.
+    fn candidates<'a, L: Loads + ?Sized>(&'a self, input: PickInput, loads: &'a L)
+        -> Self::Iter<'a, L>;
+}
+
+/// Strategy names of the config (`strategy = "..."`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum StrategyKind {
+    /// `round-robin`: smooth weighted round-robin.
+    RoundRobin,
+    /// `random`: weighted random.
+    Random,
+    /// `least-conn`: power of two random choices over active counts.
+    LeastConn,
+    /// `modulo`: `hash(key) mod n`. The documented bad example: most keys move on any change.
+    Modulo,
+    /// `consistent`: ketama-style ring with weighted virtual nodes.
+    Consistent,
+    /// `rendezvous`: weighted highest-random-weight. O(n) per pick.
+    Rendezvous,
+    /// `maglev`: Maglev lookup table, O(1) per pick.
+    Maglev,
+    /// `consistent-bounded`: consistent hashing with bounded loads.
+    ConsistentBounded,
+}
+
+impl StrategyKind {
+    /// Every strategy, in documentation order.
+    pub const ALL: [StrategyKind; 8] = [
+        StrategyKind::RoundRobin,
+        StrategyKind::Random,
+        StrategyKind::LeastConn,
+        StrategyKind::Modulo,
+        StrategyKind::Consistent,
+        StrategyKind::Rendezvous,
+        StrategyKind::Maglev,
+        StrategyKind::ConsistentBounded,
+    ];
+
+    /// The config name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StrategyKind::RoundRobin => "round-robin",
+            StrategyKind::Random => "random",
+            StrategyKind::LeastConn => "least-conn",
+            StrategyKind::Modulo => "modulo",
+            StrategyKind::Consistent => "consistent",
+            StrategyKind::Rendezvous => "rendezvous",
+            StrategyKind::Maglev => "maglev",
+            StrategyKind::ConsistentBounded => "consistent-bounded",
+        }
+    }
+
+    /// True for strategies whose placement depends only on key and membership.
+    pub fn is_deterministic(self) -> bool {
+        matches!(
+            self,
+            StrategyKind::Modulo
+                | StrategyKind::Consistent
+                | StrategyKind::Rendezvous
+                | StrategyKind::Maglev
+        )
+    }
+
+    /// True for strategies that hash a key (including `consistent-bounded`).
+    pub fn uses_key(self) -> bool {
+        self.is_deterministic() || self == StrategyKind::ConsistentBounded
+    }
+
+    /// True where slow start applies (round-robin, random, least-conn).
+    pub fn supports_slow_start(self) -> bool {
+        !self.uses_key()
+    }
+}
+
+impl fmt::Display for StrategyKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An unknown strategy name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown strategy {0:?}: expected one of round-robin, random, least-conn, modulo, consistent, rendezvous, maglev, consistent-bounded")]
+pub struct UnknownStrategy(pub String);
+
+impl FromStr for StrategyKind {
+    type Err = UnknownStrategy;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        StrategyKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| UnknownStrategy(s.to_owned()))
+    }
+}
+
+/// A built strategy of any kind: static dispatch over the eight tables.
+#[derive(Debug)]
+pub enum Table {
+    /// See [`RoundRobin`].
+    RoundRobin(RoundRobin),
+    /// See [`Random`].
+    Random(Random),
+    /// See [`LeastConn`].
+    LeastConn(LeastConn),
+    /// See [`Modulo`].
+    Modulo(Modulo),
+    /// See [`Consistent`] (also used by `consistent-bounded`).
+    Consistent(Consistent),
+    /// See [`Rendezvous`].
+    Rendezvous(Rendezvous),
+    /// See [`Maglev`].
+    Maglev(Maglev),
+}
+
+impl Table {
+    /// Builds the table for `kind` over `nodes`.
+    pub fn build(kind: StrategyKind, nodes: &[Node], params: &Params) -> Table {
+        match kind {
+            StrategyKind::RoundRobin => Table::RoundRobin(RoundRobin::build(nodes, params)),
+            StrategyKind::Random => Table::Random(Random::build(nodes, params)),
+            StrategyKind::LeastConn => Table::LeastConn(LeastConn::build(nodes, params)),
+            StrategyKind::Modulo => Table::Modulo(Modulo::build(nodes, params)),
+            StrategyKind::Consistent | StrategyKind::ConsistentBounded => {
+                Table::Consistent(Consistent::build(nodes, params))
+            }
+            StrategyKind::Rendezvous => Table::Rendezvous(Rendezvous::build(nodes, params)),
+            StrategyKind::Maglev => Table::Maglev(Maglev::build(nodes, params)),
+        }
+    }
+
+    /// Node indices in preference order (see [`Select::candidates`]).
+    pub fn candidates<'a, L: Loads + ?Sized>(
+        &'a self,
+        input: PickInput,
+        loads: &'a L,
+    ) -> Candidates<'a, L> {
+        match self {
+            Table::RoundRobin(t) => Candidates::RoundRobin(t.candidates(input, loads)),
+            Table::Random(t) => Candidates::Random(t.candidates(input, loads)),
+            Table::LeastConn(t) => Candidates::LeastConn(t.candidates(input, loads)),
+            Table::Modulo(t) => Candidates::Modulo(t.candidates(input, loads)),
+            Table::Consistent(t) => Candidates::Consistent(t.candidates(input, loads)),
+            Table::Rendezvous(t) => Candidates::Rendezvous(t.candidates(input, loads)),
+            Table::Maglev(t) => Candidates::Maglev(t.candidates(input, loads)),
+        }
+    }
+}
+
+/// The preference-order iterator of a [`Table`].
+pub enum Candidates<'a, L: Loads + ?Sized + 'a> {
+    /// Round-robin order.
+    RoundRobin(<RoundRobin as Select>::Iter<'a, L>),
+    /// Random order.
+    Random(<Random as Select>::Iter<'a, L>),
+    /// Least-conn order.
+    LeastConn(<LeastConn as Select>::Iter<'a, L>),
+    /// Modulo order.
+    Modulo(<Modulo as Select>::Iter<'a, L>),
+    /// Ring order.
+    Consistent(<Consistent as Select>::Iter<'a, L>),
+    /// Score order.
+    Rendezvous(<Rendezvous as Select>::Iter<'a, L>),
+    /// Table order.
+    Maglev(<Maglev as Select>::Iter<'a, L>),
+}
+
+impl<'a, L: Loads + ?Sized + 'a> Iterator for Candidates<'a, L> {
+    type Item = usize;
+    #[inline]
+    fn next(&mut self) -> Option<usize> {
+        match self {
+            Candidates::RoundRobin(i) => i.next(),
+            Candidates::Random(i) => i.next(),
+            Candidates::LeastConn(i) => i.next(),
+            Candidates::Modulo(i) => i.next(),
+            Candidates::Consistent(i) => i.next(),
+            Candidates::Rendezvous(i) => i.next(),
+            Candidates::Maglev(i) => i.next(),
+        }
+    }
+}
+
+/// A fixed-capacity "seen" set for iterators that walk a structure with repeats (ring
+/// points, table entries): an inline bitset for the first 1024 node indices, so the common
+/// case never allocates; larger indices fall back to the caller's own re-walk check.
+#[derive(Clone, Debug, Default)]
+pub struct Seen {
+    bits: [u64; 16],
+    count: usize,
+}
+
+impl Seen {
+    /// Indices below this are tracked inline.
+    pub const INLINE: usize = 1024;
+
+    /// Marks `i`; returns false if it was already marked. `None` when `i` is too large to
+    /// track inline (the caller must decide by other means).
+    #[inline]
+    pub fn insert(&mut self, i: usize) -> Option<bool> {
+        if i >= Self::INLINE {
+            return None;
+        }
+        let (w, b) = (i / 64, i % 64);
+        let fresh = self.bits[w] & (1 << b) == 0;
+        self.bits[w] |= 1 << b;
+        if fresh {
+            self.count += 1;
+        }
+        Some(fresh)
+    }
+
+    /// How many distinct indices were marked inline.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+}

@@ -1,0 +1,18 @@
+//! PLACEHOLDER: being implemented (see select/mod.rs for the contract).
+
+use super::{Loads, Node, Params, PickInput, Select};
+use super::modulo::{Modulo, SlotWalk};
+
+/// PLACEHOLDER.
+#[derive(Debug, Clone)]
+pub struct Rendezvous(Modulo);
+
+impl Select for Rendezvous {
+    type Iter<'a, L: Loads + ?Sized + 'a> = SlotWalk<'a>;
+    fn build(nodes: &[Node], params: &Params) -> Self {
+        Rendezvous(Modulo::build(nodes, params))
+    }
+    fn candidates<'a, L: Loads + ?Sized>(&'a self, input: PickInput, loads: &'a L) -> SlotWalk<'a> {
+        self.0.candidates(input, loads)
+    }
+}

@@ -1,0 +1,1 @@
+//! Examples of embedding lb-core in another service: see `embed.rs`.

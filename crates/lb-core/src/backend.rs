@@ -136,6 +136,8 @@ pub struct BackendState {
     pub(crate) ejections: AtomicU32,
     requests: AtomicU64,
     failures: AtomicU64,
+    /// Responses by status class 1xx..5xx.
+    classes: [AtomicU64; 5],
 }
 
 impl BackendState {
@@ -151,6 +153,7 @@ impl BackendState {
             ejections: AtomicU32::new(0),
             requests: AtomicU64::new(0),
             failures: AtomicU64::new(0),
+            classes: Default::default(),
         }
     }
 
@@ -215,6 +218,19 @@ impl BackendState {
     /// Total failures reported.
     pub fn failures(&self) -> u64 {
         self.failures.load(Ordering::Relaxed)
+    }
+
+    /// Counts a response by its status class (1xx..5xx; others are ignored).
+    #[inline]
+    pub fn count_status(&self, status: u16) {
+        if let Some(c) = self.classes.get(usize::from(status / 100).wrapping_sub(1)) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Responses counted per class: index 0 is 1xx, 4 is 5xx.
+    pub fn class_counts(&self) -> [u64; 5] {
+        std::array::from_fn(|i| self.classes[i].load(Ordering::Relaxed))
     }
 
     /// Times this backend has been ejected.

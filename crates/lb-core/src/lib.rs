@@ -31,9 +31,12 @@
 //! - [`backend`]: [`Backend`] (declared) and [`BackendState`] (observed, in atomics).
 //! - [`select`]: the [`Select`] trait and the eight strategies.
 //! - [`hash`]: the fixed xxh3 seed every placement uses.
+//! - [`metrics`]: lock-free counters, histograms and Prometheus text.
 //! - [`outlier`]: passive ejection from real traffic.
 //! - [`health`]: the rise/fall state machine, active checkers and their monitor.
 //! - [`resolve`]: the [`Resolver`](resolve::Resolver) trait, static/HTTP/RESP directories, and `Cached`.
+//! - [`discovery`]: membership sources and where admin writes go.
+//! - [`admin`]: the admin API and metrics endpoint shared by both binaries.
 //! - [`config`]: the TOML config model of both binaries, validated into runtime types.
 //!
 //! ## Features
@@ -49,6 +52,7 @@ pub mod backend;
 pub mod clock;
 mod error;
 pub mod hash;
+pub mod metrics;
 pub mod outlier;
 pub mod pool;
 pub mod select;
@@ -58,6 +62,10 @@ pub mod health;
 pub mod resolve;
 #[cfg(feature = "config")]
 pub mod config;
+#[cfg(feature = "runtime")]
+pub mod discovery;
+#[cfg(feature = "admin")]
+pub mod admin;
 
 pub use backend::{Backend, BackendState, BackendStatus};
 pub use error::PoolError;

@@ -23,6 +23,7 @@ use crate::backend::{Backend, BackendState, BackendStatus};
 use crate::clock;
 use crate::error::PoolError;
 use crate::hash;
+use crate::metrics::PoolStats;
 use crate::outlier::{self, Outcome, OutlierSettings};
 use crate::select::{Candidates, Loads, Node, Params, PickInput, StrategyKind, Table};
 
@@ -105,6 +106,7 @@ pub struct Pool {
     shared: Arc<PoolShared>,
     writer: Mutex<()>,
     version: AtomicU64,
+    stats: PoolStats,
     #[cfg(feature = "runtime")]
     changed: tokio::sync::watch::Sender<u64>,
 }
@@ -135,6 +137,7 @@ impl Pool {
             shared,
             writer: Mutex::new(()),
             version: AtomicU64::new(1),
+            stats: PoolStats::default(),
             #[cfg(feature = "runtime")]
             changed: tokio::sync::watch::Sender::new(1),
         })
@@ -154,6 +157,11 @@ impl Pool {
     #[inline]
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.current.load_full()
+    }
+
+    /// Request statistics (durations, retries) for metrics.
+    pub fn stats(&self) -> &PoolStats {
+        &self.stats
     }
 
     /// Requests in flight across the pool.

@@ -637,3 +637,27 @@ fn bounded_loads_hold_under_concurrent_picks() {
     }
     assert_eq!(p.active(), 0);
 }
+
+#[test]
+fn duplicate_addresses_and_ids_are_refused() {
+    let p = pool(StrategyKind::Consistent, &[1; 3]);
+    assert_eq!(
+        p.apply(Change::Add(Backend::new(addr(1)))),
+        Err(lb_core::PoolError::Duplicate(addr(1)))
+    );
+    let same_id = Backend::new(addr(9)).with_id(addr(2).to_string());
+    assert_eq!(
+        p.apply(Change::Add(same_id)),
+        Err(lb_core::PoolError::DuplicateId(addr(2).to_string()))
+    );
+    let reset = vec![
+        Backend::new(addr(5)),
+        Backend::new(addr(6)),
+        Backend::new(addr(5)),
+    ];
+    assert_eq!(
+        p.apply(Change::Reset(reset)),
+        Err(lb_core::PoolError::Duplicate(addr(5)))
+    );
+    assert_eq!(p.snapshot().members().len(), 3);
+}

@@ -53,25 +53,18 @@ enum Entries {
 }
 
 fn is_prime(m: u64) -> bool {
-    if m < 2 {
-        return false;
-    }
-    let mut d = 2;
-    while d * d <= m {
-        if m % d == 0 {
-            return false;
-        }
-        d += 1;
-    }
-    true
+    m >= 2
+        && (2..).take_while(|d| d * d <= m).all(|d| {
+            let rest = m % d;
+            rest > 0
+        })
 }
 
 /// The table size for `nodes` backends.
 pub fn table_size(nodes: usize, params: &Params) -> u64 {
     let mut m = u64::from(params.maglev_min_table)
         .max(100 * nodes as u64)
-        .min(MAX_TABLE)
-        .max(2);
+        .clamp(2, MAX_TABLE);
     while !is_prime(m) {
         m += 1;
     }

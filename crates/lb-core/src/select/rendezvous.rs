@@ -126,7 +126,7 @@ impl Iterator for RendezvousIter<'_> {
                 }
             }
             // Scanning in index order, an equal score never replaces the best.
-            if best.map_or(true, |(bs, _)| s > bs) {
+            if !matches!(best, Some((bs, _)) if s <= bs) {
                 best = Some((s, i));
             }
         }

@@ -26,6 +26,22 @@
 //! module, so placement is identical across processes and restarts. Node indices below
 //! [`Seen::INLINE`] are deduplicated in an inline bitset; for larger pools the tables keep
 //! a per-node position index (see `walk.rs`), so pools of any size work without allocating.
+//!
+//! ```
+//! use lb_core::hash::{hash_id, hash_key};
+//! use lb_core::select::{Node, NoLoads, Params, PickInput, StrategyKind, Table};
+//!
+//! let nodes: Vec<Node> = ["a:80", "b:80", "c:80"]
+//!     .iter()
+//!     .map(|id| Node { id_hash: hash_id(id), weight: 1 })
+//!     .collect();
+//! let table = Table::build(StrategyKind::Maglev, &nodes, &Params::default());
+//! let input = PickInput { key_hash: hash_key(b"user:42"), random: 0 };
+//! let order: Vec<usize> = table.candidates(input, &NoLoads).collect();
+//! // Every backend once, in preference order; the same order in every process.
+//! assert_eq!(order.len(), 3);
+//! assert_eq!(order, table.candidates(input, &NoLoads).collect::<Vec<_>>());
+//! ```
 
 mod consistent;
 mod least_conn;

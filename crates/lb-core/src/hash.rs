@@ -62,13 +62,27 @@ pub fn thread_random() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn key_hash_is_fixed_across_processes() {
-        // The placement contract: these values must never change.
+        // The placement contract: these values must never change (a change moves every
+        // key of every hashing strategy in every deployment).
         assert_eq!(hash_key(b""), xxh3_64_with_seed(b"", SEED));
+        assert_eq!(hash_key(b""), 0xafc5_2a3b_fdd9_9a12);
+        assert_eq!(hash_key(b"/documents/42"), 0xde20_0f71_99a2_be47);
+        assert_eq!(hash_id("127.0.0.1:19001"), 0x6449_53f9_b82f_04c4);
+        assert_eq!(SEED, 0x3167_6e69_722d_626c);
         assert_ne!(hash_key(b"a"), hash_key(b"b"));
         assert_ne!(hash_id("a"), hash_key(b"a"));
+    }
+
+    #[test]
+    fn mix64_is_splitmix64() {
+        // splitmix64's published first outputs for state 0 (state += golden gamma, then
+        // this finaliser): 0xe220a8397b1dcdaf, 0x6e789e6aa1b965f4.
+        assert_eq!(mix64(0), 0xe220_a839_7b1d_cdaf);
+        assert_eq!(mix64(0x9e37_79b9_7f4a_7c15), 0x6e78_9e6a_a1b9_65f4);
     }
 
     #[test]
@@ -76,5 +90,28 @@ mod tests {
         let a = thread_random();
         let b = thread_random();
         assert_ne!(a, b);
+    }
+
+    proptest! {
+        /// Hashing is a pure function of the bytes, and a one-bit change of the key flips
+        /// about half of the hash bits (what makes `hash mod n` and ring positions uniform).
+        #[test]
+        fn key_hash_is_pure_and_avalanches(key in proptest::collection::vec(any::<u8>(), 1..64), bit in 0usize..512) {
+            prop_assert_eq!(hash_key(&key), hash_key(&key.clone()));
+            let mut flipped = key.clone();
+            let bit = bit % (key.len() * 8);
+            flipped[bit / 8] ^= 1 << (bit % 8);
+            let diff = (hash_key(&key) ^ hash_key(&flipped)).count_ones();
+            prop_assert!((10..=54).contains(&diff), "{} bits differ", diff);
+        }
+
+        /// `mix64` is a bijection (no two vnode/permutation inputs collide) and avalanches.
+        #[test]
+        fn mix64_is_injective_and_avalanches(a in any::<u64>(), b in any::<u64>(), bit in 0u32..64) {
+            prop_assume!(a != b);
+            prop_assert_ne!(mix64(a), mix64(b));
+            let diff = (mix64(a) ^ mix64(a ^ (1 << bit))).count_ones();
+            prop_assert!((10..=54).contains(&diff), "{} bits differ", diff);
+        }
     }
 }

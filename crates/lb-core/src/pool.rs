@@ -329,14 +329,15 @@ impl Snapshot {
         shared: Arc<PoolShared>,
         version: u64,
     ) -> Result<Snapshot, PoolError> {
-        for (i, m) in members.iter().enumerate() {
-            for other in &members[..i] {
-                if other.backend.addr() == m.backend.addr() {
-                    return Err(PoolError::Duplicate(m.backend.addr()));
-                }
-                if other.backend.id() == m.backend.id() {
-                    return Err(PoolError::DuplicateId(m.backend.id().to_owned()));
-                }
+        // Hash sets, not a pairwise scan: publishing stays O(n) at thousands of members.
+        let mut addrs = std::collections::HashSet::with_capacity(members.len());
+        let mut ids = std::collections::HashSet::with_capacity(members.len());
+        for m in &members {
+            if !addrs.insert(m.backend.addr()) {
+                return Err(PoolError::Duplicate(m.backend.addr()));
+            }
+            if !ids.insert(m.backend.id()) {
+                return Err(PoolError::DuplicateId(m.backend.id().to_owned()));
             }
         }
         let primary = Group::build(&members, false, settings.strategy, &settings.params);

@@ -8,17 +8,40 @@
 //!
 //! | strategy | first choice | order after the first | key-stable |
 //! |---|---|---|---|
-//! | [`RoundRobin`] | smooth weighted round-robin (nginx's sequence) | the following entries of the sequence | no |
-//! | [`Random`] | weighted random | the next entries of the weighted table | no |
-//! | [`LeastConn`] | fewer active requests per weight of two weighted random choices | the other choice, then the rest | no |
+//! | [`RoundRobin`] | smooth weighted round-robin (nginx's sequence) | the following entries of the sequence (skipped turns are consumed) | no |
+//! | [`Random`] | weighted random | more weighted draws, then the rest from a random start | no |
+//! | [`LeastConn`] | fewer active requests per weight of two weighted random choices | the other choice, then the rest from a random start | no |
 //! | [`Modulo`] | `hash(key) mod n` | `(hash + i) mod n` | yes, but most keys move on any change |
 //! | [`Consistent`] | first ring point at or after `hash(key)` | the ring's successors, distinct backends | yes |
 //! | [`Rendezvous`] | highest weighted score `-w / ln(h(key, id))` | the runners-up by score | yes |
-//! | [`Maglev`] | `table[hash(key) mod M]` | the next distinct table entries | yes |
+//! | [`Maglev`] | `table[hash(key) scaled to 0..M]` | the next distinct table entries | yes |
 //! | [`Consistent`] with `bound` | like `consistent`, skipping backends over their load cap | ring successors | load-dependent |
 //!
 //! Because the fallback order depends only on the key and the membership, skipping an
 //! unavailable backend moves only that backend's keys, and they come back when it does.
+//!
+//! Costs per pick: O(1) for all but [`Rendezvous`] (O(n)); no strategy allocates or locks
+//! on a pick (round-robin's cursor is one relaxed `fetch_add`). Every hash derives from
+//! [`hash`](crate::hash)'s fixed seed and fixed `mix64` constants documented in each
+//! module, so placement is identical across processes and restarts. Node indices below
+//! [`Seen::INLINE`] are deduplicated in an inline bitset; for larger pools the tables keep
+//! a per-node position index (see `walk.rs`), so pools of any size work without allocating.
+//!
+//! ```
+//! use lb_core::hash::{hash_id, hash_key};
+//! use lb_core::select::{Node, NoLoads, Params, PickInput, StrategyKind, Table};
+//!
+//! let nodes: Vec<Node> = ["a:80", "b:80", "c:80"]
+//!     .iter()
+//!     .map(|id| Node { id_hash: hash_id(id), weight: 1 })
+//!     .collect();
+//! let table = Table::build(StrategyKind::Maglev, &nodes, &Params::default());
+//! let input = PickInput { key_hash: hash_key(b"user:42"), random: 0 };
+//! let order: Vec<usize> = table.candidates(input, &NoLoads).collect();
+//! // Every backend once, in preference order; the same order in every process.
+//! assert_eq!(order.len(), 3);
+//! assert_eq!(order, table.candidates(input, &NoLoads).collect::<Vec<_>>());
+//! ```
 
 mod consistent;
 mod least_conn;
@@ -27,6 +50,7 @@ mod modulo;
 mod random;
 mod rendezvous;
 mod round_robin;
+mod walk;
 
 pub use consistent::Consistent;
 pub use least_conn::LeastConn;
@@ -109,8 +133,11 @@ pub trait Select: Send + Sync + Sized {
     fn build(nodes: &[Node], params: &Params) -> Self;
 
     /// Node indices in preference order: each index in `0..nodes.len()` exactly once.
-    fn candidates<'a, L: Loads + ?Sized>(&'a self, input: PickInput, loads: &'a L)
-        -> Self::Iter<'a, L>;
+    fn candidates<'a, L: Loads + ?Sized>(
+        &'a self,
+        input: PickInput,
+        loads: &'a L,
+    ) -> Self::Iter<'a, L>;
 }
 
 /// Strategy names of the config (`strategy = "..."`).

@@ -157,9 +157,11 @@ pub fn checker_for(settings: &HealthSettings) -> Result<Option<Arc<dyn Checker>>
         CheckKind::None => return Ok(None),
         CheckKind::Tcp => Arc::new(TcpChecker::new(timeout)),
         #[cfg(feature = "http")]
-        CheckKind::Http { path, expect } => {
-            Arc::new(super::http::HttpChecker::new(path.clone(), *expect, timeout))
-        }
+        CheckKind::Http { path, expect } => Arc::new(super::http::HttpChecker::new(
+            path.clone(),
+            *expect,
+            timeout,
+        )),
         #[cfg(not(feature = "http"))]
         CheckKind::Http { .. } => {
             return Err(CheckerError::Unsupported {

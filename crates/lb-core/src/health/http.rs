@@ -93,7 +93,10 @@ where
     if got == expect {
         Ok(())
     } else {
-        Err(CheckError::Status { got, expected: expect })
+        Err(CheckError::Status {
+            got,
+            expected: expect,
+        })
     }
 }
 

@@ -184,7 +184,9 @@ async fn follow(
 ) {
     // The sender lives in the pool: an error means the pool was dropped.
     while changes.changed().await.is_ok() {
-        let Some(pool) = ctx.pool.upgrade() else { break };
+        let Some(pool) = ctx.pool.upgrade() else {
+            break;
+        };
         probes.sync(&ctx, &pool, true);
     }
     tracing::debug!(pool = %ctx.name, "health monitor stops: pool dropped");
@@ -192,9 +194,12 @@ async fn follow(
 
 /// True while `state` is still the state of `addr`'s member in the live pool.
 fn still_member(ctx: &Context, addr: SocketAddr, state: &Arc<BackendState>) -> bool {
-    let Some(pool) = ctx.pool.upgrade() else { return false };
+    let Some(pool) = ctx.pool.upgrade() else {
+        return false;
+    };
     let snap = pool.snapshot();
-    snap.member(addr).is_some_and(|m| Arc::ptr_eq(m.state(), state))
+    snap.member(addr)
+        .is_some_and(|m| Arc::ptr_eq(m.state(), state))
 }
 
 /// One backend's loop: probe, observe, flip on transitions, sleep.
@@ -215,8 +220,7 @@ async fn probe_loop(
             _ => break,
         }
         // Bound the probe again: a custom checker may not enforce the timeout itself.
-        let result = match tokio::time::timeout(settings.timeout, ctx.checker.check(target)).await
-        {
+        let result = match tokio::time::timeout(settings.timeout, ctx.checker.check(target)).await {
             Ok(r) => r,
             Err(_) => Err(CheckError::Timeout(settings.timeout)),
         };
@@ -238,7 +242,9 @@ async fn probe_loop(
             tracing::debug!(pool = %ctx.name, backend = %addr, error = %e, "health probe failed");
         }
         drop(st);
-        let period = settings.jittered_interval(hash::thread_random()).max(MIN_PERIOD);
+        let period = settings
+            .jittered_interval(hash::thread_random())
+            .max(MIN_PERIOD);
         next = (started + period).max(Instant::now());
     }
     tracing::debug!(pool = %ctx.name, backend = %addr, "health probe stops: backend left the pool");
@@ -273,6 +279,8 @@ fn report(
             kind = reason.kind(),
             "backend health changed"
         ),
-        None => tracing::info!(pool, backend = %addr, probe = %target, from, to, "backend health changed"),
+        None => {
+            tracing::info!(pool, backend = %addr, probe = %target, from, to, "backend health changed")
+        }
     }
 }

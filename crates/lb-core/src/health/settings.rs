@@ -132,13 +132,15 @@ impl HealthSettings {
     /// One interval spread by the jitter: `interval × (1 + jitter × u)` with `u` uniform in
     /// [-1, 1) drawn from the random word `random`. The jitter is clamped to 0.0–1.0.
     pub fn jittered_interval(&self, random: u64) -> Duration {
-        self.interval.mul_f64(1.0 + self.jitter_fraction() * unit(random))
+        self.interval
+            .mul_f64(1.0 + self.jitter_fraction() * unit(random))
     }
 
     /// Delay before a backend's first probe: uniform in [0, jitter × interval), so the
     /// first check is prompt and backends added together are not all probed at once.
     pub fn first_delay(&self, random: u64) -> Duration {
-        self.interval.mul_f64(self.jitter_fraction() * (unit(random) + 1.0) / 2.0)
+        self.interval
+            .mul_f64(self.jitter_fraction() * (unit(random) + 1.0) / 2.0)
     }
 
     /// The worst time a backend that stops answering stays in rotation: `fall × interval +
@@ -187,8 +189,17 @@ mod tests {
             }
         );
         match CheckKind::https() {
-            CheckKind::Https { path, expect, sni, verify, ca } => {
-                assert_eq!((path.as_str(), expect, sni, verify, ca), ("/", 200, None, true, None));
+            CheckKind::Https {
+                path,
+                expect,
+                sni,
+                verify,
+                ca,
+            } => {
+                assert_eq!(
+                    (path.as_str(), expect, sni, verify, ca),
+                    ("/", 200, None, true, None)
+                );
             }
             other => panic!("unexpected {other:?}"),
         }
@@ -213,10 +224,16 @@ mod tests {
         assert_eq!(lo, Duration::from_millis(1800));
         let hi = s.jittered_interval(u64::MAX);
         assert!(hi <= Duration::from_millis(2200) && hi > Duration::from_millis(2199));
-        let none = HealthSettings { jitter: 0.0, ..s.clone() };
+        let none = HealthSettings {
+            jitter: 0.0,
+            ..s.clone()
+        };
         assert_eq!(none.jittered_interval(12345), none.interval);
         assert_eq!(none.first_delay(u64::MAX), Duration::ZERO);
-        let wild = HealthSettings { jitter: f64::NAN, ..s };
+        let wild = HealthSettings {
+            jitter: f64::NAN,
+            ..s
+        };
         assert_eq!(wild.jittered_interval(0), wild.interval);
     }
 

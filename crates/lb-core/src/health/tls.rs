@@ -69,7 +69,9 @@ impl HttpsChecker {
             .with_safe_default_protocol_versions()
             .map_err(|e| CheckerError::Tls(Arc::new(e)))?;
         let mut config = if verify {
-            builder.with_root_certificates(roots(ca)?).with_no_client_auth()
+            builder
+                .with_root_certificates(roots(ca)?)
+                .with_no_client_auth()
         } else {
             builder
                 .dangerous()
@@ -170,7 +172,12 @@ impl ServerCertVerifier for AnyCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -179,7 +186,12 @@ impl ServerCertVerifier for AnyCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {

@@ -86,14 +86,15 @@ where
     behaviour.requests.lock().unwrap().push(head);
     let resp =
         format!("HTTP/1.1 {status} Whatever\r\ncontent-length: 2\r\nconnection: close\r\n\r\nhi");
+    // Counted before the write, so a probe never sees its answer before the count does.
+    let counter = if status == 200 {
+        &behaviour.ok
+    } else {
+        &behaviour.failed
+    };
+    counter.fetch_add(1, Ordering::SeqCst);
     if stream.write_all(resp.as_bytes()).await.is_ok() {
         let _ = stream.shutdown().await;
-        let counter = if status == 200 {
-            &behaviour.ok
-        } else {
-            &behaviour.failed
-        };
-        counter.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -633,7 +634,8 @@ async fn a_silent_backend_times_out_without_delaying_another() {
     let ev = event_for(&mut rx, silent, Duration::from_secs(5)).await;
     assert!(!ev.up);
     assert!(matches!(ev.reason, Some(CheckError::Timeout(t)) if t == Duration::from_millis(1000)));
-    assert!(start.elapsed() >= Duration::from_millis(2000));
+    // Two probes, each timing out after 1 s.
+    assert!(start.elapsed() >= Duration::from_millis(1900));
     assert!(!healthy(&pool, silent));
 }
 
@@ -696,28 +698,58 @@ async fn initial_down_needs_rise_successes() {
     assert!(b.behaviour.ok.load(Ordering::SeqCst) >= settings.rise);
 }
 
+/// Waits (bounded) for the next probe to reach the server.
+async fn probed(b: &Behaviour) -> bool {
+    let from = b.served();
+    until(Duration::from_secs(2), || b.served() > from).await
+}
+
+/// Asserts probing has stopped: the count is stable once in-flight probes have finished.
+async fn quiet(b: &Behaviour) {
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let served = b.served();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(b.served(), served, "probes continue");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn monitor_stops_on_shutdown_and_when_the_pool_is_dropped() {
+async fn monitor_stops_on_shutdown_stop_drop_and_pool_drop() {
     let server = http_server(200).await;
     let pool = pool_of(&[server.addr], true);
-    let settings = fast(CheckKind::Tcp);
+    let settings = fast(CheckKind::http());
     let checker = checker_for(&settings).unwrap().unwrap();
+    let b = &*server.behaviour;
+
+    // The shutdown future.
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let monitor = HealthMonitor::spawn(pool.clone(), settings.clone(), checker.clone(), rx);
+    assert!(probed(b).await);
     assert!(!monitor.is_finished());
     tx.send(()).unwrap();
     assert!(until(Duration::from_secs(2), || monitor.is_finished()).await);
+    quiet(b).await;
 
-    let monitor = HealthMonitor::spawn(
-        pool.clone(),
-        settings,
-        checker,
-        std::future::pending::<()>(),
-    );
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // `stop`.
+    let never = std::future::pending::<()>;
+    let monitor = HealthMonitor::spawn(pool.clone(), settings.clone(), checker.clone(), never());
+    assert!(probed(b).await);
+    monitor.stop();
+    assert!(until(Duration::from_secs(2), || monitor.is_finished()).await);
+    quiet(b).await;
+
+    // Dropping the monitor.
+    let monitor = HealthMonitor::spawn(pool.clone(), settings.clone(), checker.clone(), never());
+    assert!(probed(b).await);
+    drop(monitor);
+    quiet(b).await;
+
+    // Dropping the pool.
+    let monitor = HealthMonitor::spawn(pool.clone(), settings, checker, never());
+    assert!(probed(b).await);
     assert!(!monitor.is_finished());
     drop(pool);
     assert!(until(Duration::from_secs(2), || monitor.is_finished()).await);
+    quiet(b).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

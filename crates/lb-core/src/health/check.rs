@@ -1,0 +1,196 @@
+//! Active probes: the [`Checker`] trait and the TCP checker.
+//!
+//! A checker answers one question, "is this address healthy right now?", with `Ok(())` or
+//! a [`CheckError`] saying why not. It keeps no state between probes (the
+//! [`HealthState`](super::HealthState) does) and opens a fresh connection every time, so a
+//! probe sees what a new client would see. Every provided checker bounds the whole probe
+//! (connect, handshake, request, response head) by its `timeout`; the
+//! [`HealthMonitor`](super::HealthMonitor) bounds it again, so a custom checker that forgets
+//! cannot stall its backend's loop.
+//!
+//! Checkers are trait objects (they run on a timer, not per request): implement
+//! [`Checker`] to probe something else (a gRPC health service, a Redis `PING`, ...).
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+
+use super::settings::{CheckKind, HealthSettings};
+
+/// A boxed, sendable future (keeps [`Checker`] dyn-compatible).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A shareable error source.
+pub type Source = Arc<dyn std::error::Error + Send + Sync>;
+
+/// Why a probe failed. Cheap to clone (sources are shared), so it travels in
+/// [`HealthEvent`](super::HealthEvent)s.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum CheckError {
+    /// The TCP connection was refused, reset or unreachable.
+    #[error("connect failed: {0}")]
+    Connect(#[source] Arc<io::Error>),
+    /// The probe did not finish within the timeout.
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    /// The backend answered with another status than expected.
+    #[error("status {got}, expected {expected}")]
+    Status {
+        /// The status received.
+        got: u16,
+        /// The status the settings expect.
+        expected: u16,
+    },
+    /// The backend did not speak HTTP/1.1 properly (or closed before answering).
+    #[error("HTTP exchange failed: {0}")]
+    Protocol(#[source] Source),
+    /// The TLS handshake failed (certificate, name, protocol).
+    #[error("TLS handshake failed: {0}")]
+    Tls(#[source] Source),
+}
+
+impl CheckError {
+    /// A short machine-readable label: `connect`, `timeout`, `status`, `protocol`, `tls`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CheckError::Connect(_) => "connect",
+            CheckError::Timeout(_) => "timeout",
+            CheckError::Status { .. } => "status",
+            CheckError::Protocol(_) => "protocol",
+            CheckError::Tls(_) => "tls",
+        }
+    }
+}
+
+/// Why a checker could not be built from its settings.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckerError {
+    /// The probe kind needs a cargo feature this build lacks (`http` or `tls`).
+    #[error("{kind} health checks need lb-core's `{feature}` feature")]
+    Unsupported {
+        /// The probe kind.
+        kind: &'static str,
+        /// The missing feature.
+        feature: &'static str,
+    },
+    /// The CA file could not be read or parsed.
+    #[error("health check CA file {path:?}: {reason}")]
+    Ca {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        #[source]
+        reason: Source,
+    },
+    /// The CA file (or the system bundle) holds no usable certificate.
+    #[error("no trusted root certificate found in {0:?}")]
+    NoRoots(Vec<PathBuf>),
+    /// `sni` is not a valid DNS name or IP address.
+    #[error("health check sni {0:?} is not a valid server name")]
+    BadSni(String),
+    /// The TLS client configuration was refused.
+    #[error("health check TLS setup: {0}")]
+    Tls(#[source] Source),
+}
+
+/// One active probe of one address.
+pub trait Checker: Send + Sync + 'static {
+    /// Probes `addr` once: `Ok(())` when healthy.
+    fn check<'a>(&'a self, addr: SocketAddr) -> BoxFuture<'a, Result<(), CheckError>>;
+}
+
+/// Runs `probe` with a deadline, turning expiry into [`CheckError::Timeout`].
+pub(crate) async fn bounded<F>(timeout: Duration, probe: F) -> Result<(), CheckError>
+where
+    F: Future<Output = Result<(), CheckError>>,
+{
+    match tokio::time::timeout(timeout, probe).await {
+        Ok(result) => result,
+        Err(_) => Err(CheckError::Timeout(timeout)),
+    }
+}
+
+/// Opens a TCP connection with no Nagle delay.
+pub(crate) async fn connect(addr: SocketAddr) -> Result<TcpStream, CheckError> {
+    let stream = TcpStream::connect(addr)
+        .await
+        .map_err(|e| CheckError::Connect(Arc::new(e)))?;
+    // A probe writes one small request; a failure to set the option changes nothing.
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
+/// Healthy when a TCP connection to the address is accepted within the timeout.
+#[derive(Clone, Debug)]
+pub struct TcpChecker {
+    timeout: Duration,
+}
+
+impl TcpChecker {
+    /// A TCP connect probe bounded by `timeout`.
+    pub fn new(timeout: Duration) -> TcpChecker {
+        TcpChecker { timeout }
+    }
+}
+
+impl Checker for TcpChecker {
+    fn check<'a>(&'a self, addr: SocketAddr) -> BoxFuture<'a, Result<(), CheckError>> {
+        Box::pin(bounded(self.timeout, async move {
+            connect(addr).await.map(drop)
+        }))
+    }
+}
+
+/// The checker for a pool's settings: `Ok(None)` for `kind = "none"`.
+///
+/// HTTPS checkers load their CA file here, so a missing or empty file is reported once at
+/// setup rather than as a failing probe.
+pub fn checker_for(settings: &HealthSettings) -> Result<Option<Arc<dyn Checker>>, CheckerError> {
+    let timeout = settings.timeout;
+    let checker: Arc<dyn Checker> = match &settings.kind {
+        CheckKind::None => return Ok(None),
+        CheckKind::Tcp => Arc::new(TcpChecker::new(timeout)),
+        #[cfg(feature = "http")]
+        CheckKind::Http { path, expect } => Arc::new(super::http::HttpChecker::new(
+            path.clone(),
+            *expect,
+            timeout,
+        )),
+        #[cfg(not(feature = "http"))]
+        CheckKind::Http { .. } => {
+            return Err(CheckerError::Unsupported {
+                kind: "http",
+                feature: "http",
+            })
+        }
+        #[cfg(feature = "tls")]
+        CheckKind::Https {
+            path,
+            expect,
+            sni,
+            verify,
+            ca,
+        } => Arc::new(super::tls::HttpsChecker::new(
+            path.clone(),
+            *expect,
+            sni.clone(),
+            *verify,
+            ca.as_deref(),
+            timeout,
+        )?),
+        #[cfg(not(feature = "tls"))]
+        CheckKind::Https { .. } => {
+            return Err(CheckerError::Unsupported {
+                kind: "https",
+                feature: "tls",
+            })
+        }
+    };
+    Ok(Some(checker))
+}

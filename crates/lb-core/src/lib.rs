@@ -53,11 +53,13 @@ pub mod outlier;
 pub mod pool;
 pub mod select;
 
+#[cfg(feature = "config")]
+pub mod config;
 pub mod health;
 #[cfg(feature = "runtime")]
 pub mod resolve;
-#[cfg(feature = "config")]
-pub mod config;
+#[cfg(feature = "runtime")]
+pub mod resp;
 
 pub use backend::{Backend, BackendState, BackendStatus};
 pub use error::PoolError;

@@ -11,7 +11,7 @@ mod http;
 mod resp;
 mod static_map;
 
-pub use cached::{CacheSettings, Cached, Lookup};
+pub use cached::{Answered, CacheSettings, CacheStats, Cached, Lookup, LookupFuture};
 #[cfg(feature = "http")]
 pub use http::HttpResolver;
 pub use resp::RespResolver;

@@ -103,7 +103,10 @@ impl HttpResolver {
                 reason: "no host".to_string(),
             });
         }
-        if sample.port().is_some_and(|p| p.as_str().parse::<u16>().is_err()) {
+        // `Uri` keeps an out-of-range port as text; the part after the last `]` (IPv6)
+        // must carry a valid u16 port, if any.
+        let after_host = sample.authority().and_then(|a| a.as_str().rsplit(']').next()).unwrap_or("");
+        if after_host.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_err()) {
             return Err(TemplateError::Invalid { url: owned(), reason: "bad port".to_string() });
         }
         if sample.authority().is_some_and(|a| a.as_str().contains('@')) {

@@ -105,9 +105,18 @@ impl HttpResolver {
         }
         // `Uri` keeps an out-of-range port as text; the part after the last `]` (IPv6)
         // must carry a valid u16 port, if any.
-        let after_host = sample.authority().and_then(|a| a.as_str().rsplit(']').next()).unwrap_or("");
-        if after_host.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_err()) {
-            return Err(TemplateError::Invalid { url: owned(), reason: "bad port".to_string() });
+        let after_host = sample
+            .authority()
+            .and_then(|a| a.as_str().rsplit(']').next())
+            .unwrap_or("");
+        if after_host
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.parse::<u16>().is_err())
+        {
+            return Err(TemplateError::Invalid {
+                url: owned(),
+                reason: "bad port".to_string(),
+            });
         }
         if sample.authority().is_some_and(|a| a.as_str().contains('@')) {
             return Err(TemplateError::Invalid {

@@ -97,7 +97,7 @@ impl HttpResolver {
                 url: owned(),
                 reason: e.to_string(),
             })?;
-        if sample.host().map_or(true, str::is_empty) {
+        if matches!(sample.host(), None | Some("")) {
             return Err(TemplateError::Invalid {
                 url: owned(),
                 reason: "no host".to_string(),

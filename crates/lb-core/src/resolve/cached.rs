@@ -264,7 +264,8 @@ impl<R: Resolver> Cached<R> {
         let guard = self.map.guard();
         let entry = self.map.get(name, &guard)?;
         let lookup = answer_from(entry, Instant::now())?;
-        if lookup.answered == Answered::Hit && !entry.referenced.load(Ordering::Relaxed) {
+        // Read before write: a hot name's cache line is not dirtied on every hit.
+        if !entry.referenced.load(Ordering::Relaxed) {
             entry.referenced.store(true, Ordering::Relaxed);
         }
         Some(self.count(lookup))

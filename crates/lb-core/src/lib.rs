@@ -66,6 +66,8 @@ pub mod config;
 pub mod discovery;
 #[cfg(feature = "admin")]
 pub mod admin;
+#[cfg(feature = "runtime")]
+pub mod resp;
 
 pub use backend::{Backend, BackendState, BackendStatus};
 pub use error::PoolError;

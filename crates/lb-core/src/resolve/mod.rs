@@ -11,10 +11,10 @@ mod http;
 mod resp;
 mod static_map;
 
-pub use cached::{CacheSettings, Cached, Lookup};
+pub use cached::{Answered, CacheSettings, CacheStats, Cached, Lookup, LookupFuture};
 #[cfg(feature = "http")]
-pub use http::HttpResolver;
-pub use resp::RespResolver;
+pub use http::{percent_encode, HttpResolver, TemplateError, MAX_BODY as HTTP_MAX_BODY};
+pub use resp::{RespResolver, RespUrlError};
 pub use static_map::StaticResolver;
 
 use std::future::Future;

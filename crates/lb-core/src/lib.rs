@@ -49,15 +49,16 @@ pub mod backend;
 pub mod clock;
 mod error;
 pub mod hash;
+pub mod name;
 pub mod outlier;
 pub mod pool;
 pub mod select;
 
+#[cfg(feature = "config")]
+pub mod config;
 pub mod health;
 #[cfg(feature = "runtime")]
 pub mod resolve;
-#[cfg(feature = "config")]
-pub mod config;
 
 pub use backend::{Backend, BackendState, BackendStatus};
 pub use error::PoolError;

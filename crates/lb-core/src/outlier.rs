@@ -77,11 +77,20 @@ pub(crate) fn record_failure(
     if ejected_now() >= settings.max_ejectable(members) {
         return false;
     }
-    let n = state.ejections.fetch_add(1, Ordering::AcqRel).saturating_add(1).min(10);
-    let until = now.saturating_add(clock::dur_nanos(settings.base_ejection).saturating_mul(u64::from(n)));
+    let n = state
+        .ejections
+        .fetch_add(1, Ordering::AcqRel)
+        .saturating_add(1)
+        .min(10);
+    let until =
+        now.saturating_add(clock::dur_nanos(settings.base_ejection).saturating_mul(u64::from(n)));
     state.ejected_until.store(until, Ordering::Release);
     state.consecutive_errors.store(0, Ordering::Release);
-    tracing::warn!(ejection = n, secs = (until - now) / 1_000_000_000, "backend ejected by outlier detection");
+    tracing::warn!(
+        ejection = n,
+        secs = (until - now) / 1_000_000_000,
+        "backend ejected by outlier detection"
+    );
     true
 }
 
@@ -103,15 +112,25 @@ mod tests {
         assert_eq!(s.max_ejectable(1), 0);
         assert_eq!(s.max_ejectable(2), 1);
         assert_eq!(s.max_ejectable(10), 5);
-        let none = OutlierSettings { max_ejected: 0.0, ..s };
+        let none = OutlierSettings {
+            max_ejected: 0.0,
+            ..s
+        };
         assert_eq!(none.max_ejectable(10), 1);
-        let all = OutlierSettings { max_ejected: 1.0, ..s };
+        let all = OutlierSettings {
+            max_ejected: 1.0,
+            ..s
+        };
         assert_eq!(all.max_ejectable(10), 9);
     }
 
     #[test]
     fn ejects_after_consecutive_errors_and_grows() {
-        let s = OutlierSettings { consecutive_errors: 3, base_ejection: Duration::from_secs(1), max_ejected: 0.5 };
+        let s = OutlierSettings {
+            consecutive_errors: 3,
+            base_ejection: Duration::from_secs(1),
+            max_ejected: 0.5,
+        };
         let st = BackendState::new(true);
         let now = 1_000;
         assert!(!record_failure(&st, &s, now, || 0, 4));
@@ -134,11 +153,17 @@ mod tests {
 
     #[test]
     fn never_ejects_past_the_share() {
-        let s = OutlierSettings { consecutive_errors: 1, ..Default::default() };
+        let s = OutlierSettings {
+            consecutive_errors: 1,
+            ..Default::default()
+        };
         let st = BackendState::new(true);
         assert!(!record_failure(&st, &s, 10, || 1, 2));
         assert!(!st.is_ejected(10));
-        let off = OutlierSettings { consecutive_errors: 0, ..s };
+        let off = OutlierSettings {
+            consecutive_errors: 0,
+            ..s
+        };
         assert!(!record_failure(&st, &off, 10, || 0, 2));
     }
 }

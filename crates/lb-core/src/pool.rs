@@ -185,7 +185,9 @@ impl Pool {
                         let state = old
                             .member(b.addr())
                             .map(|m| m.state.clone())
-                            .unwrap_or_else(|| Arc::new(BackendState::new(self.settings.initial_up)));
+                            .unwrap_or_else(|| {
+                                Arc::new(BackendState::new(self.settings.initial_up))
+                            });
                         Member { backend: b, state }
                     })
                     .collect();
@@ -204,7 +206,11 @@ impl Pool {
                     return Err(PoolError::UnknownBackend(addr));
                 }
             }
-            Change::Update { addr, weight, draining } => {
+            Change::Update {
+                addr,
+                weight,
+                draining,
+            } => {
                 let m = members
                     .iter_mut()
                     .find(|m| m.backend.addr() == addr)
@@ -286,7 +292,10 @@ impl Group {
                 continue;
             }
             let w = u32::from(m.backend.weight());
-            nodes.push(Node { id_hash: hash::hash_id(m.backend.id()), weight: w });
+            nodes.push(Node {
+                id_hash: hash::hash_id(m.backend.id()),
+                weight: w,
+            });
             idx.push(i as u32);
             states.push(m.state.clone());
             weights.push(w);
@@ -392,8 +401,14 @@ impl Snapshot {
     /// Where `key` goes when every backend is usable and idle: the placement answer of
     /// `lb route` and `/api/v1/route`, ignoring health (`None` for an empty pool).
     pub fn route(&self, key: &[u8]) -> Option<&Member> {
-        let input = PickInput { key_hash: hash::hash_key(key), random: 0 };
-        let mut it = self.primary.table.candidates(input, &crate::select::NoLoads);
+        let input = PickInput {
+            key_hash: hash::hash_key(key),
+            random: 0,
+        };
+        let mut it = self
+            .primary
+            .table
+            .candidates(input, &crate::select::NoLoads);
         let g = &self.primary;
         it.next().map(|n| &self.members[g.members[n] as usize])
     }
@@ -402,11 +417,15 @@ impl Snapshot {
     /// would pick first, absent load limits).
     pub fn preferred(self: &Arc<Self>, key: &[u8]) -> Option<&Member> {
         let mut sel = self.select(key);
-        sel.next_usable().map(|(g, n)| &self.members[g.members[n] as usize])
+        sel.next_usable()
+            .map(|(g, n)| &self.members[g.members[n] as usize])
     }
 
     fn ejected_count(&self, now: u64) -> usize {
-        self.members.iter().filter(|m| m.state.is_ejected(now)).count()
+        self.members
+            .iter()
+            .filter(|m| m.state.is_ejected(now))
+            .count()
     }
 }
 
@@ -441,7 +460,11 @@ impl<'a> Selection<'a> {
                 }
                 self.in_backup = true;
                 self.group = &self.snap.backup;
-                self.iter = self.snap.backup.table.candidates(self.input, &*self.snap.backup.states);
+                self.iter = self
+                    .snap
+                    .backup
+                    .table
+                    .candidates(self.input, &*self.snap.backup.states);
                 continue;
             };
             let st = &self.group.states[n];
@@ -516,7 +539,11 @@ impl Iterator for Selection<'_> {
             }
         }
         let (backup, n) = self.deferred.take()?;
-        let g = if backup { &self.snap.backup } else { &self.snap.primary };
+        let g = if backup {
+            &self.snap.backup
+        } else {
+            &self.snap.primary
+        };
         self.lease(g, n)
     }
 }

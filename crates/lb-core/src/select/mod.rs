@@ -109,8 +109,11 @@ pub trait Select: Send + Sync + Sized {
     fn build(nodes: &[Node], params: &Params) -> Self;
 
     /// Node indices in preference order: each index in `0..nodes.len()` exactly once.
-    fn candidates<'a, L: Loads + ?Sized>(&'a self, input: PickInput, loads: &'a L)
-        -> Self::Iter<'a, L>;
+    fn candidates<'a, L: Loads + ?Sized>(
+        &'a self,
+        input: PickInput,
+        loads: &'a L,
+    ) -> Self::Iter<'a, L>;
 }
 
 /// Strategy names of the config (`strategy = "..."`).

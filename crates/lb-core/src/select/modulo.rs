@@ -24,11 +24,22 @@ impl Select for Modulo {
                 slots.push(i as u32);
             }
         }
-        Modulo { slots: slots.into(), nodes: nodes.len() }
+        Modulo {
+            slots: slots.into(),
+            nodes: nodes.len(),
+        }
     }
 
-    fn candidates<'a, L: Loads + ?Sized>(&'a self, input: PickInput, _loads: &'a L) -> SlotWalk<'a> {
-        let start = if self.slots.is_empty() { 0 } else { (input.key_hash % self.slots.len() as u64) as usize };
+    fn candidates<'a, L: Loads + ?Sized>(
+        &'a self,
+        input: PickInput,
+        _loads: &'a L,
+    ) -> SlotWalk<'a> {
+        let start = if self.slots.is_empty() {
+            0
+        } else {
+            (input.key_hash % self.slots.len() as u64) as usize
+        };
         SlotWalk::new(&self.slots, start, self.nodes)
     }
 }
@@ -47,7 +58,14 @@ pub struct SlotWalk<'a> {
 impl<'a> SlotWalk<'a> {
     /// A walk over `slots` starting at `start`, for `nodes` distinct nodes.
     pub fn new(slots: &'a [u32], start: usize, nodes: usize) -> Self {
-        SlotWalk { slots, pos: start, steps: 0, nodes, yielded: 0, seen: Seen::default() }
+        SlotWalk {
+            slots,
+            pos: start,
+            steps: 0,
+            nodes,
+            yielded: 0,
+            seen: Seen::default(),
+        }
     }
 
     /// True when `node` occurs in the slots already walked (used past the inline set).

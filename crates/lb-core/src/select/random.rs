@@ -1,7 +1,7 @@
 //! PLACEHOLDER: being implemented (see select/mod.rs for the contract).
 
-use super::{Loads, Node, Params, PickInput, Select};
 use super::modulo::{Modulo, SlotWalk};
+use super::{Loads, Node, Params, PickInput, Select};
 
 /// PLACEHOLDER.
 #[derive(Debug, Clone)]

@@ -61,7 +61,9 @@ mod pool;
 mod source;
 mod types;
 mod validate;
+mod validate_health;
 mod validate_pool;
+mod validate_route;
 
 pub use duration::{format_duration, parse_duration, parse_percent};
 pub use error::{ConfigError, Issue, KeyPath, Position, Problem, Segment};

@@ -32,11 +32,13 @@
 //! - [`select`]: the [`Select`] trait and the eight strategies.
 //! - [`hash`]: the fixed xxh3 seed every placement uses.
 //! - [`metrics`]: lock-free counters, histograms and Prometheus text.
+//! - [`name`]: host/SNI name normalisation and route host patterns.
 //! - [`outlier`]: passive ejection from real traffic.
 //! - [`health`]: the rise/fall state machine, active checkers and their monitor.
 //! - [`resolve`]: the [`Resolver`](resolve::Resolver) trait, static/HTTP/RESP directories, and `Cached`.
 //! - [`discovery`]: membership sources and where admin writes go.
 //! - [`admin`]: the admin API and metrics endpoint shared by both binaries.
+//! - [`resp`]: a bounded, incremental RESP2/RESP3 codec.
 //! - [`config`]: the TOML config model of both binaries, validated into runtime types.
 //!
 //! ## Features
@@ -53,6 +55,7 @@ pub mod clock;
 mod error;
 pub mod hash;
 pub mod metrics;
+pub mod name;
 pub mod outlier;
 pub mod pool;
 pub mod select;

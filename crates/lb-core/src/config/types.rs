@@ -1,0 +1,230 @@
+//! Runtime types of the whole config (pools are in [`super::pool`]). Built only by
+//! validation, so every value is in range; fields are public for reading.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::num::{NonZeroU64, NonZeroUsize};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::net::Cidr;
+use super::pool::PoolConfig;
+use super::Binary;
+use crate::name::HostPattern;
+
+/// A validated config of one binary.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// Which binary it was validated for.
+    pub binary: Binary,
+    /// The file it came from (relative paths inside were resolved against its directory).
+    pub origin: PathBuf,
+    /// Worker threads; 0 = one per core. Default 0. Needs a restart to change.
+    pub threads: usize,
+    /// The admin API.
+    pub admin: AdminConfig,
+    /// Listeners, in file order (at least one).
+    pub listeners: Vec<ListenerConfig>,
+    /// Pools by name.
+    pub pools: BTreeMap<String, PoolConfig>,
+    /// Routes in file order: the first match wins.
+    pub routes: Vec<RouteConfig>,
+    /// Resolvers by name.
+    pub resolvers: BTreeMap<String, ResolverConfig>,
+}
+
+impl Config {
+    /// The pool with this name.
+    pub fn pool(&self, name: &str) -> Option<&PoolConfig> {
+        self.pools.get(name)
+    }
+
+    /// The resolver with this name.
+    pub fn resolver(&self, name: &str) -> Option<&ResolverConfig> {
+        self.resolvers.get(name)
+    }
+
+    /// For a reload: keeps the running values of the keys that need a restart (`threads`,
+    /// `[admin].listen`) and returns the names of those that the new file changed, so the
+    /// caller can log a warning for each.
+    pub fn keep_restart_keys(&mut self, running: &Config) -> Vec<&'static str> {
+        let mut changed = Vec::new();
+        if self.threads != running.threads {
+            changed.push("threads");
+            self.threads = running.threads;
+        }
+        if self.admin.listen != running.admin.listen {
+            changed.push("admin.listen");
+            self.admin.listen = running.admin.listen;
+        }
+        changed
+    }
+}
+
+/// `[admin]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdminConfig {
+    /// Default `127.0.0.1:9091`. Non-loopback only with a token.
+    pub listen: SocketAddr,
+    /// When set, every admin call needs `Authorization: Bearer <token>`. Default none.
+    pub token: Option<String>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9091)),
+            token: None,
+        }
+    }
+}
+
+/// What a listener speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ListenerProtocol {
+    /// HTTP (lb-proxy always; lb-sni routes on the `Host` header). TLS-terminated HTTP in
+    /// lb-proxy is still `Http`, with [`ListenerConfig::tls`] set.
+    Http,
+    /// lb-sni: TLS passed through, routed on the ClientHello's SNI.
+    Tls,
+}
+
+impl ListenerProtocol {
+    /// `http` or `tls`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ListenerProtocol::Http => "http",
+            ListenerProtocol::Tls => "tls",
+        }
+    }
+}
+
+/// `[[listener]]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ListenerConfig {
+    /// Address to bind (required).
+    pub listen: SocketAddr,
+    /// Default `http` (lb-proxy) / `tls` (lb-sni).
+    pub protocol: ListenerProtocol,
+    /// Whole request head / ClientHello / Host head within this. Default 10 s.
+    pub header_timeout: Duration,
+    /// Client keep-alive idle and tunnel idle. Default 60 s.
+    pub idle_timeout: Duration,
+    /// Request head limit (431 above). Default 65536.
+    pub max_header_bytes: NonZeroUsize,
+    /// Request body limit (413 above); `None` = unlimited (the default, `0` in the file).
+    pub max_body_bytes: Option<NonZeroU64>,
+    /// Connections at once; at the limit the listener stops accepting. Default 10000.
+    pub max_connections: NonZeroUsize,
+    /// Expect a PROXY v1/v2 header first. Default false.
+    pub accept_proxy_protocol: bool,
+    /// Peers whose `X-Forwarded-For` / PROXY address is believed. Default none.
+    pub trusted_proxies: Vec<Cidr>,
+    /// lb-proxy: terminate TLS here. Default none.
+    pub tls: Option<TlsFiles>,
+}
+
+/// Minimum TLS version of a terminating listener.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TlsVersion {
+    /// TLS 1.2 (the default).
+    Tls12,
+    /// TLS 1.3 only.
+    Tls13,
+}
+
+/// One certificate chain and its private key (PEM files; existence and readability were
+/// checked at validation, PEM parsing is the proxy's job).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertKey {
+    /// Certificate chain PEM file.
+    pub cert: PathBuf,
+    /// Private key PEM file.
+    pub key: PathBuf,
+}
+
+/// `tls = { cert, key }` or `tls = { certs = [{ cert, key }, ...] }`, plus `min_version`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// At least one pair; with several the proxy chooses by SNI (the first is the default).
+    pub certs: Vec<CertKey>,
+    /// Default 1.2.
+    pub min_version: TlsVersion,
+}
+
+/// Where a route sends matching requests.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum RouteTarget {
+    /// A pool defined in the file.
+    Pool(String),
+    /// A resolver defined in the file.
+    Resolver(String),
+}
+
+/// `[[route]]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteConfig {
+    /// Default `*`.
+    pub host: HostPattern,
+    /// lb-proxy: only paths starting with this (always starts with `/`). Default none.
+    pub path_prefix: Option<String>,
+    /// lb-proxy: remove `path_prefix` before forwarding (needs `path_prefix`). Default false.
+    pub strip_prefix: bool,
+    /// The pool or resolver (exactly one, and it exists).
+    pub target: RouteTarget,
+    /// lb-proxy: request headers to set (names lower-cased), in name order.
+    pub set_headers: Vec<(String, String)>,
+    /// lb-proxy: request headers to remove (names lower-cased).
+    pub remove_headers: Vec<String>,
+}
+
+/// The directory behind a resolver.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ResolverKind {
+    /// `kind = "http"`: GET the URL with `{name}` replaced.
+    Http {
+        /// The URL template.
+        url: super::net::UrlTemplate,
+    },
+    /// `kind = "resp"`: `GET <prefix><name>` on a Redis-protocol server.
+    Resp {
+        /// The server.
+        url: super::net::RedisUrl,
+        /// Key prefix. Default empty.
+        prefix: String,
+    },
+    /// `kind = "static"`: a fixed map of normalised names to endpoints (never empty).
+    Static {
+        /// Name → endpoints.
+        map: BTreeMap<String, Vec<SocketAddr>>,
+    },
+}
+
+/// `[resolver.X]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResolverConfig {
+    /// Its name.
+    pub name: String,
+    /// The directory.
+    pub kind: ResolverKind,
+    /// Positive answers are cached this long. Default 30 s.
+    pub ttl: Duration,
+    /// "Not found" answers are cached this long. Default 5 s.
+    pub negative_ttl: Duration,
+    /// A last good answer is served this long while the directory fails. Default 5 min.
+    pub stale_ttl: Duration,
+    /// One directory call at most this long. Default 1 s.
+    pub timeout: Duration,
+    /// Cache size bound. Default 100000.
+    pub max_entries: NonZeroUsize,
+}
+
+/// Resolves a path from the config against the config file's directory.
+pub(crate) fn resolve_path(base: &Path, p: &str) -> PathBuf {
+    let p = Path::new(p);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
+}

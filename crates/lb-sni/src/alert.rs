@@ -21,7 +21,15 @@ pub const INTERNAL_ERROR: u8 = 80;
 
 /// A fatal alert record with the given description.
 pub const fn fatal_alert(description: u8) -> [u8; 7] {
-    [CONTENT_TYPE_ALERT, 0x03, 0x03, 0x00, 0x02, LEVEL_FATAL, description]
+    [
+        CONTENT_TYPE_ALERT,
+        0x03,
+        0x03,
+        0x00,
+        0x02,
+        LEVEL_FATAL,
+        description,
+    ]
 }
 
 /// The fatal `unrecognized_name` alert: no route for the SNI (or no SNI and no `*` route),
@@ -52,7 +60,13 @@ mod tests {
             assert_eq!(record[5], 2, "level fatal");
             assert_eq!(record[6], description);
         }
-        assert_eq!(unrecognized_name_alert(), [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x70]);
-        assert_eq!(internal_error_alert(), [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x50]);
+        assert_eq!(
+            unrecognized_name_alert(),
+            [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x70]
+        );
+        assert_eq!(
+            internal_error_alert(),
+            [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x50]
+        );
     }
 }

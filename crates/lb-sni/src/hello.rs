@@ -40,7 +40,8 @@
 //! as soon as a length field reveals it. Malformed input is reported as early as the bytes
 //! allow (a first byte that is not `0x16` is [`HelloError::NotTls`] right away), and a
 //! strict prefix of a valid hello is always `Incomplete`, never another error and never a
-//! (wrong) answer. Bytes after the hello (there should be none before the server answers)
+//! (wrong) answer. Conversely, once the parser gives any answer other than `Incomplete`,
+//! appending bytes never changes it. Bytes after the hello (there should be none before the server answers)
 //! are ignored; [`Hello::consumed`] says where it ended.
 //!
 //! # Zero copy
@@ -124,7 +125,9 @@ pub enum HelloError {
         what: &'static str,
     },
     /// The hello would need more than [`MAX_HELLO_BYTES`] bytes of buffer.
-    #[error("ClientHello needs at least {at_least} bytes, more than the {MAX_HELLO_BYTES}-byte cap")]
+    #[error(
+        "ClientHello needs at least {at_least} bytes, more than the {MAX_HELLO_BYTES}-byte cap"
+    )]
     Oversized {
         /// The smallest buffer the hello would need, as far as its length fields tell.
         at_least: usize,
@@ -509,7 +512,9 @@ fn parse_handshake(message: &[u8]) -> Result<Body, HelloError> {
 fn parse_server_name(mut data: Reader<'_>) -> Result<Option<Range<usize>>, HelloError> {
     let len = usize::from(data.u16("server_name list length past the extension")?);
     if len != data.remaining() {
-        return Err(malformed("server_name list length does not match the extension"));
+        return Err(malformed(
+            "server_name list length does not match the extension",
+        ));
     }
     if len == 0 {
         return Err(malformed("empty server_name list"));

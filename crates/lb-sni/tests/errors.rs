@@ -36,7 +36,11 @@ fn other_protocols_are_not_tls() {
         b"\x16\x02\x00\x00\x10",     // 0x16 but not a 3.x record version
         b"\x85\x00\x02\x03\x01\x00", // high bit set, not an SSLv2 CLIENT-HELLO
     ] {
-        assert_eq!(parse_client_hello(bytes).map(|_| ()), Err(HelloError::NotTls), "{bytes:?}");
+        assert_eq!(
+            parse_client_hello(bytes).map(|_| ()),
+            Err(HelloError::NotTls),
+            "{bytes:?}"
+        );
     }
 }
 
@@ -44,13 +48,18 @@ fn other_protocols_are_not_tls() {
 fn sslv2_hello_is_recognised() {
     // SSLv2-compatible CLIENT-HELLO: length 0x2e (high bit set), type 1, version 3.1,
     // cipher_specs 21 bytes, session id 0, challenge 16.
-    let mut hello = vec![0x80, 0x2e, 0x01, 0x03, 0x01, 0x00, 0x15, 0x00, 0x00, 0x00, 0x10];
+    let mut hello = vec![
+        0x80, 0x2e, 0x01, 0x03, 0x01, 0x00, 0x15, 0x00, 0x00, 0x00, 0x10,
+    ];
     for _ in 0..7 {
         hello.extend_from_slice(&[0x00, 0x00, 0x04]);
     }
     hello.extend_from_slice(&[0xab; 16]);
     assert_eq!(hello.len(), 2 + 0x2e);
-    assert_eq!(parse_client_hello(&hello).map(|_| ()), Err(HelloError::SslV2));
+    assert_eq!(
+        parse_client_hello(&hello).map(|_| ()),
+        Err(HelloError::SslV2)
+    );
     // Its first two bytes are not enough to tell.
     assert!(parse_client_hello(&hello[..2]).is_err_and(|e| e.is_incomplete()));
 }
@@ -85,10 +94,19 @@ fn a_record_longer_than_its_handshake_is_malformed_before_the_bytes_come() {
     let mut bytes = openssl();
     let len = get16(&bytes, 3);
     set16(&mut bytes, 3, len + 10);
-    assert_eq!(malformed(&bytes[..9]), "record carries bytes past the ClientHello");
-    assert_eq!(malformed(&bytes), "record carries bytes past the ClientHello");
+    assert_eq!(
+        malformed(&bytes[..9]),
+        "record carries bytes past the ClientHello"
+    );
+    assert_eq!(
+        malformed(&bytes),
+        "record carries bytes past the ClientHello"
+    );
     bytes.extend_from_slice(&[0; 10]);
-    assert_eq!(malformed(&bytes), "record carries bytes past the ClientHello");
+    assert_eq!(
+        malformed(&bytes),
+        "record carries bytes past the ClientHello"
+    );
 }
 
 #[test]
@@ -98,7 +116,9 @@ fn a_record_over_16k_is_oversized_at_its_header() {
     for prefix in [5, 40, bytes.len()] {
         assert_eq!(
             parse_client_hello(&bytes[..prefix]).map(|_| ()),
-            Err(HelloError::Oversized { at_least: 5 + 0x4001 })
+            Err(HelloError::Oversized {
+                at_least: 5 + 0x4001
+            })
         );
     }
 }
@@ -110,7 +130,9 @@ fn a_hello_claiming_20k_is_oversized_early() {
     for prefix in [9, 100, bytes.len()] {
         assert_eq!(
             parse_client_hello(&bytes[..prefix]).map(|_| ()),
-            Err(HelloError::Oversized { at_least: 5 + 4 + 20 * 1024 })
+            Err(HelloError::Oversized {
+                at_least: 5 + 4 + 20 * 1024
+            })
         );
     }
 }
@@ -133,13 +155,18 @@ fn the_cap_is_exact() {
     let split = reframe(&full, &[100]);
     assert_eq!(
         parse_client_hello(&split).map(|_| ()),
-        Err(HelloError::Oversized { at_least: MAX_HELLO_BYTES + 5 })
+        Err(HelloError::Oversized {
+            at_least: MAX_HELLO_BYTES + 5
+        })
     );
     // One byte more in one record cannot be framed in a single record at all.
     let over = build_handshake(Some(&[(21, vec![0; lb_sni::hello::MAX_RECORD_PAYLOAD])]));
     assert!(over.len() > lb_sni::hello::MAX_RECORD_PAYLOAD);
     let split = reframe(&over, &[8000]);
-    assert!(matches!(parse_client_hello(&split), Err(HelloError::Oversized { .. })));
+    assert!(matches!(
+        parse_client_hello(&split),
+        Err(HelloError::Oversized { .. })
+    ));
 }
 
 #[test]
@@ -160,9 +187,12 @@ fn a_record_shorter_than_the_hello_continues_into_garbage() {
     if last == 0x16 {
         assert!(result.is_err_and(|e| e.is_incomplete()));
     } else {
-        assert_eq!(result.map(|_| ()), Err(HelloError::Malformed {
-            what: "non-handshake record inside the ClientHello"
-        }));
+        assert_eq!(
+            result.map(|_| ()),
+            Err(HelloError::Malformed {
+                what: "non-handshake record inside the ClientHello"
+            })
+        );
     }
 }
 
@@ -171,8 +201,14 @@ fn a_foreign_record_inside_a_split_hello_is_malformed_at_its_first_byte() {
     let mut bytes = vector("openssl-sni-alpn-two-records.bin").bytes;
     let second = 5 + get16(&bytes, 3) as usize;
     bytes[second] = 0x17;
-    assert_eq!(malformed(&bytes[..=second]), "non-handshake record inside the ClientHello");
-    assert_eq!(malformed(&bytes), "non-handshake record inside the ClientHello");
+    assert_eq!(
+        malformed(&bytes[..=second]),
+        "non-handshake record inside the ClientHello"
+    );
+    assert_eq!(
+        malformed(&bytes),
+        "non-handshake record inside the ClientHello"
+    );
     bytes[second] = 0x16;
     bytes[second + 1] = 0x02;
     assert_eq!(malformed(&bytes[..second + 2]), "record version is not 3.x");
@@ -196,7 +232,10 @@ fn handshake_length_must_match_its_records() {
     let mut bytes = openssl();
     let hs = u32::from_be_bytes([0, bytes[6], bytes[7], bytes[8]]);
     bytes[6..9].copy_from_slice(&(hs - 1).to_be_bytes()[1..]);
-    assert_eq!(malformed(&bytes), "record carries bytes past the ClientHello");
+    assert_eq!(
+        malformed(&bytes),
+        "record carries bytes past the ClientHello"
+    );
     // Longer: the hello continues in a record that has not come yet.
     let mut bytes = openssl();
     bytes[6..9].copy_from_slice(&(hs + 1).to_be_bytes()[1..]);
@@ -212,7 +251,10 @@ fn an_extension_length_past_its_container_is_malformed() {
     let (_, last) = *extension_offsets(&bytes).last().expect("extensions");
     let len = get16(&bytes, last + 2);
     set16(&mut bytes, last + 2, len + 1);
-    assert_eq!(malformed(&bytes), "extension data past the extensions block");
+    assert_eq!(
+        malformed(&bytes),
+        "extension data past the extensions block"
+    );
 }
 
 #[test]
@@ -236,7 +278,10 @@ fn server_name_list_length_must_match_the_extension() {
         let mut edited = bytes.clone();
         let list = get16(&edited, sni + 4) as i32;
         set16(&mut edited, sni + 4, (list + delta) as u16);
-        assert_eq!(malformed(&edited), "server_name list length does not match the extension");
+        assert_eq!(
+            malformed(&edited),
+            "server_name list length does not match the extension"
+        );
     }
     let mut edited = bytes.clone();
     let name_len = get16(&edited, sni + 7);
@@ -251,7 +296,10 @@ fn a_host_name_with_a_nul_is_malformed() {
     let name = sni + 9;
     assert_eq!(&bytes[name..name + 9], b"app1.test");
     bytes[name + 4] = 0;
-    assert_eq!(malformed(&bytes), "host_name has bytes no host name can hold");
+    assert_eq!(
+        malformed(&bytes),
+        "host_name has bytes no host name can hold"
+    );
 }
 
 #[test]
@@ -260,7 +308,10 @@ fn alpn_list_length_must_match_the_extension() {
     let alpn = extension_at(&bytes, 16);
     let list = get16(&bytes, alpn + 4);
     set16(&mut bytes, alpn + 4, list - 1);
-    assert_eq!(malformed(&bytes), "ALPN list length does not match the extension");
+    assert_eq!(
+        malformed(&bytes),
+        "ALPN list length does not match the extension"
+    );
 }
 
 #[test]
@@ -290,7 +341,10 @@ fn built_hellos() {
     // No extensions block at all (old TLS 1.2 clients).
     assert_eq!(parse(None), Ok((None, 0)));
     assert_eq!(parse(Some(&[])), Ok((None, 0)));
-    assert_eq!(parse(Some(&[sni(b"a.test")])), Ok((Some("a.test".into()), 0)));
+    assert_eq!(
+        parse(Some(&[sni(b"a.test")])),
+        Ok((Some("a.test".into()), 0))
+    );
     // An unknown name type is skipped; the host_name is still found.
     let mixed = server_name_ext(&[(7, b"\x01\x02"), (0, b"b.test")]);
     assert_eq!(parse(Some(&[(0, mixed)])), Ok((Some("b.test".into()), 0)));
@@ -301,23 +355,50 @@ fn built_hellos() {
         Err(HelloError::Malformed { what }) => what,
         other => panic!("{other:?}"),
     };
-    assert_eq!(dup(&[sni(b"a.test"), sni(b"b.test")]), "two server_name extensions");
+    assert_eq!(
+        dup(&[sni(b"a.test"), sni(b"b.test")]),
+        "two server_name extensions"
+    );
     let two_names = server_name_ext(&[(0, b"a.test"), (0, b"b.test")]);
-    assert_eq!(dup(&[(0, two_names)]), "two host_name entries in server_name");
+    assert_eq!(
+        dup(&[(0, two_names)]),
+        "two host_name entries in server_name"
+    );
     let h2 = (16u16, alpn_ext(&[b"h2"]));
     assert_eq!(dup(&[h2.clone(), h2.clone()]), "two ALPN extensions");
     assert_eq!(dup(&[(0, vec![0, 0])]), "empty server_name list");
-    assert_eq!(dup(&[(0, vec![])]), "server_name list length past the extension");
+    assert_eq!(
+        dup(&[(0, vec![])]),
+        "server_name list length past the extension"
+    );
     assert_eq!(dup(&[sni(b"")]), "empty host_name");
-    assert_eq!(dup(&[sni(b"a b.test")]), "host_name has bytes no host name can hold");
-    assert_eq!(dup(&[sni("tést".as_bytes())]), "host_name has bytes no host name can hold");
-    assert_eq!(dup(&[(16, alpn_ext(&[b"h2", b""]))]), "empty ALPN protocol name");
+    assert_eq!(
+        dup(&[sni(b"a b.test")]),
+        "host_name has bytes no host name can hold"
+    );
+    assert_eq!(
+        dup(&[sni("tést".as_bytes())]),
+        "host_name has bytes no host name can hold"
+    );
+    assert_eq!(
+        dup(&[(16, alpn_ext(&[b"h2", b""]))]),
+        "empty ALPN protocol name"
+    );
     assert_eq!(dup(&[(16, vec![0, 0])]), "empty ALPN list");
-    assert_eq!(dup(&[(16, vec![0, 3, 5, b'h', b'2'])]), "ALPN protocol past the list");
+    assert_eq!(
+        dup(&[(16, vec![0, 3, 5, b'h', b'2'])]),
+        "ALPN protocol past the list"
+    );
     // ALPN in order.
-    let bytes = one_record(&build_handshake(Some(&[(16, alpn_ext(&[b"h2", b"http/1.1"]))])));
+    let bytes = one_record(&build_handshake(Some(&[(
+        16,
+        alpn_ext(&[b"h2", b"http/1.1"]),
+    )])));
     let hello = parse_client_hello(&bytes).expect("parses");
-    assert_eq!(hello.alpn().collect::<Vec<_>>(), vec![&b"h2"[..], b"http/1.1"]);
+    assert_eq!(
+        hello.alpn().collect::<Vec<_>>(),
+        vec![&b"h2"[..], b"http/1.1"]
+    );
 }
 
 #[test]
@@ -328,5 +409,8 @@ fn a_truncated_body_is_malformed_not_incomplete() {
     let cut = 4 + 2 + 32 + 1 + 32 + 3;
     let mut message = full[..cut].to_vec();
     message[1..4].copy_from_slice(&((cut - 4) as u32).to_be_bytes()[1..]);
-    assert_eq!(malformed(&one_record(&message)), "cipher_suites past the handshake");
+    assert_eq!(
+        malformed(&one_record(&message)),
+        "cipher_suites past the handshake"
+    );
 }

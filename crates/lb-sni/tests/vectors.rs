@@ -7,7 +7,10 @@ use lb_sni::hello::{parse_client_hello, HelloError};
 
 #[test]
 fn the_outside_folder_matches_the_in_repo_copy_when_present() {
-    let outside = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/testdata/client-hello");
+    let outside = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/testdata/client-hello"
+    );
     let outside = std::path::Path::new(outside);
     if !outside.join("manifest.json").exists() {
         return; // a clone without shared/ beside it: the in-repo copy is authoritative
@@ -68,7 +71,13 @@ fn names_are_returned_as_sent() {
     let hello = parse_client_hello(&v.bytes).expect("parses");
     assert_eq!(hello.sni(), Some("XN--BCHER-KVA.Example.COM"));
     let v = vector("openssl-long-sni.bin");
-    assert_eq!(parse_client_hello(&v.bytes).expect("parses").sni().map(str::len), Some(249));
+    assert_eq!(
+        parse_client_hello(&v.bytes)
+            .expect("parses")
+            .sni()
+            .map(str::len),
+        Some(249)
+    );
 }
 
 #[test]

@@ -69,8 +69,13 @@
 //! # Ok::<(), HelloError>(())
 //! ```
 
+mod body;
+mod reader;
+
 use std::borrow::Cow;
 use std::ops::Range;
+
+use body::parse_handshake;
 
 /// Largest payload of one TLS record (2^14 bytes).
 pub const MAX_RECORD_PAYLOAD: usize = 16_384;
@@ -86,9 +91,6 @@ pub const MAX_HELLO_BYTES: usize = MAX_RECORD_PAYLOAD + RECORD_HEADER_LEN;
 const CONTENT_TYPE_HANDSHAKE: u8 = 0x16;
 const HANDSHAKE_CLIENT_HELLO: u8 = 1;
 const HANDSHAKE_HEADER_LEN: usize = 4;
-const EXT_SERVER_NAME: u16 = 0;
-const EXT_ALPN: u16 = 16;
-const NAME_TYPE_HOST_NAME: u8 = 0;
 const SSLV2_CLIENT_HELLO: u8 = 1;
 
 /// Why [`parse_client_hello`] gave no [`Hello`].
@@ -100,8 +102,10 @@ pub enum HelloError {
     /// The bytes so far are a valid beginning: read more and call again.
     #[error("incomplete ClientHello{}", fmt_needed(.needed))]
     Incomplete {
-        /// A lower bound on how many more bytes the hello needs (`None`: unknown). Reading
-        /// fewer cannot complete it; a malformed hello may be reported sooner.
+        /// A lower bound on how many more bytes the hello needs: reading fewer cannot
+        /// complete it (a malformed hello may be reported sooner). This parser always knows
+        /// one (at least the rest of the current record or record header), so it gives
+        /// `Some(n)` with `n >= 1`; `None` is kept for "unknown".
         needed: Option<usize>,
     },
     /// The first bytes are not a TLS handshake record (first byte not `0x16`, or a record
@@ -445,219 +449,9 @@ fn array_at<const N: usize>(buf: &[u8], at: usize) -> Option<[u8; N]> {
     buf.get(at..at.checked_add(N)?)?.try_into().ok()
 }
 
-/// What the handshake body yields, as ranges into the handshake message.
-struct Body {
-    legacy_version: u16,
-    sni: Option<Range<usize>>,
-    alpn: Option<Range<usize>>,
-}
-
-/// Parse a complete ClientHello handshake message (header included, already checked).
-fn parse_handshake(message: &[u8]) -> Result<Body, HelloError> {
-    let mut r = Reader::new(message);
-    r.skip(HANDSHAKE_HEADER_LEN, "handshake header")?;
-    let legacy_version = r.u16("legacy_version past the handshake")?;
-    r.skip(32, "random past the handshake")?;
-    let session_id = usize::from(r.u8("session_id length past the handshake")?);
-    if session_id > 32 {
-        return Err(malformed("session_id longer than 32 bytes"));
-    }
-    r.skip(session_id, "session_id past the handshake")?;
-    let suites = usize::from(r.u16("cipher_suites length past the handshake")?);
-    if suites == 0 || suites % 2 != 0 {
-        return Err(malformed("cipher_suites length is zero or odd"));
-    }
-    r.skip(suites, "cipher_suites past the handshake")?;
-    let compression = usize::from(r.u8("compression_methods length past the handshake")?);
-    if compression == 0 {
-        return Err(malformed("no compression method"));
-    }
-    r.skip(compression, "compression_methods past the handshake")?;
-    let mut body = Body {
-        legacy_version,
-        sni: None,
-        alpn: None,
-    };
-    if r.is_empty() {
-        return Ok(body); // a TLS 1.2 hello may omit the extensions block entirely
-    }
-    let len = usize::from(r.u16("extensions length past the handshake")?);
-    let mut extensions = r.sub(len, "extensions past the handshake")?;
-    if !r.is_empty() {
-        return Err(malformed("bytes after the extensions block"));
-    }
-    let (mut seen_sni, mut seen_alpn) = (false, false);
-    while !extensions.is_empty() {
-        let kind = extensions.u16("extension type past the extensions block")?;
-        let len = usize::from(extensions.u16("extension length past the extensions block")?);
-        let data = extensions.sub(len, "extension data past the extensions block")?;
-        match kind {
-            EXT_SERVER_NAME if seen_sni => return Err(malformed("two server_name extensions")),
-            EXT_SERVER_NAME => {
-                seen_sni = true;
-                body.sni = parse_server_name(data)?;
-            }
-            EXT_ALPN if seen_alpn => return Err(malformed("two ALPN extensions")),
-            EXT_ALPN => {
-                seen_alpn = true;
-                body.alpn = Some(parse_alpn(data)?);
-            }
-            _ => {}
-        }
-    }
-    Ok(body)
-}
-
-/// The `server_name` extension: the range of its `host_name`, if it has one.
-fn parse_server_name(mut data: Reader<'_>) -> Result<Option<Range<usize>>, HelloError> {
-    let len = usize::from(data.u16("server_name list length past the extension")?);
-    if len != data.remaining() {
-        return Err(malformed(
-            "server_name list length does not match the extension",
-        ));
-    }
-    if len == 0 {
-        return Err(malformed("empty server_name list"));
-    }
-    let mut host = None;
-    while !data.is_empty() {
-        let name_type = data.u8("server_name entry type past the list")?;
-        let len = usize::from(data.u16("server_name entry length past the list")?);
-        let start = data.pos;
-        let name = data.bytes(len, "server_name entry past the list")?;
-        if name_type != NAME_TYPE_HOST_NAME {
-            continue; // RFC 6066 leaves room for other name types; none is defined
-        }
-        if host.is_some() {
-            return Err(malformed("two host_name entries in server_name"));
-        }
-        check_host_name(name)?;
-        host = Some(start..start + len);
-    }
-    Ok(host)
-}
-
-/// A host name lb-sni is willing to carry to the router: non-empty, and only the bytes a
-/// DNS name (or its punycode form) can hold. No NUL, no space, no control or non-ASCII.
-fn check_host_name(name: &[u8]) -> Result<(), HelloError> {
-    if name.is_empty() {
-        return Err(malformed("empty host_name"));
-    }
-    let ok = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_');
-    if !name.iter().all(ok) {
-        return Err(malformed("host_name has bytes no host name can hold"));
-    }
-    Ok(())
-}
-
-/// The ALPN extension: the range of its protocol_name_list contents.
-fn parse_alpn(mut data: Reader<'_>) -> Result<Range<usize>, HelloError> {
-    let len = usize::from(data.u16("ALPN list length past the extension")?);
-    if len != data.remaining() {
-        return Err(malformed("ALPN list length does not match the extension"));
-    }
-    if len == 0 {
-        return Err(malformed("empty ALPN list"));
-    }
-    let start = data.pos;
-    while !data.is_empty() {
-        let len = usize::from(data.u8("ALPN protocol length past the list")?);
-        if len == 0 {
-            return Err(malformed("empty ALPN protocol name"));
-        }
-        data.skip(len, "ALPN protocol past the list")?;
-    }
-    Ok(start..data.pos)
-}
-
-/// A bounds-checked cursor over `buf[pos..end]`. Positions are absolute in `buf`, so a
-/// sub-reader's offsets index the whole message. Every read that would pass `end` fails
-/// with `Malformed { what }`, naming the field that overran its container.
-struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
-    end: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn new(buf: &'a [u8]) -> Self {
-        Reader {
-            buf,
-            pos: 0,
-            end: buf.len(),
-        }
-    }
-
-    fn remaining(&self) -> usize {
-        self.end.saturating_sub(self.pos)
-    }
-
-    fn is_empty(&self) -> bool {
-        self.remaining() == 0
-    }
-
-    fn bytes(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], HelloError> {
-        if n > self.remaining() {
-            return Err(malformed(what));
-        }
-        let out = self
-            .buf
-            .get(self.pos..self.pos + n)
-            .ok_or(malformed(what))?;
-        self.pos += n;
-        Ok(out)
-    }
-
-    fn skip(&mut self, n: usize, what: &'static str) -> Result<(), HelloError> {
-        self.bytes(n, what).map(|_| ())
-    }
-
-    fn u8(&mut self, what: &'static str) -> Result<u8, HelloError> {
-        match self.bytes(1, what)? {
-            [b] => Ok(*b),
-            _ => Err(malformed(what)),
-        }
-    }
-
-    fn u16(&mut self, what: &'static str) -> Result<u16, HelloError> {
-        match self.bytes(2, what)? {
-            [hi, lo] => Ok(u16::from_be_bytes([*hi, *lo])),
-            _ => Err(malformed(what)),
-        }
-    }
-
-    /// The next `n` bytes as their own reader (same absolute positions); skips them here.
-    fn sub(&mut self, n: usize, what: &'static str) -> Result<Reader<'a>, HelloError> {
-        let start = self.pos;
-        self.skip(n, what)?;
-        Ok(Reader {
-            buf: self.buf,
-            pos: start,
-            end: self.pos,
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reader_reads_big_endian_and_stops_at_its_end() {
-        let data = [1, 2, 3, 4, 5, 6];
-        let mut r = Reader::new(&data);
-        assert_eq!(r.u8("a"), Ok(1));
-        assert_eq!(r.u16("b"), Ok(0x0203));
-        let mut sub = r.sub(2, "c").expect("2 of 3 remaining bytes");
-        assert_eq!(r.remaining(), 1);
-        assert_eq!(sub.pos, 3);
-        assert_eq!(sub.u16("d"), Ok(0x0405));
-        assert_eq!(sub.u8("past sub"), Err(malformed("past sub")));
-        assert_eq!(r.u16("past end"), Err(malformed("past end")));
-        assert_eq!(r.u8("last"), Ok(6));
-        assert!(r.is_empty());
-        assert_eq!(r.bytes(usize::MAX, "huge"), Err(malformed("huge")));
-    }
 
     #[test]
     fn sniff_decides_on_the_first_bytes() {
@@ -669,14 +463,6 @@ mod tests {
         assert_eq!(sniff(&[0x80]), Err(incomplete(2)));
         assert_eq!(sniff(&[0x80, 0x2e, 0x01]), Err(HelloError::SslV2));
         assert_eq!(sniff(&[0x80, 0x2e, 0x02]), Err(HelloError::NotTls));
-    }
-
-    #[test]
-    fn host_names_are_checked() {
-        assert!(check_host_name(b"Tenant-42.example_x.COM").is_ok());
-        for bad in [&b""[..], b"a\0b", b"a b", b"caf\xc3\xa9", b"a/b", b"a:443"] {
-            assert!(check_host_name(bad).is_err(), "{bad:?}");
-        }
     }
 
     #[test]

@@ -60,15 +60,15 @@ pub mod outlier;
 pub mod pool;
 pub mod select;
 
-pub mod health;
-#[cfg(feature = "runtime")]
-pub mod resolve;
+#[cfg(feature = "admin")]
+pub mod admin;
 #[cfg(feature = "config")]
 pub mod config;
 #[cfg(feature = "runtime")]
 pub mod discovery;
-#[cfg(feature = "admin")]
-pub mod admin;
+pub mod health;
+#[cfg(feature = "runtime")]
+pub mod resolve;
 #[cfg(feature = "runtime")]
 pub mod resp;
 

@@ -34,8 +34,10 @@ impl Histogram {
             self.buckets[i].fetch_add(1, Ordering::Relaxed);
         }
         self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_micros
-            .fetch_add(u64::try_from(d.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
+        self.sum_micros.fetch_add(
+            u64::try_from(d.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
     }
 
     /// Observations so far.
@@ -156,9 +158,19 @@ impl ReasonCounters {
 
     /// Renders `lb_proxy_errors_total{reason}`.
     pub fn render(&self, out: &mut String) {
-        header(out, "lb_proxy_errors_total", "counter", "Answers and closes made by the balancer itself, by x-lb-error reason.");
+        header(
+            out,
+            "lb_proxy_errors_total",
+            "counter",
+            "Answers and closes made by the balancer itself, by x-lb-error reason.",
+        );
         for r in Reason::ALL {
-            sample(out, "lb_proxy_errors_total", &[("reason", r.as_str())], self.get(r) as f64);
+            sample(
+                out,
+                "lb_proxy_errors_total",
+                &[("reason", r.as_str())],
+                self.get(r) as f64,
+            );
         }
     }
 }
@@ -216,9 +228,18 @@ mod tests {
         h.observe(Duration::from_secs(60));
         let mut out = String::new();
         h.render(&mut out, "x", &[("pool", "a\"b")]);
-        assert!(out.contains("x_bucket{pool=\"a\\\"b\",le=\"0.0005\"} 1\n"), "{out}");
-        assert!(out.contains("x_bucket{pool=\"a\\\"b\",le=\"0.005\"} 2\n"), "{out}");
-        assert!(out.contains("x_bucket{pool=\"a\\\"b\",le=\"+Inf\"} 3\n"), "{out}");
+        assert!(
+            out.contains("x_bucket{pool=\"a\\\"b\",le=\"0.0005\"} 1\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("x_bucket{pool=\"a\\\"b\",le=\"0.005\"} 2\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("x_bucket{pool=\"a\\\"b\",le=\"+Inf\"} 3\n"),
+            "{out}"
+        );
         assert!(out.contains("x_count{pool=\"a\\\"b\"} 3\n"), "{out}");
     }
 

@@ -1,6 +1,151 @@
-//! `lb-proxy`: placeholder until its issue lands.
+//! `lb-proxy --config FILE [--check]`, or `lb-proxy --demo`.
 
-fn main() {
-    eprintln!("usage: lb-proxy --config FILE (not implemented yet)");
-    std::process::exit(2);
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use lb_core::config::{Binary, Config};
+use lb_proxy::{app::App, demo};
+
+const USAGE: &str = "usage: lb-proxy --config FILE [--check] | lb-proxy --demo";
+const GRACE: Duration = Duration::from_secs(30);
+
+enum Mode {
+    Run(PathBuf),
+    Check(PathBuf),
+    Demo,
+}
+
+fn parse_args() -> Result<Mode, String> {
+    let mut config = None;
+    let mut check = false;
+    let mut demo = false;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--config" | "-c" => {
+                config = Some(PathBuf::from(args.next().ok_or("--config needs a file")?))
+            }
+            "--check" => check = true,
+            "--demo" => demo = true,
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    match (config, check, demo) {
+        (_, _, true) => Ok(Mode::Demo),
+        (Some(c), true, _) => Ok(Mode::Check(c)),
+        (Some(c), false, _) => Ok(Mode::Run(c)),
+        (None, _, _) => Err("--config FILE is required".into()),
+    }
+}
+
+fn main() -> ExitCode {
+    let mode = match parse_args() {
+        Ok(m) => m,
+        Err(e) => {
+            if !e.is_empty() {
+                eprintln!("lb-proxy: {e}");
+            }
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let (path, threads) = match &mode {
+        Mode::Check(p) => {
+            return match Config::load(p, Binary::Proxy) {
+                Ok(_) => {
+                    println!("{}: ok", p.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        Mode::Run(p) => match Config::load(p, Binary::Proxy) {
+            Ok(c) => (Some(p.clone()), c.threads),
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        Mode::Demo => (None, 0),
+    };
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if threads > 0 {
+        rt.worker_threads(threads);
+    }
+    let rt = match rt.enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("lb-proxy: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(async move {
+        match run(path).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("lb-proxy: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+async fn run(path: Option<PathBuf>) -> Result<(), String> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (config, banner) = match &path {
+        Some(p) => (
+            Config::load(p, Binary::Proxy).map_err(|e| e.to_string())?,
+            None,
+        ),
+        None => {
+            let mut b = [std::net::SocketAddr::from(([127, 0, 0, 1], 0)); 3];
+            for (i, slot) in b.iter_mut().enumerate() {
+                *slot = demo::backend(format!("backend-{}", i + 1))
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            (
+                demo::config(&b, "127.0.0.1:8080", "127.0.0.1:9091")?,
+                Some(()),
+            )
+        }
+    };
+    let mut app = App::start(config).await.map_err(|e| e.to_string())?;
+    if banner.is_some() {
+        if let Some(l) = app.listen_addrs().first() {
+            println!("{}", demo::instructions(*l, app.admin_addr()));
+        }
+    }
+    let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
+    let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    loop {
+        tokio::select! {
+            _ = hup.recv() => {
+                let Some(p) = &path else { continue };
+                match Config::load(p, Binary::Proxy) {
+                    Ok(c) => if let Err(e) = app.reload(c).await {
+                        tracing::error!(error = %e, "reload failed; the old config keeps serving");
+                    },
+                    Err(e) => tracing::error!(error = %e, "reload rejected; the old config keeps serving"),
+                }
+            }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    tracing::info!("shutting down: draining in-flight requests");
+    app.shutdown(GRACE).await;
+    Ok(())
 }

@@ -43,11 +43,19 @@ fn error(status: StatusCode, msg: &str) -> Resp {
 }
 
 fn authorized(view: &AdminView, req: &Request<Incoming>) -> bool {
-    let Some(token) = &view.token else { return true };
-    let Some(h) = req.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+    let Some(token) = &view.token else {
+        return true;
+    };
+    let Some(h) = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
         return false;
     };
-    let Some(given) = h.strip_prefix("Bearer ") else { return false };
+    let Some(given) = h.strip_prefix("Bearer ") else {
+        return false;
+    };
     // Constant-time comparison: the token is a secret.
     given.len() == token.len()
         && given
@@ -84,7 +92,11 @@ pub async fn handle(state: &AdminState, req: Request<Incoming>) -> Resp {
     let segs: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
     match (method.clone(), segs.as_slice()) {
         (Method::GET, ["api", "v1", "pools"]) => {
-            let pools: Vec<_> = view.pools.iter().map(|(n, h)| json::pool_json(n, h)).collect();
+            let pools: Vec<_> = view
+                .pools
+                .iter()
+                .map(|(n, h)| json::pool_json(n, h))
+                .collect();
             json(StatusCode::OK, &serde_json::json!({ "pools": pools }))
         }
         (Method::GET, ["api", "v1", "pools", pool]) => match view.pools.get(*pool) {
@@ -110,19 +122,33 @@ pub async fn handle(state: &AdminState, req: Request<Incoming>) -> Resp {
                 Ok(a) => a,
                 Err(r) => return r,
             };
-            let change = Change::Update { addr, weight: None, draining: Some(true) };
+            let change = Change::Update {
+                addr,
+                weight: None,
+                draining: Some(true),
+            };
             match h.source.write(&h.pool, change).await {
-                Ok(()) => json(StatusCode::ACCEPTED, &serde_json::json!({ "draining": addr.to_string() })),
+                Ok(()) => json(
+                    StatusCode::ACCEPTED,
+                    &serde_json::json!({ "draining": addr.to_string() }),
+                ),
                 Err(e) => write_error(e),
             }
         }
-        _ => error(StatusCode::NOT_FOUND, &format!("no admin endpoint {method} {path}")),
+        _ => error(
+            StatusCode::NOT_FOUND,
+            &format!("no admin endpoint {method} {path}"),
+        ),
     }
 }
 
 fn parse_addr(raw: &str) -> Result<SocketAddr, Resp> {
-    let decoded = json::percent_decode(raw)
-        .ok_or_else(|| error(StatusCode::BAD_REQUEST, &format!("bad percent-encoding in {raw:?}")))?;
+    let decoded = json::percent_decode(raw).ok_or_else(|| {
+        error(
+            StatusCode::BAD_REQUEST,
+            &format!("bad percent-encoding in {raw:?}"),
+        )
+    })?;
     decoded.parse().map_err(|_| {
         error(
             StatusCode::BAD_REQUEST,
@@ -167,7 +193,10 @@ async fn add_backend(view: &AdminView, pool: &str, req: Request<Incoming>) -> Re
         Err(_) => {
             return error(
                 StatusCode::BAD_REQUEST,
-                &format!("addr {:?} is not an address: expected ip:port or [ipv6]:port", body.addr),
+                &format!(
+                    "addr {:?} is not an address: expected ip:port or [ipv6]:port",
+                    body.addr
+                ),
             )
         }
     };
@@ -223,9 +252,16 @@ async fn change_backend(view: &AdminView, pool: &str, raw: &str, req: Request<In
         }
     }
     if body.weight.is_none() && draining.is_none() {
-        return error(StatusCode::BAD_REQUEST, "nothing to change: give \"weight\" and/or \"state\"");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "nothing to change: give \"weight\" and/or \"state\"",
+        );
     }
-    let change = Change::Update { addr, weight: body.weight, draining };
+    let change = Change::Update {
+        addr,
+        weight: body.weight,
+        draining,
+    };
     match h.source.write(&h.pool, change).await {
         Ok(()) => json(StatusCode::OK, &json::pool_json(pool, h)),
         Err(e) => write_error(e),
@@ -251,44 +287,98 @@ fn route(view: &AdminView, query: &str) -> Resp {
     };
     let snap = h.pool.snapshot();
     match snap.preferred(key.as_bytes()) {
-        Some(m) => json(StatusCode::OK, &serde_json::json!({ "backend": m.backend().addr().to_string() })),
-        None => error(StatusCode::SERVICE_UNAVAILABLE, "no usable backend in the pool"),
+        Some(m) => json(
+            StatusCode::OK,
+            &serde_json::json!({ "backend": m.backend().addr().to_string() }),
+        ),
+        None => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no usable backend in the pool",
+        ),
     }
 }
 
 fn render_metrics(state: &AdminState, view: &AdminView) -> String {
     let mut out = String::with_capacity(4096);
-    metrics::header(&mut out, "lb_requests_total", "counter", "Responses relayed, by pool, backend and status class.");
+    metrics::header(
+        &mut out,
+        "lb_requests_total",
+        "counter",
+        "Responses relayed, by pool, backend and status class.",
+    );
     for (name, h) in &view.pools {
         for m in h.pool.snapshot().members() {
             let addr = m.backend().addr().to_string();
             for (i, c) in m.state().class_counts().iter().enumerate() {
                 let class = format!("{}xx", i + 1);
-                metrics::sample(&mut out, "lb_requests_total", &[("pool", name), ("backend", &addr), ("class", &class)], *c as f64);
+                metrics::sample(
+                    &mut out,
+                    "lb_requests_total",
+                    &[("pool", name), ("backend", &addr), ("class", &class)],
+                    *c as f64,
+                );
             }
         }
     }
-    metrics::header(&mut out, "lb_backend_up", "gauge", "1 when the backend takes traffic.");
+    metrics::header(
+        &mut out,
+        "lb_backend_up",
+        "gauge",
+        "1 when the backend takes traffic.",
+    );
     for (name, h) in &view.pools {
         let now = crate::clock::now_nanos();
         for m in h.pool.snapshot().members() {
             let up = m.status(now) == crate::BackendStatus::Up;
-            metrics::sample(&mut out, "lb_backend_up", &[("pool", name), ("backend", &m.backend().addr().to_string())], f64::from(u8::from(up)));
+            metrics::sample(
+                &mut out,
+                "lb_backend_up",
+                &[("pool", name), ("backend", &m.backend().addr().to_string())],
+                f64::from(u8::from(up)),
+            );
         }
     }
-    metrics::header(&mut out, "lb_backend_active", "gauge", "Requests or connections in flight per backend.");
+    metrics::header(
+        &mut out,
+        "lb_backend_active",
+        "gauge",
+        "Requests or connections in flight per backend.",
+    );
     for (name, h) in &view.pools {
         for m in h.pool.snapshot().members() {
-            metrics::sample(&mut out, "lb_backend_active", &[("pool", name), ("backend", &m.backend().addr().to_string())], m.state().active() as f64);
+            metrics::sample(
+                &mut out,
+                "lb_backend_active",
+                &[("pool", name), ("backend", &m.backend().addr().to_string())],
+                m.state().active() as f64,
+            );
         }
     }
-    metrics::header(&mut out, "lb_request_duration_seconds", "histogram", "Time to the response head, by pool.");
+    metrics::header(
+        &mut out,
+        "lb_request_duration_seconds",
+        "histogram",
+        "Time to the response head, by pool.",
+    );
     for (name, h) in &view.pools {
-        h.pool.stats().duration.render(&mut out, "lb_request_duration_seconds", &[("pool", name)]);
+        h.pool
+            .stats()
+            .duration
+            .render(&mut out, "lb_request_duration_seconds", &[("pool", name)]);
     }
-    metrics::header(&mut out, "lb_retries_total", "counter", "Retries on another backend, by pool.");
+    metrics::header(
+        &mut out,
+        "lb_retries_total",
+        "counter",
+        "Retries on another backend, by pool.",
+    );
     for (name, h) in &view.pools {
-        metrics::sample(&mut out, "lb_retries_total", &[("pool", name)], h.pool.stats().retries.load(Ordering::Relaxed) as f64);
+        metrics::sample(
+            &mut out,
+            "lb_retries_total",
+            &[("pool", name)],
+            h.pool.stats().retries.load(Ordering::Relaxed) as f64,
+        );
     }
     if let Some(extra) = state.extra() {
         extra.render(&mut out);

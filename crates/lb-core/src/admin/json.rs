@@ -88,7 +88,10 @@ pub(crate) fn pool_json(name: &str, h: &PoolHandle) -> PoolJson {
 
 /// Formats a time as RFC 3339 UTC with second precision.
 pub fn rfc3339(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let (days, rem) = (secs / 86_400, secs % 86_400);
     // Civil-from-days (Howard Hinnant's algorithm), for days since 1970-01-01.
     let z = days as i64 + 719_468;
@@ -146,8 +149,14 @@ mod tests {
 
     #[test]
     fn percent_decoding() {
-        assert_eq!(percent_decode("%5B%3A%3A1%5D%3A80").as_deref(), Some("[::1]:80"));
-        assert_eq!(percent_decode("127.0.0.1:80").as_deref(), Some("127.0.0.1:80"));
+        assert_eq!(
+            percent_decode("%5B%3A%3A1%5D%3A80").as_deref(),
+            Some("[::1]:80")
+        );
+        assert_eq!(
+            percent_decode("127.0.0.1:80").as_deref(),
+            Some("127.0.0.1:80")
+        );
         assert_eq!(percent_decode("%zz"), None);
         assert_eq!(percent_decode("%4"), None);
     }

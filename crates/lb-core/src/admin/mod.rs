@@ -79,7 +79,9 @@ impl AdminState {
 
 impl std::fmt::Debug for AdminState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AdminState").field("view", &self.view.load()).finish()
+        f.debug_struct("AdminState")
+            .field("view", &self.view.load())
+            .finish()
     }
 }
 

@@ -53,6 +53,8 @@
 //! # Ok::<(), lb_core::config::ConfigError>(())
 //! ```
 
+#[cfg(feature = "http")]
+mod build;
 mod duration;
 mod error;
 mod file;
@@ -65,6 +67,8 @@ mod validate_health;
 mod validate_pool;
 mod validate_route;
 
+#[cfg(feature = "http")]
+pub use build::{BuildError, Directory};
 pub use duration::{format_duration, parse_duration, parse_percent};
 pub use error::{ConfigError, Issue, KeyPath, Position, Problem, Segment};
 pub use net::{

@@ -61,7 +61,8 @@ pub trait Source: Send + Sync + 'static {
     /// When membership was last read from the source (`None` for static pools).
     fn last_sync(&self) -> Option<SystemTime>;
     /// Applies an admin write (through the source, when it owns membership).
-    fn write<'a>(&'a self, pool: &'a Pool, change: Change) -> BoxFuture<'a, Result<(), WriteError>>;
+    fn write<'a>(&'a self, pool: &'a Pool, change: Change)
+        -> BoxFuture<'a, Result<(), WriteError>>;
 }
 
 /// The config's `backends` list: writes apply to the local pool.
@@ -75,7 +76,11 @@ impl Source for StaticSource {
     fn last_sync(&self) -> Option<SystemTime> {
         None
     }
-    fn write<'a>(&'a self, pool: &'a Pool, change: Change) -> BoxFuture<'a, Result<(), WriteError>> {
+    fn write<'a>(
+        &'a self,
+        pool: &'a Pool,
+        change: Change,
+    ) -> BoxFuture<'a, Result<(), WriteError>> {
         Box::pin(async move { pool.apply(change).map_err(WriteError::from) })
     }
 }

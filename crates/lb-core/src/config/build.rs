@@ -1,0 +1,99 @@
+//! From validated config to running parts: health settings and resolvers.
+//!
+//! Both binaries build their pools' health monitors and their directories through these,
+//! so lb-proxy and lb-sni behave the same for the same config.
+
+use std::sync::Arc;
+
+use super::{HealthKind, PoolConfig, ResolverConfig, ResolverKind};
+use crate::health::{CheckKind, HealthSettings};
+use crate::resolve::{CacheSettings, Cached, HttpResolver, Resolver, RespResolver, StaticResolver};
+
+/// A directory as the binaries use it: cached, behind a trait object.
+pub type Directory = Cached<Box<dyn Resolver>>;
+
+/// Why a resolver could not be built from a valid config.
+#[derive(Debug, thiserror::Error)]
+#[error("resolver.{name}: {reason}")]
+pub struct BuildError {
+    /// The resolver's name.
+    pub name: String,
+    /// What went wrong.
+    pub reason: String,
+}
+
+impl PoolConfig {
+    /// The pool's `[pool.X.health]` as health-monitor settings (HTTPS probes take `sni`,
+    /// `verify` and `ca` from the pool's upstream `tls`).
+    pub fn health_settings(&self) -> HealthSettings {
+        let h = &self.health;
+        let kind = match h.kind {
+            HealthKind::None => CheckKind::None,
+            HealthKind::Tcp => CheckKind::Tcp,
+            HealthKind::Http => CheckKind::Http {
+                path: h.path.clone(),
+                expect: h.expect,
+            },
+            HealthKind::Https => CheckKind::Https {
+                path: h.path.clone(),
+                expect: h.expect,
+                sni: self.tls.as_ref().and_then(|t| t.sni.clone()),
+                verify: self.tls.as_ref().is_some_and(|t| t.verify),
+                ca: self.tls.as_ref().and_then(|t| t.ca.clone()),
+            },
+        };
+        HealthSettings {
+            kind,
+            port: h.port,
+            interval: h.interval,
+            timeout: h.timeout,
+            rise: h.rise.get(),
+            fall: h.fall.get(),
+            jitter: h.jitter,
+            initial_up: h.initial_up,
+        }
+    }
+}
+
+impl ResolverConfig {
+    /// Builds the cached directory this section describes.
+    pub fn build(&self) -> Result<Arc<Directory>, BuildError> {
+        let err = |reason: String| BuildError {
+            name: self.name.clone(),
+            reason,
+        };
+        let inner: Box<dyn Resolver> = match &self.kind {
+            ResolverKind::Static { map } => Box::new(StaticResolver::new(
+                map.iter().map(|(k, v)| (k.clone(), v.clone())),
+            )),
+            ResolverKind::Http { url } => Box::new(
+                HttpResolver::new(url.as_str(), self.timeout).map_err(|e| err(e.to_string()))?,
+            ),
+            ResolverKind::Resp { url, prefix } => {
+                if url.db != 0 || url.username.is_some() {
+                    return Err(err(
+                        "AUTH and database selection are not supported yet".into()
+                    ));
+                }
+                let host = if url.host.contains(':') {
+                    format!("[{}]", url.host)
+                } else {
+                    url.host.clone()
+                };
+                let raw = format!("redis://{host}:{}", url.port);
+                Box::new(
+                    RespResolver::from_url(&raw, prefix.clone(), self.timeout)
+                        .map_err(|e| err(e.to_string()))?,
+                )
+            }
+        };
+        let settings = CacheSettings {
+            ttl: self.ttl,
+            negative_ttl: self.negative_ttl,
+            stale_ttl: self.stale_ttl,
+            max_entries: self.max_entries.get(),
+            ..CacheSettings::named(self.name.clone())
+        };
+        Ok(Arc::new(Cached::new(inner, settings)))
+    }
+}

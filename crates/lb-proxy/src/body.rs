@@ -1,0 +1,226 @@
+//! Body types: what goes upstream and what comes back to the client, without boxing.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use lb_core::{Lease, Outcome};
+use pin_project_lite::pin_project;
+use tokio::time::{Instant, Sleep};
+
+use crate::upstream::Returner;
+
+/// Errors of proxied bodies.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// The peer's body failed (reset, malformed chunk).
+    #[error("body: {0}")]
+    Hyper(#[from] hyper::Error),
+    /// The request body exceeded `max_body_bytes`.
+    #[error("request body larger than {0} bytes")]
+    TooLarge(u64),
+    /// No bytes moved for `idle_timeout`.
+    #[error("body stalled for {0:?}")]
+    Stalled(Duration),
+}
+
+pin_project! {
+    /// A request body sent upstream: nothing, replayable bytes, or the client's stream.
+    #[project = ReqProj]
+    pub enum ReqBody {
+        /// No body.
+        Empty,
+        /// A buffered body (kept for replay on retry); `None` once sent.
+        Full { data: Option<Bytes> },
+        /// The client's body, streamed with a size limit.
+        Stream { #[pin] inner: Incoming, seen: u64, limit: u64 },
+    }
+}
+
+impl ReqBody {
+    /// A replayable copy of a buffered body.
+    pub fn full(data: Bytes) -> ReqBody {
+        if data.is_empty() {
+            ReqBody::Empty
+        } else {
+            ReqBody::Full { data: Some(data) }
+        }
+    }
+}
+
+impl Body for ReqBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        match self.project() {
+            ReqProj::Empty => Poll::Ready(None),
+            ReqProj::Full { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+            ReqProj::Stream { inner, seen, limit } => match inner.poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    if let Some(d) = frame.data_ref() {
+                        *seen += d.len() as u64;
+                        if *limit > 0 && *seen > *limit {
+                            return Poll::Ready(Some(Err(BodyError::TooLarge(*limit))));
+                        }
+                    }
+                    Poll::Ready(Some(Ok(frame)))
+                }
+                Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+                Poll::Ready(None) => Poll::Ready(None),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ReqBody::Empty => true,
+            ReqBody::Full { data } => data.is_none(),
+            ReqBody::Stream { inner, .. } => inner.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ReqBody::Empty => SizeHint::with_exact(0),
+            ReqBody::Full { data } => {
+                SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
+            }
+            ReqBody::Stream { inner, .. } => inner.size_hint(),
+        }
+    }
+}
+
+pin_project! {
+    /// A response body to the client: a local answer, or the upstream's stream.
+    #[project = RespProj]
+    pub enum RespBody {
+        /// Made here (errors, admin-style answers).
+        Local { data: Option<Bytes> },
+        /// Relayed from a backend. Holds the lease (active count) and the connection's way
+        /// back to its pool until the body ends.
+        Upstream {
+            #[pin] inner: Incoming,
+            #[pin] stall: Sleep,
+            idle: Duration,
+            lease: Option<Lease>,
+            returner: Option<Returner>,
+        },
+    }
+}
+
+impl RespBody {
+    /// A local body.
+    pub fn local(data: impl Into<Bytes>) -> RespBody {
+        RespBody::Local {
+            data: Some(data.into()),
+        }
+    }
+
+    /// Relays `inner`, keeping `lease` until the end and then returning the connection.
+    pub fn upstream(
+        inner: Incoming,
+        idle: Duration,
+        mut lease: Option<Lease>,
+        mut returner: Option<Returner>,
+    ) -> RespBody {
+        if inner.is_end_stream() {
+            // No body will be polled (HEAD, 204, 304, length 0): the exchange is over now.
+            lease.take();
+            if let Some(r) = returner.take() {
+                r.give_back();
+            }
+        }
+        RespBody::Upstream {
+            inner,
+            stall: tokio::time::sleep_until(far_future()),
+            idle,
+            lease,
+            returner,
+        }
+    }
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400 * 365)
+}
+
+impl Body for RespBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        match self.project() {
+            RespProj::Local { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+            RespProj::Upstream {
+                inner,
+                mut stall,
+                idle,
+                lease,
+                returner,
+            } => match inner.poll_frame(cx) {
+                Poll::Ready(Some(Ok(f))) => {
+                    // Progress: push the stall deadline out (only armed while waiting).
+                    stall.as_mut().reset(far_future());
+                    Poll::Ready(Some(Ok(f)))
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    if let Some(l) = lease.take() {
+                        l.report(Outcome::Failure);
+                    }
+                    returner.take();
+                    Poll::Ready(Some(Err(e.into())))
+                }
+                Poll::Ready(None) => {
+                    lease.take();
+                    if let Some(r) = returner.take() {
+                        r.give_back();
+                    }
+                    Poll::Ready(None)
+                }
+                Poll::Pending => {
+                    if idle.is_zero() {
+                        return Poll::Pending;
+                    }
+                    if stall.deadline() > Instant::now() + *idle {
+                        stall.as_mut().reset(Instant::now() + *idle);
+                    }
+                    match stall.poll(cx) {
+                        Poll::Ready(()) => {
+                            lease.take();
+                            returner.take();
+                            Poll::Ready(Some(Err(BodyError::Stalled(*idle))))
+                        }
+                        Poll::Pending => Poll::Pending,
+                    }
+                }
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            RespBody::Local { data } => data.is_none(),
+            RespBody::Upstream { inner, .. } => inner.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            RespBody::Local { data } => {
+                SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
+            }
+            RespBody::Upstream { inner, .. } => inner.size_hint(),
+        }
+    }
+}

@@ -1,0 +1,518 @@
+//! One request through the proxy: route → key → pick → forward, with retries.
+//!
+//! The retry rules are SPEC's: a connect failure moves any request to the next candidate;
+//! a reset or EOF before any response byte (and 502/503 when listed in `retry_on`) is
+//! retried only for idempotent methods whose body is empty or was small enough (≤ 64 KiB)
+//! to keep for replay. Retries follow the strategy's preference order and stay within the
+//! pool's retry budget. Once response bytes have gone to the client, a failure truncates
+//! the response; it is never completed with made-up bytes.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http_body_util::BodyExt;
+use hyper::body::Body as _;
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::http::request::Parts;
+use hyper::{Method, Request, Response, StatusCode, Uri, Version};
+use lb_core::hash;
+use lb_core::metrics::Reason;
+use lb_core::name::normalize_name;
+use lb_core::resolve::Resolution;
+use lb_core::Outcome;
+
+use crate::body::{ReqBody, RespBody};
+use crate::key::{self, IpText};
+use crate::state::{DirectoryTarget, PoolTarget, Route, Runtime, Target};
+use crate::upstream::{Conn, Upstreams};
+
+/// Bodies up to this size are kept so idempotent requests can be replayed on retry.
+pub const REPLAY_LIMIT: u64 = 64 * 1024;
+
+/// Facts about the client connection a request came on.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnInfo {
+    /// The client's address.
+    pub client: SocketAddr,
+    /// True on TLS listeners.
+    pub tls: bool,
+    /// `max_body_bytes` of the listener (0 = unlimited).
+    pub max_body: u64,
+}
+
+/// What happened to a request, for the access log.
+struct Outcome2 {
+    pool: Option<String>,
+    backend: Option<SocketAddr>,
+    tries: u32,
+    error: Option<Reason>,
+}
+
+/// A response made by the proxy itself, with `x-lb-error`.
+pub fn local_error(reason: Reason) -> Response<RespBody> {
+    let mut r = Response::new(RespBody::local(format!("{}\n", reason.as_str())));
+    *r.status_mut() = StatusCode::from_u16(reason.status()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    h.insert("x-lb-error", HeaderValue::from_static(reason.as_str()));
+    if reason == Reason::NoHealthyBackend {
+        h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    if reason == Reason::UnknownHost {
+        *r.body_mut() = RespBody::local("app not found\n");
+    }
+    r
+}
+
+/// Handles one request end to end, writing one access-log line.
+pub async fn handle(
+    rt: Arc<Runtime>,
+    conn: ConnInfo,
+    req: Request<Incoming>,
+) -> Response<RespBody> {
+    let start = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let host_raw = host_of(&req).map(str::to_owned);
+    let mut out = Outcome2 {
+        pool: None,
+        backend: None,
+        tries: 0,
+        error: None,
+    };
+    let resp = match proxy(&rt, conn, req, &mut out).await {
+        Ok(r) => r,
+        Err(reason) => {
+            out.error = Some(reason);
+            rt.errors.inc(reason);
+            local_error(reason)
+        }
+    };
+    if let Some(pool) = out.pool.as_deref().and_then(|p| rt.pools.get(p)) {
+        pool.handle.pool.stats().duration.observe(start.elapsed());
+    }
+    tracing::info!(
+        target: "lb::access",
+        client = %conn.client,
+        method = %method,
+        host = host_raw.as_deref().unwrap_or("-"),
+        path = %path,
+        status = resp.status().as_u16(),
+        duration_us = start.elapsed().as_micros() as u64,
+        pool = out.pool.as_deref().unwrap_or("-"),
+        backend = %out.backend.map_or_else(|| "-".to_owned(), |b| b.to_string()),
+        tries = out.tries,
+        error = out.error.map_or("-", Reason::as_str),
+    );
+    resp
+}
+
+fn host_of<B>(req: &Request<B>) -> Option<&str> {
+    req.headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()))
+}
+
+fn is_idempotent(m: &Method) -> bool {
+    matches!(
+        *m,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    )
+}
+
+async fn proxy(
+    rt: &Runtime,
+    conn: ConnInfo,
+    req: Request<Incoming>,
+    out: &mut Outcome2,
+) -> Result<Response<RespBody>, Reason> {
+    let Some(raw_host) = host_of(&req) else {
+        return Err(Reason::BadRequest);
+    };
+    let host = normalize_name(raw_host)
+        .map_err(|_| Reason::BadRequest)?
+        .into_owned();
+    // Request smuggling: a message with both framings is refused outright.
+    if req.headers().contains_key(header::TRANSFER_ENCODING)
+        && req.headers().contains_key(header::CONTENT_LENGTH)
+    {
+        return Err(Reason::BadRequest);
+    }
+    let route = rt
+        .route(&host, req.uri().path())
+        .ok_or(Reason::UnknownHost)?;
+    let (mut parts, body) = req.into_parts();
+    let content_length = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if conn.max_body > 0 && content_length.is_some_and(|l| l > conn.max_body) {
+        return Err(Reason::BodyTooLarge);
+    }
+    let idempotent = is_idempotent(&parts.method);
+    // Keep small bodies of idempotent requests for replay; stream everything else.
+    let mut body = if body.is_end_stream() {
+        ReqBody::Empty
+    } else if idempotent && content_length.is_some_and(|l| l <= REPLAY_LIMIT) {
+        let data = http_body_util::Limited::new(body, REPLAY_LIMIT as usize)
+            .collect()
+            .await
+            .map_err(|_| Reason::BadRequest)?
+            .to_bytes();
+        ReqBody::full(data)
+    } else {
+        ReqBody::Stream {
+            inner: body,
+            seen: 0,
+            limit: conn.max_body,
+        }
+    };
+    let replayable = !matches!(body, ReqBody::Stream { .. });
+    let key_src = match &route.target {
+        Target::Pool(p) => Some(p.clone()),
+        Target::Directory(_) => None,
+    };
+    let ip = IpText::new(conn.client.ip());
+    let key: &[u8] = match &key_src {
+        Some(p) => key::extract(p.key(), &parts, &host).unwrap_or(ip.as_bytes()),
+        None => ip.as_bytes(),
+    };
+    let key_hash = hash::hash_key(key);
+    let host_header = raw_host_owned(&parts);
+    prepare_headers(&mut parts, route, &conn, host_header, &host);
+    let uri = upstream_uri(&parts.uri, route)?;
+    let ctx = Exchange {
+        parts: &parts,
+        uri: &uri,
+        idempotent,
+        replayable,
+    };
+    match &route.target {
+        Target::Pool(p) => {
+            out.pool = Some(p.handle.pool.name().to_owned());
+            forward_pool(p, &ctx, &mut body, key_hash, out).await
+        }
+        Target::Directory(d) => forward_directory(d, &ctx, &mut body, &host, key_hash, out).await,
+    }
+}
+
+fn raw_host_owned(parts: &Parts) -> Option<HeaderValue> {
+    parts.headers.get(header::HOST).cloned().or_else(|| {
+        parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    })
+}
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1) never forwarded.
+const HOP_BY_HOP: [HeaderName; 7] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for n in named.iter().chain(HOP_BY_HOP.iter()) {
+        headers.remove(n);
+    }
+}
+
+fn prepare_headers(
+    parts: &mut Parts,
+    route: &Route,
+    conn: &ConnInfo,
+    host_header: Option<HeaderValue>,
+    host: &str,
+) {
+    let h = &mut parts.headers;
+    strip_hop_by_hop(h);
+    let ip = conn.client.ip().to_string();
+    let xff = match h.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(prev) if !prev.is_empty() => format!("{prev}, {ip}"),
+        _ => ip,
+    };
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        h.insert("x-forwarded-for", v);
+    }
+    h.insert(
+        "x-forwarded-proto",
+        HeaderValue::from_static(if conn.tls { "https" } else { "http" }),
+    );
+    if let Ok(v) = HeaderValue::from_str(host) {
+        h.insert("x-forwarded-host", v);
+    }
+    if !h.contains_key("x-request-id") {
+        let id = format!(
+            "{:016x}{:016x}",
+            hash::thread_random(),
+            hash::thread_random()
+        );
+        if let Ok(v) = HeaderValue::from_str(&id) {
+            h.insert("x-request-id", v);
+        }
+    }
+    if let Some(v) = host_header {
+        h.insert(header::HOST, v);
+    }
+    for n in &route.remove_headers {
+        h.remove(n);
+    }
+    for (n, v) in &route.set_headers {
+        h.insert(n.clone(), v.clone());
+    }
+}
+
+fn upstream_uri(uri: &Uri, route: &Route) -> Result<Uri, Reason> {
+    let pq = uri.path_and_query().map_or("/", |p| p.as_str());
+    let pq = match (&route.path_prefix, route.strip_prefix) {
+        (Some(prefix), true) => {
+            let rest = pq.strip_prefix(prefix.as_str()).unwrap_or(pq);
+            if rest.starts_with('/') {
+                rest.to_owned()
+            } else {
+                format!("/{rest}")
+            }
+        }
+        _ => pq.to_owned(),
+    };
+    pq.parse().map_err(|_| Reason::BadRequest)
+}
+
+struct Exchange<'a> {
+    parts: &'a Parts,
+    uri: &'a Uri,
+    idempotent: bool,
+    replayable: bool,
+}
+
+impl Exchange<'_> {
+    fn request(&self, body: ReqBody) -> Request<ReqBody> {
+        let mut r = Request::new(body);
+        *r.method_mut() = self.parts.method.clone();
+        *r.uri_mut() = self.uri.clone();
+        *r.version_mut() = Version::HTTP_11;
+        *r.headers_mut() = self.parts.headers.clone();
+        r
+    }
+}
+
+/// A body for the next attempt: the replayable copy, or the stream if not yet sent.
+fn take_body(body: &mut ReqBody) -> ReqBody {
+    match body {
+        ReqBody::Empty => ReqBody::Empty,
+        ReqBody::Full { data } => ReqBody::Full { data: data.clone() },
+        ReqBody::Stream { .. } => std::mem::replace(body, ReqBody::Empty),
+    }
+}
+
+enum Attempt {
+    Done(Response<Incoming>, Conn),
+    /// Failed before the request left: safe to retry anything; the body comes back.
+    NotSent(Reason, ReqBody),
+    /// Failed after sending: retry only if idempotent and replayable.
+    Failed(Reason),
+    TimedOut,
+}
+
+async fn attempt(
+    upstreams: &Arc<Upstreams>,
+    addr: SocketAddr,
+    ex: &Exchange<'_>,
+    body: ReqBody,
+    timeout: Duration,
+) -> Attempt {
+    let mut conn = match upstreams.checkout(addr).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::debug!(backend = %addr, error = %e, "upstream connect failed");
+            return Attempt::NotSent(Reason::UpstreamConnect, body);
+        }
+    };
+    let fut = conn.sender.try_send_request(ex.request(body));
+    match tokio::time::timeout(timeout, fut).await {
+        Err(_) => Attempt::TimedOut,
+        Ok(Ok(resp)) => Attempt::Done(resp, conn),
+        Ok(Err(mut e)) => {
+            tracing::debug!(backend = %addr, error = %e.error(), "upstream exchange failed");
+            match e.take_message() {
+                Some(req) => Attempt::NotSent(Reason::UpstreamReset, req.into_body()),
+                None => Attempt::Failed(Reason::UpstreamReset),
+            }
+        }
+    }
+}
+
+fn relay(
+    resp: Response<Incoming>,
+    conn: Conn,
+    idle: Duration,
+    lease: Option<lb_core::Lease>,
+) -> Response<RespBody> {
+    let (mut parts, body) = resp.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    Response::from_parts(
+        parts,
+        RespBody::upstream(body, idle, lease, Some(conn.into_returner())),
+    )
+}
+
+async fn forward_pool(
+    p: &PoolTarget,
+    ex: &Exchange<'_>,
+    body: &mut ReqBody,
+    key_hash: u64,
+    out: &mut Outcome2,
+) -> Result<Response<RespBody>, Reason> {
+    let cfg = &p.config;
+    let pool = &p.handle.pool;
+    let snap = pool.snapshot();
+    let mut sel = snap.select_with(lb_core::select::PickInput {
+        key_hash,
+        random: hash::thread_random(),
+    });
+    let mut last = Reason::NoHealthyBackend;
+    let mut next_body = Some(take_body(body));
+    loop {
+        let Some(lease) = sel.next() else {
+            return Err(last);
+        };
+        if out.tries > cfg.retries {
+            return Err(last);
+        }
+        let _retry_guard = if out.tries > 0 {
+            let in_flight = p.retries_in_flight.load(Ordering::Relaxed);
+            if in_flight >= p.budget().allowed(pool.active()) {
+                return Err(last);
+            }
+            pool.stats().retries.fetch_add(1, Ordering::Relaxed);
+            Some(RetryGuard::new(&p.retries_in_flight))
+        } else {
+            None
+        };
+        out.tries += 1;
+        out.backend = Some(lease.addr());
+        let b = match next_body.take() {
+            Some(b) => b,
+            None => take_body(body),
+        };
+        match attempt(&p.upstreams, lease.addr(), ex, b, cfg.response_timeout).await {
+            Attempt::Done(resp, conn) => {
+                let status = resp.status().as_u16();
+                lease.member().state().count_status(status);
+                let retry_status = (status == 502 && cfg.retry_on.status_502)
+                    || (status == 503 && cfg.retry_on.status_503);
+                if retry_status && ex.idempotent && ex.replayable && out.tries <= cfg.retries {
+                    lease.report(Outcome::Failure);
+                    last = Reason::UpstreamReset;
+                    continue;
+                }
+                lease.report(if status >= 500 {
+                    Outcome::Failure
+                } else {
+                    Outcome::Success
+                });
+                return Ok(relay(resp, conn, cfg.idle_timeout, Some(lease)));
+            }
+            Attempt::NotSent(reason, b) => {
+                lease.report(Outcome::Failure);
+                last = reason;
+                if reason == Reason::UpstreamConnect && !cfg.retry_on.connect {
+                    return Err(last);
+                }
+                next_body = Some(b);
+            }
+            Attempt::Failed(reason) => {
+                lease.report(Outcome::Failure);
+                last = reason;
+                if !(cfg.retry_on.reset && ex.idempotent && ex.replayable) {
+                    return Err(last);
+                }
+            }
+            Attempt::TimedOut => {
+                lease.report(Outcome::Failure);
+                return Err(Reason::UpstreamTimeout);
+            }
+        }
+    }
+}
+
+struct RetryGuard<'a>(&'a std::sync::atomic::AtomicU64);
+
+impl<'a> RetryGuard<'a> {
+    fn new(c: &'a std::sync::atomic::AtomicU64) -> Self {
+        c.fetch_add(1, Ordering::Relaxed);
+        RetryGuard(c)
+    }
+}
+
+impl Drop for RetryGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Response timeout for directory-routed requests (directories have no pool settings).
+const DIRECTORY_RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
+const DIRECTORY_IDLE: Duration = Duration::from_secs(60);
+
+async fn forward_directory(
+    d: &DirectoryTarget,
+    ex: &Exchange<'_>,
+    body: &mut ReqBody,
+    host: &str,
+    key_hash: u64,
+    out: &mut Outcome2,
+) -> Result<Response<RespBody>, Reason> {
+    let lookup = d.cache.lookup(host).await;
+    let endpoints = match lookup.result {
+        Ok(Resolution::Found(eps)) => eps,
+        Ok(Resolution::NotFound) => return Err(Reason::UnknownHost),
+        Err(e) => {
+            tracing::warn!(resolver = %d.name, name = host, error = %e, "directory lookup failed");
+            return Err(Reason::DirectoryUnavailable);
+        }
+    };
+    out.pool = None;
+    let n = endpoints.len();
+    let start = (key_hash % n.max(1) as u64) as usize;
+    let mut last = Reason::UpstreamConnect;
+    let mut next_body = Some(take_body(body));
+    for i in 0..n {
+        let addr = endpoints[(start + i) % n];
+        out.tries += 1;
+        out.backend = Some(addr);
+        let b = next_body.take().unwrap_or_else(|| take_body(body));
+        match attempt(&d.upstreams, addr, ex, b, DIRECTORY_RESPONSE_TIMEOUT).await {
+            Attempt::Done(resp, conn) => return Ok(relay(resp, conn, DIRECTORY_IDLE, None)),
+            Attempt::NotSent(reason, b) => {
+                last = reason;
+                next_body = Some(b);
+            }
+            Attempt::Failed(reason) => {
+                last = reason;
+                if !(ex.idempotent && ex.replayable) {
+                    return Err(last);
+                }
+            }
+            Attempt::TimedOut => return Err(Reason::UpstreamTimeout),
+        }
+    }
+    Err(last)
+}

@@ -1,0 +1,26 @@
+//! # lb-proxy
+//!
+//! The HTTP load balancer of `lb`, built on [`lb_core`]: a request flows
+//! listener → route → key → pick → forward.
+//!
+//! ## Layout
+//! - [`server`]: listeners, connection limits, HTTP/1.1 and h2c, graceful drain.
+//! - [`forward`]: routing, headers, retries and relaying of one request.
+//! - [`key`]: request keys for hashing strategies.
+//! - [`upstream`]: pooled HTTP/1.1 connections to backends.
+//! - [`body`]: request and response bodies without boxing.
+//! - [`state`]: the running configuration, rebuilt on reload.
+//! - [`app`]: the whole proxy from a config: listeners, admin API, reload, drain.
+//! - [`demo`]: `lb-proxy --demo`.
+
+#![forbid(unsafe_code)]
+#![deny(rust_2018_idioms)]
+
+pub mod app;
+pub mod body;
+pub mod demo;
+pub mod forward;
+pub mod key;
+pub mod server;
+pub mod state;
+pub mod upstream;

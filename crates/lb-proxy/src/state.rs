@@ -1,0 +1,251 @@
+//! The running configuration: routes, pools and directories built from a [`Config`], and
+//! swapped whole on reload.
+//!
+//! Pools are kept across reloads when they stay in the file, so live state (health, active
+//! counts, ejections) survives; their static membership is reset to the file's list.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::header::{HeaderName, HeaderValue};
+use lb_core::config::{Config, Directory, KeySpec, PoolConfig, RetryBudget, RetryOn, RouteTarget};
+use lb_core::discovery::{PoolHandle, StaticSource};
+use lb_core::health::{checker_for, HealthMonitor};
+use lb_core::metrics::ReasonCounters;
+use lb_core::name::HostPattern;
+use lb_core::{Change, Pool};
+
+use crate::upstream::{spawn_sweeper, Upstreams};
+
+/// A pool as the proxy runs it.
+pub struct PoolTarget {
+    /// Pool and membership source.
+    pub handle: PoolHandle,
+    /// The pool's config (key, retries, timeouts).
+    pub config: PoolConfig,
+    /// Pooled connections to its backends.
+    pub upstreams: Arc<Upstreams>,
+    /// Retries in flight (retry budget).
+    pub retries_in_flight: AtomicU64,
+    /// The health monitor, stopped when dropped.
+    pub monitor: Option<HealthMonitor>,
+}
+
+impl PoolTarget {
+    /// The key spec.
+    pub fn key(&self) -> &KeySpec {
+        &self.config.key
+    }
+    /// Which failures are retried.
+    pub fn retry_on(&self) -> RetryOn {
+        self.config.retry_on
+    }
+    /// The retry budget.
+    pub fn budget(&self) -> RetryBudget {
+        self.config.retry_budget
+    }
+}
+
+/// A directory as the proxy runs it.
+pub struct DirectoryTarget {
+    /// The resolver's name.
+    pub name: String,
+    /// The cached directory.
+    pub cache: Arc<Directory>,
+    /// Pooled connections to the endpoints it names.
+    pub upstreams: Arc<Upstreams>,
+}
+
+/// Where a route sends requests.
+#[derive(Clone)]
+pub enum Target {
+    /// A configured pool.
+    Pool(Arc<PoolTarget>),
+    /// A directory lookup of the host.
+    Directory(Arc<DirectoryTarget>),
+}
+
+/// One `[[route]]`.
+pub struct Route {
+    /// Host pattern.
+    pub host: HostPattern,
+    /// Path prefix, if any.
+    pub path_prefix: Option<String>,
+    /// Strip the prefix before forwarding.
+    pub strip_prefix: bool,
+    /// Target.
+    pub target: Target,
+    /// Request headers to set.
+    pub set_headers: Vec<(HeaderName, HeaderValue)>,
+    /// Request headers to remove.
+    pub remove_headers: Vec<HeaderName>,
+}
+
+/// Everything a request needs, for one config generation.
+pub struct Runtime {
+    /// Routes in order; the first match wins.
+    pub routes: Vec<Route>,
+    /// Pools by name.
+    pub pools: BTreeMap<String, Arc<PoolTarget>>,
+    /// Directories by name.
+    pub directories: BTreeMap<String, Arc<DirectoryTarget>>,
+    /// Errors by reason (shared across generations).
+    pub errors: Arc<ReasonCounters>,
+}
+
+/// Why a runtime could not be built from a valid config.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// A pool could not be created or updated.
+    #[error("pool.{pool}: {reason}")]
+    Pool {
+        /// Pool name.
+        pool: String,
+        /// Why.
+        reason: String,
+    },
+    /// A resolver could not be built.
+    #[error(transparent)]
+    Resolver(#[from] lb_core::config::BuildError),
+    /// A header in set_headers/remove_headers.
+    #[error("route[{route}]: bad header {name:?}")]
+    Header {
+        /// Route index.
+        route: usize,
+        /// Header name.
+        name: String,
+    },
+}
+
+const DIRECTORY_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+const DIRECTORY_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl Runtime {
+    /// Builds a runtime; `previous` lends its pools so live state survives a reload.
+    /// Must run inside a tokio runtime (health monitors and sweepers are spawned).
+    pub fn build(
+        config: &Config,
+        previous: Option<&Runtime>,
+        errors: Arc<ReasonCounters>,
+    ) -> Result<Runtime, BuildError> {
+        let mut pools = BTreeMap::new();
+        for (name, pc) in &config.pools {
+            let perr = |reason: String| BuildError::Pool {
+                pool: name.clone(),
+                reason,
+            };
+            let reuse = previous
+                .and_then(|p| p.pools.get(name))
+                .filter(|old| old.config.pool_settings() == pc.pool_settings());
+            let pool = match reuse {
+                Some(old) => {
+                    let pool = old.handle.pool.clone();
+                    pool.apply(Change::Reset(pc.backends()))
+                        .map_err(|e| perr(e.to_string()))?;
+                    pool
+                }
+                None => Arc::new(
+                    Pool::new(name.clone(), pc.pool_settings(), pc.backends())
+                        .map_err(|e| perr(e.to_string()))?,
+                ),
+            };
+            let health = pc.health_settings();
+            let monitor = match checker_for(&health).map_err(|e| perr(format!("health: {e}")))? {
+                Some(checker) => Some(HealthMonitor::spawn(
+                    pool.clone(),
+                    health,
+                    checker,
+                    std::future::pending::<()>(),
+                )),
+                None => None,
+            };
+            let upstreams = Upstreams::new(pc.connect_timeout, pc.idle_timeout);
+            spawn_sweeper(&upstreams);
+            pools.insert(
+                name.clone(),
+                Arc::new(PoolTarget {
+                    handle: PoolHandle {
+                        pool,
+                        source: Arc::new(StaticSource),
+                    },
+                    config: pc.clone(),
+                    upstreams,
+                    retries_in_flight: AtomicU64::new(0),
+                    monitor,
+                }),
+            );
+        }
+        let mut directories = BTreeMap::new();
+        for (name, rc) in &config.resolvers {
+            let upstreams = Upstreams::new(DIRECTORY_CONNECT_TIMEOUT, DIRECTORY_IDLE_TIMEOUT);
+            spawn_sweeper(&upstreams);
+            directories.insert(
+                name.clone(),
+                Arc::new(DirectoryTarget {
+                    name: name.clone(),
+                    cache: rc.build()?,
+                    upstreams,
+                }),
+            );
+        }
+        let mut routes = Vec::with_capacity(config.routes.len());
+        for (i, rc) in config.routes.iter().enumerate() {
+            // Validation guarantees every route names a defined pool or resolver.
+            let target = match &rc.target {
+                RouteTarget::Pool(p) => pools.get(p).cloned().map(Target::Pool),
+                RouteTarget::Resolver(r) => directories.get(r).cloned().map(Target::Directory),
+            };
+            let Some(target) = target else { continue };
+            let bad = |name: &str| BuildError::Header {
+                route: i,
+                name: name.to_owned(),
+            };
+            let mut set_headers = Vec::new();
+            for (k, v) in &rc.set_headers {
+                let n = HeaderName::from_bytes(k.as_bytes()).map_err(|_| bad(k))?;
+                let v = HeaderValue::from_str(v).map_err(|_| bad(k))?;
+                set_headers.push((n, v));
+            }
+            let mut remove_headers = Vec::new();
+            for k in &rc.remove_headers {
+                remove_headers.push(HeaderName::from_bytes(k.as_bytes()).map_err(|_| bad(k))?);
+            }
+            routes.push(Route {
+                host: rc.host.clone(),
+                path_prefix: rc.path_prefix.clone(),
+                strip_prefix: rc.strip_prefix,
+                target,
+                set_headers,
+                remove_headers,
+            });
+        }
+        Ok(Runtime {
+            routes,
+            pools,
+            directories,
+            errors,
+        })
+    }
+
+    /// The first route matching a normalised host and a path.
+    #[inline]
+    pub fn route(&self, host: &str, path: &str) -> Option<&Route> {
+        self.routes.iter().find(|r| {
+            r.host.matches(host) && r.path_prefix.as_deref().is_none_or(|p| path.starts_with(p))
+        })
+    }
+
+    /// The admin view of this runtime.
+    pub fn admin_view(&self, token: Option<String>) -> lb_core::admin::AdminView {
+        lb_core::admin::AdminView {
+            pools: self
+                .pools
+                .iter()
+                .map(|(n, p)| (n.clone(), p.handle.clone()))
+                .collect(),
+            token,
+        }
+    }
+}

@@ -6,24 +6,39 @@
 //! `lb-proxy`, `lb-sni` and `lb` binaries.
 //!
 //! ```
+//! use std::time::Duration;
+//! use lb_core::resolve::{CacheSettings, Cached, Resolution, StaticResolver};
 //! use lb_core::{Backend, Change, Pool, PoolSettings, StrategyKind};
 //!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let backends = (1..=3)
-//!     .map(|i| Backend::new(format!("127.0.0.1:{}", 19000 + i).parse().unwrap()))
-//!     .collect();
+//!     .map(|i| Ok(Backend::new(format!("127.0.0.1:{}", 19000 + i).parse()?)))
+//!     .collect::<Result<Vec<_>, std::net::AddrParseError>>()?;
 //! let pool = Pool::new("web", PoolSettings::with_strategy(StrategyKind::Consistent), backends)?;
 //!
 //! // The request path: a lock-free snapshot, then backends in preference order.
 //! let snap = pool.snapshot();
-//! let first = snap.select(b"/documents/42").next().expect("a backend is up");
-//! let again = snap.select(b"/documents/42").next().expect("a backend is up");
+//! let first = snap.select(b"/documents/42").next().ok_or("no backend")?;
+//! let again = snap.select(b"/documents/42").next().ok_or("no backend")?;
 //! assert_eq!(first.addr(), again.addr()); // the same key stays on the same backend
 //! drop((first, again));
 //!
 //! // Membership changes publish a new snapshot; only the removed backend's keys move.
-//! pool.apply(Change::Remove("127.0.0.1:19002".parse().unwrap()))?;
+//! pool.apply(Change::Remove("127.0.0.1:19002".parse()?))?;
 //! assert_eq!(pool.snapshot().members().len(), 2);
-//! # Ok::<(), lb_core::PoolError>(())
+//!
+//! // Directory routing: a name → endpoints resolver behind a cache (TTL, negative TTL,
+//! // stale-if-error, single-flight). Any `Resolver` can be wrapped.
+//! let directory = StaticResolver::new([("tenant-1.example.com".to_owned(), vec!["127.0.0.1:19001".parse()?])]);
+//! let settings = CacheSettings { ttl: Duration::from_secs(30), ..CacheSettings::named("directory") };
+//! let cached = Cached::new(directory, settings);
+//! let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+//! let found = rt.block_on(cached.lookup("tenant-1.example.com")).result?;
+//! assert!(matches!(found, Resolution::Found(ref eps) if eps.len() == 1));
+//! let missing = rt.block_on(cached.lookup("tenant-9.example.com")).result?;
+//! assert_eq!(missing, Resolution::NotFound); // cached for the negative TTL
+//! # Ok(())
+//! # }
 //! ```
 //!
 //! ## Layout

@@ -1,0 +1,125 @@
+//! The `lb` binary end to end: config checks and hash analysis.
+
+use std::process::Command;
+
+fn lb(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_lb"))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running lb: {e}"));
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn write(name: &str, text: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("lb-cli-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap_or_else(|e| panic!("{e}"));
+    p
+}
+
+#[test]
+fn check_names_file_key_and_value() {
+    let good = write(
+        "good.toml",
+        "[[listener]]\nlisten = \"127.0.0.1:8080\"\n[pool.web]\nbackends = [\"127.0.0.1:9001\"]\n",
+    );
+    let (code, out, _) = lb(&[
+        "check",
+        "--binary",
+        "lb-proxy",
+        good.to_str().unwrap_or_default(),
+    ]);
+    assert_eq!(code, 0);
+    assert!(out.contains("ok"), "{out}");
+    let bad = write(
+        "bad.toml",
+        "[[listener]]\nlisten = \"127.0.0.1:8080\"\n[pool.web]\nstrategy = \"fastest\"\n",
+    );
+    let (code, _, err) = lb(&[
+        "check",
+        "--binary",
+        "lb-proxy",
+        bad.to_str().unwrap_or_default(),
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("bad.toml") && err.contains("pool.web.strategy") && err.contains("fastest"),
+        "{err}"
+    );
+    let (code, _, err) = lb(&[
+        "check",
+        "--binary",
+        "nginx",
+        good.to_str().unwrap_or_default(),
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("lb-proxy or lb-sni"), "{err}");
+}
+
+fn figure(out: &str, prefix: &str) -> f64 {
+    out.lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {prefix:?} in {out}"))
+}
+
+#[test]
+fn hash_reports_spread_and_moves() {
+    let (code, out, err) = lb(&[
+        "hash",
+        "--strategy",
+        "rendezvous",
+        "--backends",
+        "10",
+        "--keys",
+        "20000",
+        "--add",
+        "1",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let spread = figure(&out, "spread max/mean: ");
+    assert!((1.0..1.2).contains(&spread), "{out}");
+    let moved = figure(&out, "moved: ");
+    assert!((moved - 1.0 / 11.0).abs() < 0.02, "{out}");
+    assert!(out.contains("pick: "), "{out}");
+    let (code, out, _) = lb(&[
+        "hash",
+        "--strategy",
+        "modulo",
+        "--backends",
+        "10",
+        "--keys",
+        "20000",
+        "--remove",
+        "1",
+    ]);
+    assert_eq!(code, 0);
+    assert!(
+        figure(&out, "moved: ") > 0.5,
+        "modulo moves most keys: {out}"
+    );
+}
+
+#[test]
+fn hash_refuses_non_hashing_strategies_and_bad_counts() {
+    let (code, _, err) = lb(&["hash", "--strategy", "least-conn", "--backends", "3"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("does not hash keys"), "{err}");
+    let (code, _, err) = lb(&[
+        "hash",
+        "--strategy",
+        "maglev",
+        "--backends",
+        "3",
+        "--remove",
+        "3",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no backend"), "{err}");
+}

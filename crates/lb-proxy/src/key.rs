@@ -93,7 +93,7 @@ mod tests {
         );
         let k = |s: &str| {
             extract(
-                &s.parse::<KeySpec>().unwrap_or_else(|e| panic!("{e}")),
+                &s.parse::<KeySpec>().unwrap_or_else(|e| panic!("{e:?}")),
                 &p,
                 "h.test",
             )

@@ -152,15 +152,16 @@ impl Runtime {
                 ),
             };
             let health = pc.health_settings();
-            let monitor = match checker_for(&health).map_err(|e| perr(format!("health: {e}")))? {
-                Some(checker) => Some(HealthMonitor::spawn(
-                    pool.clone(),
-                    health,
-                    checker,
-                    std::future::pending::<()>(),
-                )),
-                None => None,
-            };
+            let monitor = checker_for(&health)
+                .map_err(|e| perr(format!("health: {e}")))?
+                .map(|checker| {
+                    HealthMonitor::spawn(
+                        pool.clone(),
+                        health,
+                        checker,
+                        std::future::pending::<()>(),
+                    )
+                });
             let upstreams = Upstreams::new(pc.connect_timeout, pc.idle_timeout);
             spawn_sweeper(&upstreams);
             pools.insert(

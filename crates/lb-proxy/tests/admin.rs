@@ -54,9 +54,23 @@ async fn backend_writes_change_traffic() {
     let p = start(&[&a]).await;
     let t = Some(TOKEN);
     let body = format!("{{\"addr\":\"{}\",\"weight\":1}}", b.addr);
-    let r = admin(p.admin, "POST", "/api/v1/pools/web/backends", Some(&body), t).await;
+    let r = admin(
+        p.admin,
+        "POST",
+        "/api/v1/pools/web/backends",
+        Some(&body),
+        t,
+    )
+    .await;
     assert_eq!(r.status, 201, "{}", r.text());
-    let r = admin(p.admin, "POST", "/api/v1/pools/web/backends", Some(&body), t).await;
+    let r = admin(
+        p.admin,
+        "POST",
+        "/api/v1/pools/web/backends",
+        Some(&body),
+        t,
+    )
+    .await;
     assert_eq!(r.status, 409, "{}", r.text());
     for bad in [
         "{\"addr\":\"not an address\"}",
@@ -68,7 +82,14 @@ async fn backend_writes_change_traffic() {
         assert_eq!(r.status, 400, "{bad}: {}", r.text());
         assert!(r.text().contains("error"), "{}", r.text());
     }
-    let r = admin(p.admin, "POST", "/api/v1/pools/nope/backends", Some(&body), t).await;
+    let r = admin(
+        p.admin,
+        "POST",
+        "/api/v1/pools/nope/backends",
+        Some(&body),
+        t,
+    )
+    .await;
     assert_eq!(r.status, 404);
     // Both backends now get traffic.
     let m = spread(p.addr, "web.test", "/", 10).await;
@@ -86,7 +107,10 @@ async fn backend_writes_change_traffic() {
     let r = admin(p.admin, "POST", &drain, None, t).await;
     assert_eq!(r.status, 202, "{}", r.text());
     let r = admin(p.admin, "GET", "/api/v1/pools/web", None, t).await;
-    assert_eq!(backend_json(&r, a.addr).expect("a listed")["state"], "draining");
+    assert_eq!(
+        backend_json(&r, a.addr).expect("a listed")["state"],
+        "draining"
+    );
     let m = spread(p.addr, "web.test", "/", 6).await;
     assert_eq!(m.get("b"), Some(&6), "{m:?}");
 

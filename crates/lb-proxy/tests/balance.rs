@@ -132,7 +132,14 @@ async fn missing_key_falls_back_to_client_ip() {
     let m = spread(p.addr, "h.test", "/", 20).await;
     assert_eq!(m.len(), 1, "{m:?}");
     // The admin route endpoint with the client IP as key names that same backend.
-    let r = admin(p.admin, "GET", "/api/v1/route?pool=h&key=127.0.0.1", None, None).await;
+    let r = admin(
+        p.admin,
+        "GET",
+        "/api/v1/route?pool=h&key=127.0.0.1",
+        None,
+        None,
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.text());
     let v: serde_json::Value = serde_json::from_slice(&r.body).expect("json");
     let chosen = v["backend"].as_str().expect("backend").to_owned();

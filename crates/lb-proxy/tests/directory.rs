@@ -58,11 +58,7 @@ impl Directory {
                     let svc = service_fn(move |req: Request<Incoming>| {
                         let (c, map) = (c.clone(), map.clone());
                         async move {
-                            let name = req
-                                .uri()
-                                .path()
-                                .trim_start_matches("/backend/")
-                                .to_owned();
+                            let name = req.uri().path().trim_start_matches("/backend/").to_owned();
                             *c.lock().expect("lock").entry(name.clone()).or_insert(0) += 1;
                             tokio::time::sleep(Duration::from_millis(100)).await;
                             let r = match map.get(&name) {
@@ -120,13 +116,19 @@ async fn http_directory_single_flight_for_concurrent_first_requests() {
     let mut tasks = Vec::new();
     for _ in 0..50 {
         let addr = p.addr;
-        tasks.push(tokio::spawn(async move { get(addr, "app.test", "/").await }));
+        tasks.push(tokio::spawn(
+            async move { get(addr, "app.test", "/").await },
+        ));
     }
     for t in tasks {
         let r = t.await.expect("task");
         assert_eq!((r.status, r.text()), (200, "app".to_owned()));
     }
-    assert_eq!(dir.calls("app.test"), 1, "one directory call for 50 requests");
+    assert_eq!(
+        dir.calls("app.test"),
+        1,
+        "one directory call for 50 requests"
+    );
     assert_eq!(be.count(), 50);
     // Cached afterwards.
     assert_eq!(get(p.addr, "app.test", "/").await.status, 200);

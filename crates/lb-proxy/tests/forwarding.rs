@@ -22,7 +22,12 @@ async fn forwarded_headers_are_added_and_appended() {
     let r = get(p.addr, "web.test", "/x").await;
     assert_eq!(r.status, 200);
     let h = b.last_head();
-    let s = |n: &str| h.get(n).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let s = |n: &str| {
+        h.get(n)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned()
+    };
     assert_eq!(s("x-forwarded-for"), "127.0.0.1");
     assert_eq!(s("x-forwarded-proto"), "http");
     assert_eq!(s("x-forwarded-host"), "web.test");
@@ -34,12 +39,20 @@ async fn forwarded_headers_are_added_and_appended() {
         p.addr,
         "web.test",
         "/y",
-        &[("x-forwarded-for", "203.0.113.7"), ("x-request-id", "my-id-1")],
+        &[
+            ("x-forwarded-for", "203.0.113.7"),
+            ("x-request-id", "my-id-1"),
+        ],
     )
     .await;
     assert_eq!(r.status, 200);
     let h = b.last_head();
-    let s = |n: &str| h.get(n).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let s = |n: &str| {
+        h.get(n)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned()
+    };
     assert_eq!(s("x-forwarded-for"), "203.0.113.7, 127.0.0.1");
     assert_eq!(s("x-request-id"), "my-id-1");
     // Another request gets another generated id.
@@ -77,7 +90,10 @@ async fn hop_by_hop_headers_are_removed() {
         .get("connection")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    assert!(!conn.contains("close") && !conn.contains("x-secret-hop"), "{h:?}");
+    assert!(
+        !conn.contains("close") && !conn.contains("x-secret-hop"),
+        "{h:?}"
+    );
     assert_eq!(
         h.get("x-end-to-end").and_then(|v| v.to_str().ok()),
         Some("kept")
@@ -95,7 +111,11 @@ async fn client_connection_close_keeps_the_upstream_connection() {
         tokio::time::sleep(std::time::Duration::from_millis(30)).await;
     }
     assert_eq!(b.count(), 5);
-    assert_eq!(b.accepts.load(Ordering::SeqCst), 1, "one pooled upstream connection");
+    assert_eq!(
+        b.accepts.load(Ordering::SeqCst),
+        1,
+        "one pooled upstream connection"
+    );
 }
 
 #[tokio::test]
@@ -111,10 +131,17 @@ async fn get_is_retried_on_next_backend_after_refuse_or_reset() {
     .await;
     for i in 0..12 {
         let r = get(p.addr, "web.test", "/").await;
-        assert_eq!((r.status, r.text()), (200, "good".to_owned()), "request {i}");
+        assert_eq!(
+            (r.status, r.text()),
+            (200, "good".to_owned()),
+            "request {i}"
+        );
     }
     assert_eq!(good.count(), 12);
-    assert!(reset_hits.load(Ordering::SeqCst) >= 1, "the resetting backend was tried");
+    assert!(
+        reset_hits.load(Ordering::SeqCst) >= 1,
+        "the resetting backend was tried"
+    );
 }
 
 #[tokio::test]
@@ -145,7 +172,10 @@ async fn post_is_not_retried_after_reset_but_is_after_refuse() {
         }
     }
     assert_eq!(failed, reset_hits.load(Ordering::SeqCst));
-    assert!(failed >= 1, "round-robin sent some POSTs to the resetting backend");
+    assert!(
+        failed >= 1,
+        "round-robin sent some POSTs to the resetting backend"
+    );
 
     let refused = closed_port().await;
     let p = proxy(&one_pool(

@@ -117,7 +117,14 @@ async fn zero_failed_gets_while_a_backend_dies_and_membership_changes() {
     b[0].kill();
     tokio::time::sleep(Duration::from_millis(400)).await;
     let body = format!("{{\"addr\":\"{}\"}}", d.addr);
-    let r = admin(p.admin, "POST", "/api/v1/pools/web/backends", Some(&body), None).await;
+    let r = admin(
+        p.admin,
+        "POST",
+        "/api/v1/pools/web/backends",
+        Some(&body),
+        None,
+    )
+    .await;
     assert_eq!(r.status, 201, "{}", r.text());
     tokio::time::sleep(Duration::from_millis(400)).await;
     let path = format!("/api/v1/pools/web/backends/{}", enc(b[1].addr));

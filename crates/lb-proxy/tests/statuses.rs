@@ -29,9 +29,16 @@ async fn unknown_host_is_404() {
 async fn invalid_host_and_smuggling_are_400() {
     let b = Backend::start("a").await;
     let p = proxy(&pool("web", &[b.addr], "")).await;
-    let r = raw(p.addr, b"GET / HTTP/1.1\r\nHost: bad host!\r\nConnection: close\r\n\r\n").await;
+    let r = raw(
+        p.addr,
+        b"GET / HTTP/1.1\r\nHost: bad host!\r\nConnection: close\r\n\r\n",
+    )
+    .await;
     assert_eq!(raw_status(&r), 400, "{r}");
-    assert!(r.to_ascii_lowercase().contains("x-lb-error: bad-request"), "{r}");
+    assert!(
+        r.to_ascii_lowercase().contains("x-lb-error: bad-request"),
+        "{r}"
+    );
     // Conflicting framings are refused before anything reaches a backend.
     for bad in [
         &b"POST / HTTP/1.1\r\nHost: web.test\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello"[..],
@@ -74,7 +81,8 @@ async fn body_over_limit_is_413_and_huge_head_is_431() {
     .expect("answer");
     assert_eq!((r.status, r.text()), (200, "50".to_owned()));
     let big = "v".repeat(100 * 1024);
-    let head = format!("GET / HTTP/1.1\r\nHost: web.test\r\nX-Big: {big}\r\nConnection: close\r\n\r\n");
+    let head =
+        format!("GET / HTTP/1.1\r\nHost: web.test\r\nX-Big: {big}\r\nConnection: close\r\n\r\n");
     let r = raw(p.addr, head.as_bytes()).await;
     assert_eq!(raw_status(&r), 431, "{}", &r[..r.len().min(200)]);
 }

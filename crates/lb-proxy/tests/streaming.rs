@@ -39,7 +39,9 @@ async fn large_upload_streams_through() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_download_streams_through() {
     let (_b, p) = start().await;
-    let stream = tokio::net::TcpStream::connect(p.addr).await.expect("connect");
+    let stream = tokio::net::TcpStream::connect(p.addr)
+        .await
+        .expect("connect");
     let (mut tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .expect("handshake");

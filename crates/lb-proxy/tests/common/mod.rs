@@ -230,9 +230,7 @@ pub async fn closed_port() -> SocketAddr {
 /// The proxy's prologue: admin and one listener on port 0, optional token.
 pub fn prologue(token: Option<&str>) -> String {
     let token = token.map_or(String::new(), |t| format!("token = \"{t}\"\n"));
-    format!(
-        "[admin]\nlisten = \"127.0.0.1:0\"\n{token}\n[[listener]]\nlisten = \"127.0.0.1:0\"\n"
-    )
+    format!("[admin]\nlisten = \"127.0.0.1:0\"\n{token}\n[[listener]]\nlisten = \"127.0.0.1:0\"\n")
 }
 
 /// Parses config text as lb-proxy would.
@@ -329,7 +327,9 @@ pub async fn get(addr: SocketAddr, host: &str, path: &str) -> Resp {
 
 /// GET with extra headers.
 pub async fn get_h(addr: SocketAddr, host: &str, path: &str, h: &[(&str, &str)]) -> Resp {
-    send(addr, req("GET", host, path, h)).await.expect("request")
+    send(addr, req("GET", host, path, h))
+        .await
+        .expect("request")
 }
 
 /// Calls the admin API; `body` is JSON text when given.

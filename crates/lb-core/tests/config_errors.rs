@@ -226,3 +226,11 @@ fn load_names_a_missing_file() {
         "{msg}"
     );
 }
+
+#[test]
+fn port_zero_listener_and_admin_do_not_collide() {
+    let text = "[admin]\nlisten = \"127.0.0.1:0\"\n[[listener]]\nlisten = \"127.0.0.1:0\"\n\
+                [[route]]\nhost = \"*\"\npool = \"web\"\n[pool.web]\nbackends = [\"127.0.0.1:1\"]\n";
+    let c = Config::parse(text, Path::new("t.toml"), Binary::Proxy);
+    assert!(c.is_ok(), "{:?}", c.err().map(|e| e.to_string()));
+}

@@ -163,15 +163,23 @@ impl Body for RespBody {
         match self.project() {
             RespProj::Local { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
             RespProj::Upstream {
-                inner,
+                mut inner,
                 mut stall,
                 idle,
                 lease,
                 returner,
-            } => match inner.poll_frame(cx) {
+            } => match inner.as_mut().poll_frame(cx) {
                 Poll::Ready(Some(Ok(f))) => {
                     // Progress: push the stall deadline out (only armed while waiting).
                     stall.as_mut().reset(far_future());
+                    // A sized body is complete after its last frame and hyper's server
+                    // will not poll again, so the exchange ends here, not at `None`.
+                    if inner.is_end_stream() {
+                        lease.take();
+                        if let Some(r) = returner.take() {
+                            r.give_back();
+                        }
+                    }
                     Poll::Ready(Some(Ok(f)))
                 }
                 Poll::Ready(Some(Err(e))) => {

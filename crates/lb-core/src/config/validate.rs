@@ -200,7 +200,8 @@ pub(crate) fn validate(
     for (i, l) in file.listener.into_iter().enumerate() {
         let key = root.key("listener").index(i);
         if let Some(l) = listener(&mut c, &key, l) {
-            if !bound.insert(l.listen) {
+            // Port 0 asks the OS for a fresh port, so it never collides.
+            if l.listen.port() != 0 && !bound.insert(l.listen) {
                 c.fail(
                     key.key("listen"),
                     Problem::Duplicate {

@@ -1,0 +1,200 @@
+//! Reload through `App::reload`, and the `lb-proxy` binary: `--check`, SIGHUP with a
+//! broken file, SIGTERM.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use common::*;
+use lb_core::config::{Binary, Config};
+
+fn web(b: SocketAddr) -> String {
+    format!(
+        "{}[pool.web]\nbackends = [\"{b}\"]\n[[route]]\nhost = \"web.test\"\npool = \"web\"\n",
+        prologue(None)
+    )
+}
+
+#[tokio::test]
+async fn reload_adds_a_route_and_pool() {
+    let a = Backend::start("a").await;
+    let n = Backend::start("n").await;
+    let mut p = proxy_text(&web(a.addr)).await;
+    assert_eq!(get(p.addr, "new.test", "/").await.status, 404);
+    let text = format!(
+        "{}[pool.new]\nbackends = [\"{}\"]\n[[route]]\nhost = \"new.test\"\npool = \"new\"\n",
+        web(a.addr),
+        n.addr
+    );
+    p.app.reload(parse(&text)).await.expect("reload");
+    let r = get(p.addr, "new.test", "/").await;
+    assert_eq!((r.status, r.text()), (200, "n".to_owned()));
+    assert_eq!(get(p.addr, "web.test", "/").await.text(), "a");
+    let r = admin(p.admin, "GET", "/api/v1/pools/new", None, None).await;
+    assert_eq!(r.status, 200, "the admin API sees the new pool");
+
+    // A broken text never becomes a Config; the running one keeps serving.
+    let broken = format!("{}[pool.web]\nstrategy = \"nope\"\n", web(a.addr));
+    let e = Config::parse(&broken, Path::new("test.toml"), Binary::Proxy)
+        .expect_err("broken config")
+        .to_string();
+    assert!(e.contains("test.toml"), "{e}");
+    assert_eq!(get(p.addr, "new.test", "/").await.status, 200);
+}
+
+fn write_config(dir: &str, text: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("lb-proxy-test-{}-{dir}", std::process::id()));
+    std::fs::create_dir_all(&d).expect("temp dir");
+    let p = d.join("proxy.toml");
+    std::fs::write(&p, text).expect("write config");
+    p
+}
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_lb-proxy"))
+}
+
+#[test]
+fn check_accepts_good_and_names_file_and_key_of_bad() {
+    let good = write_config("check-good", &web("127.0.0.1:9".parse().expect("addr")));
+    let out = bin()
+        .arg("--config")
+        .arg(&good)
+        .arg("--check")
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok"));
+
+    let bad = write_config(
+        "check-bad",
+        &format!(
+            "{}[pool.web]\nstrategy = \"fastest\"\nbackends = [\"127.0.0.1:9\"]\n\
+             [[route]]\nhost = \"web.test\"\npool = \"web\"\n",
+            prologue(None)
+        ),
+    );
+    let out = bin()
+        .arg("--config")
+        .arg(&bad)
+        .arg("--check")
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&bad.display().to_string()), "{err}");
+    assert!(err.contains("pool.web.strategy"), "{err}");
+}
+
+/// A running `lb-proxy --config FILE` whose log lines arrive on a channel.
+struct Running {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Running {
+    fn start(config: &Path) -> Running {
+        let mut child = bin()
+            .arg("--config")
+            .arg(config)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn lb-proxy");
+        let (tx, lines) = mpsc::channel();
+        for r in [
+            Box::new(child.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().expect("stderr")),
+        ] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for l in BufReader::new(r).lines().map_while(Result::ok) {
+                    let _ = tx.send(l);
+                }
+            });
+        }
+        Running { child, lines }
+    }
+
+    /// Waits (at most 10 s) for a log line containing `needle`.
+    fn wait_for(&self, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(l) if l.contains(needle) => return l,
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        panic!("no log line with {needle:?}");
+    }
+
+    fn signal(&self, sig: &str) {
+        let st = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill");
+        assert!(st.success());
+    }
+
+    fn wait_exit(&mut self) -> std::process::ExitStatus {
+        for _ in 0..200 {
+            if let Some(s) = self.child.try_wait().expect("try_wait") {
+                return s;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        panic!("lb-proxy did not exit within 10 s");
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The listener address from the "listening" log line.
+fn listen_addr(line: &str) -> SocketAddr {
+    let i = line.find("127.0.0.1:").expect("address in line");
+    let rest = &line[i..];
+    let end = rest
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == ':'))
+        .unwrap_or(rest.len());
+    rest[..end].parse().expect("socket address")
+}
+
+#[tokio::test]
+async fn sighup_with_broken_file_keeps_serving_and_sigterm_exits_0() {
+    let a = Backend::start("a").await;
+    let path = write_config("signals", &web(a.addr));
+    let mut run = Running::start(&path);
+    let addr = listen_addr(&run.wait_for("listening"));
+    let r = get(addr, "web.test", "/").await;
+    assert_eq!((r.status, r.text()), (200, "a".to_owned()));
+
+    std::fs::write(&path, "[pool.web\nthis is not toml").expect("break config");
+    run.signal("HUP");
+    run.wait_for("reload rejected");
+    let r = get(addr, "web.test", "/").await;
+    assert_eq!((r.status, r.text()), (200, "a".to_owned()));
+
+    run.signal("TERM");
+    let st = run.wait_exit();
+    assert_eq!(st.code(), Some(0), "{st:?}");
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "the listener is closed"
+    );
+    let _ = std::fs::remove_dir_all(path.parent().expect("dir"));
+}

@@ -2,7 +2,8 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -32,14 +33,34 @@ pub enum AppError {
     },
 }
 
+/// Open client connections per listener address.
+type ConnGauges = Mutex<BTreeMap<SocketAddr, Arc<AtomicU64>>>;
+
 struct ProxyMetrics {
     runtime: Arc<ArcSwap<Runtime>>,
     errors: Arc<ReasonCounters>,
+    connections: Arc<ConnGauges>,
 }
 
 impl MetricsSource for ProxyMetrics {
     fn render(&self, out: &mut String) {
         self.errors.render(out);
+        metrics::header(
+            out,
+            "lb_connections_active",
+            "gauge",
+            "Open client connections per listener.",
+        );
+        let gauges = self.connections.lock().unwrap_or_else(|p| p.into_inner());
+        for (addr, n) in gauges.iter() {
+            metrics::sample(
+                out,
+                "lb_connections_active",
+                &[("listener", &addr.to_string())],
+                n.load(Ordering::Relaxed) as f64,
+            );
+        }
+        drop(gauges);
         let rt = self.runtime.load();
         metrics::header(
             out,
@@ -74,6 +95,7 @@ pub struct App {
     listeners: BTreeMap<SocketAddr, Listener>,
     admin_addr: SocketAddr,
     admin_stop: watch::Sender<bool>,
+    connections: Arc<ConnGauges>,
 }
 
 async fn stopped(mut rx: watch::Receiver<bool>) {
@@ -89,9 +111,11 @@ impl App {
             None,
             errors.clone(),
         )?));
+        let connections = Arc::new(ConnGauges::default());
         let extra: Arc<dyn MetricsSource> = Arc::new(ProxyMetrics {
             runtime: runtime.clone(),
             errors: errors.clone(),
+            connections: connections.clone(),
         });
         let admin = Arc::new(AdminState::new(
             runtime.load().admin_view(config.admin.token.clone()),
@@ -123,6 +147,7 @@ impl App {
             listeners: BTreeMap::new(),
             admin_addr,
             admin_stop,
+            connections,
         };
         for l in &config.listeners {
             app.open(l.clone()).await?;
@@ -142,10 +167,16 @@ impl App {
             source,
         })?;
         let (stop, rx) = watch::channel(false);
+        let active = Arc::new(AtomicU64::new(0));
+        self.connections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(addr, active.clone());
         let task = tokio::spawn(server::serve(
             listener,
             cfg,
             self.runtime.clone(),
+            active,
             stopped(rx),
         ));
         tracing::info!(listen = %addr, "listening");
@@ -215,6 +246,12 @@ impl App {
             self.listeners.keys().copied().find(|a| {
                 *a == configured || (configured.port() == 0 && a.ip() == configured.ip())
             });
+        if let Some(k) = key {
+            self.connections
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&k);
+        }
         if let Some(l) = key.and_then(|k| self.listeners.remove(&k)) {
             let _ = l.stop.send(true);
             tracing::info!(listen = %configured, "listener closed");

@@ -1,6 +1,7 @@
 //! Listeners: accept with a connection limit, serve HTTP/1.1 and h2c, drain on shutdown.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -15,12 +16,13 @@ use tokio::sync::Semaphore;
 use crate::forward::{self, ConnInfo};
 use crate::state::Runtime;
 
-/// Serves one listener until `shutdown` resolves, then waits for in-flight connections
+/// Serves one listener, counting open client connections in `active`, until `shutdown` resolves, then waits for in-flight connections
 /// (the caller bounds the wait).
 pub async fn serve(
     listener: TcpListener,
     cfg: ListenerConfig,
     runtime: Arc<ArcSwap<Runtime>>,
+    active: Arc<AtomicU64>,
     shutdown: impl Future<Output = ()> + Send,
 ) {
     let limit = Arc::new(Semaphore::new(cfg.max_connections.get()));
@@ -67,10 +69,13 @@ pub async fn serve(
             .serve_connection_with_upgrades(TokioIo::new(stream), svc)
             .into_owned();
         let conn = graceful.watch(conn);
+        let active = active.clone();
+        active.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(client = %client, error = %e, "client connection ended");
             }
+            active.fetch_sub(1, Ordering::Relaxed);
             drop(permit);
         });
     }

@@ -134,6 +134,16 @@ async fn metrics_count_requests_and_errors() {
         assert_eq!(get(p.addr, "web.test", "/").await.status, 200);
     }
     assert_eq!(get(p.addr, "nobody.test", "/").await.status, 404);
+    // Two idle client connections held open while metrics are read.
+    let _held = (
+        tokio::net::TcpStream::connect(p.addr)
+            .await
+            .expect("connect"),
+        tokio::net::TcpStream::connect(p.addr)
+            .await
+            .expect("connect"),
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     let r = admin(p.admin, "GET", "/metrics", None, Some(TOKEN)).await;
     assert_eq!(r.status, 200);
     let text = r.text();
@@ -152,4 +162,14 @@ async fn metrics_count_requests_and_errors() {
         .find(|l| l.starts_with("lb_proxy_errors_total{") && l.contains("unknown-host"))
         .unwrap_or_else(|| panic!("no unknown-host error line:\n{text}"));
     assert!(line.ends_with(" 1"), "{line}");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&format!("lb_connections_active{{listener=\"{}\"}}", p.addr)))
+        .unwrap_or_else(|| panic!("no lb_connections_active line:\n{text}"));
+    let open: f64 = line
+        .rsplit(' ')
+        .next()
+        .and_then(|v| v.parse().ok())
+        .expect("value");
+    assert!(open >= 2.0, "two held connections: {line}");
 }

@@ -383,7 +383,7 @@ for line in open(path):
     if len(f) >= 5 and f[0][0].isdigit() and f[-1] != "total":
         calls[f[-1]] = int(f[3])
 total = sum(calls.values())
-top = sorted(calls.items(), key=lambda kv: -kv[1])[:6]
+top = sorted(calls.items(), key=lambda kv: -kv[1])[:9]
 desc = ", ".join(f"{k} {v / reqs:.2f}" for k, v in top)
 print(f"{proxy}\t{total / max(reqs, 1):.2f}\t{desc}")
 EOF

@@ -1,0 +1,435 @@
+#!/usr/bin/env bash
+# Side-by-side HTTP load benchmark: lb-proxy vs nginx vs HAProxy (see benches/README.md).
+#
+# Method (/work/shared/PERFORMANCE.md): two nginx backends on loopback answer "hello\n";
+# each proxy (one worker/thread each) balances them round-robin. For each proxy, wrk -t1
+# runs a keep-alive load (-c64) and a new-connection-per-request load (-c32,
+# "Connection: close"); we record req/s, p99 latency and the proxy's CPU time per request
+# (utime+stime from /proc/PID/stat over the run, summed over the proxy's processes, divided
+# by wrk's request count). Then a python client opens IDLE_CONNS idle keep-alive connections
+# (one request each, kept open) and we record (VmRSS after - VmRSS before) / IDLE_CONNS.
+# Each figure is the median of REPEAT rounds; proxies are interleaved inside a round.
+#
+# Env: DURATION (s, default 10), REPEAT (default 1), IDLE_CONNS (default 1000),
+#      LB_PROXY_BIN (skip the cargo build), STRACE=1 (syscalls per request, keep-alive,
+#      3 s under strace -c -f; separate from the measured runs), KEEP_TMP=1.
+# Loopback only; every process started here is stopped by PID on exit.
+set -euo pipefail
+
+DURATION=${DURATION:-10}
+REPEAT=${REPEAT:-1}
+IDLE_CONNS=${IDLE_CONNS:-1000}
+STRACE=${STRACE:-0}
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+log() { printf '[load.sh %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# --- tools ----------------------------------------------------------------------------
+need_pkgs=()
+command -v nginx >/dev/null || need_pkgs+=(nginx-light)
+command -v haproxy >/dev/null || need_pkgs+=(haproxy)
+command -v wrk >/dev/null || need_pkgs+=(wrk)
+command -v python3 >/dev/null || need_pkgs+=(python3)
+if ((${#need_pkgs[@]})); then
+    if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+        log "installing ${need_pkgs[*]} with apt-get"
+        timeout 600 apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq "${need_pkgs[@]}"
+    else
+        die "missing ${need_pkgs[*]}: install them (e.g. sudo apt-get install ${need_pkgs[*]}) or run this script as root"
+    fi
+fi
+[[ $STRACE == 1 ]] && ! command -v strace >/dev/null && die "STRACE=1 needs strace"
+PATH=$PATH:/usr/sbin:/sbin
+CLK_TCK=$(getconf CLK_TCK)
+
+# --- lb-proxy binary ------------------------------------------------------------------
+if [[ -n ${LB_PROXY_BIN:-} ]]; then
+    LB=$LB_PROXY_BIN
+else
+    log "building lb-proxy (release)"
+    (cd "$ROOT" && timeout 1800 cargo build --release -j2 -p lb-proxy)
+    LB=$ROOT/target/release/lb-proxy
+fi
+[[ -x $LB ]] || die "lb-proxy binary not found at $LB"
+
+# --- temp dir, cleanup ----------------------------------------------------------------
+TMP=$(mktemp -d /tmp/lb-load.XXXXXX)
+PIDS=()
+cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    for p in "${PIDS[@]}"; do
+        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$p" 2>/dev/null || true
+    done
+    if [[ ${KEEP_TMP:-0} == 1 ]]; then log "kept $TMP"; else rm -rf "$TMP"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+(($(ulimit -n) >= IDLE_CONNS * 2 + 256)) || die "open-files limit $(ulimit -n) too low for IDLE_CONNS=$IDLE_CONNS"
+
+# Free loopback ports (bound to port 0, then released).
+read -r P_B1 P_B2 P_LB P_NG P_HA P_ADMIN < <(python3 - <<'EOF'
+import socket
+socks = [socket.socket() for _ in range(6)]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(*[s.getsockname()[1] for s in socks])
+EOF
+)
+
+wait_port() { # port pid name
+    for _ in $(seq 100); do
+        kill -0 "$2" 2>/dev/null || die "$3 exited at start (see $TMP)"
+        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+        sleep 0.1
+    done
+    die "$3 not listening on $1 after 10 s"
+}
+
+USER_LINE=""
+[[ $(id -u) == 0 ]] && USER_LINE="user root;"
+
+# Paths nginx would otherwise put under /var/lib/nginx.
+nginx_temp_paths() {
+    local d=$TMP/$1
+    mkdir -p "$d"
+    echo "client_body_temp_path $d/body; proxy_temp_path $d/proxy; fastcgi_temp_path $d/fcgi;"
+    echo "uwsgi_temp_path $d/uwsgi; scgi_temp_path $d/scgi;"
+}
+
+# --- backends: one nginx, two ports ---------------------------------------------------
+cat >"$TMP/backend.conf" <<EOF
+$USER_LINE
+worker_processes 1;
+worker_rlimit_nofile 16384;
+daemon off;
+pid $TMP/backend.pid;
+error_log $TMP/backend.err warn;
+events { worker_connections 8192; }
+http {
+    access_log off;
+    $(nginx_temp_paths backend-tmp)
+    keepalive_requests 10000000;
+    keepalive_timeout 120s;
+    server { listen 127.0.0.1:$P_B1; location / { return 200 "hello\n"; } }
+    server { listen 127.0.0.1:$P_B2; location / { return 200 "hello\n"; } }
+}
+EOF
+
+# --- nginx as proxy -------------------------------------------------------------------
+cat >"$TMP/nginx.conf" <<EOF
+$USER_LINE
+worker_processes 1;
+worker_rlimit_nofile 16384;
+daemon off;
+pid $TMP/nginx.pid;
+error_log $TMP/nginx.err warn;
+events { worker_connections 8192; }
+http {
+    access_log off;
+    $(nginx_temp_paths nginx-tmp)
+    keepalive_requests 10000000;
+    keepalive_timeout 120s;
+    upstream backends {
+        server 127.0.0.1:$P_B1;
+        server 127.0.0.1:$P_B2;
+        keepalive 64;
+        keepalive_requests 10000000;
+    }
+    server {
+        listen 127.0.0.1:$P_NG;
+        location / {
+            proxy_pass http://backends;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+EOF
+
+# --- HAProxy --------------------------------------------------------------------------
+cat >"$TMP/haproxy.cfg" <<EOF
+global
+    nbthread 1
+    maxconn 8000
+    pidfile $TMP/haproxy.pid
+defaults
+    mode http
+    option http-keep-alive
+    http-reuse always
+    timeout connect 2s
+    timeout client 120s
+    timeout server 120s
+    timeout http-keep-alive 120s
+frontend fe
+    bind 127.0.0.1:$P_HA
+    default_backend be
+backend be
+    balance roundrobin
+    server b1 127.0.0.1:$P_B1
+    server b2 127.0.0.1:$P_B2
+EOF
+
+# --- lb-proxy -------------------------------------------------------------------------
+cat >"$TMP/lb.toml" <<EOF
+threads = 1
+
+[admin]
+listen = "127.0.0.1:$P_ADMIN"
+
+[[listener]]
+listen = "127.0.0.1:$P_LB"
+idle_timeout = "120s"
+
+[pool.web]
+strategy = "round-robin"
+backends = ["127.0.0.1:$P_B1", "127.0.0.1:$P_B2"]
+
+[[route]]
+host = "*"
+pool = "web"
+EOF
+
+log "checking configs"
+nginx -t -q -p "$TMP" -e "$TMP/check.err" -c "$TMP/backend.conf" || die "backend.conf invalid"
+nginx -t -q -p "$TMP" -e "$TMP/check.err" -c "$TMP/nginx.conf" || die "nginx.conf invalid"
+haproxy -c -q -f "$TMP/haproxy.cfg" || die "haproxy.cfg invalid"
+RUST_LOG=warn "$LB" --config "$TMP/lb.toml" --check >/dev/null || die "lb.toml invalid"
+
+# --- start everything -----------------------------------------------------------------
+nginx -p "$TMP" -e "$TMP/backend.err" -c "$TMP/backend.conf" 2>>"$TMP/backend.err" &
+PID_BACKEND=$!; PIDS+=("$PID_BACKEND")
+wait_port "$P_B1" "$PID_BACKEND" backends; wait_port "$P_B2" "$PID_BACKEND" backends
+
+PROXIES=(lb-proxy nginx haproxy)
+declare -A PORT=([lb-proxy]=$P_LB [nginx]=$P_NG [haproxy]=$P_HA)
+declare -A MAINPID=()
+
+start_proxy() { # name; a fresh process, listening
+    case $1 in
+    nginx) nginx -p "$TMP" -e "$TMP/nginx.err" -c "$TMP/nginx.conf" 2>>"$TMP/nginx.err" & ;;
+    haproxy) haproxy -db -f "$TMP/haproxy.cfg" >>"$TMP/haproxy.log" 2>&1 & ;;
+    lb-proxy) RUST_LOG=warn "$LB" --config "$TMP/lb.toml" >>"$TMP/lb.log" 2>&1 & ;;
+    esac
+    MAINPID[$1]=$!
+    PIDS+=("$!")
+    wait_port "${PORT[$1]}" "${MAINPID[$1]}" "$1"
+}
+stop_proxy() { # name; by PID, waits until it is gone
+    local p=${MAINPID[$1]} q keep=()
+    kill -TERM "$p" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null || true
+    wait "$p" 2>/dev/null || true
+    for q in "${PIDS[@]}"; do [[ $q == "$p" ]] || keep+=("$q"); done
+    PIDS=("${keep[@]}")
+}
+for p in "${PROXIES[@]}"; do start_proxy "$p"; done
+
+# All PIDs of a proxy: the process plus its direct children (nginx workers).
+proc_pids() {
+    local p=${MAINPID[$1]} t
+    echo "$p"
+    for t in /proc/"$p"/task/*/children; do cat "$t" 2>/dev/null; done | tr ' ' '\n' | sed '/^$/d'
+}
+# utime and stime in clock ticks, summed over proc_pids.
+cpu_ticks() {
+    local p u=0 s=0 a b
+    for p in $(proc_pids "$1"); do
+        read -r a b < <(sed 's/.*) //' "/proc/$p/stat" | awk '{print $12, $13}')
+        u=$((u + a)); s=$((s + b))
+    done
+    echo "$u $s"
+}
+
+# wrk run; appends one TSV row: proxy mode round rps p99_ms cpu_us_per_req kernel_share errors
+RESULTS=$TMP/results.tsv
+: >"$RESULTS"
+run_wrk() { # proxy mode round
+    local proxy=$1 mode=$2 round=$3 args out u0 s0 u1 s1
+    if [[ $mode == keepalive ]]; then args=(-t1 -c64); else args=(-t1 -c32 -H "Connection: close"); fi
+    read -r u0 s0 < <(cpu_ticks "$proxy")
+    out=$(timeout $((DURATION + 30)) wrk "${args[@]}" -d"${DURATION}s" --latency \
+        "http://127.0.0.1:${PORT[$proxy]}/") || die "wrk failed against $proxy"
+    read -r u1 s1 < <(cpu_ticks "$proxy")
+    echo "$out" >"$TMP/wrk-$proxy-$mode-$round.txt"
+    python3 - "$proxy" "$mode" "$round" $((u1 - u0)) $((s1 - s0)) "$CLK_TCK" \
+        "$TMP/wrk-$proxy-$mode-$round.txt" <<'EOF' >>"$RESULTS"
+import re, sys
+proxy, mode, rnd, du, ds, tck = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+out = open(sys.argv[7]).read()
+reqs = int(re.search(r"(\d+) requests in", out).group(1))
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+m = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+p99 = float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)]
+errs = sum(int(x) for x in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
+m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+errs += int(m.group(1)) if m else 0
+cpu_us = (du + ds) * 1e6 / tck / max(reqs, 1)
+kshare = ds / (du + ds) if du + ds else 0.0
+print(f"{proxy}\t{mode}\t{rnd}\t{rps:.0f}\t{p99:.3f}\t{cpu_us:.2f}\t{kshare:.3f}\t{errs}")
+EOF
+    log "$(tail -n1 "$RESULTS")"
+}
+
+# Idle keep-alive connections: (sum VmRSS after - before) / n over proc_pids.
+cat >"$TMP/idle.py" <<'EOF'
+import socket, sys, time
+port, n, pids = int(sys.argv[1]), int(sys.argv[2]), [int(p) for p in sys.argv[3:]]
+def rss():
+    total = 0
+    for p in pids:
+        with open(f"/proc/{p}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+    return total
+deadline = time.monotonic() + 60
+req = b"GET / HTTP/1.1\r\nHost: bench.local\r\n\r\n"
+# Warm-up: 20 requests on one connection, so one-time allocations are not counted.
+w = socket.create_connection(("127.0.0.1", port), timeout=5)
+for _ in range(20):
+    w.sendall(req)
+    data = b""
+    while not data.endswith(b"hello\n"):
+        chunk = w.recv(4096)
+        if not chunk:
+            sys.exit("warm-up connection closed")
+        data += chunk
+w.close()
+time.sleep(0.5)
+before = rss()
+conns = []
+for _ in range(n):
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(req)
+    data = b""
+    while not data.endswith(b"hello\n"):
+        chunk = s.recv(4096)
+        if not chunk or time.monotonic() > deadline:
+            sys.exit(f"connection {len(conns)}: bad/short response {data[:200]!r}")
+        data += chunk
+    if not data.startswith(b"HTTP/1.1 200"):
+        sys.exit(f"unexpected response {data[:200]!r}")
+    conns.append(s)
+time.sleep(1.0)
+after = rss()
+for s in conns:
+    if s.fileno() < 0:
+        sys.exit("a connection was closed")
+print(f"rss before {before} after {after} over {pids}", file=sys.stderr)
+print((after - before) / n)
+for s in conns:
+    s.close()
+EOF
+run_idle() { # proxy round; on a freshly started proxy, so memory freed by earlier load or
+    # earlier idle connections cannot be reused and hide the cost
+    local proxy=$1 round=$2 v
+    stop_proxy "$proxy"
+    start_proxy "$proxy"
+    # shellcheck disable=SC2046
+    v=$(timeout 120 python3 "$TMP/idle.py" "${PORT[$proxy]}" "$IDLE_CONNS" $(proc_pids "$proxy") 2>>"$TMP/idle.log") \
+        || die "idle-connection test failed against $proxy"
+    printf '%s\tidle\t%s\t%s\n' "$proxy" "$round" "$v" >>"$TMP/idle.tsv"
+    log "$proxy idle: $v B/conn"
+    sleep 1 # let the proxy reap the closed connections
+}
+
+# --- runs -----------------------------------------------------------------------------
+warm_up() {
+    local p
+    for p in "${PROXIES[@]}"; do
+        timeout 30 wrk -t1 -c64 -d1s "http://127.0.0.1:${PORT[$p]}/" >/dev/null || die "warm-up failed against $p"
+    done
+}
+: >"$TMP/idle.tsv"
+LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
+for r in $(seq "$REPEAT"); do
+    log "round $r/$REPEAT"
+    for p in "${PROXIES[@]}"; do run_idle "$p" "$r"; done
+    warm_up
+    for p in "${PROXIES[@]}"; do
+        run_wrk "$p" keepalive "$r"
+        run_wrk "$p" close "$r"
+    done
+done
+
+# Syscalls per request (optional; strace slows the proxy, so this is not a timed run).
+STRACE_TSV=$TMP/strace.tsv
+: >"$STRACE_TSV"
+if [[ $STRACE == 1 ]]; then
+    for p in "${PROXIES[@]}"; do
+        args=()
+        for q in $(proc_pids "$p"); do args+=(-p "$q"); done
+        timeout 20 strace -c -f -o "$TMP/strace-$p.txt" "${args[@]}" 2>/dev/null &
+        st=$!
+        sleep 1
+        out=$(timeout 30 wrk -t1 -c64 -d3s "http://127.0.0.1:${PORT[$p]}/")
+        sleep 0.5
+        kill -INT "$st" 2>/dev/null || true
+        wait "$st" 2>/dev/null || true
+        reqs=$(grep -oE '[0-9]+ requests in' <<<"$out" | cut -d' ' -f1)
+        python3 - "$p" "$reqs" "$TMP/strace-$p.txt" <<'EOF' >>"$STRACE_TSV"
+import sys
+proxy, reqs, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+calls = {}
+for line in open(path):
+    f = line.split()
+    if len(f) >= 5 and f[0][0].isdigit() and f[-1] != "total":
+        calls[f[-1]] = int(f[3])
+total = sum(calls.values())
+top = sorted(calls.items(), key=lambda kv: -kv[1])[:9]
+desc = ", ".join(f"{k} {v / reqs:.2f}" for k, v in top)
+print(f"{proxy}\t{total / max(reqs, 1):.2f}\t{desc}")
+EOF
+        log "strace $p: $(tail -n1 "$STRACE_TSV")"
+    done
+fi
+
+# --- table ----------------------------------------------------------------------------
+python3 - "$RESULTS" "$TMP/idle.tsv" "$STRACE_TSV" "$DURATION" "$REPEAT" "$IDLE_CONNS" "$LOADAVG" <<'EOF'
+import statistics, sys
+res, idle, strace, dur, rep, nidle, load = sys.argv[1:8]
+P = ["lb-proxy", "nginx", "haproxy"]
+vals = {}
+for line in open(res):
+    p, mode, _, rps, p99, cpu, ks, errs = line.split("\t")
+    for k, v in (("rps", rps), ("p99", p99), ("cpu", cpu), ("ks", ks), ("errs", errs)):
+        vals.setdefault((p, mode, k), []).append(float(v))
+for line in open(idle):
+    p, _, _, v = line.split("\t")
+    vals.setdefault((p, "idle", "rss"), []).append(float(v))
+med = lambda p, m, k: statistics.median(vals[(p, m, k)])
+rows = [
+    ("keep-alive -c64: req/s", "keepalive", "rps", "{:,.0f}"),
+    ("keep-alive -c64: p99 latency (ms)", "keepalive", "p99", "{:.2f}"),
+    ("keep-alive -c64: **CPU-µs/request**", "keepalive", "cpu", "{:.1f}"),
+    ("keep-alive -c64: kernel share of CPU", "keepalive", "ks", "{:.0%}"),
+    ("new conn/request -c32: req/s", "close", "rps", "{:,.0f}"),
+    ("new conn/request -c32: p99 latency (ms)", "close", "p99", "{:.2f}"),
+    ("new conn/request -c32: **CPU-µs/request**", "close", "cpu", "{:.1f}"),
+    ("new conn/request -c32: kernel share of CPU", "close", "ks", "{:.0%}"),
+    (f"idle keep-alive conn ({nidle}): RSS/conn (B)", "idle", "rss", "{:,.0f}"),
+]
+print(f"\nDURATION={dur}s REPEAT={rep} (medians), wrk -t1, loadavg at start {load}\n")
+print("| metric | lb-proxy | nginx | HAProxy | lb-proxy/nginx | lb-proxy/HAProxy |")
+print("|---|---:|---:|---:|---:|---:|")
+for label, m, k, fmt in rows:
+    v = [med(p, m, k) for p in P]
+    r = [f"{v[0] / x:.2f}×" if x else "–" for x in v[1:]]
+    print(f"| {label} | " + " | ".join(fmt.format(x) for x in v) + f" | {r[0]} | {r[1]} |")
+errs = {p: int(sum(vals[(p, m, "errs")][i] for m in ("keepalive", "close") for i in range(len(vals[(p, m, "errs")])))) for p in P}
+print(f"| wrk socket errors + non-2xx (all runs) | {errs['lb-proxy']} | {errs['nginx']} | {errs['haproxy']} | | |")
+lines = [l.rstrip("\n").split("\t") for l in open(strace) if l.strip()]
+if lines:
+    print("\nSyscalls per request (keep-alive -c64, 3 s under strace -c -f; top calls per request):\n")
+    print("| proxy | syscalls/request | top |")
+    print("|---|---:|---|")
+    for p, n, top in lines:
+        print(f"| {p} | {n} | {top} |")
+EOF

@@ -45,7 +45,7 @@ pub struct ConnInfo {
 
 /// What happened to a request, for the access log.
 struct Outcome2 {
-    pool: Option<String>,
+    pool: Option<Arc<PoolTarget>>,
     backend: Option<SocketAddr>,
     tries: u32,
     error: Option<Reason>,
@@ -75,8 +75,13 @@ pub async fn handle(
 ) -> Response<RespBody> {
     let start = Instant::now();
     let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    let host_raw = host_of(&req).map(str::to_owned);
+    // What the access log needs from the request, copied only when it is enabled.
+    let logged = tracing::enabled!(target: "lb::access", tracing::Level::INFO).then(|| {
+        (
+            req.uri().path().to_owned(),
+            host_of(&req).map(str::to_owned),
+        )
+    });
     let mut out = Outcome2 {
         pool: None,
         backend: None,
@@ -91,9 +96,12 @@ pub async fn handle(
             local_error(reason)
         }
     };
-    if let Some(pool) = out.pool.as_deref().and_then(|p| rt.pools.get(p)) {
+    if let Some(pool) = &out.pool {
         pool.handle.pool.stats().duration.observe(start.elapsed());
     }
+    let Some((path, host_raw)) = logged else {
+        return resp;
+    };
     tracing::info!(
         target: "lb::access",
         client = %conn.client,
@@ -102,7 +110,7 @@ pub async fn handle(
         path = %path,
         status = resp.status().as_u16(),
         duration_us = start.elapsed().as_micros() as u64,
-        pool = out.pool.as_deref().unwrap_or("-"),
+        pool = out.pool.as_ref().map_or("-", |p| p.handle.pool.name()),
         backend = %out.backend.map_or_else(|| "-".to_owned(), |b| b.to_string()),
         tries = out.tries,
         error = out.error.map_or("-", Reason::as_str),
@@ -194,7 +202,7 @@ async fn proxy(
     };
     match &route.target {
         Target::Pool(p) => {
-            out.pool = Some(p.handle.pool.name().to_owned());
+            out.pool = Some(p.clone());
             forward_pool(p, &ctx, &mut body, key_hash, out).await
         }
         Target::Directory(d) => forward_directory(d, &ctx, &mut body, &host, key_hash, out).await,

@@ -79,10 +79,17 @@ fn main() -> ExitCode {
         },
         Mode::Demo => (None, 0),
     };
-    let mut rt = tokio::runtime::Builder::new_multi_thread();
-    if threads > 0 {
-        rt.worker_threads(threads);
-    }
+    // One worker: a current-thread runtime, so tasks wake each other without cross-thread
+    // hand-offs (the benchmark setting). More: the work-stealing scheduler.
+    let mut rt = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        if threads > 1 {
+            b.worker_threads(threads);
+        }
+        b
+    };
     let rt = match rt.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -12,6 +12,7 @@
 //! ejection, slow-start age). Health changes and drains only flip atomics and rebuild
 //! nothing.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -187,15 +188,18 @@ impl Pool {
         let mut members: Vec<Member> = old.members.to_vec();
         match change {
             Change::Reset(backends) => {
+                // Backends that stay keep their live state (looked up by address once).
+                let mut kept: HashMap<SocketAddr, Arc<BackendState>> = old
+                    .members
+                    .iter()
+                    .map(|m| (m.backend.addr(), m.state.clone()))
+                    .collect();
                 members = backends
                     .into_iter()
                     .map(|b| {
-                        let state = old
-                            .member(b.addr())
-                            .map(|m| m.state.clone())
-                            .unwrap_or_else(|| {
-                                Arc::new(BackendState::new(self.settings.initial_up))
-                            });
+                        let state = kept.remove(&b.addr()).unwrap_or_else(|| {
+                            Arc::new(BackendState::new(self.settings.initial_up))
+                        });
                         Member { backend: b, state }
                     })
                     .collect();

@@ -110,6 +110,8 @@ pin_project! {
             #[pin] inner: Incoming,
             #[pin] stall: Sleep,
             idle: Duration,
+            // Frames arrived since the stall timer was last armed.
+            progressed: bool,
             lease: Option<Lease>,
             returner: Option<Returner>,
         },
@@ -133,23 +135,26 @@ impl RespBody {
     ) -> RespBody {
         if inner.is_end_stream() {
             // No body will be polled (HEAD, 204, 304, length 0): the exchange is over now.
-            lease.take();
-            if let Some(r) = returner.take() {
-                r.give_back();
-            }
+            finish(&mut lease, &mut returner);
         }
         RespBody::Upstream {
             inner,
-            stall: tokio::time::sleep_until(far_future()),
+            // Armed (registered with the timer) only when the body first has to wait.
+            stall: tokio::time::sleep(idle),
             idle,
+            progressed: true,
             lease,
             returner,
         }
     }
 }
 
-fn far_future() -> Instant {
-    Instant::now() + Duration::from_secs(86_400 * 365)
+/// The exchange is over: release the lease and give the connection back to its pool.
+fn finish(lease: &mut Option<Lease>, returner: &mut Option<Returner>) {
+    lease.take();
+    if let Some(r) = returner.take() {
+        r.give_back();
+    }
 }
 
 impl Body for RespBody {
@@ -166,19 +171,17 @@ impl Body for RespBody {
                 mut inner,
                 mut stall,
                 idle,
+                progressed,
                 lease,
                 returner,
             } => match inner.as_mut().poll_frame(cx) {
                 Poll::Ready(Some(Ok(f))) => {
-                    // Progress: push the stall deadline out (only armed while waiting).
-                    stall.as_mut().reset(far_future());
+                    // Progress: the stall deadline moves when the body next waits.
+                    *progressed = true;
                     // A sized body is complete after its last frame and hyper's server
                     // will not poll again, so the exchange ends here, not at `None`.
                     if inner.is_end_stream() {
-                        lease.take();
-                        if let Some(r) = returner.take() {
-                            r.give_back();
-                        }
+                        finish(lease, returner);
                     }
                     Poll::Ready(Some(Ok(f)))
                 }
@@ -190,17 +193,17 @@ impl Body for RespBody {
                     Poll::Ready(Some(Err(e.into())))
                 }
                 Poll::Ready(None) => {
-                    lease.take();
-                    if let Some(r) = returner.take() {
-                        r.give_back();
-                    }
+                    finish(lease, returner);
                     Poll::Ready(None)
                 }
                 Poll::Pending => {
                     if idle.is_zero() {
                         return Poll::Pending;
                     }
-                    if stall.deadline() > Instant::now() + *idle {
+                    if *progressed {
+                        // Waiting after progress: `idle` from now (the deadline only moves
+                        // later, which the timer does without re-registering).
+                        *progressed = false;
                         stall.as_mut().reset(Instant::now() + *idle);
                     }
                     match stall.poll(cx) {

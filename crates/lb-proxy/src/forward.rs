@@ -43,8 +43,8 @@ pub struct ConnInfo {
     pub max_body: u64,
 }
 
-/// What happened to a request, for the access log.
-struct Outcome2 {
+/// What happened to a request, for the access log and metrics.
+struct Handled {
     pool: Option<Arc<PoolTarget>>,
     backend: Option<SocketAddr>,
     tries: u32,
@@ -82,7 +82,7 @@ pub async fn handle(
             host_of(&req).map(str::to_owned),
         )
     });
-    let mut out = Outcome2 {
+    let mut out = Handled {
         pool: None,
         backend: None,
         tries: 0,
@@ -136,7 +136,7 @@ async fn proxy(
     rt: &Runtime,
     conn: ConnInfo,
     req: Request<Incoming>,
-    out: &mut Outcome2,
+    out: &mut Handled,
 ) -> Result<Response<RespBody>, Reason> {
     let Some(raw_host) = host_of(&req) else {
         return Err(Reason::BadRequest);
@@ -144,12 +144,10 @@ async fn proxy(
     let host = normalize_name(raw_host)
         .map_err(|_| Reason::BadRequest)?
         .into_owned();
-    // Request smuggling: a message with both framings is refused outright.
-    if req.headers().contains_key(header::TRANSFER_ENCODING)
-        && req.headers().contains_key(header::CONTENT_LENGTH)
-    {
-        return Err(Reason::BadRequest);
-    }
+    // Request smuggling: hyper rejects conflicting lengths and unknown transfer codings
+    // (400), and for `Content-Length` with `Transfer-Encoding: chunked` it drops the length,
+    // reads the body as chunked and closes the connection after the response, so no second
+    // request can hide in the body (crates/lb-proxy/tests/statuses.rs proves both).
     let route = rt
         .route(&host, req.uri().path())
         .ok_or(Reason::UnknownHost)?;
@@ -181,18 +179,14 @@ async fn proxy(
         }
     };
     let replayable = !matches!(body, ReqBody::Stream { .. });
-    let key_src = match &route.target {
-        Target::Pool(p) => Some(p.clone()),
-        Target::Directory(_) => None,
-    };
     let ip = IpText::new(conn.client.ip());
-    let key: &[u8] = match &key_src {
-        Some(p) => key::extract(p.key(), &parts, &host).unwrap_or(ip.as_bytes()),
-        None => ip.as_bytes(),
+    let key: &[u8] = match &route.target {
+        Target::Pool(p) => key::extract(p.key(), &parts, &host).unwrap_or(ip.as_bytes()),
+        Target::Directory(_) => ip.as_bytes(),
     };
     let key_hash = hash::hash_key(key);
     let host_header = raw_host_owned(&parts);
-    prepare_headers(&mut parts, route, &conn, host_header, &host);
+    prepare_headers(&mut parts, route, &conn, &ip, host_header, &host);
     let uri = upstream_uri(&parts.uri, route)?;
     let ctx = Exchange {
         parts: &parts,
@@ -246,17 +240,19 @@ fn prepare_headers(
     parts: &mut Parts,
     route: &Route,
     conn: &ConnInfo,
+    ip: &IpText,
     host_header: Option<HeaderValue>,
     host: &str,
 ) {
     let h = &mut parts.headers;
     strip_hop_by_hop(h);
-    let ip = conn.client.ip().to_string();
-    let xff = match h.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(prev) if !prev.is_empty() => format!("{prev}, {ip}"),
-        _ => ip,
+    let xff = match h.get("x-forwarded-for").map(HeaderValue::as_bytes) {
+        Some(prev) if !prev.is_empty() => {
+            HeaderValue::from_bytes(&[prev, b", ", ip.as_bytes()].concat())
+        }
+        _ => HeaderValue::from_bytes(ip.as_bytes()),
     };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
+    if let Ok(v) = xff {
         h.insert("x-forwarded-for", v);
     }
     h.insert(
@@ -287,20 +283,27 @@ fn prepare_headers(
     }
 }
 
+/// The origin-form URI sent upstream: the client's path and query (shared, not copied),
+/// or a new one when the route strips its prefix.
 fn upstream_uri(uri: &Uri, route: &Route) -> Result<Uri, Reason> {
-    let pq = uri.path_and_query().map_or("/", |p| p.as_str());
-    let pq = match (&route.path_prefix, route.strip_prefix) {
-        (Some(prefix), true) => {
-            let rest = pq.strip_prefix(prefix.as_str()).unwrap_or(pq);
-            if rest.starts_with('/') {
-                rest.to_owned()
-            } else {
-                format!("/{rest}")
-            }
-        }
-        _ => pq.to_owned(),
+    let pq = match uri.path_and_query() {
+        Some(pq) => pq,
+        None => return Ok(Uri::from_static("/")),
     };
-    pq.parse().map_err(|_| Reason::BadRequest)
+    let prefix = match (&route.path_prefix, route.strip_prefix) {
+        (Some(prefix), true) => prefix,
+        _ => return Ok(Uri::from(pq.clone())),
+    };
+    let rest = pq
+        .as_str()
+        .strip_prefix(prefix.as_str())
+        .unwrap_or(pq.as_str());
+    let stripped = if rest.starts_with('/') {
+        rest.to_owned()
+    } else {
+        format!("/{rest}")
+    };
+    stripped.parse().map_err(|_| Reason::BadRequest)
 }
 
 struct Exchange<'a> {
@@ -386,7 +389,7 @@ async fn forward_pool(
     ex: &Exchange<'_>,
     body: &mut ReqBody,
     key_hash: u64,
-    out: &mut Outcome2,
+    out: &mut Handled,
 ) -> Result<Response<RespBody>, Reason> {
     let cfg = &p.config;
     let pool = &p.handle.pool;
@@ -398,12 +401,12 @@ async fn forward_pool(
     let mut last = Reason::NoHealthyBackend;
     let mut next_body = Some(take_body(body));
     loop {
-        let Some(lease) = sel.next() else {
-            return Err(last);
-        };
         if out.tries > cfg.retries {
             return Err(last);
         }
+        let Some(lease) = sel.next() else {
+            return Err(last);
+        };
         let _retry_guard = if out.tries > 0 {
             let in_flight = p.retries_in_flight.load(Ordering::Relaxed);
             if in_flight >= p.budget().allowed(pool.active()) {
@@ -486,7 +489,7 @@ async fn forward_directory(
     body: &mut ReqBody,
     host: &str,
     key_hash: u64,
-    out: &mut Outcome2,
+    out: &mut Handled,
 ) -> Result<Response<RespBody>, Reason> {
     let lookup = d.cache.lookup(host).await;
     let endpoints = match lookup.result {
@@ -497,7 +500,6 @@ async fn forward_directory(
             return Err(Reason::DirectoryUnavailable);
         }
     };
-    out.pool = None;
     let n = endpoints.len();
     let start = (key_hash % n.max(1) as u64) as usize;
     let mut last = Reason::UpstreamConnect;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::header::{HeaderName, HeaderValue};
-use lb_core::config::{Config, Directory, KeySpec, PoolConfig, RetryBudget, RetryOn, RouteTarget};
+use lb_core::config::{Config, Directory, KeySpec, PoolConfig, RetryBudget, RouteTarget};
 use lb_core::discovery::{PoolHandle, StaticSource};
 use lb_core::health::{checker_for, HealthMonitor};
 use lb_core::metrics::ReasonCounters;
@@ -37,10 +37,6 @@ impl PoolTarget {
     /// The key spec.
     pub fn key(&self) -> &KeySpec {
         &self.config.key
-    }
-    /// Which failures are retried.
-    pub fn retry_on(&self) -> RetryOn {
-        self.config.retry_on
     }
     /// The retry budget.
     pub fn budget(&self) -> RetryBudget {

@@ -53,6 +53,9 @@
 //! - [`resolve`]: the [`Resolver`](resolve::Resolver) trait, static/HTTP/RESP directories, and `Cached`.
 //! - [`discovery`]: membership sources and where admin writes go.
 //! - [`admin`]: the admin API and metrics endpoint shared by both binaries.
+//! - [`server`]: what both binaries run around their data path: pools with health
+//!   monitors, listeners that follow reloads, the admin listener, signals and drain.
+//! - [`proxy_protocol`]: PROXY protocol v1/v2 headers, written and parsed.
 //! - [`resp`]: a bounded, incremental RESP2/RESP3 codec.
 //! - [`config`]: the TOML config model of both binaries, validated into runtime types.
 //!
@@ -73,6 +76,7 @@ pub mod metrics;
 pub mod name;
 pub mod outlier;
 pub mod pool;
+pub mod proxy_protocol;
 pub mod select;
 
 #[cfg(feature = "admin")]
@@ -86,6 +90,8 @@ pub mod health;
 pub mod resolve;
 #[cfg(feature = "runtime")]
 pub mod resp;
+#[cfg(feature = "admin")]
+pub mod server;
 
 pub use backend::{Backend, BackendState, BackendStatus};
 pub use error::PoolError;

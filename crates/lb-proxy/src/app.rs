@@ -1,18 +1,16 @@
-//! The whole proxy from a config: listeners, the admin API, SIGHUP reload, drain.
+//! The whole proxy from a config: listeners, the admin API, SIGHUP reload, drain. The
+//! machinery is lb-core's [`server`](lb_core::server), shared with lb-sni; this module
+//! supplies the HTTP listener and the proxy's metrics.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use lb_core::admin::{AdminState, MetricsSource};
-use lb_core::config::{Config, ListenerConfig};
+use lb_core::config::Config;
 use lb_core::metrics::{self, ReasonCounters};
-use tokio::net::TcpListener;
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use lb_core::server::{AdminServer, ConnectionGauges, Listeners, Reload, ServeError, ServeFn};
 
 use crate::server;
 use crate::state::{BuildError, Runtime};
@@ -24,43 +22,20 @@ pub enum AppError {
     #[error(transparent)]
     Build(#[from] BuildError),
     /// A listener or the admin address could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        /// The address.
-        addr: SocketAddr,
-        /// The OS error.
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Serve(#[from] ServeError),
 }
-
-/// Open client connections per listener address.
-type ConnGauges = Mutex<BTreeMap<SocketAddr, Arc<AtomicU64>>>;
 
 struct ProxyMetrics {
     runtime: Arc<ArcSwap<Runtime>>,
     errors: Arc<ReasonCounters>,
-    connections: Arc<ConnGauges>,
+    connections: Arc<ConnectionGauges>,
 }
 
 impl MetricsSource for ProxyMetrics {
     fn render(&self, out: &mut String) {
         self.errors.render(out);
-        metrics::header(
-            out,
-            "lb_connections_active",
-            "gauge",
-            "Open client connections per listener.",
-        );
-        let gauges = self.connections.lock().unwrap_or_else(|p| p.into_inner());
-        for (addr, n) in gauges.iter() {
-            metrics::sample(
-                out,
-                "lb_connections_active",
-                &[("listener", &addr.to_string())],
-                n.load(Ordering::Relaxed) as f64,
-            );
-        }
-        drop(gauges);
+        self.connections.render(out);
         let rt = self.runtime.load();
         metrics::header(
             out,
@@ -81,25 +56,14 @@ impl MetricsSource for ProxyMetrics {
     }
 }
 
-struct Listener {
-    stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
-}
-
 /// A running proxy.
 pub struct App {
     config: Config,
     runtime: Arc<ArcSwap<Runtime>>,
     admin: Arc<AdminState>,
+    admin_server: AdminServer,
     errors: Arc<ReasonCounters>,
-    listeners: BTreeMap<SocketAddr, Listener>,
-    admin_addr: SocketAddr,
-    admin_stop: watch::Sender<bool>,
-    connections: Arc<ConnGauges>,
-}
-
-async fn stopped(mut rx: watch::Receiver<bool>) {
-    let _ = rx.wait_for(|s| *s).await;
+    listeners: Listeners,
 }
 
 impl App {
@@ -111,87 +75,48 @@ impl App {
             None,
             errors.clone(),
         )?));
-        let connections = Arc::new(ConnGauges::default());
+        let rt = runtime.clone();
+        let serve: ServeFn = Arc::new(move |listener, cfg, active, shutdown| {
+            // lb-proxy reads its listener settings when the listener opens.
+            let cfg = (**cfg.load()).clone();
+            Box::pin(server::serve(
+                listener,
+                cfg,
+                rt.clone(),
+                active,
+                shutdown.wait(),
+            ))
+        });
+        let mut listeners = Listeners::new(serve);
         let extra: Arc<dyn MetricsSource> = Arc::new(ProxyMetrics {
             runtime: runtime.clone(),
             errors: errors.clone(),
-            connections: connections.clone(),
+            connections: listeners.gauges(),
         });
         let admin = Arc::new(AdminState::new(
             runtime.load().admin_view(config.admin.token.clone()),
             Some(extra),
         ));
-        let admin_listener = TcpListener::bind(config.admin.listen)
-            .await
-            .map_err(|source| AppError::Bind {
-                addr: config.admin.listen,
-                source,
-            })?;
-        let admin_addr = admin_listener
-            .local_addr()
-            .map_err(|source| AppError::Bind {
-                addr: config.admin.listen,
-                source,
-            })?;
-        let (admin_stop, rx) = watch::channel(false);
-        tokio::spawn(lb_core::admin::serve(
-            admin_listener,
-            admin.clone(),
-            stopped(rx),
-        ));
-        let mut app = App {
-            config: config.clone(),
+        let admin_server = AdminServer::start(config.admin.listen, admin.clone()).await?;
+        listeners.sync(&config.listeners).await?;
+        Ok(App {
+            config,
             runtime,
             admin,
+            admin_server,
             errors,
-            listeners: BTreeMap::new(),
-            admin_addr,
-            admin_stop,
-            connections,
-        };
-        for l in &config.listeners {
-            app.open(l.clone()).await?;
-        }
-        Ok(app)
-    }
-
-    async fn open(&mut self, cfg: ListenerConfig) -> Result<(), AppError> {
-        let listener = TcpListener::bind(cfg.listen)
-            .await
-            .map_err(|source| AppError::Bind {
-                addr: cfg.listen,
-                source,
-            })?;
-        let addr = listener.local_addr().map_err(|source| AppError::Bind {
-            addr: cfg.listen,
-            source,
-        })?;
-        let (stop, rx) = watch::channel(false);
-        let active = Arc::new(AtomicU64::new(0));
-        self.connections
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(addr, active.clone());
-        let task = tokio::spawn(server::serve(
-            listener,
-            cfg,
-            self.runtime.clone(),
-            active,
-            stopped(rx),
-        ));
-        tracing::info!(listen = %addr, "listening");
-        self.listeners.insert(addr, Listener { stop, task });
-        Ok(())
+            listeners,
+        })
     }
 
     /// The bound listener addresses (useful with port 0).
     pub fn listen_addrs(&self) -> Vec<SocketAddr> {
-        self.listeners.keys().copied().collect()
+        self.listeners.addrs()
     }
 
     /// The bound admin address.
     pub fn admin_addr(&self) -> SocketAddr {
-        self.admin_addr
+        self.admin_server.addr()
     }
 
     /// Applies a new, already validated config. Pools that stay keep their live state;
@@ -205,74 +130,23 @@ impl App {
             );
         }
         let new_rt = Runtime::build(&config, Some(&self.runtime.load()), self.errors.clone())?;
-        let wanted: BTreeMap<SocketAddr, ListenerConfig> = config
-            .listeners
-            .iter()
-            .map(|l| (l.listen, l.clone()))
-            .collect();
-        // Bind new listeners first so a bind failure leaves everything as it was.
-        let mut opened = Vec::new();
-        for (addr, l) in &wanted {
-            if !self.config.listeners.iter().any(|o| o.listen == *addr) {
-                if let Err(e) = self.open(l.clone()).await {
-                    for a in opened {
-                        self.close(a);
-                    }
-                    return Err(e);
-                }
-                opened.push(*addr);
-            }
-        }
+        self.listeners.sync(&config.listeners).await?;
         self.runtime.store(Arc::new(new_rt));
         self.admin
             .replace(self.runtime.load().admin_view(config.admin.token.clone()));
-        let gone: Vec<SocketAddr> = self
-            .config
-            .listeners
-            .iter()
-            .map(|l| l.listen)
-            .filter(|a| !wanted.contains_key(a))
-            .collect();
-        for a in gone {
-            self.close(a);
-        }
         self.config = config;
-        tracing::info!("config reloaded");
         Ok(())
-    }
-
-    fn close(&mut self, configured: SocketAddr) {
-        let key =
-            self.listeners.keys().copied().find(|a| {
-                *a == configured || (configured.port() == 0 && a.ip() == configured.ip())
-            });
-        if let Some(k) = key {
-            self.connections
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&k);
-        }
-        if let Some(l) = key.and_then(|k| self.listeners.remove(&k)) {
-            let _ = l.stop.send(true);
-            tracing::info!(listen = %configured, "listener closed");
-        }
     }
 
     /// Stops accepting, lets in-flight requests finish within `grace`, then returns.
     pub async fn shutdown(self, grace: Duration) {
-        let _ = self.admin_stop.send(true);
-        let mut tasks = Vec::new();
-        for (_, l) in self.listeners {
-            let _ = l.stop.send(true);
-            tasks.push(l.task);
-        }
-        let all = async {
-            for t in tasks {
-                let _ = t.await;
-            }
-        };
-        if tokio::time::timeout(grace, all).await.is_err() {
-            tracing::warn!(?grace, "grace period over; closing remaining connections");
-        }
+        drop(self.admin_server);
+        self.listeners.shutdown(grace).await;
+    }
+}
+
+impl Reload for App {
+    async fn reload(&mut self, config: Config) -> Result<(), String> {
+        App::reload(self, config).await.map_err(|e| e.to_string())
     }
 }

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use lb_core::config::{Binary, Config};
+use lb_core::server;
 use lb_proxy::{app::App, demo};
 
 const USAGE: &str = "usage: lb-proxy --config FILE [--check] | lb-proxy --demo";
@@ -59,15 +60,10 @@ fn main() -> ExitCode {
         .init();
     let (path, threads) = match &mode {
         Mode::Check(p) => {
-            return match Config::load(p, Binary::Proxy) {
-                Ok(_) => {
-                    println!("{}: ok", p.display());
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("{e}");
-                    ExitCode::FAILURE
-                }
+            return if server::check(p, Binary::Proxy) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
             };
         }
         Mode::Run(p) => match Config::load(p, Binary::Proxy) {
@@ -79,18 +75,7 @@ fn main() -> ExitCode {
         },
         Mode::Demo => (None, 0),
     };
-    // One worker: a current-thread runtime, so tasks wake each other without cross-thread
-    // hand-offs (the benchmark setting). More: the work-stealing scheduler.
-    let mut rt = if threads == 1 {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        let mut b = tokio::runtime::Builder::new_multi_thread();
-        if threads > 1 {
-            b.worker_threads(threads);
-        }
-        b
-    };
-    let rt = match rt.enable_all().build() {
+    let rt = match server::runtime(threads) {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("lb-proxy: cannot start the runtime: {e}");
@@ -109,12 +94,8 @@ fn main() -> ExitCode {
 }
 
 async fn run(path: Option<PathBuf>) -> Result<(), String> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (config, banner) = match &path {
-        Some(p) => (
-            Config::load(p, Binary::Proxy).map_err(|e| e.to_string())?,
-            None,
-        ),
+    let config = match &path {
+        Some(p) => Config::load(p, Binary::Proxy).map_err(|e| e.to_string())?,
         None => {
             let mut b = [std::net::SocketAddr::from(([127, 0, 0, 1], 0)); 3];
             for (i, slot) in b.iter_mut().enumerate() {
@@ -122,37 +103,18 @@ async fn run(path: Option<PathBuf>) -> Result<(), String> {
                     .await
                     .map_err(|e| e.to_string())?;
             }
-            (
-                demo::config(&b, "127.0.0.1:8080", "127.0.0.1:9091")?,
-                Some(()),
-            )
+            demo::config(&b, "127.0.0.1:8080", "127.0.0.1:9091")?
         }
     };
     let mut app = App::start(config).await.map_err(|e| e.to_string())?;
-    if banner.is_some() {
+    if path.is_none() {
         if let Some(l) = app.listen_addrs().first() {
             println!("{}", demo::instructions(*l, app.admin_addr()));
         }
     }
-    let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
-    let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
-    let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
-    loop {
-        tokio::select! {
-            _ = hup.recv() => {
-                let Some(p) = &path else { continue };
-                match Config::load(p, Binary::Proxy) {
-                    Ok(c) => if let Err(e) = app.reload(c).await {
-                        tracing::error!(error = %e, "reload failed; the old config keeps serving");
-                    },
-                    Err(e) => tracing::error!(error = %e, "reload rejected; the old config keeps serving"),
-                }
-            }
-            _ = term.recv() => break,
-            _ = int.recv() => break,
-        }
-    }
-    tracing::info!("shutting down: draining in-flight requests");
+    server::supervise(&mut app, path.as_deref(), Binary::Proxy)
+        .await
+        .map_err(|e| e.to_string())?;
     app.shutdown(GRACE).await;
     Ok(())
 }

@@ -10,27 +10,29 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::header::{HeaderName, HeaderValue};
-use lb_core::config::{Config, Directory, KeySpec, PoolConfig, RetryBudget, RouteTarget};
-use lb_core::discovery::{PoolHandle, StaticSource};
-use lb_core::health::{checker_for, HealthMonitor};
+use lb_core::config::{Config, Directory, KeySpec, RetryBudget, RouteTarget};
 use lb_core::metrics::ReasonCounters;
 use lb_core::name::HostPattern;
-use lb_core::{Change, Pool};
+use lb_core::server::{build_pools, PoolBuildError, RunningPool};
 
 use crate::upstream::{spawn_sweeper, Upstreams};
 
-/// A pool as the proxy runs it.
+/// A pool as the proxy runs it: lb-core's [`RunningPool`] (pool, source, config, health
+/// monitor; reachable through `Deref`) plus the proxy's upstream connections.
 pub struct PoolTarget {
-    /// Pool and membership source.
-    pub handle: PoolHandle,
-    /// The pool's config (key, retries, timeouts).
-    pub config: PoolConfig,
+    /// The pool, its source, config and health monitor.
+    pub running: Arc<RunningPool>,
     /// Pooled connections to its backends.
     pub upstreams: Arc<Upstreams>,
     /// Retries in flight (retry budget).
     pub retries_in_flight: AtomicU64,
-    /// The health monitor, stopped when dropped.
-    pub monitor: Option<HealthMonitor>,
+}
+
+impl std::ops::Deref for PoolTarget {
+    type Target = RunningPool;
+    fn deref(&self) -> &RunningPool {
+        &self.running
+    }
 }
 
 impl PoolTarget {
@@ -95,13 +97,8 @@ pub struct Runtime {
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     /// A pool could not be created or updated.
-    #[error("pool.{pool}: {reason}")]
-    Pool {
-        /// Pool name.
-        pool: String,
-        /// Why.
-        reason: String,
-    },
+    #[error(transparent)]
+    Pool(#[from] PoolBuildError),
     /// A resolver could not be built.
     #[error(transparent)]
     Resolver(#[from] lb_core::config::BuildError),
@@ -126,51 +123,25 @@ impl Runtime {
         previous: Option<&Runtime>,
         errors: Arc<ReasonCounters>,
     ) -> Result<Runtime, BuildError> {
+        let previous_pools = previous
+            .map(|p| {
+                p.pools
+                    .iter()
+                    .map(|(n, t)| (n.clone(), t.running.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
         let mut pools = BTreeMap::new();
-        for (name, pc) in &config.pools {
-            let perr = |reason: String| BuildError::Pool {
-                pool: name.clone(),
-                reason,
-            };
-            let reuse = previous
-                .and_then(|p| p.pools.get(name))
-                .filter(|old| old.config.pool_settings() == pc.pool_settings());
-            let pool = match reuse {
-                Some(old) => {
-                    let pool = old.handle.pool.clone();
-                    pool.apply(Change::Reset(pc.backends()))
-                        .map_err(|e| perr(e.to_string()))?;
-                    pool
-                }
-                None => Arc::new(
-                    Pool::new(name.clone(), pc.pool_settings(), pc.backends())
-                        .map_err(|e| perr(e.to_string()))?,
-                ),
-            };
-            let health = pc.health_settings();
-            let monitor = checker_for(&health)
-                .map_err(|e| perr(format!("health: {e}")))?
-                .map(|checker| {
-                    HealthMonitor::spawn(
-                        pool.clone(),
-                        health,
-                        checker,
-                        std::future::pending::<()>(),
-                    )
-                });
-            let upstreams = Upstreams::new(pc.connect_timeout, pc.idle_timeout);
+        for (name, running) in build_pools(config, &previous_pools)? {
+            let upstreams =
+                Upstreams::new(running.config.connect_timeout, running.config.idle_timeout);
             spawn_sweeper(&upstreams);
             pools.insert(
-                name.clone(),
+                name,
                 Arc::new(PoolTarget {
-                    handle: PoolHandle {
-                        pool,
-                        source: Arc::new(StaticSource),
-                    },
-                    config: pc.clone(),
+                    running,
                     upstreams,
                     retries_in_flight: AtomicU64::new(0),
-                    monitor,
                 }),
             );
         }

@@ -1,0 +1,138 @@
+//! What both binaries share around their data path: running pools, listeners that follow
+//! the config, the admin listener, signals, reload and drain.
+//!
+//! A binary builds its per-request state from [`build_pools`] and its own routes, hands
+//! [`Listeners`] a [`ServeFn`] for its protocol, starts an [`AdminServer`], and then lets
+//! [`supervise`] turn SIGHUP into [`Reload::reload`] with a freshly validated config and
+//! SIGTERM/SIGINT into a return, after which it drains with [`Listeners::shutdown`].
+
+mod listeners;
+mod pools;
+
+pub use listeners::{
+    accept_loop, ConnectionGauges, Listeners, LiveListenerConfig, ServeFn, Shutdown,
+};
+pub use pools::{build_pools, PoolBuildError, RunningPool};
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::admin::AdminState;
+use crate::config::{Binary, Config};
+
+/// Why a listener or the admin API could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// The admin API on its own listener; stops when dropped.
+#[derive(Debug)]
+pub struct AdminServer {
+    addr: SocketAddr,
+    _stop: watch::Sender<bool>,
+}
+
+impl AdminServer {
+    /// Binds `listen` and serves `state` on it.
+    pub async fn start(
+        listen: SocketAddr,
+        state: Arc<AdminState>,
+    ) -> Result<AdminServer, ServeError> {
+        let bind_err = |source| ServeError::Bind {
+            addr: listen,
+            source,
+        };
+        let listener = TcpListener::bind(listen).await.map_err(bind_err)?;
+        let addr = listener.local_addr().map_err(bind_err)?;
+        let (stop, shutdown) = Shutdown::new();
+        tokio::spawn(crate::admin::serve(listener, state, shutdown.wait()));
+        Ok(AdminServer { addr, _stop: stop })
+    }
+
+    /// The bound address (the real port when configured with port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+/// A tokio runtime for `threads` workers: `1` gives a current-thread runtime (tasks wake
+/// each other without cross-thread hand-offs; the benchmark setting), `0` one worker per
+/// core, any other number that many.
+pub fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut b = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        if threads > 1 {
+            b.worker_threads(threads);
+        }
+        b
+    };
+    b.enable_all().build()
+}
+
+/// A running binary that can take a new, validated config.
+pub trait Reload {
+    /// Applies `config`; on error the running config keeps serving.
+    fn reload(&mut self, config: Config) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+/// Waits for signals: SIGHUP re-reads `path` (a config that fails validation or cannot be
+/// applied is logged and the old one keeps serving; with `path = None` SIGHUP is ignored);
+/// SIGTERM or SIGINT returns, so the caller can drain.
+pub async fn supervise<A: Reload>(
+    app: &mut A,
+    path: Option<&Path>,
+    binary: Binary,
+) -> std::io::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    loop {
+        tokio::select! {
+            _ = hup.recv() => {
+                let Some(p) = path else { continue };
+                match Config::load(p, binary) {
+                    Ok(c) => match app.reload(c).await {
+                        Ok(()) => tracing::info!(config = %p.display(), "config reloaded"),
+                        Err(e) => tracing::error!(error = %e, "reload failed; the old config keeps serving"),
+                    },
+                    Err(e) => tracing::error!(error = %e, "reload rejected; the old config keeps serving"),
+                }
+            }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    tracing::info!("shutting down: draining in-flight work");
+    Ok(())
+}
+
+/// `--config FILE --check`: validates `path` for `binary`, prints `FILE: ok` or every
+/// problem (one per line), and returns whether it is valid.
+pub fn check(path: &Path, binary: Binary) -> bool {
+    match Config::load(path, binary) {
+        Ok(_) => {
+            println!("{}: ok", path.display());
+            true
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            false
+        }
+    }
+}

@@ -9,10 +9,11 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use lb_core::admin::{AdminState, MetricsSource};
 use lb_core::config::Config;
-use lb_core::metrics::{self, ReasonCounters};
+use lb_core::metrics::ReasonCounters;
+use lb_core::server;
 use lb_core::server::{AdminServer, ConnectionGauges, Listeners, Reload, ServeError, ServeFn};
 
-use crate::server;
+use crate::server as http;
 use crate::state::{BuildError, Runtime};
 
 /// Why the proxy could not start or reload.
@@ -37,22 +38,10 @@ impl MetricsSource for ProxyMetrics {
         self.errors.render(out);
         self.connections.render(out);
         let rt = self.runtime.load();
-        metrics::header(
+        server::render_directories(
             out,
-            "lb_resolver_lookups_total",
-            "counter",
-            "Directory lookups by result.",
+            rt.directories.iter().map(|(n, d)| (n.as_str(), &*d.cache)),
         );
-        for (name, d) in &rt.directories {
-            for (result, n) in d.cache.stats().iter() {
-                metrics::sample(
-                    out,
-                    "lb_resolver_lookups_total",
-                    &[("resolver", name), ("result", result)],
-                    n as f64,
-                );
-            }
-        }
     }
 }
 
@@ -79,7 +68,7 @@ impl App {
         let serve: ServeFn = Arc::new(move |listener, cfg, active, shutdown| {
             // lb-proxy reads its listener settings when the listener opens.
             let cfg = (**cfg.load()).clone();
-            Box::pin(server::serve(
+            Box::pin(http::serve(
                 listener,
                 cfg,
                 rt.clone(),

@@ -4,36 +4,10 @@
 //! request always has a key. Keys borrow from the request; only the client IP is written
 //! into a small stack buffer.
 
-use std::net::IpAddr;
-
 use hyper::http::request::Parts;
 use lb_core::config::KeySpec;
 
-/// A client IP in text form, on the stack.
-pub struct IpText {
-    buf: [u8; 64],
-    len: usize,
-}
-
-impl IpText {
-    /// Formats `ip`.
-    pub fn new(ip: IpAddr) -> IpText {
-        use std::io::Write;
-        let mut buf = [0u8; 64];
-        let len = {
-            let mut w = &mut buf[..];
-            // 64 bytes hold any IPv4 or IPv6 text form (at most 45 bytes).
-            let _ = write!(w, "{ip}");
-            64 - w.len()
-        };
-        IpText { buf, len }
-    }
-
-    /// The text.
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.buf[..self.len]
-    }
-}
+pub use lb_core::name::IpText;
 
 /// Extracts the key for `spec` from a request; `None` means "use the client IP".
 pub fn extract<'a>(spec: &KeySpec, parts: &'a Parts, host: &'a str) -> Option<&'a [u8]> {
@@ -124,7 +98,7 @@ mod tests {
             IpText::new("127.0.0.1".parse().unwrap_or_else(|e| panic!("{e}"))).as_bytes(),
             b"127.0.0.1"
         );
-        let v6: IpAddr = "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255"
+        let v6: std::net::IpAddr = "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255"
             .parse()
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(IpText::new(v6).as_bytes(), v6.to_string().as_bytes());

@@ -1,11 +1,19 @@
 //! `lb-sni`: a TCP proxy that routes TLS connections on their SNI without terminating them
 //! (or plain HTTP on its `Host` header).
 //!
-//! This library holds the pure, runtime-free pieces the binary wires together.
+//! A connection flows accept → (PROXY header) → peek → route → pick → replay → splice; the
+//! pools, health checks, directories, admin API, reload and drain are lb-core's, shared
+//! with lb-proxy.
 //!
 //! # Layout
 //! - [`hello`]: the incremental, zero-copy TLS ClientHello parser (SNI, ALPN, `Incomplete`).
+//! - [`head`]: the plain-HTTP request head, for `Host` routing.
 //! - [`alert`]: the plaintext TLS alert records sent before refusing a connection.
+//! - [`conn`]: one connection, from accept to the end of its tunnel.
+//! - [`tunnel`]: splicing bytes both ways with half-close and an idle timeout.
+//! - [`state`]: routes, pools and directories for one config generation.
+//! - [`metrics`]: lb-sni's counters on `/metrics`.
+//! - [`app`]: the whole router from a config: listeners, admin API, reload, drain.
 //!
 //! # Example
 //! ```
@@ -24,7 +32,13 @@
 #![warn(missing_docs)]
 
 pub mod alert;
+pub mod app;
+pub mod conn;
+pub mod head;
 pub mod hello;
+pub mod metrics;
+pub mod state;
+pub mod tunnel;
 
 pub use alert::{internal_error_alert, unrecognized_name_alert};
 pub use hello::{parse_client_hello, Alpn, Hello, HelloError, MAX_HELLO_BYTES};

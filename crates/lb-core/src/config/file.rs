@@ -205,6 +205,7 @@ pub(crate) struct FileRoute {
     pub resolver: Option<String>,
     pub set_headers: Option<BTreeMap<String, String>>,
     pub remove_headers: Option<Vec<String>>,
+    pub alpn: Option<Vec<String>>,
 }
 
 /// `[resolver.X]`: every kind's keys; validation checks which belong.

@@ -176,6 +176,9 @@ pub struct RouteConfig {
     pub set_headers: Vec<(String, String)>,
     /// lb-proxy: request headers to remove (names lower-cased).
     pub remove_headers: Vec<String>,
+    /// lb-sni: match only ClientHellos offering one of these ALPN protocols (in any
+    /// position). Default empty: any hello, with or without ALPN.
+    pub alpn: Vec<String>,
 }
 
 /// The directory behind a resolver.

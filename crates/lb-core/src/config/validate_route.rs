@@ -133,6 +133,34 @@ pub(crate) fn route(
             remove_headers.push(name.to_ascii_lowercase());
         }
     }
+    let mut alpn = Vec::new();
+    if let Some(list) = r.alpn {
+        if c.binary == Binary::Proxy {
+            c.fail(
+                key.key("alpn"),
+                Problem::NotSupported {
+                    binary: c.binary,
+                    why: "routing on the ClientHello's ALPN is lb-sni's (lb-proxy negotiates ALPN itself)",
+                },
+            );
+        } else if list.is_empty() {
+            c.fail(
+                key.key("alpn"),
+                Problem::Invalid("an empty alpn list matches nothing: remove the key to match any"),
+            );
+        }
+        for (i, proto) in list.into_iter().enumerate() {
+            if proto.is_empty() || proto.len() > 255 {
+                c.fail(
+                    key.key("alpn").index(i),
+                    Problem::Invalid(
+                        "an ALPN protocol id is 1-255 bytes, e.g. \"h2\" or \"http/1.1\"",
+                    ),
+                );
+            }
+            alpn.push(proto);
+        }
+    }
     Some(RouteConfig {
         host: host?,
         path_prefix,
@@ -140,6 +168,7 @@ pub(crate) fn route(
         target: target?,
         set_headers,
         remove_headers,
+        alpn,
     })
 }
 

@@ -136,3 +136,26 @@ pub fn check(path: &Path, binary: Binary) -> bool {
         }
     }
 }
+
+/// Appends `lb_resolver_lookups_total{resolver,result}` for each named directory.
+pub fn render_directories<'a>(
+    out: &mut String,
+    directories: impl IntoIterator<Item = (&'a str, &'a crate::config::Directory)>,
+) {
+    crate::metrics::header(
+        out,
+        "lb_resolver_lookups_total",
+        "counter",
+        "Directory lookups by result.",
+    );
+    for (name, d) in directories {
+        for (result, n) in d.stats().iter() {
+            crate::metrics::sample(
+                out,
+                "lb_resolver_lookups_total",
+                &[("resolver", name), ("result", result)],
+                n as f64,
+            );
+        }
+    }
+}

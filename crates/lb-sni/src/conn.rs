@@ -1,0 +1,556 @@
+//! One client connection: (PROXY header) → peek → route → pick and connect → replay → splice.
+//!
+//! 1. With `accept_proxy_protocol`, a PROXY v1/v2 header is read first (only from a peer in
+//!    `trusted_proxies`, when that list is set); its source address becomes the client.
+//! 2. The ClientHello (TLS listeners) or request head (HTTP listeners) is read, without
+//!    answering anything, until it parses, within `header_timeout` and a byte cap
+//!    ([`MAX_HELLO_BYTES`] / `max_header_bytes`).
+//! 3. The name (SNI or `Host`) is normalised and the first matching route taken.
+//! 4. A pool route walks the strategy's preference order (key `sni` or `client-ip`); a
+//!    directory route asks the cached directory and tries its endpoints in an order fixed
+//!    by the client IP. A connect failure moves to the next candidate (`retry_on` has
+//!    `connect`, up to `retries` more); so does a backend that closes or resets before
+//!    sending a byte, while the client has sent nothing beyond what was buffered
+//!    (`retry_on` has `reset`): the buffered bytes are replayed to the next one.
+//! 5. The PROXY header towards the backend (the pool's `proxy_protocol`) and every byte
+//!    read so far are written in one go, then both directions are spliced.
+//!
+//! Refusals: TLS listeners answer a fatal `unrecognized_name` alert for an unknown or
+//! invalid name and `internal_error` when no backend can take the connection, then close;
+//! garbage, a timeout or an oversized hello just closes. HTTP listeners answer `404`,
+//! `400`, `408`, `431`, `502` or `503` (with `Retry-After`) as plain text, then close.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use lb_core::config::{any_contains, KeySpec, ListenerConfig, ListenerProtocol, ProxyProtocol};
+use lb_core::metrics::Reason;
+use lb_core::name::{normalize_name, IpText};
+use lb_core::proxy_protocol::{self, Header, Version};
+use lb_core::resolve::Resolution;
+use lb_core::{Lease, Outcome};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use crate::head::{parse_head, HeadError};
+use crate::hello::{parse_client_hello, HelloError, MAX_HELLO_BYTES};
+use crate::metrics::SniMetrics;
+use crate::state::{Runtime, Target};
+use crate::tunnel::{self, End};
+use crate::{internal_error_alert, unrecognized_name_alert};
+
+/// Bytes read per call while peeking.
+const READ_CHUNK: usize = 4096;
+
+/// What a connection needs besides its socket.
+pub struct Ctx {
+    /// The listener's settings when the connection was accepted.
+    pub listener: Arc<ListenerConfig>,
+    /// The config generation when the connection was accepted.
+    pub runtime: Arc<Runtime>,
+    /// Shared counters.
+    pub metrics: Arc<SniMetrics>,
+}
+
+/// The access-log line of one connection.
+struct Log {
+    started: Instant,
+    client: SocketAddr,
+    name: Option<String>,
+    alpn: String,
+    target: Option<String>,
+    backend: Option<SocketAddr>,
+    tries: u32,
+    moved: tunnel::Moved,
+    reason: Option<Reason>,
+    end: &'static str,
+}
+
+impl Log {
+    fn emit(&self, listener: SocketAddr, protocol: ListenerProtocol) {
+        tracing::info!(
+            target: "access",
+            client = %self.client,
+            listener = %listener,
+            protocol = protocol.as_str(),
+            name = self.name.as_deref().unwrap_or("-"),
+            alpn = %self.alpn,
+            route = self.target.as_deref().unwrap_or("-"),
+            backend = %self.backend.map_or_else(|| "-".to_owned(), |a| a.to_string()),
+            tries = self.tries,
+            bytes_in = self.moved.up,
+            bytes_out = self.moved.down,
+            duration_ms = self.started.elapsed().as_millis() as u64,
+            error = self.reason.map_or("-", Reason::as_str),
+            end = self.end,
+        );
+    }
+}
+
+/// Serves one accepted connection to its end.
+pub async fn handle(mut client: TcpStream, peer: SocketAddr, ctx: Ctx) {
+    let _ = client.set_nodelay(true);
+    let mut log = Log {
+        started: Instant::now(),
+        client: peer,
+        name: None,
+        alpn: String::new(),
+        target: None,
+        backend: None,
+        tries: 0,
+        moved: tunnel::Moved::default(),
+        reason: None,
+        end: "closed",
+    };
+    let protocol = ctx.listener.protocol;
+    if let Err(reason) = serve(&mut client, &ctx, &mut log).await {
+        ctx.metrics.errors.inc(reason);
+        log.reason = Some(reason);
+        refuse(&mut client, protocol, reason).await;
+    }
+    if tracing::enabled!(target: "access", tracing::Level::INFO) {
+        log.emit(ctx.listener.listen, protocol);
+    }
+}
+
+/// What was peeked: where it goes, and what to hash.
+struct Routed {
+    target: Target,
+    /// `sni` key bytes when the pool hashes the name; else the client IP is used.
+    name_key: bool,
+}
+
+async fn serve(client: &mut TcpStream, ctx: &Ctx, log: &mut Log) -> Result<(), Reason> {
+    let l = &*ctx.listener;
+    let deadline = log.started + l.header_timeout;
+    let mut buf: Vec<u8> = Vec::new();
+
+    if l.accept_proxy_protocol {
+        if !l.trusted_proxies.is_empty() && !any_contains(&l.trusted_proxies, log.client.ip()) {
+            tracing::debug!(peer = %log.client, "PROXY header expected from an untrusted peer: closed");
+            return Err(Reason::BadRequest);
+        }
+        let parsed = loop {
+            match proxy_protocol::parse(&buf) {
+                Ok(p) => break p,
+                Err(e) if e.is_incomplete() => {
+                    read_more(client, &mut buf, proxy_protocol::V2_MAX, deadline).await?
+                }
+                Err(e) => {
+                    tracing::debug!(peer = %log.client, error = %e, "bad PROXY header");
+                    return Err(Reason::BadRequest);
+                }
+            }
+        };
+        if let Some(src) = parsed.src {
+            log.client = src;
+        }
+        buf.drain(..parsed.consumed);
+    }
+
+    let routed = match l.protocol {
+        ListenerProtocol::Tls => peek_hello(client, &mut buf, deadline, ctx, log).await?,
+        ListenerProtocol::Http => {
+            peek_head(
+                client,
+                &mut buf,
+                deadline,
+                l.max_header_bytes.get(),
+                ctx,
+                log,
+            )
+            .await?
+        }
+    };
+    ctx.metrics.peek.observe(log.started.elapsed());
+    log.target = Some(routed.target.name().to_owned());
+
+    let local = client.local_addr().unwrap_or(l.listen);
+    match &routed.target {
+        Target::Pool(p) => {
+            let cfg = &p.config;
+            let ip = IpText::new(log.client.ip());
+            let key = match (&cfg.key, routed.name_key, log.name.as_deref()) {
+                (KeySpec::Sni, true, Some(n)) => n.as_bytes(),
+                _ => ip.as_bytes(),
+            };
+            let snap = p.pool().snapshot();
+            let mut candidates = snap.select(key);
+            let attempts = cfg.retries.saturating_add(1);
+            let preamble = Preamble::new(cfg.proxy_protocol, log.client, local, &buf);
+            let mut last = Reason::NoHealthyBackend;
+            while log.tries < attempts {
+                let Some(lease) = candidates.next() else {
+                    break;
+                };
+                log.tries += 1;
+                log.backend = Some(lease.addr());
+                let retry_reset = cfg.retry_on.reset && log.tries < attempts;
+                match attempt(
+                    lease.addr(),
+                    cfg.connect_timeout,
+                    &preamble,
+                    retry_reset,
+                    l.idle_timeout,
+                )
+                .await
+                {
+                    Attempt::Ready(mut up) => {
+                        lease.report(Outcome::Success);
+                        return splice(client, &mut up, ctx, log, Some(lease)).await;
+                    }
+                    Attempt::Failed(reason) => {
+                        lease.report(Outcome::Failure);
+                        last = reason;
+                        let retry = match reason {
+                            Reason::UpstreamConnect => cfg.retry_on.connect,
+                            _ => cfg.retry_on.reset,
+                        };
+                        if !retry {
+                            break;
+                        }
+                    }
+                }
+            }
+            if log.tries > 1 {
+                p.pool()
+                    .stats()
+                    .retries
+                    .fetch_add(u64::from(log.tries - 1), Ordering::Relaxed);
+            }
+            Err(last)
+        }
+        Target::Directory { name, cache } => {
+            // A name always exists here: directory routes are never taken without one.
+            let host = log.name.as_deref().unwrap_or("");
+            let endpoints = match cache.lookup(host).await.result {
+                Ok(Resolution::Found(eps)) => eps,
+                Ok(Resolution::NotFound) => return Err(Reason::UnknownHost),
+                Err(e) => {
+                    tracing::warn!(resolver = %name, name = host, error = %e, "directory lookup failed");
+                    return Err(Reason::DirectoryUnavailable);
+                }
+            };
+            let n = endpoints.len();
+            if n == 0 {
+                return Err(Reason::NoHealthyBackend);
+            }
+            let ip = IpText::new(log.client.ip());
+            let start = (lb_core::hash::hash_key(ip.as_bytes()) % n as u64) as usize;
+            let preamble = Preamble::new(None, log.client, local, &buf);
+            let mut last = Reason::UpstreamConnect;
+            for i in 0..n {
+                let addr = endpoints[(start + i) % n];
+                log.tries += 1;
+                log.backend = Some(addr);
+                let retry_reset = i + 1 < n;
+                match attempt(
+                    addr,
+                    DIRECTORY_CONNECT_TIMEOUT,
+                    &preamble,
+                    retry_reset,
+                    l.idle_timeout,
+                )
+                .await
+                {
+                    Attempt::Ready(mut up) => return splice(client, &mut up, ctx, log, None).await,
+                    Attempt::Failed(reason) => last = reason,
+                }
+            }
+            Err(last)
+        }
+    }
+}
+
+/// Connect timeout for directory-routed connections (directories have no pool settings).
+const DIRECTORY_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Reads at least one more byte into `buf` (never past `cap` bytes in all) before
+/// `deadline`.
+async fn read_more(
+    client: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    cap: usize,
+    deadline: Instant,
+) -> Result<(), Reason> {
+    let old = buf.len();
+    let want = cap.saturating_sub(old).min(READ_CHUNK);
+    if want == 0 {
+        return Err(Reason::HeaderTooLarge);
+    }
+    buf.resize(old + want, 0);
+    let r = tokio::time::timeout_at(deadline, client.read(&mut buf[old..])).await;
+    let n = match r {
+        Err(_) => {
+            buf.truncate(old);
+            return Err(Reason::HeaderTimeout);
+        }
+        Ok(Err(_)) | Ok(Ok(0)) => {
+            buf.truncate(old);
+            // The client gave up before a full hello/head: nothing to answer.
+            return Err(Reason::BadRequest);
+        }
+        Ok(Ok(n)) => n,
+    };
+    buf.truncate(old + n);
+    Ok(())
+}
+
+async fn peek_hello(
+    client: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    deadline: Instant,
+    ctx: &Ctx,
+    log: &mut Log,
+) -> Result<Routed, Reason> {
+    loop {
+        match parse_client_hello(buf) {
+            Ok(hello) => {
+                if tracing::enabled!(target: "access", tracing::Level::INFO) {
+                    for (i, p) in hello.alpn().enumerate() {
+                        if i > 0 {
+                            log.alpn.push(',');
+                        }
+                        log.alpn.push_str(&String::from_utf8_lossy(p));
+                    }
+                }
+                let name = match hello.sni() {
+                    Some(sni) => match normalize_name(sni) {
+                        Ok(n) => Some(n),
+                        Err(e) => {
+                            tracing::debug!(sni, error = %e, "invalid SNI");
+                            log.name = Some(sni.to_owned());
+                            return Err(Reason::UnknownHost);
+                        }
+                    },
+                    None => None,
+                };
+                log.name = name.as_deref().map(str::to_owned);
+                return route(&ctx.runtime, name.as_deref(), hello.alpn());
+            }
+            Err(e) if e.is_incomplete() => {
+                read_more(client, buf, MAX_HELLO_BYTES, deadline).await?
+            }
+            Err(HelloError::Oversized { .. }) => return Err(Reason::HeaderTooLarge),
+            Err(e) => {
+                tracing::debug!(client = %log.client, error = %e, "not a usable ClientHello");
+                return Err(Reason::BadRequest);
+            }
+        }
+    }
+}
+
+async fn peek_head(
+    client: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    deadline: Instant,
+    max: usize,
+    ctx: &Ctx,
+    log: &mut Log,
+) -> Result<Routed, Reason> {
+    loop {
+        match parse_head(buf, max) {
+            Ok(head) => {
+                let name = match head.host {
+                    Some(h) => match normalize_name(h) {
+                        Ok(n) => Some(n),
+                        Err(_) => {
+                            log.name = Some(h.to_owned());
+                            return Err(Reason::BadRequest);
+                        }
+                    },
+                    None => None,
+                };
+                log.name = name.as_deref().map(str::to_owned);
+                return route(&ctx.runtime, name.as_deref(), std::iter::empty());
+            }
+            Err(HeadError::Incomplete) => read_more(client, buf, max, deadline).await?,
+            Err(HeadError::TooLarge) => return Err(Reason::HeaderTooLarge),
+            Err(HeadError::Malformed(what)) => {
+                tracing::debug!(client = %log.client, what, "malformed request head");
+                return Err(Reason::BadRequest);
+            }
+        }
+    }
+}
+
+fn route<'a, I>(rt: &Runtime, name: Option<&str>, alpn: I) -> Result<Routed, Reason>
+where
+    I: Iterator<Item = &'a [u8]> + Clone,
+{
+    let r = rt.route(name, alpn).ok_or(Reason::UnknownHost)?;
+    if matches!(r.target, Target::Directory { .. }) && name.is_none() {
+        // A directory is asked about names only.
+        return Err(Reason::UnknownHost);
+    }
+    r.connections.fetch_add(1, Ordering::Relaxed);
+    Ok(Routed {
+        target: r.target.clone(),
+        name_key: name.is_some(),
+    })
+}
+
+/// The bytes sent to a backend before splicing: a PROXY header, then everything read.
+struct Preamble {
+    bytes: Vec<u8>,
+}
+
+impl Preamble {
+    fn new(
+        pp: Option<ProxyProtocol>,
+        client: SocketAddr,
+        local: SocketAddr,
+        read: &[u8],
+    ) -> Preamble {
+        let header = pp.map(|v| {
+            let version = match v {
+                ProxyProtocol::V1 => Version::V1,
+                ProxyProtocol::V2 => Version::V2,
+            };
+            Header {
+                version,
+                src: client,
+                dst: local,
+            }
+            .encode()
+        });
+        let h = header.as_ref().map_or(&[][..], |h| h.as_bytes());
+        let mut bytes = Vec::with_capacity(h.len() + read.len());
+        bytes.extend_from_slice(h);
+        bytes.extend_from_slice(read);
+        Preamble { bytes }
+    }
+}
+
+enum Attempt {
+    Ready(TcpStream),
+    Failed(Reason),
+}
+
+/// Connects, writes the preamble and, when a reset may still be retried, waits until the
+/// backend either sends its first byte (ready), closes or resets first (failed, retry), or
+/// the client sends more (ready: no retry is safe any more).
+async fn attempt(
+    addr: SocketAddr,
+    connect_timeout: Duration,
+    preamble: &Preamble,
+    retry_reset: bool,
+    idle: Duration,
+) -> Attempt {
+    let mut up = match tokio::time::timeout(connect_timeout, TcpStream::connect(addr)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::debug!(backend = %addr, error = %e, "connect failed");
+            return Attempt::Failed(Reason::UpstreamConnect);
+        }
+        Err(_) => {
+            tracing::debug!(backend = %addr, "connect timed out");
+            return Attempt::Failed(Reason::UpstreamConnect);
+        }
+    };
+    let _ = up.set_nodelay(true);
+    if let Err(e) = up.write_all(&preamble.bytes).await {
+        tracing::debug!(backend = %addr, error = %e, "backend closed before the replay");
+        return Attempt::Failed(Reason::UpstreamReset);
+    }
+    if !retry_reset {
+        return Attempt::Ready(up);
+    }
+    let mut probe = [0u8; 1];
+    match tokio::time::timeout(idle, up.peek(&mut probe)).await {
+        Ok(Ok(n)) if n > 0 => Attempt::Ready(up),
+        Ok(Ok(_)) | Ok(Err(_)) => {
+            tracing::debug!(backend = %addr, "backend closed before answering");
+            Attempt::Failed(Reason::UpstreamReset)
+        }
+        // Silent for the whole idle timeout: splice, which ends it the same way.
+        Err(_) => Attempt::Ready(up),
+    }
+}
+
+async fn splice(
+    client: &mut TcpStream,
+    up: &mut TcpStream,
+    ctx: &Ctx,
+    log: &mut Log,
+    lease: Option<Lease>,
+) -> Result<(), Reason> {
+    let m = &ctx.metrics;
+    let end = tunnel::splice(
+        client,
+        up,
+        ctx.listener.idle_timeout,
+        &m.bytes_in,
+        &m.bytes_out,
+    )
+    .await;
+    (log.moved, log.end) = match end {
+        End::Closed(moved) => (moved, "closed"),
+        End::Idle(moved) => (moved, "idle-timeout"),
+        End::Error(moved, e) if e.kind() == io::ErrorKind::ConnectionReset => (moved, "reset"),
+        End::Error(moved, _) => (moved, "error"),
+    };
+    // The backend counts as active until the tunnel ends.
+    drop(lease);
+    Ok(())
+}
+
+/// Tells the client why, as well as its protocol allows, before the connection closes.
+async fn refuse(client: &mut TcpStream, protocol: ListenerProtocol, reason: Reason) {
+    let reply: Vec<u8> = match protocol {
+        ListenerProtocol::Tls => match reason {
+            Reason::UnknownHost => unrecognized_name_alert().to_vec(),
+            Reason::NoHealthyBackend
+            | Reason::UpstreamConnect
+            | Reason::UpstreamReset
+            | Reason::DirectoryUnavailable => internal_error_alert().to_vec(),
+            // Garbage, timeouts, oversized hellos: nothing a TLS client would read.
+            _ => Vec::new(),
+        },
+        ListenerProtocol::Http => http_error(reason),
+    };
+    if !reply.is_empty() {
+        let _ = tokio::time::timeout(Duration::from_secs(1), client.write_all(&reply)).await;
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(1), client.shutdown()).await;
+}
+
+/// A complete `Connection: close` response for a refusal on an HTTP listener.
+pub fn http_error(reason: Reason) -> Vec<u8> {
+    let (status, text, body) = match reason {
+        Reason::UnknownHost => (404, "Not Found", "app not found\n"),
+        Reason::BadRequest => (400, "Bad Request", "bad request\n"),
+        Reason::HeaderTimeout => (
+            408,
+            "Request Timeout",
+            "request head not received in time\n",
+        ),
+        Reason::HeaderTooLarge => (
+            431,
+            "Request Header Fields Too Large",
+            "request head too large\n",
+        ),
+        Reason::NoHealthyBackend => (503, "Service Unavailable", "no healthy backend\n"),
+        Reason::DirectoryUnavailable => (502, "Bad Gateway", "directory unavailable\n"),
+        Reason::UpstreamConnect | Reason::UpstreamReset => {
+            (502, "Bad Gateway", "backend unavailable\n")
+        }
+        Reason::UpstreamTimeout => (504, "Gateway Timeout", "backend timed out\n"),
+        Reason::BodyTooLarge => (413, "Payload Too Large", "body too large\n"),
+    };
+    let retry = if status == 503 {
+        "retry-after: 1\r\n"
+    } else {
+        ""
+    };
+    format!(
+        "HTTP/1.1 {status} {text}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nx-lb-error: {}\r\n{retry}connection: close\r\n\r\n{body}",
+        body.len(),
+        reason.as_str()
+    )
+    .into_bytes()
+}

@@ -1,0 +1,142 @@
+//! The running configuration of lb-sni: routes, pools and directories, swapped whole on
+//! reload. Pools come from lb-core's [`build_pools`], the same code lb-proxy runs, so
+//! health checks, live state across reloads and membership sources behave the same.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use lb_core::admin::AdminView;
+use lb_core::config::{Config, Directory, RouteTarget};
+use lb_core::name::HostPattern;
+use lb_core::server::{build_pools, PoolBuildError, RunningPool};
+
+/// Where a route sends connections.
+#[derive(Clone)]
+pub enum Target {
+    /// A configured pool.
+    Pool(Arc<RunningPool>),
+    /// A directory lookup of the name.
+    Directory {
+        /// The resolver's name (for logs and metrics).
+        name: Arc<str>,
+        /// The cached directory.
+        cache: Arc<Directory>,
+    },
+}
+
+impl Target {
+    /// The pool's or resolver's name.
+    pub fn name(&self) -> &str {
+        match self {
+            Target::Pool(p) => p.pool().name(),
+            Target::Directory { name, .. } => name,
+        }
+    }
+}
+
+/// One `[[route]]`.
+pub struct Route {
+    /// Host pattern on the SNI / Host.
+    pub host: HostPattern,
+    /// ALPN protocols of which the hello must offer one; empty = any.
+    pub alpn: Vec<Vec<u8>>,
+    /// Where matching connections go.
+    pub target: Target,
+    /// Connections routed here (`lb_route_connections_total`).
+    pub connections: AtomicU64,
+}
+
+impl Route {
+    /// True when this route takes a connection for `name` (normalised; `None` without
+    /// SNI/Host) offering the ALPN protocols `offered`.
+    pub fn matches<'a>(
+        &self,
+        name: Option<&str>,
+        mut offered: impl Iterator<Item = &'a [u8]>,
+    ) -> bool {
+        self.host.matches_opt(name)
+            && (self.alpn.is_empty() || offered.any(|p| self.alpn.iter().any(|a| a == p)))
+    }
+}
+
+/// Everything a connection needs, for one config generation.
+pub struct Runtime {
+    /// Routes in order; the first match wins.
+    pub routes: Vec<Route>,
+    /// Pools by name.
+    pub pools: BTreeMap<String, Arc<RunningPool>>,
+    /// Directories by name.
+    pub directories: BTreeMap<String, Arc<Directory>>,
+}
+
+/// Why a runtime could not be built from a valid config.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// A pool could not be started.
+    #[error(transparent)]
+    Pool(#[from] PoolBuildError),
+    /// A resolver could not be built.
+    #[error(transparent)]
+    Resolver(#[from] lb_core::config::BuildError),
+}
+
+impl Runtime {
+    /// Builds a runtime; `previous` lends its pools so live state survives a reload. Must
+    /// run inside a tokio runtime (health monitors are spawned).
+    pub fn build(config: &Config, previous: Option<&Runtime>) -> Result<Runtime, BuildError> {
+        let empty = BTreeMap::new();
+        let pools = build_pools(config, previous.map_or(&empty, |p| &p.pools))?;
+        let mut directories = BTreeMap::new();
+        for (name, rc) in &config.resolvers {
+            directories.insert(name.clone(), rc.build()?);
+        }
+        let routes = config
+            .routes
+            .iter()
+            .filter_map(|rc| {
+                // Validation guarantees every route names a defined pool or resolver.
+                let target = match &rc.target {
+                    RouteTarget::Pool(p) => Target::Pool(pools.get(p)?.clone()),
+                    RouteTarget::Resolver(r) => Target::Directory {
+                        name: Arc::from(r.as_str()),
+                        cache: directories.get(r)?.clone(),
+                    },
+                };
+                Some(Route {
+                    host: rc.host.clone(),
+                    alpn: rc.alpn.iter().map(|a| a.as_bytes().to_vec()).collect(),
+                    target,
+                    connections: AtomicU64::new(0),
+                })
+            })
+            .collect();
+        Ok(Runtime {
+            routes,
+            pools,
+            directories,
+        })
+    }
+
+    /// The first route for a normalised name and the offered ALPN protocols.
+    pub fn route<'a, I>(&self, name: Option<&str>, offered: I) -> Option<&Route>
+    where
+        I: Iterator<Item = &'a [u8]> + Clone,
+    {
+        self.routes
+            .iter()
+            .find(|r| r.matches(name, offered.clone()))
+    }
+
+    /// The admin view of this runtime.
+    pub fn admin_view(&self, token: Option<String>) -> AdminView {
+        AdminView {
+            pools: self
+                .pools
+                .iter()
+                .map(|(n, p)| (n.clone(), p.handle.clone()))
+                .collect(),
+            token,
+        }
+    }
+}

@@ -274,6 +274,38 @@ impl fmt::Display for HostPattern {
     }
 }
 
+/// A client IP in text form, on the stack: the key `client-ip` hashes (the same bytes in
+/// lb-proxy, lb-sni, `lb route` and `/api/v1/route?key=`).
+///
+/// ```
+/// let ip = lb_core::name::IpText::new("2001:db8::1".parse().unwrap());
+/// assert_eq!(ip.as_bytes(), b"2001:db8::1");
+/// ```
+pub struct IpText {
+    buf: [u8; 64],
+    len: usize,
+}
+
+impl IpText {
+    /// Formats `ip`.
+    pub fn new(ip: std::net::IpAddr) -> IpText {
+        use std::io::Write;
+        let mut buf = [0u8; 64];
+        let len = {
+            let mut w = &mut buf[..];
+            // 64 bytes hold any IPv4 or IPv6 text form (at most 45 bytes).
+            let _ = write!(w, "{ip}");
+            64 - w.len()
+        };
+        IpText { buf, len }
+    }
+
+    /// The text.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -420,37 +452,5 @@ mod tests {
             prop_assert!(HostPattern::parse(&base).expect("valid").matches(&base));
             prop_assert!(HostPattern::Any.matches(&name));
         }
-    }
-}
-
-/// A client IP in text form, on the stack: the key `client-ip` hashes (the same bytes in
-/// lb-proxy, lb-sni, `lb route` and `/api/v1/route?key=`).
-///
-/// ```
-/// let ip = lb_core::name::IpText::new("2001:db8::1".parse().unwrap());
-/// assert_eq!(ip.as_bytes(), b"2001:db8::1");
-/// ```
-pub struct IpText {
-    buf: [u8; 64],
-    len: usize,
-}
-
-impl IpText {
-    /// Formats `ip`.
-    pub fn new(ip: std::net::IpAddr) -> IpText {
-        use std::io::Write;
-        let mut buf = [0u8; 64];
-        let len = {
-            let mut w = &mut buf[..];
-            // 64 bytes hold any IPv4 or IPv6 text form (at most 45 bytes).
-            let _ = write!(w, "{ip}");
-            64 - w.len()
-        };
-        IpText { buf, len }
-    }
-
-    /// The text.
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.buf[..self.len]
     }
 }

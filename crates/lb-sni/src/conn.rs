@@ -60,6 +60,7 @@ pub struct Ctx {
 struct Log {
     started: Instant,
     client: SocketAddr,
+    local: SocketAddr,
     name: Option<String>,
     alpn: String,
     target: Option<String>,
@@ -71,11 +72,11 @@ struct Log {
 }
 
 impl Log {
-    fn emit(&self, listener: SocketAddr, protocol: ListenerProtocol) {
+    fn emit(&self, protocol: ListenerProtocol) {
         tracing::info!(
             target: "access",
             client = %self.client,
-            listener = %listener,
+            listener = %self.local,
             protocol = protocol.as_str(),
             name = self.name.as_deref().unwrap_or("-"),
             alpn = %self.alpn,
@@ -97,6 +98,7 @@ pub async fn handle(mut client: TcpStream, peer: SocketAddr, ctx: Ctx) {
     let mut log = Log {
         started: Instant::now(),
         client: peer,
+        local: client.local_addr().unwrap_or(ctx.listener.listen),
         name: None,
         alpn: String::new(),
         target: None,
@@ -113,7 +115,7 @@ pub async fn handle(mut client: TcpStream, peer: SocketAddr, ctx: Ctx) {
         refuse(&mut client, protocol, reason).await;
     }
     if tracing::enabled!(target: "access", tracing::Level::INFO) {
-        log.emit(ctx.listener.listen, protocol);
+        log.emit(protocol);
     }
 }
 
@@ -169,7 +171,7 @@ async fn serve(client: &mut TcpStream, ctx: &Ctx, log: &mut Log) -> Result<(), R
     ctx.metrics.peek.observe(log.started.elapsed());
     log.target = Some(routed.target.name().to_owned());
 
-    let local = client.local_addr().unwrap_or(l.listen);
+    let local = log.local;
     match &routed.target {
         Target::Pool(p) => {
             let cfg = &p.config;
@@ -201,7 +203,7 @@ async fn serve(client: &mut TcpStream, ctx: &Ctx, log: &mut Log) -> Result<(), R
                 {
                     Attempt::Ready(mut up) => {
                         lease.report(Outcome::Success);
-                        return splice(client, &mut up, ctx, log, Some(lease)).await;
+                        return splice(client, &mut up, ctx, log, buf.len(), Some(lease)).await;
                     }
                     Attempt::Failed(reason) => {
                         lease.report(Outcome::Failure);
@@ -257,7 +259,9 @@ async fn serve(client: &mut TcpStream, ctx: &Ctx, log: &mut Log) -> Result<(), R
                 )
                 .await
                 {
-                    Attempt::Ready(mut up) => return splice(client, &mut up, ctx, log, None).await,
+                    Attempt::Ready(mut up) => {
+                        return splice(client, &mut up, ctx, log, buf.len(), None).await
+                    }
                     Attempt::Failed(reason) => last = reason,
                 }
             }
@@ -477,9 +481,12 @@ async fn splice(
     up: &mut TcpStream,
     ctx: &Ctx,
     log: &mut Log,
+    replayed: usize,
     lease: Option<Lease>,
 ) -> Result<(), Reason> {
     let m = &ctx.metrics;
+    // The client's bytes read while peeking went out in the preamble.
+    m.bytes_in.fetch_add(replayed as u64, Ordering::Relaxed);
     let end = tunnel::splice(
         client,
         up,
@@ -494,6 +501,7 @@ async fn splice(
         End::Error(moved, e) if e.kind() == io::ErrorKind::ConnectionReset => (moved, "reset"),
         End::Error(moved, _) => (moved, "error"),
     };
+    log.moved.up += replayed as u64;
     // The backend counts as active until the tunnel ends.
     drop(lease);
     Ok(())

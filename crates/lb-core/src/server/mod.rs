@@ -59,6 +59,7 @@ impl AdminServer {
         let addr = listener.local_addr().map_err(bind_err)?;
         let (stop, shutdown) = Shutdown::new();
         tokio::spawn(crate::admin::serve(listener, state, shutdown.wait()));
+        tracing::info!(listen = %addr, "admin API listening");
         Ok(AdminServer { addr, _stop: stop })
     }
 

@@ -149,6 +149,7 @@ pub async fn read_head<S: AsyncReadExt + Unpin>(s: &mut S) -> Vec<u8> {
 /// with body `tag` and closes.
 pub struct RecBackend {
     pub addr: SocketAddr,
+    pub tag: String,
     pub seen: Arc<Mutex<Vec<Vec<u8>>>>,
     task: JoinHandle<()>,
 }
@@ -182,7 +183,7 @@ pub async fn rec_backend(tag: &str, expect: Option<usize>) -> RecBackend {
 pub fn rec_backend_on(listener: TcpListener, tag: &str, expect: Option<usize>) -> RecBackend {
     let addr = listener.local_addr().unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let (s, tag) = (seen.clone(), tag.to_owned());
+    let (s, tag, tag_out) = (seen.clone(), tag.to_owned(), tag.to_owned());
     let task = tokio::spawn(async move {
         loop {
             let Ok((mut stream, _)) = listener.accept().await else {
@@ -210,7 +211,12 @@ pub fn rec_backend_on(listener: TcpListener, tag: &str, expect: Option<usize>) -
             });
         }
     });
-    RecBackend { addr, seen, task }
+    RecBackend {
+        addr,
+        tag: tag_out,
+        seen,
+        task,
+    }
 }
 
 /// lb-sni running in-process on port 0 (listeners and admin).

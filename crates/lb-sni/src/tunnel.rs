@@ -99,19 +99,21 @@ async fn pipe(
     moved: &AtomicU64,
     total: &AtomicU64,
 ) -> io::Result<()> {
-    let mut buf: Option<Box<[u8]>> = None;
+    let mut buf: Option<Vec<u8>> = None;
     loop {
         if buf.is_none() {
             // Wait for data before taking a buffer, so an idle direction holds none.
             from.as_ref().readable().await?;
         }
-        let b = buf.get_or_insert_with(|| vec![0u8; BUFFER].into_boxed_slice());
-        let n = from.read(b).await?;
+        // Reads go into spare capacity: the buffer is never zeroed.
+        let b = buf.get_or_insert_with(|| Vec::with_capacity(BUFFER));
+        let n = from.read_buf(b).await?;
         if n == 0 {
             to.shutdown().await?;
             return Ok(());
         }
-        to.write_all(&b[..n]).await?;
+        to.write_all(b).await?;
+        b.clear();
         moved.fetch_add(n as u64, Ordering::Relaxed);
         total.fetch_add(n as u64, Ordering::Relaxed);
         last.store(start.elapsed().as_millis() as u64, Ordering::Relaxed);

@@ -509,3 +509,31 @@ async fn futures_join(n: usize) -> Vec<RecBackend> {
     }
     v
 }
+
+#[tokio::test]
+async fn at_max_connections_the_listener_waits_until_one_ends() {
+    let be = rec_backend("ok", None).await;
+    let r = router(&format!(
+        "[[listener]]\nlisten = \"127.0.0.1:0\"\nprotocol = \"http\"\nmax_connections = 2\n[pool.p]\nbackends = [\"{}\"]\n[[route]]\npool = \"p\"\n",
+        be.addr
+    ))
+    .await;
+    // Two connections that hold their slot with half a request head.
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut s = TcpStream::connect(r.addr()).await.unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nHo").await.unwrap();
+        held.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let third = tokio::spawn(http_get(r.addr(), "x.test"));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !third.is_finished(),
+        "a third connection was served past max_connections"
+    );
+    assert_eq!(be.count(), 0);
+    drop(held.pop());
+    let (status, body) = tokio::time::timeout(T, third).await.unwrap().unwrap();
+    assert_eq!((status.as_str(), body.as_str()), ("HTTP/1.1 200 OK", "ok"));
+}

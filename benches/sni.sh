@@ -1,0 +1,332 @@
+#!/usr/bin/env bash
+# Side-by-side TLS passthrough benchmark: lb-sni vs HAProxy (mode tcp, req.ssl_sni) vs
+# nginx stream (ssl_preread). See benches/README.md.
+#
+# Method: one nginx terminates TLS on two loopback ports (self-signed certificate) and
+# answers "hello\n" on / and a BIG_MB file on /big. Each router (one worker/thread each)
+# reads the ClientHello, matches its SNI against one route and splices to the two
+# backends round-robin, without terminating TLS. For each router, wrk -t1 runs:
+#   keepalive  -c64, HTTPS keep-alive requests through one TLS session per connection;
+#   close      -c32, "Connection: close": a new TCP+TLS connection per request;
+#   bulk       -c4 on /big: bulk throughput.
+# Recorded: req/s (bulk: MB/s), p99, and the router's CPU time (utime+stime from
+# /proc/PID/stat, summed over its processes) per request, per connection and per GB.
+# Each figure is the median of REPEAT rounds; routers are interleaved inside a round.
+#
+# Env: DURATION (s, default 10), REPEAT (default 1), BIG_MB (default 256),
+#      LB_SNI_BIN (skip the cargo build), KEEP_TMP=1.
+# Loopback only; every process started here is stopped by PID on exit.
+set -euo pipefail
+
+DURATION=${DURATION:-10}
+REPEAT=${REPEAT:-1}
+BIG_MB=${BIG_MB:-256}
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+log() { printf '[sni.sh %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# --- tools ----------------------------------------------------------------------------
+need_pkgs=()
+command -v nginx >/dev/null || need_pkgs+=(nginx)
+[[ -e /usr/lib/nginx/modules/ngx_stream_module.so ]] || need_pkgs+=(libnginx-mod-stream)
+command -v haproxy >/dev/null || need_pkgs+=(haproxy)
+command -v wrk >/dev/null || need_pkgs+=(wrk)
+command -v openssl >/dev/null || need_pkgs+=(openssl)
+if ((${#need_pkgs[@]})); then
+    if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+        log "installing ${need_pkgs[*]} with apt-get"
+        timeout 600 apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq "${need_pkgs[@]}"
+    else
+        die "missing ${need_pkgs[*]}: install them or run this script as root"
+    fi
+fi
+PATH=$PATH:/usr/sbin:/sbin
+CLK_TCK=$(getconf CLK_TCK)
+
+if [[ -n ${LB_SNI_BIN:-} ]]; then
+    LB=$LB_SNI_BIN
+else
+    log "building lb-sni (release)"
+    (cd "$ROOT" && timeout 1800 cargo build --release -j2 -p lb-sni)
+    LB=$ROOT/target/release/lb-sni
+fi
+[[ -x $LB ]] || die "lb-sni binary not found at $LB"
+
+TMP=$(mktemp -d /tmp/lb-sni-bench.XXXXXX)
+PIDS=()
+cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    for p in "${PIDS[@]}"; do
+        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$p" 2>/dev/null || true
+    done
+    if [[ ${KEEP_TMP:-0} == 1 ]]; then log "kept $TMP"; else rm -rf "$TMP"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+read -r P_B1 P_B2 P_LB P_NG P_HA P_ADMIN < <(python3 - <<'EOF'
+import socket
+socks = [socket.socket() for _ in range(6)]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(*[s.getsockname()[1] for s in socks])
+EOF
+)
+
+wait_port() { # port pid name
+    for _ in $(seq 100); do
+        kill -0 "$2" 2>/dev/null || die "$3 exited at start (see $TMP)"
+        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+        sleep 0.1
+    done
+    die "$3 not listening on $1 after 10 s"
+}
+
+# The URL host is an IP literal (wrk cannot be pointed at a name without DNS), which
+# clients may or may not send as SNI: every router parses the ClientHello and sends any
+# name (and none) to the pool through a catch-all route.
+NAME=127.0.0.1
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -subj "/CN=$NAME" -addext "subjectAltName=IP:$NAME" \
+    -keyout "$TMP/key.pem" -out "$TMP/cert.pem" 2>/dev/null
+mkdir -p "$TMP/www"
+echo hello >"$TMP/www/index.txt"
+head -c "$((BIG_MB << 20))" /dev/zero >"$TMP/www/big"
+
+USER_LINE=""
+[[ $(id -u) == 0 ]] && USER_LINE="user root;"
+temp_paths() {
+    local d=$TMP/$1
+    mkdir -p "$d"
+    echo "client_body_temp_path $d/body; proxy_temp_path $d/proxy; fastcgi_temp_path $d/fcgi;"
+    echo "uwsgi_temp_path $d/uwsgi; scgi_temp_path $d/scgi;"
+}
+
+cat >"$TMP/backend.conf" <<EOF
+$USER_LINE
+worker_processes 1;
+worker_rlimit_nofile 16384;
+daemon off;
+pid $TMP/backend.pid;
+error_log $TMP/backend.err warn;
+events { worker_connections 8192; }
+http {
+    access_log off;
+    $(temp_paths backend-tmp)
+    sendfile on;
+    keepalive_requests 10000000;
+    keepalive_timeout 120s;
+    ssl_certificate $TMP/cert.pem;
+    ssl_certificate_key $TMP/key.pem;
+    ssl_session_cache shared:SSL:10m;
+    server {
+        listen 127.0.0.1:$P_B1 ssl; listen 127.0.0.1:$P_B2 ssl;
+        root $TMP/www;
+        location = / { return 200 "hello\n"; }
+    }
+}
+EOF
+
+cat >"$TMP/nginx.conf" <<EOF
+$USER_LINE
+load_module /usr/lib/nginx/modules/ngx_stream_module.so;
+worker_processes 1;
+worker_rlimit_nofile 16384;
+daemon off;
+pid $TMP/nginx.pid;
+error_log $TMP/nginx.err warn;
+events { worker_connections 8192; }
+stream {
+    map \$ssl_preread_server_name \$pool {
+        default backends;
+    }
+    upstream backends { server 127.0.0.1:$P_B1; server 127.0.0.1:$P_B2; }
+    server {
+        listen 127.0.0.1:$P_NG;
+        ssl_preread on;
+        proxy_pass \$pool;
+        proxy_connect_timeout 2s;
+        proxy_timeout 120s;
+    }
+}
+EOF
+
+cat >"$TMP/haproxy.cfg" <<EOF
+global
+    nbthread 1
+    maxconn 8000
+    pidfile $TMP/haproxy.pid
+defaults
+    mode tcp
+    timeout connect 2s
+    timeout client 120s
+    timeout server 120s
+frontend fe
+    bind 127.0.0.1:$P_HA
+    tcp-request inspect-delay 5s
+    tcp-request content accept if { req.ssl_hello_type 1 }
+    use_backend be if { req.ssl_sni -m found }
+    default_backend be
+backend be
+    balance roundrobin
+    server b1 127.0.0.1:$P_B1
+    server b2 127.0.0.1:$P_B2
+EOF
+
+cat >"$TMP/lb.toml" <<EOF
+threads = 1
+
+[admin]
+listen = "127.0.0.1:$P_ADMIN"
+
+[[listener]]
+listen = "127.0.0.1:$P_LB"
+idle_timeout = "120s"
+
+[pool.web]
+strategy = "round-robin"
+backends = ["127.0.0.1:$P_B1", "127.0.0.1:$P_B2"]
+
+[[route]]
+host = "*"
+pool = "web"
+EOF
+
+log "checking configs"
+nginx -t -q -p "$TMP" -e "$TMP/check.err" -c "$TMP/backend.conf" || die "backend.conf invalid"
+nginx -t -q -p "$TMP" -e "$TMP/check.err" -c "$TMP/nginx.conf" || die "nginx.conf invalid"
+haproxy -c -q -f "$TMP/haproxy.cfg" || die "haproxy.cfg invalid"
+"$LB" --config "$TMP/lb.toml" --check >/dev/null || die "lb.toml invalid"
+
+nginx -p "$TMP" -e "$TMP/backend.err" -c "$TMP/backend.conf" 2>>"$TMP/backend.err" &
+PID_BACKEND=$!; PIDS+=("$PID_BACKEND")
+wait_port "$P_B1" "$PID_BACKEND" backends
+
+ROUTERS=(lb-sni haproxy nginx)
+declare -A PORT=([lb-sni]=$P_LB [nginx]=$P_NG [haproxy]=$P_HA)
+declare -A MAINPID=()
+case ${ROUTERS_ONLY:-} in "") ;; *) read -r -a ROUTERS <<<"$ROUTERS_ONLY" ;; esac
+
+start_router() {
+    case $1 in
+    nginx) nginx -p "$TMP" -e "$TMP/nginx.err" -c "$TMP/nginx.conf" 2>>"$TMP/nginx.err" & ;;
+    haproxy) haproxy -db -f "$TMP/haproxy.cfg" >>"$TMP/haproxy.log" 2>&1 & ;;
+    lb-sni) RUST_LOG=warn "$LB" --config "$TMP/lb.toml" >>"$TMP/lb.log" 2>&1 & ;;
+    esac
+    MAINPID[$1]=$!
+    PIDS+=("$!")
+    wait_port "${PORT[$1]}" "${MAINPID[$1]}" "$1"
+}
+for r in "${ROUTERS[@]}"; do start_router "$r"; done
+
+proc_pids() {
+    local p=${MAINPID[$1]}
+    echo "$p"
+    for t in /proc/"$p"/task/*/children; do cat "$t" 2>/dev/null; done | tr ' ' '\n' | sed '/^$/d'
+}
+cpu_ticks() {
+    local p u=0 s=0 a b
+    for p in $(proc_pids "$1"); do
+        read -r a b < <(sed 's/.*) //' "/proc/$p/stat" | awk '{print $12, $13}')
+        u=$((u + a)); s=$((s + b))
+    done
+    echo "$u $s"
+}
+
+# Sanity: every router passes TLS through to the backend's certificate.
+for r in "${ROUTERS[@]}"; do
+    out=$(curl -sS --max-time 5 --cacert "$TMP/cert.pem" "https://$NAME:${PORT[$r]}/") || die "curl through $r failed"
+    [[ $out == hello ]] || die "unexpected answer through $r: $out"
+done
+
+RESULTS=$TMP/results.tsv
+: >"$RESULTS"
+run_wrk() { # router mode round
+    local r=$1 mode=$2 round=$3 args url out u0 s0 u1 s1
+    url="https://$NAME:${PORT[$r]}/"
+    case $mode in
+    keepalive) args=(-t1 -c64) ;;
+    close) args=(-t1 -c32 -H "Connection: close") ;;
+    bulk) args=(-t1 -c4); url="${url}big" ;;
+    esac
+    read -r u0 s0 < <(cpu_ticks "$r")
+    out=$(timeout $((DURATION + 30)) wrk "${args[@]}" -d"${DURATION}s" --latency "$url") || die "wrk failed against $r"
+    read -r u1 s1 < <(cpu_ticks "$r")
+    echo "$out" >"$TMP/wrk-$r-$mode-$round.txt"
+    python3 - "$r" "$mode" "$round" $((u1 - u0)) $((s1 - s0)) "$CLK_TCK" "$TMP/wrk-$r-$mode-$round.txt" "$BIG_MB" <<'EOF' >>"$RESULTS"
+import re, sys
+r, mode, rnd, du, ds, tck, path, big = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), sys.argv[7], int(sys.argv[8])
+out = open(path).read()
+reqs = int(re.search(r"(\d+) requests in", out).group(1))
+secs = float(re.search(r"requests in ([\d.]+)s", out).group(1))
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+m = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+p99 = float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)]
+m = re.search(r"requests in [\d.]+\w+, ([\d.]+)([KMGT]?B) read", out)
+nbytes = float(m.group(1)) * {"B": 1, "KB": 2**10, "MB": 2**20, "GB": 2**30, "TB": 2**40}[m.group(2)]
+errs = sum(int(x) for x in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
+m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+errs += int(m.group(1)) if m else 0
+cpu_s = (du + ds) / tck
+if mode == "bulk":
+    # rate: MB/s; cpu: CPU-seconds per GB moved.
+    rate = nbytes / secs / 2**20
+    cpu = cpu_s / (nbytes / 2**30) if nbytes else 0.0
+else:
+    rate = rps
+    cpu = cpu_s * 1e6 / max(reqs, 1)
+kshare = ds / (du + ds) if du + ds else 0.0
+print(f"{r}\t{mode}\t{rnd}\t{rate:.1f}\t{p99:.3f}\t{cpu:.3f}\t{kshare:.3f}\t{errs}")
+EOF
+    log "$(tail -n1 "$RESULTS")"
+}
+
+LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
+for r in "${ROUTERS[@]}"; do timeout 30 wrk -t1 -c16 -d1s "https://$NAME:${PORT[$r]}/" >/dev/null || die "warm-up failed against $r"; done
+for round in $(seq "$REPEAT"); do
+    log "round $round/$REPEAT"
+    for r in "${ROUTERS[@]}"; do
+        run_wrk "$r" keepalive "$round"
+        run_wrk "$r" close "$round"
+        run_wrk "$r" bulk "$round"
+    done
+done
+
+python3 - "$RESULTS" "$DURATION" "$REPEAT" "$LOADAVG" "${ROUTERS[@]}" <<'EOF'
+import statistics, sys
+res, dur, rep, load = sys.argv[1:5]
+R = sys.argv[5:]
+vals = {}
+for line in open(res):
+    r, mode, _, rate, p99, cpu, ks, errs = line.split("\t")
+    for k, v in (("rate", rate), ("p99", p99), ("cpu", cpu), ("ks", ks), ("errs", errs)):
+        vals.setdefault((r, mode, k), []).append(float(v))
+med = lambda r, m, k: statistics.median(vals[(r, m, k)])
+rows = [
+    ("TLS keep-alive -c64: req/s", "keepalive", "rate", "{:,.0f}"),
+    ("TLS keep-alive -c64: p99 (ms)", "keepalive", "p99", "{:.2f}"),
+    ("TLS keep-alive -c64: **CPU-µs/request**", "keepalive", "cpu", "{:.1f}"),
+    ("new TLS conn/request -c32: conn/s", "close", "rate", "{:,.0f}"),
+    ("new TLS conn/request -c32: p99 (ms)", "close", "p99", "{:.2f}"),
+    ("new TLS conn/request -c32: **CPU-µs/connection**", "close", "cpu", "{:.1f}"),
+    ("new TLS conn/request -c32: kernel share of CPU", "close", "ks", "{:.0%}"),
+    ("bulk -c4: MB/s", "bulk", "rate", "{:,.0f}"),
+    ("bulk -c4: **CPU-s/GB**", "bulk", "cpu", "{:.3f}"),
+    ("bulk -c4: kernel share of CPU", "bulk", "ks", "{:.0%}"),
+]
+print(f"\nDURATION={dur}s REPEAT={rep} (medians), wrk -t1, loadavg at start {load}\n")
+others = R[1:]
+print("| metric | " + " | ".join(R) + " | " + " | ".join(f"{R[0]}/{o}" for o in others) + " |")
+print("|---|" + "---:|" * (len(R) + len(others)))
+for label, m, k, fmt in rows:
+    v = [med(r, m, k) for r in R]
+    ratios = [f"{v[0] / x:.2f}×" if x else "–" for x in v[1:]]
+    print(f"| {label} | " + " | ".join(fmt.format(x) for x in v) + " | " + " | ".join(ratios) + " |")
+errs = [int(sum(sum(vals[(r, m, "errs")]) for m in ("keepalive", "close", "bulk"))) for r in R]
+print("| wrk errors + non-2xx (all runs) | " + " | ".join(map(str, errs)) + " |" + " |" * len(others))
+EOF

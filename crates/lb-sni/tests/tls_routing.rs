@@ -336,3 +336,44 @@ async fn curl_sees_the_right_certificate_and_the_alert() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn openssl_s_client_prints_both_alerts() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let r = router(&format!(
+        "[[listener]]\nlisten = \"127.0.0.1:0\"\n[pool.p]\nbackends = [\"{closed}\"]\nretries = 0\n[[route]]\nhost = \"known.test\"\npool = \"p\"\n"
+    ))
+    .await;
+    let addr = r.addr();
+    for (name, want) in [
+        ("nope.test", "alert number 112"),
+        ("known.test", "alert number 80"),
+    ] {
+        let out = tokio::task::spawn_blocking(move || {
+            use std::io::Write;
+            let mut child = std::process::Command::new("openssl")
+                .args([
+                    "s_client",
+                    "-connect",
+                    &addr.to_string(),
+                    "-servername",
+                    name,
+                ])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("openssl must be installed (.ci/run installs it)");
+            let _ = child.stdin.take().unwrap().write_all(b"");
+            child.wait_with_output().unwrap()
+        })
+        .await
+        .unwrap();
+        let text = String::from_utf8_lossy(&out.stderr).into_owned()
+            + &String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains(want), "{name}: {text}");
+    }
+}

@@ -340,6 +340,10 @@ async fn peek_hello(
                 read_more(client, buf, MAX_HELLO_BYTES, deadline).await?
             }
             Err(HelloError::Oversized { .. }) => return Err(Reason::HeaderTooLarge),
+            Err(e @ HelloError::BadServerName { .. }) => {
+                tracing::debug!(client = %log.client, error = %e, "invalid SNI");
+                return Err(Reason::UnknownHost);
+            }
             Err(e) => {
                 tracing::debug!(client = %log.client, error = %e, "not a usable ClientHello");
                 return Err(Reason::BadRequest);

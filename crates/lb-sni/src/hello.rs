@@ -128,6 +128,14 @@ pub enum HelloError {
         /// What was wrong, for logs.
         what: &'static str,
     },
+    /// A well-framed `server_name` whose host name no DNS name can be: empty, or with a
+    /// byte outside letters, digits, `-`, `.` and `_` (NUL, space, non-ASCII). The router
+    /// answers it like an unknown name (`unrecognized_name`).
+    #[error("invalid SNI host name: {what}")]
+    BadServerName {
+        /// What was wrong, for logs.
+        what: &'static str,
+    },
     /// The hello would need more than [`MAX_HELLO_BYTES`] bytes of buffer.
     #[error(
         "ClientHello needs at least {at_least} bytes, more than the {MAX_HELLO_BYTES}-byte cap"

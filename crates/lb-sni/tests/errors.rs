@@ -297,8 +297,10 @@ fn a_host_name_with_a_nul_is_malformed() {
     assert_eq!(&bytes[name..name + 9], b"app1.test");
     bytes[name + 4] = 0;
     assert_eq!(
-        malformed(&bytes),
-        "host_name has bytes no host name can hold"
+        parse_client_hello(&bytes).unwrap_err(),
+        HelloError::BadServerName {
+            what: "host_name has bytes no host name can hold"
+        }
     );
 }
 
@@ -352,7 +354,7 @@ fn built_hellos() {
     assert_eq!(parse(Some(&[(0, only_other)])), Ok((None, 0)));
     // Ambiguity is refused: a router and a backend must not disagree on the name.
     let dup = |exts: &[(u16, Vec<u8>)]| match parse(Some(exts)) {
-        Err(HelloError::Malformed { what }) => what,
+        Err(HelloError::Malformed { what } | HelloError::BadServerName { what }) => what,
         other => panic!("{other:?}"),
     };
     assert_eq!(

@@ -82,6 +82,16 @@ async fn unknown_sni_gets_the_unrecognized_name_alert() {
         .await
         .unwrap_err();
     assert!(err.contains("UnrecognisedName"), "{err}");
+    // An SNI no DNS name can be (a space in it), and one that is not a valid DNS name
+    // (a 64-byte label): the same alert.
+    let mut bad = vector_bytes("openssl-sni-alpn.bin");
+    let at = bad.windows(9).position(|w| w == b"app1.test").unwrap();
+    bad[at + 4] = b' ';
+    assert_eq!(raw_exchange(r.addr(), &bad).await, [21, 3, 3, 0, 2, 2, 112]);
+    assert_eq!(
+        raw_exchange(r.addr(), &vector_bytes("openssl-long-sni.bin")).await,
+        [21, 3, 3, 0, 2, 2, 112]
+    );
     // A hello without SNI and no "*" route: the same alert, byte for byte, then EOF.
     let out = raw_exchange(r.addr(), &vector_bytes("openssl-no-sni.bin")).await;
     assert_eq!(out, [21, 3, 3, 0, 2, 2, 112]);

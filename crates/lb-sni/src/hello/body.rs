@@ -109,11 +109,15 @@ fn parse_server_name(mut data: Reader<'_>) -> Result<Option<Range<usize>>, Hello
 /// DNS name (or its punycode form) can hold. No NUL, no space, no control or non-ASCII.
 fn check_host_name(name: &[u8]) -> Result<(), HelloError> {
     if name.is_empty() {
-        return Err(malformed("empty host_name"));
+        return Err(HelloError::BadServerName {
+            what: "empty host_name",
+        });
     }
     let ok = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_');
     if !name.iter().all(ok) {
-        return Err(malformed("host_name has bytes no host name can hold"));
+        return Err(HelloError::BadServerName {
+            what: "host_name has bytes no host name can hold",
+        });
     }
     Ok(())
 }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use lb_core::config::{Binary, Config};
-use lb_core::server;
+use lb_core::server::{self, Cli};
 use lb_proxy::{app::App, demo};
 
 const USAGE: &str = "usage: lb-proxy --config FILE [--check] | lb-proxy --demo";
@@ -18,22 +18,9 @@ enum Mode {
 }
 
 fn parse_args() -> Result<Mode, String> {
-    let mut config = None;
-    let mut check = false;
-    let mut demo = false;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--config" | "-c" => {
-                config = Some(PathBuf::from(args.next().ok_or("--config needs a file")?))
-            }
-            "--check" => check = true,
-            "--demo" => demo = true,
-            "-h" | "--help" => return Err(String::new()),
-            other => return Err(format!("unknown argument {other:?}")),
-        }
-    }
-    match (config, check, demo) {
+    let cli = Cli::parse(std::env::args().skip(1), &["--demo"])?;
+    let demo = cli.has("--demo");
+    match (cli.config, cli.check, demo) {
         (_, _, true) => Ok(Mode::Demo),
         (Some(c), true, _) => Ok(Mode::Check(c)),
         (Some(c), false, _) => Ok(Mode::Run(c)),

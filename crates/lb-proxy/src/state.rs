@@ -10,10 +10,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::header::{HeaderName, HeaderValue};
+use lb_core::admin::AdminView;
 use lb_core::config::{Config, Directory, KeySpec, RetryBudget, RouteTarget};
 use lb_core::metrics::ReasonCounters;
 use lb_core::name::HostPattern;
-use lb_core::server::{build_pools, PoolBuildError, RunningPool};
+use lb_core::server::{build_pools, Generation, PoolBuildError, RunningPool};
 
 use crate::upstream::{spawn_sweeper, Upstreams};
 
@@ -204,16 +205,21 @@ impl Runtime {
             r.host.matches(host) && r.path_prefix.as_deref().is_none_or(|p| path.starts_with(p))
         })
     }
+}
 
-    /// The admin view of this runtime.
-    pub fn admin_view(&self, token: Option<String>) -> lb_core::admin::AdminView {
-        lb_core::admin::AdminView {
-            pools: self
-                .pools
-                .iter()
-                .map(|(n, p)| (n.clone(), p.handle.clone()))
-                .collect(),
+impl Generation for Runtime {
+    type Error = BuildError;
+
+    fn build(config: &Config, previous: Option<&Runtime>) -> Result<Runtime, BuildError> {
+        // Error counters carry over from generation to generation.
+        let errors = previous.map_or_else(Arc::default, |p| p.errors.clone());
+        Runtime::build(config, previous, errors)
+    }
+
+    fn admin_view(&self, token: Option<String>) -> AdminView {
+        AdminView::from_pools(
+            self.pools.iter().map(|(n, p)| (n.as_str(), &p.handle)),
             token,
-        }
+        )
     }
 }

@@ -1,45 +1,32 @@
 //! `lb-sni --config FILE [--check]`.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use lb_core::config::{Binary, Config};
-use lb_core::server;
+use lb_core::server::{self, Cli};
 use lb_sni::app::App;
 
 const USAGE: &str = "usage: lb-sni --config FILE [--check]";
 const GRACE: Duration = Duration::from_secs(30);
 
-fn parse_args() -> Result<(PathBuf, bool), String> {
-    let mut config = None;
-    let mut check = false;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--config" | "-c" => {
-                config = Some(PathBuf::from(args.next().ok_or("--config needs a file")?))
-            }
-            "--check" => check = true,
-            "-h" | "--help" => return Err(String::new()),
-            other => return Err(format!("unknown argument {other:?}")),
-        }
+fn usage(error: &str) -> ExitCode {
+    if !error.is_empty() {
+        eprintln!("lb-sni: {error}");
     }
-    Ok((config.ok_or("--config FILE is required")?, check))
+    eprintln!("{USAGE}");
+    ExitCode::from(2)
 }
 
 fn main() -> ExitCode {
-    let (path, check) = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            if !e.is_empty() {
-                eprintln!("lb-sni: {e}");
-            }
-            eprintln!("{USAGE}");
-            return ExitCode::from(2);
-        }
+    let cli = match Cli::parse(std::env::args().skip(1), &[]) {
+        Ok(c) => c,
+        Err(e) => return usage(&e),
     };
-    if check {
+    let Some(path) = cli.config else {
+        return usage("--config FILE is required");
+    };
+    if cli.check {
         return if server::check(&path, Binary::Sni) {
             ExitCode::SUCCESS
         } else {

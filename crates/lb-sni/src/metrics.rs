@@ -25,9 +25,7 @@ pub struct SniMetrics {
 
 /// What `/metrics` renders for lb-sni.
 pub struct Render {
-    /// The counters.
-    pub metrics: Arc<SniMetrics>,
-    /// The running config (routes, directories).
+    /// The running config (routes, directories, counters).
     pub runtime: Arc<ArcSwap<Runtime>>,
     /// Open connections per listener.
     pub connections: Arc<ConnectionGauges>,
@@ -35,7 +33,8 @@ pub struct Render {
 
 impl MetricsSource for Render {
     fn render(&self, out: &mut String) {
-        let m = &self.metrics;
+        let rt = self.runtime.load();
+        let m = &rt.metrics;
         m.errors.render(out);
         self.connections.render(out);
         metrics::header(
@@ -59,7 +58,6 @@ impl MetricsSource for Render {
             "Time from accept to a routable ClientHello or request head.",
         );
         m.peek.render(out, "lb_hello_peek_seconds", &[]);
-        let rt = self.runtime.load();
         metrics::header(
             out,
             "lb_route_connections_total",

@@ -9,7 +9,9 @@ use std::sync::Arc;
 use lb_core::admin::AdminView;
 use lb_core::config::{Config, Directory, RouteTarget};
 use lb_core::name::HostPattern;
-use lb_core::server::{build_pools, PoolBuildError, RunningPool};
+use lb_core::server::{build_pools, Generation, PoolBuildError, RunningPool};
+
+use crate::metrics::SniMetrics;
 
 /// Where a route sends connections.
 #[derive(Clone)]
@@ -68,6 +70,8 @@ pub struct Runtime {
     pub pools: BTreeMap<String, Arc<RunningPool>>,
     /// Directories by name.
     pub directories: BTreeMap<String, Arc<Directory>>,
+    /// Counters, carried over from generation to generation.
+    pub metrics: Arc<SniMetrics>,
 }
 
 /// Why a runtime could not be built from a valid config.
@@ -81,10 +85,12 @@ pub enum BuildError {
     Resolver(#[from] lb_core::config::BuildError),
 }
 
-impl Runtime {
+impl Generation for Runtime {
+    type Error = BuildError;
+
     /// Builds a runtime; `previous` lends its pools so live state survives a reload. Must
     /// run inside a tokio runtime (health monitors are spawned).
-    pub fn build(config: &Config, previous: Option<&Runtime>) -> Result<Runtime, BuildError> {
+    fn build(config: &Config, previous: Option<&Runtime>) -> Result<Runtime, BuildError> {
         let empty = BTreeMap::new();
         let pools = build_pools(config, previous.map_or(&empty, |p| &p.pools))?;
         let mut directories = BTreeMap::new();
@@ -115,9 +121,19 @@ impl Runtime {
             routes,
             pools,
             directories,
+            metrics: previous.map_or_else(Arc::default, |p| p.metrics.clone()),
         })
     }
 
+    fn admin_view(&self, token: Option<String>) -> AdminView {
+        AdminView::from_pools(
+            self.pools.iter().map(|(n, p)| (n.as_str(), &p.handle)),
+            token,
+        )
+    }
+}
+
+impl Runtime {
     /// The first route for a normalised name and the offered ALPN protocols.
     pub fn route<'a, I>(&self, name: Option<&str>, offered: I) -> Option<&Route>
     where
@@ -126,17 +142,5 @@ impl Runtime {
         self.routes
             .iter()
             .find(|r| r.matches(name, offered.clone()))
-    }
-
-    /// The admin view of this runtime.
-    pub fn admin_view(&self, token: Option<String>) -> AdminView {
-        AdminView {
-            pools: self
-                .pools
-                .iter()
-                .map(|(n, p)| (n.clone(), p.handle.clone()))
-                .collect(),
-            token,
-        }
     }
 }

@@ -47,6 +47,22 @@ pub struct AdminView {
     pub token: Option<String>,
 }
 
+impl AdminView {
+    /// A view of `pools` (by name), guarded by `token` when set.
+    pub fn from_pools<'a>(
+        pools: impl IntoIterator<Item = (&'a str, &'a PoolHandle)>,
+        token: Option<String>,
+    ) -> AdminView {
+        AdminView {
+            pools: pools
+                .into_iter()
+                .map(|(n, h)| (n.to_owned(), h.clone()))
+                .collect(),
+            token,
+        }
+    }
+}
+
 /// Shared state of the admin API.
 pub struct AdminState {
     view: ArcSwap<AdminView>,

@@ -1,18 +1,21 @@
 //! What both binaries share around their data path: running pools, listeners that follow
 //! the config, the admin listener, signals, reload and drain.
 //!
-//! A binary builds its per-request state from [`build_pools`] and its own routes, hands
-//! [`Listeners`] a [`ServeFn`] for its protocol, starts an [`AdminServer`], and then lets
-//! [`supervise`] turn SIGHUP into [`Reload::reload`] with a freshly validated config and
-//! SIGTERM/SIGINT into a return, after which it drains with [`Listeners::shutdown`].
+//! A binary implements [`Generation`] for its per-request state (routes over the pools of
+//! [`build_pools`]), and runs it in a [`Shell`] with a [`ServeFn`] for its protocol: the
+//! shell binds the [`Listeners`] and the [`AdminServer`], and [`supervise`] turns SIGHUP
+//! into [`Shell::reload`] with a freshly validated config and SIGTERM/SIGINT into a
+//! return, after which [`Shell::shutdown`] drains.
 
 mod listeners;
 mod pools;
+mod shell;
 
 pub use listeners::{
     accept_loop, ConnectionGauges, Listeners, LiveListenerConfig, ServeFn, Shutdown,
 };
 pub use pools::{build_pools, PoolBuildError, RunningPool};
+pub use shell::{Generation, Shell, ShellError};
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -59,7 +62,7 @@ impl AdminServer {
         let addr = listener.local_addr().map_err(bind_err)?;
         let (stop, shutdown) = Shutdown::new();
         tokio::spawn(crate::admin::serve(listener, state, shutdown.wait()));
-        tracing::info!(listen = %addr, "admin API listening");
+        tracing::info!(admin = %addr, "admin API up");
         Ok(AdminServer { addr, _stop: stop })
     }
 
@@ -158,5 +161,49 @@ pub fn render_directories<'a>(
                 n as f64,
             );
         }
+    }
+}
+
+/// The command line of `lb-proxy` and `lb-sni`: `--config FILE [--check]` and switches of
+/// the binary's own.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Cli {
+    /// `--config FILE` / `-c FILE`.
+    pub config: Option<std::path::PathBuf>,
+    /// `--check`: validate and exit.
+    pub check: bool,
+    /// The binary's own switches that were given (from the `switches` list).
+    pub switches: Vec<&'static str>,
+}
+
+impl Cli {
+    /// Parses `args` (without the program name). `switches` are extra flags the binary
+    /// takes. `Err("")` means `--help`; any other error names the bad argument.
+    pub fn parse(
+        args: impl IntoIterator<Item = String>,
+        switches: &[&'static str],
+    ) -> Result<Cli, String> {
+        let mut cli = Cli::default();
+        let mut args = args.into_iter();
+        while let Some(a) = args.next() {
+            match a.as_str() {
+                "--config" | "-c" => {
+                    let file = args.next().ok_or("--config needs a file")?;
+                    cli.config = Some(file.into());
+                }
+                "--check" => cli.check = true,
+                "-h" | "--help" => return Err(String::new()),
+                other => match switches.iter().find(|s| **s == other) {
+                    Some(s) => cli.switches.push(s),
+                    None => return Err(format!("unknown argument {other:?}")),
+                },
+            }
+        }
+        Ok(cli)
+    }
+
+    /// True when `switch` was given.
+    pub fn has(&self, switch: &str) -> bool {
+        self.switches.contains(&switch)
     }
 }

@@ -1,0 +1,125 @@
+//! [`Shell`]: a binary's running state around its data path — the current config
+//! generation, the listeners, the admin API — and how a reload replaces it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+
+use super::{AdminServer, ConnectionGauges, Listeners, Reload, ServeError, ServeFn};
+use crate::admin::{AdminState, AdminView, MetricsSource};
+use crate::config::Config;
+
+/// Everything a binary's data path reads for one config: routes, pools, directories. Built
+/// whole from a validated config and swapped whole on reload.
+pub trait Generation: Sized + Send + Sync + 'static {
+    /// Why a generation could not be built from a valid config.
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// Builds the generation for `config`; `previous` lends what should survive a reload
+    /// (pools with their live state). Runs inside a tokio runtime.
+    fn build(config: &Config, previous: Option<&Self>) -> Result<Self, Self::Error>;
+
+    /// What the admin API shows and changes for this generation.
+    fn admin_view(&self, token: Option<String>) -> AdminView;
+}
+
+/// Why a [`Shell`] could not start or reload.
+#[derive(Debug, thiserror::Error)]
+pub enum ShellError<E: std::error::Error + 'static> {
+    /// The generation could not be built.
+    #[error(transparent)]
+    Build(E),
+    /// A listener or the admin address could not be bound.
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+}
+
+/// A running binary: its config, the current [`Generation`], its listeners and admin API.
+pub struct Shell<G> {
+    config: Config,
+    current: Arc<ArcSwap<G>>,
+    admin: Arc<AdminState>,
+    admin_server: AdminServer,
+    listeners: Listeners,
+}
+
+impl<G: Generation> Shell<G> {
+    /// Builds the first generation, starts the admin API and binds every listener.
+    /// `serve` makes the binary's per-listener loop from the shared current generation;
+    /// `metrics` its additions to `/metrics` (given the generation and the open-connection
+    /// gauges).
+    pub async fn start(
+        config: Config,
+        serve: impl FnOnce(Arc<ArcSwap<G>>) -> ServeFn,
+        metrics: impl FnOnce(Arc<ArcSwap<G>>, Arc<ConnectionGauges>) -> Arc<dyn MetricsSource>,
+    ) -> Result<Shell<G>, ShellError<G::Error>> {
+        let first = G::build(&config, None).map_err(ShellError::Build)?;
+        let current = Arc::new(ArcSwap::from_pointee(first));
+        let mut listeners = Listeners::new(serve(current.clone()));
+        let extra = metrics(current.clone(), listeners.gauges());
+        let admin = Arc::new(AdminState::new(
+            current.load().admin_view(config.admin.token.clone()),
+            Some(extra),
+        ));
+        let admin_server = AdminServer::start(config.admin.listen, admin.clone()).await?;
+        listeners.sync(&config.listeners).await?;
+        Ok(Shell {
+            config,
+            current,
+            admin,
+            admin_server,
+            listeners,
+        })
+    }
+
+    /// The current generation.
+    pub fn current(&self) -> Arc<G> {
+        self.current.load_full()
+    }
+
+    /// The bound listener addresses (the real ports when configured with port 0), in the
+    /// order of their configured addresses.
+    pub fn listen_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners.addrs()
+    }
+
+    /// The bound admin address.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_server.addr()
+    }
+
+    /// Applies a new, already validated config: a new generation (pools that stay keep
+    /// their live state), listeners opened, updated and closed to match, the admin API
+    /// following. `threads` and `[admin].listen` need a restart: a warning is logged and
+    /// the running values kept. On error nothing changes. In-flight work carries on with
+    /// the generation it started with.
+    pub async fn reload(&mut self, mut config: Config) -> Result<(), ShellError<G::Error>> {
+        for key in config.keep_restart_keys(&self.config) {
+            tracing::warn!(
+                key,
+                "changing this needs a restart; keeping the running value"
+            );
+        }
+        let next = G::build(&config, Some(&self.current.load())).map_err(ShellError::Build)?;
+        self.listeners.sync(&config.listeners).await?;
+        self.admin
+            .replace(next.admin_view(config.admin.token.clone()));
+        self.current.store(Arc::new(next));
+        self.config = config;
+        Ok(())
+    }
+
+    /// Stops the admin API and every listener, and waits up to `grace` for in-flight work.
+    pub async fn shutdown(self, grace: Duration) {
+        drop(self.admin_server);
+        self.listeners.shutdown(grace).await;
+    }
+}
+
+impl<G: Generation> Reload for Shell<G> {
+    async fn reload(&mut self, config: Config) -> Result<(), String> {
+        Shell::reload(self, config).await.map_err(|e| e.to_string())
+    }
+}

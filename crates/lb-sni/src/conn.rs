@@ -193,6 +193,7 @@ async fn serve(client: &mut TcpStream, ctx: &Ctx, log: &mut Log) -> Result<(), R
                 log.backend = Some(lease.addr());
                 let retry_reset = cfg.retry_on.reset && log.tries < attempts;
                 match attempt(
+                    client,
                     lease.addr(),
                     cfg.connect_timeout,
                     &preamble,
@@ -201,9 +202,10 @@ async fn serve(client: &mut TcpStream, ctx: &Ctx, log: &mut Log) -> Result<(), R
                 )
                 .await
                 {
-                    Attempt::Ready(mut up) => {
+                    Attempt::Ready(mut up, first) => {
                         lease.report(Outcome::Success);
-                        return splice(client, &mut up, ctx, log, buf.len(), Some(lease)).await;
+                        return splice(client, &mut up, ctx, log, buf.len(), first, Some(lease))
+                            .await;
                     }
                     Attempt::Failed(reason) => {
                         lease.report(Outcome::Failure);
@@ -251,6 +253,7 @@ async fn serve(client: &mut TcpStream, ctx: &Ctx, log: &mut Log) -> Result<(), R
                 log.backend = Some(addr);
                 let retry_reset = i + 1 < n;
                 match attempt(
+                    client,
                     addr,
                     DIRECTORY_CONNECT_TIMEOUT,
                     &preamble,
@@ -259,8 +262,8 @@ async fn serve(client: &mut TcpStream, ctx: &Ctx, log: &mut Log) -> Result<(), R
                 )
                 .await
                 {
-                    Attempt::Ready(mut up) => {
-                        return splice(client, &mut up, ctx, log, buf.len(), None).await
+                    Attempt::Ready(mut up, first) => {
+                        return splice(client, &mut up, ctx, log, buf.len(), first, None).await
                     }
                     Attempt::Failed(reason) => last = reason,
                 }
@@ -403,17 +406,18 @@ where
 }
 
 /// The bytes sent to a backend before splicing: a PROXY header, then everything read.
-struct Preamble {
-    bytes: Vec<u8>,
+struct Preamble<'a> {
+    header: Option<proxy_protocol::Encoded>,
+    read: &'a [u8],
 }
 
-impl Preamble {
+impl<'a> Preamble<'a> {
     fn new(
         pp: Option<ProxyProtocol>,
         client: SocketAddr,
         local: SocketAddr,
-        read: &[u8],
-    ) -> Preamble {
+        read: &'a [u8],
+    ) -> Preamble<'a> {
         let header = pp.map(|v| {
             let version = match v {
                 ProxyProtocol::V1 => Version::V1,
@@ -426,26 +430,34 @@ impl Preamble {
             }
             .encode()
         });
-        let h = header.as_ref().map_or(&[][..], |h| h.as_bytes());
-        let mut bytes = Vec::with_capacity(h.len() + read.len());
-        bytes.extend_from_slice(h);
-        bytes.extend_from_slice(read);
-        Preamble { bytes }
+        Preamble { header, read }
+    }
+
+    /// Writes header and bytes, in one `writev` when both fit the socket buffer.
+    async fn write_to(&self, up: &mut TcpStream) -> io::Result<()> {
+        use bytes::Buf;
+        let header = self.header.as_ref().map_or(&[][..], |h| h.as_bytes());
+        let mut both = Buf::chain(header, self.read);
+        up.write_all_buf(&mut both).await
     }
 }
 
 enum Attempt {
-    Ready(TcpStream),
+    /// Connected and the preamble sent; the backend's first bytes, when they were read
+    /// while waiting for them, are to go to the client first.
+    Ready(TcpStream, Option<Vec<u8>>),
     Failed(Reason),
 }
 
-/// Connects, writes the preamble and, when a reset may still be retried, waits until the
-/// backend either sends its first byte (ready), closes or resets first (failed, retry), or
-/// the client sends more (ready: no retry is safe any more).
+/// Connects and writes the preamble. When a reset may still be retried, it then waits for
+/// whichever comes first: the backend's first bytes (ready, with those bytes), the backend
+/// closing or resetting (failed: the next candidate gets the same preamble), or the client
+/// having more to send (ready: once that is forwarded no retry is safe), bounded by `idle`.
 async fn attempt(
+    client: &TcpStream,
     addr: SocketAddr,
     connect_timeout: Duration,
-    preamble: &Preamble,
+    preamble: &Preamble<'_>,
     retry_reset: bool,
     idle: Duration,
 ) -> Attempt {
@@ -461,22 +473,25 @@ async fn attempt(
         }
     };
     let _ = up.set_nodelay(true);
-    if let Err(e) = up.write_all(&preamble.bytes).await {
+    if let Err(e) = preamble.write_to(&mut up).await {
         tracing::debug!(backend = %addr, error = %e, "backend closed before the replay");
         return Attempt::Failed(Reason::UpstreamReset);
     }
     if !retry_reset {
-        return Attempt::Ready(up);
+        return Attempt::Ready(up, None);
     }
-    let mut probe = [0u8; 1];
-    match tokio::time::timeout(idle, up.peek(&mut probe)).await {
-        Ok(Ok(n)) if n > 0 => Attempt::Ready(up),
-        Ok(Ok(_)) | Ok(Err(_)) => {
-            tracing::debug!(backend = %addr, "backend closed before answering");
-            Attempt::Failed(Reason::UpstreamReset)
-        }
-        // Silent for the whole idle timeout: splice, which ends it the same way.
-        Err(_) => Attempt::Ready(up),
+    let mut first = Vec::with_capacity(tunnel::BUFFER);
+    tokio::select! {
+        r = up.read_buf(&mut first) => match r {
+            Ok(n) if n > 0 => Attempt::Ready(up, Some(first)),
+            _ => {
+                tracing::debug!(backend = %addr, "backend closed before answering");
+                Attempt::Failed(Reason::UpstreamReset)
+            }
+        },
+        _ = client.readable() => Attempt::Ready(up, None),
+        // Silent both ways for the whole idle timeout: splice, which ends it the same way.
+        _ = tokio::time::sleep(idle) => Attempt::Ready(up, None),
     }
 }
 
@@ -486,11 +501,26 @@ async fn splice(
     ctx: &Ctx,
     log: &mut Log,
     replayed: usize,
+    first: Option<Vec<u8>>,
     lease: Option<Lease>,
 ) -> Result<(), Reason> {
     let m = &ctx.metrics;
     // The client's bytes read while peeking went out in the preamble.
     m.bytes_in.fetch_add(replayed as u64, Ordering::Relaxed);
+    log.moved.up = replayed as u64;
+    // The backend's first bytes, read while waiting for them.
+    if let Some(first) = first {
+        if let Err(e) = client.write_all(&first).await {
+            log.end = if e.kind() == io::ErrorKind::ConnectionReset {
+                "reset"
+            } else {
+                "error"
+            };
+            return Ok(());
+        }
+        m.bytes_out.fetch_add(first.len() as u64, Ordering::Relaxed);
+        log.moved.down = first.len() as u64;
+    }
     let end = tunnel::splice(
         client,
         up,
@@ -499,13 +529,15 @@ async fn splice(
         &m.bytes_out,
     )
     .await;
-    (log.moved, log.end) = match end {
+    let (moved, end) = match end {
         End::Closed(moved) => (moved, "closed"),
         End::Idle(moved) => (moved, "idle-timeout"),
         End::Error(moved, e) if e.kind() == io::ErrorKind::ConnectionReset => (moved, "reset"),
         End::Error(moved, _) => (moved, "error"),
     };
-    log.moved.up += replayed as u64;
+    log.moved.up += moved.up;
+    log.moved.down += moved.down;
+    log.end = end;
     // The backend counts as active until the tunnel ends.
     drop(lease);
     Ok(())

@@ -415,6 +415,7 @@ fn ring_serve(listen: &str, threads: usize, opts: ServeOptions) -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
+        .with_writer(std::io::stderr)
         .init();
     let prepared = match lb_cli::serve::prepare(&opts) {
         Ok(p) => p,

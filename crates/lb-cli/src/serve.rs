@@ -229,15 +229,16 @@ pub async fn run(
         health,
         settings,
     } = prepared;
-    let monitor = match checker_for(&health).map_err(|e| e.to_string())? {
-        Some(checker) => Some(HealthMonitor::spawn(
-            pool.clone(),
-            health.clone(),
-            checker,
-            std::future::pending::<()>(),
-        )),
-        None => None,
-    };
+    let monitor = checker_for(&health)
+        .map_err(|e| e.to_string())?
+        .map(|checker| {
+            HealthMonitor::spawn(
+                pool.clone(),
+                health.clone(),
+                checker,
+                std::future::pending::<()>(),
+            )
+        });
     let ring = Ring::new(pool, settings, describe(&health));
     crate::ring::serve(listener, ring, shutdown).await;
     drop(monitor);

@@ -72,7 +72,7 @@ fn ring_equals_admin_route_and_lb_route_through_membership_changes() {
                         assert_eq!(out.code, 0, "{out:?}");
                         assert_eq!(
                             Some(out.out.trim().to_owned()),
-                            ring_answers(ring, &[k.clone()]).await[0],
+                            ring_answers(ring, std::slice::from_ref(k)).await[0],
                             "{name} {stage} lb route {k}"
                         );
                     }

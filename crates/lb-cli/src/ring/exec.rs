@@ -161,6 +161,17 @@ pub(super) fn execute(
         }
     } else if is("COMMAND") {
         push_header(out, b'*', 0);
+    } else if is("CONFIG") {
+        // redis-benchmark and some clients read settings at start: the ring has none of
+        // Redis's, which is what an empty answer to CONFIG GET says.
+        if n >= 3 && arg(1).eq_ignore_ascii_case(b"GET") {
+            push_header(out, if conn.proto == 3 { b'%' } else { b'*' }, 0);
+        } else {
+            error(
+                out,
+                "ERR the ring supports only CONFIG GET (and has no settings to show)",
+            );
+        }
     } else if is("CLIENT") {
         let sub = if n > 1 {
             arg(1).to_ascii_uppercase()

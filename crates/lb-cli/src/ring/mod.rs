@@ -18,7 +18,7 @@
 //! | `HELLO [2\|3] [AUTH u p] [SETNAME n]` | server facts; `3` switches the connection to RESP3 |
 //! | `INFO [section]` | `server`, `clients`, `stats`, `ring` sections |
 //! | `SELECT db`, `CLIENT SETNAME\|SETINFO ...` | `+OK` (accepted, ignored) |
-//! | `COMMAND ...` | an empty array (so interactive `redis-cli` starts) |
+//! | `COMMAND ...`, `CONFIG GET ...` | an empty array (so `redis-cli` and `redis-benchmark` start quietly) |
 //! | `QUIT` | `+OK`, then the connection closes |
 //!
 //! Anything else gets `-ERR unknown command`. A frame that can never be a command (see
@@ -64,7 +64,7 @@ pub struct RingSettings {
     pub limits: Limits,
     /// Connections served at once; more wait in the kernel's accept queue.
     pub max_connections: usize,
-    /// Close a connection with no complete command for this long (`None`: never).
+    /// Close a connection that sent nothing for this long (`None`: never).
     pub idle_timeout: Option<Duration>,
 }
 

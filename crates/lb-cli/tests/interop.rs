@@ -423,3 +423,32 @@ fn the_redis_crate_resp2_resp3_and_pipelines() {
     let got: Option<String> = redis::cmd("GET").arg("x").query(&mut con).unwrap();
     assert_eq!(got.as_deref(), Some("127.0.0.1:7001"));
 }
+
+#[test]
+fn sigterm_stops_the_ring_with_exit_0() {
+    let (mut child, ring) =
+        ring_binary(&["--strategy", "consistent", "--backends", "127.0.0.1:7001"]);
+    let rt = runtime();
+    let mut c = rt.block_on(Resp::connect(ring));
+    assert_eq!(rt.block_on(c.cmd(&["PING"])), Frame::Simple("PONG".into()));
+    // Our own child, by its PID.
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let code = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s.code();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "lb ring serve did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(code, Some(0));
+    // The open client sees the connection closed.
+    assert_eq!(rt.block_on(c.read()), None);
+}

@@ -194,17 +194,36 @@ async fn connection(ring: &Ring, mut stream: TcpStream, id: u64) -> std::io::Res
     let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
     let mut out: Vec<u8> = Vec::with_capacity(READ_CHUNK);
     let mut need = 1usize;
+    // The idle timer is armed once and moved only when it fires early (lazily), so a busy
+    // connection does not register a timer per read.
+    let mut idle = ring
+        .settings
+        .idle_timeout
+        .map(|d| (d, Box::pin(tokio::time::sleep(d))));
+    let mut last_read = tokio::time::Instant::now();
     loop {
         if buf.capacity() - buf.len() < READ_CHUNK {
             buf.reserve(READ_CHUNK.max(need.saturating_sub(buf.len())));
         }
-        let n = match ring.settings.idle_timeout {
-            Some(d) => match tokio::time::timeout(d, stream.read_buf(&mut buf)).await {
-                Ok(r) => r?,
-                Err(_) => return Ok(()),
-            },
+        let n = match &mut idle {
             None => stream.read_buf(&mut buf).await?,
+            Some((limit, timer)) => loop {
+                tokio::select! {
+                    biased;
+                    r = stream.read_buf(&mut buf) => break r?,
+                    _ = timer.as_mut() => {
+                        let deadline = last_read + *limit;
+                        if tokio::time::Instant::now() >= deadline {
+                            return Ok(());
+                        }
+                        timer.as_mut().reset(deadline);
+                    }
+                }
+            },
         };
+        if idle.is_some() {
+            last_read = tokio::time::Instant::now();
+        }
         if n == 0 {
             return Ok(());
         }

@@ -18,13 +18,12 @@ use serde_json::Value;
     about = "lb load balancer: admin client, hash tools, RESP ring server"
 )]
 struct Cli {
-    #[command(flatten)]
-    admin: AdminArgs,
     #[command(subcommand)]
     cmd: Cmd,
 }
 
-#[derive(Args)]
+/// Where the admin API is; taken by the admin commands (anywhere after their name).
+#[derive(Args, Clone)]
 struct AdminArgs {
     /// The admin API of lb-proxy or lb-sni.
     #[arg(
@@ -45,16 +44,23 @@ struct AdminArgs {
 #[derive(Subcommand)]
 enum Cmd {
     /// List the pools and their backends' states.
-    Pools,
+    Pools {
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
     /// Show one pool and its backends.
     Pool {
         /// The pool's name.
         name: String,
+        #[command(flatten)]
+        admin: AdminArgs,
     },
     /// Add, remove or drain a backend.
     Backend {
         #[command(subcommand)]
         action: BackendCmd,
+        #[command(flatten)]
+        admin: AdminArgs,
     },
     /// Where a key goes: the backend the pool picks for an already-extracted key.
     Route {
@@ -62,6 +68,8 @@ enum Cmd {
         pool: String,
         /// The key (what the pool's `key` setting extracts from a request).
         key: String,
+        #[command(flatten)]
+        admin: AdminArgs,
     },
     /// Validate a config with the same code and messages as `--check`.
     Check {
@@ -254,7 +262,9 @@ fn main() -> ExitCode {
                 max_connections: Some(max_connections),
             },
         ),
-        cmd => admin(cli.admin, cmd),
+        cmd @ (Cmd::Pools { .. } | Cmd::Pool { .. } | Cmd::Backend { .. } | Cmd::Route { .. }) => {
+            admin_command(cmd)
+        }
     }
 }
 
@@ -271,7 +281,15 @@ fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
     }
 }
 
-fn admin(args: AdminArgs, cmd: Cmd) -> ExitCode {
+fn admin_command(cmd: Cmd) -> ExitCode {
+    let args = match &cmd {
+        Cmd::Pools { admin }
+        | Cmd::Pool { admin, .. }
+        | Cmd::Backend { admin, .. }
+        | Cmd::Route { admin, .. } => admin.clone(),
+        // Only the admin commands come here.
+        Cmd::Check { .. } | Cmd::Hash { .. } | Cmd::Ring { .. } => return ExitCode::from(2),
+    };
     let client = match AdminClient::new(&args.admin, args.token) {
         Ok(c) => c,
         Err(e) => {
@@ -289,21 +307,21 @@ fn admin(args: AdminArgs, cmd: Cmd) -> ExitCode {
     let json = args.json;
     let result: Result<String, AdminError> = rt.block_on(async {
         Ok(match cmd {
-            Cmd::Pools => {
+            Cmd::Pools { .. } => {
                 let v = client.pools().await?;
                 render(json, &v, lb_cli::output::pools)
             }
-            Cmd::Pool { name } => {
+            Cmd::Pool { name, .. } => {
                 let v = client.pool(&name).await?;
                 render(json, &v, lb_cli::output::pool)
             }
-            Cmd::Route { pool, key } => {
+            Cmd::Route { pool, key, .. } => {
                 let v = client.route(&pool, &key).await?;
                 render(json, &v, |v| {
                     format!("{}\n", v.get("backend").and_then(Value::as_str).unwrap_or("-"))
                 })
             }
-            Cmd::Backend { action } => match action {
+            Cmd::Backend { action, .. } => match action {
                 BackendCmd::Add {
                     pool,
                     addr,

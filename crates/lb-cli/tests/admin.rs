@@ -17,7 +17,7 @@ async fn pools_and_pool_as_tables_and_json() {
     let a = admin(vec![web, api], None).await;
     let url = a.url();
 
-    let r = lb(&["--admin", &url, "pools"], &[]).await;
+    let r = lb(&["pools", "--admin", &url], &[]).await;
     assert_eq!(r.code, 0, "{r:?}");
     let lines: Vec<Vec<&str>> = r
         .out
@@ -37,7 +37,7 @@ async fn pools_and_pool_as_tables_and_json() {
         ["web", "maglev", "static", "3", "2", "1", "0", "0"]
     );
 
-    let r = lb(&["--admin", &url, "pool", "web"], &[]).await;
+    let r = lb(&["pool", "web", "--admin", &url], &[]).await;
     assert_eq!(r.code, 0, "{r:?}");
     assert!(
         r.out
@@ -62,7 +62,7 @@ async fn pools_and_pool_as_tables_and_json() {
     assert_eq!(row3.split_whitespace().nth(2), Some("2"), "{}", r.out);
 
     // --json is the server's document, the same as asking the API directly.
-    let r = lb(&["--admin", &url, "--json", "pool", "web"], &[]).await;
+    let r = lb(&["pool", "web", "--admin", &url, "--json"], &[]).await;
     assert_eq!(r.code, 0, "{r:?}");
     let v: Value = serde_json::from_str(&r.out).expect("--json prints JSON");
     assert_eq!(v["name"], "web");
@@ -82,7 +82,7 @@ async fn backend_add_drain_remove_round_trip_and_server_errors() {
 
     let r = lb(
         &[
-            "--admin", &url, "backend", "add", "web", addr, "--weight", "3",
+            "backend", "--admin", &url, "add", "web", addr, "--weight", "3",
         ],
         &[],
     )
@@ -101,7 +101,7 @@ async fn backend_add_drain_remove_round_trip_and_server_errors() {
     assert_eq!(m.backend().weight(), 3);
 
     // A duplicate: the server's message, exit 1.
-    let r = lb(&["--admin", &url, "backend", "add", "web", addr], &[]).await;
+    let r = lb(&["backend", "--admin", &url, "add", "web", addr], &[]).await;
     assert_eq!(r.code, 1, "{r:?}");
     assert!(
         r.err
@@ -111,7 +111,7 @@ async fn backend_add_drain_remove_round_trip_and_server_errors() {
         r.err
     );
 
-    let r = lb(&["--admin", &url, "backend", "drain", "web", addr], &[]).await;
+    let r = lb(&["backend", "--admin", &url, "drain", "web", addr], &[]).await;
     assert_eq!(r.code, 0, "{r:?}");
     assert!(web
         .snapshot()
@@ -119,7 +119,7 @@ async fn backend_add_drain_remove_round_trip_and_server_errors() {
         .unwrap()
         .state()
         .is_draining());
-    let r = lb(&["--admin", &url, "pool", "web"], &[]).await;
+    let r = lb(&["pool", "web", "--admin", &url], &[]).await;
     assert!(
         r.out
             .lines()
@@ -131,7 +131,7 @@ async fn backend_add_drain_remove_round_trip_and_server_errors() {
     // drain --weight N: reweight and take traffic again.
     let r = lb(
         &[
-            "--admin", &url, "backend", "drain", "web", addr, "--weight", "5",
+            "backend", "--admin", &url, "drain", "web", addr, "--weight", "5",
         ],
         &[],
     )
@@ -142,10 +142,10 @@ async fn backend_add_drain_remove_round_trip_and_server_errors() {
     assert!(!m.state().is_draining());
     assert_eq!(m.backend().weight(), 5);
 
-    let r = lb(&["--admin", &url, "backend", "remove", "web", addr], &[]).await;
+    let r = lb(&["backend", "--admin", &url, "remove", "web", addr], &[]).await;
     assert_eq!(r.code, 0, "{r:?}");
     assert!(web.snapshot().member(addr.parse().unwrap()).is_none());
-    let r = lb(&["--admin", &url, "backend", "remove", "web", addr], &[]).await;
+    let r = lb(&["backend", "--admin", &url, "remove", "web", addr], &[]).await;
     assert_eq!(r.code, 1, "{r:?}");
     assert!(
         r.err.contains("is not in the pool") && r.err.contains("HTTP 404"),
@@ -155,7 +155,7 @@ async fn backend_add_drain_remove_round_trip_and_server_errors() {
 
     // Bad input is the server's 400 message; an unknown pool its 404.
     let r = lb(
-        &["--admin", &url, "backend", "add", "web", "not-an-address"],
+        &["backend", "--admin", &url, "add", "web", "not-an-address"],
         &[],
     )
     .await;
@@ -165,34 +165,35 @@ async fn backend_add_drain_remove_round_trip_and_server_errors() {
         "{}",
         r.err
     );
+    // Admin options also come after the action.
     let r = lb(
         &[
-            "--admin",
-            &url,
             "backend",
             "add",
             "web",
             "127.0.0.1:19005",
             "--weight",
             "999",
+            "--admin",
+            &url,
         ],
         &[],
     )
     .await;
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.err.contains("out of range"), "{}", r.err);
-    let r = lb(&["--admin", &url, "pool", "nope"], &[]).await;
+    let r = lb(&["pool", "nope", "--admin", &url], &[]).await;
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.err.contains("no pool named \"nope\""), "{}", r.err);
     // IPv6 addresses travel percent-encoded in the path.
     let r = lb(
-        &["--admin", &url, "backend", "add", "web", "[::1]:19006"],
+        &["backend", "--admin", &url, "add", "web", "[::1]:19006"],
         &[],
     )
     .await;
     assert_eq!(r.code, 0, "{r:?}");
     let r = lb(
-        &["--admin", &url, "backend", "remove", "web", "[::1]:19006"],
+        &["backend", "--admin", &url, "remove", "web", "[::1]:19006"],
         &[],
     )
     .await;
@@ -207,7 +208,7 @@ async fn route_matches_the_pool_for_awkward_keys() {
     let url = a.url();
     let snap = web.snapshot();
     for key in ["tenant-1", "a b+c&d=e/f%", "ключ", "", "x?y#z"] {
-        let r = lb(&["--admin", &url, "route", "web", key], &[]).await;
+        let r = lb(&["route", "web", key, "--admin", &url], &[]).await;
         assert_eq!(r.code, 0, "{key:?}: {r:?}");
         let want = snap
             .preferred(key.as_bytes())
@@ -218,7 +219,7 @@ async fn route_matches_the_pool_for_awkward_keys() {
         assert_eq!(r.out.trim(), want, "key {key:?}");
     }
     let r = lb(
-        &["--admin", &url, "--json", "route", "web", "tenant-1"],
+        &["route", "web", "tenant-1", "--admin", &url, "--json"],
         &[],
     )
     .await;
@@ -229,7 +230,7 @@ async fn route_matches_the_pool_for_awkward_keys() {
             .is_some_and(|b| b.starts_with("127.0.0.1:1900")),
         "{v}"
     );
-    let r = lb(&["--admin", &url, "route", "nope", "k"], &[]).await;
+    let r = lb(&["route", "nope", "k", "--admin", &url], &[]).await;
     assert_eq!(r.code, 1);
     assert!(r.err.contains("no pool named"), "{}", r.err);
 }
@@ -239,7 +240,7 @@ async fn token_from_flag_or_environment() {
     let web = pool("web", StrategyKind::Maglev, BACKENDS);
     let a = admin(vec![web], Some("s3cret")).await;
     let url = a.url();
-    let r = lb(&["--admin", &url, "pools"], &[]).await;
+    let r = lb(&["pools", "--admin", &url], &[]).await;
     assert_eq!(r.code, 1, "{r:?}");
     assert!(
         r.err.contains("missing or wrong bearer token")
@@ -248,11 +249,11 @@ async fn token_from_flag_or_environment() {
         "{}",
         r.err
     );
-    let r = lb(&["--admin", &url, "--token", "wrong", "pools"], &[]).await;
+    let r = lb(&["pools", "--admin", &url, "--token", "wrong"], &[]).await;
     assert_eq!(r.code, 1, "{r:?}");
-    let r = lb(&["--admin", &url, "--token", "s3cret", "pools"], &[]).await;
+    let r = lb(&["pools", "--token", "s3cret", "--admin", &url], &[]).await;
     assert_eq!(r.code, 0, "{r:?}");
-    let r = lb(&["--admin", &url, "pools"], &[("LB_TOKEN", "s3cret")]).await;
+    let r = lb(&["pools", "--admin", &url], &[("LB_TOKEN", "s3cret")]).await;
     assert_eq!(r.code, 0, "{r:?}");
     assert!(r.out.contains("web"), "{}", r.out);
 }
@@ -264,7 +265,7 @@ async fn refused_connection_names_the_url() {
     let port = l.local_addr().unwrap().port();
     drop(l);
     let url = format!("http://127.0.0.1:{port}");
-    let r = lb(&["--admin", &url, "pools"], &[]).await;
+    let r = lb(&["pools", "--admin", &url], &[]).await;
     assert_eq!(r.code, 1, "{r:?}");
     assert!(
         r.err
@@ -273,7 +274,7 @@ async fn refused_connection_names_the_url() {
         r.err
     );
     assert!(r.err.to_lowercase().contains("refused"), "{}", r.err);
-    let r = lb(&["--admin", "https://127.0.0.1:1", "pools"], &[]).await;
+    let r = lb(&["pools", "--admin", "https://127.0.0.1:1"], &[]).await;
     assert_eq!(r.code, 2, "{r:?}");
     assert!(r.err.contains("https is not supported"), "{}", r.err);
     // The default URL is the spec's.
@@ -296,7 +297,7 @@ async fn a_server_that_is_not_the_admin_api() {
                 .await;
         }
     });
-    let r = lb(&["--admin", &format!("http://{addr}"), "pools"], &[]).await;
+    let r = lb(&["pools", "--admin", &format!("http://{addr}")], &[]).await;
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.err.contains("not here! (HTTP 404)"), "{}", r.err);
 }

@@ -68,7 +68,7 @@ fn ring_equals_admin_route_and_lb_route_through_membership_changes() {
                     assert_eq!(r, h, "{name} {stage}: ring and /api/v1/route differ");
                     assert!(r.iter().all(Option::is_some));
                     for k in &keys[..3] {
-                        let out = lb(&["--admin", url, "route", "web", k], &[]).await;
+                        let out = lb(&["route", "web", k, "--admin", url], &[]).await;
                         assert_eq!(out.code, 0, "{out:?}");
                         assert_eq!(
                             Some(out.out.trim().to_owned()),
@@ -86,9 +86,9 @@ fn ring_equals_admin_route_and_lb_route_through_membership_changes() {
             );
             let out = lb(
                 &[
+                    "backend",
                     "--admin",
                     &url,
-                    "backend",
                     "add",
                     "web",
                     "127.0.0.1:7004",
@@ -106,9 +106,9 @@ fn ring_equals_admin_route_and_lb_route_through_membership_changes() {
             );
             let out = lb(
                 &[
+                    "backend",
                     "--admin",
                     &url,
-                    "backend",
                     "remove",
                     "web",
                     "127.0.0.1:7001",

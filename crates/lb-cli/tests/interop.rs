@@ -133,7 +133,15 @@ fn ring_from_a_proxy_config_pool() {
     let pc = config.pool("web").unwrap();
     let model = lb_core::Pool::new("web", pc.pool_settings(), pc.backends()).unwrap();
     let model = std::sync::Arc::new(model);
-    let (child, ring) = ring_binary(&["--config", path.to_str().unwrap(), "--pool", "web"]);
+    // Also the multi-threaded runtime.
+    let (child, ring) = ring_binary(&[
+        "--config",
+        path.to_str().unwrap(),
+        "--pool",
+        "web",
+        "--threads",
+        "2",
+    ]);
     let _reap = Reap(child);
     let keys: Vec<String> = (0..500).map(|i| format!("doc-{i}")).collect();
     let rt = runtime();

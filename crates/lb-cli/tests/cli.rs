@@ -123,3 +123,59 @@ fn hash_refuses_non_hashing_strategies_and_bad_counts() {
     assert_eq!(code, 2);
     assert!(err.contains("no backend"), "{err}");
 }
+
+#[test]
+fn hash_writes_an_svg_chart_with_weights() {
+    let path = write("chart.svg", "");
+    let (code, out, err) = lb(&[
+        "hash",
+        "--strategy",
+        "maglev",
+        "--backends",
+        "4",
+        "--weights",
+        "1,1,1,3",
+        "--keys",
+        "20000",
+        "--add",
+        "2",
+        "--svg",
+        path.to_str().unwrap_or_default(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("svg: "), "{out}");
+    let svg = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"),
+        "{svg}"
+    );
+    assert_eq!(svg.matches("class=\"bar\"").count(), 4);
+    assert_eq!(svg.matches("class=\"bar-moved\"").count(), 6);
+    assert!(svg.contains("add 2: moved"), "{svg}");
+    // A weight per backend, or a message saying so.
+    let (code, _, err) = lb(&[
+        "hash",
+        "--strategy",
+        "maglev",
+        "--backends",
+        "4",
+        "--weights",
+        "1,2",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("one per backend"), "{err}");
+    // An unwritable path is an error naming it.
+    let (code, _, err) = lb(&[
+        "hash",
+        "--strategy",
+        "maglev",
+        "--backends",
+        "3",
+        "--keys",
+        "100",
+        "--svg",
+        "/nonexistent-dir/x.svg",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("/nonexistent-dir/x.svg"), "{err}");
+}

@@ -1,0 +1,426 @@
+//! A minimal client of the admin API (SPEC.md "Admin API"): one HTTP/1.1 request per call
+//! on a fresh connection, over hyper's low-level client (no connection pool, no TLS).
+//!
+//! Every call returns the decoded JSON body on a 2xx answer, or an [`AdminError`] that
+//! says what to do: the server's own `{"error": ...}` message with its status, a refused
+//! connection naming the URL, a timeout, or a body that is not the expected JSON.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, HOST};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use tokio::net::TcpStream;
+
+/// Largest admin answer read (a pool listing of many thousand backends fits).
+const MAX_ANSWER: usize = 64 << 20;
+
+/// Why an admin call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// The `--admin` URL cannot be used.
+    #[error("--admin {url:?}: {reason}")]
+    BadUrl {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// Nothing listens there (connection refused) or the host is unreachable.
+    #[error("cannot connect to the admin API at {url}: {source} (is lb-proxy or lb-sni running there? set --admin URL)")]
+    Connect {
+        /// The base URL.
+        url: String,
+        /// The socket error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The host name did not resolve.
+    #[error("cannot resolve {host:?} of --admin {url}: {reason}")]
+    Resolve {
+        /// The base URL.
+        url: String,
+        /// The host part.
+        host: String,
+        /// The resolver's answer.
+        reason: String,
+    },
+    /// The server did not answer within the timeout.
+    #[error("the admin API at {url} did not answer within {timeout:?}")]
+    Timeout {
+        /// The base URL.
+        url: String,
+        /// The bound.
+        timeout: Duration,
+    },
+    /// The HTTP exchange failed (the peer is not an HTTP server, or closed early).
+    #[error("HTTP exchange with {url} failed: {reason}")]
+    Http {
+        /// The base URL.
+        url: String,
+        /// hyper's description.
+        reason: String,
+    },
+    /// The server answered with an error status; `message` is its `{"error"}` text.
+    #[error("{message} (HTTP {status}){hint}")]
+    Server {
+        /// The HTTP status.
+        status: u16,
+        /// The server's message, or the raw body when it sent no JSON error.
+        message: String,
+        /// A hint for the operator (for 401: how to pass the token), or empty.
+        hint: &'static str,
+    },
+    /// A 2xx answer whose body is not the JSON the API documents.
+    #[error("unexpected answer from {url}: {reason}")]
+    BadAnswer {
+        /// The base URL.
+        url: String,
+        /// What was wrong.
+        reason: String,
+    },
+}
+
+/// Where the admin API is and how to authenticate.
+#[derive(Clone, Debug)]
+pub struct AdminClient {
+    url: String,
+    host: String,
+    port: u16,
+    prefix: String,
+    token: Option<String>,
+    timeout: Duration,
+}
+
+impl AdminClient {
+    /// A client of the admin API at `url` (`http://host:port`, optionally with a path
+    /// prefix), sending `Authorization: Bearer token` when a token is given.
+    pub fn new(url: &str, token: Option<String>) -> Result<AdminClient, AdminError> {
+        let bad = |reason| AdminError::BadUrl {
+            url: url.to_owned(),
+            reason,
+        };
+        let rest = if let Some(r) = url.strip_prefix("http://") {
+            r
+        } else if url.starts_with("https://") {
+            return Err(bad(
+                "https is not supported: the admin API speaks plain HTTP (keep it on loopback, or tunnel it)",
+            ));
+        } else {
+            return Err(bad("expected http://host:port"));
+        };
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
+            None => (rest, ""),
+        };
+        if authority.is_empty() || authority.contains('@') {
+            return Err(bad("expected http://host:port"));
+        }
+        let (host, port) = split_host_port(authority).ok_or_else(|| bad("bad host or port"))?;
+        Ok(AdminClient {
+            url: url.trim_end_matches('/').to_owned(),
+            host: host.to_owned(),
+            port,
+            prefix: path.to_owned(),
+            token: token.filter(|t| !t.is_empty()),
+            timeout: Duration::from_secs(10),
+        })
+    }
+
+    /// The base URL as given.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// `GET /api/v1/pools`.
+    pub async fn pools(&self) -> Result<Value, AdminError> {
+        self.call(Method::GET, "/api/v1/pools", None).await
+    }
+
+    /// `GET /api/v1/pools/{pool}`.
+    pub async fn pool(&self, pool: &str) -> Result<Value, AdminError> {
+        let path = format!("/api/v1/pools/{}", encode(pool));
+        self.call(Method::GET, &path, None).await
+    }
+
+    /// `POST /api/v1/pools/{pool}/backends`.
+    pub async fn add_backend(
+        &self,
+        pool: &str,
+        addr: &str,
+        weight: Option<u32>,
+        id: Option<&str>,
+        backup: bool,
+    ) -> Result<Value, AdminError> {
+        let mut body = serde_json::json!({ "addr": addr });
+        if let Some(w) = weight {
+            body["weight"] = w.into();
+        }
+        if let Some(id) = id {
+            body["id"] = id.into();
+        }
+        if backup {
+            body["backup"] = true.into();
+        }
+        let path = format!("/api/v1/pools/{}/backends", encode(pool));
+        self.call(Method::POST, &path, Some(body)).await
+    }
+
+    /// `DELETE /api/v1/pools/{pool}/backends/{addr}`.
+    pub async fn remove_backend(&self, pool: &str, addr: &str) -> Result<Value, AdminError> {
+        let path = format!("/api/v1/pools/{}/backends/{}", encode(pool), encode(addr));
+        self.call(Method::DELETE, &path, None).await
+    }
+
+    /// `POST /api/v1/pools/{pool}/backends/{addr}/drain`.
+    pub async fn drain_backend(&self, pool: &str, addr: &str) -> Result<Value, AdminError> {
+        let path = format!(
+            "/api/v1/pools/{}/backends/{}/drain",
+            encode(pool),
+            encode(addr)
+        );
+        self.call(Method::POST, &path, None).await
+    }
+
+    /// `PATCH /api/v1/pools/{pool}/backends/{addr}` with a weight and/or a state.
+    pub async fn patch_backend(
+        &self,
+        pool: &str,
+        addr: &str,
+        weight: Option<u32>,
+        state: Option<&str>,
+    ) -> Result<Value, AdminError> {
+        let mut body = serde_json::json!({});
+        if let Some(w) = weight {
+            body["weight"] = w.into();
+        }
+        if let Some(s) = state {
+            body["state"] = s.into();
+        }
+        let path = format!("/api/v1/pools/{}/backends/{}", encode(pool), encode(addr));
+        self.call(Method::PATCH, &path, Some(body)).await
+    }
+
+    /// `GET /api/v1/route?pool=P&key=K`: the backend address for an extracted key.
+    pub async fn route(&self, pool: &str, key: &str) -> Result<Value, AdminError> {
+        let path = format!("/api/v1/route?pool={}&key={}", encode(pool), encode(key));
+        self.call(Method::GET, &path, None).await
+    }
+
+    /// One request; the JSON body of a 2xx answer (`null` for an empty one).
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, AdminError> {
+        match tokio::time::timeout(self.timeout, self.exchange(method, path, body)).await {
+            Ok(r) => r,
+            Err(_) => Err(AdminError::Timeout {
+                url: self.url.clone(),
+                timeout: self.timeout,
+            }),
+        }
+    }
+
+    async fn connect(&self) -> Result<TcpStream, AdminError> {
+        let addrs: Vec<SocketAddr> =
+            match tokio::net::lookup_host((self.host.as_str(), self.port)).await {
+                Ok(a) => a.collect(),
+                Err(e) => {
+                    return Err(AdminError::Resolve {
+                        url: self.url.clone(),
+                        host: self.host.clone(),
+                        reason: e.to_string(),
+                    })
+                }
+            };
+        let mut last = None;
+        for a in addrs {
+            match TcpStream::connect(a).await {
+                Ok(s) => return Ok(s),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(AdminError::Connect {
+            url: self.url.clone(),
+            source: last.unwrap_or_else(|| std::io::Error::other("no address")),
+        })
+    }
+
+    async fn exchange(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, AdminError> {
+        let http = |e: hyper::Error| AdminError::Http {
+            url: self.url.clone(),
+            reason: e.to_string(),
+        };
+        let stream = self.connect().await?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(http)?;
+        tokio::spawn(async move {
+            // The exchange reports its own errors; this only drives the connection.
+            let _ = conn.await;
+        });
+        let bytes = match &body {
+            Some(v) => Bytes::from(v.to_string()),
+            None => Bytes::new(),
+        };
+        let uri = format!("{}{}", self.prefix, path);
+        let mut req = Request::builder()
+            .method(method)
+            .uri(&uri)
+            .body(Full::new(bytes))
+            .map_err(|e| AdminError::BadUrl {
+                url: self.url.clone(),
+                reason: if e.is::<hyper::http::uri::InvalidUri>() {
+                    "the path is not a valid URI"
+                } else {
+                    "cannot build a request"
+                },
+            })?;
+        let host = if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        };
+        let headers = req.headers_mut();
+        if let Ok(h) = HeaderValue::from_str(&host) {
+            headers.insert(HOST, h);
+        }
+        if body.is_some() {
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
+        if let Some(t) = &self.token {
+            let v =
+                HeaderValue::from_str(&format!("Bearer {t}")).map_err(|_| AdminError::BadUrl {
+                    url: self.url.clone(),
+                    reason: "the token must be visible ASCII",
+                })?;
+            headers.insert(AUTHORIZATION, v);
+        }
+        let resp = sender.send_request(req).await.map_err(http)?;
+        let status = resp.status();
+        let raw = Limited::new(resp.into_body(), MAX_ANSWER)
+            .collect()
+            .await
+            .map_err(|e| AdminError::Http {
+                url: self.url.clone(),
+                reason: e.to_string(),
+            })?
+            .to_bytes();
+        let parsed: Option<Value> = if raw.is_empty() {
+            Some(Value::Null)
+        } else {
+            serde_json::from_slice(&raw).ok()
+        };
+        if status.is_success() {
+            return parsed.ok_or_else(|| AdminError::BadAnswer {
+                url: self.url.clone(),
+                reason: format!("HTTP {status} with a body that is not JSON"),
+            });
+        }
+        let message = parsed
+            .as_ref()
+            .and_then(|v| v.get("error"))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .unwrap_or_else(|| {
+                let text = String::from_utf8_lossy(&raw);
+                let text = text.trim();
+                if text.is_empty() {
+                    status
+                        .canonical_reason()
+                        .unwrap_or("error without a message")
+                        .to_owned()
+                } else {
+                    text.chars().take(300).collect()
+                }
+            });
+        let hint = if status == StatusCode::UNAUTHORIZED {
+            "; pass the admin token with --token or LB_TOKEN"
+        } else {
+            ""
+        };
+        Err(AdminError::Server {
+            status: status.as_u16(),
+            message,
+            hint,
+        })
+    }
+}
+
+/// `host:port`, `[v6]:port`; `None` when malformed.
+fn split_host_port(authority: &str) -> Option<(&str, u16)> {
+    if let Some(rest) = authority.strip_prefix('[') {
+        let (host, after) = rest.split_once(']')?;
+        let port = after.strip_prefix(':')?.parse().ok()?;
+        return Some((host, port));
+    }
+    match authority.rsplit_once(':') {
+        Some((h, p)) if !h.is_empty() && !h.contains(':') => Some((h, p.parse().ok()?)),
+        Some(_) => None,
+        None => Some((authority, 80)),
+    }
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters (so `+`, `&`, `/`,
+/// `[`, `:` and spaces survive a path segment or a query value).
+pub fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        let c = AdminClient::new("http://127.0.0.1:9091", None).unwrap();
+        assert_eq!(
+            (c.host.as_str(), c.port, c.prefix.as_str()),
+            ("127.0.0.1", 9091, "")
+        );
+        let c = AdminClient::new("http://[::1]:81/lb/", None).unwrap();
+        assert_eq!(
+            (c.host.as_str(), c.port, c.prefix.as_str()),
+            ("::1", 81, "/lb")
+        );
+        let c = AdminClient::new("http://localhost", Some(String::new())).unwrap();
+        assert_eq!((c.port, c.token.is_none()), (80, true));
+        for bad in [
+            "https://x:1",
+            "127.0.0.1:9091",
+            "http://",
+            "http://h:x",
+            "http://::1:80",
+            "http://u@h:1",
+        ] {
+            assert!(AdminClient::new(bad, None).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn encoding_keeps_only_unreserved_bytes() {
+        assert_eq!(encode("[::1]:80"), "%5B%3A%3A1%5D%3A80");
+        assert_eq!(encode("a b+c&d=e/f%"), "a%20b%2Bc%26d%3De%2Ff%25");
+        assert_eq!(encode("plain-key_1.2~"), "plain-key_1.2~");
+        assert_eq!(encode("é"), "%C3%A9");
+    }
+}

@@ -29,13 +29,10 @@ LAT_REQUESTS=${LAT_REQUESTS:-30000}
 RING_THREADS=${RING_THREADS:-1}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
-log() { printf '[ring.sh %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-for t in redis-server redis-benchmark redis-cli python3; do
-    command -v "$t" >/dev/null || die "missing $t: apt-get install -y redis-server redis-tools python3"
-done
-CLK_TCK=$(getconf CLK_TCK)
+NAME=ring.sh
+# shellcheck source=benches/lib.sh
+source "$ROOT/benches/lib.sh"
+install_missing redis-server:redis-server redis-benchmark:redis-tools redis-cli:redis-tools python3:python3
 
 if [[ -n ${LB_BIN:-} ]]; then
     LB=$LB_BIN
@@ -46,37 +43,7 @@ else
 fi
 [[ -x $LB ]] || die "lb binary not found at $LB"
 
-TMP=$(mktemp -d /tmp/lb-ring-bench.XXXXXX)
-PIDS=()
-cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do
-        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$p" 2>/dev/null || true
-    done
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-read -r P_REDIS P_RING < <(python3 - <<'EOF'
-import socket
-socks = [socket.socket() for _ in range(2)]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(*[s.getsockname()[1] for s in socks])
-EOF
-)
-
-wait_port() { # port pid name
-    for _ in $(seq 100); do
-        kill -0 "$2" 2>/dev/null || die "$3 exited at start (see $TMP)"
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    die "$3 not listening on $1 after 10 s"
-}
+read -r P_REDIS P_RING < <(free_ports 2)
 
 redis-server --port "$P_REDIS" --bind 127.0.0.1 --save '' --appendonly no \
     --protected-mode no --dir "$TMP" >"$TMP/redis.log" 2>&1 &
@@ -98,7 +65,7 @@ have=$(redis-cli -h 127.0.0.1 -p "$P_REDIS" dbsize)
 log "redis GET key:000000000042 = $(redis-cli -h 127.0.0.1 -p "$P_REDIS" get key:000000000042)," \
     "ring GET key:000000000042 = $(redis-cli -h 127.0.0.1 -p "$P_RING" get key:000000000042)"
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+cpu_ticks() { local u s; read -r u s < <(tree_ticks "$1"); echo $((u + s)); }
 
 # run NAME PORT PID LOAD REQUESTS ARGS... → appends "name load rps p50 p99 cpu_us" to results
 run() {

@@ -23,27 +23,12 @@ REPEAT=${REPEAT:-1}
 BIG_MB=${BIG_MB:-256}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
-log() { printf '[sni.sh %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-# --- tools ----------------------------------------------------------------------------
-need_pkgs=()
-command -v nginx >/dev/null || need_pkgs+=(nginx)
-[[ -e /usr/lib/nginx/modules/ngx_stream_module.so ]] || need_pkgs+=(libnginx-mod-stream)
-command -v haproxy >/dev/null || need_pkgs+=(haproxy)
-command -v wrk >/dev/null || need_pkgs+=(wrk)
-command -v openssl >/dev/null || need_pkgs+=(openssl)
-if ((${#need_pkgs[@]})); then
-    if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
-        log "installing ${need_pkgs[*]} with apt-get"
-        timeout 600 apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq "${need_pkgs[@]}"
-    else
-        die "missing ${need_pkgs[*]}: install them or run this script as root"
-    fi
-fi
-PATH=$PATH:/usr/sbin:/sbin
-CLK_TCK=$(getconf CLK_TCK)
+NAME=sni.sh
+# shellcheck source=benches/lib.sh
+source "$ROOT/benches/lib.sh"
+install_missing nginx:nginx /usr/lib/nginx/modules/ngx_stream_module.so:libnginx-mod-stream \
+    haproxy:haproxy wrk:wrk openssl:openssl curl:curl python3:python3
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 if [[ -n ${LB_SNI_BIN:-} ]]; then
     LB=$LB_SNI_BIN
@@ -54,38 +39,7 @@ else
 fi
 [[ -x $LB ]] || die "lb-sni binary not found at $LB"
 
-TMP=$(mktemp -d /tmp/lb-sni-bench.XXXXXX)
-PIDS=()
-cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do
-        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$p" 2>/dev/null || true
-    done
-    if [[ ${KEEP_TMP:-0} == 1 ]]; then log "kept $TMP"; else rm -rf "$TMP"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-
-read -r P_B1 P_B2 P_LB P_NG P_HA P_ADMIN < <(python3 - <<'EOF'
-import socket
-socks = [socket.socket() for _ in range(6)]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(*[s.getsockname()[1] for s in socks])
-EOF
-)
-
-wait_port() { # port pid name
-    for _ in $(seq 100); do
-        kill -0 "$2" 2>/dev/null || die "$3 exited at start (see $TMP)"
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    die "$3 not listening on $1 after 10 s"
-}
+read -r P_B1 P_B2 P_LB P_NG P_HA P_ADMIN < <(free_ports 6)
 
 # The URL host is an IP literal (wrk cannot be pointed at a name without DNS), which
 # clients may or may not send as SNI: every router parses the ClientHello and sends any
@@ -224,19 +178,7 @@ start_router() {
 }
 for r in "${ROUTERS[@]}"; do start_router "$r"; done
 
-proc_pids() {
-    local p=${MAINPID[$1]}
-    echo "$p"
-    for t in /proc/"$p"/task/*/children; do cat "$t" 2>/dev/null; done | tr ' ' '\n' | sed '/^$/d'
-}
-cpu_ticks() {
-    local p u=0 s=0 a b
-    for p in $(proc_pids "$1"); do
-        read -r a b < <(sed 's/.*) //' "/proc/$p/stat" | awk '{print $12, $13}')
-        u=$((u + a)); s=$((s + b))
-    done
-    echo "$u $s"
-}
+cpu_ticks() { tree_ticks "${MAINPID[$1]}"; }
 
 # Sanity: every router passes TLS through to the backend's certificate.
 for r in "${ROUTERS[@]}"; do

@@ -1,0 +1,80 @@
+# Shared by the benchmark scripts in benches/: logging, a temp dir with cleanup of every
+# process started (by PID), free loopback ports, waiting for a listener, CPU ticks of a
+# process tree. Source it after setting NAME (the script's name for log lines).
+# shellcheck shell=bash
+
+log() { printf '[%s %s] %s\n' "$NAME" "$(date -u +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# install_missing CMD:PACKAGE ...: installs the packages of missing commands with apt-get
+# (as root), or dies naming them.
+install_missing() {
+    local pair cmd pkg need=()
+    for pair in "$@"; do
+        cmd=${pair%%:*}; pkg=${pair#*:}
+        if [[ $cmd == /* ]]; then [[ -e $cmd ]] || need+=("$pkg"); else command -v "$cmd" >/dev/null || need+=("$pkg"); fi
+    done
+    ((${#need[@]})) || return 0
+    if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+        log "installing ${need[*]} with apt-get"
+        timeout 600 apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq "${need[@]}"
+    else
+        die "missing ${need[*]}: install them (apt-get install ${need[*]}) or run this script as root"
+    fi
+}
+
+# A temp dir in $TMP; every PID appended to PIDS is stopped (TERM, then KILL) on exit.
+TMP=$(mktemp -d "/tmp/lb-$NAME.XXXXXX")
+PIDS=()
+cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    for p in "${PIDS[@]}"; do
+        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$p" 2>/dev/null || true
+    done
+    if [[ ${KEEP_TMP:-0} == 1 ]]; then log "kept $TMP"; else rm -rf "$TMP"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# free_ports N: N free loopback ports (bound to port 0, then released), on one line.
+free_ports() {
+    python3 - "$1" <<'PY'
+import socket, sys
+socks = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(*[s.getsockname()[1] for s in socks])
+PY
+}
+
+wait_port() { # port pid name
+    for _ in $(seq 100); do
+        kill -0 "$2" 2>/dev/null || die "$3 exited at start (see $TMP)"
+        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+        sleep 0.1
+    done
+    die "$3 not listening on $1 after 10 s"
+}
+
+# tree_pids PID: the process and its direct children (nginx workers).
+tree_pids() {
+    local t
+    echo "$1"
+    for t in /proc/"$1"/task/*/children; do cat "$t" 2>/dev/null; done | tr ' ' '\n' | sed '/^$/d'
+}
+
+# tree_ticks PID: "utime stime" in clock ticks, summed over tree_pids.
+tree_ticks() {
+    local p u=0 s=0 a b
+    for p in $(tree_pids "$1"); do
+        read -r a b < <(sed 's/.*) //' "/proc/$p/stat" | awk '{print $12, $13}')
+        u=$((u + a)); s=$((s + b))
+    done
+    echo "$u $s"
+}
+
+CLK_TCK=$(getconf CLK_TCK)
+PATH=$PATH:/usr/sbin:/sbin

@@ -1,0 +1,447 @@
+//! Where HTTP/1.1 request heads start and end in the client's byte stream.
+//!
+//! [`Tracker`] follows the framing of a client connection byte by byte, as hyper will
+//! parse it, without buffering or allocating: between messages (`Idle`), inside a request
+//! head (`Head`), inside a request body (`Body`: a `Content-Length` count or the chunked
+//! framing, mirroring hyper's decoder state by state), or no longer HTTP/1 framing
+//! (`Opaque`: the HTTP/2 preface, an upgraded connection, or framing hyper rejects anyway).
+//!
+//! While it scans a head it enforces, before hyper sees the bytes:
+//! - the head size: more than `max_head` bytes since the previous message ended (blank
+//!   lines included, as hyper buffers them) → `431 header-too-large`;
+//! - the header count: more than [`MAX_HEADERS`] header lines (hyper's own limit) → 431;
+//! - request smuggling: `Content-Length` and `Transfer-Encoding` in the same head → 400.
+//!   hyper would drop the length and read the body as chunked; we refuse the request.
+//!
+//! Header names are matched case-insensitively at line starts. Value bytes are skipped
+//! a line at a time, and body bytes a run at a time, so the per-request cost is the
+//! header names plus one search for each line end.
+//!
+//! The connection layer ([`crate::conn`]) uses [`Tracker::phase`] to choose its timer:
+//! `idle_timeout` between requests, `header_timeout` from the first byte of a head.
+
+use lb_core::metrics::Reason;
+
+/// hyper's limit on header lines in one request head (more → 431).
+pub const MAX_HEADERS: u32 = 100;
+
+/// The HTTP/2 connection preface's first line (h2c with prior knowledge).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0";
+const CL: &[u8] = b"content-length";
+const TE: &[u8] = b"transfer-encoding";
+
+/// Where the connection is in its byte stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Between messages: no byte of the next head yet (blank lines do not count).
+    Idle,
+    /// Inside a request head.
+    Head,
+    /// Inside a request body.
+    Body,
+    /// Not HTTP/1 framing any more (HTTP/2, an upgrade, or framing hyper rejects).
+    Opaque,
+}
+
+/// A request head the proxy refuses; bytes before `at` (in the slice given to
+/// [`Tracker::feed`]) may still be delivered, the byte at `at` and later may not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Violation {
+    /// Index of the first byte that must not reach hyper.
+    pub at: usize,
+    /// `HeaderTooLarge` (431) or `BadRequest` (400, smuggling).
+    pub reason: Reason,
+}
+
+/// Which header the current line names, once its `:` was seen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Value {
+    /// Still reading the name.
+    Name,
+    /// The request line, or a header whose value does not matter.
+    Skip,
+    /// `Content-Length`: leading whitespace, then digits.
+    Length,
+}
+
+/// hyper's chunked decoder states (`hyper::proto::h1::decode::ChunkedState`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Chunk {
+    Start,
+    Size(u64),
+    SizeLws(u64),
+    Extension(u64),
+    SizeLf(u64),
+    Data(u64),
+    DataCr,
+    DataLf,
+    Trailer,
+    TrailerLf,
+    EndCr,
+    EndLf,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Idle,
+    Head,
+    Length(u64),
+    Chunked(Chunk),
+    Opaque,
+}
+
+/// The framing tracker of one client connection. Plain data, no allocation.
+#[derive(Clone, Debug)]
+pub struct Tracker {
+    max_head: u64,
+    state: State,
+    /// Heads completed so far (wrapping), so a caller sees a new head start even when
+    /// the previous one ended in the same read.
+    heads: u32,
+    /// Bytes since the previous message ended (blank lines included).
+    head_len: u64,
+    /// Bytes of the current line, without CR.
+    line_len: u32,
+    /// Complete lines of the current head (the request line is the first).
+    lines: u32,
+    /// Name candidates still matching on this line: bit 0 content-length, bit 1 transfer-encoding.
+    cand: u8,
+    value: Value,
+    seen_cl: bool,
+    seen_te: bool,
+    /// The first `Content-Length` value; `None` until digits were read, or when invalid.
+    length: Option<u64>,
+    length_digits: bool,
+    length_bad: bool,
+    /// Bytes of the HTTP/2 preface matched at the start of the connection; `u8::MAX` once
+    /// it cannot match any more.
+    preface: u8,
+}
+
+impl Tracker {
+    /// A tracker for a new connection; heads over `max_head` bytes are refused.
+    pub fn new(max_head: usize) -> Tracker {
+        Tracker {
+            max_head: max_head as u64,
+            state: State::Idle,
+            heads: 0,
+            head_len: 0,
+            line_len: 0,
+            lines: 0,
+            cand: 0,
+            value: Value::Skip,
+            seen_cl: false,
+            seen_te: false,
+            length: None,
+            length_digits: false,
+            length_bad: false,
+            preface: 0,
+        }
+    }
+
+    /// Where the stream is now.
+    pub fn phase(&self) -> Phase {
+        match self.state {
+            State::Idle => Phase::Idle,
+            State::Head => Phase::Head,
+            State::Length(_) | State::Chunked(_) => Phase::Body,
+            State::Opaque => Phase::Opaque,
+        }
+    }
+
+    /// Heads completed so far (wrapping).
+    pub fn heads(&self) -> u32 {
+        self.heads
+    }
+
+    /// Stops tracking: the connection was upgraded (101, CONNECT) or is HTTP/2.
+    pub fn set_opaque(&mut self) {
+        self.state = State::Opaque;
+    }
+
+    /// Follows `buf`, the next bytes read from the client. On a violation the tracker
+    /// stays where it was; the caller answers and closes.
+    pub fn feed(&mut self, buf: &[u8]) -> Result<(), Violation> {
+        let mut i = 0;
+        while i < buf.len() {
+            match self.state {
+                State::Opaque => return Ok(()),
+                State::Length(left) => {
+                    let k = (buf.len() - i).min(usize::try_from(left).unwrap_or(usize::MAX));
+                    i += k;
+                    let left = left - k as u64;
+                    self.state = if left == 0 {
+                        State::Idle
+                    } else {
+                        State::Length(left)
+                    };
+                }
+                State::Chunked(Chunk::Data(left)) => {
+                    let k = (buf.len() - i).min(usize::try_from(left).unwrap_or(usize::MAX));
+                    i += k;
+                    let left = left - k as u64;
+                    self.state = State::Chunked(if left == 0 {
+                        Chunk::DataCr
+                    } else {
+                        Chunk::Data(left)
+                    });
+                }
+                State::Chunked(c) => {
+                    self.state = match chunk_step(c, buf[i]) {
+                        Some(Some(next)) => State::Chunked(next),
+                        Some(None) => State::Idle,
+                        None => State::Opaque,
+                    };
+                    i += 1;
+                }
+                State::Idle => {
+                    if matches!(buf[i], b'\r' | b'\n') {
+                        // Blank lines before a request are skipped by hyper, but buffered.
+                        self.head_len += 1;
+                        if self.head_len > self.max_head {
+                            return Err(Violation {
+                                at: i,
+                                reason: Reason::HeaderTooLarge,
+                            });
+                        }
+                        i += 1;
+                    } else {
+                        self.start_head();
+                    }
+                }
+                State::Head => i = self.head(buf, i)?,
+            }
+        }
+        Ok(())
+    }
+
+    fn start_head(&mut self) {
+        self.state = State::Head;
+        self.line_len = 0;
+        self.lines = 0;
+        self.cand = 0;
+        self.value = Value::Skip;
+        self.seen_cl = false;
+        self.seen_te = false;
+        self.length = None;
+        self.length_digits = false;
+        self.length_bad = false;
+    }
+
+    /// Scans head bytes from `buf[i]`; returns the index after the last byte consumed
+    /// (the head's end, or the end of `buf`).
+    fn head(&mut self, buf: &[u8], mut i: usize) -> Result<usize, Violation> {
+        let too_large = |at| Violation {
+            at,
+            reason: Reason::HeaderTooLarge,
+        };
+        while i < buf.len() {
+            let b = buf[i];
+            // Skip value bytes (and the request line once the preface is decided) up to
+            // the line end in one search.
+            if self.value == Value::Skip && b != b'\n' && b != b'\r' && self.preface == u8::MAX {
+                let run = buf[i..]
+                    .iter()
+                    .position(|&c| c == b'\n' || c == b'\r')
+                    .unwrap_or(buf.len() - i);
+                let allowed = self.max_head.saturating_sub(self.head_len);
+                if run as u64 > allowed {
+                    return Err(too_large(i + allowed as usize));
+                }
+                self.head_len += run as u64;
+                self.line_len = self.line_len.saturating_add(run as u32);
+                i += run;
+                continue;
+            }
+            self.head_len += 1;
+            if self.head_len > self.max_head {
+                return Err(too_large(i));
+            }
+            match b {
+                b'\r' => {}
+                b'\n' if self.line_len == 0 => {
+                    i += 1;
+                    self.end_head();
+                    return Ok(i);
+                }
+                b'\n' => {
+                    self.lines += 1;
+                    if self.lines > MAX_HEADERS + 1 {
+                        return Err(too_large(i));
+                    }
+                    if self.lines == 1 && self.preface != u8::MAX {
+                        // The request line ended without being the preface.
+                        if usize::from(self.preface) != H2_PREFACE.len() {
+                            self.preface = u8::MAX;
+                        }
+                    }
+                    self.line_len = 0;
+                    self.cand = 0b11;
+                    self.value = Value::Name;
+                }
+                _ => {
+                    if self.lines == 0 {
+                        self.preface_byte(b);
+                    } else {
+                        match self.value {
+                            Value::Name => {
+                                if b == b':' {
+                                    self.name_end(i)?;
+                                } else {
+                                    self.name_byte(b);
+                                }
+                            }
+                            Value::Length => self.length_byte(b),
+                            Value::Skip => {}
+                        }
+                    }
+                    self.line_len = self.line_len.saturating_add(1);
+                }
+            }
+            i += 1;
+        }
+        Ok(i)
+    }
+
+    fn preface_byte(&mut self, b: u8) {
+        let p = usize::from(self.preface);
+        if self.preface != u8::MAX && self.heads == 0 && H2_PREFACE.get(p) == Some(&b) {
+            self.preface += 1;
+        } else {
+            self.preface = u8::MAX;
+        }
+    }
+
+    fn name_byte(&mut self, b: u8) {
+        let pos = self.line_len as usize;
+        let lb = b.to_ascii_lowercase();
+        if CL.get(pos) != Some(&lb) {
+            self.cand &= !0b01;
+        }
+        if TE.get(pos) != Some(&lb) {
+            self.cand &= !0b10;
+        }
+        if self.cand == 0 {
+            self.value = Value::Skip;
+        }
+    }
+
+    fn name_end(&mut self, at: usize) -> Result<(), Violation> {
+        let len = self.line_len as usize;
+        self.value = Value::Skip;
+        if self.cand & 0b01 != 0 && len == CL.len() {
+            if !self.seen_cl {
+                self.value = Value::Length;
+            }
+            self.seen_cl = true;
+        } else if self.cand & 0b10 != 0 && len == TE.len() {
+            self.seen_te = true;
+        }
+        if self.seen_cl && self.seen_te {
+            return Err(Violation {
+                at,
+                reason: Reason::BadRequest,
+            });
+        }
+        Ok(())
+    }
+
+    fn length_byte(&mut self, b: u8) {
+        match b {
+            b'0'..=b'9' if !self.length_bad => {
+                let d = u64::from(b - b'0');
+                match self
+                    .length
+                    .unwrap_or(0)
+                    .checked_mul(10)
+                    .and_then(|n| n.checked_add(d))
+                {
+                    Some(n) => self.length = Some(n),
+                    None => self.length_bad = true,
+                }
+                self.length_digits = true;
+            }
+            b' ' | b'\t' if !self.length_digits => {}
+            // After the digits (`5, 5` or trailing whitespace): hyper checks the rest.
+            _ => {
+                if !self.length_digits {
+                    self.length_bad = true;
+                }
+                self.value = Value::Skip;
+            }
+        }
+    }
+
+    fn end_head(&mut self) {
+        self.heads = self.heads.wrapping_add(1);
+        self.head_len = 0;
+        if self.heads == 1 && usize::from(self.preface) == H2_PREFACE.len() {
+            self.state = State::Opaque;
+            return;
+        }
+        self.preface = u8::MAX;
+        self.state = if self.seen_te {
+            State::Chunked(Chunk::Start)
+        } else if self.seen_cl {
+            match self.length {
+                _ if self.length_bad => State::Opaque,
+                Some(0) => State::Idle,
+                Some(n) => State::Length(n),
+                // hyper refuses an empty length and closes.
+                None => State::Opaque,
+            }
+        } else {
+            State::Idle
+        };
+    }
+}
+
+fn hex(b: u8) -> Option<u64> {
+    match b {
+        b'0'..=b'9' => Some(u64::from(b - b'0')),
+        b'a'..=b'f' => Some(u64::from(b - b'a' + 10)),
+        b'A'..=b'F' => Some(u64::from(b - b'A' + 10)),
+        _ => None,
+    }
+}
+
+/// One byte of chunked framing outside chunk data: `Some(Some(next))`, `Some(None)` at
+/// the body's end, `None` where hyper's decoder fails too.
+fn chunk_step(c: Chunk, b: u8) -> Option<Option<Chunk>> {
+    let next = match c {
+        Chunk::Start => Chunk::Size(hex(b)?),
+        Chunk::Size(n) => match b {
+            b'\t' | b' ' => Chunk::SizeLws(n),
+            b';' => Chunk::Extension(n),
+            b'\r' => Chunk::SizeLf(n),
+            _ => Chunk::Size(n.checked_mul(16)?.checked_add(hex(b)?)?),
+        },
+        Chunk::SizeLws(n) => match b {
+            b'\t' | b' ' => Chunk::SizeLws(n),
+            b';' => Chunk::Extension(n),
+            b'\r' => Chunk::SizeLf(n),
+            _ => return None,
+        },
+        Chunk::Extension(n) => match b {
+            b'\r' => Chunk::SizeLf(n),
+            b'\n' => return None,
+            _ => Chunk::Extension(n),
+        },
+        Chunk::SizeLf(n) => match b {
+            b'\n' if n == 0 => Chunk::EndCr,
+            b'\n' => Chunk::Data(n),
+            _ => return None,
+        },
+        // Chunk data is skipped in bulk by the caller.
+        Chunk::Data(_) => return None,
+        Chunk::DataCr if b == b'\r' => Chunk::DataLf,
+        Chunk::DataLf if b == b'\n' => Chunk::Start,
+        Chunk::EndCr | Chunk::Trailer if b != b'\r' => Chunk::Trailer,
+        Chunk::EndCr => Chunk::EndLf,
+        Chunk::Trailer => Chunk::TrailerLf,
+        Chunk::TrailerLf if b == b'\n' => Chunk::EndCr,
+        Chunk::EndLf if b == b'\n' => return Some(None),
+        Chunk::DataCr | Chunk::DataLf | Chunk::TrailerLf | Chunk::EndLf => return None,
+    };
+    Some(Some(next))
+}

@@ -274,13 +274,13 @@ impl AsyncRead for ClientIo {
                     return Poll::Ready(Ok(()));
                 }
                 if let Err(Violation { at, reason }) = this.tracker.feed(&buf.filled()[before..]) {
-                    if !in_flight && !this.dirty {
-                        buf.set_filled(before);
+                    buf.set_filled(before + at);
+                    if at == 0 && !in_flight && !this.dirty {
                         return refuse(this, cx, buf, reason);
                     }
-                    // A response is being written: hyper gets the bytes before the
-                    // refused head, and the answer goes out once that response is done.
-                    buf.set_filled(before + at);
+                    // hyper gets the bytes before the refused head (they may complete
+                    // earlier pipelined requests); the answer goes out once hyper has
+                    // served those and no response is being written.
                     this.pending = Some(reason);
                     if at == 0 {
                         return drain_pending(this, cx, buf);

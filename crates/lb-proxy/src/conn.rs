@@ -358,7 +358,7 @@ fn poll_timer(
     let Some(deadline) = this.deadline else {
         return Poll::Pending;
     };
-    if this.armed.map_or(true, |a| a > deadline) {
+    if !matches!(this.armed, Some(a) if a <= deadline) {
         this.timer.as_mut().reset(deadline);
         this.armed = Some(deadline);
     }

@@ -445,3 +445,246 @@ fn chunk_step(c: Chunk, b: u8) -> Option<Option<Chunk>> {
     };
     Some(Some(next))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Feeds `bytes` in pieces cut at `cuts`; a violation's `at` is made absolute.
+    fn feed_split(t: &mut Tracker, bytes: &[u8], cuts: &[usize]) -> Result<(), Violation> {
+        let mut points: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
+        points.push(0);
+        points.push(bytes.len());
+        points.sort_unstable();
+        points.dedup();
+        for w in points.windows(2) {
+            t.feed(&bytes[w[0]..w[1]]).map_err(|v| Violation {
+                at: w[0] + v.at,
+                ..v
+            })?;
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn get_then_idle() {
+        let mut t = Tracker::new(1024);
+        t.feed(b"GET / HTTP/1.1\r\nHost: a\r\n").expect("ok");
+        assert_eq!(t.phase(), Phase::Head);
+        t.feed(b"\r\n").expect("ok");
+        assert_eq!((t.phase(), t.heads()), (Phase::Idle, 1));
+    }
+
+    #[test]
+    fn content_length_body_then_next_head() {
+        let mut t = Tracker::new(1024);
+        t.feed(b"POST / HTTP/1.1\r\ncontent-LENGTH:  5 \r\n\r\nhel")
+            .expect("ok");
+        assert_eq!(t.phase(), Phase::Body);
+        t.feed(b"loGET").expect("ok");
+        assert_eq!((t.phase(), t.heads()), (Phase::Head, 1));
+    }
+
+    #[test]
+    fn chunked_body_with_extensions_and_trailers() {
+        let mut t = Tracker::new(1024);
+        t.feed(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n")
+            .expect("ok");
+        t.feed(b"A ;x=1\r\n0123456789\r\n0\r\nX-T: 1\r\n")
+            .expect("ok");
+        assert_eq!(t.phase(), Phase::Body);
+        t.feed(b"\r\n").expect("ok");
+        assert_eq!(t.phase(), Phase::Idle);
+    }
+
+    #[test]
+    fn broken_framing_stops_tracking() {
+        for bad in [
+            &b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"[..],
+            b"POST / HTTP/1.1\r\nContent-Length: abc\r\n\r\n",
+            b"POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+        ] {
+            let mut t = Tracker::new(1024);
+            t.feed(bad).expect("hyper refuses these itself");
+            assert_eq!(
+                t.phase(),
+                Phase::Opaque,
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn h2_preface_is_opaque_and_pri_later_is_not() {
+        let mut t = Tracker::new(1024);
+        t.feed(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00")
+            .expect("ok");
+        assert_eq!(t.phase(), Phase::Opaque);
+        let mut t = Tracker::new(1024);
+        t.feed(b"GET / HTTP/1.1\r\n\r\nPRI * HTTP/2.0\r\n\r\n")
+            .expect("ok");
+        assert_eq!((t.phase(), t.heads()), (Phase::Idle, 2));
+    }
+
+    #[test]
+    fn smuggling_is_refused_at_the_second_name() {
+        let req = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n";
+        let colon = req.iter().rposition(|&b| b == b':').expect("colon");
+        let v = Tracker::new(1024).feed(req).expect_err("refused");
+        assert_eq!(
+            v,
+            Violation {
+                at: colon,
+                reason: Reason::BadRequest
+            }
+        );
+    }
+
+    #[test]
+    fn size_limit_counts_blank_lines_and_is_exact() {
+        let head = b"\r\nGET / HTTP/1.1\r\n\r\n";
+        let mut t = Tracker::new(head.len());
+        t.feed(head).expect("at the limit");
+        let v = Tracker::new(head.len() - 1).feed(head).expect_err("over");
+        assert_eq!(
+            v,
+            Violation {
+                at: head.len() - 1,
+                reason: Reason::HeaderTooLarge
+            }
+        );
+    }
+
+    /// One request as bytes: a head with random headers (never CL or TE unless framed),
+    /// and no body, a `Content-Length` body or a chunked body with extensions/trailers.
+    fn request() -> impl Strategy<Value = Vec<u8>> {
+        let header = ("[a-zA-Z][a-zA-Z0-9-]{0,20}", "[ -~]{0,40}").prop_filter_map(
+            "not a framing header",
+            |(n, v)| {
+                let l = n.to_ascii_lowercase();
+                (l != "content-length" && l != "transfer-encoding")
+                    .then(|| format!("{n}: {}\r\n", v.trim()))
+            },
+        );
+        let body = prop_oneof![
+            Just(None),
+            proptest::collection::vec(any::<u8>(), 0..300).prop_map(|b| Some((false, b, vec![]))),
+            (
+                proptest::collection::vec(any::<u8>(), 0..300),
+                proptest::collection::vec(1usize..64, 0..6)
+            )
+                .prop_map(|(b, sizes)| Some((true, b, sizes))),
+        ];
+        (
+            proptest::collection::vec(header, 0..8),
+            body,
+            any::<bool>(),
+            "[Cc][Oo][Nn][Tt][Ee][Nn][Tt]-[Ll][Ee][Nn][Gg][Tt][Hh]",
+        )
+            .prop_map(|(headers, body, trailer, cl_name)| {
+                let mut out = b"POST /x?y=1 HTTP/1.1\r\n".to_vec();
+                for h in &headers {
+                    out.extend_from_slice(h.as_bytes());
+                }
+                match body {
+                    None => out.extend_from_slice(b"\r\n"),
+                    Some((false, b, _)) => {
+                        out.extend_from_slice(format!("{cl_name}: {}\r\n\r\n", b.len()).as_bytes());
+                        out.extend_from_slice(&b);
+                    }
+                    Some((true, b, sizes)) => {
+                        out.extend_from_slice(b"Transfer-Encoding: chunked\r\n\r\n");
+                        let mut rest = &b[..];
+                        let mut i = 0;
+                        while !rest.is_empty() {
+                            let k = sizes.get(i).copied().unwrap_or(rest.len()).min(rest.len());
+                            let ext = if i % 2 == 0 { "" } else { ";a=b" };
+                            out.extend_from_slice(format!("{k:x}{ext}\r\n").as_bytes());
+                            out.extend_from_slice(&rest[..k]);
+                            out.extend_from_slice(b"\r\n");
+                            rest = &rest[k..];
+                            i += 1;
+                        }
+                        out.extend_from_slice(b"0\r\n");
+                        if trailer {
+                            out.extend_from_slice(b"X-Sum: 1\r\n");
+                        }
+                        out.extend_from_slice(b"\r\n");
+                    }
+                }
+                out
+            })
+    }
+
+    proptest! {
+        /// Valid pipelined requests, cut anywhere: every head is found, none refused, and
+        /// the tracker ends where it would with the bytes in one piece.
+        #[test]
+        fn valid_requests_split_anywhere(
+            reqs in proptest::collection::vec(request(), 1..5),
+            cuts in proptest::collection::vec(any::<usize>(), 0..12),
+        ) {
+            let bytes = reqs.concat();
+            let mut whole = Tracker::new(65536);
+            whole.feed(&bytes).expect("valid");
+            let mut split = Tracker::new(65536);
+            feed_split(&mut split, &bytes, &cuts).expect("valid");
+            prop_assert_eq!(split.heads(), reqs.len() as u32);
+            prop_assert_eq!(split.phase(), Phase::Idle);
+            prop_assert_eq!(format!("{whole:?}"), format!("{split:?}"));
+        }
+
+        /// Both framing headers in one head, any case and order, cut anywhere: refused
+        /// at the second name's colon, after any valid requests before it.
+        #[test]
+        fn smuggling_refused_anywhere(
+            before in proptest::collection::vec(request(), 0..3),
+            te_first in any::<bool>(),
+            cl in "[Cc][Oo][Nn][Tt][Ee][Nn][Tt]-[Ll][Ee][Nn][Gg][Tt][Hh]",
+            te in "[Tt][Rr][Aa][Nn][Ss][Ff][Ee][Rr]-[Ee][Nn][Cc][Oo][Dd][Ii][Nn][Gg]",
+            cuts in proptest::collection::vec(any::<usize>(), 0..12),
+        ) {
+            let (first, second) = if te_first {
+                (format!("{te}: chunked\r\n"), format!("X-A: b\r\n{cl}: 5\r\n"))
+            } else {
+                (format!("{cl}: 5\r\n"), format!("X-A: b\r\n{te}: chunked\r\n"))
+            };
+            let prefix = before.concat();
+            let bad = format!("POST / HTTP/1.1\r\nHost: a\r\n{first}{second}\r\n0\r\n\r\n");
+            let colon = prefix.len() + first.len() + "POST / HTTP/1.1\r\nHost: a\r\n".len()
+                + second.rfind(':').expect("colon");
+            let bytes = [prefix, bad.into_bytes()].concat();
+            let v = feed_split(&mut Tracker::new(65536), &bytes, &cuts).expect_err("refused");
+            prop_assert_eq!(v, Violation { at: colon, reason: Reason::BadRequest });
+        }
+
+        /// A head of `len` bytes passes a limit of `max` exactly when `len <= max`.
+        #[test]
+        fn size_limit_is_exact(pad in 0usize..3000, max in 20usize..3000, cuts in proptest::collection::vec(any::<usize>(), 0..6)) {
+            let head = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "v".repeat(pad));
+            let r = feed_split(&mut Tracker::new(max), head.as_bytes(), &cuts);
+            if head.len() <= max {
+                prop_assert!(r.is_ok());
+            } else {
+                prop_assert_eq!(r, Err(Violation { at: max, reason: Reason::HeaderTooLarge }));
+            }
+        }
+
+        /// Arbitrary bytes never panic, and a refusal points inside the bytes fed.
+        #[test]
+        fn arbitrary_bytes_never_panic(
+            chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..200), 0..8),
+            max in 1usize..512,
+        ) {
+            let mut t = Tracker::new(max);
+            for c in &chunks {
+                if let Err(v) = t.feed(c) {
+                    prop_assert!(v.at < c.len());
+                    break;
+                }
+            }
+        }
+    }
+}

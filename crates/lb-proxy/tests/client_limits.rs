@@ -372,3 +372,32 @@ async fn header_names_inside_values_are_not_smuggling() {
     assert!(r.ends_with("\r\n\r\n5"), "{r}");
     assert_eq!(b.count(), 1);
 }
+
+/// h2c with prior knowledge is not HTTP/1 framing: no 408 for its binary frames, and an
+/// idle HTTP/2 connection outlives `header_timeout`.
+#[tokio::test]
+async fn h2c_prior_knowledge_is_left_alone() {
+    let b = Backend::start("a").await;
+    let p = start("header_timeout = \"300ms\"\nidle_timeout = \"10s\"", &b).await;
+    let s = TcpStream::connect(p.addr).await.expect("connect");
+    let (mut tx, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(s),
+    )
+    .await
+    .expect("h2 handshake");
+    tokio::spawn(conn);
+    for pause in [0, 700] {
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        let req = hyper::Request::get("http://web.test/")
+            .body(full(bytes::Bytes::new()))
+            .expect("request");
+        let resp = tokio::time::timeout(Duration::from_secs(5), tx.send_request(req))
+            .await
+            .expect("answer within 5 s")
+            .expect("h2 response");
+        assert_eq!(resp.status(), 200, "after {pause} ms idle");
+        assert_eq!(resp.version(), hyper::Version::HTTP_2);
+    }
+    assert_eq!(b.count(), 2);
+}

@@ -27,6 +27,11 @@
 //! the input drained for at most [`LINGER`] (so the client reads the answer instead of a
 //! reset), then the read fails and hyper drops the connection.
 //!
+//! Heads hyper itself refuses (a malformed request line, differing `Content-Length`
+//! values, an unknown transfer coding) get hyper's automatic 400; that answer is
+//! recognised on the write side (a response head written while every response the
+//! service made is already out) and replaced by ours with `x-lb-error`.
+//!
 //! hyper's own `header_read_timeout` stays on as a backstop, set above anything this layer
 //! waits for (`idle_timeout + header_timeout + 1 s`): it never fires first, and it makes
 //! hyper poll the read side again when a response ends, which is when this layer arms
@@ -60,20 +65,29 @@ const DRAIN_READS: usize = 16;
 
 const UPGRADED: u32 = 1 << 31;
 
-/// What the service tells the connection: requests in flight and whether the connection
-/// was upgraded. One per connection, shared with every [`InFlight`] guard.
+/// What the service tells the connection: requests in flight, whether the connection
+/// was upgraded, and how many requests reached the service. One per connection, shared
+/// with every [`InFlight`] guard.
 #[derive(Debug, Default)]
-pub struct Shared(AtomicU32);
+pub struct Shared {
+    state: AtomicU32,
+    calls: AtomicU32,
+}
 
 impl Shared {
     /// Marks a request in flight until the guard is dropped (with its response body).
     pub fn enter(self: &Arc<Self>) -> InFlight {
-        self.0.fetch_add(1, Ordering::Relaxed);
+        self.state.fetch_add(1, Ordering::Relaxed);
+        self.calls.fetch_add(1, Ordering::Relaxed);
         InFlight(self.clone())
     }
 
     fn load(&self) -> u32 {
-        self.0.load(Ordering::Relaxed)
+        self.state.load(Ordering::Relaxed)
+    }
+
+    fn calls(&self) -> u32 {
+        self.calls.load(Ordering::Relaxed)
     }
 }
 
@@ -85,13 +99,13 @@ impl InFlight {
     /// The response switches protocols (101, or 2xx to CONNECT): the bytes that follow
     /// are no longer HTTP/1 framing.
     pub fn upgraded(&self) {
-        self.0 .0.fetch_or(UPGRADED, Ordering::Relaxed);
+        self.0.state.fetch_or(UPGRADED, Ordering::Relaxed);
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0 .0.fetch_sub(1, Ordering::Relaxed);
+        self.0.state.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -172,6 +186,11 @@ enum Closing {
     Linger,
     /// Done: reads fail so hyper drops the connection.
     Done,
+    /// hyper is writing its own 400/431 for a head it could not parse: our answer (with
+    /// `x-lb-error`) goes out instead; `usize` bytes are out.
+    Replacing(Reason, usize),
+    /// Replaced: hyper's further writes are dropped, reads fail.
+    Replaced,
 }
 
 /// The client stream as hyper sees it. See the module docs.
@@ -193,6 +212,10 @@ pub struct ClientIo {
     pending: Option<Reason>,
     /// hyper wrote and has not flushed since.
     dirty: bool,
+    /// `Shared::calls` when a flush last completed with no request in flight: while it
+    /// is still current, every response the service made is out, so a response head
+    /// hyper writes now is its own answer to a head it could not parse.
+    flushed: u32,
     closing: Closing,
     limits: Limits,
     errors: Arc<ReasonCounters>,
@@ -230,6 +253,7 @@ impl ClientIo {
             heads: 0,
             pending: None,
             dirty: false,
+            flushed: 0,
             closing: Closing::No,
             limits,
             errors,
@@ -466,8 +490,69 @@ fn poll_close(
                 cx.waker().wake_by_ref();
                 return Poll::Pending;
             }
-            Closing::Done => return Poll::Ready(Err(closed())),
+            Closing::Done | Closing::Replacing(..) | Closing::Replaced => {
+                return Poll::Ready(Err(closed()))
+            }
         }
+    }
+}
+
+impl ClientIo {
+    /// hyper's own answer to a head it could not parse (400, or 431 for too many
+    /// headers), recognised as a response head written while every response the service
+    /// made is already out.
+    fn own_error(&self, head: &[u8]) -> Option<Reason> {
+        if self.closing != Closing::No
+            || self.tracker.other_protocol()
+            || self.shared.load() != 0
+            || self.shared.calls() != self.flushed
+        {
+            return None;
+        }
+        let rest = head
+            .strip_prefix(b"HTTP/1.1 ")
+            .or_else(|| head.strip_prefix(b"HTTP/1.0 "))?;
+        match rest.get(..4)? {
+            b"400 " => Some(Reason::BadRequest),
+            b"431 " => Some(Reason::HeaderTooLarge),
+            _ => None,
+        }
+    }
+
+    /// Writes our answer in place of hyper's; reports hyper's `len` bytes as written.
+    fn poll_replace(&mut self, cx: &mut Context<'_>, len: usize) -> Poll<io::Result<usize>> {
+        loop {
+            match self.closing {
+                Closing::Replacing(reason, pos) => {
+                    let bytes = canned(reason);
+                    if pos >= bytes.len() {
+                        self.closing = Closing::Replaced;
+                        continue;
+                    }
+                    match Pin::new(&mut self.io).poll_write(cx, &bytes[pos..]) {
+                        Poll::Ready(Ok(0)) => {
+                            return Poll::Ready(Err(io::ErrorKind::WriteZero.into()))
+                        }
+                        Poll::Ready(Ok(n)) => self.closing = Closing::Replacing(reason, pos + n),
+                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                        Poll::Pending => return Poll::Pending,
+                    }
+                }
+                _ => return Poll::Ready(Ok(len)),
+            }
+        }
+    }
+
+    fn start_replace(&mut self, reason: Reason) {
+        self.errors.inc(reason);
+        tracing::info!(
+            target: "lb::access",
+            client = %self.client,
+            status = reason.status(),
+            error = reason.as_str(),
+            "refused by the HTTP parser"
+        );
+        self.closing = Closing::Replacing(reason, 0);
     }
 }
 
@@ -479,6 +564,13 @@ impl AsyncWrite for ClientIo {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        if matches!(this.closing, Closing::Replacing(..) | Closing::Replaced) {
+            return this.poll_replace(cx, buf.len());
+        }
+        if let Some(reason) = this.own_error(buf) {
+            this.start_replace(reason);
+            return this.poll_replace(cx, buf.len());
+        }
         this.dirty = true;
         Pin::new(&mut this.io).poll_write(cx, buf)
     }
@@ -490,6 +582,19 @@ impl AsyncWrite for ClientIo {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        if matches!(this.closing, Closing::Replacing(..) | Closing::Replaced) {
+            let len = bufs.iter().map(|b| b.len()).sum();
+            return this.poll_replace(cx, len);
+        }
+        let first = bufs
+            .iter()
+            .find(|b| !b.is_empty())
+            .map_or(&[][..], |b| &b[..]);
+        if let Some(reason) = this.own_error(first) {
+            this.start_replace(reason);
+            let len = bufs.iter().map(|b| b.len()).sum();
+            return this.poll_replace(cx, len);
+        }
         this.dirty = true;
         Pin::new(&mut this.io).poll_write_vectored(cx, bufs)
     }
@@ -505,6 +610,9 @@ impl AsyncWrite for ClientIo {
         let r = Pin::new(&mut this.io).poll_flush(cx);
         if matches!(r, Poll::Ready(Ok(()))) {
             this.dirty = false;
+            if this.shared.load() & !UPGRADED == 0 {
+                this.flushed = this.shared.calls();
+            }
         }
         r
     }

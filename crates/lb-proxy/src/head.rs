@@ -116,6 +116,8 @@ pub struct Tracker {
     /// Bytes of the HTTP/2 preface matched at the start of the connection; `u8::MAX` once
     /// it cannot match any more.
     preface: u8,
+    /// HTTP/2 or upgraded: not HTTP/1 at all any more (not merely framing hyper rejects).
+    other_protocol: bool,
 }
 
 impl Tracker {
@@ -136,6 +138,7 @@ impl Tracker {
             length_digits: false,
             length_bad: false,
             preface: 0,
+            other_protocol: false,
         }
     }
 
@@ -157,6 +160,13 @@ impl Tracker {
     /// Stops tracking: the connection was upgraded (101, CONNECT) or is HTTP/2.
     pub fn set_opaque(&mut self) {
         self.state = State::Opaque;
+        self.other_protocol = true;
+    }
+
+    /// True once the stream is HTTP/2 or upgraded; false while it is HTTP/1, including
+    /// after framing hyper rejects.
+    pub fn other_protocol(&self) -> bool {
+        self.other_protocol
     }
 
     /// Follows `buf`, the next bytes read from the client. On a violation the tracker
@@ -376,7 +386,7 @@ impl Tracker {
         self.heads = self.heads.wrapping_add(1);
         self.head_len = 0;
         if self.heads == 1 && usize::from(self.preface) == H2_PREFACE.len() {
-            self.state = State::Opaque;
+            self.set_opaque();
             return;
         }
         self.preface = u8::MAX;

@@ -401,3 +401,51 @@ async fn h2c_prior_knowledge_is_left_alone() {
     }
     assert_eq!(b.count(), 2);
 }
+
+/// Heads hyper's parser refuses get our 400 with `x-lb-error` in place of hyper's, also
+/// after a served request on the same connection.
+#[tokio::test]
+async fn malformed_heads_get_400_with_x_lb_error() {
+    let b = Backend::start("a").await;
+    let p = start("", &b).await;
+    for bad in [
+        &b"BLAH\r\n\r\n"[..],
+        b"GET /\x01 HTTP/1.1\r\nHost: web.test\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: web.test\r\nBad Header: x\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: web.test\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello",
+        b"POST / HTTP/1.1\r\nHost: web.test\r\nContent-Length: five\r\n\r\nhello",
+    ] {
+        let r = raw(p.addr, bad).await;
+        assert_canned(&r, 400, "bad-request");
+        // The same after a good request on the connection.
+        let r = raw(p.addr, &[GET, bad].concat()).await;
+        let answers: Vec<&str> = r.split("HTTP/1.1 ").skip(1).collect();
+        assert_eq!(answers.len(), 2, "{r}");
+        assert!(answers[0].starts_with("200 "), "{r}");
+        assert_canned(&format!("HTTP/1.1 {}", answers[1]), 400, "bad-request");
+    }
+    assert_eq!(b.count(), 5, "only the good requests were forwarded");
+}
+
+/// A backend's own 400 or 431 is relayed as it is, never taken for hyper's.
+#[tokio::test]
+async fn backend_400_and_431_are_relayed_unchanged() {
+    let b = Backend::start("a").await;
+    let p = start("", &b).await;
+    let mut s = TcpStream::connect(p.addr).await.expect("connect");
+    for path in ["/status/400", "/status/431", "/status/400"] {
+        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: web.test\r\n\r\n").as_bytes())
+            .await
+            .expect("write");
+        let text = read_response(&mut s).await;
+        assert_eq!(raw_status(&text), path[8..].parse::<u16>().expect("status"));
+        assert!(!text.to_ascii_lowercase().contains("x-lb-error"), "{text}");
+        assert!(text.ends_with("\r\n\r\na"), "the backend's body: {text}");
+    }
+    // Pipelined, three at once.
+    let many = b"GET /status/400 HTTP/1.1\r\nHost: web.test\r\n\r\nGET /status/431 HTTP/1.1\r\nHost: web.test\r\n\r\nGET /status/400 HTTP/1.1\r\nHost: web.test\r\nConnection: close\r\n\r\n";
+    let r = raw(p.addr, many).await;
+    assert_eq!(r.matches("HTTP/1.1 ").count(), 3, "{r}");
+    assert!(!r.to_ascii_lowercase().contains("x-lb-error"), "{r}");
+    assert_eq!(b.count(), 6);
+}

@@ -47,6 +47,10 @@ async fn invalid_host_and_smuggling_are_400() {
     ] {
         let r = raw(p.addr, bad).await;
         assert_eq!(raw_status(&r), 400, "{r}");
+        assert!(
+            r.to_ascii_lowercase().contains("x-lb-error: bad-request"),
+            "{r}"
+        );
     }
     assert_eq!(b.count(), 0, "nothing reached the backend");
 }

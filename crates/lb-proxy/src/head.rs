@@ -104,6 +104,8 @@ pub struct Tracker {
     line_len: u32,
     /// Complete lines of the current head (the request line is the first).
     lines: u32,
+    /// The line so far is one CR (so an LF now ends the head).
+    cr_only: bool,
     /// Name candidates still matching on this line: bit 0 content-length, bit 1 transfer-encoding.
     cand: u8,
     value: Value,
@@ -129,6 +131,7 @@ impl Tracker {
             heads: 0,
             head_len: 0,
             line_len: 0,
+            cr_only: false,
             lines: 0,
             cand: 0,
             value: Value::Skip,
@@ -228,6 +231,7 @@ impl Tracker {
     fn start_head(&mut self) {
         self.state = State::Head;
         self.line_len = 0;
+        self.cr_only = false;
         self.lines = 0;
         self.cand = 0;
         self.value = Value::Skip;
@@ -241,79 +245,155 @@ impl Tracker {
     /// Scans head bytes from `buf[i]`; returns the index after the last byte consumed
     /// (the head's end, or the end of `buf`).
     fn head(&mut self, buf: &[u8], mut i: usize) -> Result<usize, Violation> {
-        let too_large = |at| Violation {
-            at,
-            reason: Reason::HeaderTooLarge,
-        };
         while i < buf.len() {
+            // A header line that starts here and ends in `buf`: in one step.
+            if self.value == Value::Name && self.line_len == 0 {
+                if let Some(n) = memchr::memchr(b'\n', &buf[i..]) {
+                    i = self.whole_line(buf, i, n)?;
+                    if self.state != State::Head {
+                        return Ok(i);
+                    }
+                    continue;
+                }
+            }
             let b = buf[i];
             // Skip value bytes (and the request line once the preface is decided) up to
             // the line end in one search.
-            if self.value == Value::Skip && b != b'\n' && b != b'\r' && self.preface == u8::MAX {
-                let run = buf[i..]
-                    .iter()
-                    .position(|&c| c == b'\n' || c == b'\r')
-                    .unwrap_or(buf.len() - i);
+            if self.value == Value::Skip && b != b'\n' && self.preface == u8::MAX {
+                let run = memchr::memchr(b'\n', &buf[i..]).unwrap_or(buf.len() - i);
                 let allowed = self.max_head.saturating_sub(self.head_len);
                 if run as u64 > allowed {
-                    return Err(too_large(i + allowed as usize));
+                    return Err(self.too_large(i + allowed as usize));
                 }
                 self.head_len += run as u64;
+                self.cr_only = self.line_len == 0 && run == 1 && b == b'\r';
                 self.line_len = self.line_len.saturating_add(run as u32);
                 i += run;
                 continue;
             }
             self.head_len += 1;
             if self.head_len > self.max_head {
-                return Err(too_large(i));
+                return Err(self.too_large(i));
             }
-            match b {
-                b'\r' => {}
-                b'\n' if self.line_len == 0 => {
-                    i += 1;
+            if b == b'\n' {
+                if self.line_len == 0 || (self.line_len == 1 && self.cr_only) {
                     self.end_head();
-                    return Ok(i);
+                    return Ok(i + 1);
                 }
-                b'\n' => {
-                    self.lines += 1;
-                    if self.lines > MAX_HEADERS + 1 {
-                        return Err(too_large(i));
+                self.end_line(i)?;
+            } else {
+                self.cr_only = self.line_len == 0 && b == b'\r';
+                if self.lines == 0 {
+                    self.preface_byte(b);
+                } else {
+                    match self.value {
+                        Value::Name if b == b':' => self.name_end(i)?,
+                        Value::Name => self.name_byte(b),
+                        Value::Length => self.length_byte(b),
+                        Value::Skip => {}
                     }
-                    if self.lines == 1 && self.preface != u8::MAX {
-                        // The request line ended without being the preface.
-                        if usize::from(self.preface) != H2_PREFACE.len() {
-                            self.preface = u8::MAX;
-                        }
-                    }
-                    self.line_len = 0;
-                    self.cand = 0b11;
-                    self.value = Value::Name;
                 }
-                _ => {
-                    if self.lines == 0 {
-                        self.preface_byte(b);
-                    } else {
-                        match self.value {
-                            Value::Name => {
-                                if b == b':' {
-                                    self.name_end(i)?;
-                                } else {
-                                    self.name_byte(b);
-                                }
-                            }
-                            Value::Length => self.length_byte(b),
-                            Value::Skip => {}
-                        }
-                    }
-                    self.line_len = self.line_len.saturating_add(1);
-                }
+                self.line_len = self.line_len.saturating_add(1);
             }
             i += 1;
         }
         Ok(i)
     }
 
+    fn too_large(&self, at: usize) -> Violation {
+        Violation {
+            at,
+            reason: Reason::HeaderTooLarge,
+        }
+    }
+
+    /// A header line ended (at `buf[at]`, its LF): count it; the next one starts.
+    fn end_line(&mut self, at: usize) -> Result<(), Violation> {
+        self.lines += 1;
+        if self.lines > MAX_HEADERS + 1 {
+            return Err(self.too_large(at));
+        }
+        if self.lines == 1 && usize::from(self.preface) != H2_PREFACE.len() {
+            // The request line ended without being the preface.
+            self.preface = u8::MAX;
+        }
+        self.line_len = 0;
+        self.cr_only = false;
+        self.cand = 0b11;
+        self.value = Value::Name;
+        Ok(())
+    }
+
+    /// The same as the byte-by-byte path for a header line `buf[i..i + n]` followed by
+    /// its LF, in one step; returns the index after the LF.
+    fn whole_line(&mut self, buf: &[u8], i: usize, n: usize) -> Result<usize, Violation> {
+        let line = &buf[i..i + n];
+        // The byte-by-byte path reports the first byte over the size limit, unless a
+        // refusal at an earlier byte of the line comes first.
+        let size_at = (self.head_len + n as u64 + 1 > self.max_head)
+            .then(|| i + (self.max_head - self.head_len) as usize);
+        if n == 0 || (n == 1 && line[0] == b'\r') {
+            if let Some(at) = size_at {
+                return Err(self.too_large(at));
+            }
+            self.head_len += n as u64 + 1;
+            self.end_head();
+            return Ok(i + n + 1);
+        }
+        let name = |name: &[u8]| {
+            line.len() > name.len()
+                && line[name.len()] == b':'
+                && line[..name.len()].eq_ignore_ascii_case(name)
+        };
+        let mut smuggle_at = None;
+        let mut first_length = false;
+        if name(CL) {
+            first_length = !self.seen_cl;
+            self.seen_cl = true;
+            if self.seen_te {
+                smuggle_at = Some(i + CL.len());
+            }
+        } else if name(TE) {
+            self.seen_te = true;
+            if self.seen_cl {
+                smuggle_at = Some(i + TE.len());
+            }
+        }
+        match (size_at, smuggle_at) {
+            (Some(s), Some(m)) if m < s => {
+                return Err(Violation {
+                    at: m,
+                    reason: Reason::BadRequest,
+                })
+            }
+            (Some(s), _) => return Err(self.too_large(s)),
+            (None, Some(m)) => {
+                return Err(Violation {
+                    at: m,
+                    reason: Reason::BadRequest,
+                })
+            }
+            (None, None) => {}
+        }
+        if first_length {
+            self.value = Value::Length;
+            for &b in &line[CL.len() + 1..] {
+                self.length_byte(b);
+                if self.value != Value::Length {
+                    break;
+                }
+            }
+        }
+        self.head_len += n as u64 + 1;
+        self.end_line(i + n)?;
+        Ok(i + n + 1)
+    }
+
     fn preface_byte(&mut self, b: u8) {
+        if b == b'\r' {
+            // The request line's CR: the preface is decided at its LF.
+            return;
+        }
         let p = usize::from(self.preface);
         if self.preface != u8::MAX && self.heads == 0 && H2_PREFACE.get(p) == Some(&b) {
             self.preface += 1;
@@ -385,6 +465,10 @@ impl Tracker {
     fn end_head(&mut self) {
         self.heads = self.heads.wrapping_add(1);
         self.head_len = 0;
+        self.line_len = 0;
+        self.cr_only = false;
+        self.cand = 0;
+        self.value = Value::Skip;
         if self.heads == 1 && usize::from(self.preface) == H2_PREFACE.len() {
             self.set_opaque();
             return;

@@ -43,7 +43,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -199,6 +199,8 @@ pub struct ClientIo {
     timer: Pin<Box<Sleep>>,
     /// The deadline the timer is set to, if it was set since it last fired.
     armed: Option<Instant>,
+    /// The waker the armed timer was polled with.
+    timer_waker: Option<Waker>,
     /// The deadline the current state wants, and what expiry means.
     deadline: Option<Instant>,
     on_expiry: Expiry,
@@ -244,6 +246,7 @@ impl ClientIo {
             io,
             timer: Box::pin(tokio::time::sleep_until(deadline)),
             armed: Some(deadline),
+            timer_waker: None,
             deadline: Some(deadline),
             on_expiry: Expiry::HeaderTimeout,
             tracker: Tracker::new(limits.max_header_bytes),
@@ -385,8 +388,9 @@ fn poll_timer(
     if !matches!(this.armed, Some(a) if a <= deadline) {
         this.timer.as_mut().reset(deadline);
         this.armed = Some(deadline);
+        this.timer_waker = None;
     }
-    if this.timer.as_mut().poll(cx).is_pending() {
+    if !timer_fired(this, cx) {
         return Poll::Pending;
     }
     this.armed = None;
@@ -394,12 +398,29 @@ fn poll_timer(
         // The armed deadline was an earlier state's: wait for the current one.
         this.timer.as_mut().reset(deadline);
         this.armed = Some(deadline);
-        return match this.timer.as_mut().poll(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(()) => expire(this, cx, buf),
-        };
+        this.timer_waker = None;
+        if !timer_fired(this, cx) {
+            return Poll::Pending;
+        }
     }
     expire(this, cx, buf)
+}
+
+/// Whether the armed timer fired. It is polled (registering the task's waker) once per
+/// arming; later checks read its state, unless the task's waker changed.
+fn timer_fired(this: &mut ClientIo, cx: &mut Context<'_>) -> bool {
+    if this
+        .timer_waker
+        .as_ref()
+        .is_some_and(|w| w.will_wake(cx.waker()))
+    {
+        return this.timer.is_elapsed();
+    }
+    if this.timer.as_mut().poll(cx).is_ready() {
+        return true;
+    }
+    this.timer_waker = Some(cx.waker().clone());
+    false
 }
 
 fn expire(
@@ -458,6 +479,7 @@ fn poll_close(
                     let until = Instant::now() + LINGER;
                     this.timer.as_mut().reset(until);
                     this.armed = Some(until);
+                    this.timer_waker = None;
                     this.closing = Closing::Linger;
                     continue;
                 }

@@ -13,7 +13,8 @@
 //! | inside a head | `header_timeout` from its first byte | `408 header-timeout`, close |
 //! | a request in flight | none | |
 //! | a body the service no longer waits for | `idle_timeout` | close |
-//! | HTTP/2 or upgraded | none | |
+//! | HTTP/2 (h2c) with no stream open | `idle_timeout` | close |
+//! | upgraded (101, CONNECT) | none | |
 //!
 //! The deadline is recomputed only when that state changes (about three clock reads per
 //! request), and the timer is re-armed only when the new deadline is earlier than the
@@ -353,7 +354,8 @@ fn set_deadline(this: &mut ClientIo) {
     this.heads = this.tracker.heads();
     let in_flight = this.seen & !UPGRADED != 0;
     let (timeout, expiry) = match phase {
-        Phase::Opaque => {
+        // Upgraded, or framing hyper refuses (it closes the connection itself).
+        Phase::Opaque if !is_h2(this) => {
             this.deadline = None;
             return;
         }
@@ -362,7 +364,8 @@ fn set_deadline(this: &mut ClientIo) {
             return;
         }
         _ if first => return,
-        Phase::Idle | Phase::Body => (this.limits.idle_timeout, Expiry::Silent),
+        // HTTP/2 with no stream open is idle too.
+        Phase::Idle | Phase::Body | Phase::Opaque => (this.limits.idle_timeout, Expiry::Silent),
         Phase::Head => {
             // Keep the running head deadline unless this head is new (or a response
             // just ended, which set it to None).
@@ -374,6 +377,13 @@ fn set_deadline(this: &mut ClientIo) {
     };
     this.deadline = Some(Instant::now() + timeout);
     this.on_expiry = expiry;
+}
+
+/// HTTP/2 with prior knowledge (not an upgraded HTTP/1 connection).
+fn is_h2(this: &ClientIo) -> bool {
+    this.tracker.phase() == Phase::Opaque
+        && this.tracker.other_protocol()
+        && this.seen & UPGRADED == 0
 }
 
 /// The read would block: wait on the timer too, re-arming it only when needed.
@@ -435,8 +445,8 @@ fn expire(
             this.errors.inc(Reason::HeaderTimeout);
             Poll::Ready(Err(closed()))
         }
-        // Idle: hyper sees a clean EOF between requests and closes.
-        Expiry::Silent if this.tracker.phase() == Phase::Idle => Poll::Ready(Ok(())),
+        // Idle: hyper sees a clean EOF between requests (or streams) and closes.
+        Expiry::Silent if this.tracker.phase() == Phase::Idle || is_h2(this) => Poll::Ready(Ok(())),
         Expiry::Silent => Poll::Ready(Err(closed())),
     }
 }

@@ -449,3 +449,39 @@ async fn backend_400_and_431_are_relayed_unchanged() {
     assert!(!r.to_ascii_lowercase().contains("x-lb-error"), "{r}");
     assert_eq!(b.count(), 6);
 }
+
+/// An HTTP/2 connection with no stream open is closed after `idle_timeout`; a stream
+/// that takes longer than that is not cut.
+#[tokio::test]
+async fn h2c_idle_connection_closes_after_idle_timeout() {
+    let b = Backend::start("a").await;
+    let p = start("header_timeout = \"300ms\"\nidle_timeout = \"1s\"", &b).await;
+    let s = TcpStream::connect(p.addr).await.expect("connect");
+    let (mut tx, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(s),
+    )
+    .await
+    .expect("h2 handshake");
+    let conn = tokio::spawn(conn);
+    // /sleep answers after 2 s: twice idle_timeout, with the stream open.
+    let req = hyper::Request::get("http://web.test/sleep")
+        .body(full(bytes::Bytes::new()))
+        .expect("request");
+    let resp = tokio::time::timeout(Duration::from_secs(5), tx.send_request(req))
+        .await
+        .expect("answer within 5 s")
+        .expect("h2 response");
+    assert_eq!(resp.status(), 200);
+    drop(resp);
+    let t = Instant::now();
+    tokio::time::timeout(Duration::from_secs(5), conn)
+        .await
+        .expect("the proxy closed the idle h2 connection within 5 s")
+        .expect("connection task");
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_millis(800),
+        "closed {took:?} after the last stream"
+    );
+}

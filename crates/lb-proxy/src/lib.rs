@@ -5,6 +5,8 @@
 //!
 //! ## Layout
 //! - [`server`]: listeners, connection limits, HTTP/1.1 and h2c, graceful drain.
+//! - [`conn`]: the client stream under hyper: header/idle timeouts, 408, 431, smuggling 400.
+//! - [`head`]: where request heads start and end in the byte stream (no allocation).
 //! - [`forward`]: routing, headers, retries and relaying of one request.
 //! - [`key`]: request keys for hashing strategies.
 //! - [`upstream`]: pooled HTTP/1.1 connections to backends.
@@ -18,8 +20,10 @@
 
 pub mod app;
 pub mod body;
+pub mod conn;
 pub mod demo;
 pub mod forward;
+pub mod head;
 pub mod key;
 pub mod server;
 pub mod state;

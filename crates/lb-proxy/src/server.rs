@@ -1,4 +1,9 @@
 //! Listeners: accept with a connection limit, serve HTTP/1.1 and h2c, drain on shutdown.
+//!
+//! Each client stream is wrapped in a [`ClientIo`](crate::conn::ClientIo) that owns the
+//! header and idle timeouts and the head checks (408, 431, smuggling 400); each response
+//! body carries an [`InFlight`](crate::conn::InFlight) guard so that layer knows when a
+//! request is in flight.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,6 +18,7 @@ use lb_core::config::ListenerConfig;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+use crate::conn::{ClientIo, Limits, Shared, Tracked};
 use crate::forward::{self, ConnInfo};
 use crate::state::Runtime;
 
@@ -28,11 +34,19 @@ pub async fn serve(
     let limit = Arc::new(Semaphore::new(cfg.max_connections.get()));
     let graceful = GracefulShutdown::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
+    let limits = Limits {
+        header_timeout: cfg.header_timeout,
+        idle_timeout: cfg.idle_timeout,
+        max_header_bytes: cfg.max_header_bytes.get(),
+    };
+    // ClientIo answers heads over max_header_bytes itself; hyper's buffer must hold one
+    // byte more so its own 431 (without x-lb-error) never comes first. hyper's header
+    // timer is only a backstop (see crate::conn).
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(cfg.header_timeout)
-        .max_buf_size(cfg.max_header_bytes.get().max(8192))
+        .header_read_timeout(limits.hyper_backstop())
+        .max_buf_size(limits.max_header_bytes.saturating_add(1).max(8192))
         .keep_alive(true);
     builder.http2().timer(TokioTimer::new());
     let max_body = cfg.max_body_bytes.map_or(0, |n| n.get());
@@ -61,12 +75,31 @@ pub async fn serve(
             max_body,
         };
         let rt = runtime.clone();
-        let svc = service_fn(move |req| {
+        let shared = Arc::new(Shared::default());
+        let io = ClientIo::new(
+            stream,
+            client,
+            limits,
+            shared.clone(),
+            runtime.load().errors.clone(),
+        );
+        let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+            let guard = shared.enter();
+            let connect = req.method() == hyper::Method::CONNECT;
             let rt = rt.load_full();
-            async move { Ok::<_, std::convert::Infallible>(forward::handle(rt, info, req).await) }
+            async move {
+                let resp = forward::handle(rt, info, req).await;
+                let status = resp.status();
+                if status == hyper::StatusCode::SWITCHING_PROTOCOLS
+                    || (connect && status.is_success())
+                {
+                    guard.upgraded();
+                }
+                Ok::<_, std::convert::Infallible>(resp.map(|b| Tracked::new(b, guard)))
+            }
         });
         let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+            .serve_connection_with_upgrades(TokioIo::new(io), svc)
             .into_owned();
         let conn = graceful.watch(conn);
         let active = active.clone();

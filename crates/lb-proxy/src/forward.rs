@@ -7,6 +7,7 @@
 //! pool's retry budget. Once response bytes have gone to the client, a failure truncates
 //! the response; it is never completed with made-up bytes.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -57,7 +58,7 @@ pub fn local_error(reason: Reason) -> Response<RespBody> {
     *r.status_mut() = StatusCode::from_u16(reason.status()).unwrap_or(StatusCode::BAD_GATEWAY);
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-    h.insert("x-lb-error", HeaderValue::from_static(reason.as_str()));
+    h.insert(X_LB_ERROR, HeaderValue::from_static(reason.as_str()));
     if reason == Reason::NoHealthyBackend {
         h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     }
@@ -138,20 +139,28 @@ async fn proxy(
     req: Request<Incoming>,
     out: &mut Handled,
 ) -> Result<Response<RespBody>, Reason> {
-    let Some(raw_host) = host_of(&req) else {
-        return Err(Reason::BadRequest);
+    let (mut parts, body) = req.into_parts();
+    // The Host value is shared, not copied (a reference count); without a usable Host
+    // header the absolute URI's authority is used and later sent as Host.
+    let (host_value, host_from_uri) = match parts.headers.get(header::HOST) {
+        Some(v) if v.to_str().is_ok() => (v.clone(), false),
+        _ => match parts.uri.authority() {
+            Some(a) => (
+                HeaderValue::from_str(a.as_str()).map_err(|_| Reason::BadRequest)?,
+                true,
+            ),
+            None => return Err(Reason::BadRequest),
+        },
     };
-    let host = normalize_name(raw_host)
-        .map_err(|_| Reason::BadRequest)?
-        .into_owned();
+    let raw_host = host_value.to_str().map_err(|_| Reason::BadRequest)?;
+    let host = normalize_name(raw_host).map_err(|_| Reason::BadRequest)?;
     // Request smuggling: hyper rejects conflicting lengths and unknown transfer codings
     // (400), and for `Content-Length` with `Transfer-Encoding: chunked` it drops the length,
     // reads the body as chunked and closes the connection after the response, so no second
     // request can hide in the body (crates/lb-proxy/tests/statuses.rs proves both).
     let route = rt
-        .route(&host, req.uri().path())
+        .route(&host, parts.uri.path())
         .ok_or(Reason::UnknownHost)?;
-    let (mut parts, body) = req.into_parts();
     let content_length = parts
         .headers
         .get(header::CONTENT_LENGTH)
@@ -185,8 +194,13 @@ async fn proxy(
         Target::Directory(_) => ip.as_bytes(),
     };
     let key_hash = hash::hash_key(key);
-    let host_header = raw_host_owned(&parts);
-    prepare_headers(&mut parts, route, &conn, &ip, host_header, &host);
+    // x-forwarded-host shares the client's Host value when normalising changed nothing.
+    let forwarded_host = match &host {
+        Cow::Borrowed(h) if h.len() == raw_host.len() => Some(host_value.clone()),
+        _ => HeaderValue::from_str(&host).ok(),
+    };
+    let host_header = host_from_uri.then_some(host_value.clone());
+    prepare_headers(&mut parts, route, &conn, &ip, host_header, forwarded_host);
     let uri = upstream_uri(&parts.uri, route)?;
     let ctx = Exchange {
         parts: &parts,
@@ -203,15 +217,6 @@ async fn proxy(
     }
 }
 
-fn raw_host_owned(parts: &Parts) -> Option<HeaderValue> {
-    parts.headers.get(header::HOST).cloned().or_else(|| {
-        parts
-            .uri
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-    })
-}
-
 /// Hop-by-hop headers (RFC 9110 §7.6.1) never forwarded.
 const HOP_BY_HOP: [HeaderName; 7] = [
     header::CONNECTION,
@@ -223,57 +228,111 @@ const HOP_BY_HOP: [HeaderName; 7] = [
     header::UPGRADE,
 ];
 
+// Names built once at compile time, so no request parses them.
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const X_LB_ERROR: HeaderName = HeaderName::from_static("x-lb-error");
+
+/// Which hop-by-hop names (bit i = `HOP_BY_HOP[i]`) occur in `headers`: one pass over the
+/// names, comparing without hashing.
+fn hop_by_hop_present(headers: &HeaderMap) -> u8 {
+    let mut present = 0u8;
+    for name in headers.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
+            present |= 1 << i;
+        }
+    }
+    present
+}
+
+/// Removes the hop-by-hop headers, and those that `Connection` names. Most messages carry
+/// none (or only `Connection: keep-alive`), so this costs one pass over the names.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-        .collect();
-    for n in named.iter().chain(HOP_BY_HOP.iter()) {
-        headers.remove(n);
+    let present = hop_by_hop_present(headers);
+    if present == 0 {
+        return;
+    }
+    if present & 1 != 0 {
+        // Options other than the usual `close` / `keep-alive` name headers to drop.
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|n| !n.eq_ignore_ascii_case("close") && !n.eq_ignore_ascii_case("keep-alive"))
+            .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
+            .collect();
+        for n in &named {
+            headers.remove(n);
+        }
+    }
+    for (i, n) in HOP_BY_HOP.iter().enumerate() {
+        if present & (1 << i) != 0 {
+            headers.remove(n);
+        }
     }
 }
 
+/// A request id: 32 random hex digits.
+fn request_id() -> HeaderValue {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut buf = [0u8; 32];
+    let (a, b) = (hash::thread_random(), hash::thread_random());
+    for (i, d) in buf.iter_mut().enumerate() {
+        let word = if i < 16 { a } else { b };
+        let shift = 60 - 4 * (i % 16);
+        *d = HEX[((word >> shift) & 0xf) as usize];
+    }
+    // Hex digits are always a valid header value.
+    HeaderValue::from_bytes(&buf).unwrap_or_else(|_| HeaderValue::from_static("0"))
+}
+
+/// Sets the forwarding headers (`host_header`: a Host to send when the client gave the
+/// authority only in the URI; `forwarded_host`: the normalised host) and the route's edits.
 fn prepare_headers(
     parts: &mut Parts,
     route: &Route,
     conn: &ConnInfo,
     ip: &IpText,
     host_header: Option<HeaderValue>,
-    host: &str,
+    forwarded_host: Option<HeaderValue>,
 ) {
     let h = &mut parts.headers;
     strip_hop_by_hop(h);
-    let xff = match h.get("x-forwarded-for").map(HeaderValue::as_bytes) {
+    let xff = match h.get(&X_FORWARDED_FOR).map(HeaderValue::as_bytes) {
         Some(prev) if !prev.is_empty() => {
             HeaderValue::from_bytes(&[prev, b", ", ip.as_bytes()].concat())
         }
         _ => HeaderValue::from_bytes(ip.as_bytes()),
     };
     if let Ok(v) = xff {
-        h.insert("x-forwarded-for", v);
+        h.insert(X_FORWARDED_FOR, v);
     }
     h.insert(
-        "x-forwarded-proto",
+        X_FORWARDED_PROTO,
         HeaderValue::from_static(if conn.tls { "https" } else { "http" }),
     );
-    if let Ok(v) = HeaderValue::from_str(host) {
-        h.insert("x-forwarded-host", v);
+    if let Some(v) = forwarded_host {
+        h.insert(X_FORWARDED_HOST, v);
     }
-    if !h.contains_key("x-request-id") {
-        let id = format!(
-            "{:016x}{:016x}",
-            hash::thread_random(),
-            hash::thread_random()
-        );
-        if let Ok(v) = HeaderValue::from_str(&id) {
-            h.insert("x-request-id", v);
+    if let header::Entry::Vacant(e) = h.entry(X_REQUEST_ID) {
+        e.insert(request_id());
+    }
+    match host_header {
+        Some(v) => {
+            h.insert(header::HOST, v);
         }
-    }
-    if let Some(v) = host_header {
-        h.insert(header::HOST, v);
+        None => {
+            // Several Host fields: only the first (the one routed on) goes upstream.
+            let mut all = h.get_all(header::HOST).iter();
+            if let (Some(first), Some(_)) = (all.next(), all.next()) {
+                let first = first.clone();
+                h.insert(header::HOST, first);
+            }
+        }
     }
     for n in &route.remove_headers {
         h.remove(n);

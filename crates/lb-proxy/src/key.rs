@@ -16,15 +16,37 @@ pub struct IpText {
 }
 
 impl IpText {
-    /// Formats `ip`.
+    /// Formats `ip` (IPv4 by hand: `Display` costs ~1 µs of formatting machinery).
     pub fn new(ip: IpAddr) -> IpText {
-        use std::io::Write;
         let mut buf = [0u8; 64];
-        let len = {
-            let mut w = &mut buf[..];
-            // 64 bytes hold any IPv4 or IPv6 text form (at most 45 bytes).
-            let _ = write!(w, "{ip}");
-            64 - w.len()
+        let len = match ip {
+            IpAddr::V4(v4) => {
+                let mut n = 0;
+                for (i, octet) in v4.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        buf[n] = b'.';
+                        n += 1;
+                    }
+                    if octet >= 100 {
+                        buf[n] = b'0' + octet / 100;
+                        n += 1;
+                    }
+                    if octet >= 10 {
+                        buf[n] = b'0' + octet / 10 % 10;
+                        n += 1;
+                    }
+                    buf[n] = b'0' + octet % 10;
+                    n += 1;
+                }
+                n
+            }
+            IpAddr::V6(_) => {
+                use std::io::Write;
+                let mut w = &mut buf[..];
+                // 64 bytes hold any IPv6 text form (at most 45 bytes).
+                let _ = write!(w, "{ip}");
+                64 - w.len()
+            }
         };
         IpText { buf, len }
     }
@@ -128,5 +150,17 @@ mod tests {
             .parse()
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(IpText::new(v6).as_bytes(), v6.to_string().as_bytes());
+    }
+
+    #[test]
+    fn ipv4_text_matches_display_for_every_octet_in_every_position() {
+        for pos in 0..4 {
+            for v in 0..=255u8 {
+                let mut o = [7u8, 10, 100, 255];
+                o[pos] = v;
+                let ip = IpAddr::from(o);
+                assert_eq!(IpText::new(ip).as_bytes(), ip.to_string().as_bytes());
+            }
+        }
     }
 }

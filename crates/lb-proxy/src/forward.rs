@@ -42,6 +42,10 @@ pub struct ConnInfo {
     pub tls: bool,
     /// `max_body_bytes` of the listener (0 = unlimited).
     pub max_body: u64,
+    /// `max_header_bytes` of the listener (0 = unchecked here). hyper's own limit on its
+    /// read buffer is approximate (its buffer grows in doubling steps and a head that
+    /// arrives in one read may pass), so the head is measured again per request.
+    pub max_header: u64,
 }
 
 /// What happened to a request, for the access log and metrics.
@@ -89,7 +93,11 @@ pub async fn handle(
         tries: 0,
         error: None,
     };
-    let resp = match proxy(&rt, conn, req, &mut out).await {
+    // Boxed: hyper keeps one slot per client connection for the request's future, sized
+    // for this `handle` future, for as long as the connection lives. The exchange's state
+    // (~3 KB) is allocated per request instead, so an idle connection holds only the
+    // small outer future.
+    let resp = match Box::pin(proxy(&rt, conn, req, &mut out)).await {
         Ok(r) => r,
         Err(reason) => {
             out.error = Some(reason);
@@ -126,6 +134,21 @@ fn host_of<B>(req: &Request<B>) -> Option<&str> {
         .or_else(|| req.uri().authority().map(|a| a.as_str()))
 }
 
+/// The size of a request head as sent, less optional whitespace: request line, and
+/// `name: value` plus CRLF per field.
+fn head_size(parts: &Parts) -> u64 {
+    let line = parts.method.as_str().len()
+        + parts.uri.path_and_query().map_or(1, |pq| pq.as_str().len())
+        + parts.uri.authority().map_or(0, |a| a.as_str().len())
+        + " HTTP/1.1\r\n ".len();
+    let fields: usize = parts
+        .headers
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len() + 4)
+        .sum();
+    (line + fields + 2) as u64
+}
+
 fn is_idempotent(m: &Method) -> bool {
     matches!(
         *m,
@@ -140,6 +163,9 @@ async fn proxy(
     out: &mut Handled,
 ) -> Result<Response<RespBody>, Reason> {
     let (mut parts, body) = req.into_parts();
+    if conn.max_header > 0 && head_size(&parts) > conn.max_header {
+        return Err(Reason::HeaderTooLarge);
+    }
     // The Host value is shared, not copied (a reference count); without a usable Host
     // header the absolute URI's authority is used and later sent as Host.
     let (host_value, host_from_uri) = match parts.headers.get(header::HOST) {

@@ -5,6 +5,7 @@
 //!
 //! ## Layout
 //! - [`server`]: listeners, connection limits, HTTP/1.1 and h2c, graceful drain.
+//! - [`sniff`]: HTTP/1 or h2c told apart by peeking, so hyper's read buffer stays 8 KiB.
 //! - [`forward`]: routing, headers, retries and relaying of one request.
 //! - [`key`]: request keys for hashing strategies.
 //! - [`upstream`]: pooled HTTP/1.1 connections to backends.
@@ -22,5 +23,6 @@ pub mod demo;
 pub mod forward;
 pub mod key;
 pub mod server;
+pub mod sniff;
 pub mod state;
 pub mod upstream;

@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::forward::{self, ConnInfo};
+use crate::sniff::Sniffed;
 use crate::state::Runtime;
 
 /// Serves one listener, counting open client connections in `active`, until `shutdown` resolves, then waits for in-flight connections
@@ -59,6 +60,7 @@ pub async fn serve(
             client,
             tls: false,
             max_body,
+            max_header: cfg.max_header_bytes.get() as u64,
         };
         let rt = runtime.clone();
         let svc = service_fn(move |req| {
@@ -66,7 +68,7 @@ pub async fn serve(
             async move { Ok::<_, std::convert::Infallible>(forward::handle(rt, info, req).await) }
         });
         let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+            .serve_connection_with_upgrades(TokioIo::new(Sniffed::new(stream)), svc)
             .into_owned();
         let conn = graceful.watch(conn);
         let active = active.clone();

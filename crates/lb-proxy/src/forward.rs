@@ -280,16 +280,15 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     if present == 0 {
         return;
     }
-    if present & 1 != 0 {
+    if present & 1 != 0 && connection_names_headers(headers) {
         // Options other than the usual `close` / `keep-alive` name headers to drop.
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
-            .map(str::trim)
-            .filter(|n| !n.eq_ignore_ascii_case("close") && !n.eq_ignore_ascii_case("keep-alive"))
-            .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
+            .filter(|n| !is_plain_connection_option(n))
+            .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
             .collect();
         for n in &named {
             headers.remove(n);
@@ -300,6 +299,24 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
             headers.remove(n);
         }
     }
+}
+
+/// `close` or `keep-alive` (or empty): a `Connection` option that names no header.
+fn is_plain_connection_option(option: &str) -> bool {
+    let o = option.trim();
+    o.is_empty() || o.eq_ignore_ascii_case("keep-alive") || o.eq_ignore_ascii_case("close")
+}
+
+/// True when some `Connection` option names a header (anything but `close`/`keep-alive`).
+fn connection_names_headers(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .any(|v| match v.to_str() {
+            Ok(v) => !v.split(',').all(is_plain_connection_option),
+            // Not text: no header name could be taken from it either.
+            Err(_) => false,
+        })
 }
 
 /// A request id: 32 random hex digits.
@@ -327,6 +344,8 @@ fn prepare_headers(
     forwarded_host: Option<HeaderValue>,
 ) {
     let h = &mut parts.headers;
+    // Room for the four forwarding headers at once, instead of regrowing per insert.
+    h.reserve(4);
     strip_hop_by_hop(h);
     let xff = match h.get(&X_FORWARDED_FOR).map(HeaderValue::as_bytes) {
         Some(prev) if !prev.is_empty() => {
@@ -610,4 +629,66 @@ async fn forward_directory(
         }
     }
     Err(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &[u8])]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (n, v) in pairs {
+            let name = HeaderName::from_bytes(n.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+            let value = HeaderValue::from_bytes(v).unwrap_or_else(|e| panic!("{e}"));
+            h.append(name, value);
+        }
+        h
+    }
+
+    #[test]
+    fn hop_by_hop_strip_keeps_end_to_end_fields() {
+        let mut h = map(&[
+            ("content-type", b"text/plain"),
+            ("connection", b"Keep-Alive"),
+            ("keep-alive", b"timeout=5"),
+        ]);
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("content-type"));
+
+        let mut h = map(&[
+            ("connection", b"close, X-Hop , keep-alive"),
+            ("connection", b"x-other"),
+            ("x-hop", b"1"),
+            ("x-other", b"2"),
+            ("x-kept", b"3"),
+            ("te", b"trailers"),
+            ("upgrade", b"websocket"),
+            ("transfer-encoding", b"chunked"),
+            ("trailer", b"x-t"),
+            ("proxy-connection", b"keep-alive"),
+        ]);
+        strip_hop_by_hop(&mut h);
+        let names: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        assert_eq!(names, ["x-kept"]);
+
+        // A Connection value that is not text names nothing; it is still removed.
+        let mut h = map(&[("connection", b"\xff\xfe"), ("x-kept", b"1")]);
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+
+        let mut h = map(&[("x-a", b"1"), ("x-b", b"2")]);
+        assert_eq!(hop_by_hop_present(&h), 0);
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 2);
+    }
+
+    #[test]
+    fn request_ids_are_32_hex_digits_and_differ() {
+        let a = request_id();
+        let b = request_id();
+        assert_eq!(a.len(), 32);
+        assert!(a.as_bytes().iter().all(u8::is_ascii_hexdigit), "{a:?}");
+        assert_ne!(a, b);
+    }
 }

@@ -228,18 +228,21 @@ async fn proxy(
     let host_header = host_from_uri.then_some(host_value.clone());
     prepare_headers(&mut parts, route, &conn, &ip, host_header, forwarded_host);
     let uri = upstream_uri(&parts.uri, route)?;
-    let ctx = Exchange {
-        parts: &parts,
+    let mut ctx = Exchange {
+        method: &parts.method,
         uri: &uri,
+        headers: Some(std::mem::take(&mut parts.headers)),
         idempotent,
         replayable,
     };
     match &route.target {
         Target::Pool(p) => {
             out.pool = Some(p.clone());
-            forward_pool(p, &ctx, &mut body, key_hash, out).await
+            forward_pool(p, &mut ctx, &mut body, key_hash, out).await
         }
-        Target::Directory(d) => forward_directory(d, &ctx, &mut body, &host, key_hash, out).await,
+        Target::Directory(d) => {
+            forward_directory(d, &mut ctx, &mut body, &host, key_hash, out).await
+        }
     }
 }
 
@@ -411,20 +414,45 @@ fn upstream_uri(uri: &Uri, route: &Route) -> Result<Uri, Reason> {
 }
 
 struct Exchange<'a> {
-    parts: &'a Parts,
+    method: &'a Method,
     uri: &'a Uri,
+    /// The headers to send; `None` once moved into a request that no retry can follow.
+    headers: Option<HeaderMap>,
     idempotent: bool,
     replayable: bool,
 }
 
 impl Exchange<'_> {
-    fn request(&self, body: ReqBody) -> Request<ReqBody> {
+    /// The upstream request. The headers are copied only when `resend` (a later attempt
+    /// may need them after this one was sent); otherwise they move, and come back with
+    /// the request if it never left ([`Exchange::restore`]). `None` if they are gone,
+    /// which the callers' `resend` rules rule out.
+    fn request(&mut self, body: ReqBody, resend: bool) -> Option<Request<ReqBody>> {
+        let headers = if resend {
+            self.headers.clone()?
+        } else {
+            self.headers.take()?
+        };
         let mut r = Request::new(body);
-        *r.method_mut() = self.parts.method.clone();
+        *r.method_mut() = self.method.clone();
         *r.uri_mut() = self.uri.clone();
         *r.version_mut() = Version::HTTP_11;
-        *r.headers_mut() = self.parts.headers.clone();
-        r
+        *r.headers_mut() = headers;
+        Some(r)
+    }
+
+    /// Takes back the headers of a request that was not sent; returns its body.
+    fn restore(&mut self, req: Request<ReqBody>) -> ReqBody {
+        let (parts, body) = req.into_parts();
+        if self.headers.is_none() {
+            self.headers = Some(parts.headers);
+        }
+        body
+    }
+
+    /// True when a failure after sending may be retried (SPEC "Retries").
+    fn may_resend(&self, on: &lb_core::config::RetryOn) -> bool {
+        self.idempotent && self.replayable && (on.reset || on.status_502 || on.status_503)
     }
 }
 
@@ -439,8 +467,8 @@ fn take_body(body: &mut ReqBody) -> ReqBody {
 
 enum Attempt {
     Done(Response<Incoming>, Conn),
-    /// Failed before the request left: safe to retry anything; the body comes back.
-    NotSent(Reason, ReqBody),
+    /// Failed before the request left: safe to retry anything; the request comes back.
+    NotSent(Reason, Request<ReqBody>),
     /// Failed after sending: retry only if idempotent and replayable.
     Failed(Reason),
     TimedOut,
@@ -449,25 +477,24 @@ enum Attempt {
 async fn attempt(
     upstreams: &Arc<Upstreams>,
     addr: SocketAddr,
-    ex: &Exchange<'_>,
-    body: ReqBody,
+    req: Request<ReqBody>,
     timeout: Duration,
 ) -> Attempt {
     let mut conn = match upstreams.checkout(addr).await {
         Ok(c) => c,
         Err(e) => {
             tracing::debug!(backend = %addr, error = %e, "upstream connect failed");
-            return Attempt::NotSent(Reason::UpstreamConnect, body);
+            return Attempt::NotSent(Reason::UpstreamConnect, req);
         }
     };
-    let fut = conn.sender.try_send_request(ex.request(body));
+    let fut = conn.sender.try_send_request(req);
     match tokio::time::timeout(timeout, fut).await {
         Err(_) => Attempt::TimedOut,
         Ok(Ok(resp)) => Attempt::Done(resp, conn),
         Ok(Err(mut e)) => {
             tracing::debug!(backend = %addr, error = %e.error(), "upstream exchange failed");
             match e.take_message() {
-                Some(req) => Attempt::NotSent(Reason::UpstreamReset, req.into_body()),
+                Some(req) => Attempt::NotSent(Reason::UpstreamReset, req),
                 None => Attempt::Failed(Reason::UpstreamReset),
             }
         }
@@ -490,7 +517,7 @@ fn relay(
 
 async fn forward_pool(
     p: &PoolTarget,
-    ex: &Exchange<'_>,
+    ex: &mut Exchange<'_>,
     body: &mut ReqBody,
     key_hash: u64,
     out: &mut Handled,
@@ -527,7 +554,12 @@ async fn forward_pool(
             Some(b) => b,
             None => take_body(body),
         };
-        match attempt(&p.upstreams, lease.addr(), ex, b, cfg.response_timeout).await {
+        // A further attempt exists only while `tries <= retries` (checked above).
+        let resend = ex.may_resend(&cfg.retry_on) && out.tries <= cfg.retries;
+        let Some(req) = ex.request(b, resend) else {
+            return Err(last);
+        };
+        match attempt(&p.upstreams, lease.addr(), req, cfg.response_timeout).await {
             Attempt::Done(resp, conn) => {
                 let status = resp.status().as_u16();
                 lease.member().state().count_status(status);
@@ -545,13 +577,13 @@ async fn forward_pool(
                 });
                 return Ok(relay(resp, conn, cfg.idle_timeout, Some(lease)));
             }
-            Attempt::NotSent(reason, b) => {
+            Attempt::NotSent(reason, req) => {
                 lease.report(Outcome::Failure);
                 last = reason;
                 if reason == Reason::UpstreamConnect && !cfg.retry_on.connect {
                     return Err(last);
                 }
-                next_body = Some(b);
+                next_body = Some(ex.restore(req));
             }
             Attempt::Failed(reason) => {
                 lease.report(Outcome::Failure);
@@ -589,7 +621,7 @@ const DIRECTORY_IDLE: Duration = Duration::from_secs(60);
 
 async fn forward_directory(
     d: &DirectoryTarget,
-    ex: &Exchange<'_>,
+    ex: &mut Exchange<'_>,
     body: &mut ReqBody,
     host: &str,
     key_hash: u64,
@@ -613,11 +645,15 @@ async fn forward_directory(
         out.tries += 1;
         out.backend = Some(addr);
         let b = next_body.take().unwrap_or_else(|| take_body(body));
-        match attempt(&d.upstreams, addr, ex, b, DIRECTORY_RESPONSE_TIMEOUT).await {
+        let resend = ex.idempotent && ex.replayable && i + 1 < n;
+        let Some(req) = ex.request(b, resend) else {
+            return Err(last);
+        };
+        match attempt(&d.upstreams, addr, req, DIRECTORY_RESPONSE_TIMEOUT).await {
             Attempt::Done(resp, conn) => return Ok(relay(resp, conn, DIRECTORY_IDLE, None)),
-            Attempt::NotSent(reason, b) => {
+            Attempt::NotSent(reason, req) => {
                 last = reason;
-                next_body = Some(b);
+                next_body = Some(ex.restore(req));
             }
             Attempt::Failed(reason) => {
                 last = reason;

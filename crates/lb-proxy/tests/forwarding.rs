@@ -194,6 +194,12 @@ async fn post_is_not_retried_after_reset_but_is_after_refuse() {
         .await
         .expect("answer");
         assert_eq!(r.status, 200, "a connect failure is retried for any method");
+        // The retried request is whole: its headers came back from the failed attempt.
+        let h = good.last_head();
+        let s = |n: &str| h.get(n).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        assert_eq!(s("host").as_deref(), Some("web.test"));
+        assert_eq!(s("x-forwarded-for").as_deref(), Some("127.0.0.1"));
+        assert_eq!(s("content-length").as_deref(), Some("4"));
     }
 }
 

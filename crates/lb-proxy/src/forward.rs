@@ -223,7 +223,7 @@ async fn proxy(
     // x-forwarded-host shares the client's Host value when normalising changed nothing.
     let forwarded_host = match &host {
         Cow::Borrowed(h) if h.len() == raw_host.len() => Some(host_value.clone()),
-        _ => HeaderValue::from_str(&host).ok(),
+        _ => shared_value(&[host.as_bytes()]),
     };
     let host_header = host_from_uri.then_some(host_value.clone());
     prepare_headers(&mut parts, route, &conn, &ip, host_header, forwarded_host);
@@ -322,6 +322,40 @@ fn connection_names_headers(headers: &HeaderMap) -> bool {
         })
 }
 
+/// Room for the text of the values the proxy adds: an IP list entry, a request id, a host.
+const INLINE_VALUE: usize = 96;
+
+/// Short header-value text kept in one reference-counted allocation.
+struct Inline {
+    buf: [u8; INLINE_VALUE],
+    len: usize,
+}
+
+impl AsRef<[u8]> for Inline {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+/// A header value from `parts` concatenated, made so that copying the header map for a
+/// retry shares it (a reference count) instead of allocating again: one allocation now,
+/// none per copy. Invalid bytes give `None`, like `HeaderValue::from_bytes`.
+fn shared_value(parts: &[&[u8]]) -> Option<HeaderValue> {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    if len > INLINE_VALUE {
+        return HeaderValue::from_bytes(&parts.concat()).ok();
+    }
+    let mut v = Inline {
+        buf: [0; INLINE_VALUE],
+        len: 0,
+    };
+    for p in parts {
+        v.buf[v.len..v.len + p.len()].copy_from_slice(p);
+        v.len += p.len();
+    }
+    HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(v)).ok()
+}
+
 /// A request id: 32 random hex digits.
 fn request_id() -> HeaderValue {
     const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -333,7 +367,7 @@ fn request_id() -> HeaderValue {
         *d = HEX[((word >> shift) & 0xf) as usize];
     }
     // Hex digits are always a valid header value.
-    HeaderValue::from_bytes(&buf).unwrap_or_else(|_| HeaderValue::from_static("0"))
+    shared_value(&[&buf]).unwrap_or_else(|| HeaderValue::from_static("0"))
 }
 
 /// Sets the forwarding headers (`host_header`: a Host to send when the client gave the
@@ -351,12 +385,10 @@ fn prepare_headers(
     h.reserve(4);
     strip_hop_by_hop(h);
     let xff = match h.get(&X_FORWARDED_FOR).map(HeaderValue::as_bytes) {
-        Some(prev) if !prev.is_empty() => {
-            HeaderValue::from_bytes(&[prev, b", ", ip.as_bytes()].concat())
-        }
-        _ => HeaderValue::from_bytes(ip.as_bytes()),
+        Some(prev) if !prev.is_empty() => shared_value(&[prev, b", ", ip.as_bytes()]),
+        _ => shared_value(&[ip.as_bytes()]),
     };
-    if let Ok(v) = xff {
+    if let Some(v) = xff {
         h.insert(X_FORWARDED_FOR, v);
     }
     h.insert(
@@ -717,6 +749,21 @@ mod tests {
         assert_eq!(hop_by_hop_present(&h), 0);
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 2);
+    }
+
+    #[test]
+    fn shared_values_concatenate_validate_and_fall_back_when_long() {
+        let v = shared_value(&[b"10.0.0.1", b", ", b"127.0.0.1"]);
+        assert_eq!(
+            v.as_ref().map(HeaderValue::as_bytes),
+            Some(&b"10.0.0.1, 127.0.0.1"[..])
+        );
+        let long = vec![b'a'; INLINE_VALUE + 1];
+        let v = shared_value(&[&long, b"b"]);
+        assert_eq!(v.map(|v| v.len()), Some(INLINE_VALUE + 2));
+        assert_eq!(shared_value(&[b"ok", b"\n"]), None);
+        assert_eq!(shared_value(&[&[b'x'; 300][..], b"\r"]), None);
+        assert_eq!(shared_value(&[]).map(|v| v.len()), Some(0));
     }
 
     #[test]

@@ -8,7 +8,9 @@
 //! the response; it is never completed with made-up bytes.
 
 use std::borrow::Cow;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -72,8 +74,19 @@ pub fn local_error(reason: Reason) -> Response<RespBody> {
     r
 }
 
+/// The future of one request, boxed (see [`handle`]).
+pub type Handling = Pin<Box<dyn Future<Output = Response<RespBody>> + Send>>;
+
 /// Handles one request end to end, writing one access-log line.
-pub async fn handle(
+///
+/// The future is boxed: hyper keeps one slot per client connection, sized for the
+/// service's future, for as long as the connection lives. The exchange's state (~3 KB)
+/// is allocated per request instead, so an idle connection holds a pointer.
+pub fn handle(rt: Arc<Runtime>, conn: ConnInfo, req: Request<Incoming>) -> Handling {
+    Box::pin(handle_request(rt, conn, req))
+}
+
+async fn handle_request(
     rt: Arc<Runtime>,
     conn: ConnInfo,
     req: Request<Incoming>,
@@ -93,11 +106,7 @@ pub async fn handle(
         tries: 0,
         error: None,
     };
-    // Boxed: hyper keeps one slot per client connection for the request's future, sized
-    // for this `handle` future, for as long as the connection lives. The exchange's state
-    // (~3 KB) is allocated per request instead, so an idle connection holds only the
-    // small outer future.
-    let resp = match Box::pin(proxy(&rt, conn, req, &mut out)).await {
+    let resp = match proxy(&rt, conn, req, &mut out).await {
         Ok(r) => r,
         Err(reason) => {
             out.error = Some(reason);

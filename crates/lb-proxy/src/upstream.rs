@@ -179,7 +179,10 @@ impl Upstreams {
                 });
             }
         }
-        let sender = self.connect(addr).await?;
+        // Boxed: connecting (TCP, then hyper's handshake, which builds the connection's
+        // whole state) is rare next to reuse, and inline it would size every exchange's
+        // future, and each copy of it, for the worst case.
+        let sender = Box::pin(self.connect(addr)).await?;
         Ok(Conn {
             sender,
             reused: false,

@@ -118,9 +118,11 @@ echo "load of $REQS requests took $(( $(date +%s) - START )) s under callgrind" 
 DUMP=$(ls -t "$TMP"/cg.out.* | head -1)
 TOTAL=$(callgrind_annotate "$DUMP" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1; exit}')
 echo "Ir total $TOTAL over $REQS requests: $((TOTAL / REQS)) Ir/request (CONNS=$CONNS)"
-callgrind_annotate --inclusive=yes "$DUMP" 2>/dev/null | sed -n '1,/file:function/d; p' | head -45 >"$TMP/incl.txt" || true
-callgrind_annotate "$DUMP" 2>/dev/null | sed -n '1,/file:function/d; p' | head -40 >"$TMP/self.txt" || true
-echo "--- top self"; cut -c1-200 "$TMP/self.txt"
-echo "--- top inclusive"; cut -c1-200 "$TMP/incl.txt"
+# --threshold=100 lists every function; the frames above main (100 %) are dropped.
+top() { callgrind_annotate --threshold=100 --auto=no "$@" "$DUMP" 2>/dev/null |
+    sed -n '/file:function/,$p' | grep -E '^ *[0-9,]+ \(' | grep -v '(100.0%)' | head -30 |
+    sed 's|/root/.cargo/registry/src/index.crates.io-[0-9a-f]*/||; s|/rustc/[0-9a-f]*/||' | cut -c1-180; }
+echo "--- top self (Ir over all $REQS requests)"; top
+echo "--- top inclusive"; top --inclusive=yes
 [[ -n ${CG_OUT:-} ]] && cp "$DUMP" "$CG_OUT"
 exit 0

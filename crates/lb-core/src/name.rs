@@ -287,15 +287,37 @@ pub struct IpText {
 }
 
 impl IpText {
-    /// Formats `ip`.
+    /// Formats `ip` (IPv4 by hand: `Display` costs ~1 µs of formatting machinery).
     pub fn new(ip: std::net::IpAddr) -> IpText {
-        use std::io::Write;
         let mut buf = [0u8; 64];
-        let len = {
-            let mut w = &mut buf[..];
-            // 64 bytes hold any IPv4 or IPv6 text form (at most 45 bytes).
-            let _ = write!(w, "{ip}");
-            64 - w.len()
+        let len = match ip {
+            std::net::IpAddr::V4(v4) => {
+                let mut n = 0;
+                for (i, octet) in v4.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        buf[n] = b'.';
+                        n += 1;
+                    }
+                    if octet >= 100 {
+                        buf[n] = b'0' + octet / 100;
+                        n += 1;
+                    }
+                    if octet >= 10 {
+                        buf[n] = b'0' + octet / 10 % 10;
+                        n += 1;
+                    }
+                    buf[n] = b'0' + octet % 10;
+                    n += 1;
+                }
+                n
+            }
+            std::net::IpAddr::V6(_) => {
+                use std::io::Write;
+                let mut w = &mut buf[..];
+                // 64 bytes hold any IPv6 text form (at most 45 bytes).
+                let _ = write!(w, "{ip}");
+                64 - w.len()
+            }
         };
         IpText { buf, len }
     }

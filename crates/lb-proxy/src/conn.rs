@@ -197,6 +197,9 @@ enum Closing {
 /// The client stream as hyper sees it. See the module docs.
 pub struct ClientIo {
     io: TcpStream,
+    /// The first read is hyper-util's HTTP/2 version probe: answered by a peek (see
+    /// [`sniff`](crate::sniff)).
+    first: bool,
     timer: Pin<Box<Sleep>>,
     /// The deadline the timer is set to, if it was set since it last fired.
     armed: Option<Instant>,
@@ -245,6 +248,7 @@ impl ClientIo {
         let deadline = Instant::now() + limits.header_timeout;
         ClientIo {
             io,
+            first: true,
             timer: Box::pin(tokio::time::sleep_until(deadline)),
             armed: Some(deadline),
             timer_waker: None,
@@ -294,6 +298,23 @@ impl AsyncRead for ClientIo {
                 return refuse(this, cx, buf, reason);
             }
             return drain_pending(this, cx, buf);
+        }
+        if this.first {
+            let mut peek = [0u8; 24];
+            let mut peek_buf = ReadBuf::new(&mut peek);
+            match this.io.poll_peek(cx, &mut peek_buf) {
+                Poll::Pending => return poll_timer(this, cx, buf),
+                Poll::Ready(Ok(n)) => {
+                    this.first = false;
+                    if crate::sniff::cannot_be_h2(&peek[..n]) {
+                        // An empty read: the probe settles on HTTP/1 with nothing to
+                        // replay; the bytes stay in the socket for hyper's own read.
+                        return Poll::Ready(Ok(()));
+                    }
+                }
+                // Errors and EOF fall through to the real read, which reports them.
+                Poll::Ready(Err(_)) => this.first = false,
+            }
         }
         let before = buf.filled().len();
         match Pin::new(&mut this.io).poll_read(cx, buf) {

@@ -7,7 +7,10 @@
 //! pool's retry budget. Once response bytes have gone to the client, a failure truncates
 //! the response; it is never completed with made-up bytes.
 
+use std::borrow::Cow;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -41,6 +44,10 @@ pub struct ConnInfo {
     pub tls: bool,
     /// `max_body_bytes` of the listener (0 = unlimited).
     pub max_body: u64,
+    /// `max_header_bytes` of the listener (0 = unchecked here). HTTP/1 heads are
+    /// measured on the bytes by [`conn`](crate::conn); HTTP/2 header blocks are measured
+    /// here, per request.
+    pub max_header: u64,
 }
 
 /// What happened to a request, for the access log and metrics.
@@ -57,7 +64,7 @@ pub fn local_error(reason: Reason) -> Response<RespBody> {
     *r.status_mut() = StatusCode::from_u16(reason.status()).unwrap_or(StatusCode::BAD_GATEWAY);
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-    h.insert("x-lb-error", HeaderValue::from_static(reason.as_str()));
+    h.insert(X_LB_ERROR, HeaderValue::from_static(reason.as_str()));
     if reason == Reason::NoHealthyBackend {
         h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     }
@@ -67,8 +74,19 @@ pub fn local_error(reason: Reason) -> Response<RespBody> {
     r
 }
 
+/// The future of one request, boxed (see [`handle`]).
+pub type Handling = Pin<Box<dyn Future<Output = Response<RespBody>> + Send>>;
+
 /// Handles one request end to end, writing one access-log line.
-pub async fn handle(
+///
+/// The future is boxed: hyper keeps one slot per client connection, sized for the
+/// service's future, for as long as the connection lives. The exchange's state (~3 KB)
+/// is allocated per request instead, so an idle connection holds a pointer.
+pub fn handle(rt: Arc<Runtime>, conn: ConnInfo, req: Request<Incoming>) -> Handling {
+    Box::pin(handle_request(rt, conn, req))
+}
+
+async fn handle_request(
     rt: Arc<Runtime>,
     conn: ConnInfo,
     req: Request<Incoming>,
@@ -125,6 +143,21 @@ fn host_of<B>(req: &Request<B>) -> Option<&str> {
         .or_else(|| req.uri().authority().map(|a| a.as_str()))
 }
 
+/// The size of a request head as sent, less optional whitespace: request line, and
+/// `name: value` plus CRLF per field.
+fn head_size(parts: &Parts) -> u64 {
+    let line = parts.method.as_str().len()
+        + parts.uri.path_and_query().map_or(1, |pq| pq.as_str().len())
+        + parts.uri.authority().map_or(0, |a| a.as_str().len())
+        + " HTTP/1.1\r\n ".len();
+    let fields: usize = parts
+        .headers
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len() + 4)
+        .sum();
+    (line + fields + 2) as u64
+}
+
 fn is_idempotent(m: &Method) -> bool {
     matches!(
         *m,
@@ -138,20 +171,33 @@ async fn proxy(
     req: Request<Incoming>,
     out: &mut Handled,
 ) -> Result<Response<RespBody>, Reason> {
-    let Some(raw_host) = host_of(&req) else {
-        return Err(Reason::BadRequest);
-    };
-    let host = normalize_name(raw_host)
-        .map_err(|_| Reason::BadRequest)?
-        .into_owned();
-    // Request smuggling: hyper rejects conflicting lengths and unknown transfer codings
-    // (400), and for `Content-Length` with `Transfer-Encoding: chunked` it drops the length,
-    // reads the body as chunked and closes the connection after the response, so no second
-    // request can hide in the body (crates/lb-proxy/tests/statuses.rs proves both).
-    let route = rt
-        .route(&host, req.uri().path())
-        .ok_or(Reason::UnknownHost)?;
     let (mut parts, body) = req.into_parts();
+    if parts.version == hyper::Version::HTTP_2
+        && conn.max_header > 0
+        && head_size(&parts) > conn.max_header
+    {
+        return Err(Reason::HeaderTooLarge);
+    }
+    // The Host value is shared, not copied (a reference count); without a usable Host
+    // header the absolute URI's authority is used and later sent as Host.
+    let (host_value, host_from_uri) = match parts.headers.get(header::HOST) {
+        Some(v) if v.to_str().is_ok() => (v.clone(), false),
+        _ => match parts.uri.authority() {
+            Some(a) => (
+                HeaderValue::from_str(a.as_str()).map_err(|_| Reason::BadRequest)?,
+                true,
+            ),
+            None => return Err(Reason::BadRequest),
+        },
+    };
+    let raw_host = host_value.to_str().map_err(|_| Reason::BadRequest)?;
+    let host = normalize_name(raw_host).map_err(|_| Reason::BadRequest)?;
+    // Request smuggling never gets here: `conn` answers `Content-Length` together with
+    // `Transfer-Encoding` with 400 on the head's bytes, and hyper rejects conflicting
+    // lengths and unknown transfer codings (tests/client_limits.rs, tests/statuses.rs).
+    let route = rt
+        .route(&host, parts.uri.path())
+        .ok_or(Reason::UnknownHost)?;
     let content_length = parts
         .headers
         .get(header::CONTENT_LENGTH)
@@ -185,31 +231,30 @@ async fn proxy(
         Target::Directory(_) => ip.as_bytes(),
     };
     let key_hash = hash::hash_key(key);
-    let host_header = raw_host_owned(&parts);
-    prepare_headers(&mut parts, route, &conn, &ip, host_header, &host);
+    // x-forwarded-host shares the client's Host value when normalising changed nothing.
+    let forwarded_host = match &host {
+        Cow::Borrowed(h) if h.len() == raw_host.len() => Some(host_value.clone()),
+        _ => shared_value(&[host.as_bytes()]),
+    };
+    let host_header = host_from_uri.then_some(host_value.clone());
+    prepare_headers(&mut parts, route, &conn, &ip, host_header, forwarded_host);
     let uri = upstream_uri(&parts.uri, route)?;
-    let ctx = Exchange {
-        parts: &parts,
+    let mut ctx = Exchange {
+        method: &parts.method,
         uri: &uri,
+        headers: Some(std::mem::take(&mut parts.headers)),
         idempotent,
         replayable,
     };
     match &route.target {
         Target::Pool(p) => {
             out.pool = Some(p.clone());
-            forward_pool(p, &ctx, &mut body, key_hash, out).await
+            forward_pool(p, &mut ctx, &mut body, key_hash, out).await
         }
-        Target::Directory(d) => forward_directory(d, &ctx, &mut body, &host, key_hash, out).await,
+        Target::Directory(d) => {
+            forward_directory(d, &mut ctx, &mut body, &host, key_hash, out).await
+        }
     }
-}
-
-fn raw_host_owned(parts: &Parts) -> Option<HeaderValue> {
-    parts.headers.get(header::HOST).cloned().or_else(|| {
-        parts
-            .uri
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-    })
 }
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1) never forwarded.
@@ -223,57 +268,162 @@ const HOP_BY_HOP: [HeaderName; 7] = [
     header::UPGRADE,
 ];
 
+// Names built once at compile time, so no request parses them.
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const X_LB_ERROR: HeaderName = HeaderName::from_static("x-lb-error");
+
+/// Which hop-by-hop names (bit i = `HOP_BY_HOP[i]`) occur in `headers`: one pass over the
+/// names, comparing without hashing.
+fn hop_by_hop_present(headers: &HeaderMap) -> u8 {
+    let mut present = 0u8;
+    for name in headers.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
+            present |= 1 << i;
+        }
+    }
+    present
+}
+
+/// Removes the hop-by-hop headers, and those that `Connection` names. Most messages carry
+/// none (or only `Connection: keep-alive`), so this costs one pass over the names.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-        .collect();
-    for n in named.iter().chain(HOP_BY_HOP.iter()) {
-        headers.remove(n);
+    let present = hop_by_hop_present(headers);
+    if present == 0 {
+        return;
+    }
+    if present & 1 != 0 && connection_names_headers(headers) {
+        // Options other than the usual `close` / `keep-alive` name headers to drop.
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter(|n| !is_plain_connection_option(n))
+            .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+            .collect();
+        for n in &named {
+            headers.remove(n);
+        }
+    }
+    for (i, n) in HOP_BY_HOP.iter().enumerate() {
+        if present & (1 << i) != 0 {
+            headers.remove(n);
+        }
     }
 }
 
+/// `close` or `keep-alive` (or empty): a `Connection` option that names no header.
+fn is_plain_connection_option(option: &str) -> bool {
+    let o = option.trim();
+    o.is_empty() || o.eq_ignore_ascii_case("keep-alive") || o.eq_ignore_ascii_case("close")
+}
+
+/// True when some `Connection` option names a header (anything but `close`/`keep-alive`).
+fn connection_names_headers(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .any(|v| match v.to_str() {
+            Ok(v) => !v.split(',').all(is_plain_connection_option),
+            // Not text: no header name could be taken from it either.
+            Err(_) => false,
+        })
+}
+
+/// Room for the text of the values the proxy adds: an IP list entry, a request id, a host.
+const INLINE_VALUE: usize = 96;
+
+/// Short header-value text kept in one reference-counted allocation.
+struct Inline {
+    buf: [u8; INLINE_VALUE],
+    len: usize,
+}
+
+impl AsRef<[u8]> for Inline {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+/// A header value from `parts` concatenated, made so that copying the header map for a
+/// retry shares it (a reference count) instead of allocating again: one allocation now,
+/// none per copy. Invalid bytes give `None`, like `HeaderValue::from_bytes`.
+fn shared_value(parts: &[&[u8]]) -> Option<HeaderValue> {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    if len > INLINE_VALUE {
+        return HeaderValue::from_bytes(&parts.concat()).ok();
+    }
+    let mut v = Inline {
+        buf: [0; INLINE_VALUE],
+        len: 0,
+    };
+    for p in parts {
+        v.buf[v.len..v.len + p.len()].copy_from_slice(p);
+        v.len += p.len();
+    }
+    HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(v)).ok()
+}
+
+/// A request id: 32 random hex digits.
+fn request_id() -> HeaderValue {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut buf = [0u8; 32];
+    let (a, b) = (hash::thread_random(), hash::thread_random());
+    for (i, d) in buf.iter_mut().enumerate() {
+        let word = if i < 16 { a } else { b };
+        let shift = 60 - 4 * (i % 16);
+        *d = HEX[((word >> shift) & 0xf) as usize];
+    }
+    // Hex digits are always a valid header value.
+    shared_value(&[&buf]).unwrap_or_else(|| HeaderValue::from_static("0"))
+}
+
+/// Sets the forwarding headers (`host_header`: a Host to send when the client gave the
+/// authority only in the URI; `forwarded_host`: the normalised host) and the route's edits.
 fn prepare_headers(
     parts: &mut Parts,
     route: &Route,
     conn: &ConnInfo,
     ip: &IpText,
     host_header: Option<HeaderValue>,
-    host: &str,
+    forwarded_host: Option<HeaderValue>,
 ) {
     let h = &mut parts.headers;
+    // Room for the four forwarding headers at once, instead of regrowing per insert.
+    h.reserve(4);
     strip_hop_by_hop(h);
-    let xff = match h.get("x-forwarded-for").map(HeaderValue::as_bytes) {
-        Some(prev) if !prev.is_empty() => {
-            HeaderValue::from_bytes(&[prev, b", ", ip.as_bytes()].concat())
-        }
-        _ => HeaderValue::from_bytes(ip.as_bytes()),
+    let xff = match h.get(&X_FORWARDED_FOR).map(HeaderValue::as_bytes) {
+        Some(prev) if !prev.is_empty() => shared_value(&[prev, b", ", ip.as_bytes()]),
+        _ => shared_value(&[ip.as_bytes()]),
     };
-    if let Ok(v) = xff {
-        h.insert("x-forwarded-for", v);
+    if let Some(v) = xff {
+        h.insert(X_FORWARDED_FOR, v);
     }
     h.insert(
-        "x-forwarded-proto",
+        X_FORWARDED_PROTO,
         HeaderValue::from_static(if conn.tls { "https" } else { "http" }),
     );
-    if let Ok(v) = HeaderValue::from_str(host) {
-        h.insert("x-forwarded-host", v);
+    if let Some(v) = forwarded_host {
+        h.insert(X_FORWARDED_HOST, v);
     }
-    if !h.contains_key("x-request-id") {
-        let id = format!(
-            "{:016x}{:016x}",
-            hash::thread_random(),
-            hash::thread_random()
-        );
-        if let Ok(v) = HeaderValue::from_str(&id) {
-            h.insert("x-request-id", v);
+    if let header::Entry::Vacant(e) = h.entry(X_REQUEST_ID) {
+        e.insert(request_id());
+    }
+    match host_header {
+        Some(v) => {
+            h.insert(header::HOST, v);
         }
-    }
-    if let Some(v) = host_header {
-        h.insert(header::HOST, v);
+        None => {
+            // Several Host fields: only the first (the one routed on) goes upstream.
+            let mut all = h.get_all(header::HOST).iter();
+            if let (Some(first), Some(_)) = (all.next(), all.next()) {
+                let first = first.clone();
+                h.insert(header::HOST, first);
+            }
+        }
     }
     for n in &route.remove_headers {
         h.remove(n);
@@ -307,20 +457,45 @@ fn upstream_uri(uri: &Uri, route: &Route) -> Result<Uri, Reason> {
 }
 
 struct Exchange<'a> {
-    parts: &'a Parts,
+    method: &'a Method,
     uri: &'a Uri,
+    /// The headers to send; `None` once moved into a request that no retry can follow.
+    headers: Option<HeaderMap>,
     idempotent: bool,
     replayable: bool,
 }
 
 impl Exchange<'_> {
-    fn request(&self, body: ReqBody) -> Request<ReqBody> {
+    /// The upstream request. The headers are copied only when `resend` (a later attempt
+    /// may need them after this one was sent); otherwise they move, and come back with
+    /// the request if it never left ([`Exchange::restore`]). `None` if they are gone,
+    /// which the callers' `resend` rules rule out.
+    fn request(&mut self, body: ReqBody, resend: bool) -> Option<Request<ReqBody>> {
+        let headers = if resend {
+            self.headers.clone()?
+        } else {
+            self.headers.take()?
+        };
         let mut r = Request::new(body);
-        *r.method_mut() = self.parts.method.clone();
+        *r.method_mut() = self.method.clone();
         *r.uri_mut() = self.uri.clone();
         *r.version_mut() = Version::HTTP_11;
-        *r.headers_mut() = self.parts.headers.clone();
-        r
+        *r.headers_mut() = headers;
+        Some(r)
+    }
+
+    /// Takes back the headers of a request that was not sent; returns its body.
+    fn restore(&mut self, req: Request<ReqBody>) -> ReqBody {
+        let (parts, body) = req.into_parts();
+        if self.headers.is_none() {
+            self.headers = Some(parts.headers);
+        }
+        body
+    }
+
+    /// True when a failure after sending may be retried (SPEC "Retries").
+    fn may_resend(&self, on: &lb_core::config::RetryOn) -> bool {
+        self.idempotent && self.replayable && (on.reset || on.status_502 || on.status_503)
     }
 }
 
@@ -335,8 +510,8 @@ fn take_body(body: &mut ReqBody) -> ReqBody {
 
 enum Attempt {
     Done(Response<Incoming>, Conn),
-    /// Failed before the request left: safe to retry anything; the body comes back.
-    NotSent(Reason, ReqBody),
+    /// Failed before the request left: safe to retry anything; the request comes back.
+    NotSent(Reason, Request<ReqBody>),
     /// Failed after sending: retry only if idempotent and replayable.
     Failed(Reason),
     TimedOut,
@@ -345,25 +520,24 @@ enum Attempt {
 async fn attempt(
     upstreams: &Arc<Upstreams>,
     addr: SocketAddr,
-    ex: &Exchange<'_>,
-    body: ReqBody,
+    req: Request<ReqBody>,
     timeout: Duration,
 ) -> Attempt {
     let mut conn = match upstreams.checkout(addr).await {
         Ok(c) => c,
         Err(e) => {
             tracing::debug!(backend = %addr, error = %e, "upstream connect failed");
-            return Attempt::NotSent(Reason::UpstreamConnect, body);
+            return Attempt::NotSent(Reason::UpstreamConnect, req);
         }
     };
-    let fut = conn.sender.try_send_request(ex.request(body));
+    let fut = conn.sender.try_send_request(req);
     match tokio::time::timeout(timeout, fut).await {
         Err(_) => Attempt::TimedOut,
         Ok(Ok(resp)) => Attempt::Done(resp, conn),
         Ok(Err(mut e)) => {
             tracing::debug!(backend = %addr, error = %e.error(), "upstream exchange failed");
             match e.take_message() {
-                Some(req) => Attempt::NotSent(Reason::UpstreamReset, req.into_body()),
+                Some(req) => Attempt::NotSent(Reason::UpstreamReset, req),
                 None => Attempt::Failed(Reason::UpstreamReset),
             }
         }
@@ -386,7 +560,7 @@ fn relay(
 
 async fn forward_pool(
     p: &PoolTarget,
-    ex: &Exchange<'_>,
+    ex: &mut Exchange<'_>,
     body: &mut ReqBody,
     key_hash: u64,
     out: &mut Handled,
@@ -423,7 +597,12 @@ async fn forward_pool(
             Some(b) => b,
             None => take_body(body),
         };
-        match attempt(&p.upstreams, lease.addr(), ex, b, cfg.response_timeout).await {
+        // A further attempt exists only while `tries <= retries` (checked above).
+        let resend = ex.may_resend(&cfg.retry_on) && out.tries <= cfg.retries;
+        let Some(req) = ex.request(b, resend) else {
+            return Err(last);
+        };
+        match attempt(&p.upstreams, lease.addr(), req, cfg.response_timeout).await {
             Attempt::Done(resp, conn) => {
                 let status = resp.status().as_u16();
                 lease.member().state().count_status(status);
@@ -441,13 +620,13 @@ async fn forward_pool(
                 });
                 return Ok(relay(resp, conn, cfg.idle_timeout, Some(lease)));
             }
-            Attempt::NotSent(reason, b) => {
+            Attempt::NotSent(reason, req) => {
                 lease.report(Outcome::Failure);
                 last = reason;
                 if reason == Reason::UpstreamConnect && !cfg.retry_on.connect {
                     return Err(last);
                 }
-                next_body = Some(b);
+                next_body = Some(ex.restore(req));
             }
             Attempt::Failed(reason) => {
                 lease.report(Outcome::Failure);
@@ -485,7 +664,7 @@ const DIRECTORY_IDLE: Duration = Duration::from_secs(60);
 
 async fn forward_directory(
     d: &DirectoryTarget,
-    ex: &Exchange<'_>,
+    ex: &mut Exchange<'_>,
     body: &mut ReqBody,
     host: &str,
     key_hash: u64,
@@ -509,11 +688,15 @@ async fn forward_directory(
         out.tries += 1;
         out.backend = Some(addr);
         let b = next_body.take().unwrap_or_else(|| take_body(body));
-        match attempt(&d.upstreams, addr, ex, b, DIRECTORY_RESPONSE_TIMEOUT).await {
+        let resend = ex.idempotent && ex.replayable && i + 1 < n;
+        let Some(req) = ex.request(b, resend) else {
+            return Err(last);
+        };
+        match attempt(&d.upstreams, addr, req, DIRECTORY_RESPONSE_TIMEOUT).await {
             Attempt::Done(resp, conn) => return Ok(relay(resp, conn, DIRECTORY_IDLE, None)),
-            Attempt::NotSent(reason, b) => {
+            Attempt::NotSent(reason, req) => {
                 last = reason;
-                next_body = Some(b);
+                next_body = Some(ex.restore(req));
             }
             Attempt::Failed(reason) => {
                 last = reason;
@@ -525,4 +708,81 @@ async fn forward_directory(
         }
     }
     Err(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &[u8])]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (n, v) in pairs {
+            let name = HeaderName::from_bytes(n.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+            let value = HeaderValue::from_bytes(v).unwrap_or_else(|e| panic!("{e}"));
+            h.append(name, value);
+        }
+        h
+    }
+
+    #[test]
+    fn hop_by_hop_strip_keeps_end_to_end_fields() {
+        let mut h = map(&[
+            ("content-type", b"text/plain"),
+            ("connection", b"Keep-Alive"),
+            ("keep-alive", b"timeout=5"),
+        ]);
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("content-type"));
+
+        let mut h = map(&[
+            ("connection", b"close, X-Hop , keep-alive"),
+            ("connection", b"x-other"),
+            ("x-hop", b"1"),
+            ("x-other", b"2"),
+            ("x-kept", b"3"),
+            ("te", b"trailers"),
+            ("upgrade", b"websocket"),
+            ("transfer-encoding", b"chunked"),
+            ("trailer", b"x-t"),
+            ("proxy-connection", b"keep-alive"),
+        ]);
+        strip_hop_by_hop(&mut h);
+        let names: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        assert_eq!(names, ["x-kept"]);
+
+        // A Connection value that is not text names nothing; it is still removed.
+        let mut h = map(&[("connection", b"\xff\xfe"), ("x-kept", b"1")]);
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+
+        let mut h = map(&[("x-a", b"1"), ("x-b", b"2")]);
+        assert_eq!(hop_by_hop_present(&h), 0);
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 2);
+    }
+
+    #[test]
+    fn shared_values_concatenate_validate_and_fall_back_when_long() {
+        let v = shared_value(&[b"10.0.0.1", b", ", b"127.0.0.1"]);
+        assert_eq!(
+            v.as_ref().map(HeaderValue::as_bytes),
+            Some(&b"10.0.0.1, 127.0.0.1"[..])
+        );
+        let long = vec![b'a'; INLINE_VALUE + 1];
+        let v = shared_value(&[&long, b"b"]);
+        assert_eq!(v.map(|v| v.len()), Some(INLINE_VALUE + 2));
+        assert_eq!(shared_value(&[b"ok", b"\n"]), None);
+        assert_eq!(shared_value(&[&[b'x'; 300][..], b"\r"]), None);
+        assert_eq!(shared_value(&[]).map(|v| v.len()), Some(0));
+    }
+
+    #[test]
+    fn request_ids_are_32_hex_digits_and_differ() {
+        let a = request_id();
+        let b = request_id();
+        assert_eq!(a.len(), 32);
+        assert!(a.as_bytes().iter().all(u8::is_ascii_hexdigit), "{a:?}");
+        assert_ne!(a, b);
+    }
 }

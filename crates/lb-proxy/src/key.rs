@@ -103,4 +103,16 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(IpText::new(v6).as_bytes(), v6.to_string().as_bytes());
     }
+
+    #[test]
+    fn ipv4_text_matches_display_for_every_octet_in_every_position() {
+        for pos in 0..4 {
+            for v in 0..=255u8 {
+                let mut o = [7u8, 10, 100, 255];
+                o[pos] = v;
+                let ip = std::net::IpAddr::from(o);
+                assert_eq!(IpText::new(ip).as_bytes(), ip.to_string().as_bytes());
+            }
+        }
+    }
 }

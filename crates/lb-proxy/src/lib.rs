@@ -7,6 +7,7 @@
 //! - [`server`]: listeners, connection limits, HTTP/1.1 and h2c, graceful drain.
 //! - [`conn`]: the client stream under hyper: header/idle timeouts, 408, 431, smuggling 400.
 //! - [`head`]: where request heads start and end in the byte stream (no allocation).
+//! - [`sniff`]: HTTP/1 or h2c told apart by peeking, so hyper's read buffer stays 8 KiB.
 //! - [`forward`]: routing, headers, retries and relaying of one request.
 //! - [`key`]: request keys for hashing strategies.
 //! - [`upstream`]: pooled HTTP/1.1 connections to backends.
@@ -26,5 +27,6 @@ pub mod forward;
 pub mod head;
 pub mod key;
 pub mod server;
+pub mod sniff;
 pub mod state;
 pub mod upstream;

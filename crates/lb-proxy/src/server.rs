@@ -73,6 +73,7 @@ pub async fn serve(
             client,
             tls: false,
             max_body,
+            max_header: cfg.max_header_bytes.get() as u64,
         };
         let rt = runtime.clone();
         let shared = Arc::new(Shared::default());

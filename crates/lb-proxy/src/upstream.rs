@@ -52,6 +52,48 @@ pub enum ConnectError {
     },
 }
 
+/// A small multiplicative hash for the idle map's `SocketAddr` keys: SipHash, the std
+/// default, costs a few hundred instructions per lookup on every exchange, and these keys
+/// come from the pool's own backend list, not from clients, so flooding is not a concern.
+#[derive(Default, Clone, Copy)]
+struct AddrHasher(u64);
+
+impl std::hash::Hasher for AddrHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u16(&mut self, n: u16) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+}
+
+type AddrMap<V> = HashMap<SocketAddr, V, std::hash::BuildHasherDefault<AddrHasher>>;
+
 struct Idle {
     sender: SendRequest<ReqBody>,
     since: Instant,
@@ -59,7 +101,7 @@ struct Idle {
 
 /// Idle connections by backend address, for one pool (or one directory).
 pub struct Upstreams {
-    idle: Mutex<HashMap<SocketAddr, Vec<Idle>>>,
+    idle: Mutex<AddrMap<Vec<Idle>>>,
     connect_timeout: Duration,
     idle_timeout: Duration,
 }
@@ -114,7 +156,7 @@ impl Upstreams {
     /// An empty set of pooled connections.
     pub fn new(connect_timeout: Duration, idle_timeout: Duration) -> Arc<Upstreams> {
         Arc::new(Upstreams {
-            idle: Mutex::new(HashMap::new()),
+            idle: Mutex::new(AddrMap::default()),
             connect_timeout,
             idle_timeout,
         })
@@ -137,7 +179,10 @@ impl Upstreams {
                 });
             }
         }
-        let sender = self.connect(addr).await?;
+        // Boxed: connecting (TCP, then hyper's handshake, which builds the connection's
+        // whole state) is rare next to reuse, and inline it would size every exchange's
+        // future, and each copy of it, for the worst case.
+        let sender = Box::pin(self.connect(addr)).await?;
         Ok(Conn {
             sender,
             reused: false,

@@ -194,5 +194,54 @@ async fn post_is_not_retried_after_reset_but_is_after_refuse() {
         .await
         .expect("answer");
         assert_eq!(r.status, 200, "a connect failure is retried for any method");
+        // The retried request is whole: its headers came back from the failed attempt.
+        let h = good.last_head();
+        let s = |n: &str| h.get(n).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        assert_eq!(s("host").as_deref(), Some("web.test"));
+        assert_eq!(s("x-forwarded-for").as_deref(), Some("127.0.0.1"));
+        assert_eq!(s("content-length").as_deref(), Some("4"));
     }
+}
+
+#[tokio::test]
+async fn h2c_prior_knowledge_and_methods_starting_with_p_are_served() {
+    // The listener tells HTTP/1 from the h2c preface by peeking (lb_proxy::sniff): both
+    // must still work, including methods whose first letter is the preface's.
+    let b = Backend::start("a").await;
+    let p = proxy(&one_pool(&[b.addr], "")).await;
+    let stream = tokio::net::TcpStream::connect(p.addr)
+        .await
+        .expect("connect");
+    let (mut tx, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .expect("h2c handshake");
+    tokio::spawn(conn);
+    for _ in 0..2 {
+        let req = hyper::Request::get("http://web.test/h2")
+            .body(full(Vec::new()))
+            .expect("request");
+        let resp = tx.send_request(req).await.expect("h2c answer");
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.version(), hyper::Version::HTTP_2);
+    }
+    let host = b.last_head().get("host").cloned();
+    assert_eq!(
+        host.as_ref().and_then(|h| h.to_str().ok()),
+        Some("web.test")
+    );
+    for m in ["PUT", "PATCH", "POST", "PRI"] {
+        let r = send(p.addr, req(m, "web.test", "/p", &[])).await;
+        let status = r.map(|r| r.status).unwrap_or(0);
+        if m == "PRI" {
+            // Not a method any backend serves, but it is proxied as HTTP/1.
+            assert_ne!(status, 0, "PRI over HTTP/1 got no answer");
+        } else {
+            assert_eq!(status, 200, "{m}");
+        }
+    }
+    // Two h2c requests and all four HTTP/1 ones reached the backend.
+    assert_eq!(b.count(), 6);
 }

@@ -97,6 +97,34 @@ async fn body_over_limit_is_413_and_huge_head_is_431() {
 }
 
 #[tokio::test]
+async fn head_over_a_small_limit_is_431_header_too_large() {
+    // Below hyper's 8 KiB buffer floor, so only the proxy's own measure can refuse it.
+    let b = Backend::start("a").await;
+    let text = format!(
+        "[admin]\nlisten = \"127.0.0.1:0\"\n[[listener]]\nlisten = \"127.0.0.1:0\"\nmax_header_bytes = 4096\n{}",
+        pool("web", &[b.addr], "")
+    );
+    let p = proxy_text(&text).await;
+    let head = |n: usize| {
+        format!(
+            "GET / HTTP/1.1\r\nHost: web.test\r\nX-Big: {}\r\nConnection: close\r\n\r\n",
+            "v".repeat(n)
+        )
+    };
+    let r = raw(p.addr, head(3000).as_bytes()).await;
+    assert_eq!(raw_status(&r), 200, "{r}");
+    assert_eq!(b.count(), 1);
+    let r = raw(p.addr, head(5000).as_bytes()).await;
+    assert_eq!(raw_status(&r), 431, "{}", &r[..r.len().min(200)]);
+    assert!(
+        r.to_ascii_lowercase()
+            .contains("x-lb-error: header-too-large"),
+        "{r}"
+    );
+    assert_eq!(b.count(), 1, "the big head never reached the backend");
+}
+
+#[tokio::test]
 async fn closed_backend_port_is_502_upstream_connect() {
     let dead = closed_port().await;
     let p = proxy(&pool("web", &[dead], "")).await;

@@ -223,7 +223,8 @@ impl App {
                 opened.push(*addr);
             }
         }
-        self.runtime.store(Arc::new(new_rt));
+        let old_rt = self.runtime.swap(Arc::new(new_rt));
+        old_rt.retire_sources(&self.runtime.load());
         self.admin
             .replace(self.runtime.load().admin_view(config.admin.token.clone()));
         let gone: Vec<SocketAddr> = self

@@ -2,7 +2,9 @@
 //! swapped whole on reload.
 //!
 //! Pools are kept across reloads when they stay in the file, so live state (health, active
-//! counts, ejections) survives; their static membership is reset to the file's list.
+//! counts, ejections) survives; their static membership is reset to the file's list. Pools
+//! with `discovery` keep following their source (restarted only when the discovery
+//! settings change) and are never reset to the file's `backends`.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
@@ -10,8 +12,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::header::{HeaderName, HeaderValue};
-use lb_core::config::{Config, Directory, KeySpec, PoolConfig, RetryBudget, RouteTarget};
-use lb_core::discovery::{PoolHandle, StaticSource};
+use lb_core::config::{
+    Config, Directory, Discovery, KeySpec, PoolConfig, RetryBudget, RouteTarget,
+};
+use lb_core::discovery::{PoolHandle, Source, StaticSource};
 use lb_core::health::{checker_for, HealthMonitor};
 use lb_core::metrics::ReasonCounters;
 use lb_core::name::HostPattern;
@@ -132,20 +136,50 @@ impl Runtime {
                 pool: name.clone(),
                 reason,
             };
-            let reuse = previous
-                .and_then(|p| p.pools.get(name))
-                .filter(|old| old.config.pool_settings() == pc.pool_settings());
-            let pool = match reuse {
-                Some(old) => {
+            let before = previous.and_then(|p| p.pools.get(name));
+            let reuse = before.filter(|old| old.config.pool_settings() == pc.pool_settings());
+            // The same discovery as before: keep following the running source.
+            let same_source = before.filter(|old| {
+                pc.discovery != Discovery::Static && old.config.discovery == pc.discovery
+            });
+            let start = |pool: &Arc<Pool>| {
+                lb_core::discovery::start(pool.clone(), &pc.discovery)
+                    .map_err(|e| perr(e.to_string()))
+            };
+            let (pool, source): (Arc<Pool>, Arc<dyn Source>) = match (reuse, same_source) {
+                (Some(old), Some(_)) => (old.handle.pool.clone(), old.handle.source.clone()),
+                (Some(old), None) => {
                     let pool = old.handle.pool.clone();
-                    pool.apply(Change::Reset(pc.backends()))
-                        .map_err(|e| perr(e.to_string()))?;
-                    pool
+                    let source = if pc.discovery == Discovery::Static {
+                        pool.apply(Change::Reset(pc.backends()))
+                            .map_err(|e| perr(e.to_string()))?;
+                        Arc::new(StaticSource)
+                    } else {
+                        start(&pool)?
+                    };
+                    (pool, source)
                 }
-                None => Arc::new(
-                    Pool::new(name.clone(), pc.pool_settings(), pc.backends())
-                        .map_err(|e| perr(e.to_string()))?,
-                ),
+                (None, _) => {
+                    // New settings on a discovered pool: start from its current membership
+                    // rather than empty while the new source makes its first sync.
+                    let initial = match same_source {
+                        Some(old) => old
+                            .handle
+                            .pool
+                            .snapshot()
+                            .members()
+                            .iter()
+                            .map(|m| m.backend().clone())
+                            .collect(),
+                        None => pc.backends(),
+                    };
+                    let pool = Arc::new(
+                        Pool::new(name.clone(), pc.pool_settings(), initial)
+                            .map_err(|e| perr(e.to_string()))?,
+                    );
+                    let source = start(&pool)?;
+                    (pool, source)
+                }
             };
             let health = pc.health_settings();
             let monitor = checker_for(&health)
@@ -163,10 +197,7 @@ impl Runtime {
             pools.insert(
                 name.clone(),
                 Arc::new(PoolTarget {
-                    handle: PoolHandle {
-                        pool,
-                        source: Arc::new(StaticSource),
-                    },
+                    handle: PoolHandle { pool, source },
                     config: pc.clone(),
                     upstreams,
                     retries_in_flight: AtomicU64::new(0),
@@ -224,6 +255,22 @@ impl Runtime {
             directories,
             errors,
         })
+    }
+
+    /// Stops the discovery sources of `self` (the runtime just replaced) that `new` does not
+    /// keep, so a replaced source never races its successor.
+    pub fn retire_sources(&self, new: &Runtime) {
+        for (name, old) in &self.pools {
+            let kept = new.pools.get(name).is_some_and(|n| {
+                std::ptr::addr_eq(
+                    Arc::as_ptr(&n.handle.source),
+                    Arc::as_ptr(&old.handle.source),
+                )
+            });
+            if !kept {
+                old.handle.source.stop();
+            }
+        }
     }
 
     /// The first route matching a normalised host and a path.

@@ -211,10 +211,13 @@ async fn file_that_appears_later_and_toml() {
 
 /// A tiny authoritative DNS server on loopback UDP: names → A/AAAA or SRV records, with a
 /// TTL; unknown names get NXDOMAIN. Counts the queries it answers per (name, type).
+/// SRV records of one name: (priority, weight, port, target).
+type SrvRecords = Vec<(u16, u16, u16, String)>;
+
 #[derive(Default)]
 struct Zone {
     ips: HashMap<String, (Vec<IpAddr>, u32)>,
-    srv: HashMap<String, (Vec<(u16, u16, u16, String)>, u32)>,
+    srv: HashMap<String, (SrvRecords, u32)>,
 }
 
 struct Dns {

@@ -51,15 +51,16 @@
 //! - [`outlier`]: passive ejection from real traffic.
 //! - [`health`]: the rise/fall state machine, active checkers and their monitor.
 //! - [`resolve`]: the [`Resolver`](resolve::Resolver) trait, static/HTTP/RESP directories, and `Cached`.
-//! - [`discovery`]: membership sources and where admin writes go.
+//! - [`discovery`]: membership sources (static, file, DNS, Redis), `discovery::start`, and where admin writes go.
 //! - [`admin`]: the admin API and metrics endpoint shared by both binaries.
 //! - [`resp`]: a bounded, incremental RESP2/RESP3 codec.
 //! - [`config`]: the TOML config model of both binaries, validated into runtime types.
 //!
 //! ## Features
 //! `runtime` (tokio background work), `http` (HTTP probes and directory), `tls` (HTTPS
-//! probes), `config` (TOML model), `admin` (admin API and metrics). With
-//! `default-features = false` the crate is pools, strategies and health state only.
+//! probes), `config` (TOML model), `admin` (admin API and metrics), `discovery` (file,
+//! DNS and Redis membership sources). With `default-features = false` the crate is pools,
+//! strategies and health state only.
 
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]

@@ -716,3 +716,35 @@ async fn redis_outage_keeps_membership_and_resyncs_after() {
     src.write(&pool, add).await.unwrap();
     assert_eq!(addrs(&pool).len(), 4);
 }
+
+#[tokio::test]
+async fn wait_ready_is_bounded_and_names_late_sources() {
+    let dir = temp_dir("ready");
+    let path = dir.join("b.json");
+    atomic_write(&path, r#"["127.0.0.1:9001"]"#);
+    let file = start_with(empty_pool(), &Discovery::File { path }, &fast()).unwrap();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let url = RedisUrl::parse(&format!("redis://{dead}")).unwrap();
+    let disc = Discovery::Redis {
+        url,
+        key: "k".into(),
+        resync: Duration::from_secs(1),
+    };
+    let redis = start_with(empty_pool(), &disc, &Options::default()).unwrap();
+    let t0 = Instant::now();
+    let late =
+        lb_core::discovery::wait_ready([file.clone(), redis.clone()], Duration::from_millis(300))
+            .await;
+    assert!(t0.elapsed() < Duration::from_secs(2));
+    assert_eq!(late.len(), 1);
+    assert_eq!(late[0].kind(), SourceKind::Redis);
+    assert!(
+        lb_core::discovery::wait_ready([file], Duration::from_millis(1))
+            .await
+            .is_empty()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -17,6 +17,9 @@ use tokio::task::JoinHandle;
 use crate::server;
 use crate::state::{BuildError, Runtime};
 
+/// How long start and reload wait for discovered pools' first sync before serving.
+const DISCOVERY_WAIT: Duration = Duration::from_secs(2);
+
 /// Why the proxy could not start or reload.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -106,11 +109,9 @@ impl App {
     /// Binds every listener and the admin API and starts serving.
     pub async fn start(config: Config) -> Result<App, AppError> {
         let errors = Arc::new(ReasonCounters::default());
-        let runtime = Arc::new(ArcSwap::from_pointee(Runtime::build(
-            &config,
-            None,
-            errors.clone(),
-        )?));
+        let runtime = Runtime::build(&config, None, errors.clone())?;
+        runtime.discovery_ready(DISCOVERY_WAIT).await;
+        let runtime = Arc::new(ArcSwap::from_pointee(runtime));
         let connections = Arc::new(ConnGauges::default());
         let extra: Arc<dyn MetricsSource> = Arc::new(ProxyMetrics {
             runtime: runtime.clone(),
@@ -205,6 +206,7 @@ impl App {
             );
         }
         let new_rt = Runtime::build(&config, Some(&self.runtime.load()), self.errors.clone())?;
+        new_rt.discovery_ready(DISCOVERY_WAIT).await;
         let wanted: BTreeMap<SocketAddr, ListenerConfig> = config
             .listeners
             .iter()

@@ -273,6 +273,25 @@ impl Runtime {
         }
     }
 
+    /// Waits (at most `within`) for every pool's discovery source to make its first sync,
+    /// so a starting or reloading proxy does not serve a discovered pool empty. Sources
+    /// still waiting are logged and keep trying in the background.
+    pub async fn discovery_ready(&self, within: Duration) {
+        let late = lb_core::discovery::wait_ready(
+            self.pools.values().map(|p| p.handle.source.clone()),
+            within,
+        )
+        .await;
+        for (name, p) in &self.pools {
+            if late
+                .iter()
+                .any(|l| std::ptr::addr_eq(Arc::as_ptr(l), Arc::as_ptr(&p.handle.source)))
+            {
+                tracing::warn!(pool = %name, source = p.handle.source.kind().as_str(), "no discovery sync yet; serving the pool's current membership meanwhile");
+            }
+        }
+    }
+
     /// The first route matching a normalised host and a path.
     #[inline]
     pub fn route(&self, host: &str, path: &str) -> Option<&Route> {

@@ -182,7 +182,10 @@ async fn fleet_agrees_converges_and_survives_redis_restart() {
     for p in &proxies {
         clients.push(AdminClient::connect(p.admin).await);
     }
-    converge(&mut clients, &all, Duration::from_secs(5)).await;
+    // Start waits for the first sync: each instance serves the whole pool at once.
+    for c in clients.iter_mut() {
+        assert_eq!(c.members().await, all);
+    }
     for c in clients.iter_mut() {
         let v = c.pool().await;
         assert_eq!(v["source"], "redis");
@@ -344,4 +347,35 @@ async fn file_discovery_through_the_proxy_and_reload() {
     let mut c = AdminClient::connect(p.admin).await;
     assert_eq!(c.members().await, vec![b.addr.to_string()]);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn start_with_redis_unreachable_is_bounded_and_answers_503() {
+    let dead = closed_port().await;
+    let text = format!(
+        "{}[pool.web]\ndiscovery = {{ kind = \"redis\", url = \"redis://{dead}\", key = \"k\" }}\n\
+         [[route]]\nhost = \"web.test\"\npool = \"web\"\n",
+        prologue(None)
+    );
+    let t0 = Instant::now();
+    let p = proxy_text(&text).await;
+    let took = t0.elapsed();
+    assert!(took < Duration::from_secs(5), "start waited {took:?}");
+    assert_eq!(get(p.addr, "web.test", "/").await.status, 503);
+    let mut c = AdminClient::connect(p.admin).await;
+    let v = c.pool().await;
+    assert_eq!(
+        (v["source"].as_str(), v["last_sync"].is_null()),
+        (Some("redis"), true)
+    );
+    let body = r#"{"addr":"127.0.0.1:9"}"#;
+    let r = admin(
+        p.admin,
+        "POST",
+        "/api/v1/pools/web/backends",
+        Some(body),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 503, "{}", r.text());
 }

@@ -274,6 +274,9 @@ impl Source for DnsSource {
     fn stop(&self) {
         self.stopper.stop();
     }
+    fn ready(&self) -> BoxFuture<'_, ()> {
+        self.inner.clock.synced()
+    }
 }
 
 #[cfg(test)]

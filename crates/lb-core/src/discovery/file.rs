@@ -401,6 +401,9 @@ impl Source for FileSource {
     fn stop(&self) {
         self.stopper.stop();
     }
+    fn ready(&self) -> BoxFuture<'_, ()> {
+        self.inner.clock.synced()
+    }
 }
 
 #[cfg(test)]

@@ -23,9 +23,8 @@
 //! Redis down) is logged and the last good membership stays. The `file` source reads the
 //! file once before [`start`] returns; `dns` and `redis` make their first sync in the
 //! background right after (on loopback within milliseconds), and until it succeeds the
-//! pool keeps the membership it was created with.
+//! pool keeps the membership it was created with; [`wait_ready`] waits for it, bounded.
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::time::SystemTime;
 
 use crate::pool::{Change, Pool};
@@ -107,6 +106,10 @@ pub trait Source: Send + Sync + 'static {
     /// Stops the source's background task, if it has one (also done on drop). The pool
     /// keeps its membership. Used when a reload replaces the source.
     fn stop(&self) {}
+    /// Resolves once the source has synced at least once (at once for static pools).
+    fn ready(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// The config's `backends` list: writes apply to the local pool.
@@ -129,19 +132,52 @@ impl Source for StaticSource {
     }
 }
 
-/// Records the time of the last successful sync, for sources that have one.
-#[derive(Debug, Default)]
-pub struct SyncClock(Mutex<Option<SystemTime>>);
+/// Records the time of the last successful sync, for sources that have one, and wakes
+/// whoever waits for the first one.
+#[derive(Debug)]
+pub struct SyncClock(tokio::sync::watch::Sender<Option<SystemTime>>);
+
+impl Default for SyncClock {
+    fn default() -> Self {
+        SyncClock(tokio::sync::watch::Sender::new(None))
+    }
+}
 
 impl SyncClock {
     /// Marks a successful sync now.
     pub fn mark(&self) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(SystemTime::now());
+        self.0.send_replace(Some(SystemTime::now()));
     }
     /// The last successful sync.
     pub fn get(&self) -> Option<SystemTime> {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+        *self.0.borrow()
     }
+    /// Resolves once a sync has succeeded (at once if one already has).
+    pub fn synced(&self) -> BoxFuture<'_, ()> {
+        let mut rx = self.0.subscribe();
+        Box::pin(async move {
+            // The sender lives in `self`, which outlives this future.
+            let _ = rx.wait_for(Option::is_some).await;
+        })
+    }
+}
+
+/// Waits until every source has made its first sync, or `within` has passed; returns
+/// the sources that have not (their pools keep the membership they started with and the
+/// sources keep trying in the background). The binaries call this before serving, so a
+/// restarted instance does not answer 503 while its Redis or DNS answer is on its way.
+pub async fn wait_ready(
+    sources: impl IntoIterator<Item = Arc<dyn Source>>,
+    within: std::time::Duration,
+) -> Vec<Arc<dyn Source>> {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut late = Vec::new();
+    for s in sources {
+        if tokio::time::timeout_at(deadline, s.ready()).await.is_err() {
+            late.push(s);
+        }
+    }
+    late
 }
 
 /// A pool with its source: what the admin API and the proxies hold.

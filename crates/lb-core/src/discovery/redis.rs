@@ -496,6 +496,9 @@ impl Source for RedisSource {
     fn stop(&self) {
         self.stopper.stop();
     }
+    fn ready(&self) -> BoxFuture<'_, ()> {
+        self.inner.clock.synced()
+    }
 }
 
 #[cfg(test)]

@@ -206,7 +206,6 @@ impl App {
             );
         }
         let new_rt = Runtime::build(&config, Some(&self.runtime.load()), self.errors.clone())?;
-        new_rt.discovery_ready(DISCOVERY_WAIT).await;
         let wanted: BTreeMap<SocketAddr, ListenerConfig> = config
             .listeners
             .iter()
@@ -225,8 +224,11 @@ impl App {
                 opened.push(*addr);
             }
         }
-        let old_rt = self.runtime.swap(Arc::new(new_rt));
-        old_rt.retire_sources(&self.runtime.load());
+        // Past the last failure point: stop the discovery sources being replaced (so they
+        // never race their successors on a shared pool), let the new ones sync, swap.
+        self.runtime.load().retire_sources(&new_rt);
+        new_rt.discovery_ready(DISCOVERY_WAIT).await;
+        self.runtime.store(Arc::new(new_rt));
         self.admin
             .replace(self.runtime.load().admin_view(config.admin.token.clone()));
         let gone: Vec<SocketAddr> = self

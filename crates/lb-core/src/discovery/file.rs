@@ -18,7 +18,9 @@
 //! it works the same on every filesystem, including bind mounts and ConfigMap symlink
 //! swaps). When the bytes change, the new list is parsed and published. A file that does
 //! not parse — a half-written file, a syntax error, a bad entry — is logged once and the
-//! last good membership stays; so does a file that disappears. Write the file elsewhere
+//! last good membership stays; so does a file that disappears. Every poll also
+//! re-asserts the last good list, so the file stays the pool's only owner (a change made
+//! behind its back is undone within a poll). Write the file elsewhere
 //! and `rename(2)` it into place for an atomic update. A JSON document cut short anywhere
 //! is always invalid (its closing bracket is missing); a TOML file cut at a line boundary
 //! can still be valid TOML, which is a reason to prefer JSON or the rename.
@@ -268,6 +270,26 @@ enum Seen {
     Content(u64),
 }
 
+/// The poller's memory: what it saw, and the last good list it published.
+#[derive(Debug)]
+struct PollState {
+    seen: Seen,
+    good: Option<Vec<Backend>>,
+}
+
+impl PollState {
+    /// Re-asserts the last good list: if anything else wrote the pool meanwhile (a source
+    /// being replaced by a reload), the file wins again on the next poll. A no-op when the
+    /// pool already holds it.
+    fn reassert(&self, pool: &Pool) {
+        if let Some(good) = &self.good {
+            if let Ok(true) = publish(pool, good.clone()) {
+                tracing::info!(pool = pool.name(), "discovery file: membership restored");
+            }
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Inner {
     path: PathBuf,
@@ -277,31 +299,31 @@ struct Inner {
 
 impl Inner {
     /// One poll: read, and publish when the bytes changed and parse.
-    fn poll(&self, pool: &Pool, seen: &mut Seen) {
+    fn poll(&self, pool: &Pool, st: &mut PollState) {
         let pname = pool.name();
         let path = self.path.display();
         let bytes = match read_file(&self.path) {
             Ok(Some(b)) => b,
             Ok(None) => {
-                if *seen != Seen::Missing {
+                if st.seen != Seen::Missing {
                     tracing::warn!(pool = pname, %path, "discovery file does not exist; keeping the last good membership");
-                    *seen = Seen::Missing;
+                    st.seen = Seen::Missing;
                 }
-                return;
+                return st.reassert(pool);
             }
             Err(e) => {
                 let msg = e.to_string();
-                if *seen != Seen::Failed(msg.clone()) {
+                if st.seen != Seen::Failed(msg.clone()) {
                     tracing::warn!(pool = pname, %path, error = %msg, "discovery file unreadable; keeping the last good membership");
-                    *seen = Seen::Failed(msg);
+                    st.seen = Seen::Failed(msg);
                 }
-                return;
+                return st.reassert(pool);
             }
         };
         let digest = xxhash_rust::xxh3::xxh3_64(&bytes);
-        if *seen == Seen::Content(digest) {
+        if st.seen == Seen::Content(digest) {
             self.clock.mark();
-            return;
+            return st.reassert(pool);
         }
         let parsed = std::str::from_utf8(&bytes)
             .map_err(|e| FileError::Syntax {
@@ -309,11 +331,15 @@ impl Inner {
                 message: e.to_string(),
             })
             .and_then(|t| parse_backends(t, self.format))
-            .and_then(|b| publish(pool, b).map_err(FileError::from));
+            .and_then(|b| {
+                let changed = publish(pool, b.clone())?;
+                Ok((b, changed))
+            });
         match parsed {
-            Ok(changed) => {
+            Ok((list, changed)) => {
                 self.clock.mark();
-                *seen = Seen::Content(digest);
+                st.seen = Seen::Content(digest);
+                st.good = Some(list);
                 if changed {
                     let n = pool.snapshot().members().len();
                     tracing::info!(pool = pname, %path, backends = n, "discovery file loaded");
@@ -323,10 +349,11 @@ impl Inner {
                 // Remember the bad bytes' digest as a failure so it is logged once; a later
                 // good write changes the bytes and is picked up.
                 let msg = format!("{digest:x}: {e}");
-                if *seen != Seen::Failed(msg.clone()) {
+                if st.seen != Seen::Failed(msg.clone()) {
                     tracing::warn!(pool = pname, %path, error = %e, "discovery file rejected; keeping the last good membership");
-                    *seen = Seen::Failed(msg);
+                    st.seen = Seen::Failed(msg);
                 }
+                st.reassert(pool);
             }
         }
     }
@@ -351,13 +378,16 @@ impl FileSource {
             clock: SyncClock::default(),
         });
         let (stopper, rx) = Stopper::new();
-        let mut seen = Seen::Nothing;
-        inner.poll(&pool, &mut seen);
+        let mut state = PollState {
+            seen: Seen::Nothing,
+            good: None,
+        };
+        inner.poll(&pool, &mut state);
         tokio::spawn(run(
             inner.clone(),
             Arc::downgrade(&pool),
             interval,
-            seen,
+            state,
             rx,
         ));
         FileSource { inner, stopper }
@@ -373,7 +403,7 @@ async fn run(
     inner: Arc<Inner>,
     pool: Weak<Pool>,
     interval: Duration,
-    mut seen: Seen,
+    mut state: PollState,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
@@ -384,7 +414,7 @@ async fn run(
         let Some(pool) = pool.upgrade() else { return };
         // A small local file: reading it inline costs microseconds, less than handing
         // it to the blocking pool.
-        inner.poll(&pool, &mut seen);
+        inner.poll(&pool, &mut state);
     }
 }
 

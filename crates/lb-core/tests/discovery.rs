@@ -761,3 +761,36 @@ async fn wait_ready_is_bounded_and_names_late_sources() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn redis_auth_and_database() {
+    let r = RedisServer::start_with(&["--requirepass", "s3cret"]).await;
+    let url = |auth: &str, db: u32| {
+        RedisUrl::parse(&format!("redis://{auth}127.0.0.1:{}/{db}", r.port)).unwrap()
+    };
+    let disc = |auth: &str, db: u32| Discovery::Redis {
+        url: url(auth, db),
+        key: "lb:db".into(),
+        resync: Duration::from_millis(200),
+    };
+    let (a, b, wrong) = (empty_pool(), empty_pool(), empty_pool());
+    let src_a = start_with(a.clone(), &disc(":s3cret@", 2), &Options::default()).unwrap();
+    let _b = start_with(b.clone(), &disc(":s3cret@", 0), &Options::default()).unwrap();
+    let src_w = start_with(wrong.clone(), &disc(":nope@", 2), &Options::default()).unwrap();
+    assert!(
+        eventually(Duration::from_secs(5), || src_a.last_sync().is_some())
+            .await
+            .is_some()
+    );
+    let add = Change::Add(Backend::new("127.0.0.1:9001".parse().unwrap()));
+    src_a.write(&a, add.clone()).await.unwrap();
+    assert_eq!(addrs(&a), ["127.0.0.1:9001"]);
+    // Database 0 is another hash; the wrong password never syncs and cannot write.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(addrs(&b).is_empty());
+    assert!(src_w.last_sync().is_none());
+    assert!(matches!(
+        src_w.write(&wrong, add).await,
+        Err(WriteError::Unavailable(_))
+    ));
+}

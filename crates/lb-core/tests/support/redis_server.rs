@@ -17,11 +17,18 @@ pub struct RedisServer {
     child: Option<Child>,
     pub port: u16,
     dir: PathBuf,
+    extra: Vec<String>,
 }
 
 impl RedisServer {
     /// Starts one on a free port.
     pub async fn start() -> RedisServer {
+        RedisServer::start_with(&[]).await
+    }
+
+    /// Starts one on a free port with extra arguments (`--requirepass x`). With a
+    /// password, readiness is only checked by the process staying up.
+    pub async fn start_with(extra: &[&str]) -> RedisServer {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .expect("bind")
             .local_addr()
@@ -33,6 +40,7 @@ impl RedisServer {
             child: None,
             port,
             dir,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
         };
         r.resume().await;
         r
@@ -73,6 +81,7 @@ impl RedisServer {
                 "--dir",
             ])
             .arg(&self.dir)
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -80,8 +89,11 @@ impl RedisServer {
         self.child = Some(child);
         let probe = RespResolver::new(self.addr(), "", Duration::from_millis(200));
         for _ in 0..200 {
-            if probe.command(&[b"PING"]).await == Ok(Frame::Simple("PONG".into())) {
-                return;
+            match probe.command(&[b"PING"]).await {
+                Ok(Frame::Simple(p)) if p == "PONG" => return,
+                // Up, and asking for the password.
+                Ok(Frame::Error(e)) if e.starts_with("NOAUTH") => return,
+                _ => {}
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

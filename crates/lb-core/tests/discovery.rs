@@ -794,3 +794,22 @@ async fn redis_auth_and_database() {
         Err(WriteError::Unavailable(_))
     ));
 }
+
+#[tokio::test]
+async fn redis_first_write_after_a_restart_succeeds() {
+    let mut r = RedisServer::start().await;
+    let pool = empty_pool();
+    let src = start_with(
+        pool.clone(),
+        &redis(&r, "lb:w", Duration::from_secs(1)),
+        &Options::default(),
+    )
+    .unwrap();
+    let add = |p| Change::Add(Backend::new(SocketAddr::from(([127, 0, 0, 1], p))));
+    src.write(&pool, add(9001)).await.unwrap();
+    r.stop();
+    r.resume().await;
+    // The write connection kept from before the restart is dead; the write must not be.
+    src.write(&pool, add(9002)).await.unwrap();
+    assert_eq!(r.cmd(&["HLEN", "lb:w"]).await, int(2));
+}

@@ -331,6 +331,13 @@ impl Inner {
         let unavailable =
             |e: RedisError| WriteError::Unavailable(format!("redis {}: {e}", s.url.authority()));
         let mut guard = self.writer.lock().await;
+        // A kept connection may have died with a Redis restart since the last write: check
+        // it with a PING (writes are rare) rather than fail the write on it.
+        if let Some(conn) = guard.as_mut() {
+            if conn.call(&[b"PING"], s.timeout).await.is_err() {
+                *guard = None;
+            }
+        }
         if guard.is_none() {
             *guard = Some(Conn::open(&s.url, s.timeout).await.map_err(unavailable)?);
         }

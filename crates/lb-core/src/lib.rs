@@ -51,7 +51,7 @@
 //! - [`outlier`]: passive ejection from real traffic.
 //! - [`health`]: the rise/fall state machine, active checkers and their monitor.
 //! - [`resolve`]: the [`Resolver`](resolve::Resolver) trait, static/HTTP/RESP directories, and `Cached`.
-//! - [`discovery`]: membership sources and where admin writes go.
+//! - [`discovery`]: membership sources (static, file, DNS, Redis), `discovery::start`, and where admin writes go.
 //! - [`admin`]: the admin API and metrics endpoint shared by both binaries.
 //! - [`server`]: what both binaries run around their data path: pools with health
 //!   monitors, listeners that follow reloads, the admin listener, signals and drain.
@@ -61,8 +61,9 @@
 //!
 //! ## Features
 //! `runtime` (tokio background work), `http` (HTTP probes and directory), `tls` (HTTPS
-//! probes), `config` (TOML model), `admin` (admin API and metrics). With
-//! `default-features = false` the crate is pools, strategies and health state only.
+//! probes), `config` (TOML model), `admin` (admin API and metrics), `discovery` (file,
+//! DNS and Redis membership sources). With `default-features = false` the crate is pools,
+//! strategies and health state only.
 
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
@@ -90,7 +91,7 @@ pub mod health;
 pub mod resolve;
 #[cfg(feature = "runtime")]
 pub mod resp;
-#[cfg(feature = "admin")]
+#[cfg(feature = "server")]
 pub mod server;
 
 pub use backend::{Backend, BackendState, BackendStatus};

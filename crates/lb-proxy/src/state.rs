@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::header::{HeaderName, HeaderValue};
-use lb_core::admin::AdminView;
 use lb_core::config::{Config, Directory, KeySpec, RetryBudget, RouteTarget};
 use lb_core::metrics::ReasonCounters;
 use lb_core::name::HostPattern;
@@ -124,14 +123,7 @@ impl Runtime {
         previous: Option<&Runtime>,
         errors: Arc<ReasonCounters>,
     ) -> Result<Runtime, BuildError> {
-        let previous_pools = previous
-            .map(|p| {
-                p.pools
-                    .iter()
-                    .map(|(n, t)| (n.clone(), t.running.clone()))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let previous_pools = previous.map(Generation::pools).unwrap_or_default();
         let mut pools = BTreeMap::new();
         for (name, running) in build_pools(config, &previous_pools)? {
             let upstreams =
@@ -216,10 +208,10 @@ impl Generation for Runtime {
         Runtime::build(config, previous, errors)
     }
 
-    fn admin_view(&self, token: Option<String>) -> AdminView {
-        AdminView::from_pools(
-            self.pools.iter().map(|(n, p)| (n.as_str(), &p.handle)),
-            token,
-        )
+    fn pools(&self) -> BTreeMap<&str, &RunningPool> {
+        self.pools
+            .iter()
+            .map(|(n, p)| (n.as_str(), &*p.running))
+            .collect()
     }
 }

@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
-use lb_core::admin::AdminView;
 use lb_core::config::{Config, Directory, RouteTarget};
 use lb_core::name::HostPattern;
 use lb_core::server::{build_pools, Generation, PoolBuildError, RunningPool};
@@ -91,8 +90,7 @@ impl Generation for Runtime {
     /// Builds a runtime; `previous` lends its pools so live state survives a reload. Must
     /// run inside a tokio runtime (health monitors are spawned).
     fn build(config: &Config, previous: Option<&Runtime>) -> Result<Runtime, BuildError> {
-        let empty = BTreeMap::new();
-        let pools = build_pools(config, previous.map_or(&empty, |p| &p.pools))?;
+        let pools = build_pools(config, &previous.map(Generation::pools).unwrap_or_default())?;
         let mut directories = BTreeMap::new();
         for (name, rc) in &config.resolvers {
             directories.insert(name.clone(), rc.build()?);
@@ -125,11 +123,8 @@ impl Generation for Runtime {
         })
     }
 
-    fn admin_view(&self, token: Option<String>) -> AdminView {
-        AdminView::from_pools(
-            self.pools.iter().map(|(n, p)| (n.as_str(), &p.handle)),
-            token,
-        )
+    fn pools(&self) -> BTreeMap<&str, &RunningPool> {
+        self.pools.iter().map(|(n, p)| (n.as_str(), &**p)).collect()
     }
 }
 

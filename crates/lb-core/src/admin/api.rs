@@ -169,6 +169,7 @@ fn write_error(e: WriteError) -> Resp {
         WriteError::Pool(PoolError::BadWeight(_)) => StatusCode::BAD_REQUEST,
         WriteError::Conflict(_) => StatusCode::CONFLICT,
         WriteError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        WriteError::Unsupported(_) => StatusCode::BAD_REQUEST,
     };
     error(status, &e.to_string())
 }

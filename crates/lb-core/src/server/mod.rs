@@ -14,8 +14,8 @@ mod shell;
 pub use listeners::{
     accept_loop, ConnectionGauges, Listeners, LiveListenerConfig, ServeFn, Shutdown,
 };
-pub use pools::{build_pools, PoolBuildError, RunningPool};
-pub use shell::{Generation, Shell, ShellError};
+pub use pools::{build_pools, discovery_ready, retire_sources, PoolBuildError, RunningPool};
+pub use shell::{Generation, Shell, ShellError, DISCOVERY_WAIT};
 
 use std::future::Future;
 use std::net::SocketAddr;

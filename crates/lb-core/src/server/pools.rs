@@ -3,9 +3,10 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
-use crate::config::{Config, PoolConfig};
-use crate::discovery::{PoolHandle, StaticSource};
+use crate::config::{Config, Discovery, PoolConfig};
+use crate::discovery::{self, PoolHandle, Source, StaticSource};
 use crate::health::{checker_for, HealthMonitor};
 use crate::{Change, Pool};
 
@@ -42,14 +43,23 @@ pub struct PoolBuildError {
     pub reason: String,
 }
 
-/// Every pool of `config`, running. A pool of `previous` with the same name and the same
-/// [`PoolSettings`](crate::PoolSettings) is kept (so health, active counts and ejections
-/// survive a reload) and its static membership is reset to the file's list; any other
-/// pool is built new. Health monitors are started afresh (they keep each member's current
-/// health). Must run inside a tokio runtime.
+/// Every pool of `config`, running. Must run inside a tokio runtime.
+///
+/// Across a reload (`previous` holds the running pools):
+/// - a pool with the same name and [`PoolSettings`](crate::PoolSettings) is kept, so
+///   health, active counts and ejections survive; a static pool's membership is reset to
+///   the file's `backends`;
+/// - a pool with `discovery` is never reset to the file: it keeps its running source
+///   while the discovery settings stay the same, and gets a new source (and keeps its
+///   members until that source's first sync) when they change;
+/// - anything else is built new. Health monitors start afresh (keeping each member's
+///   current health).
+///
+/// New sources run from here; replaced ones run until [`retire_sources`] stops them, so
+/// a reload that fails later leaves the running ones untouched.
 pub fn build_pools(
     config: &Config,
-    previous: &BTreeMap<String, Arc<RunningPool>>,
+    previous: &BTreeMap<&str, &RunningPool>,
 ) -> Result<BTreeMap<String, Arc<RunningPool>>, PoolBuildError> {
     let mut pools = BTreeMap::new();
     for (name, pc) in &config.pools {
@@ -57,20 +67,48 @@ pub fn build_pools(
             pool: name.clone(),
             reason,
         };
-        let reuse = previous
-            .get(name)
-            .filter(|old| old.config.pool_settings() == pc.pool_settings());
-        let pool = match reuse {
-            Some(old) => {
+        let before = previous.get(name.as_str()).copied();
+        let reuse = before.filter(|old| old.config.pool_settings() == pc.pool_settings());
+        let same_source = before.filter(|old| {
+            pc.discovery != Discovery::Static && old.config.discovery == pc.discovery
+        });
+        let start = |pool: &Arc<Pool>| {
+            discovery::start(pool.clone(), &pc.discovery).map_err(|e| err(e.to_string()))
+        };
+        let (pool, source): (Arc<Pool>, Arc<dyn Source>) = match (reuse, same_source) {
+            (Some(old), Some(_)) => (old.handle.pool.clone(), old.handle.source.clone()),
+            (Some(old), None) => {
                 let pool = old.handle.pool.clone();
-                pool.apply(Change::Reset(pc.backends()))
-                    .map_err(|e| err(e.to_string()))?;
-                pool
+                let source = if pc.discovery == Discovery::Static {
+                    pool.apply(Change::Reset(pc.backends()))
+                        .map_err(|e| err(e.to_string()))?;
+                    Arc::new(StaticSource)
+                } else {
+                    start(&pool)?
+                };
+                (pool, source)
             }
-            None => Arc::new(
-                Pool::new(name.clone(), pc.pool_settings(), pc.backends())
-                    .map_err(|e| err(e.to_string()))?,
-            ),
+            (None, _) => {
+                // New settings on a discovered pool: start from its current members
+                // rather than empty while the new source makes its first sync.
+                let initial = match same_source {
+                    Some(old) => old
+                        .handle
+                        .pool
+                        .snapshot()
+                        .members()
+                        .iter()
+                        .map(|m| m.backend().clone())
+                        .collect(),
+                    None => pc.backends(),
+                };
+                let pool = Arc::new(
+                    Pool::new(name.clone(), pc.pool_settings(), initial)
+                        .map_err(|e| err(e.to_string()))?,
+                );
+                let source = start(&pool)?;
+                (pool, source)
+            }
         };
         let health = pc.health_settings();
         let monitor = checker_for(&health)
@@ -81,14 +119,46 @@ pub fn build_pools(
         pools.insert(
             name.clone(),
             Arc::new(RunningPool {
-                handle: PoolHandle {
-                    pool,
-                    source: Arc::new(StaticSource),
-                },
+                handle: PoolHandle { pool, source },
                 config: pc.clone(),
                 monitor,
             }),
         );
     }
     Ok(pools)
+}
+
+fn same_source(a: &Arc<dyn Source>, b: &Arc<dyn Source>) -> bool {
+    std::ptr::addr_eq(Arc::as_ptr(a), Arc::as_ptr(b))
+}
+
+/// Stops the sources of `old` (the pools being replaced) that `new` does not keep, so a
+/// replaced source never races its successor on a shared pool. Call it once the reload
+/// can no longer fail.
+pub fn retire_sources(old: &BTreeMap<&str, &RunningPool>, new: &BTreeMap<&str, &RunningPool>) {
+    for (name, o) in old {
+        let kept = new
+            .get(name)
+            .is_some_and(|n| same_source(&n.handle.source, &o.handle.source));
+        if !kept {
+            o.handle.source.stop();
+        }
+    }
+}
+
+/// Waits (at most `within`) for every pool's source to make its first sync, so a starting
+/// or reloading binary does not serve a discovered pool empty. Sources still waiting are
+/// logged and keep trying in the background.
+pub async fn discovery_ready(pools: &BTreeMap<&str, &RunningPool>, within: Duration) {
+    let sources: Vec<Arc<dyn Source>> = pools.values().map(|p| p.handle.source.clone()).collect();
+    let late = discovery::wait_ready(sources, within).await;
+    for (name, p) in pools {
+        if late.iter().any(|l| same_source(l, &p.handle.source)) {
+            tracing::warn!(
+                pool = %name,
+                source = p.handle.source.kind().as_str(),
+                "no discovery sync yet; serving the pool's current membership meanwhile"
+            );
+        }
+    }
 }

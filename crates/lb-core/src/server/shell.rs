@@ -7,7 +7,12 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
-use super::{AdminServer, ConnectionGauges, Listeners, Reload, ServeError, ServeFn};
+use std::collections::BTreeMap;
+
+use super::{
+    discovery_ready, retire_sources, AdminServer, ConnectionGauges, Listeners, Reload, RunningPool,
+    ServeError, ServeFn,
+};
 use crate::admin::{AdminState, AdminView, MetricsSource};
 use crate::config::Config;
 
@@ -21,9 +26,17 @@ pub trait Generation: Sized + Send + Sync + 'static {
     /// (pools with their live state). Runs inside a tokio runtime.
     fn build(config: &Config, previous: Option<&Self>) -> Result<Self, Self::Error>;
 
-    /// What the admin API shows and changes for this generation.
-    fn admin_view(&self, token: Option<String>) -> AdminView;
+    /// The running pools, by name.
+    fn pools(&self) -> BTreeMap<&str, &RunningPool>;
+
+    /// What the admin API shows and changes for this generation (its pools, by default).
+    fn admin_view(&self, token: Option<String>) -> AdminView {
+        AdminView::from_pools(self.pools().into_iter().map(|(n, p)| (n, &p.handle)), token)
+    }
 }
+
+/// How long start and reload wait for discovered pools' first sync before serving.
+pub const DISCOVERY_WAIT: Duration = Duration::from_secs(2);
 
 /// Why a [`Shell`] could not start or reload.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +69,7 @@ impl<G: Generation> Shell<G> {
         metrics: impl FnOnce(Arc<ArcSwap<G>>, Arc<ConnectionGauges>) -> Arc<dyn MetricsSource>,
     ) -> Result<Shell<G>, ShellError<G::Error>> {
         let first = G::build(&config, None).map_err(ShellError::Build)?;
+        discovery_ready(&first.pools(), DISCOVERY_WAIT).await;
         let current = Arc::new(ArcSwap::from_pointee(first));
         let mut listeners = Listeners::new(serve(current.clone()));
         let extra = metrics(current.clone(), listeners.gauges());
@@ -102,8 +116,13 @@ impl<G: Generation> Shell<G> {
                 "changing this needs a restart; keeping the running value"
             );
         }
-        let next = G::build(&config, Some(&self.current.load())).map_err(ShellError::Build)?;
+        let running = self.current.load_full();
+        let next = G::build(&config, Some(&running)).map_err(ShellError::Build)?;
         self.listeners.sync(&config.listeners).await?;
+        // Past the last failure point: stop the sources being replaced (so they never race
+        // their successors on a shared pool), let the new ones sync, then swap.
+        retire_sources(&running.pools(), &next.pools());
+        discovery_ready(&next.pools(), DISCOVERY_WAIT).await;
         self.admin
             .replace(next.admin_view(config.admin.token.clone()));
         self.current.store(Arc::new(next));

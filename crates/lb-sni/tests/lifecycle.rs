@@ -344,3 +344,56 @@ async fn the_binary_reloads_on_sighup_keeps_serving_a_bad_file_and_drains_on_sig
     assert!(status.success(), "{status:?}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn a_discovered_pool_follows_its_file_through_a_reload() {
+    let a = rec_backend("a", None).await;
+    let b = rec_backend("b", None).await;
+    let dir = temp_dir("discovery");
+    let members = dir.join("web.json");
+    std::fs::write(&members, format!("[\"{}\"]", a.addr)).unwrap();
+    let body = |strategy: &str| {
+        format!(
+            "[[listener]]\nlisten = \"127.0.0.1:0\"\nprotocol = \"http\"\n\
+             [pool.web]\nstrategy = \"{strategy}\"\ndiscovery = {{ kind = \"file\", path = \"{}\" }}\n\
+             [[route]]\npool = \"web\"\n",
+            members.display()
+        )
+    };
+    let mut r = router(&body("round-robin")).await;
+    // Read before the first connection: the file is synced before lb-sni serves.
+    assert_eq!(http_get(r.addr(), "x.test").await.1, "a");
+    let (_, pool) = admin(r.admin, "GET", "/api/v1/pools/web", None).await;
+    assert!(
+        pool.contains("\"source\":\"file\"") && pool.contains("\"last_sync\":\"20"),
+        "{pool}"
+    );
+    // The file owns membership: admin writes are refused.
+    let (code, _) = admin(
+        r.admin,
+        "POST",
+        "/api/v1/pools/web/backends",
+        Some(&format!("{{\"addr\":\"{}\"}}", b.addr)),
+    )
+    .await;
+    assert_eq!(code, 409);
+    // An atomic rename to a new list is followed.
+    let tmp = dir.join("web.json.tmp");
+    std::fs::write(&tmp, format!("[\"{}\"]", b.addr)).unwrap();
+    std::fs::rename(&tmp, &members).unwrap();
+    until("the file's new member", Duration::from_secs(5), || async {
+        http_get(r.addr(), "x.test").await.1 == "b"
+    })
+    .await;
+    // A reload that rebuilds the pool (new strategy) keeps following the file, never the
+    // (empty) `backends` of the config.
+    let config = lb_core::config::Config::parse(
+        &format!("[admin]\nlisten = \"127.0.0.1:0\"\n{}", body("least-conn")),
+        &r.dir.join("lb-sni.toml"),
+        lb_core::config::Binary::Sni,
+    )
+    .unwrap();
+    r.app.as_mut().unwrap().reload(config).await.unwrap();
+    assert_eq!(http_get(r.addr(), "x.test").await.1, "b");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -7,6 +7,8 @@
 # over CONNS connections (lock-step per connection, all connections in flight), and the
 # counters are dumped. Prints Ir/request and the top functions (inclusive and self).
 #
+# Compare two builds by running it twice with LB_PROXY_BIN set to each binary.
+#
 # Env: REQS (default 20000), CONNS (default 64), WARM (default 2000), LB_PROXY_BIN,
 #      KEEP_TMP=1. Loopback only; every process started here is stopped by PID on exit.
 set -euo pipefail
@@ -20,23 +22,10 @@ for t in valgrind callgrind_annotate callgrind_control nginx python3; do
     command -v $t >/dev/null || { echo "callgrind.sh: needs $t" >&2; exit 1; }
 done
 [[ -x $LB ]] || { echo "callgrind.sh: no lb-proxy at $LB (cargo build --release -p lb-proxy -j2)" >&2; exit 1; }
-TMP=$(mktemp -d /tmp/lb-cg.XXXXXX)
-PIDS=()
-cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do
-        for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$p" 2>/dev/null || true
-    done
-    if [[ ${KEEP_TMP:-0} == 1 ]]; then echo "kept $TMP" >&2; else rm -rf "$TMP"; fi
-}
-trap cleanup EXIT
-read -r P_B1 P_B2 P_LB P_ADMIN < <(python3 -c '
-import socket
-s = [socket.socket() for _ in range(4)]
-for x in s: x.bind(("127.0.0.1", 0))
-print(*[x.getsockname()[1] for x in s])')
+NAME=callgrind.sh
+# shellcheck source=benches/lib.sh
+source "$ROOT/benches/lib.sh"
+read -r P_B1 P_B2 P_LB P_ADMIN < <(free_ports 4)
 USER_LINE=""; [[ $(id -u) == 0 ]] && USER_LINE="user root;"
 cat >"$TMP/backend.conf" <<CONF
 $USER_LINE

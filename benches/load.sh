@@ -22,27 +22,11 @@ IDLE_CONNS=${IDLE_CONNS:-1000}
 STRACE=${STRACE:-0}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
-log() { printf '[load.sh %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-# --- tools ----------------------------------------------------------------------------
-need_pkgs=()
-command -v nginx >/dev/null || need_pkgs+=(nginx-light)
-command -v haproxy >/dev/null || need_pkgs+=(haproxy)
-command -v wrk >/dev/null || need_pkgs+=(wrk)
-command -v python3 >/dev/null || need_pkgs+=(python3)
-if ((${#need_pkgs[@]})); then
-    if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
-        log "installing ${need_pkgs[*]} with apt-get"
-        timeout 600 apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq "${need_pkgs[@]}"
-    else
-        die "missing ${need_pkgs[*]}: install them (e.g. sudo apt-get install ${need_pkgs[*]}) or run this script as root"
-    fi
-fi
+NAME=load.sh
+# shellcheck source=benches/lib.sh
+source "$ROOT/benches/lib.sh"
+install_missing nginx:nginx-light haproxy:haproxy wrk:wrk python3:python3
 [[ $STRACE == 1 ]] && ! command -v strace >/dev/null && die "STRACE=1 needs strace"
-PATH=$PATH:/usr/sbin:/sbin
-CLK_TCK=$(getconf CLK_TCK)
 
 # --- lb-proxy binary ------------------------------------------------------------------
 if [[ -n ${LB_PROXY_BIN:-} ]]; then
@@ -54,42 +38,10 @@ else
 fi
 [[ -x $LB ]] || die "lb-proxy binary not found at $LB"
 
-# --- temp dir, cleanup ----------------------------------------------------------------
-TMP=$(mktemp -d /tmp/lb-load.XXXXXX)
-PIDS=()
-cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do
-        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$p" 2>/dev/null || true
-    done
-    if [[ ${KEEP_TMP:-0} == 1 ]]; then log "kept $TMP"; else rm -rf "$TMP"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 (($(ulimit -n) >= IDLE_CONNS * 2 + 256)) || die "open-files limit $(ulimit -n) too low for IDLE_CONNS=$IDLE_CONNS"
 
-# Free loopback ports (bound to port 0, then released).
-read -r P_B1 P_B2 P_LB P_NG P_HA P_ADMIN < <(python3 - <<'EOF'
-import socket
-socks = [socket.socket() for _ in range(6)]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(*[s.getsockname()[1] for s in socks])
-EOF
-)
-
-wait_port() { # port pid name
-    for _ in $(seq 100); do
-        kill -0 "$2" 2>/dev/null || die "$3 exited at start (see $TMP)"
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    die "$3 not listening on $1 after 10 s"
-}
+read -r P_B1 P_B2 P_LB P_NG P_HA P_ADMIN < <(free_ports 6)
 
 USER_LINE=""
 [[ $(id -u) == 0 ]] && USER_LINE="user root;"
@@ -231,21 +183,9 @@ stop_proxy() { # name; by PID, waits until it is gone
 }
 for p in "${PROXIES[@]}"; do start_proxy "$p"; done
 
-# All PIDs of a proxy: the process plus its direct children (nginx workers).
-proc_pids() {
-    local p=${MAINPID[$1]} t
-    echo "$p"
-    for t in /proc/"$p"/task/*/children; do cat "$t" 2>/dev/null; done | tr ' ' '\n' | sed '/^$/d'
-}
-# utime and stime in clock ticks, summed over proc_pids.
-cpu_ticks() {
-    local p u=0 s=0 a b
-    for p in $(proc_pids "$1"); do
-        read -r a b < <(sed 's/.*) //' "/proc/$p/stat" | awk '{print $12, $13}')
-        u=$((u + a)); s=$((s + b))
-    done
-    echo "$u $s"
-}
+# All PIDs of a proxy (nginx workers included), and their CPU ticks.
+proc_pids() { tree_pids "${MAINPID[$1]}"; }
+cpu_ticks() { tree_ticks "${MAINPID[$1]}"; }
 
 # wrk run; appends one TSV row: proxy mode round rps p99_ms cpu_us_per_req kernel_share errors
 RESULTS=$TMP/results.tsv

@@ -78,3 +78,36 @@ tree_ticks() {
 
 CLK_TCK=$(getconf CLK_TCK)
 PATH=$PATH:/usr/sbin:/sbin
+
+# write_lb_toml FILE: the lb config both benchmarks use (lb-proxy and lb-sni read the same
+# shape): one worker, one listener on $P_LB, the admin API on $P_ADMIN, a round-robin pool
+# of the backends on $P_B1 and $P_B2, one catch-all route.
+write_lb_toml() {
+    cat >"$1" <<TOML
+threads = 1
+
+[admin]
+listen = "127.0.0.1:$P_ADMIN"
+
+[[listener]]
+listen = "127.0.0.1:$P_LB"
+idle_timeout = "120s"
+
+[pool.web]
+strategy = "round-robin"
+backends = ["127.0.0.1:$P_B1", "127.0.0.1:$P_B2"]
+
+[[route]]
+host = "*"
+pool = "web"
+TOML
+}
+
+# check_configs LB_BIN: backend.conf, nginx.conf, haproxy.cfg and lb.toml in $TMP are valid.
+check_configs() {
+    log "checking configs"
+    nginx -t -q -p "$TMP" -e "$TMP/check.err" -c "$TMP/backend.conf" || die "backend.conf invalid"
+    nginx -t -q -p "$TMP" -e "$TMP/check.err" -c "$TMP/nginx.conf" || die "nginx.conf invalid"
+    haproxy -c -q -f "$TMP/haproxy.cfg" || die "haproxy.cfg invalid"
+    RUST_LOG=warn "$1" --config "$TMP/lb.toml" --check >/dev/null || die "lb.toml invalid"
+}

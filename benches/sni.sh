@@ -132,30 +132,8 @@ backend be
     server b2 127.0.0.1:$P_B2
 EOF
 
-cat >"$TMP/lb.toml" <<EOF
-threads = 1
-
-[admin]
-listen = "127.0.0.1:$P_ADMIN"
-
-[[listener]]
-listen = "127.0.0.1:$P_LB"
-idle_timeout = "120s"
-
-[pool.web]
-strategy = "round-robin"
-backends = ["127.0.0.1:$P_B1", "127.0.0.1:$P_B2"]
-
-[[route]]
-host = "*"
-pool = "web"
-EOF
-
-log "checking configs"
-nginx -t -q -p "$TMP" -e "$TMP/check.err" -c "$TMP/backend.conf" || die "backend.conf invalid"
-nginx -t -q -p "$TMP" -e "$TMP/check.err" -c "$TMP/nginx.conf" || die "nginx.conf invalid"
-haproxy -c -q -f "$TMP/haproxy.cfg" || die "haproxy.cfg invalid"
-"$LB" --config "$TMP/lb.toml" --check >/dev/null || die "lb.toml invalid"
+write_lb_toml "$TMP/lb.toml"
+check_configs "$LB"
 
 nginx -p "$TMP" -e "$TMP/backend.err" -c "$TMP/backend.conf" 2>>"$TMP/backend.err" &
 PID_BACKEND=$!; PIDS+=("$PID_BACKEND")

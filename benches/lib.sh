@@ -111,3 +111,29 @@ check_configs() {
     haproxy -c -q -f "$TMP/haproxy.cfg" || die "haproxy.cfg invalid"
     RUST_LOG=warn "$1" --config "$TMP/lb.toml" --check >/dev/null || die "lb.toml invalid"
 }
+
+# Run nginx as root's own user when root (its workers read $TMP).
+USER_LINE=""
+[[ $(id -u) == 0 ]] && USER_LINE="user root;"
+
+# nginx_main NAME: the main-context lines of an nginx config: one worker, not a daemon, its
+# pid and error log in $TMP/NAME.pid and $TMP/NAME.err.
+nginx_main() {
+    cat <<CONF
+$USER_LINE
+worker_processes 1;
+worker_rlimit_nofile 16384;
+daemon off;
+pid $TMP/$1.pid;
+error_log $TMP/$1.err warn;
+events { worker_connections 8192; }
+CONF
+}
+
+# nginx_temp_paths DIR: the temp paths nginx would otherwise put under /var/lib/nginx.
+nginx_temp_paths() {
+    local d=$TMP/$1
+    mkdir -p "$d"
+    echo "client_body_temp_path $d/body; proxy_temp_path $d/proxy; fastcgi_temp_path $d/fcgi;"
+    echo "uwsgi_temp_path $d/uwsgi; scgi_temp_path $d/scgi;"
+}

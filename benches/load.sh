@@ -43,26 +43,10 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 read -r P_B1 P_B2 P_LB P_NG P_HA P_ADMIN < <(free_ports 6)
 
-USER_LINE=""
-[[ $(id -u) == 0 ]] && USER_LINE="user root;"
-
-# Paths nginx would otherwise put under /var/lib/nginx.
-nginx_temp_paths() {
-    local d=$TMP/$1
-    mkdir -p "$d"
-    echo "client_body_temp_path $d/body; proxy_temp_path $d/proxy; fastcgi_temp_path $d/fcgi;"
-    echo "uwsgi_temp_path $d/uwsgi; scgi_temp_path $d/scgi;"
-}
 
 # --- backends: one nginx, two ports ---------------------------------------------------
 cat >"$TMP/backend.conf" <<EOF
-$USER_LINE
-worker_processes 1;
-worker_rlimit_nofile 16384;
-daemon off;
-pid $TMP/backend.pid;
-error_log $TMP/backend.err warn;
-events { worker_connections 8192; }
+$(nginx_main backend)
 http {
     access_log off;
     $(nginx_temp_paths backend-tmp)
@@ -75,13 +59,7 @@ EOF
 
 # --- nginx as proxy -------------------------------------------------------------------
 cat >"$TMP/nginx.conf" <<EOF
-$USER_LINE
-worker_processes 1;
-worker_rlimit_nofile 16384;
-daemon off;
-pid $TMP/nginx.pid;
-error_log $TMP/nginx.err warn;
-events { worker_connections 8192; }
+$(nginx_main nginx)
 http {
     access_log off;
     $(nginx_temp_paths nginx-tmp)

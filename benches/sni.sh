@@ -52,26 +52,11 @@ mkdir -p "$TMP/www"
 echo hello >"$TMP/www/index.txt"
 head -c "$((BIG_MB << 20))" /dev/zero >"$TMP/www/big"
 
-USER_LINE=""
-[[ $(id -u) == 0 ]] && USER_LINE="user root;"
-temp_paths() {
-    local d=$TMP/$1
-    mkdir -p "$d"
-    echo "client_body_temp_path $d/body; proxy_temp_path $d/proxy; fastcgi_temp_path $d/fcgi;"
-    echo "uwsgi_temp_path $d/uwsgi; scgi_temp_path $d/scgi;"
-}
-
 cat >"$TMP/backend.conf" <<EOF
-$USER_LINE
-worker_processes 1;
-worker_rlimit_nofile 16384;
-daemon off;
-pid $TMP/backend.pid;
-error_log $TMP/backend.err warn;
-events { worker_connections 8192; }
+$(nginx_main backend)
 http {
     access_log off;
-    $(temp_paths backend-tmp)
+    $(nginx_temp_paths backend-tmp)
     sendfile on;
     keepalive_requests 10000000;
     keepalive_timeout 120s;
@@ -87,14 +72,8 @@ http {
 EOF
 
 cat >"$TMP/nginx.conf" <<EOF
-$USER_LINE
 load_module /usr/lib/nginx/modules/ngx_stream_module.so;
-worker_processes 1;
-worker_rlimit_nofile 16384;
-daemon off;
-pid $TMP/nginx.pid;
-error_log $TMP/nginx.err warn;
-events { worker_connections 8192; }
+$(nginx_main nginx)
 stream {
     map \$ssl_preread_server_name \$pool {
         default backends;

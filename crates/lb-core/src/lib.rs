@@ -62,7 +62,8 @@
 //! ## Features
 //! `runtime` (tokio background work), `http` (HTTP probes and directory), `tls` (HTTPS
 //! probes), `config` (TOML model), `admin` (admin API and metrics), `discovery` (file,
-//! DNS and Redis membership sources). With `default-features = false` the crate is pools,
+//! DNS and Redis membership sources), `server` (running pools, listeners, reload and drain
+//! for a binary: [`server`]). With `default-features = false` the crate is pools,
 //! strategies and health state only.
 
 #![forbid(unsafe_code)]

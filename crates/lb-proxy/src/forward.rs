@@ -9,7 +9,7 @@
 
 use std::borrow::Cow;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -21,6 +21,7 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::http::request::Parts;
 use hyper::{Method, Request, Response, StatusCode, Uri, Version};
+use lb_core::config::{any_contains, Cidr};
 use lb_core::hash;
 use lb_core::metrics::Reason;
 use lb_core::name::normalize_name;
@@ -36,10 +37,13 @@ use crate::upstream::{Conn, Upstreams};
 pub const REPLAY_LIMIT: u64 = 64 * 1024;
 
 /// Facts about the client connection a request came on.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct ConnInfo {
-    /// The client's address.
+    /// The peer's address (the client, or a proxy in front).
     pub client: SocketAddr,
+    /// The listener's `trusted_proxies`, when it has any: then `X-Forwarded-For` from a
+    /// peer inside them names the client, and from any other peer it is dropped.
+    pub trusted: Option<Arc<[Cidr]>>,
     /// True on TLS listeners.
     pub tls: bool,
     /// `max_body_bytes` of the listener (0 = unlimited).
@@ -106,7 +110,7 @@ async fn handle_request(
         tries: 0,
         error: None,
     };
-    let resp = match proxy(&rt, conn, req, &mut out).await {
+    let resp = match proxy(&rt, &conn, req, &mut out).await {
         Ok(r) => r,
         Err(reason) => {
             out.error = Some(reason);
@@ -167,7 +171,7 @@ fn is_idempotent(m: &Method) -> bool {
 
 async fn proxy(
     rt: &Runtime,
-    conn: ConnInfo,
+    conn: &ConnInfo,
     req: Request<Incoming>,
     out: &mut Handled,
 ) -> Result<Response<RespBody>, Reason> {
@@ -225,7 +229,10 @@ async fn proxy(
         }
     };
     let replayable = !matches!(body, ReqBody::Stream { .. });
-    let ip = IpText::new(conn.client.ip());
+    let peer = IpText::new(conn.client.ip());
+    let real = real_client(conn, &parts.headers);
+    let client_ip = real.map(IpText::new);
+    let ip = client_ip.as_ref().unwrap_or(&peer);
     let key: &[u8] = match &route.target {
         Target::Pool(p) => key::extract(p.key(), &parts, &host).unwrap_or(ip.as_bytes()),
         Target::Directory(_) => ip.as_bytes(),
@@ -237,7 +244,7 @@ async fn proxy(
         _ => shared_value(&[host.as_bytes()]),
     };
     let host_header = host_from_uri.then_some(host_value.clone());
-    prepare_headers(&mut parts, route, &conn, &ip, host_header, forwarded_host);
+    prepare_headers(&mut parts, route, conn, &peer, host_header, forwarded_host);
     let uri = upstream_uri(&parts.uri, route)?;
     let mut ctx = Exchange {
         method: &parts.method,
@@ -381,6 +388,33 @@ fn request_id() -> HeaderValue {
     shared_value(&[&buf]).unwrap_or_else(|| HeaderValue::from_static("0"))
 }
 
+/// The client behind trusted proxies: when the peer is inside the listener's
+/// `trusted_proxies`, the rightmost `X-Forwarded-For` address that is not itself trusted
+/// (the leftmost one if all are); `None` means the peer itself. An unparsable entry stops
+/// the walk at the last good address. No allocation.
+fn real_client(conn: &ConnInfo, headers: &HeaderMap) -> Option<IpAddr> {
+    let trusted = conn.trusted.as_deref()?;
+    if !any_contains(trusted, conn.client.ip()) {
+        return None;
+    }
+    let mut client = None;
+    for value in headers.get_all(&X_FORWARDED_FOR).iter().rev() {
+        let Ok(text) = value.to_str() else {
+            return client;
+        };
+        for part in text.rsplit(',') {
+            let Ok(ip) = part.trim().parse::<IpAddr>() else {
+                return client;
+            };
+            client = Some(ip);
+            if !any_contains(trusted, ip) {
+                return client;
+            }
+        }
+    }
+    client
+}
+
 /// Sets the forwarding headers (`host_header`: a Host to send when the client gave the
 /// authority only in the URI; `forwarded_host`: the normalised host) and the route's edits.
 fn prepare_headers(
@@ -395,9 +429,19 @@ fn prepare_headers(
     // Room for the four forwarding headers at once, instead of regrowing per insert.
     h.reserve(4);
     strip_hop_by_hop(h);
-    let xff = match h.get(&X_FORWARDED_FOR).map(HeaderValue::as_bytes) {
-        Some(prev) if !prev.is_empty() => shared_value(&[prev, b", ", ip.as_bytes()]),
-        _ => shared_value(&[ip.as_bytes()]),
+    // With `trusted_proxies` set, a chain from any other peer is a spoofing attempt: only
+    // the peer is sent. Without it, the chain is appended to as it comes (SPEC).
+    let believed = match &conn.trusted {
+        Some(t) => any_contains(t, conn.client.ip()),
+        None => true,
+    };
+    let prev = h
+        .get(&X_FORWARDED_FOR)
+        .map(HeaderValue::as_bytes)
+        .filter(|p| believed && !p.is_empty());
+    let xff = match prev {
+        Some(prev) => shared_value(&[prev, b", ", ip.as_bytes()]),
+        None => shared_value(&[ip.as_bytes()]),
     };
     if let Some(v) = xff {
         h.insert(X_FORWARDED_FOR, v);

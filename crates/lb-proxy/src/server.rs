@@ -50,6 +50,8 @@ pub async fn serve(
         .keep_alive(true);
     builder.http2().timer(TokioTimer::new());
     let max_body = cfg.max_body_bytes.map_or(0, |n| n.get());
+    let trusted: Option<Arc<[lb_core::config::Cidr]>> =
+        (!cfg.trusted_proxies.is_empty()).then(|| cfg.trusted_proxies.clone().into());
     tokio::pin!(shutdown);
     loop {
         // At the limit, stop accepting until a connection ends.
@@ -71,6 +73,7 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let info = ConnInfo {
             client,
+            trusted: trusted.clone(),
             tls: false,
             max_body,
             max_header: cfg.max_header_bytes.get() as u64,
@@ -88,6 +91,8 @@ pub async fn serve(
             let guard = shared.enter();
             let connect = req.method() == hyper::Method::CONNECT;
             let rt = rt.load_full();
+            // A copy and, only behind trusted proxies, one reference count.
+            let info = info.clone();
             async move {
                 let resp = forward::handle(rt, info, req).await;
                 let status = resp.status();

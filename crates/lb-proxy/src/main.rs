@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use lb_core::config::{Binary, Config};
 use lb_core::server::{self, Cli};
-use lb_proxy::{app::App, demo};
+use lb_proxy::{app, demo};
 
 const USAGE: &str = "usage: lb-proxy --config FILE [--check] | lb-proxy --demo";
 const GRACE: Duration = Duration::from_secs(30);
@@ -93,7 +93,7 @@ async fn run(path: Option<PathBuf>) -> Result<(), String> {
             demo::config(&b, "127.0.0.1:8080", "127.0.0.1:9091")?
         }
     };
-    let mut app = App::start(config).await.map_err(|e| e.to_string())?;
+    let mut app = app::start(config).await.map_err(|e| e.to_string())?;
     if path.is_none() {
         if let Some(l) = app.listen_addrs().first() {
             println!("{}", demo::instructions(*l, app.admin_addr()));

@@ -63,7 +63,8 @@ struct Log {
     local: SocketAddr,
     name: Option<String>,
     alpn: String,
-    target: Option<String>,
+    /// The route's pool or directory (a reference count, not a copy of its name).
+    target: Option<Target>,
     backend: Option<SocketAddr>,
     tries: u32,
     moved: tunnel::Moved,
@@ -80,7 +81,7 @@ impl Log {
             protocol = protocol.as_str(),
             name = self.name.as_deref().unwrap_or("-"),
             alpn = %self.alpn,
-            route = self.target.as_deref().unwrap_or("-"),
+            route = self.target.as_ref().map_or("-", Target::name),
             backend = %self.backend.map_or_else(|| "-".to_owned(), |a| a.to_string()),
             tries = self.tries,
             bytes_in = self.moved.up,
@@ -169,7 +170,7 @@ async fn serve(client: &mut TcpStream, ctx: &Ctx, log: &mut Log) -> Result<(), R
         }
     };
     ctx.metrics.peek.observe(log.started.elapsed());
-    log.target = Some(routed.target.name().to_owned());
+    log.target = Some(routed.target.clone());
 
     let local = log.local;
     match &routed.target {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use lb_core::config::{Binary, Config};
 use lb_core::server::{self, Cli};
-use lb_sni::app::App;
+use lb_sni::app;
 
 const USAGE: &str = "usage: lb-sni --config FILE [--check]";
 const GRACE: Duration = Duration::from_secs(30);
@@ -54,7 +54,7 @@ fn main() -> ExitCode {
         }
     };
     rt.block_on(async move {
-        let mut app = match App::start(config).await {
+        let mut app = match app::start(config).await {
             Ok(a) => a,
             Err(e) => {
                 eprintln!("lb-sni: {e}");

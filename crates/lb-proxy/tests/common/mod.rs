@@ -19,7 +19,7 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use lb_core::config::{Binary, Config};
-use lb_proxy::app::App;
+use lb_proxy::app::{self, App};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
@@ -255,7 +255,7 @@ pub async fn proxy(rest: &str) -> Proxy {
 
 /// Starts the proxy from a whole config text.
 pub async fn proxy_text(text: &str) -> Proxy {
-    let app = App::start(parse(text)).await.expect("proxy starts");
+    let app = app::start(parse(text)).await.expect("proxy starts");
     let addr = app.listen_addrs()[0];
     let admin = app.admin_addr();
     Proxy { app, addr, admin }

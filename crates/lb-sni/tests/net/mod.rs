@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use lb_core::config::{Binary, Config};
-use lb_sni::app::App;
+use lb_sni::app::{self, App};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -246,7 +246,7 @@ pub async fn router(body: &str) -> Router {
     let path = dir.join("lb-sni.toml");
     std::fs::write(&path, &text).unwrap();
     let config = Config::parse(&text, &path, Binary::Sni).unwrap_or_else(|e| panic!("{e}\n{text}"));
-    let app = App::start(config).await.unwrap();
+    let app = app::start(config).await.unwrap();
     Router {
         addrs: app.listen_addrs(),
         admin: app.admin_addr(),

@@ -194,7 +194,7 @@ enum RingCmd {
         /// Clients served at once.
         #[arg(long, default_value_t = 10_000)]
         max_connections: usize,
-        /// Worker threads (1: a single-threaded event loop, like redis-server).
+        /// Worker threads (1: a single-threaded event loop, like redis-server; 0: one per core).
         #[arg(long, default_value_t = 1)]
         threads: usize,
     },
@@ -268,19 +268,6 @@ fn main() -> ExitCode {
     }
 }
 
-fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
-    if threads <= 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads)
-            .enable_all()
-            .build()
-    }
-}
-
 fn admin_command(cmd: Cmd) -> ExitCode {
     let args = match &cmd {
         Cmd::Pools { admin }
@@ -297,7 +284,7 @@ fn admin_command(cmd: Cmd) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let rt = match runtime(1) {
+    let rt = match lb_core::rt::runtime(1) {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("lb: cannot start the async runtime: {e}");
@@ -442,7 +429,7 @@ fn ring_serve(listen: &str, threads: usize, opts: ServeOptions) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let rt = match runtime(threads) {
+    let rt = match lb_core::rt::runtime(threads) {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("lb ring serve: cannot start the async runtime: {e}");

@@ -57,6 +57,7 @@
 //!   monitors, listeners that follow reloads, the admin listener, signals and drain.
 //! - [`proxy_protocol`]: PROXY protocol v1/v2 headers, written and parsed.
 //! - [`resp`]: a bounded, incremental RESP2/RESP3 codec.
+//! - [`rt`]: the tokio runtime for a `threads` setting.
 //! - [`config`]: the TOML config model of both binaries, validated into runtime types.
 //!
 //! ## Features
@@ -92,6 +93,8 @@ pub mod health;
 pub mod resolve;
 #[cfg(feature = "runtime")]
 pub mod resp;
+#[cfg(feature = "runtime")]
+pub mod rt;
 #[cfg(feature = "server")]
 pub mod server;
 

@@ -11,6 +11,7 @@ mod listeners;
 mod pools;
 mod shell;
 
+pub use crate::rt::runtime;
 pub use listeners::{
     accept_loop, ConnectionGauges, Listeners, LiveListenerConfig, ServeFn, Shutdown,
 };
@@ -70,22 +71,6 @@ impl AdminServer {
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
-}
-
-/// A tokio runtime for `threads` workers: `1` gives a current-thread runtime (tasks wake
-/// each other without cross-thread hand-offs; the benchmark setting), `0` one worker per
-/// core, any other number that many.
-pub fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
-    let mut b = if threads == 1 {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        let mut b = tokio::runtime::Builder::new_multi_thread();
-        if threads > 1 {
-            b.worker_threads(threads);
-        }
-        b
-    };
-    b.enable_all().build()
 }
 
 /// A running binary that can take a new, validated config.

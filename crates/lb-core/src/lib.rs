@@ -72,6 +72,8 @@
 #![warn(missing_docs)]
 
 pub mod backend;
+#[cfg(feature = "tls")]
+pub mod certs;
 pub mod clock;
 mod error;
 pub mod hash;

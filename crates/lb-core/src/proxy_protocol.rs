@@ -392,6 +392,54 @@ fn parse_v2(buf: &[u8]) -> Result<Parsed, ParseError> {
     })
 }
 
+/// Why [`read_header`] found no header.
+#[cfg(feature = "runtime")]
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The bytes are not a valid header.
+    #[error(transparent)]
+    Parse(#[from] ParseError),
+    /// The peer closed before a whole header.
+    #[error("connection closed inside the PROXY header")]
+    Eof,
+    /// Reading failed.
+    #[error("reading the PROXY header: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Reads one PROXY header off `stream` and not a byte more: what follows it stays in the
+/// socket for whoever reads next (a TLS handshake, an HTTP parser). Peeks, then consumes
+/// only header bytes, so a slow sender costs reads, never a busy loop. The caller bounds
+/// the time it may take.
+#[cfg(feature = "runtime")]
+pub async fn read_header(stream: &mut tokio::net::TcpStream) -> Result<Parsed, ReadError> {
+    use tokio::io::AsyncReadExt;
+    let mut buf: Vec<u8> = Vec::new();
+    let mut peeked = [0u8; 512];
+    loop {
+        let n = stream.peek(&mut peeked).await?;
+        if n == 0 {
+            return Err(ReadError::Eof);
+        }
+        let have = buf.len();
+        buf.extend_from_slice(&peeked[..n]);
+        match parse(&buf) {
+            Ok(p) => {
+                // `parse` never reads past the header: these bytes are all its own.
+                buf.truncate(have);
+                buf.resize(p.consumed, 0);
+                stream.read_exact(&mut buf[have..]).await?;
+                return Ok(p);
+            }
+            Err(ParseError::Incomplete) => {
+                // Everything peeked belongs to the header: take it and wait for more.
+                stream.read_exact(&mut buf[have..]).await?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -52,10 +52,10 @@ use hyper::body::{Body, Frame, SizeHint};
 use lb_core::metrics::{Reason, ReasonCounters};
 use pin_project_lite::pin_project;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 
 use crate::head::{Phase, Tracker, Violation};
+use crate::stream::ClientStream;
 
 /// How long a connection refused with a canned answer keeps draining input before it is
 /// dropped, so the client can read the answer.
@@ -196,7 +196,7 @@ enum Closing {
 
 /// The client stream as hyper sees it. See the module docs.
 pub struct ClientIo {
-    io: TcpStream,
+    io: ClientStream,
     /// The first read is hyper-util's HTTP/2 version probe: answered by a peek (see
     /// [`sniff`](crate::sniff)).
     first: bool,
@@ -239,7 +239,7 @@ enum Expiry {
 impl ClientIo {
     /// Wraps an accepted client stream; `header_timeout` runs from now.
     pub fn new(
-        io: TcpStream,
+        io: ClientStream,
         client: SocketAddr,
         limits: Limits,
         shared: Arc<Shared>,
@@ -247,8 +247,8 @@ impl ClientIo {
     ) -> ClientIo {
         let deadline = Instant::now() + limits.header_timeout;
         ClientIo {
+            first: io.is_plain(),
             io,
-            first: true,
             timer: Box::pin(tokio::time::sleep_until(deadline)),
             armed: Some(deadline),
             timer_waker: None,

@@ -29,4 +29,5 @@ pub mod key;
 pub mod server;
 pub mod sniff;
 pub mod state;
+pub mod stream;
 pub mod upstream;

@@ -13,14 +13,19 @@ use arc_swap::ArcSwap;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use lb_core::config::ListenerConfig;
-use tokio::net::TcpListener;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use lb_core::config::{any_contains, Cidr, ListenerConfig};
+use lb_core::metrics::Reason;
+use lb_core::proxy_protocol;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tokio::time::{Duration, Instant};
+use tokio_rustls::TlsAcceptor;
 
 use crate::conn::{ClientIo, Limits, Shared, Tracked};
 use crate::forward::{self, ConnInfo};
 use crate::state::Runtime;
+use crate::stream::ClientStream;
 
 /// Serves one listener, counting open client connections in `active`, until `shutdown` resolves, then waits for in-flight connections
 /// (the caller bounds the wait).
@@ -49,8 +54,9 @@ pub async fn serve(
         .max_buf_size(limits.max_header_bytes.saturating_add(1).max(8192))
         .keep_alive(true);
     builder.http2().timer(TokioTimer::new());
+    let builder = Arc::new(builder);
     let max_body = cfg.max_body_bytes.map_or(0, |n| n.get());
-    let trusted: Option<Arc<[lb_core::config::Cidr]>> =
+    let trusted: Option<Arc<[Cidr]>> =
         (!cfg.trusted_proxies.is_empty()).then(|| cfg.trusted_proxies.clone().into());
     tokio::pin!(shutdown);
     loop {
@@ -71,52 +77,135 @@ pub async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
-        let info = ConnInfo {
+        let rt = runtime.clone();
+        let acceptor = rt.load().tls.get(&cfg.listen).cloned();
+        let first = Handshake {
+            accept_proxy: cfg.accept_proxy_protocol,
+            trusted: trusted.clone(),
+            acceptor,
+            header_timeout: cfg.header_timeout,
+        };
+        let base = ConnInfo {
             client,
             trusted: trusted.clone(),
             tls: false,
             max_body,
             max_header: cfg.max_header_bytes.get() as u64,
         };
-        let rt = runtime.clone();
-        let shared = Arc::new(Shared::default());
-        let io = ClientIo::new(
-            stream,
-            client,
-            limits,
-            shared.clone(),
-            runtime.load().errors.clone(),
-        );
-        let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-            let guard = shared.enter();
-            let connect = req.method() == hyper::Method::CONNECT;
-            let rt = rt.load_full();
-            // A copy and, only behind trusted proxies, one reference count.
-            let info = info.clone();
-            async move {
-                let resp = forward::handle(rt, info, req).await;
-                let status = resp.status();
-                if status == hyper::StatusCode::SWITCHING_PROTOCOLS
-                    || (connect && status.is_success())
-                {
-                    guard.upgraded();
-                }
-                Ok::<_, std::convert::Infallible>(resp.map(|b| Tracked::new(b, guard)))
-            }
-        });
-        let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(io), svc)
-            .into_owned();
-        let conn = graceful.watch(conn);
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
         let active = active.clone();
         active.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(client = %client, error = %e, "client connection ended");
+            if let Some((io, info)) = first.run(stream, base, &rt).await {
+                serve_connection(io, info, limits, rt, builder, watcher).await;
             }
             active.fetch_sub(1, Ordering::Relaxed);
             drop(permit);
         });
     }
     graceful.shutdown().await;
+}
+
+/// What happens on a new connection before HTTP: the PROXY header, then the TLS
+/// handshake, each within the listener's `header_timeout`.
+struct Handshake {
+    accept_proxy: bool,
+    trusted: Option<Arc<[Cidr]>>,
+    acceptor: Option<TlsAcceptor>,
+    header_timeout: Duration,
+}
+
+impl Handshake {
+    /// The client stream ready for HTTP and the facts about it; `None` when the
+    /// connection was refused (closed without a word: nothing HTTP can be said yet).
+    async fn run(
+        self,
+        mut stream: TcpStream,
+        mut info: ConnInfo,
+        rt: &ArcSwap<Runtime>,
+    ) -> Option<(ClientStream, ConnInfo)> {
+        let deadline = Instant::now() + self.header_timeout;
+        let peer = info.client;
+        if self.accept_proxy {
+            if let Some(t) = &self.trusted {
+                if !any_contains(t, peer.ip()) {
+                    tracing::debug!(peer = %peer, "PROXY header expected from an untrusted peer: closed");
+                    rt.load().errors.inc(Reason::BadRequest);
+                    return None;
+                }
+            }
+            match tokio::time::timeout_at(deadline, proxy_protocol::read_header(&mut stream)).await
+            {
+                Ok(Ok(parsed)) => {
+                    if let Some(src) = parsed.src {
+                        info.client = src;
+                    }
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!(peer = %peer, error = %e, "no PROXY header: closed");
+                    rt.load().errors.inc(Reason::BadRequest);
+                    return None;
+                }
+                Err(_) => {
+                    rt.load().errors.inc(Reason::HeaderTimeout);
+                    return None;
+                }
+            }
+        }
+        let Some(acceptor) = self.acceptor else {
+            return Some((ClientStream::Plain(stream), info));
+        };
+        match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
+            Ok(Ok(tls)) => {
+                info.tls = true;
+                Some((ClientStream::Tls(Box::new(tls)), info))
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(client = %info.client, error = %e, "TLS handshake failed");
+                None
+            }
+            Err(_) => {
+                tracing::debug!(client = %info.client, "TLS handshake timed out");
+                rt.load().errors.inc(Reason::HeaderTimeout);
+                None
+            }
+        }
+    }
+}
+
+/// Serves HTTP/1.1 and HTTP/2 on one client stream until it closes or the listener drains.
+async fn serve_connection(
+    io: ClientStream,
+    info: ConnInfo,
+    limits: Limits,
+    rt: Arc<ArcSwap<Runtime>>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    watcher: Watcher,
+) {
+    let client = info.client;
+    let shared = Arc::new(Shared::default());
+    let io = ClientIo::new(io, client, limits, shared.clone(), rt.load().errors.clone());
+    let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        let guard = shared.enter();
+        let connect = req.method() == hyper::Method::CONNECT;
+        let rt = rt.load_full();
+        // A copy and, only behind trusted proxies, one reference count.
+        let info = info.clone();
+        async move {
+            let resp = forward::handle(rt, info, req).await;
+            let status = resp.status();
+            if status == hyper::StatusCode::SWITCHING_PROTOCOLS || (connect && status.is_success())
+            {
+                guard.upgraded();
+            }
+            Ok::<_, std::convert::Infallible>(resp.map(|b| Tracked::new(b, guard)))
+        }
+    });
+    let conn = builder
+        .serve_connection_with_upgrades(TokioIo::new(io), svc)
+        .into_owned();
+    if let Err(e) = watcher.watch(conn).await {
+        tracing::debug!(client = %client, error = %e, "client connection ended");
+    }
 }

@@ -5,15 +5,19 @@
 //! counts, ejections) survives; their static membership is reset to the file's list.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::header::{HeaderName, HeaderValue};
+use lb_core::certs::CertError;
 use lb_core::config::{Config, Directory, KeySpec, RetryBudget, RouteTarget};
 use lb_core::metrics::ReasonCounters;
 use lb_core::name::HostPattern;
 use lb_core::server::{build_pools, Generation, PoolBuildError, RunningPool};
+
+use tokio_rustls::TlsAcceptor;
 
 use crate::upstream::{spawn_sweeper, Upstreams};
 
@@ -91,6 +95,9 @@ pub struct Runtime {
     pub directories: BTreeMap<String, Arc<DirectoryTarget>>,
     /// Errors by reason (shared across generations).
     pub errors: Arc<ReasonCounters>,
+    /// TLS of the terminating listeners, by configured address: certificates are read
+    /// when a generation is built, so a reload picks up renewed files.
+    pub tls: BTreeMap<SocketAddr, TlsAcceptor>,
 }
 
 /// Why a runtime could not be built from a valid config.
@@ -102,6 +109,14 @@ pub enum BuildError {
     /// A resolver could not be built.
     #[error(transparent)]
     Resolver(#[from] lb_core::config::BuildError),
+    /// A listener's certificates could not be loaded.
+    #[error("listener {listen}: {source}")]
+    Tls {
+        /// The listener.
+        listen: SocketAddr,
+        /// What is wrong with which file.
+        source: CertError,
+    },
     /// A header in set_headers/remove_headers.
     #[error("route[{route}]: bad header {name:?}")]
     Header {
@@ -182,11 +197,23 @@ impl Runtime {
                 remove_headers,
             });
         }
+        let mut tls = BTreeMap::new();
+        for l in &config.listeners {
+            if let Some(files) = &l.tls {
+                let server =
+                    lb_core::certs::server_config(files).map_err(|source| BuildError::Tls {
+                        listen: l.listen,
+                        source,
+                    })?;
+                tls.insert(l.listen, TlsAcceptor::from(server));
+            }
+        }
         Ok(Runtime {
             routes,
             pools,
             directories,
             errors,
+            tls,
         })
     }
 

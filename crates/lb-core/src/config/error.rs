@@ -267,6 +267,9 @@ pub enum Problem {
         /// The OS error.
         error: String,
     },
+    /// A certificate or key file that does not hold what TLS needs.
+    #[error("{0}")]
+    Certificate(String),
     /// The same value twice where it must be unique.
     #[error("duplicate {what} {value}")]
     Duplicate {

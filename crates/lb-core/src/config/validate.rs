@@ -408,6 +408,8 @@ fn listener_tls(
         }
     };
     let mut certs = Vec::new();
+    #[cfg(feature = "tls")]
+    let single = t.certs.is_none();
     match (t.cert, t.key, t.certs) {
         (Some(cert), Some(k), None) => certs.push(CertKey {
             cert: c.readable(&key.key("cert"), &cert),
@@ -435,5 +437,22 @@ fn listener_tls(
             Problem::Invalid("TLS needs cert and key (or certs = [{ cert, key }, ...])"),
         ),
     }
-    Some(TlsFiles { certs, min_version })
+    let files = TlsFiles { certs, min_version };
+    // Only when every file could be opened: else the error above says why already.
+    #[cfg(feature = "tls")]
+    if files
+        .certs
+        .iter()
+        .all(|p| p.cert.is_file() && p.key.is_file())
+    {
+        if let Err((i, e)) = crate::certs::check(&files) {
+            let at = if single {
+                key.clone()
+            } else {
+                key.key("certs").index(i)
+            };
+            c.fail(at, Problem::Certificate(e.to_string()));
+        }
+    }
+    Some(files)
 }

@@ -9,8 +9,11 @@
 # by wrk's request count). Then a python client opens IDLE_CONNS idle keep-alive connections
 # (one request each, kept open) and we record (VmRSS after - VmRSS before) / IDLE_CONNS.
 # Each figure is the median of REPEAT rounds; proxies are interleaved inside a round.
+# With TLS=1 (the default) each proxy also terminates TLS on a second port with the same
+# ECDSA P-256 certificate (TLS 1.3, session caches on, HTTP/1.1 as wrk speaks no ALPN), and
+# the two wrk loads run again over HTTPS.
 #
-# Env: DURATION (s, default 10), REPEAT (default 1), IDLE_CONNS (default 1000),
+# Env: DURATION (s, default 10), REPEAT (default 1), IDLE_CONNS (default 1000), TLS (1/0),
 #      LB_PROXY_BIN (skip the cargo build), STRACE=1 (syscalls per request, keep-alive,
 #      3 s under strace -c -f; separate from the measured runs), KEEP_TMP=1.
 # Loopback only; every process started here is stopped by PID on exit.
@@ -20,12 +23,13 @@ DURATION=${DURATION:-10}
 REPEAT=${REPEAT:-1}
 IDLE_CONNS=${IDLE_CONNS:-1000}
 STRACE=${STRACE:-0}
+TLS=${TLS:-1}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 NAME=load.sh
 # shellcheck source=benches/lib.sh
 source "$ROOT/benches/lib.sh"
-install_missing nginx:nginx-light haproxy:haproxy wrk:wrk python3:python3
+install_missing nginx:nginx-light haproxy:haproxy wrk:wrk python3:python3 openssl:openssl
 [[ $STRACE == 1 ]] && ! command -v strace >/dev/null && die "STRACE=1 needs strace"
 
 # --- lb-proxy binary ------------------------------------------------------------------
@@ -41,7 +45,13 @@ fi
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 (($(ulimit -n) >= IDLE_CONNS * 2 + 256)) || die "open-files limit $(ulimit -n) too low for IDLE_CONNS=$IDLE_CONNS"
 
-read -r P_B1 P_B2 P_LB P_NG P_HA P_ADMIN < <(free_ports 6)
+read -r P_B1 P_B2 P_LB P_NG P_HA P_ADMIN P_LBS P_NGS P_HAS < <(free_ports 9)
+
+# --- one certificate for the three TLS listeners --------------------------------------
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -subj /CN=bench.local -addext subjectAltName=DNS:bench.local \
+    -keyout "$TMP/key.pem" -out "$TMP/cert.pem" 2>/dev/null || die "openssl req failed"
+cat "$TMP/cert.pem" "$TMP/key.pem" >"$TMP/combined.pem"
 
 
 # --- backends: one nginx, two ports ---------------------------------------------------
@@ -71,8 +81,12 @@ http {
         keepalive 64;
         keepalive_requests 10000000;
     }
+    ssl_session_cache shared:SSL:10m;
     server {
         listen 127.0.0.1:$P_NG;
+        listen 127.0.0.1:$P_NGS ssl;
+        ssl_certificate $TMP/cert.pem;
+        ssl_certificate_key $TMP/key.pem;
         location / {
             proxy_pass http://backends;
             proxy_http_version 1.1;
@@ -98,6 +112,7 @@ defaults
     timeout http-keep-alive 120s
 frontend fe
     bind 127.0.0.1:$P_HA
+    bind 127.0.0.1:$P_HAS ssl crt $TMP/combined.pem
     default_backend be
 backend be
     balance roundrobin
@@ -106,6 +121,13 @@ backend be
 EOF
 
 write_lb_toml "$TMP/lb.toml"
+cat >>"$TMP/lb.toml" <<TOML
+
+[[listener]]
+listen = "127.0.0.1:$P_LBS"
+idle_timeout = "120s"
+tls = { cert = "$TMP/cert.pem", key = "$TMP/key.pem" }
+TOML
 check_configs "$LB"
 
 # --- start everything -----------------------------------------------------------------
@@ -115,6 +137,7 @@ wait_port "$P_B1" "$PID_BACKEND" backends; wait_port "$P_B2" "$PID_BACKEND" back
 
 PROXIES=(lb-proxy nginx haproxy)
 declare -A PORT=([lb-proxy]=$P_LB [nginx]=$P_NG [haproxy]=$P_HA)
+declare -A TLS_PORT=([lb-proxy]=$P_LBS [nginx]=$P_NGS [haproxy]=$P_HAS)
 declare -A MAINPID=()
 
 start_proxy() { # name; a fresh process, listening
@@ -146,11 +169,18 @@ cpu_ticks() { tree_ticks "${MAINPID[$1]}"; }
 RESULTS=$TMP/results.tsv
 : >"$RESULTS"
 run_wrk() { # proxy mode round
-    local proxy=$1 mode=$2 round=$3 args out u0 s0 u1 s1
-    if [[ $mode == keepalive ]]; then args=(-t1 -c64); else args=(-t1 -c32 -H "Connection: close"); fi
+    local proxy=$1 mode=$2 round=$3 args out u0 s0 u1 s1 url
+    case $mode in
+    keepalive | tls-keepalive) args=(-t1 -c64) ;;
+    *) args=(-t1 -c32 -H "Connection: close") ;;
+    esac
+    case $mode in
+    tls-*) url="https://127.0.0.1:${TLS_PORT[$proxy]}/" ;;
+    *) url="http://127.0.0.1:${PORT[$proxy]}/" ;;
+    esac
     read -r u0 s0 < <(cpu_ticks "$proxy")
-    out=$(timeout $((DURATION + 30)) wrk "${args[@]}" -d"${DURATION}s" --latency \
-        "http://127.0.0.1:${PORT[$proxy]}/") || die "wrk failed against $proxy"
+    out=$(timeout $((DURATION + 30)) wrk "${args[@]}" -d"${DURATION}s" --latency "$url") \
+        || die "wrk failed against $proxy ($mode)"
     read -r u1 s1 < <(cpu_ticks "$proxy")
     echo "$out" >"$TMP/wrk-$proxy-$mode-$round.txt"
     python3 - "$proxy" "$mode" "$round" $((u1 - u0)) $((s1 - s0)) "$CLK_TCK" \
@@ -240,6 +270,9 @@ warm_up() {
     local p
     for p in "${PROXIES[@]}"; do
         timeout 30 wrk -t1 -c64 -d1s "http://127.0.0.1:${PORT[$p]}/" >/dev/null || die "warm-up failed against $p"
+        if [[ $TLS == 1 ]]; then
+            timeout 30 wrk -t1 -c32 -d1s "https://127.0.0.1:${TLS_PORT[$p]}/" >/dev/null || die "TLS warm-up failed against $p"
+        fi
     done
 }
 : >"$TMP/idle.tsv"
@@ -251,6 +284,10 @@ for r in $(seq "$REPEAT"); do
     for p in "${PROXIES[@]}"; do
         run_wrk "$p" keepalive "$r"
         run_wrk "$p" close "$r"
+        if [[ $TLS == 1 ]]; then
+            run_wrk "$p" tls-keepalive "$r"
+            run_wrk "$p" tls-close "$r"
+        fi
     done
 done
 
@@ -310,7 +347,14 @@ rows = [
     ("new conn/request -c32: **CPU-µs/request**", "close", "cpu", "{:.1f}"),
     ("new conn/request -c32: kernel share of CPU", "close", "ks", "{:.0%}"),
     (f"idle keep-alive conn ({nidle}): RSS/conn (B)", "idle", "rss", "{:,.0f}"),
+    ("TLS keep-alive -c64: req/s", "tls-keepalive", "rps", "{:,.0f}"),
+    ("TLS keep-alive -c64: p99 latency (ms)", "tls-keepalive", "p99", "{:.2f}"),
+    ("TLS keep-alive -c64: **CPU-µs/request**", "tls-keepalive", "cpu", "{:.1f}"),
+    ("TLS new conn/request -c32: req/s", "tls-close", "rps", "{:,.0f}"),
+    ("TLS new conn/request -c32: p99 latency (ms)", "tls-close", "p99", "{:.2f}"),
+    ("TLS new conn/request -c32: **CPU-µs/request**", "tls-close", "cpu", "{:.1f}"),
 ]
+rows = [r for r in rows if (P[0], r[1], r[2]) in vals]
 print(f"\nDURATION={dur}s REPEAT={rep} (medians), wrk -t1, loadavg at start {load}\n")
 print("| metric | lb-proxy | nginx | HAProxy | lb-proxy/nginx | lb-proxy/HAProxy |")
 print("|---|---:|---:|---:|---:|---:|")
@@ -318,7 +362,8 @@ for label, m, k, fmt in rows:
     v = [med(p, m, k) for p in P]
     r = [f"{v[0] / x:.2f}×" if x else "–" for x in v[1:]]
     print(f"| {label} | " + " | ".join(fmt.format(x) for x in v) + f" | {r[0]} | {r[1]} |")
-errs = {p: int(sum(vals[(p, m, "errs")][i] for m in ("keepalive", "close") for i in range(len(vals[(p, m, "errs")])))) for p in P}
+modes = [m for m in ("keepalive", "close", "tls-keepalive", "tls-close") if (P[0], m, "errs") in vals]
+errs = {p: int(sum(sum(vals[(p, m, "errs")]) for m in modes)) for p in P}
 print(f"| wrk socket errors + non-2xx (all runs) | {errs['lb-proxy']} | {errs['nginx']} | {errs['haproxy']} | | |")
 lines = [l.rstrip("\n").split("\t") for l in open(strace) if l.strip()]
 if lines:

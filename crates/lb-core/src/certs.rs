@@ -4,7 +4,7 @@
 //! together; config validation calls it so that `--check` and a reload name the file and
 //! what is wrong with it. [`server_config`] builds the rustls server config of a listener:
 //! every pair of its `tls` section behind a [`SniResolver`], ALPN `h2` and `http/1.1`, and
-//! the listener's `min_version`.
+//! the listener's `min_version`, with session tickets and a session cache for resumption.
 //!
 //! The resolver indexes the DNS names of each certificate's subject alternative names:
 //! an exact name wins over a wildcard (`*.example.com` covers one label under
@@ -228,6 +228,11 @@ pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, CertError> {
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(resolver));
     config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
+    // Session tickets, as nginx and HAProxy issue by default: a returning client resumes
+    // without a full handshake. The key rotates by itself (every 6 h) and is new per
+    // config generation, so a reload costs resumptions, not connections.
+    config.ticketer =
+        rustls::crypto::ring::Ticketer::new().map_err(|e| CertError::Settings(e.to_string()))?;
     Ok(Arc::new(config))
 }
 

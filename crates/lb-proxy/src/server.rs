@@ -97,7 +97,14 @@ pub async fn serve(
         let active = active.clone();
         active.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(async move {
-            if let Some((io, info)) = first.run(stream, base, &rt).await {
+            // The handshake's futures (a TLS acceptor holds a whole rustls connection)
+            // are boxed, so a plain connection's task is not sized for them.
+            let ready = if first.is_needed() {
+                Box::pin(first.run(stream, base, &rt)).await
+            } else {
+                Some((ClientStream::Plain(stream), base))
+            };
+            if let Some((io, info)) = ready {
                 serve_connection(io, info, limits, rt, builder, watcher).await;
             }
             active.fetch_sub(1, Ordering::Relaxed);
@@ -117,6 +124,11 @@ struct Handshake {
 }
 
 impl Handshake {
+    /// True when there is anything to do before HTTP.
+    fn is_needed(&self) -> bool {
+        self.accept_proxy || self.acceptor.is_some()
+    }
+
     /// The client stream ready for HTTP and the facts about it; `None` when the
     /// connection was refused (closed without a word: nothing HTTP can be said yet).
     async fn run(

@@ -15,6 +15,7 @@ use lb_core::metrics::ReasonCounters;
 use lb_core::name::HostPattern;
 use lb_core::server::{build_pools, Generation, PoolBuildError, RunningPool};
 
+use crate::upgrade::TunnelStats;
 use crate::upstream::{spawn_sweeper, Upstreams};
 
 /// A pool as the proxy runs it: lb-core's [`RunningPool`] (pool, source, config, health
@@ -91,6 +92,8 @@ pub struct Runtime {
     pub directories: BTreeMap<String, Arc<DirectoryTarget>>,
     /// Errors by reason (shared across generations).
     pub errors: Arc<ReasonCounters>,
+    /// Upgraded connections (shared across generations).
+    pub tunnels: Arc<TunnelStats>,
 }
 
 /// Why a runtime could not be built from a valid config.
@@ -187,6 +190,7 @@ impl Runtime {
             pools,
             directories,
             errors,
+            tunnels: previous.map_or_else(Arc::default, |p| p.tunnels.clone()),
         })
     }
 

@@ -22,6 +22,19 @@ pub fn hash_id(id: &str) -> u64 {
     xxh3_64_with_seed(id.as_bytes(), SEED ^ 0x9e37_79b9_7f4a_7c15)
 }
 
+/// The seed of [`sticky_id`] (`"lb-stick"` as little-endian bytes): like [`SEED`], part
+/// of the contract (a change makes every sticky cookie in the wild name no backend).
+pub const STICKY_SEED: u64 = u64::from_le_bytes(*b"lb-stick");
+
+/// The value a sticky-session cookie carries for a backend: a hash of its stable `id`
+/// (never its address), the same in every process, so every balancer with the same
+/// membership maps a cookie to the same backend. Distinct from [`hash_id`], so cookies
+/// reveal nothing about ring placement. lb-proxy writes it as 16 lowercase hex digits.
+#[inline]
+pub fn sticky_id(id: &str) -> u64 {
+    xxh3_64_with_seed(id.as_bytes(), STICKY_SEED)
+}
+
 /// A 64-bit finaliser (splitmix64's): spreads the bits of `x` over the whole word.
 ///
 /// Used to derive per-node and per-vnode hashes from one id hash without hashing strings
@@ -75,6 +88,8 @@ mod tests {
         assert_eq!(SEED, 0x3167_6e69_722d_626c);
         assert_ne!(hash_key(b"a"), hash_key(b"b"));
         assert_ne!(hash_id("a"), hash_key(b"a"));
+        assert_eq!(sticky_id("web-1"), xxh3_64_with_seed(b"web-1", STICKY_SEED));
+        assert_ne!(sticky_id("a"), hash_id("a"));
     }
 
     #[test]

@@ -11,6 +11,10 @@
 //! snapshot. Backends that stay keep their [`BackendState`] (health, active count,
 //! ejection, slow-start age). Health changes and drains only flip atomics and rebuild
 //! nothing.
+//!
+//! Sticky sessions: every snapshot also holds its members' [`hash::sticky_id`] values,
+//! sorted, so [`Snapshot::lease_sticky`] finds the backend a cookie names by binary search
+//! (no lock, no allocation) and leases it if it is usable.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -328,6 +332,8 @@ impl Group {
 #[derive(Debug)]
 pub struct Snapshot {
     members: Box<[Member]>,
+    /// `(sticky_id(id), member index)`, sorted by hash.
+    sticky: Box<[(u64, u32)]>,
     primary: Group,
     backup: Group,
     settings: Arc<PoolSettings>,
@@ -355,8 +361,15 @@ impl Snapshot {
         }
         let primary = Group::build(&members, false, settings.strategy, &settings.params);
         let backup = Group::build(&members, true, settings.strategy, &settings.params);
+        let mut sticky: Vec<(u64, u32)> = members
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (hash::sticky_id(m.backend.id()), i as u32))
+            .collect();
+        sticky.sort_unstable();
         Ok(Snapshot {
             members: members.into(),
+            sticky: sticky.into(),
             primary,
             backup,
             settings,
@@ -432,6 +445,47 @@ impl Snapshot {
         let mut sel = self.select(key);
         sel.next_usable()
             .map(|(g, n)| &self.members[g.members[n] as usize])
+    }
+
+    /// The member whose [`hash::sticky_id`] is `sticky` (what a sticky cookie carries).
+    pub fn sticky_member(&self, sticky: u64) -> Option<&Member> {
+        let i = self.sticky_index(sticky)?;
+        Some(&self.members[i])
+    }
+
+    fn sticky_index(&self, sticky: u64) -> Option<usize> {
+        let at = self
+            .sticky
+            .binary_search_by_key(&sticky, |&(h, _)| h)
+            .ok()?;
+        Some(self.sticky[at].1 as usize)
+    }
+
+    /// Leases the member a sticky cookie names, if it is usable now: a primary (backups
+    /// only get traffic through [`select`](Self::select)), weight above 0, up, not
+    /// draining, not ejected, and under `max_conns_per_backend`. `None` means "pick as
+    /// usual". Slow start and the bounded-load cap do not apply: the session stays.
+    /// No lock, no allocation.
+    pub fn lease_sticky(self: &Arc<Self>, sticky: u64) -> Option<Lease> {
+        let i = self.sticky_index(sticky)?;
+        let m = &self.members[i];
+        let st = &m.state;
+        if m.backend.is_backup()
+            || m.backend.weight() == 0
+            || !st.is_healthy()
+            || st.is_draining()
+            || (st.ejected_until.load(Ordering::Relaxed) != 0 && st.is_ejected(clock::now_nanos()))
+        {
+            return None;
+        }
+        if !st.try_acquire(u64::from(self.settings.max_conns_per_backend)) {
+            return None;
+        }
+        self.shared.total_active.fetch_add(1, Ordering::AcqRel);
+        Some(Lease {
+            snap: Arc::clone(self),
+            member: i as u32,
+        })
     }
 
     fn ejected_count(&self, now: u64) -> usize {
@@ -585,6 +639,12 @@ impl Lease {
     #[inline]
     pub fn addr(&self) -> SocketAddr {
         self.member().backend.addr()
+    }
+
+    /// The chosen backend's [`hash::sticky_id`] (what a sticky cookie names it by).
+    #[inline]
+    pub fn sticky_id(&self) -> u64 {
+        hash::sticky_id(self.member().backend.id())
     }
 
     /// Feeds passive outlier detection with this attempt's outcome.

@@ -216,3 +216,65 @@ fn drain_and_weight_changes_keep_live_state() {
     drop(held);
     assert_eq!(pool.active(), 0);
 }
+
+#[test]
+fn sticky_ids_lease_only_usable_primaries_and_agree_across_pools() {
+    use lb_core::hash::sticky_id;
+    let backends = || {
+        vec![
+            Backend::new(addr(1)).with_id("web-1"),
+            Backend::new(addr(2)).with_id("web-2"),
+            Backend::new(addr(3)).with_id("web-3").with_backup(true),
+        ]
+    };
+    let settings = || PoolSettings {
+        max_conns_per_backend: 1,
+        ..PoolSettings::with_strategy(StrategyKind::RoundRobin)
+    };
+    let pool = Pool::new("p", settings(), backends()).expect("pool");
+    // Another instance with the same membership in another order maps ids the same way.
+    let mut other = backends();
+    other.reverse();
+    let twin = Pool::new("q", settings(), other).expect("pool");
+    let snap = pool.snapshot();
+    for (id, a) in [("web-1", addr(1)), ("web-2", addr(2)), ("web-3", addr(3))] {
+        let h = sticky_id(id);
+        assert_eq!(snap.sticky_member(h).map(|m| m.backend().addr()), Some(a));
+        assert_eq!(
+            twin.snapshot().sticky_member(h).map(|m| m.backend().addr()),
+            Some(a)
+        );
+    }
+    assert!(snap.sticky_member(sticky_id("127.0.0.1:20001")).is_none());
+    assert!(snap.sticky_member(0).is_none());
+
+    let lease = snap.lease_sticky(sticky_id("web-2")).expect("usable");
+    assert_eq!(lease.addr(), addr(2));
+    assert_eq!(lease.sticky_id(), sticky_id("web-2"));
+    assert!(snap.lease_sticky(sticky_id("web-2")).is_none(), "full");
+    drop(lease);
+    assert!(snap.lease_sticky(sticky_id("web-3")).is_none(), "a backup");
+    snap.member(addr(2))
+        .expect("member")
+        .state()
+        .set_draining(true);
+    assert!(snap.lease_sticky(sticky_id("web-2")).is_none(), "draining");
+    snap.member(addr(1))
+        .expect("member")
+        .state()
+        .set_healthy(false);
+    assert!(snap.lease_sticky(sticky_id("web-1")).is_none(), "down");
+    pool.apply(Change::Update {
+        addr: addr(2),
+        weight: Some(0),
+        draining: Some(false),
+    })
+    .expect("weight 0");
+    assert!(
+        pool.snapshot().lease_sticky(sticky_id("web-2")).is_none(),
+        "weight 0"
+    );
+    pool.apply(Change::Remove(addr(2))).expect("remove");
+    assert!(pool.snapshot().sticky_member(sticky_id("web-2")).is_none());
+    assert_eq!(pool.active(), 0);
+}

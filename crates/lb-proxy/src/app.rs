@@ -23,6 +23,7 @@ impl MetricsSource for ProxyMetrics {
     fn render(&self, out: &mut String) {
         let rt = self.runtime.load();
         rt.errors.render(out);
+        rt.tunnels.render(out);
         self.connections.render(out);
         server::render_directories(
             out,

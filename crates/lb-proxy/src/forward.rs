@@ -29,8 +29,10 @@ use lb_core::resolve::Resolution;
 use lb_core::Outcome;
 
 use crate::body::{ReqBody, RespBody};
+use crate::cookie;
 use crate::key::{self, IpText};
 use crate::state::{DirectoryTarget, PoolTarget, Route, Runtime, Target};
+use crate::upgrade::{self, ClientUpgrade};
 use crate::upstream::{Conn, Upstreams};
 
 /// Bodies up to this size are kept so idempotent requests can be replayed on retry.
@@ -44,8 +46,11 @@ pub struct ConnInfo {
     /// The listener's `trusted_proxies`, when it has any: then `X-Forwarded-For` from a
     /// peer inside them names the client, and from any other peer it is dropped.
     pub trusted: Option<Arc<[Cidr]>>,
-    /// True on TLS listeners.
+    /// True on TLS listeners (sticky cookies then get `Secure`).
     pub tls: bool,
+    /// The listener's `idle_timeout`: also how long an upgraded (WebSocket) tunnel may
+    /// go without a byte either way.
+    pub idle: Duration,
     /// `max_body_bytes` of the listener (0 = unlimited).
     pub max_body: u64,
     /// `max_header_bytes` of the listener (0 = unchecked here). HTTP/1 heads are
@@ -228,7 +233,7 @@ async fn proxy(
             limit: conn.max_body,
         }
     };
-    let replayable = !matches!(body, ReqBody::Stream { .. });
+    let mut replayable = !matches!(body, ReqBody::Stream { .. });
     let peer = IpText::new(conn.client.ip());
     let real = real_client(conn, &parts.headers);
     let client_ip = real.map(IpText::new);
@@ -244,7 +249,21 @@ async fn proxy(
         _ => shared_value(&[host.as_bytes()]),
     };
     let host_header = host_from_uri.then_some(host_value.clone());
-    prepare_headers(&mut parts, route, conn, &peer, host_header, forwarded_host);
+    let upgrading = prepare_headers(&mut parts, route, conn, &peer, host_header, forwarded_host);
+    let upgrade = if upgrading {
+        // Never resent once it left: the backend may already have switched protocols.
+        replayable = false;
+        parts
+            .extensions
+            .remove::<hyper::upgrade::OnUpgrade>()
+            .map(|on| ClientUpgrade {
+                on,
+                idle: conn.idle,
+                stats: rt.tunnels.clone(),
+            })
+    } else {
+        None
+    };
     let uri = upstream_uri(&parts.uri, route)?;
     let mut ctx = Exchange {
         method: &parts.method,
@@ -252,6 +271,8 @@ async fn proxy(
         headers: Some(std::mem::take(&mut parts.headers)),
         idempotent,
         replayable,
+        tls: conn.tls,
+        upgrade,
     };
     match &route.target {
         Target::Pool(p) => {
@@ -294,13 +315,33 @@ fn hop_by_hop_present(headers: &HeaderMap) -> u8 {
     present
 }
 
+/// Bit of `Upgrade` in [`hop_by_hop_present`]'s answer (`Connection` is bit 0).
+const UPGRADE_BIT: u8 = 1 << 6;
+
 /// Removes the hop-by-hop headers, and those that `Connection` names. Most messages carry
 /// none (or only `Connection: keep-alive`), so this costs one pass over the names.
+#[cfg(test)]
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    strip_keeping_upgrade(headers, false);
+}
+
+/// Like [`strip_hop_by_hop`]; with `keep_upgrade`, a message with `Connection: upgrade`
+/// and an `Upgrade` header keeps `Upgrade` (its first value) and gets exactly
+/// `Connection: upgrade`. Returns true when it did. Found in the same pass over the
+/// names, so messages without `Upgrade` pay nothing more.
+fn strip_keeping_upgrade(headers: &mut HeaderMap, keep_upgrade: bool) -> bool {
     let present = hop_by_hop_present(headers);
     if present == 0 {
-        return;
+        return false;
     }
+    let upgrade = if keep_upgrade && present & (UPGRADE_BIT | 1) == UPGRADE_BIT | 1 {
+        headers
+            .get(header::UPGRADE)
+            .filter(|_| connection_has(headers, "upgrade"))
+            .cloned()
+    } else {
+        None
+    };
     if present & 1 != 0 && connection_names_headers(headers) {
         // Options other than the usual `close` / `keep-alive` name headers to drop.
         let named: Vec<HeaderName> = headers
@@ -320,6 +361,24 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
             headers.remove(n);
         }
     }
+    match upgrade {
+        Some(v) => {
+            headers.insert(header::UPGRADE, v);
+            headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            true
+        }
+        None => false,
+    }
+}
+
+/// True when some `Connection` option is `option` (ASCII case-insensitive).
+fn connection_has(headers: &HeaderMap, option: &str) -> bool {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|o| o.trim().eq_ignore_ascii_case(option))
 }
 
 /// `close` or `keep-alive` (or empty): a `Connection` option that names no header.
@@ -417,6 +476,8 @@ fn real_client(conn: &ConnInfo, headers: &HeaderMap) -> Option<IpAddr> {
 
 /// Sets the forwarding headers (`host_header`: a Host to send when the client gave the
 /// authority only in the URI; `forwarded_host`: the normalised host) and the route's edits.
+/// Returns true when the request asks an HTTP/1.1 upgrade, whose `Upgrade` and
+/// `Connection: upgrade` are then kept (see [`upgrade`](crate::upgrade)).
 fn prepare_headers(
     parts: &mut Parts,
     route: &Route,
@@ -424,11 +485,11 @@ fn prepare_headers(
     ip: &IpText,
     host_header: Option<HeaderValue>,
     forwarded_host: Option<HeaderValue>,
-) {
+) -> bool {
     let h = &mut parts.headers;
     // Room for the four forwarding headers at once, instead of regrowing per insert.
     h.reserve(4);
-    strip_hop_by_hop(h);
+    let upgrading = strip_keeping_upgrade(h, parts.version == Version::HTTP_11);
     // With `trusted_proxies` set, a chain from any other peer is a spoofing attempt: only
     // the peer is sent. Without it, the chain is appended to as it comes (SPEC).
     let believed = match &conn.trusted {
@@ -475,6 +536,7 @@ fn prepare_headers(
     for (n, v) in &route.set_headers {
         h.insert(n.clone(), v.clone());
     }
+    upgrading
 }
 
 /// The origin-form URI sent upstream: the client's path and query (shared, not copied),
@@ -507,6 +569,10 @@ struct Exchange<'a> {
     headers: Option<HeaderMap>,
     idempotent: bool,
     replayable: bool,
+    /// The client connection is TLS.
+    tls: bool,
+    /// An HTTP/1.1 upgrade request's client side, until a response is relayed.
+    upgrade: Option<ClientUpgrade>,
 }
 
 impl Exchange<'_> {
@@ -588,18 +654,29 @@ async fn attempt(
     }
 }
 
+/// The response to the client: the backend's, with its body streamed and the connection
+/// going back to its pool at the end; for an upgrade request, a 101 starts the tunnel
+/// and any other answer is relayed on a connection that is not pooled again.
 fn relay(
-    resp: Response<Incoming>,
+    mut resp: Response<Incoming>,
     conn: Conn,
     idle: Duration,
     lease: Option<lb_core::Lease>,
+    ex: &mut Exchange<'_>,
+    backend: SocketAddr,
 ) -> Response<RespBody> {
-    let (mut parts, body) = resp.into_parts();
-    strip_hop_by_hop(&mut parts.headers);
-    Response::from_parts(
-        parts,
-        RespBody::upstream(body, idle, lease, Some(conn.into_returner())),
-    )
+    let upgrade = ex.upgrade.take();
+    let switching = upgrade.is_some() && resp.status() == StatusCode::SWITCHING_PROTOCOLS;
+    strip_keeping_upgrade(resp.headers_mut(), switching);
+    match upgrade {
+        Some(client) if switching => upgrade::switch(resp, client, lease, backend),
+        // The backend saw `Connection: upgrade`: its connection is not reused.
+        Some(_) => resp.map(|body| RespBody::upstream(body, idle, lease, None)),
+        None => {
+            let returner = Some(conn.into_returner());
+            resp.map(|body| RespBody::upstream(body, idle, lease, returner))
+        }
+    }
 }
 
 async fn forward_pool(
@@ -616,14 +693,32 @@ async fn forward_pool(
         key_hash,
         random: hash::thread_random(),
     });
+    // Sticky sessions: the backend the cookie names goes first when usable; the normal
+    // preference order follows (without it) if connecting to it fails.
+    let sticky = cfg.sticky.as_deref().map(|name| {
+        let named = ex
+            .headers
+            .as_ref()
+            .and_then(|h| cookie::find_in(h, name))
+            .and_then(cookie::parse_sticky);
+        (name, named)
+    });
+    let mut pinned = sticky
+        .and_then(|(_, named)| named)
+        .and_then(|id| snap.lease_sticky(id));
+    let pinned_addr = pinned.as_ref().map(lb_core::Lease::addr);
     let mut last = Reason::NoHealthyBackend;
     let mut next_body = Some(take_body(body));
     loop {
         if out.tries > cfg.retries {
             return Err(last);
         }
-        let Some(lease) = sel.next() else {
-            return Err(last);
+        let lease = match pinned.take() {
+            Some(l) => l,
+            None => match sel.by_ref().find(|l| Some(l.addr()) != pinned_addr) {
+                Some(l) => l,
+                None => return Err(last),
+            },
         };
         let _retry_guard = if out.tries > 0 {
             let in_flight = p.retries_in_flight.load(Ordering::Relaxed);
@@ -662,7 +757,18 @@ async fn forward_pool(
                 } else {
                     Outcome::Success
                 });
-                return Ok(relay(resp, conn, cfg.idle_timeout, Some(lease)));
+                let set_cookie = sticky.and_then(|(name, named)| {
+                    let id = lease.sticky_id();
+                    (named != Some(id))
+                        .then(|| cookie::set_sticky(name, id, ex.tls))
+                        .flatten()
+                });
+                let addr = lease.addr();
+                let mut resp = relay(resp, conn, cfg.idle_timeout, Some(lease), ex, addr);
+                if let Some(v) = set_cookie {
+                    resp.headers_mut().append(header::SET_COOKIE, v);
+                }
+                return Ok(resp);
             }
             Attempt::NotSent(reason, req) => {
                 lease.report(Outcome::Failure);
@@ -737,7 +843,9 @@ async fn forward_directory(
             return Err(last);
         };
         match attempt(&d.upstreams, addr, req, DIRECTORY_RESPONSE_TIMEOUT).await {
-            Attempt::Done(resp, conn) => return Ok(relay(resp, conn, DIRECTORY_IDLE, None)),
+            Attempt::Done(resp, conn) => {
+                return Ok(relay(resp, conn, DIRECTORY_IDLE, None, ex, addr))
+            }
             Attempt::NotSent(reason, req) => {
                 last = reason;
                 next_body = Some(ex.restore(req));
@@ -804,6 +912,42 @@ mod tests {
         assert_eq!(hop_by_hop_present(&h), 0);
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 2);
+    }
+
+    #[test]
+    fn upgrade_headers_are_kept_only_when_asked_and_both_present() {
+        let upgrade = || {
+            map(&[
+                ("connection", b"keep-alive, Upgrade"),
+                ("upgrade", b"websocket"),
+                ("sec-websocket-key", b"dGhlIHNhbXBsZSBub25jZQ=="),
+                ("keep-alive", b"timeout=5"),
+                ("te", b"trailers"),
+            ])
+        };
+        let mut h = upgrade();
+        assert!(strip_keeping_upgrade(&mut h, true));
+        let mut names: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["connection", "sec-websocket-key", "upgrade"]);
+        assert_eq!(h["connection"], "upgrade");
+        assert_eq!(h["upgrade"], "websocket");
+
+        // Not asked (HTTP/2, or a response that is not a 101): all hop-by-hop go.
+        let mut h = upgrade();
+        assert!(!strip_keeping_upgrade(&mut h, false));
+        assert_eq!(h.len(), 1);
+
+        // Upgrade without `Connection: upgrade`, or the other way round: no upgrade.
+        let mut h = map(&[("upgrade", b"websocket"), ("connection", b"keep-alive")]);
+        assert!(!strip_keeping_upgrade(&mut h, true));
+        assert!(h.is_empty());
+        let mut h = map(&[("connection", b"upgrade")]);
+        assert!(!strip_keeping_upgrade(&mut h, true));
+        assert!(h.is_empty());
+        let mut h = map(&[("x-a", b"1")]);
+        assert!(!strip_keeping_upgrade(&mut h, true));
+        assert_eq!(h.len(), 1);
     }
 
     #[test]

@@ -22,16 +22,7 @@ pub fn extract<'a>(spec: &KeySpec, parts: &'a Parts, host: &'a str) -> Option<&'
                 .map_or(parts.uri.path().as_bytes(), |pq| pq.as_str().as_bytes()),
         ),
         KeySpec::Header(name) => parts.headers.get(name.as_str()).map(|v| v.as_bytes()),
-        KeySpec::Cookie(name) => parts
-            .headers
-            .get_all(hyper::header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .find_map(|c| {
-                let (k, v) = c.trim().split_once('=')?;
-                (k == name).then_some(v.as_bytes())
-            }),
+        KeySpec::Cookie(name) => crate::cookie::find_in(&parts.headers, name),
         KeySpec::Query(name) => parts.uri.query().and_then(|q| {
             q.split('&').find_map(|pair| {
                 let (k, v) = pair.split_once('=').unwrap_or((pair, ""));

@@ -9,7 +9,9 @@
 //! - [`head`]: where request heads start and end in the byte stream (no allocation).
 //! - [`sniff`]: HTTP/1 or h2c told apart by peeking, so hyper's read buffer stays 8 KiB.
 //! - [`forward`]: routing, headers, retries and relaying of one request.
+//! - [`upgrade`]: HTTP/1.1 upgrades (WebSocket): the 101 and the tunnel after it.
 //! - [`key`]: request keys for hashing strategies.
+//! - [`cookie`]: `Cookie` header parsing and the sticky-session cookie.
 //! - [`upstream`]: pooled HTTP/1.1 connections to backends.
 //! - [`body`]: request and response bodies without boxing.
 //! - [`state`]: the running configuration, rebuilt on reload.
@@ -22,6 +24,7 @@
 pub mod app;
 pub mod body;
 pub mod conn;
+pub mod cookie;
 pub mod demo;
 pub mod forward;
 pub mod head;
@@ -30,4 +33,5 @@ pub mod server;
 pub mod sniff;
 pub mod state;
 pub mod stream;
+pub mod upgrade;
 pub mod upstream;

@@ -89,6 +89,7 @@ pub async fn serve(
             client,
             trusted: trusted.clone(),
             tls: false,
+            idle: cfg.idle_timeout,
             max_body,
             max_header: cfg.max_header_bytes.get() as u64,
         };

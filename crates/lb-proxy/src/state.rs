@@ -16,9 +16,9 @@ use lb_core::config::{Config, Directory, KeySpec, RetryBudget, RouteTarget};
 use lb_core::metrics::ReasonCounters;
 use lb_core::name::HostPattern;
 use lb_core::server::{build_pools, Generation, PoolBuildError, RunningPool};
-
 use tokio_rustls::TlsAcceptor;
 
+use crate::upgrade::TunnelStats;
 use crate::upstream::{spawn_sweeper, Upstreams};
 
 /// A pool as the proxy runs it: lb-core's [`RunningPool`] (pool, source, config, health
@@ -98,6 +98,8 @@ pub struct Runtime {
     /// TLS of the terminating listeners, by configured address: certificates are read
     /// when a generation is built, so a reload picks up renewed files.
     pub tls: BTreeMap<SocketAddr, TlsAcceptor>,
+    /// Upgraded connections (shared across generations).
+    pub tunnels: Arc<TunnelStats>,
 }
 
 /// Why a runtime could not be built from a valid config.
@@ -214,6 +216,7 @@ impl Runtime {
             directories,
             errors,
             tls,
+            tunnels: previous.map_or_else(Arc::default, |p| p.tunnels.clone()),
         })
     }
 

@@ -40,8 +40,8 @@ use crate::head::{parse_head, HeadError};
 use crate::hello::{parse_client_hello, HelloError, MAX_HELLO_BYTES};
 use crate::metrics::SniMetrics;
 use crate::state::{Runtime, Target};
-use crate::tunnel::{self, End};
 use crate::{internal_error_alert, unrecognized_name_alert};
+use lb_core::server::tunnel::{self, End};
 
 /// Bytes read per call while peeking.
 const READ_CHUNK: usize = 4096;
@@ -523,8 +523,8 @@ async fn splice(
         log.moved.down = first.len() as u64;
     }
     let end = tunnel::splice(
-        client,
-        up,
+        client.split(),
+        up.split(),
         ctx.listener.idle_timeout,
         &m.bytes_in,
         &m.bytes_out,

@@ -9,8 +9,8 @@
 //! - [`hello`]: the incremental, zero-copy TLS ClientHello parser (SNI, ALPN, `Incomplete`).
 //! - [`head`]: the plain-HTTP request head, for `Host` routing.
 //! - [`alert`]: the plaintext TLS alert records sent before refusing a connection.
-//! - [`conn`]: one connection, from accept to the end of its tunnel.
-//! - [`tunnel`]: splicing bytes both ways with half-close and an idle timeout.
+//! - [`conn`]: one connection, from accept to the end of its tunnel (lb-core's
+//!   [`tunnel`](lb_core::server::tunnel) splice, with half-close and an idle timeout).
 //! - [`state`]: routes, pools and directories for one config generation.
 //! - [`metrics`]: lb-sni's counters on `/metrics`.
 //! - [`app`]: the whole router from a config: listeners, admin API, reload, drain.
@@ -38,7 +38,6 @@ pub mod head;
 pub mod hello;
 pub mod metrics;
 pub mod state;
-pub mod tunnel;
 
 pub use alert::{internal_error_alert, unrecognized_name_alert};
 pub use hello::{parse_client_hello, Alpn, Hello, HelloError, MAX_HELLO_BYTES};

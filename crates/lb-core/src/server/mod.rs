@@ -5,11 +5,13 @@
 //! [`build_pools`]), and runs it in a [`Shell`] with a [`ServeFn`] for its protocol: the
 //! shell binds the [`Listeners`] and the [`AdminServer`], and [`supervise`] turns SIGHUP
 //! into [`Shell::reload`] with a freshly validated config and SIGTERM/SIGINT into a
-//! return, after which [`Shell::shutdown`] drains.
+//! return, after which [`Shell::shutdown`] drains. [`tunnel`] splices the bytes of a routed
+//! or upgraded connection both ways, with half-close and an idle timeout.
 
 mod listeners;
 mod pools;
 mod shell;
+pub mod tunnel;
 
 pub use crate::rt::runtime;
 pub use listeners::{

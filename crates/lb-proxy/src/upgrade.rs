@@ -1,0 +1,145 @@
+//! HTTP/1.1 upgrades (WebSocket) through the proxy.
+//!
+//! A request from an HTTP/1.1 client with `Connection: upgrade` and an `Upgrade` header
+//! keeps those two headers (every other hop-by-hop header is still removed, see
+//! [`forward`](crate::forward)) and goes out on an upstream connection, fresh or pooled,
+//! that never goes back to the pool. It is not retried once sent; only a failure before
+//! it left (a connect failure) moves it to the next backend.
+//!
+//! When the backend answers `101 Switching Protocols`, the 101 goes to the client with its
+//! `Upgrade` header, `Connection: upgrade` and the protocol's own fields
+//! (`Sec-WebSocket-Accept`, ...). Once hyper has written it, both connections are handed
+//! over (`hyper::upgrade::on` on each side) and spliced by lb-core's
+//! [`tunnel`](lb_core::server::tunnel): bytes both ways, half-close passed on, and both
+//! closed after the listener's `idle_timeout` with no byte either way. The backend counts
+//! as active until the tunnel ends. Any other answer is relayed like any response.
+//!
+//! Requests without an upgrade pay nothing for this: the upgrade is noticed in the same
+//! pass over the header names that finds the hop-by-hop headers.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::upgrade::OnUpgrade;
+use hyper::Response;
+use hyper_util::rt::TokioIo;
+use lb_core::metrics;
+use lb_core::server::tunnel::{self, End};
+use lb_core::Lease;
+
+use crate::body::RespBody;
+
+/// Tunnels open now and the bytes moved through them, for `/metrics`. Shared by every
+/// config generation.
+#[derive(Debug, Default)]
+pub struct TunnelStats {
+    active: AtomicU64,
+    up: AtomicU64,
+    down: AtomicU64,
+}
+
+impl TunnelStats {
+    /// Tunnels open now.
+    pub fn active(&self) -> u64 {
+        self.active.load(Ordering::Relaxed)
+    }
+
+    /// Appends `lb_tunnels_active` and `lb_tunnel_bytes_total{direction}` in Prometheus
+    /// text (`direction` is `in`, client → backend, or `out`).
+    pub fn render(&self, out: &mut String) {
+        metrics::header(
+            out,
+            "lb_tunnels_active",
+            "gauge",
+            "Upgraded (WebSocket) connections being spliced.",
+        );
+        metrics::sample(out, "lb_tunnels_active", &[], self.active() as f64);
+        metrics::header(
+            out,
+            "lb_tunnel_bytes_total",
+            "counter",
+            "Bytes moved through upgraded connections.",
+        );
+        for (dir, n) in [("in", &self.up), ("out", &self.down)] {
+            let v = n.load(Ordering::Relaxed) as f64;
+            metrics::sample(out, "lb_tunnel_bytes_total", &[("direction", dir)], v);
+        }
+    }
+}
+
+/// The client side of an upgrade request: what its tunnel needs once a 101 is out.
+pub struct ClientUpgrade {
+    /// Resolves to the client's connection after hyper has written the 101.
+    pub on: OnUpgrade,
+    /// The listener's `idle_timeout`.
+    pub idle: Duration,
+    /// Where the tunnel is counted.
+    pub stats: Arc<TunnelStats>,
+}
+
+/// Counts a tunnel as open until dropped.
+struct Open<'a>(&'a TunnelStats);
+
+impl<'a> Open<'a> {
+    fn new(stats: &'a TunnelStats) -> Self {
+        stats.active.fetch_add(1, Ordering::Relaxed);
+        Open(stats)
+    }
+}
+
+impl Drop for Open<'_> {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Answers the client with the backend's 101 (`head`, headers already prepared) and
+/// starts the tunnel that joins both connections once hyper has written it. `lease`
+/// keeps the backend active until the tunnel ends.
+pub fn switch(
+    mut resp: Response<Incoming>,
+    client: ClientUpgrade,
+    lease: Option<Lease>,
+    backend: SocketAddr,
+) -> Response<RespBody> {
+    let upstream = hyper::upgrade::on(&mut resp);
+    let ClientUpgrade { on, idle, stats } = client;
+    tokio::spawn(async move {
+        let (c, u) = match tokio::try_join!(on, upstream) {
+            Ok(both) => both,
+            Err(e) => {
+                tracing::debug!(backend = %backend, error = %e, "upgrade not completed");
+                return;
+            }
+        };
+        let open = Open::new(&stats);
+        let (mut c, mut u) = (TokioIo::new(c), TokioIo::new(u));
+        let end = tunnel::splice(
+            tokio::io::split(&mut c),
+            tokio::io::split(&mut u),
+            idle,
+            &stats.up,
+            &stats.down,
+        )
+        .await;
+        drop(open);
+        drop(lease);
+        let (moved, how) = match &end {
+            End::Closed(m) => (m, "closed"),
+            End::Idle(m) => (m, "idle-timeout"),
+            End::Error(m, _) => (m, "error"),
+        };
+        tracing::debug!(
+            backend = %backend,
+            up = moved.up,
+            down = moved.down,
+            end = how,
+            "tunnel ended"
+        );
+    });
+    let (parts, _) = resp.into_parts();
+    Response::from_parts(parts, RespBody::Local { data: None })
+}

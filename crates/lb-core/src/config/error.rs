@@ -267,6 +267,14 @@ pub enum Problem {
         /// The OS error.
         error: String,
     },
+    /// A CA file that holds no usable PEM certificate.
+    #[error("bad CA file {path}: {error}")]
+    BadCa {
+        /// The resolved path.
+        path: PathBuf,
+        /// What is wrong with its content.
+        error: String,
+    },
     /// The same value twice where it must be unique.
     #[error("duplicate {what} {value}")]
     Duplicate {

@@ -52,6 +52,12 @@ pub async fn serve(
     let max_body = cfg.max_body_bytes.map_or(0, |n| n.get());
     let trusted: Option<Arc<[lb_core::config::Cidr]>> =
         (!cfg.trusted_proxies.is_empty()).then(|| cfg.trusted_proxies.clone().into());
+    // The PROXY header's destination: the listener's address, or, when it is bound to
+    // an unspecified address, each connection's own.
+    let listen_addr = listener
+        .local_addr()
+        .ok()
+        .filter(|a| !a.ip().is_unspecified());
     tokio::pin!(shutdown);
     loop {
         // At the limit, stop accepting until a connection ends.
@@ -71,8 +77,15 @@ pub async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
+        let now = runtime.load();
+        let local = match listen_addr {
+            Some(a) => a,
+            None => stream.local_addr().unwrap_or(client),
+        };
         let info = ConnInfo {
             client,
+            local,
+            slot: now.proxy_protocol.then(Arc::default),
             trusted: trusted.clone(),
             tls: false,
             max_body,
@@ -80,13 +93,8 @@ pub async fn serve(
         };
         let rt = runtime.clone();
         let shared = Arc::new(Shared::default());
-        let io = ClientIo::new(
-            stream,
-            client,
-            limits,
-            shared.clone(),
-            runtime.load().errors.clone(),
-        );
+        let io = ClientIo::new(stream, client, limits, shared.clone(), now.errors.clone());
+        drop(now);
         let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
             let guard = shared.enter();
             let connect = req.method() == hyper::Method::CONNECT;

@@ -15,7 +15,7 @@ use lb_core::metrics::ReasonCounters;
 use lb_core::name::HostPattern;
 use lb_core::server::{build_pools, Generation, PoolBuildError, RunningPool};
 
-use crate::upstream::{spawn_sweeper, Upstreams};
+use crate::upstream::{spawn_sweeper, Upstreams, UpstreamsError};
 
 /// A pool as the proxy runs it: lb-core's [`RunningPool`] (pool, source, config, health
 /// monitor; reachable through `Deref`) plus the proxy's upstream connections.
@@ -91,6 +91,9 @@ pub struct Runtime {
     pub directories: BTreeMap<String, Arc<DirectoryTarget>>,
     /// Errors by reason (shared across generations).
     pub errors: Arc<ReasonCounters>,
+    /// True when some pool sends the PROXY protocol: client connections accepted then get
+    /// a [`ClientSlot`](crate::upstream::ClientSlot) for their own upstream connections.
+    pub proxy_protocol: bool,
 }
 
 /// Why a runtime could not be built from a valid config.
@@ -99,6 +102,9 @@ pub enum BuildError {
     /// A pool could not be created or updated.
     #[error(transparent)]
     Pool(#[from] PoolBuildError),
+    /// A pool's upstream TLS settings could not be loaded (the CA file).
+    #[error(transparent)]
+    Upstreams(#[from] UpstreamsError),
     /// A resolver could not be built.
     #[error(transparent)]
     Resolver(#[from] lb_core::config::BuildError),
@@ -126,8 +132,7 @@ impl Runtime {
         let previous_pools = previous.map(Generation::pools).unwrap_or_default();
         let mut pools = BTreeMap::new();
         for (name, running) in build_pools(config, &previous_pools)? {
-            let upstreams =
-                Upstreams::new(running.config.connect_timeout, running.config.idle_timeout);
+            let upstreams = Upstreams::for_pool(&running.config)?;
             spawn_sweeper(&upstreams);
             pools.insert(
                 name,
@@ -182,11 +187,13 @@ impl Runtime {
                 remove_headers,
             });
         }
+        let proxy_protocol = pools.values().any(|p| p.upstreams.proxy_protocol());
         Ok(Runtime {
             routes,
             pools,
             directories,
             errors,
+            proxy_protocol,
         })
     }
 

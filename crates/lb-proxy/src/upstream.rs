@@ -1,11 +1,27 @@
-//! Pooled HTTP/1.1 connections to backends.
+//! Connections to backends: pooled HTTP/1.1 or shared HTTP/2, over TCP or TLS, with an
+//! optional PROXY protocol header.
 //!
-//! Connecting is separate from sending, so a connect failure can move any request to the
-//! next backend, while a failure after sending is retried only when that is safe. Idle
-//! connections wait per backend address; one goes back to its pool only when its response
-//! body has been read to the end, and is dropped (closed) after `idle_timeout` unused or
-//! whenever an exchange failed. A client's `Connection: close` never reaches a backend
-//! (hop-by-hop headers are removed), so it never closes a pooled connection.
+//! Connecting is separate from sending, so a connect failure (including a failed TLS
+//! handshake) can move any request to the next backend, while a failure after sending is
+//! retried only when that is safe.
+//!
+//! How a connection is kept depends on the pool:
+//! - **HTTP/1.1** (`protocol = "http1"`, the default): idle connections wait per backend
+//!   address; one goes back to its pool only when its response body has been read to the
+//!   end, and is dropped (closed) after `idle_timeout` unused or whenever an exchange
+//!   failed. A client's `Connection: close` never reaches a backend (hop-by-hop headers
+//!   are removed), so it never closes a pooled connection.
+//! - **HTTP/2** (`protocol = "h2"`): one multiplexed connection per backend carries every
+//!   concurrent request (hyper keeps within the streams the backend allows). It is
+//!   replaced when it closes (GOAWAY, reset, idle close by the backend); concurrent
+//!   requests that find none wait for one connect instead of each opening their own.
+//! - **PROXY protocol** (`proxy_protocol = "v1" | "v2"`): every new connection starts with
+//!   the header naming the client connection it serves, so it may only ever serve that
+//!   one. Its idle connections wait in the client connection's own [`ClientSlot`], not in
+//!   the pool, and are closed when the client connection ends.
+//!
+//! With `tls`, the pool's one [`rustls::ClientConfig`] is built with the runtime generation
+//! (the CA file is read then); ALPN offers `h2` or `http/1.1` after `protocol`.
 
 use std::collections::HashMap;
 use std::io;
@@ -13,16 +29,26 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
+use hyper::body::Incoming;
+use hyper::client::conn::{http1, http2, TrySendError};
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use lb_core::config::{PoolConfig, ProxyProtocol, UpstreamProtocol};
+use lb_core::proxy_protocol::{self, Header};
+use lb_core::tls::ClientTlsError;
+use rustls_pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
+use tokio_rustls::TlsConnector;
 
 use crate::body::ReqBody;
 
 /// Most idle connections kept per backend.
 const MAX_IDLE_PER_BACKEND: usize = 256;
 
+/// Most idle connections one client connection keeps (PROXY protocol pools).
+const MAX_IDLE_PER_CLIENT: usize = 16;
 /// Why no connection could be had.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
@@ -34,7 +60,7 @@ pub enum ConnectError {
         /// The OS error.
         source: io::Error,
     },
-    /// TCP connect did not finish in time.
+    /// TCP connect (with the PROXY header and the TLS handshake) did not finish in time.
     #[error("connect to {addr} timed out after {after:?}")]
     Timeout {
         /// The backend.
@@ -42,7 +68,23 @@ pub enum ConnectError {
         /// The timeout.
         after: Duration,
     },
-    /// The HTTP/1.1 handshake failed.
+    /// The PROXY protocol header could not be written.
+    #[error("PROXY header to {addr}: {source}")]
+    ProxyHeader {
+        /// The backend.
+        addr: SocketAddr,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The TLS handshake failed (certificate, name, protocol).
+    #[error("TLS handshake with {addr}: {source}")]
+    Tls {
+        /// The backend.
+        addr: SocketAddr,
+        /// rustls' error, as tokio-rustls reports it.
+        source: io::Error,
+    },
+    /// The HTTP/1.1 or HTTP/2 handshake failed.
     #[error("handshake with {addr}: {source}")]
     Handshake {
         /// The backend.
@@ -94,16 +136,90 @@ impl std::hash::Hasher for AddrHasher {
 
 type AddrMap<V> = HashMap<SocketAddr, V, std::hash::BuildHasherDefault<AddrHasher>>;
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A request sender on one upstream connection.
+pub enum Sender {
+    /// HTTP/1.1: one exchange at a time.
+    H1(http1::SendRequest<ReqBody>),
+    /// HTTP/2: a handle on a multiplexed connection (cloning it shares the connection).
+    H2(http2::SendRequest<ReqBody>),
+}
+
+impl Sender {
+    /// True when the connection is gone.
+    pub fn is_closed(&self) -> bool {
+        match self {
+            Sender::H1(s) => s.is_closed(),
+            Sender::H2(s) => s.is_closed(),
+        }
+    }
+
+    async fn ready(&mut self) -> hyper::Result<()> {
+        match self {
+            Sender::H1(s) => s.ready().await,
+            Sender::H2(s) => s.ready().await,
+        }
+    }
+
+    /// Sends `req`; if it never left, the error gives it back.
+    pub async fn send(
+        &mut self,
+        req: Request<ReqBody>,
+    ) -> Result<Response<Incoming>, TrySendError<Request<ReqBody>>> {
+        match self {
+            Sender::H1(s) => s.try_send_request(req).await,
+            Sender::H2(s) => s.try_send_request(req).await,
+        }
+    }
+
+    /// Another handle on an HTTP/2 connection; `None` for HTTP/1.1 (not shareable).
+    fn share(&self) -> Option<Sender> {
+        match self {
+            Sender::H1(_) => None,
+            Sender::H2(s) => Some(Sender::H2(s.clone())),
+        }
+    }
+}
+
 struct Idle {
-    sender: SendRequest<ReqBody>,
+    sender: http1::SendRequest<ReqBody>,
     since: Instant,
+}
+
+/// The shared HTTP/2 connection to one backend, and the gate that lets one request at a
+/// time open a new one.
+#[derive(Default)]
+struct Shared {
+    sender: Option<http2::SendRequest<ReqBody>>,
+    connecting: Arc<tokio::sync::Mutex<()>>,
+    /// When the last connect failed: requests that waited for it fail too, instead of
+    /// each trying (and timing out) in turn.
+    failed_at: Option<Instant>,
+}
+
+/// How connections to a pool's backends are made.
+struct Link {
+    protocol: UpstreamProtocol,
+    tls: Option<TlsLink>,
+    proxy_protocol: Option<proxy_protocol::Version>,
+}
+
+struct TlsLink {
+    connector: TlsConnector,
+    /// `sni`, or `None` for the backend's IP address.
+    name: Option<ServerName<'static>>,
 }
 
 /// Idle connections by backend address, for one pool (or one directory).
 pub struct Upstreams {
     idle: Mutex<AddrMap<Vec<Idle>>>,
+    shared: Mutex<AddrMap<Shared>>,
     connect_timeout: Duration,
     idle_timeout: Duration,
+    link: Link,
 }
 
 impl std::fmt::Debug for Upstreams {
@@ -111,32 +227,124 @@ impl std::fmt::Debug for Upstreams {
         f.debug_struct("Upstreams")
             .field("connect_timeout", &self.connect_timeout)
             .field("idle_timeout", &self.idle_timeout)
+            .field("protocol", &self.link.protocol)
+            .field("tls", &self.link.tls.is_some())
+            .field("proxy_protocol", &self.link.proxy_protocol)
             .finish()
     }
+}
+
+/// The idle connections of one client connection to the backends of PROXY protocol pools:
+/// each starts with that client's header, so no other client may use it. Dropped, and
+/// the connections with it, when the client connection and its last response end.
+#[derive(Default)]
+pub struct ClientSlot {
+    conns: Mutex<Vec<Pinned>>,
+}
+
+impl std::fmt::Debug for ClientSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientSlot")
+            .field("conns", &lock(&self.conns).len())
+            .finish()
+    }
+}
+
+struct Pinned {
+    owner: Weak<Upstreams>,
+    addr: SocketAddr,
+    sender: Sender,
+    since: Instant,
+}
+
+impl ClientSlot {
+    /// A usable connection of `owner` to `addr`: HTTP/1.1 ones are taken out, HTTP/2
+    /// ones shared. Stale and closed entries are dropped on the way.
+    fn take(&self, owner: &Weak<Upstreams>, addr: SocketAddr, idle: Duration) -> Option<Sender> {
+        let now = Instant::now();
+        let mut conns = lock(&self.conns);
+        conns.retain(|p| !p.sender.is_closed() && now.duration_since(p.since) < idle);
+        let i = conns
+            .iter()
+            .position(|p| p.addr == addr && Weak::ptr_eq(&p.owner, owner))?;
+        match conns[i].sender.share() {
+            Some(shared) => {
+                conns[i].since = now;
+                Some(shared)
+            }
+            None => Some(conns.swap_remove(i).sender),
+        }
+    }
+
+    fn put(&self, owner: Weak<Upstreams>, addr: SocketAddr, sender: Sender) {
+        if sender.is_closed() {
+            return;
+        }
+        let mut conns = lock(&self.conns);
+        if conns.len() < MAX_IDLE_PER_CLIENT {
+            conns.push(Pinned {
+                owner,
+                addr,
+                sender,
+                since: Instant::now(),
+            });
+        }
+    }
+}
+
+/// The client connection a request came on, as upstream connections need it.
+#[derive(Clone, Copy, Debug)]
+pub struct Origin<'a> {
+    /// The client's address (the PROXY header's source).
+    pub client: SocketAddr,
+    /// The listener's address the client connected to (the PROXY header's destination).
+    pub local: SocketAddr,
+    /// Where that connection keeps its PROXY protocol upstream connections; `None` when
+    /// it has none (no such pool when it was accepted): they are then used once.
+    pub slot: Option<&'a Arc<ClientSlot>>,
+}
+
+/// Where a connection goes when its exchange is over.
+enum Home {
+    /// The pool's idle list (HTTP/1.1).
+    Pool(Weak<Upstreams>),
+    /// The client connection's slot (PROXY protocol pools).
+    Client(Arc<ClientSlot>, Weak<Upstreams>),
+    /// Nowhere: shared HTTP/2 handles and single-use connections are just dropped.
+    Drop,
 }
 
 /// A connection checked out for one exchange.
 pub struct Conn {
     /// The request sender.
-    pub sender: SendRequest<ReqBody>,
-    /// True when the connection was reused from the pool (it may have gone stale).
+    pub sender: Sender,
+    /// True when the connection was reused (it may have gone stale).
     pub reused: bool,
     addr: SocketAddr,
-    home: Weak<Upstreams>,
+    home: Home,
 }
 
-/// Gives a connection back to its pool once its response has been read to the end.
+/// Gives a connection back once its response has been read to the end.
 pub struct Returner {
-    sender: SendRequest<ReqBody>,
+    sender: Sender,
     addr: SocketAddr,
-    home: Weak<Upstreams>,
+    home: Home,
 }
 
 impl Returner {
-    /// Returns the connection to the idle pool (if the pool still exists and it is open).
+    /// Returns the connection to where it is kept (if that still exists and it is open).
     pub fn give_back(self) {
-        if let Some(home) = self.home.upgrade() {
-            home.put(self.addr, self.sender);
+        match (self.home, self.sender) {
+            (Home::Pool(home), Sender::H1(sender)) => {
+                if let Some(home) = home.upgrade() {
+                    home.put(self.addr, sender);
+                }
+            }
+            (Home::Client(slot, owner), sender @ Sender::H1(_)) => {
+                slot.put(owner, self.addr, sender)
+            }
+            // HTTP/2 handles stay where they are kept; this one is a copy.
+            _ => {}
         }
     }
 }
@@ -152,18 +360,108 @@ impl Conn {
     }
 }
 
+/// Why a pool's upstream connections could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[error("pool.{pool}.tls: {source}")]
+pub struct UpstreamsError {
+    /// The pool.
+    pub pool: String,
+    /// What was wrong with its TLS settings.
+    pub source: ClientTlsError,
+}
+
 impl Upstreams {
-    /// An empty set of pooled connections.
+    /// Plain HTTP/1.1 connections (directories).
     pub fn new(connect_timeout: Duration, idle_timeout: Duration) -> Arc<Upstreams> {
-        Arc::new(Upstreams {
-            idle: Mutex::new(AddrMap::default()),
+        Upstreams::with_link(
             connect_timeout,
             idle_timeout,
+            Link {
+                protocol: UpstreamProtocol::Http1,
+                tls: None,
+                proxy_protocol: None,
+            },
+        )
+    }
+
+    /// Connections as a pool's config says: timeouts, `protocol`, `tls` (reads the CA file
+    /// now) and `proxy_protocol`.
+    pub fn for_pool(cfg: &PoolConfig) -> Result<Arc<Upstreams>, UpstreamsError> {
+        let tls = match &cfg.tls {
+            None => None,
+            Some(t) => {
+                let alpn: &[u8] = match cfg.protocol {
+                    UpstreamProtocol::Http1 => b"http/1.1",
+                    UpstreamProtocol::H2 => b"h2",
+                };
+                let config = lb_core::tls::client_config(t.verify, t.ca.as_deref(), &[alpn])
+                    .map_err(|source| UpstreamsError {
+                        pool: cfg.name.clone(),
+                        source,
+                    })?;
+                let name = t
+                    .sni
+                    .as_deref()
+                    .and_then(|s| ServerName::try_from(s.to_owned()).ok());
+                Some(TlsLink {
+                    connector: TlsConnector::from(Arc::new(config)),
+                    name,
+                })
+            }
+        };
+        let proxy_protocol = cfg.proxy_protocol.map(|v| match v {
+            ProxyProtocol::V1 => proxy_protocol::Version::V1,
+            ProxyProtocol::V2 => proxy_protocol::Version::V2,
+        });
+        Ok(Upstreams::with_link(
+            cfg.connect_timeout,
+            cfg.idle_timeout,
+            Link {
+                protocol: cfg.protocol,
+                tls,
+                proxy_protocol,
+            },
+        ))
+    }
+
+    fn with_link(connect_timeout: Duration, idle_timeout: Duration, link: Link) -> Arc<Upstreams> {
+        Arc::new(Upstreams {
+            idle: Mutex::new(AddrMap::default()),
+            shared: Mutex::new(AddrMap::default()),
+            connect_timeout,
+            idle_timeout,
+            link,
         })
     }
 
-    /// A ready connection to `addr`: an idle one if any, else a new one.
-    pub async fn checkout(self: &Arc<Self>, addr: SocketAddr) -> Result<Conn, ConnectError> {
+    /// The HTTP version spoken to the backends.
+    pub fn protocol(&self) -> UpstreamProtocol {
+        self.link.protocol
+    }
+
+    /// True with upstream TLS.
+    pub fn tls(&self) -> bool {
+        self.link.tls.is_some()
+    }
+
+    /// True when connections start with a PROXY header (and serve one client each).
+    pub fn proxy_protocol(&self) -> bool {
+        self.link.proxy_protocol.is_some()
+    }
+
+    /// A ready connection to `addr` for a request from `origin`: a kept one if any, else a
+    /// new one.
+    pub async fn checkout(
+        self: &Arc<Self>,
+        addr: SocketAddr,
+        origin: &Origin<'_>,
+    ) -> Result<Conn, ConnectError> {
+        if self.link.proxy_protocol.is_some() {
+            return self.checkout_pinned(addr, origin).await;
+        }
+        if self.link.protocol == UpstreamProtocol::H2 {
+            return self.checkout_shared(addr, origin).await;
+        }
         while let Some(mut sender) = self.take(addr) {
             // Usually ready at once; a connection still finishing its last exchange
             // becomes ready in a moment, a dead one errors.
@@ -172,27 +470,115 @@ impl Upstreams {
             }
             if sender.ready().await.is_ok() {
                 return Ok(Conn {
-                    sender,
+                    sender: Sender::H1(sender),
                     reused: true,
                     addr,
-                    home: Arc::downgrade(self),
+                    home: Home::Pool(Arc::downgrade(self)),
                 });
             }
         }
         // Boxed: connecting (TCP, then hyper's handshake, which builds the connection's
         // whole state) is rare next to reuse, and inline it would size every exchange's
         // future, and each copy of it, for the worst case.
-        let sender = Box::pin(self.connect(addr)).await?;
+        let sender = Box::pin(self.connect(addr, origin)).await?;
         Ok(Conn {
             sender,
             reused: false,
             addr,
-            home: Arc::downgrade(self),
+            home: Home::Pool(Arc::downgrade(self)),
         })
     }
 
-    fn take(&self, addr: SocketAddr) -> Option<SendRequest<ReqBody>> {
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+    /// HTTP/2: the backend's shared connection, opened by one request while the others
+    /// that need it wait (the std lock is never held across an await).
+    async fn checkout_shared(
+        self: &Arc<Self>,
+        addr: SocketAddr,
+        origin: &Origin<'_>,
+    ) -> Result<Conn, ConnectError> {
+        let conn = |sender, reused| Conn {
+            sender: Sender::H2(sender),
+            reused,
+            addr,
+            home: Home::Drop,
+        };
+        let gate = {
+            let mut shared = lock(&self.shared);
+            let entry = shared.entry(addr).or_default();
+            match &entry.sender {
+                Some(s) if !s.is_closed() => return Ok(conn(s.clone(), true)),
+                _ => entry.sender = None,
+            }
+            entry.connecting.clone()
+        };
+        let waited_from = Instant::now();
+        let _connecting = gate.lock().await;
+        if let Some(e) = lock(&self.shared).get(&addr) {
+            if let Some(s) = e.sender.as_ref().filter(|s| !s.is_closed()) {
+                return Ok(conn(s.clone(), true));
+            }
+            if e.failed_at.is_some_and(|t| t >= waited_from) {
+                return Err(ConnectError::Io {
+                    addr,
+                    source: io::Error::other("connecting failed while this request waited"),
+                });
+            }
+        }
+        let sender = match Box::pin(self.connect(addr, origin)).await {
+            Ok(Sender::H2(s)) => s,
+            // `connect` speaks HTTP/2 whenever the pool's protocol is h2.
+            Ok(Sender::H1(_)) => unreachable_h1(addr)?,
+            Err(e) => {
+                lock(&self.shared).entry(addr).or_default().failed_at = Some(Instant::now());
+                return Err(e);
+            }
+        };
+        lock(&self.shared).entry(addr).or_default().sender = Some(sender.clone());
+        Ok(conn(sender, false))
+    }
+
+    /// PROXY protocol: a connection of this client connection, or a new one kept in its
+    /// slot afterwards.
+    async fn checkout_pinned(
+        self: &Arc<Self>,
+        addr: SocketAddr,
+        origin: &Origin<'_>,
+    ) -> Result<Conn, ConnectError> {
+        let owner = Arc::downgrade(self);
+        let Some(slot) = origin.slot else {
+            let sender = Box::pin(self.connect(addr, origin)).await?;
+            return Ok(Conn {
+                sender,
+                reused: false,
+                addr,
+                home: Home::Drop,
+            });
+        };
+        while let Some(mut sender) = slot.take(&owner, addr, self.idle_timeout) {
+            if sender.ready().await.is_ok() {
+                return Ok(Conn {
+                    sender,
+                    reused: true,
+                    addr,
+                    home: Home::Client(slot.clone(), owner),
+                });
+            }
+        }
+        let sender = Box::pin(self.connect(addr, origin)).await?;
+        if let Some(shared) = sender.share() {
+            // HTTP/2: the slot keeps a handle for this client's concurrent requests.
+            slot.put(owner.clone(), addr, shared);
+        }
+        Ok(Conn {
+            sender,
+            reused: false,
+            addr,
+            home: Home::Client(slot.clone(), owner),
+        })
+    }
+
+    fn take(&self, addr: SocketAddr) -> Option<http1::SendRequest<ReqBody>> {
+        let mut idle = lock(&self.idle);
         let list = idle.get_mut(&addr)?;
         let now = Instant::now();
         while let Some(i) = list.pop() {
@@ -203,11 +589,11 @@ impl Upstreams {
         None
     }
 
-    fn put(&self, addr: SocketAddr, sender: SendRequest<ReqBody>) {
+    fn put(&self, addr: SocketAddr, sender: http1::SendRequest<ReqBody>) {
         if sender.is_closed() {
             return;
         }
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let mut idle = lock(&self.idle);
         let list = idle.entry(addr).or_default();
         if list.len() < MAX_IDLE_PER_BACKEND {
             list.push(Idle {
@@ -217,41 +603,123 @@ impl Upstreams {
         }
     }
 
-    /// Closes idle connections older than `idle_timeout` (run periodically).
+    /// Closes idle connections older than `idle_timeout` and forgets closed HTTP/2 ones
+    /// (run periodically).
     pub fn sweep(&self) {
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
-        idle.retain(|_, list| {
+        lock(&self.idle).retain(|_, list| {
             list.retain(|i| {
                 now.duration_since(i.since) < self.idle_timeout && !i.sender.is_closed()
             });
             !list.is_empty()
         });
+        if self.link.protocol == UpstreamProtocol::H2 {
+            // An entry whose gate is held (a connect in progress) stays.
+            lock(&self.shared).retain(|_, e| {
+                e.sender.as_ref().is_some_and(|s| !s.is_closed())
+                    || Arc::strong_count(&e.connecting) > 1
+            });
+        }
     }
 
-    async fn connect(&self, addr: SocketAddr) -> Result<SendRequest<ReqBody>, ConnectError> {
-        let stream =
-            match tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(source)) => return Err(ConnectError::Io { addr, source }),
-                Err(_) => {
-                    return Err(ConnectError::Timeout {
-                        addr,
-                        after: self.connect_timeout,
-                    })
+    /// TCP, then the PROXY header, then TLS, all within `connect_timeout`; then hyper's
+    /// handshake for the pool's protocol.
+    async fn connect(&self, addr: SocketAddr, origin: &Origin<'_>) -> Result<Sender, ConnectError> {
+        let connecting = async {
+            let mut stream = TcpStream::connect(addr)
+                .await
+                .map_err(|source| ConnectError::Io { addr, source })?;
+            let _ = stream.set_nodelay(true);
+            if let Some(version) = self.link.proxy_protocol {
+                let header = Header {
+                    version,
+                    src: origin.client,
+                    dst: origin.local,
                 }
-            };
-        let _ = stream.set_nodelay(true);
-        let (sender, conn) = http1::Builder::new()
-            .handshake(TokioIo::new(stream))
-            .await
-            .map_err(|source| ConnectError::Handshake { addr, source })?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.with_upgrades().await {
-                tracing::debug!(backend = %addr, error = %e, "upstream connection ended");
+                .encode();
+                stream
+                    .write_all(header.as_bytes())
+                    .await
+                    .map_err(|source| ConnectError::ProxyHeader { addr, source })?;
             }
-        });
-        Ok(sender)
+            match &self.link.tls {
+                None => Ok(Stream::Plain(stream)),
+                Some(tls) => {
+                    let name = tls
+                        .name
+                        .clone()
+                        .unwrap_or_else(|| ServerName::IpAddress(addr.ip().into()));
+                    let stream = tls
+                        .connector
+                        .connect(name, stream)
+                        .await
+                        .map_err(|source| ConnectError::Tls { addr, source })?;
+                    Ok(Stream::Tls(Box::new(stream)))
+                }
+            }
+        };
+        let stream = match tokio::time::timeout(self.connect_timeout, connecting).await {
+            Ok(r) => r?,
+            Err(_) => {
+                return Err(ConnectError::Timeout {
+                    addr,
+                    after: self.connect_timeout,
+                })
+            }
+        };
+        match stream {
+            Stream::Plain(s) => handshake(s, self.link.protocol, addr).await,
+            Stream::Tls(s) => handshake(*s, self.link.protocol, addr).await,
+        }
+    }
+}
+
+/// Never happens: kept as an error rather than a panic.
+fn unreachable_h1(addr: SocketAddr) -> Result<http2::SendRequest<ReqBody>, ConnectError> {
+    Err(ConnectError::Io {
+        addr,
+        source: io::Error::other("HTTP/1.1 connection on an h2 pool"),
+    })
+}
+
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+/// hyper's client handshake on `io`; the connection is driven by a task of its own.
+async fn handshake<I>(
+    io: I,
+    protocol: UpstreamProtocol,
+    addr: SocketAddr,
+) -> Result<Sender, ConnectError>
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let io = TokioIo::new(io);
+    let err = |source| ConnectError::Handshake { addr, source };
+    match protocol {
+        UpstreamProtocol::Http1 => {
+            let (sender, conn) = http1::Builder::new().handshake(io).await.map_err(err)?;
+            tokio::spawn(async move {
+                if let Err(e) = conn.with_upgrades().await {
+                    tracing::debug!(backend = %addr, error = %e, "upstream connection ended");
+                }
+            });
+            Ok(Sender::H1(sender))
+        }
+        UpstreamProtocol::H2 => {
+            let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+                .handshake(io)
+                .await
+                .map_err(err)?;
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(backend = %addr, error = %e, "upstream h2 connection ended");
+                }
+            });
+            Ok(Sender::H2(sender))
+        }
     }
 }
 

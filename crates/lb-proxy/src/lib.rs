@@ -10,7 +10,7 @@
 //! - [`sniff`]: HTTP/1 or h2c told apart by peeking, so hyper's read buffer stays 8 KiB.
 //! - [`forward`]: routing, headers, retries and relaying of one request.
 //! - [`key`]: request keys for hashing strategies.
-//! - [`upstream`]: pooled HTTP/1.1 connections to backends.
+//! - [`upstream`]: connections to backends: pooled HTTP/1.1 or shared HTTP/2, TLS, PROXY headers.
 //! - [`body`]: request and response bodies without boxing.
 //! - [`state`]: the running configuration, rebuilt on reload.
 //! - [`app`]: the whole proxy from a config: listeners, admin API, reload, drain.

@@ -293,12 +293,10 @@ async fn grpc_streaming_with_trailers_through_h2c() {
             got.push(String::from_utf8_lossy(&data).into_owned());
         }
         drop(body_tx);
-        let trailers = loop {
-            let frame = body.frame().await.expect("trailers").expect("frame ok");
-            match frame.into_trailers() {
-                Ok(t) => break t,
-                Err(f) => panic!("unexpected frame after the echoes: {f:?}"),
-            }
+        let frame = body.frame().await.expect("trailers").expect("frame ok");
+        let trailers = match frame.into_trailers() {
+            Ok(t) => t,
+            Err(f) => panic!("unexpected frame after the echoes: {f:?}"),
         };
         assert!(
             body.frame().await.is_none(),

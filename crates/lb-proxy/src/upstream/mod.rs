@@ -22,6 +22,12 @@
 //!
 //! With `tls`, the pool's one [`rustls::ClientConfig`] is built with the runtime generation
 //! (the CA file is read then); ALPN offers `h2` or `http/1.1` after `protocol`.
+//!
+//! Layout: this module keeps connections; `connect` opens one (TCP, PROXY header, TLS,
+//! handshake); `client` holds a client connection's own ones ([`ClientSlot`]).
+
+mod client;
+mod connect;
 
 use std::collections::HashMap;
 use std::io;
@@ -29,70 +35,18 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use hyper::body::Incoming;
-use hyper::client::conn::{http1, http2, TrySendError};
-use hyper::{Request, Response};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use lb_core::config::{PoolConfig, ProxyProtocol, UpstreamProtocol};
-use lb_core::proxy_protocol::{self, Header};
+use hyper::client::conn::{http1, http2};
+use lb_core::config::{PoolConfig, UpstreamProtocol};
 use lb_core::tls::ClientTlsError;
-use rustls_pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::time::Instant;
-use tokio_rustls::TlsConnector;
 
 use crate::body::ReqBody;
+pub use client::{ClientSlot, Origin};
+use connect::{unreachable_h1, Link};
+pub use connect::{ConnectError, Sender};
 
 /// Most idle connections kept per backend.
 const MAX_IDLE_PER_BACKEND: usize = 256;
-
-/// Most idle connections one client connection keeps (PROXY protocol pools).
-const MAX_IDLE_PER_CLIENT: usize = 16;
-/// Why no connection could be had.
-#[derive(Debug, thiserror::Error)]
-pub enum ConnectError {
-    /// TCP connect failed.
-    #[error("connect to {addr}: {source}")]
-    Io {
-        /// The backend.
-        addr: SocketAddr,
-        /// The OS error.
-        source: io::Error,
-    },
-    /// TCP connect (with the PROXY header and the TLS handshake) did not finish in time.
-    #[error("connect to {addr} timed out after {after:?}")]
-    Timeout {
-        /// The backend.
-        addr: SocketAddr,
-        /// The timeout.
-        after: Duration,
-    },
-    /// The PROXY protocol header could not be written.
-    #[error("PROXY header to {addr}: {source}")]
-    ProxyHeader {
-        /// The backend.
-        addr: SocketAddr,
-        /// The OS error.
-        source: io::Error,
-    },
-    /// The TLS handshake failed (certificate, name, protocol).
-    #[error("TLS handshake with {addr}: {source}")]
-    Tls {
-        /// The backend.
-        addr: SocketAddr,
-        /// rustls' error, as tokio-rustls reports it.
-        source: io::Error,
-    },
-    /// The HTTP/1.1 or HTTP/2 handshake failed.
-    #[error("handshake with {addr}: {source}")]
-    Handshake {
-        /// The backend.
-        addr: SocketAddr,
-        /// hyper's error.
-        source: hyper::Error,
-    },
-}
 
 /// A small multiplicative hash for the idle map's `SocketAddr` keys: SipHash, the std
 /// default, costs a few hundred instructions per lookup on every exchange, and these keys
@@ -140,50 +94,6 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// A request sender on one upstream connection.
-pub enum Sender {
-    /// HTTP/1.1: one exchange at a time.
-    H1(http1::SendRequest<ReqBody>),
-    /// HTTP/2: a handle on a multiplexed connection (cloning it shares the connection).
-    H2(http2::SendRequest<ReqBody>),
-}
-
-impl Sender {
-    /// True when the connection is gone.
-    pub fn is_closed(&self) -> bool {
-        match self {
-            Sender::H1(s) => s.is_closed(),
-            Sender::H2(s) => s.is_closed(),
-        }
-    }
-
-    async fn ready(&mut self) -> hyper::Result<()> {
-        match self {
-            Sender::H1(s) => s.ready().await,
-            Sender::H2(s) => s.ready().await,
-        }
-    }
-
-    /// Sends `req`; if it never left, the error gives it back.
-    pub async fn send(
-        &mut self,
-        req: Request<ReqBody>,
-    ) -> Result<Response<Incoming>, TrySendError<Request<ReqBody>>> {
-        match self {
-            Sender::H1(s) => s.try_send_request(req).await,
-            Sender::H2(s) => s.try_send_request(req).await,
-        }
-    }
-
-    /// Another handle on an HTTP/2 connection; `None` for HTTP/1.1 (not shareable).
-    fn share(&self) -> Option<Sender> {
-        match self {
-            Sender::H1(_) => None,
-            Sender::H2(s) => Some(Sender::H2(s.clone())),
-        }
-    }
-}
-
 struct Idle {
     sender: http1::SendRequest<ReqBody>,
     since: Instant,
@@ -198,19 +108,6 @@ struct Shared {
     /// When the last connect failed: requests that waited for it fail too, instead of
     /// each trying (and timing out) in turn.
     failed_at: Option<Instant>,
-}
-
-/// How connections to a pool's backends are made.
-struct Link {
-    protocol: UpstreamProtocol,
-    tls: Option<TlsLink>,
-    proxy_protocol: Option<proxy_protocol::Version>,
-}
-
-struct TlsLink {
-    connector: TlsConnector,
-    /// `sni`, or `None` for the backend's IP address.
-    name: Option<ServerName<'static>>,
 }
 
 /// Idle connections by backend address, for one pool (or one directory).
@@ -232,76 +129,6 @@ impl std::fmt::Debug for Upstreams {
             .field("proxy_protocol", &self.link.proxy_protocol)
             .finish()
     }
-}
-
-/// The idle connections of one client connection to the backends of PROXY protocol pools:
-/// each starts with that client's header, so no other client may use it. Dropped, and
-/// the connections with it, when the client connection and its last response end.
-#[derive(Default)]
-pub struct ClientSlot {
-    conns: Mutex<Vec<Pinned>>,
-}
-
-impl std::fmt::Debug for ClientSlot {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientSlot")
-            .field("conns", &lock(&self.conns).len())
-            .finish()
-    }
-}
-
-struct Pinned {
-    owner: Weak<Upstreams>,
-    addr: SocketAddr,
-    sender: Sender,
-    since: Instant,
-}
-
-impl ClientSlot {
-    /// A usable connection of `owner` to `addr`: HTTP/1.1 ones are taken out, HTTP/2
-    /// ones shared. Stale and closed entries are dropped on the way.
-    fn take(&self, owner: &Weak<Upstreams>, addr: SocketAddr, idle: Duration) -> Option<Sender> {
-        let now = Instant::now();
-        let mut conns = lock(&self.conns);
-        conns.retain(|p| !p.sender.is_closed() && now.duration_since(p.since) < idle);
-        let i = conns
-            .iter()
-            .position(|p| p.addr == addr && Weak::ptr_eq(&p.owner, owner))?;
-        match conns[i].sender.share() {
-            Some(shared) => {
-                conns[i].since = now;
-                Some(shared)
-            }
-            None => Some(conns.swap_remove(i).sender),
-        }
-    }
-
-    fn put(&self, owner: Weak<Upstreams>, addr: SocketAddr, sender: Sender) {
-        if sender.is_closed() {
-            return;
-        }
-        let mut conns = lock(&self.conns);
-        if conns.len() < MAX_IDLE_PER_CLIENT {
-            conns.push(Pinned {
-                owner,
-                addr,
-                sender,
-                since: Instant::now(),
-            });
-        }
-    }
-}
-
-/// The client connection a request came on, as upstream connections need it.
-#[derive(Clone, Copy, Debug)]
-pub struct Origin<'a> {
-    /// The client's address (the PROXY header's source).
-    pub client: SocketAddr,
-    /// The listener's address the client connected to (the PROXY header's destination).
-    pub local: SocketAddr,
-    /// Where that connection keeps its PROXY protocol upstream connections; `None` when
-    /// it has none (no such pool when it was accepted): they are then used once.
-    pub slot: Option<&'a Arc<ClientSlot>>,
 }
 
 /// Where a connection goes when its exchange is over.
@@ -373,54 +200,20 @@ pub struct UpstreamsError {
 impl Upstreams {
     /// Plain HTTP/1.1 connections (directories).
     pub fn new(connect_timeout: Duration, idle_timeout: Duration) -> Arc<Upstreams> {
-        Upstreams::with_link(
-            connect_timeout,
-            idle_timeout,
-            Link {
-                protocol: UpstreamProtocol::Http1,
-                tls: None,
-                proxy_protocol: None,
-            },
-        )
+        Upstreams::with_link(connect_timeout, idle_timeout, Link::plain())
     }
 
     /// Connections as a pool's config says: timeouts, `protocol`, `tls` (reads the CA file
     /// now) and `proxy_protocol`.
     pub fn for_pool(cfg: &PoolConfig) -> Result<Arc<Upstreams>, UpstreamsError> {
-        let tls = match &cfg.tls {
-            None => None,
-            Some(t) => {
-                let alpn: &[u8] = match cfg.protocol {
-                    UpstreamProtocol::Http1 => b"http/1.1",
-                    UpstreamProtocol::H2 => b"h2",
-                };
-                let config = lb_core::tls::client_config(t.verify, t.ca.as_deref(), &[alpn])
-                    .map_err(|source| UpstreamsError {
-                        pool: cfg.name.clone(),
-                        source,
-                    })?;
-                let name = t
-                    .sni
-                    .as_deref()
-                    .and_then(|s| ServerName::try_from(s.to_owned()).ok());
-                Some(TlsLink {
-                    connector: TlsConnector::from(Arc::new(config)),
-                    name,
-                })
-            }
-        };
-        let proxy_protocol = cfg.proxy_protocol.map(|v| match v {
-            ProxyProtocol::V1 => proxy_protocol::Version::V1,
-            ProxyProtocol::V2 => proxy_protocol::Version::V2,
-        });
+        let link = Link::for_pool(cfg).map_err(|source| UpstreamsError {
+            pool: cfg.name.clone(),
+            source,
+        })?;
         Ok(Upstreams::with_link(
             cfg.connect_timeout,
             cfg.idle_timeout,
-            Link {
-                protocol: cfg.protocol,
-                tls,
-                proxy_protocol,
-            },
+            link,
         ))
     }
 
@@ -480,7 +273,7 @@ impl Upstreams {
         // Boxed: connecting (TCP, then hyper's handshake, which builds the connection's
         // whole state) is rare next to reuse, and inline it would size every exchange's
         // future, and each copy of it, for the worst case.
-        let sender = Box::pin(self.connect(addr, origin)).await?;
+        let sender = Box::pin(self.link.connect(addr, origin, self.connect_timeout)).await?;
         Ok(Conn {
             sender,
             reused: false,
@@ -524,7 +317,7 @@ impl Upstreams {
                 });
             }
         }
-        let sender = match Box::pin(self.connect(addr, origin)).await {
+        let sender = match Box::pin(self.link.connect(addr, origin, self.connect_timeout)).await {
             Ok(Sender::H2(s)) => s,
             // `connect` speaks HTTP/2 whenever the pool's protocol is h2.
             Ok(Sender::H1(_)) => unreachable_h1(addr)?,
@@ -546,7 +339,7 @@ impl Upstreams {
     ) -> Result<Conn, ConnectError> {
         let owner = Arc::downgrade(self);
         let Some(slot) = origin.slot else {
-            let sender = Box::pin(self.connect(addr, origin)).await?;
+            let sender = Box::pin(self.link.connect(addr, origin, self.connect_timeout)).await?;
             return Ok(Conn {
                 sender,
                 reused: false,
@@ -564,7 +357,7 @@ impl Upstreams {
                 });
             }
         }
-        let sender = Box::pin(self.connect(addr, origin)).await?;
+        let sender = Box::pin(self.link.connect(addr, origin, self.connect_timeout)).await?;
         if let Some(shared) = sender.share() {
             // HTTP/2: the slot keeps a handle for this client's concurrent requests.
             slot.put(owner.clone(), addr, shared);
@@ -619,106 +412,6 @@ impl Upstreams {
                 e.sender.as_ref().is_some_and(|s| !s.is_closed())
                     || Arc::strong_count(&e.connecting) > 1
             });
-        }
-    }
-
-    /// TCP, then the PROXY header, then TLS, all within `connect_timeout`; then hyper's
-    /// handshake for the pool's protocol.
-    async fn connect(&self, addr: SocketAddr, origin: &Origin<'_>) -> Result<Sender, ConnectError> {
-        let connecting = async {
-            let mut stream = TcpStream::connect(addr)
-                .await
-                .map_err(|source| ConnectError::Io { addr, source })?;
-            let _ = stream.set_nodelay(true);
-            if let Some(version) = self.link.proxy_protocol {
-                let header = Header {
-                    version,
-                    src: origin.client,
-                    dst: origin.local,
-                }
-                .encode();
-                stream
-                    .write_all(header.as_bytes())
-                    .await
-                    .map_err(|source| ConnectError::ProxyHeader { addr, source })?;
-            }
-            match &self.link.tls {
-                None => Ok(Stream::Plain(stream)),
-                Some(tls) => {
-                    let name = tls
-                        .name
-                        .clone()
-                        .unwrap_or_else(|| ServerName::IpAddress(addr.ip().into()));
-                    let stream = tls
-                        .connector
-                        .connect(name, stream)
-                        .await
-                        .map_err(|source| ConnectError::Tls { addr, source })?;
-                    Ok(Stream::Tls(Box::new(stream)))
-                }
-            }
-        };
-        let stream = match tokio::time::timeout(self.connect_timeout, connecting).await {
-            Ok(r) => r?,
-            Err(_) => {
-                return Err(ConnectError::Timeout {
-                    addr,
-                    after: self.connect_timeout,
-                })
-            }
-        };
-        match stream {
-            Stream::Plain(s) => handshake(s, self.link.protocol, addr).await,
-            Stream::Tls(s) => handshake(*s, self.link.protocol, addr).await,
-        }
-    }
-}
-
-/// Never happens: kept as an error rather than a panic.
-fn unreachable_h1(addr: SocketAddr) -> Result<http2::SendRequest<ReqBody>, ConnectError> {
-    Err(ConnectError::Io {
-        addr,
-        source: io::Error::other("HTTP/1.1 connection on an h2 pool"),
-    })
-}
-
-enum Stream {
-    Plain(TcpStream),
-    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
-}
-
-/// hyper's client handshake on `io`; the connection is driven by a task of its own.
-async fn handshake<I>(
-    io: I,
-    protocol: UpstreamProtocol,
-    addr: SocketAddr,
-) -> Result<Sender, ConnectError>
-where
-    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let io = TokioIo::new(io);
-    let err = |source| ConnectError::Handshake { addr, source };
-    match protocol {
-        UpstreamProtocol::Http1 => {
-            let (sender, conn) = http1::Builder::new().handshake(io).await.map_err(err)?;
-            tokio::spawn(async move {
-                if let Err(e) = conn.with_upgrades().await {
-                    tracing::debug!(backend = %addr, error = %e, "upstream connection ended");
-                }
-            });
-            Ok(Sender::H1(sender))
-        }
-        UpstreamProtocol::H2 => {
-            let (sender, conn) = http2::Builder::new(TokioExecutor::new())
-                .handshake(io)
-                .await
-                .map_err(err)?;
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!(backend = %addr, error = %e, "upstream h2 connection ended");
-                }
-            });
-            Ok(Sender::H2(sender))
         }
     }
 }

@@ -58,11 +58,12 @@
 //! - [`proxy_protocol`]: PROXY protocol v1/v2 headers, written and parsed.
 //! - [`resp`]: a bounded, incremental RESP2/RESP3 codec.
 //! - [`rt`]: the tokio runtime for a `threads` setting.
+//! - [`tls`]: rustls client settings shared by HTTPS probes and upstream TLS.
 //! - [`config`]: the TOML config model of both binaries, validated into runtime types.
 //!
 //! ## Features
 //! `runtime` (tokio background work), `http` (HTTP probes and directory), `tls` (HTTPS
-//! probes), `config` (TOML model), `admin` (admin API and metrics), `discovery` (file,
+//! probes and upstream TLS settings), `config` (TOML model), `admin` (admin API and metrics), `discovery` (file,
 //! DNS and Redis membership sources), `server` (running pools, listeners, reload and drain
 //! for a binary: [`server`]). With `default-features = false` the crate is pools,
 //! strategies and health state only.
@@ -99,6 +100,8 @@ pub mod resp;
 pub mod rt;
 #[cfg(feature = "server")]
 pub mod server;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 pub use backend::{Backend, BackendState, BackendStatus};
 pub use error::PoolError;

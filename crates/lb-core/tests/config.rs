@@ -208,6 +208,7 @@ fn every_default_applies() {
         assert_eq!(p.proxy_protocol, None);
         assert_eq!(p.sticky, None);
         assert_eq!(p.tls, None);
+        assert_eq!(p.protocol, UpstreamProtocol::Http1);
         assert_eq!(p.health, HealthConfig::default());
         assert_eq!(p.health.kind, HealthKind::None);
         assert_eq!(
@@ -251,9 +252,13 @@ fn every_default_applies() {
 #[test]
 fn every_key_set_explicitly() {
     let dir = temp_dir();
-    for f in ["cert.pem", "key.pem", "a.pem", "a.key", "ca.pem"] {
-        std::fs::write(dir.join(f), "-----BEGIN PLACEHOLDER-----\n").unwrap();
-    }
+    // Listener certificates are loaded at validation: real pairs (a.pem + a.key, and
+    // cert.pem with its key copied to key.pem).
+    write_ca(&dir.join("a.pem"));
+    write_ca(&dir.join("cert.pem"));
+    std::fs::copy(dir.join("cert.key"), dir.join("key.pem")).unwrap();
+    // The CA bundle's content is checked (it must hold a certificate).
+    write_ca(&dir.join("ca.pem"));
     let text = r#"
 threads = 4
 [admin]
@@ -293,6 +298,7 @@ outlier = { consecutive_errors = 0, base_ejection = "10s", max_ejected = 0.25 }
 proxy_protocol = "v2"
 sticky = {}
 tls = { sni = "API.internal", verify = false, ca = "ca.pem" }
+protocol = "h2"
 
 [pool.api.health]
 kind = "tcp"
@@ -424,6 +430,7 @@ prefix = "tenant:"
     assert_eq!(api.outlier.consecutive_errors, 0);
     assert_eq!(api.outlier.max_ejected, 0.25);
     assert_eq!(api.proxy_protocol, Some(ProxyProtocol::V2));
+    assert_eq!(api.protocol, UpstreamProtocol::H2);
     assert_eq!(api.sticky.as_deref(), Some("lb_sticky"));
     assert_eq!(
         api.tls,

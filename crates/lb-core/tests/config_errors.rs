@@ -102,6 +102,8 @@ fn bad_values_name_key_and_value() {
         (pool("key = \"path-regex:^/documents/\""), Binary::Proxy, "pool.web.key", vec!["regex \"^/documents/\" has no capture group"]),
         (pool("sticky = { cookie = \"s\" }"), Binary::Sni, "pool.web.sticky", vec!["not supported by lb-sni"]),
         (pool("tls = { verify = false }"), Binary::Sni, "pool.web.tls", vec!["not supported by lb-sni"]),
+        (pool("protocol = \"h3\""), Binary::Proxy, "pool.web.protocol", vec!["unknown upstream protocol \"h3\"", "\"http1\" or \"h2\""]),
+        (pool("protocol = \"h2\""), Binary::Sni, "pool.web.protocol", vec!["not supported by lb-sni"]),
         (pool("retry_on = [\"connect\", \"504\"]"), Binary::Proxy, "pool.web.retry_on[1]", vec!["unknown retry_on condition \"504\""]),
         (pool("retry_on = [\"503\"]"), Binary::Sni, "pool.web.retry_on[0]", vec!["lb-sni never sees HTTP statuses"]),
         (pool("bound = 0.5"), Binary::Proxy, "pool.web.bound", vec!["0.5 is out of range", "1.0 or more"]),
@@ -156,6 +158,37 @@ fn unreadable_tls_files_are_named() {
         Binary::Proxy,
     );
     assert_names(&msg, "listener[0].tls", &["cert and key"]);
+}
+
+#[test]
+fn bad_ca_files_are_named() {
+    let dir = temp_dir();
+    let bad = dir.join("not-a-ca.pem");
+    std::fs::write(&bad, "hello\n").unwrap();
+    let text = format!(
+        "{MINIMAL}[pool.web]\nbackends = [\"127.0.0.1:1\"]\ntls = {{ ca = {:?} }}\n",
+        bad.display().to_string()
+    );
+    let msg = err(&text, Binary::Proxy);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_names(
+        &msg,
+        "pool.web.tls.ca",
+        &[
+            &format!("bad CA file {}", bad.display()),
+            "no PEM certificate",
+        ],
+    );
+    let msg = err(
+        &format!("{MINIMAL}[pool.web]\ntls = {{ ca = \"/nonexistent/ca.pem\" }}\n"),
+        Binary::Proxy,
+    );
+    assert_names(
+        &msg,
+        "pool.web.tls.ca",
+        &["cannot read /nonexistent/ca.pem"],
+    );
+    assert!(!msg.contains("bad CA file"), "reported once: {msg}");
 }
 
 #[test]

@@ -33,7 +33,8 @@ use crate::cookie;
 use crate::key::{self, IpText};
 use crate::state::{DirectoryTarget, PoolTarget, Route, Runtime, Target};
 use crate::upgrade::{self, ClientUpgrade};
-use crate::upstream::{Conn, Upstreams};
+use crate::upstream::{ClientSlot, Conn, Origin, Upstreams};
+use lb_core::config::UpstreamProtocol;
 
 /// Bodies up to this size are kept so idempotent requests can be replayed on retry.
 pub const REPLAY_LIMIT: u64 = 64 * 1024;
@@ -43,6 +44,11 @@ pub const REPLAY_LIMIT: u64 = 64 * 1024;
 pub struct ConnInfo {
     /// The peer's address (the client, or a proxy in front).
     pub client: SocketAddr,
+    /// The listener's address the peer connected to.
+    pub local: SocketAddr,
+    /// This connection's own upstream connections to PROXY protocol pools; allocated only
+    /// when some pool uses the PROXY protocol as the connection is accepted.
+    pub slot: Option<Arc<ClientSlot>>,
     /// The listener's `trusted_proxies`, when it has any: then `X-Forwarded-For` from a
     /// peer inside them names the client, and from any other peer it is dropped.
     pub trusted: Option<Arc<[Cidr]>>,
@@ -249,7 +255,21 @@ async fn proxy(
         _ => shared_value(&[host.as_bytes()]),
     };
     let host_header = host_from_uri.then_some(host_value.clone());
-    let upgrading = prepare_headers(&mut parts, route, conn, &peer, host_header, forwarded_host);
+    let h2 = match &route.target {
+        Target::Pool(p) if p.upstreams.protocol() == UpstreamProtocol::H2 => {
+            Some(p.upstreams.tls())
+        }
+        _ => None,
+    };
+    let upgrading = prepare_headers(
+        &mut parts,
+        route,
+        conn,
+        &peer,
+        host_header,
+        forwarded_host,
+        h2.is_some(),
+    );
     let upgrade = if upgrading {
         // Never resent once it left: the backend may already have switched protocols.
         replayable = false;
@@ -264,10 +284,17 @@ async fn proxy(
     } else {
         None
     };
-    let uri = upstream_uri(&parts.uri, route)?;
+    let mut uri = upstream_uri(&parts.uri, route)?;
+    let mut version = Version::HTTP_11;
+    if let Some(tls) = h2 {
+        // HTTP/2 carries the scheme and authority as pseudo-headers: the URI is absolute.
+        uri = absolute_uri(uri, tls, &host_value)?;
+        version = Version::HTTP_2;
+    }
     let mut ctx = Exchange {
         method: &parts.method,
         uri: &uri,
+        version,
         headers: Some(std::mem::take(&mut parts.headers)),
         idempotent,
         replayable,
@@ -277,10 +304,10 @@ async fn proxy(
     match &route.target {
         Target::Pool(p) => {
             out.pool = Some(p.clone());
-            forward_pool(p, &mut ctx, &mut body, key_hash, out).await
+            forward_pool(p, &mut ctx, &mut body, key_hash, conn, out).await
         }
         Target::Directory(d) => {
-            forward_directory(d, &mut ctx, &mut body, &host, key_hash, out).await
+            forward_directory(d, &mut ctx, &mut body, &host, key_hash, conn, out).await
         }
     }
 }
@@ -476,6 +503,9 @@ fn real_client(conn: &ConnInfo, headers: &HeaderMap) -> Option<IpAddr> {
 
 /// Sets the forwarding headers (`host_header`: a Host to send when the client gave the
 /// authority only in the URI; `forwarded_host`: the normalised host) and the route's edits.
+/// `h2_upstream`: the request goes to an HTTP/2 backend, where `te: trailers` is
+/// end-to-end in effect (gRPC requires it), so exactly that value is kept, and where an
+/// HTTP/1.1 upgrade cannot be carried (its `Upgrade` is dropped like any hop-by-hop field).
 /// Returns true when the request asks an HTTP/1.1 upgrade, whose `Upgrade` and
 /// `Connection: upgrade` are then kept (see [`upgrade`](crate::upgrade)).
 fn prepare_headers(
@@ -485,11 +515,20 @@ fn prepare_headers(
     ip: &IpText,
     host_header: Option<HeaderValue>,
     forwarded_host: Option<HeaderValue>,
+    h2_upstream: bool,
 ) -> bool {
     let h = &mut parts.headers;
     // Room for the four forwarding headers at once, instead of regrowing per insert.
     h.reserve(4);
-    let upgrading = strip_keeping_upgrade(h, parts.version == Version::HTTP_11);
+    let te = h2_upstream
+        .then(|| h.get(header::TE))
+        .flatten()
+        .filter(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"))
+        .cloned();
+    let upgrading = strip_keeping_upgrade(h, parts.version == Version::HTTP_11 && !h2_upstream);
+    if let Some(te) = te {
+        h.insert(header::TE, te);
+    }
     // With `trusted_proxies` set, a chain from any other peer is a spoofing attempt: only
     // the peer is sent. Without it, the chain is appended to as it comes (SPEC).
     let believed = match &conn.trusted {
@@ -562,9 +601,26 @@ fn upstream_uri(uri: &Uri, route: &Route) -> Result<Uri, Reason> {
     stripped.parse().map_err(|_| Reason::BadRequest)
 }
 
+/// `uri` (origin-form) made absolute for an HTTP/2 backend: `http` or `https` (`tls`) and
+/// the request's host as authority. Allocates; only h2 pools use it.
+fn absolute_uri(uri: Uri, tls: bool, host: &HeaderValue) -> Result<Uri, Reason> {
+    let authority =
+        hyper::http::uri::Authority::try_from(host.as_bytes()).map_err(|_| Reason::BadRequest)?;
+    let mut parts = uri.into_parts();
+    parts.scheme = Some(if tls {
+        hyper::http::uri::Scheme::HTTPS
+    } else {
+        hyper::http::uri::Scheme::HTTP
+    });
+    parts.authority = Some(authority);
+    Uri::from_parts(parts).map_err(|_| Reason::BadRequest)
+}
+
 struct Exchange<'a> {
     method: &'a Method,
     uri: &'a Uri,
+    /// HTTP/1.1, or HTTP/2 for h2 pools.
+    version: Version,
     /// The headers to send; `None` once moved into a request that no retry can follow.
     headers: Option<HeaderMap>,
     idempotent: bool,
@@ -589,7 +645,7 @@ impl Exchange<'_> {
         let mut r = Request::new(body);
         *r.method_mut() = self.method.clone();
         *r.uri_mut() = self.uri.clone();
-        *r.version_mut() = Version::HTTP_11;
+        *r.version_mut() = self.version;
         *r.headers_mut() = headers;
         Some(r)
     }
@@ -632,15 +688,23 @@ async fn attempt(
     addr: SocketAddr,
     req: Request<ReqBody>,
     timeout: Duration,
+    client: &ConnInfo,
 ) -> Attempt {
-    let mut conn = match upstreams.checkout(addr).await {
+    let origin = Origin {
+        client: client.client,
+        local: client.local,
+        slot: client.slot.as_ref(),
+    };
+    let mut conn = match upstreams.checkout(addr, &origin).await {
         Ok(c) => c,
         Err(e) => {
             tracing::debug!(backend = %addr, error = %e, "upstream connect failed");
             return Attempt::NotSent(Reason::UpstreamConnect, req);
         }
     };
-    let fut = conn.sender.try_send_request(req);
+    // The timeout covers the response head only: a streaming body (gRPC) is bounded by
+    // the stall timer of its relay, not by this.
+    let fut = conn.sender.send(req);
     match tokio::time::timeout(timeout, fut).await {
         Err(_) => Attempt::TimedOut,
         Ok(Ok(resp)) => Attempt::Done(resp, conn),
@@ -684,6 +748,7 @@ async fn forward_pool(
     ex: &mut Exchange<'_>,
     body: &mut ReqBody,
     key_hash: u64,
+    client: &ConnInfo,
     out: &mut Handled,
 ) -> Result<Response<RespBody>, Reason> {
     let cfg = &p.config;
@@ -741,7 +806,15 @@ async fn forward_pool(
         let Some(req) = ex.request(b, resend) else {
             return Err(last);
         };
-        match attempt(&p.upstreams, lease.addr(), req, cfg.response_timeout).await {
+        match attempt(
+            &p.upstreams,
+            lease.addr(),
+            req,
+            cfg.response_timeout,
+            client,
+        )
+        .await
+        {
             Attempt::Done(resp, conn) => {
                 let status = resp.status().as_u16();
                 lease.member().state().count_status(status);
@@ -818,6 +891,7 @@ async fn forward_directory(
     body: &mut ReqBody,
     host: &str,
     key_hash: u64,
+    client: &ConnInfo,
     out: &mut Handled,
 ) -> Result<Response<RespBody>, Reason> {
     let lookup = d.cache.lookup(host).await;
@@ -842,7 +916,7 @@ async fn forward_directory(
         let Some(req) = ex.request(b, resend) else {
             return Err(last);
         };
-        match attempt(&d.upstreams, addr, req, DIRECTORY_RESPONSE_TIMEOUT).await {
+        match attempt(&d.upstreams, addr, req, DIRECTORY_RESPONSE_TIMEOUT, client).await {
             Attempt::Done(resp, conn) => {
                 return Ok(relay(resp, conn, DIRECTORY_IDLE, None, ex, addr))
             }

@@ -12,7 +12,7 @@
 //! - [`upgrade`]: HTTP/1.1 upgrades (WebSocket): the 101 and the tunnel after it.
 //! - [`key`]: request keys for hashing strategies.
 //! - [`cookie`]: `Cookie` header parsing and the sticky-session cookie.
-//! - [`upstream`]: pooled HTTP/1.1 connections to backends.
+//! - [`upstream`]: connections to backends: pooled HTTP/1.1 or shared HTTP/2, TLS, PROXY headers.
 //! - [`body`]: request and response bodies without boxing.
 //! - [`state`]: the running configuration, rebuilt on reload.
 //! - [`app`]: the whole proxy from a config: listeners, admin API, reload, drain.

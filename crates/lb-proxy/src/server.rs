@@ -58,6 +58,12 @@ pub async fn serve(
     let max_body = cfg.max_body_bytes.map_or(0, |n| n.get());
     let trusted: Option<Arc<[Cidr]>> =
         (!cfg.trusted_proxies.is_empty()).then(|| cfg.trusted_proxies.clone().into());
+    // The PROXY header's destination: the listener's address, or, when it is bound to
+    // an unspecified address, each connection's own.
+    let listen_addr = listener
+        .local_addr()
+        .ok()
+        .filter(|a| !a.ip().is_unspecified());
     tokio::pin!(shutdown);
     loop {
         // At the limit, stop accepting until a connection ends.
@@ -78,7 +84,14 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let rt = runtime.clone();
-        let acceptor = rt.load().tls.get(&cfg.listen).cloned();
+        let now = rt.load();
+        let acceptor = now.tls.get(&cfg.listen).cloned();
+        let local = match listen_addr {
+            Some(a) => a,
+            None => stream.local_addr().unwrap_or(client),
+        };
+        let slot = now.proxy_protocol.then(Arc::default);
+        drop(now);
         let first = Handshake {
             accept_proxy: cfg.accept_proxy_protocol,
             trusted: trusted.clone(),
@@ -87,6 +100,8 @@ pub async fn serve(
         };
         let base = ConnInfo {
             client,
+            local,
+            slot,
             trusted: trusted.clone(),
             tls: false,
             idle: cfg.idle_timeout,

@@ -19,7 +19,7 @@ use lb_core::server::{build_pools, Generation, PoolBuildError, RunningPool};
 use tokio_rustls::TlsAcceptor;
 
 use crate::upgrade::TunnelStats;
-use crate::upstream::{spawn_sweeper, Upstreams};
+use crate::upstream::{spawn_sweeper, Upstreams, UpstreamsError};
 
 /// A pool as the proxy runs it: lb-core's [`RunningPool`] (pool, source, config, health
 /// monitor; reachable through `Deref`) plus the proxy's upstream connections.
@@ -100,6 +100,9 @@ pub struct Runtime {
     pub tls: BTreeMap<SocketAddr, TlsAcceptor>,
     /// Upgraded connections (shared across generations).
     pub tunnels: Arc<TunnelStats>,
+    /// True when some pool sends the PROXY protocol: client connections accepted then get
+    /// a [`ClientSlot`](crate::upstream::ClientSlot) for their own upstream connections.
+    pub proxy_protocol: bool,
 }
 
 /// Why a runtime could not be built from a valid config.
@@ -108,6 +111,9 @@ pub enum BuildError {
     /// A pool could not be created or updated.
     #[error(transparent)]
     Pool(#[from] PoolBuildError),
+    /// A pool's upstream TLS settings could not be loaded (the CA file).
+    #[error(transparent)]
+    Upstreams(#[from] UpstreamsError),
     /// A resolver could not be built.
     #[error(transparent)]
     Resolver(#[from] lb_core::config::BuildError),
@@ -143,8 +149,7 @@ impl Runtime {
         let previous_pools = previous.map(Generation::pools).unwrap_or_default();
         let mut pools = BTreeMap::new();
         for (name, running) in build_pools(config, &previous_pools)? {
-            let upstreams =
-                Upstreams::new(running.config.connect_timeout, running.config.idle_timeout);
+            let upstreams = Upstreams::for_pool(&running.config)?;
             spawn_sweeper(&upstreams);
             pools.insert(
                 name,
@@ -210,6 +215,7 @@ impl Runtime {
                 tls.insert(l.listen, TlsAcceptor::from(server));
             }
         }
+        let proxy_protocol = pools.values().any(|p| p.upstreams.proxy_protocol());
         Ok(Runtime {
             routes,
             pools,
@@ -217,6 +223,7 @@ impl Runtime {
             errors,
             tls,
             tunnels: previous.map_or_else(Arc::default, |p| p.tunnels.clone()),
+            proxy_protocol,
         })
     }
 

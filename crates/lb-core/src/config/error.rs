@@ -270,6 +270,14 @@ pub enum Problem {
     /// A certificate or key file that does not hold what TLS needs.
     #[error("{0}")]
     Certificate(String),
+    /// A CA file that holds no usable PEM certificate.
+    #[error("bad CA file {path}: {error}")]
+    BadCa {
+        /// The resolved path.
+        path: PathBuf,
+        /// What is wrong with its content.
+        error: String,
+    },
     /// The same value twice where it must be unique.
     #[error("duplicate {what} {value}")]
     Duplicate {

@@ -90,6 +90,7 @@ pub(crate) struct FilePool {
     pub proxy_protocol: Option<String>,
     pub sticky: Option<FileSticky>,
     pub tls: Option<FileUpstreamTls>,
+    pub protocol: Option<String>,
     pub health: Option<FileHealth>,
 }
 

@@ -77,7 +77,7 @@ pub use net::{
 };
 pub use pool::{
     BackendConfig, Discovery, HealthConfig, HealthKind, KeySpec, KeySpecError, PoolConfig,
-    ProxyProtocol, RetryBudget, RetryOn, UpstreamTls,
+    ProxyProtocol, RetryBudget, RetryOn, UpstreamProtocol, UpstreamTls,
 };
 pub use types::{
     AdminConfig, CertKey, Config, ListenerConfig, ListenerProtocol, ResolverConfig, ResolverKind,

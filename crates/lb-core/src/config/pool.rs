@@ -273,6 +273,28 @@ pub enum ProxyProtocol {
     V2,
 }
 
+/// The HTTP version lb-proxy speaks to a pool's backends (`protocol`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum UpstreamProtocol {
+    /// `"http1"` (the default): HTTP/1.1, idle connections pooled per backend and shared
+    /// by every client.
+    #[default]
+    Http1,
+    /// `"h2"`: HTTP/2 with prior knowledge on cleartext, or negotiated by ALPN `h2` with
+    /// `tls`; one multiplexed connection per backend carries concurrent requests.
+    H2,
+}
+
+impl UpstreamProtocol {
+    /// `"http1"` or `"h2"`, as written in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpstreamProtocol::Http1 => "http1",
+            UpstreamProtocol::H2 => "h2",
+        }
+    }
+}
+
 /// lb-proxy upstream TLS.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UpstreamTls {
@@ -387,6 +409,8 @@ pub struct PoolConfig {
     pub sticky: Option<String>,
     /// lb-proxy: upstream TLS. Default none.
     pub tls: Option<UpstreamTls>,
+    /// lb-proxy: the HTTP version spoken to the backends. Default `http1`.
+    pub protocol: UpstreamProtocol,
     /// Active health checks.
     pub health: HealthConfig,
 }
@@ -414,6 +438,7 @@ impl PoolConfig {
             proxy_protocol: None,
             sticky: None,
             tls: None,
+            protocol: UpstreamProtocol::Http1,
             health: HealthConfig::default(),
         }
     }

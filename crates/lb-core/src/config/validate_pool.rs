@@ -9,7 +9,7 @@ use super::file::{FileBackend, FilePool};
 use super::net::is_token;
 use super::pool::{
     BackendConfig, Discovery, HealthConfig, KeySpec, KeySpecError, PoolConfig, ProxyProtocol,
-    RetryBudget, RetryOn, UpstreamTls,
+    RetryBudget, RetryOn, UpstreamProtocol, UpstreamTls,
 };
 use super::validate::Checker;
 use super::Binary;
@@ -241,12 +241,31 @@ pub(crate) fn pool(c: &mut Checker<'_>, key: &KeyPath, name: &str, p: FilePool) 
                     s
                 }
             });
-            let ca = t.ca.map(|p| c.readable(&k.key("ca"), &p));
+            let ca = t.ca.map(|p| ca_file(c, &k.key("ca"), &p));
             tls = Some(UpstreamTls {
                 sni,
                 verify: t.verify.unwrap_or(true),
                 ca,
             });
+        }
+    }
+    let mut protocol = UpstreamProtocol::Http1;
+    if c.proxy_only(
+        &key.key("protocol"),
+        p.protocol.is_some(),
+        "lb-sni forwards bytes; the HTTP version towards backends is lb-proxy only",
+    ) {
+        match p.protocol.as_deref() {
+            Some("http1") | None => {}
+            Some("h2") => protocol = UpstreamProtocol::H2,
+            Some(other) => c.fail(
+                key.key("protocol"),
+                Problem::UnknownValue {
+                    what: "upstream protocol",
+                    value: other.to_owned(),
+                    expected: "\"http1\" or \"h2\"",
+                },
+            ),
         }
     }
     let health = p.health.map_or_else(HealthConfig::default, |h| {
@@ -273,8 +292,38 @@ pub(crate) fn pool(c: &mut Checker<'_>, key: &KeyPath, name: &str, p: FilePool) 
         proxy_protocol,
         sticky,
         tls,
+        protocol,
         health,
     }
+}
+
+/// A CA bundle: readable now and, with the `tls` feature, holding at least one PEM
+/// certificate, so `--check` names a bad file instead of the first connection failing.
+fn ca_file(c: &mut Checker<'_>, key: &KeyPath, p: &str) -> std::path::PathBuf {
+    let before = c.issues.len();
+    let path = c.readable(key, p);
+    #[cfg(feature = "tls")]
+    if c.issues.len() == before {
+        if let Err(e) = crate::tls::roots(Some(&path)) {
+            let error = match e {
+                crate::tls::ClientTlsError::Ca { reason, .. } => reason.to_string(),
+                crate::tls::ClientTlsError::NoRoots(_) => {
+                    "no PEM certificate (-----BEGIN CERTIFICATE-----) in it".to_owned()
+                }
+                other => other.to_string(),
+            };
+            c.fail(
+                key.clone(),
+                Problem::BadCa {
+                    path: path.clone(),
+                    error,
+                },
+            );
+        }
+    }
+    #[cfg(not(feature = "tls"))]
+    let _ = before;
+    path
 }
 
 fn key_spec(c: &mut Checker<'_>, key: &KeyPath, s: &str) -> KeySpec {

@@ -102,3 +102,22 @@ pub fn temp_dir() -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// Writes a real self-signed certificate (PEM) to `path`, as a CA bundle (openssl CLI).
+pub fn write_ca(path: &Path) {
+    let key = path.with_extension("key");
+    let out = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"])
+        .args(["-subj", "/CN=lb test CA", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(path)
+        .output()
+        .expect("openssl must be installed");
+    assert!(
+        out.status.success(),
+        "openssl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -1,0 +1,274 @@
+//! Opening one upstream connection: TCP, the PROXY header, TLS, then hyper's HTTP/1.1 or
+//! HTTP/2 handshake, with the connection driven by a task of its own.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::client::conn::{http1, http2, TrySendError};
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use lb_core::config::{PoolConfig, ProxyProtocol, UpstreamProtocol};
+use lb_core::proxy_protocol::{self, Header};
+use lb_core::tls::ClientTlsError;
+use rustls_pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+use super::Origin;
+use crate::body::ReqBody;
+
+/// Why no connection could be had.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// TCP connect failed.
+    #[error("connect to {addr}: {source}")]
+    Io {
+        /// The backend.
+        addr: SocketAddr,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// TCP connect (with the PROXY header and the TLS handshake) did not finish in time.
+    #[error("connect to {addr} timed out after {after:?}")]
+    Timeout {
+        /// The backend.
+        addr: SocketAddr,
+        /// The timeout.
+        after: Duration,
+    },
+    /// The PROXY protocol header could not be written.
+    #[error("PROXY header to {addr}: {source}")]
+    ProxyHeader {
+        /// The backend.
+        addr: SocketAddr,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The TLS handshake failed (certificate, name, protocol).
+    #[error("TLS handshake with {addr}: {source}")]
+    Tls {
+        /// The backend.
+        addr: SocketAddr,
+        /// rustls' error, as tokio-rustls reports it.
+        source: io::Error,
+    },
+    /// The HTTP/1.1 or HTTP/2 handshake failed.
+    #[error("handshake with {addr}: {source}")]
+    Handshake {
+        /// The backend.
+        addr: SocketAddr,
+        /// hyper's error.
+        source: hyper::Error,
+    },
+}
+
+/// A request sender on one upstream connection.
+pub enum Sender {
+    /// HTTP/1.1: one exchange at a time.
+    H1(http1::SendRequest<ReqBody>),
+    /// HTTP/2: a handle on a multiplexed connection (cloning it shares the connection).
+    H2(http2::SendRequest<ReqBody>),
+}
+
+impl Sender {
+    /// True when the connection is gone.
+    pub fn is_closed(&self) -> bool {
+        match self {
+            Sender::H1(s) => s.is_closed(),
+            Sender::H2(s) => s.is_closed(),
+        }
+    }
+
+    pub(super) async fn ready(&mut self) -> hyper::Result<()> {
+        match self {
+            Sender::H1(s) => s.ready().await,
+            Sender::H2(s) => s.ready().await,
+        }
+    }
+
+    /// Sends `req`; if it never left, the error gives it back.
+    pub async fn send(
+        &mut self,
+        req: Request<ReqBody>,
+    ) -> Result<Response<Incoming>, TrySendError<Request<ReqBody>>> {
+        match self {
+            Sender::H1(s) => s.try_send_request(req).await,
+            Sender::H2(s) => s.try_send_request(req).await,
+        }
+    }
+
+    /// Another handle on an HTTP/2 connection; `None` for HTTP/1.1 (not shareable).
+    pub(super) fn share(&self) -> Option<Sender> {
+        match self {
+            Sender::H1(_) => None,
+            Sender::H2(s) => Some(Sender::H2(s.clone())),
+        }
+    }
+}
+
+/// How connections to a pool's backends are made.
+pub(super) struct Link {
+    pub(super) protocol: UpstreamProtocol,
+    pub(super) tls: Option<TlsLink>,
+    pub(super) proxy_protocol: Option<proxy_protocol::Version>,
+}
+
+pub(super) struct TlsLink {
+    connector: TlsConnector,
+    /// `sni`, or `None` for the backend's IP address.
+    name: Option<ServerName<'static>>,
+}
+
+impl Link {
+    /// Plain HTTP/1.1 (directories).
+    pub(super) fn plain() -> Link {
+        Link {
+            protocol: UpstreamProtocol::Http1,
+            tls: None,
+            proxy_protocol: None,
+        }
+    }
+
+    /// As a pool's config says: `protocol`, `tls` (reads the CA file now) and
+    /// `proxy_protocol`.
+    pub(super) fn for_pool(cfg: &PoolConfig) -> Result<Link, ClientTlsError> {
+        let tls = match &cfg.tls {
+            None => None,
+            Some(t) => {
+                let alpn: &[u8] = match cfg.protocol {
+                    UpstreamProtocol::Http1 => b"http/1.1",
+                    UpstreamProtocol::H2 => b"h2",
+                };
+                let config = lb_core::tls::client_config(t.verify, t.ca.as_deref(), &[alpn])?;
+                let name = t
+                    .sni
+                    .as_deref()
+                    .and_then(|s| ServerName::try_from(s.to_owned()).ok());
+                Some(TlsLink {
+                    connector: TlsConnector::from(Arc::new(config)),
+                    name,
+                })
+            }
+        };
+        let proxy_protocol = cfg.proxy_protocol.map(|v| match v {
+            ProxyProtocol::V1 => proxy_protocol::Version::V1,
+            ProxyProtocol::V2 => proxy_protocol::Version::V2,
+        });
+        Ok(Link {
+            protocol: cfg.protocol,
+            tls,
+            proxy_protocol,
+        })
+    }
+
+    /// TCP, then the PROXY header, then TLS, all within `timeout`; then hyper's
+    /// handshake for the pool's protocol.
+    pub(super) async fn connect(
+        &self,
+        addr: SocketAddr,
+        origin: &Origin<'_>,
+        timeout: Duration,
+    ) -> Result<Sender, ConnectError> {
+        let connecting = async {
+            let mut stream = TcpStream::connect(addr)
+                .await
+                .map_err(|source| ConnectError::Io { addr, source })?;
+            let _ = stream.set_nodelay(true);
+            if let Some(version) = self.proxy_protocol {
+                let header = Header {
+                    version,
+                    src: origin.client,
+                    dst: origin.local,
+                }
+                .encode();
+                stream
+                    .write_all(header.as_bytes())
+                    .await
+                    .map_err(|source| ConnectError::ProxyHeader { addr, source })?;
+            }
+            match &self.tls {
+                None => Ok(Stream::Plain(stream)),
+                Some(tls) => {
+                    let name = tls
+                        .name
+                        .clone()
+                        .unwrap_or_else(|| ServerName::IpAddress(addr.ip().into()));
+                    let stream = tls
+                        .connector
+                        .connect(name, stream)
+                        .await
+                        .map_err(|source| ConnectError::Tls { addr, source })?;
+                    Ok(Stream::Tls(Box::new(stream)))
+                }
+            }
+        };
+        let stream = match tokio::time::timeout(timeout, connecting).await {
+            Ok(r) => r?,
+            Err(_) => {
+                return Err(ConnectError::Timeout {
+                    addr,
+                    after: timeout,
+                })
+            }
+        };
+        match stream {
+            Stream::Plain(s) => handshake(s, self.protocol, addr).await,
+            Stream::Tls(s) => handshake(*s, self.protocol, addr).await,
+        }
+    }
+}
+
+/// Never happens: kept as an error rather than a panic.
+pub(super) fn unreachable_h1(
+    addr: SocketAddr,
+) -> Result<http2::SendRequest<ReqBody>, ConnectError> {
+    Err(ConnectError::Io {
+        addr,
+        source: io::Error::other("HTTP/1.1 connection on an h2 pool"),
+    })
+}
+
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+/// hyper's client handshake on `io`; the connection is driven by a task of its own.
+async fn handshake<I>(
+    io: I,
+    protocol: UpstreamProtocol,
+    addr: SocketAddr,
+) -> Result<Sender, ConnectError>
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let io = TokioIo::new(io);
+    let err = |source| ConnectError::Handshake { addr, source };
+    match protocol {
+        UpstreamProtocol::Http1 => {
+            let (sender, conn) = http1::Builder::new().handshake(io).await.map_err(err)?;
+            tokio::spawn(async move {
+                if let Err(e) = conn.with_upgrades().await {
+                    tracing::debug!(backend = %addr, error = %e, "upstream connection ended");
+                }
+            });
+            Ok(Sender::H1(sender))
+        }
+        UpstreamProtocol::H2 => {
+            let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+                .handshake(io)
+                .await
+                .map_err(err)?;
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(backend = %addr, error = %e, "upstream h2 connection ended");
+                }
+            });
+            Ok(Sender::H2(sender))
+        }
+    }
+}

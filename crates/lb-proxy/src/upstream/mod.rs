@@ -1,0 +1,433 @@
+//! Connections to backends: pooled HTTP/1.1 or shared HTTP/2, over TCP or TLS, with an
+//! optional PROXY protocol header.
+//!
+//! Connecting is separate from sending, so a connect failure (including a failed TLS
+//! handshake) can move any request to the next backend, while a failure after sending is
+//! retried only when that is safe.
+//!
+//! How a connection is kept depends on the pool:
+//! - **HTTP/1.1** (`protocol = "http1"`, the default): idle connections wait per backend
+//!   address; one goes back to its pool only when its response body has been read to the
+//!   end, and is dropped (closed) after `idle_timeout` unused or whenever an exchange
+//!   failed. A client's `Connection: close` never reaches a backend (hop-by-hop headers
+//!   are removed), so it never closes a pooled connection.
+//! - **HTTP/2** (`protocol = "h2"`): one multiplexed connection per backend carries every
+//!   concurrent request (hyper keeps within the streams the backend allows). It is
+//!   replaced when it closes (GOAWAY, reset, idle close by the backend); concurrent
+//!   requests that find none wait for one connect instead of each opening their own.
+//! - **PROXY protocol** (`proxy_protocol = "v1" | "v2"`): every new connection starts with
+//!   the header naming the client connection it serves, so it may only ever serve that
+//!   one. Its idle connections wait in the client connection's own [`ClientSlot`], not in
+//!   the pool, and are closed when the client connection ends.
+//!
+//! With `tls`, the pool's one [`rustls::ClientConfig`] is built with the runtime generation
+//! (the CA file is read then); ALPN offers `h2` or `http/1.1` after `protocol`.
+//!
+//! Layout: this module keeps connections; `connect` opens one (TCP, PROXY header, TLS,
+//! handshake); `client` holds a client connection's own ones ([`ClientSlot`]).
+
+mod client;
+mod connect;
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use hyper::client::conn::{http1, http2};
+use lb_core::config::{PoolConfig, UpstreamProtocol};
+use lb_core::tls::ClientTlsError;
+use tokio::time::Instant;
+
+use crate::body::ReqBody;
+pub use client::{ClientSlot, Origin};
+use connect::{unreachable_h1, Link};
+pub use connect::{ConnectError, Sender};
+
+/// Most idle connections kept per backend.
+const MAX_IDLE_PER_BACKEND: usize = 256;
+
+/// A small multiplicative hash for the idle map's `SocketAddr` keys: SipHash, the std
+/// default, costs a few hundred instructions per lookup on every exchange, and these keys
+/// come from the pool's own backend list, not from clients, so flooding is not a concern.
+#[derive(Default, Clone, Copy)]
+struct AddrHasher(u64);
+
+impl std::hash::Hasher for AddrHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u16(&mut self, n: u16) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+}
+
+type AddrMap<V> = HashMap<SocketAddr, V, std::hash::BuildHasherDefault<AddrHasher>>;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+struct Idle {
+    sender: http1::SendRequest<ReqBody>,
+    since: Instant,
+}
+
+/// The shared HTTP/2 connection to one backend, and the gate that lets one request at a
+/// time open a new one.
+#[derive(Default)]
+struct Shared {
+    sender: Option<http2::SendRequest<ReqBody>>,
+    connecting: Arc<tokio::sync::Mutex<()>>,
+    /// When the last connect failed: requests that waited for it fail too, instead of
+    /// each trying (and timing out) in turn.
+    failed_at: Option<Instant>,
+}
+
+/// Idle connections by backend address, for one pool (or one directory).
+pub struct Upstreams {
+    idle: Mutex<AddrMap<Vec<Idle>>>,
+    shared: Mutex<AddrMap<Shared>>,
+    connect_timeout: Duration,
+    idle_timeout: Duration,
+    link: Link,
+}
+
+impl std::fmt::Debug for Upstreams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstreams")
+            .field("connect_timeout", &self.connect_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("protocol", &self.link.protocol)
+            .field("tls", &self.link.tls.is_some())
+            .field("proxy_protocol", &self.link.proxy_protocol)
+            .finish()
+    }
+}
+
+/// Where a connection goes when its exchange is over.
+enum Home {
+    /// The pool's idle list (HTTP/1.1).
+    Pool(Weak<Upstreams>),
+    /// The client connection's slot (PROXY protocol pools).
+    Client(Arc<ClientSlot>, Weak<Upstreams>),
+    /// Nowhere: shared HTTP/2 handles and single-use connections are just dropped.
+    Drop,
+}
+
+/// A connection checked out for one exchange.
+pub struct Conn {
+    /// The request sender.
+    pub sender: Sender,
+    /// True when the connection was reused (it may have gone stale).
+    pub reused: bool,
+    addr: SocketAddr,
+    home: Home,
+}
+
+/// Gives a connection back once its response has been read to the end.
+pub struct Returner {
+    sender: Sender,
+    addr: SocketAddr,
+    home: Home,
+}
+
+impl Returner {
+    /// Returns the connection to where it is kept (if that still exists and it is open).
+    pub fn give_back(self) {
+        match (self.home, self.sender) {
+            (Home::Pool(home), Sender::H1(sender)) => {
+                if let Some(home) = home.upgrade() {
+                    home.put(self.addr, sender);
+                }
+            }
+            (Home::Client(slot, owner), sender @ Sender::H1(_)) => {
+                slot.put(owner, self.addr, sender)
+            }
+            // HTTP/2 handles stay where they are kept; this one is a copy.
+            _ => {}
+        }
+    }
+}
+
+impl Conn {
+    /// Splits off the way back to the pool, for the response body to carry.
+    pub fn into_returner(self) -> Returner {
+        Returner {
+            sender: self.sender,
+            addr: self.addr,
+            home: self.home,
+        }
+    }
+}
+
+/// Why a pool's upstream connections could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[error("pool.{pool}.tls: {source}")]
+pub struct UpstreamsError {
+    /// The pool.
+    pub pool: String,
+    /// What was wrong with its TLS settings.
+    pub source: ClientTlsError,
+}
+
+impl Upstreams {
+    /// Plain HTTP/1.1 connections (directories).
+    pub fn new(connect_timeout: Duration, idle_timeout: Duration) -> Arc<Upstreams> {
+        Upstreams::with_link(connect_timeout, idle_timeout, Link::plain())
+    }
+
+    /// Connections as a pool's config says: timeouts, `protocol`, `tls` (reads the CA file
+    /// now) and `proxy_protocol`.
+    pub fn for_pool(cfg: &PoolConfig) -> Result<Arc<Upstreams>, UpstreamsError> {
+        let link = Link::for_pool(cfg).map_err(|source| UpstreamsError {
+            pool: cfg.name.clone(),
+            source,
+        })?;
+        Ok(Upstreams::with_link(
+            cfg.connect_timeout,
+            cfg.idle_timeout,
+            link,
+        ))
+    }
+
+    fn with_link(connect_timeout: Duration, idle_timeout: Duration, link: Link) -> Arc<Upstreams> {
+        Arc::new(Upstreams {
+            idle: Mutex::new(AddrMap::default()),
+            shared: Mutex::new(AddrMap::default()),
+            connect_timeout,
+            idle_timeout,
+            link,
+        })
+    }
+
+    /// The HTTP version spoken to the backends.
+    pub fn protocol(&self) -> UpstreamProtocol {
+        self.link.protocol
+    }
+
+    /// True with upstream TLS.
+    pub fn tls(&self) -> bool {
+        self.link.tls.is_some()
+    }
+
+    /// True when connections start with a PROXY header (and serve one client each).
+    pub fn proxy_protocol(&self) -> bool {
+        self.link.proxy_protocol.is_some()
+    }
+
+    /// A ready connection to `addr` for a request from `origin`: a kept one if any, else a
+    /// new one.
+    pub async fn checkout(
+        self: &Arc<Self>,
+        addr: SocketAddr,
+        origin: &Origin<'_>,
+    ) -> Result<Conn, ConnectError> {
+        if self.link.proxy_protocol.is_some() {
+            return self.checkout_pinned(addr, origin).await;
+        }
+        if self.link.protocol == UpstreamProtocol::H2 {
+            return self.checkout_shared(addr, origin).await;
+        }
+        while let Some(mut sender) = self.take(addr) {
+            // Usually ready at once; a connection still finishing its last exchange
+            // becomes ready in a moment, a dead one errors.
+            if sender.is_closed() {
+                continue;
+            }
+            if sender.ready().await.is_ok() {
+                return Ok(Conn {
+                    sender: Sender::H1(sender),
+                    reused: true,
+                    addr,
+                    home: Home::Pool(Arc::downgrade(self)),
+                });
+            }
+        }
+        // Boxed: connecting (TCP, then hyper's handshake, which builds the connection's
+        // whole state) is rare next to reuse, and inline it would size every exchange's
+        // future, and each copy of it, for the worst case.
+        let sender = Box::pin(self.link.connect(addr, origin, self.connect_timeout)).await?;
+        Ok(Conn {
+            sender,
+            reused: false,
+            addr,
+            home: Home::Pool(Arc::downgrade(self)),
+        })
+    }
+
+    /// HTTP/2: the backend's shared connection, opened by one request while the others
+    /// that need it wait (the std lock is never held across an await).
+    async fn checkout_shared(
+        self: &Arc<Self>,
+        addr: SocketAddr,
+        origin: &Origin<'_>,
+    ) -> Result<Conn, ConnectError> {
+        let conn = |sender, reused| Conn {
+            sender: Sender::H2(sender),
+            reused,
+            addr,
+            home: Home::Drop,
+        };
+        let gate = {
+            let mut shared = lock(&self.shared);
+            let entry = shared.entry(addr).or_default();
+            match &entry.sender {
+                Some(s) if !s.is_closed() => return Ok(conn(s.clone(), true)),
+                _ => entry.sender = None,
+            }
+            entry.connecting.clone()
+        };
+        let waited_from = Instant::now();
+        let _connecting = gate.lock().await;
+        if let Some(e) = lock(&self.shared).get(&addr) {
+            if let Some(s) = e.sender.as_ref().filter(|s| !s.is_closed()) {
+                return Ok(conn(s.clone(), true));
+            }
+            if e.failed_at.is_some_and(|t| t >= waited_from) {
+                return Err(ConnectError::Io {
+                    addr,
+                    source: io::Error::other("connecting failed while this request waited"),
+                });
+            }
+        }
+        let sender = match Box::pin(self.link.connect(addr, origin, self.connect_timeout)).await {
+            Ok(Sender::H2(s)) => s,
+            // `connect` speaks HTTP/2 whenever the pool's protocol is h2.
+            Ok(Sender::H1(_)) => unreachable_h1(addr)?,
+            Err(e) => {
+                lock(&self.shared).entry(addr).or_default().failed_at = Some(Instant::now());
+                return Err(e);
+            }
+        };
+        lock(&self.shared).entry(addr).or_default().sender = Some(sender.clone());
+        Ok(conn(sender, false))
+    }
+
+    /// PROXY protocol: a connection of this client connection, or a new one kept in its
+    /// slot afterwards.
+    async fn checkout_pinned(
+        self: &Arc<Self>,
+        addr: SocketAddr,
+        origin: &Origin<'_>,
+    ) -> Result<Conn, ConnectError> {
+        let owner = Arc::downgrade(self);
+        let Some(slot) = origin.slot else {
+            let sender = Box::pin(self.link.connect(addr, origin, self.connect_timeout)).await?;
+            return Ok(Conn {
+                sender,
+                reused: false,
+                addr,
+                home: Home::Drop,
+            });
+        };
+        while let Some(mut sender) = slot.take(&owner, addr, self.idle_timeout) {
+            if sender.ready().await.is_ok() {
+                return Ok(Conn {
+                    sender,
+                    reused: true,
+                    addr,
+                    home: Home::Client(slot.clone(), owner),
+                });
+            }
+        }
+        let sender = Box::pin(self.link.connect(addr, origin, self.connect_timeout)).await?;
+        if let Some(shared) = sender.share() {
+            // HTTP/2: the slot keeps a handle for this client's concurrent requests.
+            slot.put(owner.clone(), addr, shared);
+        }
+        Ok(Conn {
+            sender,
+            reused: false,
+            addr,
+            home: Home::Client(slot.clone(), owner),
+        })
+    }
+
+    fn take(&self, addr: SocketAddr) -> Option<http1::SendRequest<ReqBody>> {
+        let mut idle = lock(&self.idle);
+        let list = idle.get_mut(&addr)?;
+        let now = Instant::now();
+        while let Some(i) = list.pop() {
+            if now.duration_since(i.since) < self.idle_timeout && !i.sender.is_closed() {
+                return Some(i.sender);
+            }
+        }
+        None
+    }
+
+    fn put(&self, addr: SocketAddr, sender: http1::SendRequest<ReqBody>) {
+        if sender.is_closed() {
+            return;
+        }
+        let mut idle = lock(&self.idle);
+        let list = idle.entry(addr).or_default();
+        if list.len() < MAX_IDLE_PER_BACKEND {
+            list.push(Idle {
+                sender,
+                since: Instant::now(),
+            });
+        }
+    }
+
+    /// Closes idle connections older than `idle_timeout` and forgets closed HTTP/2 ones
+    /// (run periodically).
+    pub fn sweep(&self) {
+        let now = Instant::now();
+        lock(&self.idle).retain(|_, list| {
+            list.retain(|i| {
+                now.duration_since(i.since) < self.idle_timeout && !i.sender.is_closed()
+            });
+            !list.is_empty()
+        });
+        if self.link.protocol == UpstreamProtocol::H2 {
+            // An entry whose gate is held (a connect in progress) stays.
+            lock(&self.shared).retain(|_, e| {
+                e.sender.as_ref().is_some_and(|s| !s.is_closed())
+                    || Arc::strong_count(&e.connecting) > 1
+            });
+        }
+    }
+}
+
+/// Starts a task that sweeps stale idle connections until `upstreams` is dropped.
+pub fn spawn_sweeper(upstreams: &Arc<Upstreams>) {
+    let weak = Arc::downgrade(upstreams);
+    let every =
+        (upstreams.idle_timeout / 2).clamp(Duration::from_millis(100), Duration::from_secs(5));
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            match weak.upgrade() {
+                Some(u) => u.sweep(),
+                None => return,
+            }
+        }
+    });
+}

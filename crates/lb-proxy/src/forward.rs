@@ -9,7 +9,7 @@
 
 use std::borrow::Cow;
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -18,10 +18,10 @@ use std::time::{Duration, Instant};
 use http_body_util::BodyExt;
 use hyper::body::Body as _;
 use hyper::body::Incoming;
-use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::http::request::Parts;
 use hyper::{Method, Request, Response, StatusCode, Uri, Version};
-use lb_core::config::{any_contains, Cidr};
+use lb_core::config::Cidr;
 use lb_core::hash;
 use lb_core::metrics::Reason;
 use lb_core::name::normalize_name;
@@ -30,6 +30,9 @@ use lb_core::Outcome;
 
 use crate::body::{ReqBody, RespBody};
 use crate::cookie;
+use crate::headers::{
+    prepare_headers, real_client, shared_value, strip_keeping_upgrade, X_LB_ERROR,
+};
 use crate::key::{self, IpText};
 use crate::state::{DirectoryTarget, PoolTarget, Route, Runtime, Target};
 use crate::upgrade::{self, ClientUpgrade};
@@ -42,9 +45,11 @@ pub const REPLAY_LIMIT: u64 = 64 * 1024;
 /// Facts about the client connection a request came on.
 #[derive(Clone, Debug)]
 pub struct ConnInfo {
-    /// The peer's address (the client, or a proxy in front).
+    /// The client's address: the peer's, or the source of the PROXY header the peer (a
+    /// trusted balancer) sent first.
     pub client: SocketAddr,
-    /// The listener's address the peer connected to.
+    /// The address the client connected to: the listener's, or the PROXY header's
+    /// destination.
     pub local: SocketAddr,
     /// This connection's own upstream connections to PROXY protocol pools; allocated only
     /// when some pool uses the PROXY protocol as the connection is accepted.
@@ -310,272 +315,6 @@ async fn proxy(
             forward_directory(d, &mut ctx, &mut body, &host, key_hash, conn, out).await
         }
     }
-}
-
-/// Hop-by-hop headers (RFC 9110 §7.6.1) never forwarded.
-const HOP_BY_HOP: [HeaderName; 7] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-];
-
-// Names built once at compile time, so no request parses them.
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-const X_LB_ERROR: HeaderName = HeaderName::from_static("x-lb-error");
-
-/// Which hop-by-hop names (bit i = `HOP_BY_HOP[i]`) occur in `headers`: one pass over the
-/// names, comparing without hashing.
-fn hop_by_hop_present(headers: &HeaderMap) -> u8 {
-    let mut present = 0u8;
-    for name in headers.keys() {
-        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
-            present |= 1 << i;
-        }
-    }
-    present
-}
-
-/// Bit of `Upgrade` in [`hop_by_hop_present`]'s answer (`Connection` is bit 0).
-const UPGRADE_BIT: u8 = 1 << 6;
-
-/// Removes the hop-by-hop headers, and those that `Connection` names. Most messages carry
-/// none (or only `Connection: keep-alive`), so this costs one pass over the names.
-#[cfg(test)]
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    strip_keeping_upgrade(headers, false);
-}
-
-/// Like [`strip_hop_by_hop`]; with `keep_upgrade`, a message with `Connection: upgrade`
-/// and an `Upgrade` header keeps `Upgrade` (its first value) and gets exactly
-/// `Connection: upgrade`. Returns true when it did. Found in the same pass over the
-/// names, so messages without `Upgrade` pay nothing more.
-fn strip_keeping_upgrade(headers: &mut HeaderMap, keep_upgrade: bool) -> bool {
-    let present = hop_by_hop_present(headers);
-    if present == 0 {
-        return false;
-    }
-    let upgrade = if keep_upgrade && present & (UPGRADE_BIT | 1) == UPGRADE_BIT | 1 {
-        headers
-            .get(header::UPGRADE)
-            .filter(|_| connection_has(headers, "upgrade"))
-            .cloned()
-    } else {
-        None
-    };
-    if present & 1 != 0 && connection_names_headers(headers) {
-        // Options other than the usual `close` / `keep-alive` name headers to drop.
-        let named: Vec<HeaderName> = headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter(|n| !is_plain_connection_option(n))
-            .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-            .collect();
-        for n in &named {
-            headers.remove(n);
-        }
-    }
-    for (i, n) in HOP_BY_HOP.iter().enumerate() {
-        if present & (1 << i) != 0 {
-            headers.remove(n);
-        }
-    }
-    match upgrade {
-        Some(v) => {
-            headers.insert(header::UPGRADE, v);
-            headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-            true
-        }
-        None => false,
-    }
-}
-
-/// True when some `Connection` option is `option` (ASCII case-insensitive).
-fn connection_has(headers: &HeaderMap, option: &str) -> bool {
-    headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|o| o.trim().eq_ignore_ascii_case(option))
-}
-
-/// `close` or `keep-alive` (or empty): a `Connection` option that names no header.
-fn is_plain_connection_option(option: &str) -> bool {
-    let o = option.trim();
-    o.is_empty() || o.eq_ignore_ascii_case("keep-alive") || o.eq_ignore_ascii_case("close")
-}
-
-/// True when some `Connection` option names a header (anything but `close`/`keep-alive`).
-fn connection_names_headers(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .any(|v| match v.to_str() {
-            Ok(v) => !v.split(',').all(is_plain_connection_option),
-            // Not text: no header name could be taken from it either.
-            Err(_) => false,
-        })
-}
-
-/// Room for the text of the values the proxy adds: an IP list entry, a request id, a host.
-const INLINE_VALUE: usize = 96;
-
-/// Short header-value text kept in one reference-counted allocation.
-struct Inline {
-    buf: [u8; INLINE_VALUE],
-    len: usize,
-}
-
-impl AsRef<[u8]> for Inline {
-    fn as_ref(&self) -> &[u8] {
-        &self.buf[..self.len]
-    }
-}
-
-/// A header value from `parts` concatenated, made so that copying the header map for a
-/// retry shares it (a reference count) instead of allocating again: one allocation now,
-/// none per copy. Invalid bytes give `None`, like `HeaderValue::from_bytes`.
-fn shared_value(parts: &[&[u8]]) -> Option<HeaderValue> {
-    let len: usize = parts.iter().map(|p| p.len()).sum();
-    if len > INLINE_VALUE {
-        return HeaderValue::from_bytes(&parts.concat()).ok();
-    }
-    let mut v = Inline {
-        buf: [0; INLINE_VALUE],
-        len: 0,
-    };
-    for p in parts {
-        v.buf[v.len..v.len + p.len()].copy_from_slice(p);
-        v.len += p.len();
-    }
-    HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(v)).ok()
-}
-
-/// A request id: 32 random hex digits.
-fn request_id() -> HeaderValue {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut buf = [0u8; 32];
-    let (a, b) = (hash::thread_random(), hash::thread_random());
-    for (i, d) in buf.iter_mut().enumerate() {
-        let word = if i < 16 { a } else { b };
-        let shift = 60 - 4 * (i % 16);
-        *d = HEX[((word >> shift) & 0xf) as usize];
-    }
-    // Hex digits are always a valid header value.
-    shared_value(&[&buf]).unwrap_or_else(|| HeaderValue::from_static("0"))
-}
-
-/// The client behind trusted proxies: when the peer is inside the listener's
-/// `trusted_proxies`, the rightmost `X-Forwarded-For` address that is not itself trusted
-/// (the leftmost one if all are); `None` means the peer itself. An unparsable entry stops
-/// the walk at the last good address. No allocation.
-fn real_client(conn: &ConnInfo, headers: &HeaderMap) -> Option<IpAddr> {
-    let trusted = conn.trusted.as_deref()?;
-    if !any_contains(trusted, conn.client.ip()) {
-        return None;
-    }
-    let mut client = None;
-    for value in headers.get_all(&X_FORWARDED_FOR).iter().rev() {
-        let Ok(text) = value.to_str() else {
-            return client;
-        };
-        for part in text.rsplit(',') {
-            let Ok(ip) = part.trim().parse::<IpAddr>() else {
-                return client;
-            };
-            client = Some(ip);
-            if !any_contains(trusted, ip) {
-                return client;
-            }
-        }
-    }
-    client
-}
-
-/// Sets the forwarding headers (`host_header`: a Host to send when the client gave the
-/// authority only in the URI; `forwarded_host`: the normalised host) and the route's edits.
-/// `h2_upstream`: the request goes to an HTTP/2 backend, where `te: trailers` is
-/// end-to-end in effect (gRPC requires it), so exactly that value is kept, and where an
-/// HTTP/1.1 upgrade cannot be carried (its `Upgrade` is dropped like any hop-by-hop field).
-/// Returns true when the request asks an HTTP/1.1 upgrade, whose `Upgrade` and
-/// `Connection: upgrade` are then kept (see [`upgrade`](crate::upgrade)).
-fn prepare_headers(
-    parts: &mut Parts,
-    route: &Route,
-    conn: &ConnInfo,
-    ip: &IpText,
-    host_header: Option<HeaderValue>,
-    forwarded_host: Option<HeaderValue>,
-    h2_upstream: bool,
-) -> bool {
-    let h = &mut parts.headers;
-    // Room for the four forwarding headers at once, instead of regrowing per insert.
-    h.reserve(4);
-    let te = h2_upstream
-        .then(|| h.get(header::TE))
-        .flatten()
-        .filter(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"))
-        .cloned();
-    let upgrading = strip_keeping_upgrade(h, parts.version == Version::HTTP_11 && !h2_upstream);
-    if let Some(te) = te {
-        h.insert(header::TE, te);
-    }
-    // With `trusted_proxies` set, a chain from any other peer is a spoofing attempt: only
-    // the peer is sent. Without it, the chain is appended to as it comes (SPEC).
-    let believed = match &conn.trusted {
-        Some(t) => any_contains(t, conn.client.ip()),
-        None => true,
-    };
-    let prev = h
-        .get(&X_FORWARDED_FOR)
-        .map(HeaderValue::as_bytes)
-        .filter(|p| believed && !p.is_empty());
-    let xff = match prev {
-        Some(prev) => shared_value(&[prev, b", ", ip.as_bytes()]),
-        None => shared_value(&[ip.as_bytes()]),
-    };
-    if let Some(v) = xff {
-        h.insert(X_FORWARDED_FOR, v);
-    }
-    h.insert(
-        X_FORWARDED_PROTO,
-        HeaderValue::from_static(if conn.tls { "https" } else { "http" }),
-    );
-    if let Some(v) = forwarded_host {
-        h.insert(X_FORWARDED_HOST, v);
-    }
-    if let header::Entry::Vacant(e) = h.entry(X_REQUEST_ID) {
-        e.insert(request_id());
-    }
-    match host_header {
-        Some(v) => {
-            h.insert(header::HOST, v);
-        }
-        None => {
-            // Several Host fields: only the first (the one routed on) goes upstream.
-            let mut all = h.get_all(header::HOST).iter();
-            if let (Some(first), Some(_)) = (all.next(), all.next()) {
-                let first = first.clone();
-                h.insert(header::HOST, first);
-            }
-        }
-    }
-    for n in &route.remove_headers {
-        h.remove(n);
-    }
-    for (n, v) in &route.set_headers {
-        h.insert(n.clone(), v.clone());
-    }
-    upgrading
 }
 
 /// The origin-form URI sent upstream: the client's path and query (shared, not copied),
@@ -934,117 +673,4 @@ async fn forward_directory(
         }
     }
     Err(last)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn map(pairs: &[(&str, &[u8])]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (n, v) in pairs {
-            let name = HeaderName::from_bytes(n.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
-            let value = HeaderValue::from_bytes(v).unwrap_or_else(|e| panic!("{e}"));
-            h.append(name, value);
-        }
-        h
-    }
-
-    #[test]
-    fn hop_by_hop_strip_keeps_end_to_end_fields() {
-        let mut h = map(&[
-            ("content-type", b"text/plain"),
-            ("connection", b"Keep-Alive"),
-            ("keep-alive", b"timeout=5"),
-        ]);
-        strip_hop_by_hop(&mut h);
-        assert_eq!(h.len(), 1);
-        assert!(h.contains_key("content-type"));
-
-        let mut h = map(&[
-            ("connection", b"close, X-Hop , keep-alive"),
-            ("connection", b"x-other"),
-            ("x-hop", b"1"),
-            ("x-other", b"2"),
-            ("x-kept", b"3"),
-            ("te", b"trailers"),
-            ("upgrade", b"websocket"),
-            ("transfer-encoding", b"chunked"),
-            ("trailer", b"x-t"),
-            ("proxy-connection", b"keep-alive"),
-        ]);
-        strip_hop_by_hop(&mut h);
-        let names: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
-        assert_eq!(names, ["x-kept"]);
-
-        // A Connection value that is not text names nothing; it is still removed.
-        let mut h = map(&[("connection", b"\xff\xfe"), ("x-kept", b"1")]);
-        strip_hop_by_hop(&mut h);
-        assert_eq!(h.len(), 1);
-
-        let mut h = map(&[("x-a", b"1"), ("x-b", b"2")]);
-        assert_eq!(hop_by_hop_present(&h), 0);
-        strip_hop_by_hop(&mut h);
-        assert_eq!(h.len(), 2);
-    }
-
-    #[test]
-    fn upgrade_headers_are_kept_only_when_asked_and_both_present() {
-        let upgrade = || {
-            map(&[
-                ("connection", b"keep-alive, Upgrade"),
-                ("upgrade", b"websocket"),
-                ("sec-websocket-key", b"dGhlIHNhbXBsZSBub25jZQ=="),
-                ("keep-alive", b"timeout=5"),
-                ("te", b"trailers"),
-            ])
-        };
-        let mut h = upgrade();
-        assert!(strip_keeping_upgrade(&mut h, true));
-        let mut names: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
-        names.sort_unstable();
-        assert_eq!(names, ["connection", "sec-websocket-key", "upgrade"]);
-        assert_eq!(h["connection"], "upgrade");
-        assert_eq!(h["upgrade"], "websocket");
-
-        // Not asked (HTTP/2, or a response that is not a 101): all hop-by-hop go.
-        let mut h = upgrade();
-        assert!(!strip_keeping_upgrade(&mut h, false));
-        assert_eq!(h.len(), 1);
-
-        // Upgrade without `Connection: upgrade`, or the other way round: no upgrade.
-        let mut h = map(&[("upgrade", b"websocket"), ("connection", b"keep-alive")]);
-        assert!(!strip_keeping_upgrade(&mut h, true));
-        assert!(h.is_empty());
-        let mut h = map(&[("connection", b"upgrade")]);
-        assert!(!strip_keeping_upgrade(&mut h, true));
-        assert!(h.is_empty());
-        let mut h = map(&[("x-a", b"1")]);
-        assert!(!strip_keeping_upgrade(&mut h, true));
-        assert_eq!(h.len(), 1);
-    }
-
-    #[test]
-    fn shared_values_concatenate_validate_and_fall_back_when_long() {
-        let v = shared_value(&[b"10.0.0.1", b", ", b"127.0.0.1"]);
-        assert_eq!(
-            v.as_ref().map(HeaderValue::as_bytes),
-            Some(&b"10.0.0.1, 127.0.0.1"[..])
-        );
-        let long = vec![b'a'; INLINE_VALUE + 1];
-        let v = shared_value(&[&long, b"b"]);
-        assert_eq!(v.map(|v| v.len()), Some(INLINE_VALUE + 2));
-        assert_eq!(shared_value(&[b"ok", b"\n"]), None);
-        assert_eq!(shared_value(&[&[b'x'; 300][..], b"\r"]), None);
-        assert_eq!(shared_value(&[]).map(|v| v.len()), Some(0));
-    }
-
-    #[test]
-    fn request_ids_are_32_hex_digits_and_differ() {
-        let a = request_id();
-        let b = request_id();
-        assert_eq!(a.len(), 32);
-        assert!(a.as_bytes().iter().all(u8::is_ascii_hexdigit), "{a:?}");
-        assert_ne!(a, b);
-    }
 }

@@ -8,7 +8,8 @@
 //! - [`conn`]: the client stream under hyper: header/idle timeouts, 408, 431, smuggling 400.
 //! - [`head`]: where request heads start and end in the byte stream (no allocation).
 //! - [`sniff`]: HTTP/1 or h2c told apart by peeking, so hyper's read buffer stays 8 KiB.
-//! - [`forward`]: routing, headers, retries and relaying of one request.
+//! - [`forward`]: routing, retries and relaying of one request.
+//! - [`headers`]: hop-by-hop removal and the forwarding headers of a request.
 //! - [`upgrade`]: HTTP/1.1 upgrades (WebSocket): the 101 and the tunnel after it.
 //! - [`key`]: request keys for hashing strategies.
 //! - [`cookie`]: `Cookie` header parsing and the sticky-session cookie.
@@ -28,6 +29,7 @@ pub mod cookie;
 pub mod demo;
 pub mod forward;
 pub mod head;
+pub mod headers;
 pub mod key;
 pub mod server;
 pub mod sniff;

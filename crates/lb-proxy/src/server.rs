@@ -166,8 +166,11 @@ impl Handshake {
             match tokio::time::timeout_at(deadline, proxy_protocol::read_header(&mut stream)).await
             {
                 Ok(Ok(parsed)) => {
-                    if let Some(src) = parsed.src {
+                    // Both ends as the balancer in front saw them, as HAProxy does: the
+                    // PROXY header towards backends then repeats them.
+                    if let (Some(src), Some(dst)) = (parsed.src, parsed.dst) {
                         info.client = src;
+                        info.local = dst;
                     }
                 }
                 Ok(Err(e)) => {

@@ -232,3 +232,33 @@ async fn pools_without_proxy_protocol_still_share_connections_across_clients() {
     }
     assert_eq!(b.accepts.load(Ordering::SeqCst), 1);
 }
+
+#[tokio::test]
+async fn a_header_accepted_in_front_is_repeated_to_the_backends() {
+    // A balancer in front sends PROXY v1; lb-proxy sends v2 on: the backend sees the
+    // original client and the address it connected to, not lb-proxy's own.
+    let b = pp_backend().await;
+    let text = format!(
+        "[admin]\nlisten = \"127.0.0.1:0\"\n\n[[listener]]\nlisten = \"127.0.0.1:0\"\n\
+         accept_proxy_protocol = true\ntrusted_proxies = [\"127.0.0.0/8\"]\n\n\
+         [pool.pp]\nproxy_protocol = \"v2\"\nbackends = [\"{}\"]\n[[route]]\npool = \"pp\"\n",
+        b.addr
+    );
+    let p = proxy_text(&text).await;
+    let mut s = TcpStream::connect(p.addr).await.unwrap();
+    use tokio::io::AsyncWriteExt;
+    s.write_all(
+        b"PROXY TCP4 198.51.100.9 203.0.113.1 40000 443\r\nGET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(T, s.read_to_end(&mut out)).await.unwrap().unwrap();
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    let seen = b.headers.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].version, Version::V2);
+    assert_eq!(seen[0].src, Some("198.51.100.9:40000".parse().unwrap()));
+    assert_eq!(seen[0].dst, Some("203.0.113.1:443".parse().unwrap()));
+}

@@ -495,3 +495,230 @@ async fn a_proxy_header_comes_before_the_tls_handshake() {
     assert_eq!(head.get("x-forwarded-for").unwrap(), "192.0.2.44");
     assert_eq!(head.get("x-forwarded-proto").unwrap(), "https");
 }
+
+/// Headers of a raw HTTP/1.1 response text, lower-cased names.
+fn raw_header<'a>(text: &'a str, name: &str) -> Vec<&'a str> {
+    let head = text.split("\r\n\r\n").next().unwrap_or("");
+    head.lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim())
+        .collect()
+}
+
+#[tokio::test]
+async fn sticky_cookies_are_secure_on_tls_listeners() {
+    let (a, b) = (Backend::start("a").await, Backend::start("b").await);
+    let ca = self_signed(&["a.test"]);
+    // Listeners are keyed by their configured address: the plain one gets a real port.
+    let plain = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let text = format!(
+        "[admin]\nlisten = \"127.0.0.1:0\"\n\n[[listener]]\nlisten = \"127.0.0.1:0\"\n{}\n\
+         [[listener]]\nlisten = \"{plain}\"\n\n\
+         [pool.s]\nsticky = {{ cookie = \"lb_sticky\" }}\nbackends = [\"{}\", \"{}\"]\n\
+         [[route]]\npool = \"s\"\n",
+        tls_section(&[&ca]),
+        a.addr,
+        b.addr
+    );
+    let p = proxy_text(&text).await;
+    let tls_addr = p.addr;
+    let plain_addr = plain;
+    let got = tls_get(tls_addr, "a.test", client_h1(&ca.cert))
+        .await
+        .unwrap();
+    let cookies = raw_header(&got, "set-cookie");
+    assert_eq!(cookies.len(), 1, "{got}");
+    assert!(
+        cookies[0].starts_with("lb_sticky=") && cookies[0].contains("; Secure"),
+        "{got}"
+    );
+    // The same pool behind a plain listener: no Secure flag.
+    let r = get(plain_addr, "a.test", "/").await;
+    let c = r.header("set-cookie");
+    assert!(c.starts_with("lb_sticky=") && !c.contains("Secure"), "{c}");
+}
+
+/// A backend that answers any request head with 101 and then echoes raw bytes: what a
+/// WebSocket server does at the byte level, which is all the proxy sees.
+async fn upgrade_echo_backend() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if s.read_exact(&mut byte).await.is_err() {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let text = String::from_utf8_lossy(&head).to_ascii_lowercase();
+                if !text.contains("upgrade: websocket") {
+                    let _ = s
+                        .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
+                        .await;
+                    return;
+                }
+                let _ = s
+                    .write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+                    .await;
+                let (mut r, mut w) = s.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn websocket_upgrades_work_over_tls_listeners() {
+    let backend = upgrade_echo_backend().await;
+    let ca = self_signed(&["a.test"]);
+    let text = format!(
+        "[admin]\nlisten = \"127.0.0.1:0\"\n\n[[listener]]\nlisten = \"127.0.0.1:0\"\n{}\n\
+         [pool.ws]\nbackends = [\"{backend}\"]\n[[route]]\npool = \"ws\"\n",
+        tls_section(&[&ca])
+    );
+    let p = proxy_text(&text).await;
+    let mut tls = handshake(p.addr, "a.test", client_h1(&ca.cert))
+        .await
+        .unwrap();
+    tls.write_all(
+        b"GET /chat HTTP/1.1\r\nHost: a.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        tokio::time::timeout(T, tls.read_exact(&mut byte))
+            .await
+            .unwrap()
+            .unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    for msg in [
+        &b"hello"[..],
+        &[0u8, 1, 2, 255][..],
+        &vec![b'z'; 40_000][..],
+    ] {
+        tls.write_all(msg).await.unwrap();
+        let mut back = vec![0u8; msg.len()];
+        tokio::time::timeout(T, tls.read_exact(&mut back))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(back, msg);
+    }
+}
+
+/// One gRPC-style answer: the request's bytes echoed in two DATA frames, then trailers.
+struct Frames(std::collections::VecDeque<hyper::body::Frame<Bytes>>);
+
+impl hyper::body::Body for Frames {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        std::task::Poll::Ready(self.0.pop_front().map(Ok))
+    }
+}
+
+#[tokio::test]
+async fn grpc_over_alpn_h2_reaches_an_h2_backend_with_trailers() {
+    // The backend: HTTP/2 with prior knowledge, checks what gRPC needs to arrive.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let backend = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(
+                    |req: hyper::Request<hyper::body::Incoming>| async move {
+                        let ok = req.version() == hyper::Version::HTTP_2
+                            && req.headers().get("te").is_some_and(|v| v == "trailers")
+                            && req
+                                .headers()
+                                .get("content-type")
+                                .is_some_and(|v| v == "application/grpc");
+                        let body = req
+                            .into_body()
+                            .collect()
+                            .await
+                            .map(|c| c.to_bytes())
+                            .unwrap_or_default();
+                        let mut trailers = hyper::HeaderMap::new();
+                        trailers.insert("grpc-status", if ok { "0" } else { "3" }.parse().unwrap());
+                        trailers.insert("grpc-message", "echoed".parse().unwrap());
+                        let half = body.len() / 2;
+                        let frames = [
+                            hyper::body::Frame::data(body.slice(..half)),
+                            hyper::body::Frame::data(body.slice(half..)),
+                            hyper::body::Frame::trailers(trailers),
+                        ];
+                        let mut resp = hyper::Response::new(Frames(frames.into_iter().collect()));
+                        resp.headers_mut()
+                            .insert("content-type", "application/grpc".parse().unwrap());
+                        Ok::<_, std::convert::Infallible>(resp)
+                    },
+                );
+                let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(s), svc)
+                    .await;
+            });
+        }
+    });
+    let ca = self_signed(&["grpc.test"]);
+    let text = format!(
+        "[admin]\nlisten = \"127.0.0.1:0\"\n\n[[listener]]\nlisten = \"127.0.0.1:0\"\n{}\n\
+         [pool.g]\nprotocol = \"h2\"\nbackends = [\"{backend}\"]\n[[route]]\npool = \"g\"\n",
+        tls_section(&[&ca])
+    );
+    let p = proxy_text(&text).await;
+    let tls = handshake(
+        p.addr,
+        "grpc.test",
+        client(&ca.cert, &[b"h2"], rustls::ALL_VERSIONS),
+    )
+    .await
+    .unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (mut tx, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    // A length-prefixed gRPC message.
+    let mut msg = vec![0u8, 0, 0, 0, 11];
+    msg.extend_from_slice(b"hello grpc!");
+    let req = hyper::Request::post("https://grpc.test/echo.Echo/Say")
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(http_body_util::Full::new(Bytes::from(msg.clone())))
+        .unwrap();
+    let resp = tokio::time::timeout(T, tx.send_request(req))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.version(), hyper::Version::HTTP_2);
+    let collected = tokio::time::timeout(T, resp.into_body().collect())
+        .await
+        .unwrap()
+        .unwrap();
+    let trailers = collected
+        .trailers()
+        .cloned()
+        .expect("trailers reach the client");
+    assert_eq!(trailers.get("grpc-status").unwrap(), "0");
+    assert_eq!(trailers.get("grpc-message").unwrap(), "echoed");
+    assert_eq!(&collected.to_bytes()[..], &msg[..]);
+}

@@ -126,13 +126,15 @@ backend be
 EOF
 
 write_lb_toml "$TMP/lb.toml"
-cat >>"$TMP/lb.toml" <<TOML
+if [[ $TLS == 1 ]]; then
+    cat >>"$TMP/lb.toml" <<TOML
 
 [[listener]]
 listen = "127.0.0.1:$P_LBS"
 idle_timeout = "120s"
 tls = { cert = "$TMP/cert.pem", key = "$TMP/key.pem" }
 TOML
+fi
 check_configs "$LB"
 
 # --- start everything -----------------------------------------------------------------

@@ -253,7 +253,10 @@ async fn a_header_accepted_in_front_is_repeated_to_the_backends() {
     .await
     .unwrap();
     let mut out = Vec::new();
-    tokio::time::timeout(T, s.read_to_end(&mut out)).await.unwrap().unwrap();
+    tokio::time::timeout(T, s.read_to_end(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
     let text = String::from_utf8_lossy(&out);
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     let seen = b.headers.lock().unwrap().clone();
@@ -261,4 +264,37 @@ async fn a_header_accepted_in_front_is_repeated_to_the_backends() {
     assert_eq!(seen[0].version, Version::V2);
     assert_eq!(seen[0].src, Some("198.51.100.9:40000".parse().unwrap()));
     assert_eq!(seen[0].dst, Some("203.0.113.1:443".parse().unwrap()));
+}
+
+#[tokio::test]
+async fn health_checks_of_a_proxy_protocol_pool_send_the_header_too() {
+    // The backend refuses connections without a PROXY header; the pool's backends start
+    // down and come up only by passing checks, so requests succeed only if the probes
+    // speak the PROXY protocol as well.
+    let b = pp_backend().await;
+    let p = proxy(&format!(
+        "[pool.pp]\nbackends = [\"{}\"]\nproxy_protocol = \"v2\"\n\
+         [pool.pp.health]\nkind = \"http\"\npath = \"/health\"\ninterval = \"100ms\"\n\
+         timeout = \"500ms\"\nrise = 1\ninitial = \"down\"\n\
+         [[route]]\nhost = \"pp.test\"\npool = \"pp\"\n",
+        b.addr
+    ))
+    .await;
+    let up = eventually(10, || async {
+        get(p.addr, "pp.test", "/").await.status == 200
+    })
+    .await;
+    assert!(
+        up,
+        "the backend never came up: probes without a PROXY header?"
+    );
+    // Every connection carried a v2 header: the probes' name their own connection (to the
+    // backend), the request's the client and the listener.
+    let headers = b.headers.lock().unwrap().clone();
+    assert!(
+        headers.iter().all(|h| h.version == Version::V2),
+        "{headers:?}"
+    );
+    assert!(headers.iter().any(|h| h.dst == Some(b.addr)), "{headers:?}");
+    assert!(headers.iter().any(|h| h.dst == Some(p.addr)), "{headers:?}");
 }

@@ -512,7 +512,10 @@ async fn sticky_cookies_are_secure_on_tls_listeners() {
     let (a, b) = (Backend::start("a").await, Backend::start("b").await);
     let ca = self_signed(&["a.test"]);
     // Listeners are keyed by their configured address: the plain one gets a real port.
-    let plain = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let plain = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let text = format!(
         "[admin]\nlisten = \"127.0.0.1:0\"\n\n[[listener]]\nlisten = \"127.0.0.1:0\"\n{}\n\
          [[listener]]\nlisten = \"{plain}\"\n\n\

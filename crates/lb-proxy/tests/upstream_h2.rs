@@ -327,3 +327,22 @@ async fn te_other_than_trailers_is_not_forwarded() {
     assert_eq!(r.status, 200, "{} {}", r.text(), r.header("x-lb-error"));
     assert!(!b.seen()[0].headers.contains_key("te"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_checks_of_an_h2_pool_speak_http2() {
+    // The backend speaks HTTP/2 only and the pool starts down: it comes up only if the
+    // probes speak HTTP/2 too.
+    let b = h2_backend(1).await;
+    let p = proxy(&config(
+        b.addr,
+        "[pool.grpc.health]\nkind = \"http\"\ninterval = \"100ms\"\ntimeout = \"500ms\"\n\
+         rise = 1\ninitial = \"down\"\n",
+    ))
+    .await;
+    let up = eventually(10, || async {
+        get(p.addr, "grpc.test", "/x").await.status == 200
+    })
+    .await;
+    assert!(up, "the h2 backend never came up");
+    assert!(b.seen().iter().all(|s| s.version == hyper::Version::HTTP_2));
+}

@@ -5,8 +5,11 @@
 
 use std::sync::Arc;
 
-use super::{HealthKind, PoolConfig, ResolverConfig, ResolverKind};
-use crate::health::{CheckKind, HealthSettings};
+use super::{
+    HealthKind, PoolConfig, ProxyProtocol, ResolverConfig, ResolverKind, UpstreamProtocol,
+};
+use crate::health::{CheckKind, HealthSettings, ProbeOptions};
+use crate::proxy_protocol::Version;
 use crate::resolve::{CacheSettings, Cached, HttpResolver, Resolver, RespResolver, StaticResolver};
 
 /// A directory as the binaries use it: cached, behind a trait object.
@@ -24,7 +27,8 @@ pub struct BuildError {
 
 impl PoolConfig {
     /// The pool's `[pool.X.health]` as health-monitor settings (HTTPS probes take `sni`,
-    /// `verify` and `ca` from the pool's upstream `tls`).
+    /// `verify` and `ca` from the pool's upstream `tls`; probes send the pool's PROXY
+    /// header and speak HTTP/2 to `protocol = "h2"` pools).
     pub fn health_settings(&self) -> HealthSettings {
         let h = &self.health;
         let kind = match h.kind {
@@ -51,6 +55,15 @@ impl PoolConfig {
             fall: h.fall.get(),
             jitter: h.jitter,
             initial_up: h.initial_up,
+            // Probes look like the pool's own traffic: a backend behind PROXY protocol or
+            // speaking only HTTP/2 would refuse anything else.
+            probe: ProbeOptions {
+                proxy_protocol: self.proxy_protocol.map(|p| match p {
+                    ProxyProtocol::V1 => Version::V1,
+                    ProxyProtocol::V2 => Version::V2,
+                }),
+                http2: self.protocol == UpstreamProtocol::H2,
+            },
         }
     }
 }

@@ -19,9 +19,11 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use super::settings::{CheckKind, HealthSettings};
+use super::settings::{CheckKind, HealthSettings, ProbeOptions};
+use crate::proxy_protocol::{Header, Version};
 
 /// A boxed, sendable future (keeps [`Checker`] dyn-compatible).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -116,33 +118,60 @@ where
     }
 }
 
-/// Opens a TCP connection with no Nagle delay.
-pub(crate) async fn connect(addr: SocketAddr) -> Result<TcpStream, CheckError> {
-    let stream = TcpStream::connect(addr)
-        .await
-        .map_err(|e| CheckError::Connect(Arc::new(e)))?;
+/// Opens a TCP connection with no Nagle delay, and writes a PROXY header naming it first
+/// when `proxy` is set.
+pub(crate) async fn connect(
+    addr: SocketAddr,
+    proxy: Option<Version>,
+) -> Result<TcpStream, CheckError> {
+    let connect_err = |e: io::Error| CheckError::Connect(Arc::new(e));
+    let mut stream = TcpStream::connect(addr).await.map_err(connect_err)?;
     // A probe writes one small request; a failure to set the option changes nothing.
     let _ = stream.set_nodelay(true);
+    if let Some(version) = proxy {
+        let src = stream.local_addr().map_err(connect_err)?;
+        let header = Header {
+            version,
+            src,
+            dst: addr,
+        }
+        .encode();
+        stream
+            .write_all(header.as_bytes())
+            .await
+            .map_err(connect_err)?;
+    }
     Ok(stream)
 }
 
-/// Healthy when a TCP connection to the address is accepted within the timeout.
+/// Healthy when a TCP connection to the address is accepted within the timeout (and,
+/// with a PROXY header to send, when the header could be written).
 #[derive(Clone, Debug)]
 pub struct TcpChecker {
     timeout: Duration,
+    proxy: Option<Version>,
 }
 
 impl TcpChecker {
     /// A TCP connect probe bounded by `timeout`.
     pub fn new(timeout: Duration) -> TcpChecker {
-        TcpChecker { timeout }
+        TcpChecker {
+            timeout,
+            proxy: None,
+        }
+    }
+
+    /// Sends a PROXY header of this version first on each probe connection.
+    pub fn with_proxy_protocol(mut self, version: Option<Version>) -> TcpChecker {
+        self.proxy = version;
+        self
     }
 }
 
 impl Checker for TcpChecker {
     fn check<'a>(&'a self, addr: SocketAddr) -> BoxFuture<'a, Result<(), CheckError>> {
         Box::pin(bounded(self.timeout, async move {
-            connect(addr).await.map(drop)
+            connect(addr, self.proxy).await.map(drop)
         }))
     }
 }
@@ -153,15 +182,16 @@ impl Checker for TcpChecker {
 /// setup rather than as a failing probe.
 pub fn checker_for(settings: &HealthSettings) -> Result<Option<Arc<dyn Checker>>, CheckerError> {
     let timeout = settings.timeout;
+    let probe: ProbeOptions = settings.probe;
     let checker: Arc<dyn Checker> = match &settings.kind {
         CheckKind::None => return Ok(None),
-        CheckKind::Tcp => Arc::new(TcpChecker::new(timeout)),
+        CheckKind::Tcp => {
+            Arc::new(TcpChecker::new(timeout).with_proxy_protocol(probe.proxy_protocol))
+        }
         #[cfg(feature = "http")]
-        CheckKind::Http { path, expect } => Arc::new(super::http::HttpChecker::new(
-            path.clone(),
-            *expect,
-            timeout,
-        )),
+        CheckKind::Http { path, expect } => Arc::new(
+            super::http::HttpChecker::new(path.clone(), *expect, timeout).with_options(probe),
+        ),
         #[cfg(not(feature = "http"))]
         CheckKind::Http { .. } => {
             return Err(CheckerError::Unsupported {
@@ -176,13 +206,14 @@ pub fn checker_for(settings: &HealthSettings) -> Result<Option<Arc<dyn Checker>>
             sni,
             verify,
             ca,
-        } => Arc::new(super::tls::HttpsChecker::new(
+        } => Arc::new(super::tls::HttpsChecker::with_options(
             path.clone(),
             *expect,
             sni.clone(),
             *verify,
             ca.as_deref(),
             timeout,
+            probe,
         )?),
         #[cfg(not(feature = "tls"))]
         CheckKind::Https { .. } => {

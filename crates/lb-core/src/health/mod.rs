@@ -47,7 +47,7 @@ pub mod monitor;
 #[cfg(feature = "tls")]
 pub mod tls;
 
-pub use settings::{CheckKind, HealthSettings};
+pub use settings::{CheckKind, HealthSettings, ProbeOptions};
 pub use state::{HealthState, Transition};
 
 #[cfg(feature = "runtime")]

@@ -90,6 +90,22 @@ pub struct HealthSettings {
     pub jitter: f64,
     /// Health of a backend before its first checks (`initial = "up"`). Default true.
     pub initial_up: bool,
+    /// How probes connect and which HTTP they speak (a PROXY header first, HTTP/2).
+    /// Default: plain TCP, HTTP/1.1.
+    pub probe: ProbeOptions,
+}
+
+/// How a probe talks to a backend, beyond its kind: what the pool's traffic looks like,
+/// so a backend that insists on it does not fail its checks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProbeOptions {
+    /// Start every probe connection with a PROXY header of this version naming the probe's
+    /// own connection (as HAProxy's `check-send-proxy`): backends that expect one from the
+    /// balancer refuse connections without it. Default none.
+    pub proxy_protocol: Option<crate::proxy_protocol::Version>,
+    /// HTTP and HTTPS probes speak HTTP/2 (prior knowledge on cleartext, ALPN `h2` over
+    /// TLS), for backends that speak nothing else. Default false (HTTP/1.1).
+    pub http2: bool,
 }
 
 impl Default for HealthSettings {
@@ -103,6 +119,7 @@ impl Default for HealthSettings {
             fall: 3,
             jitter: 0.10,
             initial_up: true,
+            probe: ProbeOptions::default(),
         }
     }
 }

@@ -18,6 +18,7 @@ use tokio_rustls::TlsConnector;
 
 use super::check::{bounded, connect, BoxFuture, CheckError, Checker, CheckerError, Source};
 use super::http::{get, normalize_path};
+use super::settings::ProbeOptions;
 use crate::tls::{client_config, ClientTlsError};
 
 /// Healthy when `GET path` over TLS answers `expect` within the timeout.
@@ -29,6 +30,7 @@ pub struct HttpsChecker {
     host: Option<String>,
     connector: TlsConnector,
     timeout: Duration,
+    probe: ProbeOptions,
 }
 
 impl std::fmt::Debug for HttpsChecker {
@@ -53,7 +55,34 @@ impl HttpsChecker {
         ca: Option<&Path>,
         timeout: Duration,
     ) -> Result<HttpsChecker, CheckerError> {
-        let config = client_config(verify, ca, &[b"http/1.1"])?;
+        Self::with_options(
+            path,
+            expect,
+            sni,
+            verify,
+            ca,
+            timeout,
+            ProbeOptions::default(),
+        )
+    }
+
+    /// Like [`HttpsChecker::new`], sending a PROXY header before the handshake and/or
+    /// speaking HTTP/2 (ALPN `h2` only) as `probe` says.
+    pub fn with_options(
+        path: impl Into<String>,
+        expect: u16,
+        sni: Option<String>,
+        verify: bool,
+        ca: Option<&Path>,
+        timeout: Duration,
+        probe: ProbeOptions,
+    ) -> Result<HttpsChecker, CheckerError> {
+        let alpn: &[&[u8]] = if probe.http2 {
+            &[b"h2"]
+        } else {
+            &[b"http/1.1"]
+        };
+        let config = client_config(verify, ca, alpn)?;
         let server_name = sni
             .as_ref()
             .map(|s| ServerName::try_from(s.clone()).map_err(|_| CheckerError::BadSni(s.clone())))
@@ -65,6 +94,7 @@ impl HttpsChecker {
             host: sni,
             connector: TlsConnector::from(Arc::new(config)),
             timeout,
+            probe,
         })
     }
 }
@@ -72,7 +102,7 @@ impl HttpsChecker {
 impl Checker for HttpsChecker {
     fn check<'a>(&'a self, addr: SocketAddr) -> BoxFuture<'a, Result<(), CheckError>> {
         Box::pin(bounded(self.timeout, async move {
-            let stream = connect(addr).await?;
+            let stream = connect(addr, self.probe.proxy_protocol).await?;
             let name = match &self.sni {
                 Some(name) => name.clone(),
                 None => ServerName::IpAddress(addr.ip().into()),
@@ -86,7 +116,8 @@ impl Checker for HttpsChecker {
                 Some(h) => h.clone(),
                 None => addr.to_string(),
             };
-            get(tls, &self.path, &host, self.expect).await
+            let h2 = self.probe.http2.then_some("https");
+            get(tls, &self.path, &host, self.expect, h2).await
         }))
     }
 }

@@ -141,12 +141,17 @@ async fn chunked_with_extensions_and_trailers_reaches_clients() {
         assert_eq!(body, "hello world");
         assert!(headers.get("content-length").is_none());
     }
-    assert_eq!(accepts.load(Ordering::SeqCst), 1, "chunked bodies end cleanly");
+    assert_eq!(
+        accepts.load(Ordering::SeqCst),
+        1,
+        "chunked bodies end cleanly"
+    );
     // HTTP/2 (h2c) client: the trailers arrive as a trailers frame.
     let s = TcpStream::connect(p.addr).await.expect("connect");
-    let (mut h2, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(s))
-        .await
-        .expect("h2 handshake");
+    let (mut h2, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(s))
+            .await
+            .expect("h2 handshake");
     tokio::spawn(conn);
     let r = Request::get("http://web.test/")
         .body(full(Bytes::new()))
@@ -157,7 +162,10 @@ async fn chunked_with_extensions_and_trailers_reaches_clients() {
         .expect("answer");
     assert_eq!(resp.status(), 200);
     let collected = resp.into_body().collect().await.expect("body");
-    let trailers = collected.trailers().cloned().expect("trailers reach the h2 client");
+    let trailers = collected
+        .trailers()
+        .cloned()
+        .expect("trailers reach the h2 client");
     assert_eq!(trailers["x-sum"], "42");
     assert_eq!(trailers["x-more"], "yes");
     assert_eq!(collected.to_bytes(), "hello world");
@@ -175,7 +183,11 @@ async fn close_delimited_body_arrives_whole_and_connection_is_not_reused() {
         assert_eq!(status, 200);
         assert_eq!(got.len(), body.len());
         assert!(got.iter().all(|&c| c == b'x'));
-        assert_eq!(accepts.load(Ordering::SeqCst), n, "a new connection per request");
+        assert_eq!(
+            accepts.load(Ordering::SeqCst),
+            n,
+            "a new connection per request"
+        );
     }
 }
 
@@ -308,8 +320,10 @@ async fn malformed_heads_are_502() {
             .to_vec(),
     )
     .await;
-    bad_answer_is_502(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd".to_vec())
-        .await;
+    bad_answer_is_502(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd".to_vec(),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -373,7 +387,13 @@ async fn connection_close_and_http10_answers_are_not_reused() {
 #[tokio::test]
 async fn hundred_requests_use_one_upstream_connection() {
     let (b, accepts) = raw_backend(scripted(
-        |i| format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{i}", i.to_string().len()).into_bytes(),
+        |i| {
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{i}",
+                i.to_string().len()
+            )
+            .into_bytes()
+        },
         |_| false,
     ))
     .await;
@@ -481,12 +501,19 @@ fn unsized_body(n: usize) -> TestBody {
             }
             self.step = (self.step * 7 + 13) % 50_000 + 1;
             let k = self.step.min(self.n - self.sent);
-            let data: Vec<u8> = (self.sent..self.sent + k).map(|i| (i % 251) as u8).collect();
+            let data: Vec<u8> = (self.sent..self.sent + k)
+                .map(|i| (i % 251) as u8)
+                .collect();
             self.sent += k;
             std::task::Poll::Ready(Some(Ok(Frame::data(Bytes::from(data)))))
         }
     }
-    Unsized { sent: 0, n, step: 1 }.boxed()
+    Unsized {
+        sent: 0,
+        n,
+        step: 1,
+    }
+    .boxed()
 }
 
 /// Reads a chunked request body after the head, checking each byte; returns its length.
@@ -549,7 +576,10 @@ async fn streamed_upload_of_unknown_length_goes_chunked_and_intact() {
                         Err(e) => e,
                     }
                 };
-                let out = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{answer}", answer.len());
+                let out = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{answer}",
+                    answer.len()
+                );
                 if s.write_all(out.as_bytes()).await.is_err() {
                     return;
                 }
@@ -569,5 +599,9 @@ async fn streamed_upload_of_unknown_length_goes_chunked_and_intact() {
         assert_eq!(status, 200);
         assert_eq!(String::from_utf8_lossy(&body), n.to_string());
     }
-    assert_eq!(accepts.load(Ordering::SeqCst), 1, "a chunked upload keeps the connection");
+    assert_eq!(
+        accepts.load(Ordering::SeqCst),
+        1,
+        "a chunked upload keeps the connection"
+    );
 }

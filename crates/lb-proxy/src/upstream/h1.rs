@@ -336,7 +336,11 @@ impl H1Conn {
     }
 
     /// Writes `wbuf[wpos..]`, `wdata` and `wtail`, in that order, counting the bytes.
-    fn poll_write_out(&mut self, cx: &mut Context<'_>, written: &mut usize) -> Poll<io::Result<()>> {
+    fn poll_write_out(
+        &mut self,
+        cx: &mut Context<'_>,
+        written: &mut usize,
+    ) -> Poll<io::Result<()>> {
         loop {
             let head = &self.wbuf[self.wpos..];
             if head.is_empty() && self.wdata.is_empty() && self.wtail.is_empty() {
@@ -493,8 +497,8 @@ type Spans = [(u32, u32, u32, u32); MAX_HEADERS];
 fn fields(block: &Bytes, spans: &[(u32, u32, u32, u32)]) -> Result<HeaderMap, H1Error> {
     let mut map = HeaderMap::with_capacity(spans.len());
     for &(a, b, c, d) in spans {
-        let name = HeaderName::from_bytes(&block[a as usize..b as usize])
-            .map_err(|_| H1Error::Field)?;
+        let name =
+            HeaderName::from_bytes(&block[a as usize..b as usize]).map_err(|_| H1Error::Field)?;
         let value = HeaderValue::from_maybe_shared(block.slice(c as usize..d as usize))
             .map_err(|_| H1Error::Field)?;
         map.append(name, value);
@@ -523,17 +527,18 @@ pub fn parse_head(
         let mut parsed = httparse::Response::new(&mut []);
         let window = &buf[..buf.len().min(MAX_HEAD)];
         let config = httparse::ParserConfig::default();
-        let status = match config.parse_response_with_uninit_headers(&mut parsed, window, &mut headers) {
-            Ok(httparse::Status::Complete(n)) => n,
-            Ok(httparse::Status::Partial) => {
-                if buf.len() >= MAX_HEAD {
-                    return Err(H1Error::HeadTooLarge);
+        let status =
+            match config.parse_response_with_uninit_headers(&mut parsed, window, &mut headers) {
+                Ok(httparse::Status::Complete(n)) => n,
+                Ok(httparse::Status::Partial) => {
+                    if buf.len() >= MAX_HEAD {
+                        return Err(H1Error::HeadTooLarge);
+                    }
+                    return Ok(None);
                 }
-                return Ok(None);
-            }
-            Err(httparse::Error::TooManyHeaders) => return Err(H1Error::HeadTooLarge),
-            Err(e) => return Err(H1Error::Parse(e)),
-        };
+                Err(httparse::Error::TooManyHeaders) => return Err(H1Error::HeadTooLarge),
+                Err(e) => return Err(H1Error::Parse(e)),
+            };
         let len = status;
         let code = parsed.code.unwrap_or(0);
         let version = parsed.version.unwrap_or(1);
@@ -543,7 +548,8 @@ pub fn parse_head(
             let (c, d) = span_of(window, h.value);
             *slot = (a, b, c, d);
         }
-        let status = StatusCode::from_u16(code).map_err(|_| H1Error::Parse(httparse::Error::Status))?;
+        let status =
+            StatusCode::from_u16(code).map_err(|_| H1Error::Parse(httparse::Error::Status))?;
         if status.is_informational() && status != StatusCode::SWITCHING_PROTOCOLS {
             buf.advance(len);
             continue;
@@ -669,8 +675,7 @@ impl Reading {
                 .filter_map(|v| v.to_str().ok())
                 .flat_map(|v| v.split(','))
                 .map(str::trim)
-                .filter(|c| !c.is_empty())
-                .last();
+                .rfind(|c| !c.is_empty());
             if last.is_some_and(|c| c.eq_ignore_ascii_case("chunked")) && version == 1 {
                 State::Size
             } else {
@@ -711,9 +716,7 @@ impl Reading {
 
     fn want(&self) -> usize {
         match self.state {
-            State::Length(n) | State::Chunk(n) => {
-                (n.min(READ_MAX as u64) as usize).max(READ_CHUNK)
-            }
+            State::Length(n) | State::Chunk(n) => (n.min(READ_MAX as u64) as usize).max(READ_CHUNK),
             State::Eof => READ_MAX / 4,
             _ => READ_CHUNK,
         }
@@ -805,9 +808,7 @@ impl Reading {
                         Ok(httparse::Status::Partial) => {
                             return Err(H1Error::Chunk("malformed trailer section"))
                         }
-                        Err(httparse::Error::TooManyHeaders) => {
-                            return Err(H1Error::HeadTooLarge)
-                        }
+                        Err(httparse::Error::TooManyHeaders) => return Err(H1Error::HeadTooLarge),
                         Err(e) => return Err(H1Error::Parse(e)),
                     };
                     let block = buf.split_to(len).freeze();
@@ -995,5 +996,224 @@ impl AsyncWrite for Upgraded {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// What a response decodes to: status, fields, body, trailers, and whether the
+    /// connection stays reusable.
+    type DecodedResp = (
+        u16,
+        Vec<(String, Vec<u8>)>,
+        Vec<u8>,
+        Vec<(String, Vec<u8>)>,
+        bool,
+    );
+
+    /// Fields by name (stable: a name's values keep their order), as a map holds them.
+    fn pairs(map: &HeaderMap) -> Vec<(String, Vec<u8>)> {
+        let mut v: Vec<_> = map
+            .iter()
+            .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec()))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// Feeds `pieces` in turn, decoding as far as each allows; then EOF.
+    fn decode_pieces(pieces: &[&[u8]], head_request: bool) -> Result<DecodedResp, H1Error> {
+        let mut buf = BytesMut::new();
+        let mut head: Option<Response<Reading>> = None;
+        let mut body = Vec::new();
+        let mut trailers = Vec::new();
+        let mut feed = pieces.iter();
+        loop {
+            let mut more = false;
+            if head.is_none() {
+                head = parse_head(&mut buf, head_request, false)?;
+                more = head.is_none();
+            }
+            if let Some(resp) = head.as_mut() {
+                match resp.body_mut().decode(&mut buf)? {
+                    Decoded::Data(d) => body.extend_from_slice(&d),
+                    Decoded::Trailers(t) => trailers = pairs(&t),
+                    Decoded::End => break,
+                    Decoded::More => more = true,
+                }
+            }
+            if more {
+                match feed.next() {
+                    Some(p) => buf.extend_from_slice(p),
+                    None => match head.as_mut() {
+                        None => return Err(H1Error::ClosedBeforeHead),
+                        Some(resp) => match resp.body_mut().at_eof()? {
+                            Decoded::End => break,
+                            _ => return Err(H1Error::Truncated),
+                        },
+                    },
+                }
+            }
+        }
+        let resp = head.ok_or(H1Error::ClosedBeforeHead)?;
+        let keep = resp.body().keep_alive() && buf.is_empty();
+        Ok((
+            resp.status().as_u16(),
+            pairs(resp.headers()),
+            body,
+            trailers,
+            keep,
+        ))
+    }
+
+    fn split_at_points<'a>(bytes: &'a [u8], points: &[usize]) -> Vec<&'a [u8]> {
+        let mut cuts: Vec<usize> = points.iter().map(|p| p % (bytes.len() + 1)).collect();
+        cuts.sort_unstable();
+        cuts.dedup();
+        let mut out = Vec::new();
+        let mut at = 0;
+        for c in cuts {
+            out.push(&bytes[at..c]);
+            at = c;
+        }
+        out.push(&bytes[at..]);
+        out
+    }
+
+    fn field() -> impl Strategy<Value = (String, String)> {
+        ("x-[a-z0-9-]{0,12}", "[!-~]([ -~]{0,30}[!-~])?")
+    }
+
+    prop_compose! {
+        fn response()(
+            status in prop_oneof![200u16..204, 205u16..304, 305u16..600],
+            fields in prop::collection::vec(field(), 0..12),
+            body in prop::collection::vec(any::<u8>(), 0..3000),
+            chunked in any::<bool>(),
+            sizes in prop::collection::vec(1usize..700, 1..20),
+            ext in any::<bool>(),
+            trailers in prop::collection::vec(field(), 0..4),
+        ) -> (Vec<u8>, u16, Vec<(String, String)>, Vec<u8>, Vec<(String, String)>) {
+            let mut out = format!("HTTP/1.1 {status} Whatever\r\n").into_bytes();
+            for (n, v) in &fields {
+                out.extend_from_slice(format!("{n}: {v}\r\n").as_bytes());
+            }
+            let mut all = fields.clone();
+            let trailers = if chunked { trailers } else { Vec::new() };
+            if chunked {
+                out.extend_from_slice(b"transfer-encoding: chunked\r\n\r\n");
+                all.push(("transfer-encoding".into(), "chunked".into()));
+                let mut rest = &body[..];
+                let mut i = 0;
+                while !rest.is_empty() {
+                    let k = sizes[i % sizes.len()].min(rest.len());
+                    let e = if ext { ";a=b;c" } else { "" };
+                    out.extend_from_slice(format!("{k:X}{e}\r\n").as_bytes());
+                    out.extend_from_slice(&rest[..k]);
+                    out.extend_from_slice(b"\r\n");
+                    rest = &rest[k..];
+                    i += 1;
+                }
+                out.extend_from_slice(b"0\r\n");
+                for (n, v) in &trailers {
+                    out.extend_from_slice(format!("{n}: {v}\r\n").as_bytes());
+                }
+                out.extend_from_slice(b"\r\n");
+            } else {
+                out.extend_from_slice(format!("content-length: {}\r\n\r\n", body.len()).as_bytes());
+                all.push(("content-length".into(), body.len().to_string()));
+                out.extend_from_slice(&body);
+            }
+            (out, status, all, body, trailers)
+        }
+    }
+
+    fn as_pairs(v: &[(String, String)]) -> Vec<(String, Vec<u8>)> {
+        let mut v: Vec<_> = v
+            .iter()
+            .map(|(n, v)| (n.clone(), v.clone().into_bytes()))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    proptest! {
+        #[test]
+        fn any_split_decodes_like_the_whole(
+            (bytes, status, fields, body, trailers) in response(),
+            points in prop::collection::vec(any::<usize>(), 0..12),
+        ) {
+            let whole = decode_pieces(&[&bytes], false).expect("valid response decodes");
+            prop_assert_eq!(whole.0, status);
+            prop_assert_eq!(&whole.1, &as_pairs(&fields));
+            prop_assert_eq!(&whole.2, &body);
+            prop_assert_eq!(&whole.3, &as_pairs(&trailers));
+            prop_assert!(whole.4, "a complete framed response keeps the connection");
+            let split = decode_pieces(&split_at_points(&bytes, &points), false)
+                .expect("split response decodes");
+            prop_assert_eq!(split, whole);
+        }
+
+        #[test]
+        fn random_bytes_never_panic(
+            bytes in prop::collection::vec(any::<u8>(), 0..600),
+            prefix in prop::sample::select(vec![
+                &b""[..],
+                b"HTTP/1.1 200 OK\r\n",
+                b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n",
+                b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n",
+            ]),
+            points in prop::collection::vec(any::<usize>(), 0..6),
+        ) {
+            let mut all = prefix.to_vec();
+            all.extend_from_slice(&bytes);
+            let _ = decode_pieces(&split_at_points(&all, &points), false);
+            let _ = decode_pieces(&split_at_points(&all, &points), true);
+        }
+    }
+
+    #[test]
+    fn chunk_sizes() {
+        assert_eq!(chunk_size(b"0").unwrap(), 0);
+        assert_eq!(chunk_size(b"000").unwrap(), 0);
+        assert_eq!(chunk_size(b"1aF").unwrap(), 0x1af);
+        assert_eq!(chunk_size(b"10 ;ext=1").unwrap(), 16);
+        assert_eq!(chunk_size(b"10;ext").unwrap(), 16);
+        assert!(chunk_size(b"").is_err());
+        assert!(chunk_size(b"g").is_err());
+        assert!(chunk_size(b"10 x").is_err());
+        assert!(chunk_size(b"1000000000000000").is_err());
+    }
+
+    #[test]
+    fn head_request_and_framing_rules() {
+        let r = decode_pieces(&[b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n"], true).unwrap();
+        assert_eq!((r.0, r.2.len(), r.4), (200, 0, true));
+        // Close-delimited: complete at EOF, never reused.
+        let r = decode_pieces(&[b"HTTP/1.1 200 OK\r\n\r\nabc", b"def"], false).unwrap();
+        assert_eq!((r.2.as_slice(), r.4), (&b"abcdef"[..], false));
+        // Connection: close is not reused.
+        let r = decode_pieces(
+            &[b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 1\r\n\r\na"],
+            false,
+        )
+        .unwrap();
+        assert!(!r.4);
+        // Extra bytes after the body: not reusable.
+        let r = decode_pieces(&[b"HTTP/1.1 204 No Content\r\n\r\nextra"], false).unwrap();
+        assert!(!r.4);
+        assert!(
+            decode_pieces(&[b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nabc"], false).is_err()
+        );
+        assert!(decode_pieces(&[b"HTTP/1.1 200 OK\r\ncontent-length: x\r\n\r\n"], false).is_err());
+        assert!(decode_pieces(
+            &[b"HTTP/1.1 200 OK\r\ncontent-length: 1, 1\r\n\r\na"],
+            false
+        )
+        .is_ok());
+        assert!(decode_pieces(&[b"HTTP/1.1 101 Switching Protocols\r\n\r\n"], false).is_err());
     }
 }

@@ -393,6 +393,9 @@ impl H1Conn {
                 if ended {
                     return Poll::Ready(Ok(None));
                 }
+                // What TLS holds back goes out before the body is waited for (a no-op
+                // on TCP), so the backend is never left waiting on buffered bytes.
+                ready!(Pin::new(&mut self.io).poll_flush(cx))?;
                 let frame = match ready!(Pin::new(&mut body).poll_frame(cx)) {
                     None => {
                         ended = true;
@@ -572,13 +575,17 @@ pub fn parse_head(
     }
 }
 
-fn has_token(headers: &HeaderMap, name: &HeaderName, token: &str) -> bool {
-    headers
-        .get_all(name)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|o| o.trim().eq_ignore_ascii_case(token))
+/// Whether `Connection` says `close` and whether it says `keep-alive`.
+fn connection_options(headers: &HeaderMap) -> (bool, bool) {
+    let (mut close, mut keep_alive) = (false, false);
+    for v in headers.get_all(header::CONNECTION) {
+        for o in v.as_bytes().split(|&b| b == b',') {
+            let o = o.trim_ascii();
+            close |= o.eq_ignore_ascii_case(b"close");
+            keep_alive |= o.eq_ignore_ascii_case(b"keep-alive");
+        }
+    }
+    (close, keep_alive)
 }
 
 /// How a response body is read, and whether its connection may serve another exchange.
@@ -628,11 +635,8 @@ impl Reading {
         head_request: bool,
         headers: &HeaderMap,
     ) -> Result<Reading, H1Error> {
-        let mut keep = if version == 0 {
-            has_token(headers, &header::CONNECTION, "keep-alive")
-        } else {
-            !has_token(headers, &header::CONNECTION, "close")
-        };
+        let (close, keep_alive) = connection_options(headers);
+        let mut keep = !close && (version == 1 || keep_alive);
         if status == StatusCode::SWITCHING_PROTOCOLS {
             // The connection now carries the upgraded protocol.
             return Ok(Reading {
@@ -890,6 +894,11 @@ impl H1Body {
         };
         if self.reading.keep && conn.rbuf.is_empty() {
             if let Some(home) = self.home.take() {
+                let mut conn = conn;
+                if conn.rbuf.capacity() > READ_MAX {
+                    // A large body grew the buffer: an idle connection keeps none.
+                    conn.rbuf = BytesMut::new();
+                }
                 home.give_back(conn);
             }
         }

@@ -605,3 +605,91 @@ async fn streamed_upload_of_unknown_length_goes_chunked_and_intact() {
         "a chunked upload keeps the connection"
     );
 }
+
+#[tokio::test]
+async fn an_answer_before_the_upload_ends_is_relayed_and_not_reused() {
+    // The backend refuses the upload after its head, and reads (discards) the rest.
+    let handler: Handler = Arc::new(|mut s: TcpStream| {
+        Box::pin(async move {
+            let mut buf = Vec::new();
+            if read_head(&mut s, &mut buf).await.is_some() {
+                let _ = s
+                    .write_all(b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 4\r\n\r\nbig!")
+                    .await;
+                let mut sink = [0u8; 65536];
+                while let Ok(n) = s.read(&mut sink).await {
+                    if n == 0 {
+                        break;
+                    }
+                }
+            }
+        })
+    });
+    let (b, accepts) = raw_backend(handler).await;
+    let p = proxy(&pool(b, "")).await;
+    for n in 1..=2 {
+        let r = send(
+            p.addr,
+            Request::post("/upload")
+                .header("host", "web.test")
+                .body(unsized_body(4 * 1024 * 1024))
+                .expect("request"),
+        )
+        .await
+        .expect("answer");
+        assert_eq!((r.status, r.text().as_str()), (413, "big!"));
+        assert_eq!(accepts.load(Ordering::SeqCst), n, "not reused mid-upload");
+    }
+}
+
+#[tokio::test]
+async fn bytes_right_after_a_101_reach_the_client() {
+    // The backend's first tunnel bytes come in the same write as its 101 head; then it
+    // echoes.
+    let handler: Handler = Arc::new(|mut s: TcpStream| {
+        Box::pin(async move {
+            let mut buf = Vec::new();
+            if read_head(&mut s, &mut buf).await.is_none() {
+                return;
+            }
+            let hello = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: test\r\nConnection: upgrade\r\n\r\nHELLO";
+            if s.write_all(hello).await.is_err() {
+                return;
+            }
+            let mut tmp = [0u8; 1024];
+            while let Ok(n) = s.read(&mut tmp).await {
+                if n == 0 || s.write_all(&tmp[..n]).await.is_err() {
+                    break;
+                }
+            }
+        })
+    });
+    let (b, _) = raw_backend(handler).await;
+    let p = proxy(&pool(b, "")).await;
+    let mut c = TcpStream::connect(p.addr).await.expect("connect");
+    c.write_all(
+        b"GET /t HTTP/1.1\r\nHost: web.test\r\nConnection: upgrade\r\nUpgrade: test\r\n\r\n",
+    )
+    .await
+    .expect("write");
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !got.ends_with(b"HELLO") {
+        let mut tmp = [0u8; 1024];
+        let n = tokio::time::timeout_at(deadline, c.read(&mut tmp))
+            .await
+            .expect("in time")
+            .expect("read");
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&tmp[..n]);
+    }
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 101 "), "{text}");
+    c.write_all(b"ping").await.expect("write");
+    let mut echo = [0u8; 4];
+    tokio::time::timeout(Duration::from_secs(5), c.read_exact(&mut echo))
+        .await
+        .expect("in time")
+        .expect("echo");
+    assert_eq!(&echo, b"ping");
+}

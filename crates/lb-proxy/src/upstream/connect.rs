@@ -94,7 +94,7 @@ pub struct SendFailed {
 
 impl Sender {
     /// True when the connection is known to be gone (HTTP/2; an idle HTTP/1.1
-    /// connection is checked by [`Sender::ready`]).
+    /// connection is checked when it is taken from its pool).
     pub fn is_closed(&self) -> bool {
         match self {
             Sender::H1(_) => false,

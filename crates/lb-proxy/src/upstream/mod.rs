@@ -8,8 +8,10 @@
 //! How a connection is kept depends on the pool:
 //! - **HTTP/1.1** (`protocol = "http1"`, the default): idle connections wait per backend
 //!   address; one goes back to its pool only when its response body has been read to the
-//!   end, and is dropped (closed) after `idle_timeout` unused or whenever an exchange
-//!   failed. A client's `Connection: close` never reaches a backend (hop-by-hop headers
+//!   end (framed, nothing extra after it, no `Connection: close`), and is dropped
+//!   (closed) after `idle_timeout` unused, whenever an exchange failed, or when the
+//!   backend closed it or wrote to it while it was idle (seen at checkout and by the
+//!   sweep). A client's `Connection: close` never reaches a backend (hop-by-hop headers
 //!   are removed), so it never closes a pooled connection.
 //! - **HTTP/2** (`protocol = "h2"`): one multiplexed connection per backend carries every
 //!   concurrent request (hyper keeps within the streams the backend allows). It is
@@ -24,7 +26,8 @@
 //! (the CA file is read then); ALPN offers `h2` or `http/1.1` after `protocol`.
 //!
 //! Layout: this module keeps connections; `connect` opens one (TCP, PROXY header, TLS,
-//! handshake); `client` holds a client connection's own ones ([`ClientSlot`]).
+//! the HTTP/2 handshake); [`h1`] is our HTTP/1.1 client, driven inside the request's task;
+//! `client` holds a client connection's own ones ([`ClientSlot`]).
 
 mod client;
 mod connect;

@@ -11,7 +11,7 @@ use lb_core::{Lease, Outcome};
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 
-use crate::upstream::Returner;
+use crate::upstream::h1::{H1Body, H1Error};
 
 /// Errors of proxied bodies.
 #[derive(Debug, thiserror::Error)]
@@ -19,6 +19,9 @@ pub enum BodyError {
     /// The peer's body failed (reset, malformed chunk).
     #[error("body: {0}")]
     Hyper(#[from] hyper::Error),
+    /// An upstream HTTP/1.1 body failed (reset, truncated, malformed chunk).
+    #[error("upstream body: {0}")]
+    Upstream(#[from] H1Error),
     /// The request body exceeded `max_body_bytes`.
     #[error("request body larger than {0} bytes")]
     TooLarge(u64),
@@ -98,22 +101,58 @@ impl Body for ReqBody {
     }
 }
 
+/// A backend's response body: read by our HTTP/1.1 client, or hyper's HTTP/2 stream.
+pub enum UpstreamBody {
+    /// From an HTTP/1.1 connection (which goes back to its pool at the end).
+    H1(H1Body),
+    /// From an HTTP/2 stream.
+    H2(Incoming),
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        match self.get_mut() {
+            UpstreamBody::H1(b) => Pin::new(b).poll_frame(cx).map_err(BodyError::from),
+            UpstreamBody::H2(b) => Pin::new(b).poll_frame(cx).map_err(BodyError::from),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            UpstreamBody::H1(b) => b.is_end_stream(),
+            UpstreamBody::H2(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            UpstreamBody::H1(b) => b.size_hint(),
+            UpstreamBody::H2(b) => b.size_hint(),
+        }
+    }
+}
+
 pin_project! {
     /// A response body to the client: a local answer, or the upstream's stream.
     #[project = RespProj]
     pub enum RespBody {
         /// Made here (errors, admin-style answers).
         Local { data: Option<Bytes> },
-        /// Relayed from a backend. Holds the lease (active count) and the connection's way
-        /// back to its pool until the body ends.
+        /// Relayed from a backend. Holds the lease (active count) until the body ends;
+        /// an HTTP/1.1 body gives its connection back itself.
         Upstream {
-            #[pin] inner: Incoming,
+            inner: UpstreamBody,
             #[pin] stall: Sleep,
             idle: Duration,
             // Frames arrived since the stall timer was last armed.
             progressed: bool,
             lease: Option<Lease>,
-            returner: Option<Returner>,
         },
     }
 }
@@ -126,16 +165,11 @@ impl RespBody {
         }
     }
 
-    /// Relays `inner`, keeping `lease` until the end and then returning the connection.
-    pub fn upstream(
-        inner: Incoming,
-        idle: Duration,
-        mut lease: Option<Lease>,
-        mut returner: Option<Returner>,
-    ) -> RespBody {
+    /// Relays `inner`, keeping `lease` until the end.
+    pub fn upstream(inner: UpstreamBody, idle: Duration, mut lease: Option<Lease>) -> RespBody {
         if inner.is_end_stream() {
             // No body will be polled (HEAD, 204, 304, length 0): the exchange is over now.
-            finish(&mut lease, &mut returner);
+            lease.take();
         }
         RespBody::Upstream {
             inner,
@@ -144,16 +178,7 @@ impl RespBody {
             idle,
             progressed: true,
             lease,
-            returner,
         }
-    }
-}
-
-/// The exchange is over: release the lease and give the connection back to its pool.
-fn finish(lease: &mut Option<Lease>, returner: &mut Option<Returner>) {
-    lease.take();
-    if let Some(r) = returner.take() {
-        r.give_back();
     }
 }
 
@@ -168,20 +193,19 @@ impl Body for RespBody {
         match self.project() {
             RespProj::Local { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
             RespProj::Upstream {
-                mut inner,
+                inner,
                 mut stall,
                 idle,
                 progressed,
                 lease,
-                returner,
-            } => match inner.as_mut().poll_frame(cx) {
+            } => match Pin::new(&mut *inner).poll_frame(cx) {
                 Poll::Ready(Some(Ok(f))) => {
                     // Progress: the stall deadline moves when the body next waits.
                     *progressed = true;
                     // A sized body is complete after its last frame and hyper's server
                     // will not poll again, so the exchange ends here, not at `None`.
                     if inner.is_end_stream() {
-                        finish(lease, returner);
+                        lease.take();
                     }
                     Poll::Ready(Some(Ok(f)))
                 }
@@ -189,11 +213,10 @@ impl Body for RespBody {
                     if let Some(l) = lease.take() {
                         l.report(Outcome::Failure);
                     }
-                    returner.take();
-                    Poll::Ready(Some(Err(e.into())))
+                    Poll::Ready(Some(Err(e)))
                 }
                 Poll::Ready(None) => {
-                    finish(lease, returner);
+                    lease.take();
                     Poll::Ready(None)
                 }
                 Poll::Pending => {
@@ -208,8 +231,8 @@ impl Body for RespBody {
                     }
                     match stall.poll(cx) {
                         Poll::Ready(()) => {
+                            // The body is dropped, and an HTTP/1.1 connection with it.
                             lease.take();
-                            returner.take();
                             Poll::Ready(Some(Err(BodyError::Stalled(*idle))))
                         }
                         Poll::Pending => Poll::Pending,

@@ -28,7 +28,7 @@ use lb_core::name::normalize_name;
 use lb_core::resolve::Resolution;
 use lb_core::Outcome;
 
-use crate::body::{ReqBody, RespBody};
+use crate::body::{ReqBody, RespBody, UpstreamBody};
 use crate::cookie;
 use crate::headers::{
     prepare_headers, real_client, shared_value, strip_keeping_upgrade, X_LB_ERROR,
@@ -36,7 +36,8 @@ use crate::headers::{
 use crate::key::{self, IpText};
 use crate::state::{DirectoryTarget, PoolTarget, Route, Runtime, Target};
 use crate::upgrade::{self, ClientUpgrade};
-use crate::upstream::{ClientSlot, Conn, Origin, Upstreams};
+use crate::upstream::h1::H1Body;
+use crate::upstream::{ClientSlot, Conn, Origin, UpBody, Upstreams};
 use lb_core::config::UpstreamProtocol;
 
 /// Bodies up to this size are kept so idempotent requests can be replayed on retry.
@@ -414,7 +415,7 @@ fn take_body(body: &mut ReqBody) -> ReqBody {
 }
 
 enum Attempt {
-    Done(Response<Incoming>, Conn),
+    Done(Response<UpBody>, Conn),
     /// Failed before the request left: safe to retry anything; the request comes back.
     NotSent(Reason, Request<ReqBody>),
     /// Failed after sending: retry only if idempotent and replayable.
@@ -447,9 +448,9 @@ async fn attempt(
     match tokio::time::timeout(timeout, fut).await {
         Err(_) => Attempt::TimedOut,
         Ok(Ok(resp)) => Attempt::Done(resp, conn),
-        Ok(Err(mut e)) => {
-            tracing::debug!(backend = %addr, error = %e.error(), "upstream exchange failed");
-            match e.take_message() {
+        Ok(Err(e)) => {
+            tracing::debug!(backend = %addr, error = %e.error, "upstream exchange failed");
+            match e.request {
                 Some(req) => Attempt::NotSent(Reason::UpstreamReset, req),
                 None => Attempt::Failed(Reason::UpstreamReset),
             }
@@ -461,7 +462,7 @@ async fn attempt(
 /// going back to its pool at the end; for an upgrade request, a 101 starts the tunnel
 /// and any other answer is relayed on a connection that is not pooled again.
 fn relay(
-    mut resp: Response<Incoming>,
+    resp: Response<UpBody>,
     conn: Conn,
     idle: Duration,
     lease: Option<lb_core::Lease>,
@@ -469,17 +470,27 @@ fn relay(
     backend: SocketAddr,
 ) -> Response<RespBody> {
     let upgrade = ex.upgrade.take();
-    let switching = upgrade.is_some() && resp.status() == StatusCode::SWITCHING_PROTOCOLS;
-    strip_keeping_upgrade(resp.headers_mut(), switching);
-    match upgrade {
-        Some(client) if switching => upgrade::switch(resp, client, lease, backend),
-        // The backend saw `Connection: upgrade`: its connection is not reused.
-        Some(_) => resp.map(|body| RespBody::upstream(body, idle, lease, None)),
-        None => {
-            let returner = Some(conn.into_returner());
-            resp.map(|body| RespBody::upstream(body, idle, lease, returner))
+    let (mut parts, body) = resp.into_parts();
+    let switching = upgrade.is_some() && parts.status == StatusCode::SWITCHING_PROTOCOLS;
+    strip_keeping_upgrade(&mut parts.headers, switching);
+    let body = match body {
+        UpBody::H2(b) => UpstreamBody::H2(b),
+        UpBody::H1(reading) => {
+            let Some((h1, returner)) = conn.into_h1() else {
+                // An HTTP/1.1 answer comes from an HTTP/1.1 connection.
+                return local_error(Reason::UpstreamReset);
+            };
+            match upgrade {
+                Some(client) if switching => {
+                    return upgrade::switch(parts, h1.into_upgraded(), client, lease, backend)
+                }
+                // The backend saw `Connection: upgrade`: its connection is not reused.
+                Some(_) => UpstreamBody::H1(H1Body::new(h1, reading, None)),
+                None => UpstreamBody::H1(H1Body::new(h1, reading, Some(returner))),
+            }
         }
-    }
+    };
+    Response::from_parts(parts, RespBody::upstream(body, idle, lease))
 }
 
 async fn forward_pool(

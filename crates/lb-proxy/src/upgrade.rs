@@ -9,7 +9,8 @@
 //! When the backend answers `101 Switching Protocols`, the 101 goes to the client with its
 //! `Upgrade` header, `Connection: upgrade` and the protocol's own fields
 //! (`Sec-WebSocket-Accept`, ...). Once hyper has written it, both connections are handed
-//! over (`hyper::upgrade::on` on each side) and spliced by lb-core's
+//! over (`hyper::upgrade::on` on the client's side; on the backend's, our HTTP/1.1
+//! client's connection with any bytes read after the 101 first) and spliced by lb-core's
 //! [`tunnel`](lb_core::server::tunnel): bytes both ways, half-close passed on, and both
 //! closed after the listener's `idle_timeout` with no byte either way. The backend counts
 //! as active until the tunnel ends. Any other answer is relayed like any response.
@@ -22,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::body::Incoming;
+use hyper::http::response::Parts;
 use hyper::upgrade::OnUpgrade;
 use hyper::Response;
 use hyper_util::rt::TokioIo;
@@ -31,6 +32,7 @@ use lb_core::server::tunnel::{self, End};
 use lb_core::Lease;
 
 use crate::body::RespBody;
+use crate::upstream::h1::Upgraded;
 
 /// Tunnels open now and the bytes moved through them, for `/metrics`. Shared by every
 /// config generation.
@@ -97,29 +99,30 @@ impl Drop for Open<'_> {
 }
 
 /// Answers the client with the backend's 101 (`head`, headers already prepared) and
-/// starts the tunnel that joins both connections once hyper has written it. `lease`
-/// keeps the backend active until the tunnel ends.
+/// starts the tunnel that joins the client's connection, once hyper has written it, to
+/// `upstream` (the backend's connection, bytes after its 101 first). `lease` keeps the
+/// backend active until the tunnel ends.
 pub fn switch(
-    mut resp: Response<Incoming>,
+    head: Parts,
+    mut upstream: Upgraded,
     client: ClientUpgrade,
     lease: Option<Lease>,
     backend: SocketAddr,
 ) -> Response<RespBody> {
-    let upstream = hyper::upgrade::on(&mut resp);
     let ClientUpgrade { on, idle, stats } = client;
     tokio::spawn(async move {
-        let (c, u) = match tokio::try_join!(on, upstream) {
-            Ok(both) => both,
+        let c = match on.await {
+            Ok(c) => c,
             Err(e) => {
                 tracing::debug!(backend = %backend, error = %e, "upgrade not completed");
                 return;
             }
         };
         let open = Open::new(&stats);
-        let (mut c, mut u) = (TokioIo::new(c), TokioIo::new(u));
+        let (mut c, u) = (TokioIo::new(c), &mut upstream);
         let end = tunnel::splice(
             tokio::io::split(&mut c),
-            tokio::io::split(&mut u),
+            tokio::io::split(u),
             idle,
             &stats.up,
             &stats.down,
@@ -140,6 +143,5 @@ pub fn switch(
             "tunnel ended"
         );
     });
-    let (parts, _) = resp.into_parts();
-    Response::from_parts(parts, RespBody::Local { data: None })
+    Response::from_parts(head, RespBody::Local { data: None })
 }

@@ -1,5 +1,6 @@
-//! Opening one upstream connection: TCP, the PROXY header, TLS, then hyper's HTTP/1.1 or
-//! HTTP/2 handshake, with the connection driven by a task of its own.
+//! Opening one upstream connection: TCP, the PROXY header, TLS, then our own HTTP/1.1
+//! client ([`H1Conn`], driven by the request's task) or hyper's HTTP/2 handshake (with the
+//! connection driven by a task of its own).
 
 use std::io;
 use std::net::SocketAddr;
@@ -7,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::body::Incoming;
-use hyper::client::conn::{http1, http2, TrySendError};
+use hyper::client::conn::http2;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use lb_core::config::{PoolConfig, ProxyProtocol, UpstreamProtocol};
@@ -18,6 +19,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
+use super::h1::{H1Conn, Io, Reading};
 use super::Origin;
 use crate::body::ReqBody;
 
@@ -56,7 +58,7 @@ pub enum ConnectError {
         /// rustls' error, as tokio-rustls reports it.
         source: io::Error,
     },
-    /// The HTTP/1.1 or HTTP/2 handshake failed.
+    /// The HTTP/2 handshake failed.
     #[error("handshake with {addr}: {source}")]
     Handshake {
         /// The backend.
@@ -68,36 +70,66 @@ pub enum ConnectError {
 
 /// A request sender on one upstream connection.
 pub enum Sender {
-    /// HTTP/1.1: one exchange at a time.
-    H1(http1::SendRequest<ReqBody>),
+    /// HTTP/1.1: the connection itself, one exchange at a time.
+    H1(Box<H1Conn>),
     /// HTTP/2: a handle on a multiplexed connection (cloning it shares the connection).
     H2(http2::SendRequest<ReqBody>),
 }
 
+/// A response head from a backend, with how its body is to be read.
+pub enum UpBody {
+    /// HTTP/1.1: the body is read from the connection (see [`H1Body`](super::h1::H1Body)).
+    H1(Reading),
+    /// HTTP/2: hyper's body stream.
+    H2(Incoming),
+}
+
+/// An exchange that failed; `request` comes back when it never left.
+pub struct SendFailed {
+    /// What failed.
+    pub error: Box<dyn std::error::Error + Send + Sync>,
+    /// The unsent request.
+    pub request: Option<Request<ReqBody>>,
+}
+
 impl Sender {
-    /// True when the connection is gone.
+    /// True when the connection is known to be gone (HTTP/2; an idle HTTP/1.1
+    /// connection is checked when it is taken from its pool).
     pub fn is_closed(&self) -> bool {
         match self {
-            Sender::H1(s) => s.is_closed(),
+            Sender::H1(_) => false,
             Sender::H2(s) => s.is_closed(),
         }
     }
 
-    pub(super) async fn ready(&mut self) -> hyper::Result<()> {
+    /// True when the connection can take a request now.
+    pub(super) async fn ready(&mut self) -> bool {
         match self {
-            Sender::H1(s) => s.ready().await,
-            Sender::H2(s) => s.ready().await,
+            Sender::H1(c) => c.idle_usable(),
+            Sender::H2(s) => s.ready().await.is_ok(),
         }
     }
 
     /// Sends `req`; if it never left, the error gives it back.
-    pub async fn send(
-        &mut self,
-        req: Request<ReqBody>,
-    ) -> Result<Response<Incoming>, TrySendError<Request<ReqBody>>> {
+    pub async fn send(&mut self, req: Request<ReqBody>) -> Result<Response<UpBody>, SendFailed> {
         match self {
-            Sender::H1(s) => s.try_send_request(req).await,
-            Sender::H2(s) => s.try_send_request(req).await,
+            Sender::H1(c) => match c.send(req).await {
+                Ok(resp) => Ok(resp.map(UpBody::H1)),
+                Err(e) => Err(SendFailed {
+                    error: Box::new(e.error),
+                    request: e.request,
+                }),
+            },
+            Sender::H2(s) => match s.try_send_request(req).await {
+                Ok(resp) => Ok(resp.map(UpBody::H2)),
+                Err(mut e) => {
+                    let request = e.take_message();
+                    Err(SendFailed {
+                        error: Box::new(e.into_error()),
+                        request,
+                    })
+                }
+            },
         }
     }
 
@@ -191,7 +223,7 @@ impl Link {
                     .map_err(|source| ConnectError::ProxyHeader { addr, source })?;
             }
             match &self.tls {
-                None => Ok(Stream::Plain(stream)),
+                None => Ok(Io::Plain(stream)),
                 Some(tls) => {
                     let name = tls
                         .name
@@ -202,7 +234,7 @@ impl Link {
                         .connect(name, stream)
                         .await
                         .map_err(|source| ConnectError::Tls { addr, source })?;
-                    Ok(Stream::Tls(Box::new(stream)))
+                    Ok(Io::Tls(Box::new(stream)))
                 }
             }
         };
@@ -215,10 +247,7 @@ impl Link {
                 })
             }
         };
-        match stream {
-            Stream::Plain(s) => handshake(s, self.protocol, addr).await,
-            Stream::Tls(s) => handshake(*s, self.protocol, addr).await,
-        }
+        handshake(stream, self.protocol, addr).await
     }
 }
 
@@ -232,43 +261,35 @@ pub(super) fn unreachable_h1(
     })
 }
 
-enum Stream {
-    Plain(TcpStream),
-    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
-}
-
-/// hyper's client handshake on `io`; the connection is driven by a task of its own.
-async fn handshake<I>(
-    io: I,
+/// Our HTTP/1.1 client on `io` (nothing to exchange first), or hyper's HTTP/2 handshake
+/// with the connection driven by a task of its own.
+async fn handshake(
+    io: Io,
     protocol: UpstreamProtocol,
     addr: SocketAddr,
-) -> Result<Sender, ConnectError>
+) -> Result<Sender, ConnectError> {
+    match protocol {
+        UpstreamProtocol::Http1 => Ok(Sender::H1(Box::new(H1Conn::new(io)))),
+        UpstreamProtocol::H2 => match io {
+            Io::Plain(s) => handshake_h2(s, addr).await,
+            Io::Tls(s) => handshake_h2(*s, addr).await,
+        },
+    }
+}
+
+async fn handshake_h2<I>(io: I, addr: SocketAddr) -> Result<Sender, ConnectError>
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let io = TokioIo::new(io);
-    let err = |source| ConnectError::Handshake { addr, source };
-    match protocol {
-        UpstreamProtocol::Http1 => {
-            let (sender, conn) = http1::Builder::new().handshake(io).await.map_err(err)?;
-            tokio::spawn(async move {
-                if let Err(e) = conn.with_upgrades().await {
-                    tracing::debug!(backend = %addr, error = %e, "upstream connection ended");
-                }
-            });
-            Ok(Sender::H1(sender))
+    let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+        .handshake(io)
+        .await
+        .map_err(|source| ConnectError::Handshake { addr, source })?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(backend = %addr, error = %e, "upstream h2 connection ended");
         }
-        UpstreamProtocol::H2 => {
-            let (sender, conn) = http2::Builder::new(TokioExecutor::new())
-                .handshake(io)
-                .await
-                .map_err(err)?;
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!(backend = %addr, error = %e, "upstream h2 connection ended");
-                }
-            });
-            Ok(Sender::H2(sender))
-        }
-    }
+    });
+    Ok(Sender::H2(sender))
 }

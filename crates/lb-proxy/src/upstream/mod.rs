@@ -8,8 +8,10 @@
 //! How a connection is kept depends on the pool:
 //! - **HTTP/1.1** (`protocol = "http1"`, the default): idle connections wait per backend
 //!   address; one goes back to its pool only when its response body has been read to the
-//!   end, and is dropped (closed) after `idle_timeout` unused or whenever an exchange
-//!   failed. A client's `Connection: close` never reaches a backend (hop-by-hop headers
+//!   end (framed, nothing extra after it, no `Connection: close`), and is dropped
+//!   (closed) after `idle_timeout` unused, whenever an exchange failed, or when the
+//!   backend closed it or wrote to it while it was idle (seen at checkout and by the
+//!   sweep). A client's `Connection: close` never reaches a backend (hop-by-hop headers
 //!   are removed), so it never closes a pooled connection.
 //! - **HTTP/2** (`protocol = "h2"`): one multiplexed connection per backend carries every
 //!   concurrent request (hyper keeps within the streams the backend allows). It is
@@ -24,10 +26,12 @@
 //! (the CA file is read then); ALPN offers `h2` or `http/1.1` after `protocol`.
 //!
 //! Layout: this module keeps connections; `connect` opens one (TCP, PROXY header, TLS,
-//! handshake); `client` holds a client connection's own ones ([`ClientSlot`]).
+//! the HTTP/2 handshake); [`h1`] is our HTTP/1.1 client, driven inside the request's task;
+//! `client` holds a client connection's own ones ([`ClientSlot`]).
 
 mod client;
 mod connect;
+pub mod h1;
 
 use std::collections::HashMap;
 use std::io;
@@ -35,7 +39,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use hyper::client::conn::{http1, http2};
+use hyper::client::conn::http2;
 use lb_core::config::{PoolConfig, UpstreamProtocol};
 use lb_core::tls::ClientTlsError;
 use tokio::time::Instant;
@@ -43,7 +47,8 @@ use tokio::time::Instant;
 use crate::body::ReqBody;
 pub use client::{ClientSlot, Origin};
 use connect::{unreachable_h1, Link};
-pub use connect::{ConnectError, Sender};
+pub use connect::{ConnectError, SendFailed, Sender, UpBody};
+use h1::H1Conn;
 
 /// Most idle connections kept per backend.
 const MAX_IDLE_PER_BACKEND: usize = 256;
@@ -95,7 +100,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 struct Idle {
-    sender: http1::SendRequest<ReqBody>,
+    sender: Box<H1Conn>,
     since: Instant,
 }
 
@@ -151,38 +156,39 @@ pub struct Conn {
     home: Home,
 }
 
-/// Gives a connection back once its response has been read to the end.
+/// Gives an HTTP/1.1 connection back once its response has been read to the end.
 pub struct Returner {
-    sender: Sender,
     addr: SocketAddr,
     home: Home,
 }
 
 impl Returner {
-    /// Returns the connection to where it is kept (if that still exists and it is open).
-    pub fn give_back(self) {
-        match (self.home, self.sender) {
-            (Home::Pool(home), Sender::H1(sender)) => {
+    /// Returns `conn` to where it is kept (if that still exists).
+    pub fn give_back(self, conn: Box<H1Conn>) {
+        match self.home {
+            Home::Pool(home) => {
                 if let Some(home) = home.upgrade() {
-                    home.put(self.addr, sender);
+                    home.put(self.addr, conn);
                 }
             }
-            (Home::Client(slot, owner), sender @ Sender::H1(_)) => {
-                slot.put(owner, self.addr, sender)
-            }
-            // HTTP/2 handles stay where they are kept; this one is a copy.
-            _ => {}
+            Home::Client(slot, owner) => slot.put(owner, self.addr, Sender::H1(conn)),
+            Home::Drop => {}
         }
     }
 }
 
 impl Conn {
-    /// Splits off the way back to the pool, for the response body to carry.
-    pub fn into_returner(self) -> Returner {
-        Returner {
-            sender: self.sender,
-            addr: self.addr,
-            home: self.home,
+    /// An HTTP/1.1 connection and the way back to where it is kept; `None` for HTTP/2.
+    pub fn into_h1(self) -> Option<(Box<H1Conn>, Returner)> {
+        match self.sender {
+            Sender::H1(c) => Some((
+                c,
+                Returner {
+                    addr: self.addr,
+                    home: self.home,
+                },
+            )),
+            Sender::H2(_) => None,
         }
     }
 }
@@ -256,12 +262,9 @@ impl Upstreams {
             return self.checkout_shared(addr, origin).await;
         }
         while let Some(mut sender) = self.take(addr) {
-            // Usually ready at once; a connection still finishing its last exchange
-            // becomes ready in a moment, a dead one errors.
-            if sender.is_closed() {
-                continue;
-            }
-            if sender.ready().await.is_ok() {
+            // An idle connection the backend closed (or wrote to) is dropped: readiness
+            // tells without a syscall when nothing arrived.
+            if sender.idle_usable() {
                 return Ok(Conn {
                     sender: Sender::H1(sender),
                     reused: true,
@@ -270,9 +273,8 @@ impl Upstreams {
                 });
             }
         }
-        // Boxed: connecting (TCP, then hyper's handshake, which builds the connection's
-        // whole state) is rare next to reuse, and inline it would size every exchange's
-        // future, and each copy of it, for the worst case.
+        // Boxed: connecting (TCP, PROXY header, TLS) is rare next to reuse, and inline it
+        // would size every exchange's future, and each copy of it, for the worst case.
         let sender = Box::pin(self.link.connect(addr, origin, self.connect_timeout)).await?;
         Ok(Conn {
             sender,
@@ -348,7 +350,7 @@ impl Upstreams {
             });
         };
         while let Some(mut sender) = slot.take(&owner, addr, self.idle_timeout) {
-            if sender.ready().await.is_ok() {
+            if sender.ready().await {
                 return Ok(Conn {
                     sender,
                     reused: true,
@@ -370,22 +372,19 @@ impl Upstreams {
         })
     }
 
-    fn take(&self, addr: SocketAddr) -> Option<http1::SendRequest<ReqBody>> {
+    fn take(&self, addr: SocketAddr) -> Option<Box<H1Conn>> {
         let mut idle = lock(&self.idle);
         let list = idle.get_mut(&addr)?;
         let now = Instant::now();
         while let Some(i) = list.pop() {
-            if now.duration_since(i.since) < self.idle_timeout && !i.sender.is_closed() {
+            if now.duration_since(i.since) < self.idle_timeout {
                 return Some(i.sender);
             }
         }
         None
     }
 
-    fn put(&self, addr: SocketAddr, sender: http1::SendRequest<ReqBody>) {
-        if sender.is_closed() {
-            return;
-        }
+    fn put(&self, addr: SocketAddr, sender: Box<H1Conn>) {
         let mut idle = lock(&self.idle);
         let list = idle.entry(addr).or_default();
         if list.len() < MAX_IDLE_PER_BACKEND {
@@ -401,8 +400,8 @@ impl Upstreams {
     pub fn sweep(&self) {
         let now = Instant::now();
         lock(&self.idle).retain(|_, list| {
-            list.retain(|i| {
-                now.duration_since(i.since) < self.idle_timeout && !i.sender.is_closed()
+            list.retain_mut(|i| {
+                now.duration_since(i.since) < self.idle_timeout && i.sender.idle_usable()
             });
             !list.is_empty()
         });

@@ -16,12 +16,14 @@ use crate::key::IpText;
 use crate::state::Route;
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1) never forwarded.
-const HOP_BY_HOP: [HeaderName; 7] = [
+///
+/// `Trailer` is not one (RFC 9110 §6.6.2): it declares the trailer fields end to end, and
+/// hyper's HTTP/1.1 server sends a response's trailers only when it names them.
+const HOP_BY_HOP: [HeaderName; 6] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
     header::TE,
-    header::TRAILER,
     header::TRANSFER_ENCODING,
     header::UPGRADE,
 ];
@@ -46,7 +48,7 @@ fn hop_by_hop_present(headers: &HeaderMap) -> u8 {
 }
 
 /// Bit of `Upgrade` in [`hop_by_hop_present`]'s answer (`Connection` is bit 0).
-const UPGRADE_BIT: u8 = 1 << 6;
+const UPGRADE_BIT: u8 = 1 << 5;
 
 /// Removes the hop-by-hop headers, and those that `Connection` names. Most messages carry
 /// none (or only `Connection: keep-alive`), so this costs one pass over the names.
@@ -319,8 +321,10 @@ mod tests {
             ("proxy-connection", b"keep-alive"),
         ]);
         strip_hop_by_hop(&mut h);
-        let names: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
-        assert_eq!(names, ["x-kept"]);
+        let mut names: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        names.sort_unstable();
+        // `Trailer` is end to end: it names the trailers the client will get.
+        assert_eq!(names, ["trailer", "x-kept"]);
 
         // A Connection value that is not text names nothing; it is still removed.
         let mut h = map(&[("connection", b"\xff\xfe"), ("x-kept", b"1")]);

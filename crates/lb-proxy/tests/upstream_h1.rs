@@ -136,10 +136,20 @@ async fn chunked_with_extensions_and_trailers_reaches_clients() {
     // HTTP/1.1 client: the whole body, re-chunked by the proxy; the connection is reused.
     let mut tx = client(p.addr).await;
     for _ in 0..3 {
-        let (status, headers, body, _) = exchange(&mut tx, get_req("/")).await.expect("answer");
+        let ask = req("GET", "web.test", "/", &[("te", "trailers")]);
+        let (status, headers, body, trailers) = exchange(&mut tx, ask).await.expect("answer");
         assert_eq!(status, 200);
         assert_eq!(body, "hello world");
         assert!(headers.get("content-length").is_none());
+        // The trailer the backend declared in `Trailer` reaches an HTTP/1.1 client that
+        // accepts trailers (`TE: trailers`); hyper's server sends only declared ones.
+        assert_eq!(
+            headers.get("trailer").map(|v| v.as_bytes()),
+            Some(&b"x-sum"[..])
+        );
+        let trailers = trailers.expect("trailers reach the HTTP/1.1 client");
+        assert_eq!(trailers["x-sum"], "42");
+        assert!(trailers.get("x-more").is_none());
     }
     assert_eq!(
         accepts.load(Ordering::SeqCst),

@@ -1,0 +1,641 @@
+//! Our own HTTP/1.1 client, driven inside the request's task: no connection task, no
+//! channel between the request and the connection, no wake-ups beyond the socket's.
+//!
+//! An [`H1Conn`] is the connection's IO (TCP or TLS, the PROXY header already sent) with a
+//! read buffer and a reusable write buffer. [`H1Conn::send`] writes a request (head and a
+//! buffered body in one vectored write; a streamed body as it comes, with its length or
+//! chunked) and reads the response head, skipping `1xx` interim answers. The body is then
+//! read by [`H1Body`], whose data frames are split off the read buffer without copying.
+//!
+//! Framing follows RFC 9112 §6.3: no body for `HEAD`, `1xx`, `204` and `304`; chunked
+//! when `Transfer-Encoding` ends in `chunked` (extensions ignored, trailers become a
+//! trailers frame); else `Content-Length`; else the body runs to the end of the
+//! connection, which is then not reused. `Transfer-Encoding` with `Content-Length`, or
+//! differing lengths, fail the exchange. Heads are limited to [`MAX_HEAD`] bytes and
+//! [`MAX_HEADERS`] fields.
+
+use std::future::poll_fn;
+use std::io::{self, IoSlice, Write as _};
+use std::pin::Pin;
+use std::task::{ready, Context, Poll, Waker};
+
+use bytes::{Buf, Bytes, BytesMut};
+use hyper::body::{Body, Frame, SizeHint};
+use hyper::header::{self, HeaderMap};
+use hyper::{Method, Request, Response};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+mod parse;
+
+use parse::State;
+pub use parse::{parse_head, Decoded, Reading};
+
+use super::Returner;
+use crate::body::{BodyError, ReqBody};
+
+/// Largest response head (status line and fields), and largest trailer block.
+pub const MAX_HEAD: usize = 64 * 1024;
+/// Most fields in a response head (or trailer block).
+pub const MAX_HEADERS: usize = 100;
+/// What the read buffer starts with, and the least it grows by.
+const READ_CHUNK: usize = 4096;
+/// The most one read asks for while a large body streams.
+const READ_MAX: usize = 64 * 1024;
+/// A write buffer grown past this (a huge head) is released after the exchange.
+const WRITE_KEEP: usize = 16 * 1024;
+/// Longest chunk-size line (with extensions).
+const MAX_CHUNK_LINE: usize = 4096;
+
+/// Why an exchange on an upstream HTTP/1.1 connection failed.
+#[derive(Debug, thiserror::Error)]
+pub enum H1Error {
+    /// Reading or writing the connection failed.
+    #[error("upstream i/o: {0}")]
+    Io(#[from] io::Error),
+    /// The backend closed the connection before a complete response head.
+    #[error("connection closed before a complete response head")]
+    ClosedBeforeHead,
+    /// The response head is not HTTP/1.x.
+    #[error("malformed response head: {0}")]
+    Parse(httparse::Error),
+    /// A field name or value in the head could not be kept.
+    #[error("malformed response header field")]
+    Field,
+    /// The response head exceeds [`MAX_HEAD`].
+    #[error("response head larger than {MAX_HEAD} bytes")]
+    HeadTooLarge,
+    /// The response's framing is invalid or contradicts itself.
+    #[error("invalid response framing: {0}")]
+    Framing(&'static str),
+    /// A chunk of a chunked body is malformed.
+    #[error("malformed chunked body: {0}")]
+    Chunk(&'static str),
+    /// The body ended (connection closed) before its announced end.
+    #[error("response body truncated")]
+    Truncated,
+    /// `101 Switching Protocols` to a request that asked no upgrade.
+    #[error("101 to a request without an upgrade")]
+    UnexpectedSwitch,
+    /// The request body failed (the client's stream, or its size limit).
+    #[error("request body: {0}")]
+    Body(Box<BodyError>),
+    /// The request body did not match its `Content-Length`.
+    #[error("request body does not match its Content-Length")]
+    BodyLength,
+}
+
+/// A failed exchange; `request` is the request back when none of its bytes were written.
+pub struct SendError {
+    /// What failed.
+    pub error: H1Error,
+    /// The unsent request.
+    pub request: Option<Request<ReqBody>>,
+}
+
+/// The connection's byte stream: plain TCP or TLS over TCP.
+pub enum Io {
+    /// Plain TCP.
+    Plain(TcpStream),
+    /// TLS (boxed: rustls' state is large).
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl Io {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Io::Plain(s) => s,
+            Io::Tls(s) => s.get_ref().0,
+        }
+    }
+}
+
+impl AsyncRead for Io {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Io {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Io::Plain(s) => s.is_write_vectored(),
+            Io::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_flush(cx),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// How the request body goes out.
+enum Out {
+    /// Nothing after the head (or the buffered body written with it).
+    Done,
+    /// Streamed, `Content-Length` bytes.
+    Length(u64),
+    /// Streamed, chunked.
+    Chunked,
+}
+
+/// One upstream HTTP/1.1 connection.
+pub struct H1Conn {
+    io: Io,
+    rbuf: BytesMut,
+    /// The head being written (and chunk framing).
+    wbuf: Vec<u8>,
+    wpos: usize,
+    /// A body part written after `wbuf[wpos..]`, then `wtail`.
+    wdata: Bytes,
+    wtail: &'static [u8],
+}
+
+impl H1Conn {
+    /// A connection over `io`, ready for its first request.
+    pub fn new(io: Io) -> H1Conn {
+        H1Conn {
+            io,
+            rbuf: BytesMut::with_capacity(READ_CHUNK),
+            wbuf: Vec::with_capacity(512),
+            wpos: 0,
+            wdata: Bytes::new(),
+            wtail: b"",
+        }
+    }
+
+    /// True when an idle connection may carry a request: the backend neither closed it
+    /// nor sent anything. No syscall unless the socket's readiness says readable.
+    pub fn idle_usable(&mut self) -> bool {
+        let mut cx = Context::from_waker(Waker::noop());
+        match self.io.tcp().poll_read_ready(&mut cx) {
+            Poll::Pending => return true,
+            Poll::Ready(Err(_)) => return false,
+            Poll::Ready(Ok(())) => {}
+        }
+        // Readable, or readiness left over from the last exchange: a read tells which
+        // (TLS records such as session tickets are consumed without data).
+        let mut scratch = [0u8; 64];
+        let mut buf = ReadBuf::new(&mut scratch);
+        matches!(
+            Pin::new(&mut self.io).poll_read(&mut cx, &mut buf),
+            Poll::Pending
+        )
+    }
+
+    /// The IO and the bytes read after the last response head, for an upgrade's tunnel.
+    pub fn into_upgraded(self) -> Upgraded {
+        Upgraded {
+            pre: self.rbuf.freeze(),
+            io: self.io,
+        }
+    }
+
+    /// Sends `req` and reads the response head. The request comes back in the error when
+    /// none of its bytes were written.
+    pub async fn send(&mut self, req: Request<ReqBody>) -> Result<Response<Reading>, SendError> {
+        let expect = Expect {
+            head: req.method() == Method::HEAD,
+            upgrade: req.headers().contains_key(header::UPGRADE),
+        };
+        let out = self.encode_head(&req);
+        if let ReqBody::Full { data: Some(d) } = req.body() {
+            if matches!(out, Out::Done) {
+                self.wdata = d.clone();
+            }
+        }
+        let mut written = 0usize;
+        if let Err(e) = poll_fn(|cx| self.poll_write_out(cx, &mut written)).await {
+            self.reset_out();
+            return Err(SendError {
+                error: e.into(),
+                request: (written == 0).then_some(req),
+            });
+        }
+        let fail = |error| SendError {
+            error,
+            request: None,
+        };
+        let mut early = None;
+        if !matches!(out, Out::Done) {
+            let body = req.into_body();
+            early = self.stream_body(body, out, expect).await.map_err(fail)?;
+        }
+        let resp = match early {
+            Some(mut r) => {
+                // Answered before the request body was all sent: the rest of it can't be
+                // told from a next request, so this connection is not reused.
+                r.body_mut().keep = false;
+                r
+            }
+            None => {
+                poll_fn(|cx| Pin::new(&mut self.io).poll_flush(cx))
+                    .await
+                    .map_err(|e| fail(e.into()))?;
+                poll_fn(|cx| self.poll_head(cx, expect))
+                    .await
+                    .map_err(fail)?
+            }
+        };
+        if self.wbuf.capacity() > WRITE_KEEP {
+            self.wbuf = Vec::new();
+        }
+        Ok(resp)
+    }
+
+    fn reset_out(&mut self) {
+        self.wbuf.clear();
+        self.wpos = 0;
+        self.wdata = Bytes::new();
+        self.wtail = b"";
+    }
+
+    /// Writes the request head into `wbuf`, adding the framing header it needs.
+    fn encode_head(&mut self, req: &Request<ReqBody>) -> Out {
+        let has_length = req.headers().get(header::CONTENT_LENGTH);
+        let length = has_length
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        // As hyper's client does: a known length is sent as is; a stream without one is
+        // chunked, except for methods that (almost) never carry a body.
+        let (out, add) = match req.body() {
+            ReqBody::Empty => (Out::Done, Added::None),
+            ReqBody::Full { data } => {
+                let n = data.as_ref().map_or(0, |d| d.len() as u64);
+                (
+                    Out::Done,
+                    if has_length.is_some() {
+                        Added::None
+                    } else {
+                        Added::Length(n)
+                    },
+                )
+            }
+            ReqBody::Stream { .. } => match length {
+                Some(n) => (Out::Length(n), Added::None),
+                None if matches!(*req.method(), Method::GET | Method::HEAD | Method::CONNECT) => {
+                    (Out::Done, Added::None)
+                }
+                None => (Out::Chunked, Added::Chunked),
+            },
+        };
+        let w = &mut self.wbuf;
+        w.clear();
+        self.wpos = 0;
+        w.extend_from_slice(req.method().as_str().as_bytes());
+        w.push(b' ');
+        let target = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+        w.extend_from_slice(if target.is_empty() { "/" } else { target }.as_bytes());
+        w.extend_from_slice(b" HTTP/1.1\r\n");
+        encode_fields(w, req.headers());
+        match add {
+            Added::None => {}
+            Added::Length(n) => {
+                // Writing to a Vec cannot fail.
+                let _ = write!(w, "content-length: {n}\r\n");
+            }
+            Added::Chunked => w.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+        }
+        w.extend_from_slice(b"\r\n");
+        out
+    }
+
+    /// Writes `wbuf[wpos..]`, `wdata` and `wtail`, in that order, counting the bytes.
+    fn poll_write_out(
+        &mut self,
+        cx: &mut Context<'_>,
+        written: &mut usize,
+    ) -> Poll<io::Result<()>> {
+        loop {
+            let head = &self.wbuf[self.wpos..];
+            if head.is_empty() && self.wdata.is_empty() && self.wtail.is_empty() {
+                self.wbuf.clear();
+                self.wpos = 0;
+                return Poll::Ready(Ok(()));
+            }
+            let bufs = [
+                IoSlice::new(head),
+                IoSlice::new(&self.wdata),
+                IoSlice::new(self.wtail),
+            ];
+            let mut n = ready!(Pin::new(&mut self.io).poll_write_vectored(cx, &bufs))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            *written += n;
+            let a = n.min(head.len());
+            self.wpos += a;
+            n -= a;
+            let b = n.min(self.wdata.len());
+            self.wdata.advance(b);
+            n -= b;
+            let c = n.min(self.wtail.len());
+            self.wtail = &self.wtail[c..];
+        }
+    }
+
+    /// Streams the request body; returns a response that arrived before it was all sent.
+    async fn stream_body(
+        &mut self,
+        mut body: ReqBody,
+        out: Out,
+        expect: Expect,
+    ) -> Result<Option<Response<Reading>>, H1Error> {
+        let chunked = matches!(out, Out::Chunked);
+        let mut left = match out {
+            Out::Length(n) => n,
+            _ => 0,
+        };
+        let mut ended = false;
+        let mut written = 0usize;
+        poll_fn(|cx| {
+            // The backend may answer (and stop reading) before the body is all sent.
+            if let Poll::Ready(r) = self.poll_head(cx, expect) {
+                return Poll::Ready(r.map(Some));
+            }
+            loop {
+                ready!(self.poll_write_out(cx, &mut written))?;
+                if ended {
+                    return Poll::Ready(Ok(None));
+                }
+                // What TLS holds back goes out before the body is waited for (a no-op
+                // on TCP), so the backend is never left waiting on buffered bytes.
+                ready!(Pin::new(&mut self.io).poll_flush(cx))?;
+                let frame = match ready!(Pin::new(&mut body).poll_frame(cx)) {
+                    None => {
+                        ended = true;
+                        if chunked {
+                            self.wbuf.extend_from_slice(b"0\r\n\r\n");
+                        } else if left > 0 {
+                            return Poll::Ready(Err(H1Error::BodyLength));
+                        }
+                        continue;
+                    }
+                    Some(Err(e)) => return Poll::Ready(Err(H1Error::Body(Box::new(e)))),
+                    Some(Ok(f)) => f,
+                };
+                match frame.into_data() {
+                    Ok(data) => {
+                        if data.is_empty() {
+                            continue;
+                        }
+                        if chunked {
+                            // Writing to a Vec cannot fail.
+                            let _ = write!(self.wbuf, "{:x}\r\n", data.len());
+                            self.wtail = b"\r\n";
+                        } else {
+                            let n = data.len() as u64;
+                            if n > left {
+                                return Poll::Ready(Err(H1Error::BodyLength));
+                            }
+                            left -= n;
+                        }
+                        self.wdata = data;
+                    }
+                    Err(frame) => {
+                        if let (true, Ok(trailers)) = (chunked, frame.into_trailers()) {
+                            ended = true;
+                            self.wbuf.extend_from_slice(b"0\r\n");
+                            encode_fields(&mut self.wbuf, &trailers);
+                            self.wbuf.extend_from_slice(b"\r\n");
+                        }
+                    }
+                }
+            }
+        })
+        .await
+    }
+
+    /// Reads until a final response head is parsed (1xx interim answers are skipped).
+    fn poll_head(
+        &mut self,
+        cx: &mut Context<'_>,
+        expect: Expect,
+    ) -> Poll<Result<Response<Reading>, H1Error>> {
+        loop {
+            if !self.rbuf.is_empty() {
+                if let Some(resp) = parse_head(&mut self.rbuf, expect.head, expect.upgrade)? {
+                    return Poll::Ready(Ok(resp));
+                }
+            }
+            let got = self.rbuf.len();
+            let n = ready!(self.poll_fill(cx, READ_CHUNK))?;
+            if n == 0 {
+                return Poll::Ready(Err(if got == 0 {
+                    H1Error::ClosedBeforeHead
+                } else {
+                    H1Error::Framing("connection closed inside the response head")
+                }));
+            }
+        }
+    }
+
+    /// Reads into `rbuf` (at least `want` bytes of room); the number of bytes read.
+    fn poll_fill(&mut self, cx: &mut Context<'_>, want: usize) -> Poll<io::Result<usize>> {
+        self.rbuf.reserve(want.max(READ_CHUNK));
+        tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.rbuf)
+    }
+}
+
+enum Added {
+    None,
+    Length(u64),
+    Chunked,
+}
+
+#[derive(Clone, Copy)]
+struct Expect {
+    head: bool,
+    upgrade: bool,
+}
+
+fn encode_fields(w: &mut Vec<u8>, headers: &HeaderMap) {
+    for (name, value) in headers {
+        w.extend_from_slice(name.as_str().as_bytes());
+        w.extend_from_slice(b": ");
+        w.extend_from_slice(value.as_bytes());
+        w.extend_from_slice(b"\r\n");
+    }
+}
+
+/// A response body read from an upstream HTTP/1.1 connection. Once read to the end, the
+/// connection goes back to where it is kept (if it may be reused).
+pub struct H1Body {
+    conn: Option<Box<H1Conn>>,
+    reading: Reading,
+    home: Option<Returner>,
+}
+
+impl H1Body {
+    /// Reads `reading`'s body from `conn`; `home` takes the connection back at the end.
+    pub fn new(conn: Box<H1Conn>, reading: Reading, home: Option<Returner>) -> H1Body {
+        let mut body = H1Body {
+            conn: Some(conn),
+            reading,
+            home,
+        };
+        if body.reading.is_end() {
+            body.finish();
+        }
+        body
+    }
+
+    fn finish(&mut self) {
+        self.reading.state = State::Done;
+        let Some(conn) = self.conn.take() else {
+            return;
+        };
+        if self.reading.keep && conn.rbuf.is_empty() {
+            if let Some(home) = self.home.take() {
+                let mut conn = conn;
+                if conn.rbuf.capacity() > READ_MAX {
+                    // A large body grew the buffer: an idle connection keeps none.
+                    conn.rbuf = BytesMut::new();
+                }
+                home.give_back(conn);
+            }
+        }
+    }
+
+    fn fail(&mut self) {
+        self.conn = None;
+        self.home = None;
+        self.reading.state = State::Done;
+    }
+}
+
+impl Body for H1Body {
+    type Data = Bytes;
+    type Error = H1Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, H1Error>>> {
+        let this = self.get_mut();
+        loop {
+            let Some(conn) = this.conn.as_mut() else {
+                return Poll::Ready(None);
+            };
+            let step = match this.reading.decode(&mut conn.rbuf) {
+                Ok(Decoded::More) => match conn.poll_fill(cx, this.reading.want()) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Ok(0)) => this.reading.at_eof(),
+                    Poll::Ready(Ok(_)) => continue,
+                    Poll::Ready(Err(e)) => Err(e.into()),
+                },
+                other => other,
+            };
+            match step {
+                Ok(Decoded::Data(d)) => {
+                    if this.reading.is_end() {
+                        this.finish();
+                    }
+                    return Poll::Ready(Some(Ok(Frame::data(d))));
+                }
+                Ok(Decoded::Trailers(t)) => {
+                    this.finish();
+                    return Poll::Ready(Some(Ok(Frame::trailers(t))));
+                }
+                Ok(Decoded::End) => {
+                    this.finish();
+                    return Poll::Ready(None);
+                }
+                Ok(Decoded::More) => continue,
+                Err(e) => {
+                    this.fail();
+                    return Poll::Ready(Some(Err(e)));
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.reading.is_end()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.reading.size_hint()
+    }
+}
+
+/// An upgraded upstream connection: the bytes that came after the 101 head first, then
+/// the connection itself.
+pub struct Upgraded {
+    pre: Bytes,
+    io: Io,
+}
+
+impl AsyncRead for Upgraded {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if !this.pre.is_empty() {
+            let n = this.pre.len().min(buf.remaining());
+            buf.put_slice(&this.pre[..n]);
+            this.pre.advance(n);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Upgraded {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}

@@ -128,6 +128,11 @@ pub async fn serve(
         });
     }
     graceful.shutdown().await;
+    // Upgraded connections (WebSocket) left hyper's watch when they switched; they get
+    // the same grace period (the caller bounds this wait), as nginx's old workers keep
+    // them until `worker_shutdown_timeout`.
+    let tunnels = runtime.load().tunnels.clone();
+    tunnels.all_closed().await;
 }
 
 /// What happens on a new connection before HTTP: the PROXY header, then the TLS

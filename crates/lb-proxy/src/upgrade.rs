@@ -13,7 +13,8 @@
 //! client's connection with any bytes read after the 101 first) and spliced by lb-core's
 //! [`tunnel`](lb_core::server::tunnel): bytes both ways, half-close passed on, and both
 //! closed after the listener's `idle_timeout` with no byte either way. The backend counts
-//! as active until the tunnel ends. Any other answer is relayed like any response.
+//! as active until the tunnel ends. A drain waits for open tunnels within its grace period
+//! ([`TunnelStats::all_closed`]). Any other answer is relayed like any response.
 //!
 //! Requests without an upgrade pay nothing for this: the upgrade is noticed in the same
 //! pass over the header names that finds the hop-by-hop headers.
@@ -30,20 +31,38 @@ use hyper_util::rt::TokioIo;
 use lb_core::metrics;
 use lb_core::server::tunnel::{self, End};
 use lb_core::Lease;
+use tokio::sync::Notify;
 
 use crate::body::RespBody;
 use crate::upstream::h1::Upgraded;
 
-/// Tunnels open now and the bytes moved through them, for `/metrics`. Shared by every
-/// config generation.
+/// Tunnels open now and the bytes moved through them, for `/metrics` and for drain.
+/// Shared by every config generation.
 #[derive(Debug, Default)]
 pub struct TunnelStats {
     active: AtomicU64,
     up: AtomicU64,
     down: AtomicU64,
+    /// Woken when the last open tunnel ends.
+    closed: Notify,
 }
 
 impl TunnelStats {
+    /// Resolves once no tunnel is open. Drain waits for it (within the grace period), as
+    /// hyper's graceful shutdown stops watching a connection once it has switched.
+    pub async fn all_closed(&self) {
+        loop {
+            let closed = self.closed.notified();
+            tokio::pin!(closed);
+            // Registered before the count is read, so a tunnel ending in between wakes it.
+            closed.as_mut().enable();
+            if self.active() == 0 {
+                return;
+            }
+            closed.await;
+        }
+    }
+
     /// Tunnels open now.
     pub fn active(&self) -> u64 {
         self.active.load(Ordering::Relaxed)
@@ -83,18 +102,20 @@ pub struct ClientUpgrade {
 }
 
 /// Counts a tunnel as open until dropped.
-struct Open<'a>(&'a TunnelStats);
+struct Open(Arc<TunnelStats>);
 
-impl<'a> Open<'a> {
-    fn new(stats: &'a TunnelStats) -> Self {
+impl Open {
+    fn new(stats: Arc<TunnelStats>) -> Self {
         stats.active.fetch_add(1, Ordering::Relaxed);
         Open(stats)
     }
 }
 
-impl Drop for Open<'_> {
+impl Drop for Open {
     fn drop(&mut self) {
-        self.0.active.fetch_sub(1, Ordering::Relaxed);
+        if self.0.active.fetch_sub(1, Ordering::Relaxed) == 1 {
+            self.0.closed.notify_waiters();
+        }
     }
 }
 
@@ -110,6 +131,8 @@ pub fn switch(
     backend: SocketAddr,
 ) -> Response<RespBody> {
     let ClientUpgrade { on, idle, stats } = client;
+    // Counted from the 101 on, so a drain that starts while hyper writes it waits too.
+    let open = Open::new(stats.clone());
     tokio::spawn(async move {
         let c = match on.await {
             Ok(c) => c,
@@ -118,7 +141,6 @@ pub fn switch(
                 return;
             }
         };
-        let open = Open::new(&stats);
         let (mut c, u) = (TokioIo::new(c), &mut upstream);
         let end = tunnel::splice(
             tokio::io::split(&mut c),

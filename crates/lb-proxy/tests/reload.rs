@@ -198,3 +198,92 @@ async fn sighup_with_broken_file_keeps_serving_and_sigterm_exits_0() {
     );
     let _ = std::fs::remove_dir_all(path.parent().expect("dir"));
 }
+
+/// A backend that answers any request with `101` and then echoes bytes until EOF.
+async fn upgrade_echo_backend() -> SocketAddr {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = l.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut head = Vec::new();
+                let mut b = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if s.read(&mut b).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(b[0]);
+                }
+                let switch = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: test\r\nConnection: upgrade\r\n\r\n";
+                if s.write_all(switch).await.is_err() {
+                    return;
+                }
+                let (mut r, mut w) = s.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    addr
+}
+
+/// Writes `msg` and reads the same bytes back within 5 s.
+async fn echo(s: &mut tokio::net::TcpStream, msg: &[u8]) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    s.write_all(msg).await.expect("write through the tunnel");
+    let mut got = vec![0u8; msg.len()];
+    tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut got))
+        .await
+        .expect("echo in time")
+        .expect("echo");
+    got
+}
+
+// Multi-threaded: `wait_exit` blocks its thread while the echo backend must still see
+// the close and answer it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_waits_for_open_websocket_tunnels_then_exits_0() {
+    use tokio::io::AsyncReadExt;
+    let backend = upgrade_echo_backend().await;
+    let path = write_config("tunnel-drain", &web(backend));
+    let mut run = Running::start(&path);
+    let addr = listen_addr(&run.wait_for("listening"));
+
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    tokio::io::AsyncWriteExt::write_all(
+        &mut s,
+        b"GET /chat HTTP/1.1\r\nHost: web.test\r\nConnection: upgrade\r\nUpgrade: test\r\n\r\n",
+    )
+    .await
+    .expect("upgrade request");
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut b))
+            .await
+            .expect("101 in time")
+            .expect("read");
+        assert_eq!(n, 1, "closed before the 101: {head:?}");
+        head.push(b[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"), "{head:?}");
+    assert_eq!(echo(&mut s, b"before").await, b"before");
+
+    // Draining: the listener closes, the open tunnel keeps working.
+    run.signal("TERM");
+    run.wait_for("draining");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        run.child.try_wait().expect("try_wait").is_none(),
+        "lb-proxy exited with a tunnel open"
+    );
+    assert_eq!(echo(&mut s, b"during drain").await, b"during drain");
+
+    // The client closes: the tunnel ends, and with it the drain.
+    drop(s);
+    let st = run.wait_exit();
+    assert_eq!(st.code(), Some(0), "{st:?}");
+    let _ = std::fs::remove_dir_all(path.parent().expect("dir"));
+}

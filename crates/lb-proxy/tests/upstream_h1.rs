@@ -126,6 +126,18 @@ fn get_req(path: &str) -> Request<TestBody> {
     req("GET", "web.test", path, &[])
 }
 
+/// Three GETs over one client connection, each answered `ok` on an upstream connection of
+/// its own (the backend's accept count rises by one each time), `pause` after each.
+async fn three_gets_on_new_upstreams(proxy: SocketAddr, accepts: &AtomicUsize, pause: Duration) {
+    let mut tx = client(proxy).await;
+    for n in 1..=3 {
+        let (status, _, body, _) = exchange(&mut tx, get_req("/")).await.expect("answer");
+        assert_eq!((status, &body[..]), (200, &b"ok"[..]));
+        assert_eq!(accepts.load(Ordering::SeqCst), n);
+        tokio::time::sleep(pause).await;
+    }
+}
+
 const CHUNKED: &[u8] = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: x-sum\r\n\r\n\
 5\r\nhello\r\n6;name=value;other\r\n world\r\n0\r\nx-sum: 42\r\nx-more: yes\r\n\r\n";
 
@@ -374,12 +386,7 @@ async fn connection_close_and_http10_answers_are_not_reused() {
     ))
     .await;
     let p = proxy(&pool(b, "")).await;
-    let mut tx = client(p.addr).await;
-    for n in 1..=3 {
-        let (status, _, body, _) = exchange(&mut tx, get_req("/")).await.expect("answer");
-        assert_eq!((status, &body[..]), (200, &b"ok"[..]));
-        assert_eq!(accepts.load(Ordering::SeqCst), n);
-    }
+    three_gets_on_new_upstreams(p.addr, &accepts, Duration::ZERO).await;
     let (b, accepts) = raw_backend(scripted(
         |_| b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec(),
         |_| false,
@@ -461,12 +468,7 @@ async fn extra_bytes_after_an_answer_are_not_reused() {
     ))
     .await;
     let p = proxy(&pool(b, "")).await;
-    let mut tx = client(p.addr).await;
-    for n in 1..=3 {
-        let (status, _, body, _) = exchange(&mut tx, get_req("/")).await.expect("answer");
-        assert_eq!((status, &body[..]), (200, &b"ok"[..]));
-        assert_eq!(accepts.load(Ordering::SeqCst), n);
-    }
+    three_gets_on_new_upstreams(p.addr, &accepts, Duration::ZERO).await;
     // Stray bytes arriving later, while the connection is idle in the pool: the same.
     let handler: Handler = Arc::new(|mut s: TcpStream| {
         Box::pin(async move {
@@ -482,13 +484,7 @@ async fn extra_bytes_after_an_answer_are_not_reused() {
     });
     let (b, accepts) = raw_backend(handler).await;
     let p = proxy(&pool(b, "retries = 0\n")).await;
-    let mut tx = client(p.addr).await;
-    for n in 1..=3 {
-        let (status, _, body, _) = exchange(&mut tx, get_req("/")).await.expect("answer");
-        assert_eq!((status, &body[..]), (200, &b"ok"[..]));
-        assert_eq!(accepts.load(Ordering::SeqCst), n);
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    three_gets_on_new_upstreams(p.addr, &accepts, Duration::from_millis(200)).await;
 }
 
 /// A body of `n` bytes (byte i is `i % 251`) in frames of varying size, with no size

@@ -427,6 +427,7 @@ async fn attempt(
     upstreams: &Arc<Upstreams>,
     addr: SocketAddr,
     req: Request<ReqBody>,
+    upgrade: bool,
     timeout: Duration,
     client: &ConnInfo,
 ) -> Attempt {
@@ -447,7 +448,7 @@ async fn attempt(
     // Boxed: inline, the HTTP/1.1 client's send state (~0.7 KB) would grow every
     // request's boxed future to 4.5 KB, and idle keep-alive connections measured 2.7 KB
     // more resident memory each (benches/load.sh, 16.4 KB against 14.6 KB boxed).
-    let fut = Box::pin(conn.sender.send(req));
+    let fut = Box::pin(conn.sender.send(req, upgrade));
     match tokio::time::timeout(timeout, fut).await {
         Err(_) => Attempt::TimedOut,
         Ok(Ok(resp)) => Attempt::Done(resp, conn),
@@ -563,6 +564,7 @@ async fn forward_pool(
             &p.upstreams,
             lease.addr(),
             req,
+            ex.upgrade.is_some(),
             cfg.response_timeout,
             client,
         )
@@ -669,7 +671,17 @@ async fn forward_directory(
         let Some(req) = ex.request(b, resend) else {
             return Err(last);
         };
-        match attempt(&d.upstreams, addr, req, DIRECTORY_RESPONSE_TIMEOUT, client).await {
+        let upgrade = ex.upgrade.is_some();
+        match attempt(
+            &d.upstreams,
+            addr,
+            req,
+            upgrade,
+            DIRECTORY_RESPONSE_TIMEOUT,
+            client,
+        )
+        .await
+        {
             Attempt::Done(resp, conn) => {
                 return Ok(relay(resp, conn, DIRECTORY_IDLE, None, ex, addr))
             }

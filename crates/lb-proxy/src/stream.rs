@@ -1,4 +1,5 @@
-//! A client connection's byte stream: plain TCP, or TLS terminated here.
+//! A connection's byte stream, plain TCP or TLS over TCP: a client's (TLS terminated
+//! here, [`ClientStream`]) or a backend's (upstream TLS, [`UpstreamStream`]).
 
 use std::io;
 use std::pin::Pin;
@@ -6,21 +7,26 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio_rustls::server::TlsStream;
 
 /// Plain TCP, or TLS over TCP. The TLS state (a few KB of rustls buffers) is boxed so a
 /// plain connection does not carry its size.
-pub enum ClientStream {
+pub enum MaybeTls<T> {
     /// Cleartext.
     Plain(TcpStream),
     /// TLS, handshake done.
-    Tls(Box<TlsStream<TcpStream>>),
+    Tls(Box<T>),
 }
 
-impl ClientStream {
+/// A client connection: TLS is the server side of rustls.
+pub type ClientStream = MaybeTls<tokio_rustls::server::TlsStream<TcpStream>>;
+
+/// A connection to a backend: TLS is the client side of rustls.
+pub type UpstreamStream = MaybeTls<tokio_rustls::client::TlsStream<TcpStream>>;
+
+impl<T> MaybeTls<T> {
     /// True for a cleartext stream, where the first bytes may be peeked (the h2c sniff).
     pub fn is_plain(&self) -> bool {
-        matches!(self, ClientStream::Plain(_))
+        matches!(self, MaybeTls::Plain(_))
     }
 
     /// Peeks at a cleartext stream. A TLS stream cannot be peeked (its bytes need
@@ -31,13 +37,23 @@ impl ClientStream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<usize>> {
         match self {
-            ClientStream::Plain(s) => s.poll_peek(cx, buf),
-            ClientStream::Tls(_) => Poll::Ready(Ok(0)),
+            MaybeTls::Plain(s) => s.poll_peek(cx, buf),
+            MaybeTls::Tls(_) => Poll::Ready(Ok(0)),
         }
     }
 }
 
-impl AsyncRead for ClientStream {
+impl UpstreamStream {
+    /// The TCP connection under any TLS (for its readiness).
+    pub fn tcp(&self) -> &TcpStream {
+        match self {
+            MaybeTls::Plain(s) => s,
+            MaybeTls::Tls(s) => s.get_ref().0,
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for MaybeTls<T> {
     #[inline]
     fn poll_read(
         self: Pin<&mut Self>,
@@ -45,13 +61,13 @@ impl AsyncRead for ClientStream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            ClientStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            ClientStream::Tls(s) => Pin::new(&mut **s).poll_read(cx, buf),
+            MaybeTls::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            MaybeTls::Tls(s) => Pin::new(&mut **s).poll_read(cx, buf),
         }
     }
 }
 
-impl AsyncWrite for ClientStream {
+impl<T: AsyncWrite + Unpin> AsyncWrite for MaybeTls<T> {
     #[inline]
     fn poll_write(
         self: Pin<&mut Self>,
@@ -59,8 +75,8 @@ impl AsyncWrite for ClientStream {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            ClientStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            ClientStream::Tls(s) => Pin::new(&mut **s).poll_write(cx, buf),
+            MaybeTls::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            MaybeTls::Tls(s) => Pin::new(&mut **s).poll_write(cx, buf),
         }
     }
 
@@ -71,32 +87,32 @@ impl AsyncWrite for ClientStream {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            ClientStream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            ClientStream::Tls(s) => Pin::new(&mut **s).poll_write_vectored(cx, bufs),
+            MaybeTls::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            MaybeTls::Tls(s) => Pin::new(&mut **s).poll_write_vectored(cx, bufs),
         }
     }
 
     #[inline]
     fn is_write_vectored(&self) -> bool {
         match self {
-            ClientStream::Plain(s) => s.is_write_vectored(),
-            ClientStream::Tls(s) => s.is_write_vectored(),
+            MaybeTls::Plain(s) => s.is_write_vectored(),
+            MaybeTls::Tls(s) => s.is_write_vectored(),
         }
     }
 
     #[inline]
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            ClientStream::Plain(s) => Pin::new(s).poll_flush(cx),
-            ClientStream::Tls(s) => Pin::new(&mut **s).poll_flush(cx),
+            MaybeTls::Plain(s) => Pin::new(s).poll_flush(cx),
+            MaybeTls::Tls(s) => Pin::new(&mut **s).poll_flush(cx),
         }
     }
 
     #[inline]
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            ClientStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            ClientStream::Tls(s) => Pin::new(&mut **s).poll_shutdown(cx),
+            MaybeTls::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            MaybeTls::Tls(s) => Pin::new(&mut **s).poll_shutdown(cx),
         }
     }
 }

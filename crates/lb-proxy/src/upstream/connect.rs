@@ -110,10 +110,15 @@ impl Sender {
         }
     }
 
-    /// Sends `req`; if it never left, the error gives it back.
-    pub async fn send(&mut self, req: Request<ReqBody>) -> Result<Response<UpBody>, SendFailed> {
+    /// Sends `req` (`upgrade`: it asks for an HTTP/1.1 upgrade); if it never left, the
+    /// error gives it back.
+    pub async fn send(
+        &mut self,
+        req: Request<ReqBody>,
+        upgrade: bool,
+    ) -> Result<Response<UpBody>, SendFailed> {
         match self {
-            Sender::H1(c) => match c.send(req).await {
+            Sender::H1(c) => match c.send(req, upgrade).await {
                 Ok(resp) => Ok(resp.map(UpBody::H1)),
                 Err(e) => Err(SendFailed {
                     error: Box::new(e.error),

@@ -24,7 +24,6 @@ use hyper::body::{Body, Frame, SizeHint};
 use hyper::header::{self, HeaderMap};
 use hyper::{Method, Request, Response};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 
 mod parse;
 
@@ -94,79 +93,7 @@ pub struct SendError {
 }
 
 /// The connection's byte stream: plain TCP or TLS over TCP.
-pub enum Io {
-    /// Plain TCP.
-    Plain(TcpStream),
-    /// TLS (boxed: rustls' state is large).
-    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
-}
-
-impl Io {
-    fn tcp(&self) -> &TcpStream {
-        match self {
-            Io::Plain(s) => s,
-            Io::Tls(s) => s.get_ref().0,
-        }
-    }
-}
-
-impl AsyncRead for Io {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Io::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Io::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for Io {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Io::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Io::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Io::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            Io::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
-        }
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        match self {
-            Io::Plain(s) => s.is_write_vectored(),
-            Io::Tls(s) => s.is_write_vectored(),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Io::Plain(s) => Pin::new(s).poll_flush(cx),
-            Io::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Io::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Io::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
-    }
-}
+pub type Io = crate::stream::UpstreamStream;
 
 /// How the request body goes out.
 enum Out {
@@ -230,12 +157,17 @@ impl H1Conn {
         }
     }
 
-    /// Sends `req` and reads the response head. The request comes back in the error when
+    /// Sends `req` and reads the response head; `upgrade`: the request asks for an
+    /// upgrade (only then is a `101` an answer). The request comes back in the error when
     /// none of its bytes were written.
-    pub async fn send(&mut self, req: Request<ReqBody>) -> Result<Response<Reading>, SendError> {
+    pub async fn send(
+        &mut self,
+        req: Request<ReqBody>,
+        upgrade: bool,
+    ) -> Result<Response<Reading>, SendError> {
         let expect = Expect {
             head: req.method() == Method::HEAD,
-            upgrade: req.headers().contains_key(header::UPGRADE),
+            upgrade,
         };
         let out = self.encode_head(&req);
         if let ReqBody::Full { data: Some(d) } = req.body() {
@@ -291,26 +223,27 @@ impl H1Conn {
 
     /// Writes the request head into `wbuf`, adding the framing header it needs.
     fn encode_head(&mut self, req: &Request<ReqBody>) -> Out {
-        let has_length = req.headers().get(header::CONTENT_LENGTH);
-        let length = has_length
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
         // As hyper's client does: a known length is sent as is; a stream without one is
-        // chunked, except for methods that (almost) never carry a body.
+        // chunked, except for methods that (almost) never carry a body. A request without
+        // a body (most) looks up no header.
+        let length = || req.headers().get(header::CONTENT_LENGTH);
         let (out, add) = match req.body() {
             ReqBody::Empty => (Out::Done, Added::None),
             ReqBody::Full { data } => {
                 let n = data.as_ref().map_or(0, |d| d.len() as u64);
                 (
                     Out::Done,
-                    if has_length.is_some() {
+                    if length().is_some() {
                         Added::None
                     } else {
                         Added::Length(n)
                     },
                 )
             }
-            ReqBody::Stream { .. } => match length {
+            ReqBody::Stream { .. } => match length()
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+            {
                 Some(n) => (Out::Length(n), Added::None),
                 None if matches!(*req.method(), Method::GET | Method::HEAD | Method::CONNECT) => {
                     (Out::Done, Added::None)

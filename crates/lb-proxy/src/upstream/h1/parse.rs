@@ -34,6 +34,17 @@ fn span_of(base: &[u8], part: &[u8]) -> (u32, u32) {
     (start as u32, (start + part.len()) as u32)
 }
 
+/// Records where each field parsed from `window` lies in it, so the fields can be built
+/// once the block is split off the buffer; the number of fields.
+fn record(window: &[u8], fields: &[httparse::Header<'_>], spans: &mut Spans) -> usize {
+    for (slot, h) in spans.iter_mut().zip(fields) {
+        let (a, b) = span_of(window, h.name.as_bytes());
+        let (c, d) = span_of(window, h.value);
+        *slot = (a, b, c, d);
+    }
+    fields.len()
+}
+
 /// Parses a response head at the front of `buf`, skipping (consuming) 1xx interim
 /// responses other than 101. `Ok(None)`: incomplete, more bytes needed. On success the
 /// head's bytes are consumed and the response's body says how to read the rest.
@@ -49,27 +60,21 @@ pub fn parse_head(
         let mut parsed = httparse::Response::new(&mut []);
         let window = &buf[..buf.len().min(MAX_HEAD)];
         let config = httparse::ParserConfig::default();
-        let status =
-            match config.parse_response_with_uninit_headers(&mut parsed, window, &mut headers) {
-                Ok(httparse::Status::Complete(n)) => n,
-                Ok(httparse::Status::Partial) => {
-                    if buf.len() >= MAX_HEAD {
-                        return Err(H1Error::HeadTooLarge);
-                    }
-                    return Ok(None);
+        let len = match config.parse_response_with_uninit_headers(&mut parsed, window, &mut headers)
+        {
+            Ok(httparse::Status::Complete(n)) => n,
+            Ok(httparse::Status::Partial) => {
+                if buf.len() >= MAX_HEAD {
+                    return Err(H1Error::HeadTooLarge);
                 }
-                Err(httparse::Error::TooManyHeaders) => return Err(H1Error::HeadTooLarge),
-                Err(e) => return Err(H1Error::Parse(e)),
-            };
-        let len = status;
+                return Ok(None);
+            }
+            Err(httparse::Error::TooManyHeaders) => return Err(H1Error::HeadTooLarge),
+            Err(e) => return Err(H1Error::Parse(e)),
+        };
         let code = parsed.code.unwrap_or(0);
         let version = parsed.version.unwrap_or(1);
-        let count = parsed.headers.len();
-        for (slot, h) in spans.iter_mut().zip(parsed.headers.iter()) {
-            let (a, b) = span_of(window, h.name.as_bytes());
-            let (c, d) = span_of(window, h.value);
-            *slot = (a, b, c, d);
-        }
+        let count = record(window, parsed.headers, &mut spans);
         let status =
             StatusCode::from_u16(code).map_err(|_| H1Error::Parse(httparse::Error::Status))?;
         if status.is_informational() && status != StatusCode::SWITCHING_PROTOCOLS {
@@ -223,11 +228,6 @@ impl Reading {
         self.state == State::Done
     }
 
-    /// True when the connection may be reused once the body is complete.
-    pub fn keep_alive(&self) -> bool {
-        self.keep
-    }
-
     /// The exact remaining length when known.
     pub fn size_hint(&self) -> SizeHint {
         match self.state {
@@ -320,14 +320,7 @@ impl Reading {
                     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
                     let mut spans: Spans = [(0, 0, 0, 0); MAX_HEADERS];
                     let count = match httparse::parse_headers(&window[..len], &mut headers) {
-                        Ok(httparse::Status::Complete((_, hs))) => {
-                            for (slot, h) in spans.iter_mut().zip(hs.iter()) {
-                                let (a, b) = span_of(window, h.name.as_bytes());
-                                let (c, d) = span_of(window, h.value);
-                                *slot = (a, b, c, d);
-                            }
-                            hs.len()
-                        }
+                        Ok(httparse::Status::Complete((_, hs))) => record(window, hs, &mut spans),
                         Ok(httparse::Status::Partial) => {
                             return Err(H1Error::Chunk("malformed trailer section"))
                         }
@@ -366,21 +359,14 @@ fn chunk_size(line: &[u8]) -> Result<u64, H1Error> {
     if !(rest.is_empty() || rest[0] == b';') {
         return Err(H1Error::Chunk("invalid chunk size"));
     }
-    let hex = line[..digits].trim_ascii_start();
-    let hex = match hex.iter().position(|&b| b != b'0') {
-        Some(i) => &hex[i..],
-        None => return Ok(0),
-    };
-    if hex.len() > 15 {
+    let hex = &line[..digits];
+    let significant = &hex[hex.iter().position(|&b| b != b'0').unwrap_or(digits)..];
+    if significant.len() > 15 {
         return Err(H1Error::Chunk("chunk size too large"));
     }
-    Ok(hex.iter().fold(0u64, |n, &b| {
-        let d = match b {
-            b'0'..=b'9' => b - b'0',
-            b'a'..=b'f' => b - b'a' + 10,
-            _ => b - b'A' + 10,
-        };
-        n * 16 + u64::from(d)
+    // Every byte is a hex digit (counted above).
+    Ok(significant.iter().fold(0u64, |n, &b| {
+        n * 16 + u64::from(char::from(b).to_digit(16).unwrap_or(0))
     }))
 }
 
@@ -444,7 +430,7 @@ mod tests {
             }
         }
         let resp = head.ok_or(H1Error::ClosedBeforeHead)?;
-        let keep = resp.body().keep_alive() && buf.is_empty();
+        let keep = resp.body().keep && buf.is_empty();
         Ok((
             resp.status().as_u16(),
             pairs(resp.headers()),

@@ -36,8 +36,7 @@ use crate::headers::{
 use crate::key::{self, IpText};
 use crate::state::{DirectoryTarget, PoolTarget, Route, Runtime, Target};
 use crate::upgrade::{self, ClientUpgrade};
-use crate::upstream::h1::H1Body;
-use crate::upstream::{ClientSlot, Conn, Origin, UpBody, Upstreams};
+use crate::upstream::{ClientSlot, Origin, Upstreams};
 use lb_core::config::UpstreamProtocol;
 
 /// Bodies up to this size are kept so idempotent requests can be replayed on retry.
@@ -415,7 +414,7 @@ fn take_body(body: &mut ReqBody) -> ReqBody {
 }
 
 enum Attempt {
-    Done(Response<UpBody>, Conn),
+    Done(Response<UpstreamBody>),
     /// Failed before the request left: safe to retry anything; the request comes back.
     NotSent(Reason, Request<ReqBody>),
     /// Failed after sending: retry only if idempotent and replayable.
@@ -436,7 +435,7 @@ async fn attempt(
         local: client.local,
         slot: client.slot.as_ref(),
     };
-    let mut conn = match upstreams.checkout(addr, &origin).await {
+    let conn = match upstreams.checkout(addr, &origin).await {
         Ok(c) => c,
         Err(e) => {
             tracing::debug!(backend = %addr, error = %e, "upstream connect failed");
@@ -448,10 +447,10 @@ async fn attempt(
     // Boxed: inline, the HTTP/1.1 client's send state (~0.7 KB) would grow every
     // request's boxed future to 4.5 KB, and idle keep-alive connections measured 2.7 KB
     // more resident memory each (benches/load.sh, 16.4 KB against 14.6 KB boxed).
-    let fut = Box::pin(conn.sender.send(req, upgrade));
+    let fut = Box::pin(conn.send(req, upgrade));
     match tokio::time::timeout(timeout, fut).await {
         Err(_) => Attempt::TimedOut,
-        Ok(Ok(resp)) => Attempt::Done(resp, conn),
+        Ok(Ok(resp)) => Attempt::Done(resp),
         Ok(Err(e)) => {
             tracing::debug!(backend = %addr, error = %e.error, "upstream exchange failed");
             match e.request {
@@ -466,8 +465,7 @@ async fn attempt(
 /// going back to its pool at the end; for an upgrade request, a 101 starts the tunnel
 /// and any other answer is relayed on a connection that is not pooled again.
 fn relay(
-    resp: Response<UpBody>,
-    conn: Conn,
+    resp: Response<UpstreamBody>,
     idle: Duration,
     lease: Option<lb_core::Lease>,
     ex: &mut Exchange<'_>,
@@ -477,22 +475,13 @@ fn relay(
     let (mut parts, body) = resp.into_parts();
     let switching = upgrade.is_some() && parts.status == StatusCode::SWITCHING_PROTOCOLS;
     strip_keeping_upgrade(&mut parts.headers, switching);
-    let body = match body {
-        UpBody::H2(b) => UpstreamBody::H2(b),
-        UpBody::H1(reading) => {
-            let Some((h1, returner)) = conn.into_h1() else {
-                // An HTTP/1.1 answer comes from an HTTP/1.1 connection.
-                return local_error(Reason::UpstreamReset);
-            };
-            match upgrade {
-                Some(client) if switching => {
-                    return upgrade::switch(parts, h1.into_upgraded(), client, lease, backend)
-                }
-                // The backend saw `Connection: upgrade`: its connection is not reused.
-                Some(_) => UpstreamBody::H1(H1Body::new(h1, reading, None)),
-                None => UpstreamBody::H1(H1Body::new(h1, reading, Some(returner))),
-            }
-        }
+    let body = match (upgrade, body) {
+        (Some(client), UpstreamBody::H1(b)) if switching => match b.into_upgraded() {
+            Some(upstream) => return upgrade::switch(parts, upstream, client, lease, backend),
+            // A 101's body keeps its connection for the tunnel (`H1Body::new`).
+            None => return local_error(Reason::UpstreamReset),
+        },
+        (_, body) => body,
     };
     Response::from_parts(parts, RespBody::upstream(body, idle, lease))
 }
@@ -570,7 +559,7 @@ async fn forward_pool(
         )
         .await
         {
-            Attempt::Done(resp, conn) => {
+            Attempt::Done(resp) => {
                 let status = resp.status().as_u16();
                 lease.member().state().count_status(status);
                 let retry_status = (status == 502 && cfg.retry_on.status_502)
@@ -592,7 +581,7 @@ async fn forward_pool(
                         .flatten()
                 });
                 let addr = lease.addr();
-                let mut resp = relay(resp, conn, cfg.idle_timeout, Some(lease), ex, addr);
+                let mut resp = relay(resp, cfg.idle_timeout, Some(lease), ex, addr);
                 if let Some(v) = set_cookie {
                     resp.headers_mut().append(header::SET_COOKIE, v);
                 }
@@ -682,9 +671,7 @@ async fn forward_directory(
         )
         .await
         {
-            Attempt::Done(resp, conn) => {
-                return Ok(relay(resp, conn, DIRECTORY_IDLE, None, ex, addr))
-            }
+            Attempt::Done(resp) => return Ok(relay(resp, DIRECTORY_IDLE, None, ex, addr)),
             Attempt::NotSent(reason, req) => {
                 last = reason;
                 next_body = Some(ex.restore(req));

@@ -7,9 +7,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::body::Incoming;
 use hyper::client::conn::http2;
-use hyper::{Request, Response};
+use hyper::Request;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use lb_core::config::{PoolConfig, ProxyProtocol, UpstreamProtocol};
 use lb_core::proxy_protocol::{self, Header};
@@ -19,7 +18,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use super::h1::{H1Conn, Io, Reading};
+use super::h1::{H1Conn, Io};
 use super::Origin;
 use crate::body::ReqBody;
 
@@ -76,14 +75,6 @@ pub enum Sender {
     H2(http2::SendRequest<ReqBody>),
 }
 
-/// A response head from a backend, with how its body is to be read.
-pub enum UpBody {
-    /// HTTP/1.1: the body is read from the connection (see [`H1Body`](super::h1::H1Body)).
-    H1(Reading),
-    /// HTTP/2: hyper's body stream.
-    H2(Incoming),
-}
-
 /// An exchange that failed; `request` comes back when it never left.
 pub struct SendFailed {
     /// What failed.
@@ -107,34 +98,6 @@ impl Sender {
         match self {
             Sender::H1(c) => c.idle_usable(),
             Sender::H2(s) => s.ready().await.is_ok(),
-        }
-    }
-
-    /// Sends `req` (`upgrade`: it asks for an HTTP/1.1 upgrade); if it never left, the
-    /// error gives it back.
-    pub async fn send(
-        &mut self,
-        req: Request<ReqBody>,
-        upgrade: bool,
-    ) -> Result<Response<UpBody>, SendFailed> {
-        match self {
-            Sender::H1(c) => match c.send(req, upgrade).await {
-                Ok(resp) => Ok(resp.map(UpBody::H1)),
-                Err(e) => Err(SendFailed {
-                    error: Box::new(e.error),
-                    request: e.request,
-                }),
-            },
-            Sender::H2(s) => match s.try_send_request(req).await {
-                Ok(resp) => Ok(resp.map(UpBody::H2)),
-                Err(mut e) => {
-                    let request = e.take_message();
-                    Err(SendFailed {
-                        error: Box::new(e.into_error()),
-                        request,
-                    })
-                }
-            },
         }
     }
 

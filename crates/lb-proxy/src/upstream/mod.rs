@@ -44,11 +44,13 @@ use lb_core::config::{PoolConfig, UpstreamProtocol};
 use lb_core::tls::ClientTlsError;
 use tokio::time::Instant;
 
-use crate::body::ReqBody;
+use hyper::{Request, Response};
+
+use crate::body::{ReqBody, UpstreamBody};
 pub use client::{ClientSlot, Origin};
 use connect::{unreachable_h1, Link};
-pub use connect::{ConnectError, SendFailed, Sender, UpBody};
-use h1::H1Conn;
+pub use connect::{ConnectError, SendFailed, Sender};
+use h1::{H1Body, H1Conn};
 
 /// Most idle connections kept per backend.
 const MAX_IDLE_PER_BACKEND: usize = 256;
@@ -148,10 +150,7 @@ enum Home {
 
 /// A connection checked out for one exchange.
 pub struct Conn {
-    /// The request sender.
-    pub sender: Sender,
-    /// True when the connection was reused (it may have gone stale).
-    pub reused: bool,
+    sender: Sender,
     addr: SocketAddr,
     home: Home,
 }
@@ -178,17 +177,38 @@ impl Returner {
 }
 
 impl Conn {
-    /// An HTTP/1.1 connection and the way back to where it is kept; `None` for HTTP/2.
-    pub fn into_h1(self) -> Option<(Box<H1Conn>, Returner)> {
-        match self.sender {
-            Sender::H1(c) => Some((
-                c,
-                Returner {
-                    addr: self.addr,
-                    home: self.home,
-                },
-            )),
-            Sender::H2(_) => None,
+    /// Sends `req` (`upgrade`: it asks for an HTTP/1.1 upgrade) and returns the response,
+    /// whose body carries the connection: an HTTP/1.1 one goes back to where it is kept
+    /// once its body was read to the end, unless it carried an upgrade request (the
+    /// backend saw `Connection: upgrade`). If the request never left, the error gives it
+    /// back.
+    pub async fn send(
+        self,
+        req: Request<ReqBody>,
+        upgrade: bool,
+    ) -> Result<Response<UpstreamBody>, SendFailed> {
+        let Conn { sender, addr, home } = self;
+        match sender {
+            Sender::H1(mut c) => match c.send(req, upgrade).await {
+                Ok(resp) => {
+                    let home = (!upgrade).then_some(Returner { addr, home });
+                    Ok(resp.map(|reading| UpstreamBody::H1(H1Body::new(c, reading, home))))
+                }
+                Err(e) => Err(SendFailed {
+                    error: Box::new(e.error),
+                    request: e.request,
+                }),
+            },
+            Sender::H2(mut s) => match s.try_send_request(req).await {
+                Ok(resp) => Ok(resp.map(UpstreamBody::H2)),
+                Err(mut e) => {
+                    let request = e.take_message();
+                    Err(SendFailed {
+                        error: Box::new(e.into_error()),
+                        request,
+                    })
+                }
+            },
         }
     }
 }
@@ -267,7 +287,6 @@ impl Upstreams {
             if sender.idle_usable() {
                 return Ok(Conn {
                     sender: Sender::H1(sender),
-                    reused: true,
                     addr,
                     home: Home::Pool(Arc::downgrade(self)),
                 });
@@ -278,7 +297,6 @@ impl Upstreams {
         let sender = Box::pin(self.link.connect(addr, origin, self.connect_timeout)).await?;
         Ok(Conn {
             sender,
-            reused: false,
             addr,
             home: Home::Pool(Arc::downgrade(self)),
         })
@@ -291,9 +309,8 @@ impl Upstreams {
         addr: SocketAddr,
         origin: &Origin<'_>,
     ) -> Result<Conn, ConnectError> {
-        let conn = |sender, reused| Conn {
+        let conn = |sender| Conn {
             sender: Sender::H2(sender),
-            reused,
             addr,
             home: Home::Drop,
         };
@@ -301,7 +318,7 @@ impl Upstreams {
             let mut shared = lock(&self.shared);
             let entry = shared.entry(addr).or_default();
             match &entry.sender {
-                Some(s) if !s.is_closed() => return Ok(conn(s.clone(), true)),
+                Some(s) if !s.is_closed() => return Ok(conn(s.clone())),
                 _ => entry.sender = None,
             }
             entry.connecting.clone()
@@ -310,7 +327,7 @@ impl Upstreams {
         let _connecting = gate.lock().await;
         if let Some(e) = lock(&self.shared).get(&addr) {
             if let Some(s) = e.sender.as_ref().filter(|s| !s.is_closed()) {
-                return Ok(conn(s.clone(), true));
+                return Ok(conn(s.clone()));
             }
             if e.failed_at.is_some_and(|t| t >= waited_from) {
                 return Err(ConnectError::Io {
@@ -329,7 +346,7 @@ impl Upstreams {
             }
         };
         lock(&self.shared).entry(addr).or_default().sender = Some(sender.clone());
-        Ok(conn(sender, false))
+        Ok(conn(sender))
     }
 
     /// PROXY protocol: a connection of this client connection, or a new one kept in its
@@ -344,7 +361,6 @@ impl Upstreams {
             let sender = Box::pin(self.link.connect(addr, origin, self.connect_timeout)).await?;
             return Ok(Conn {
                 sender,
-                reused: false,
                 addr,
                 home: Home::Drop,
             });
@@ -353,7 +369,6 @@ impl Upstreams {
             if sender.ready().await {
                 return Ok(Conn {
                     sender,
-                    reused: true,
                     addr,
                     home: Home::Client(slot.clone(), owner),
                 });
@@ -366,7 +381,6 @@ impl Upstreams {
         }
         Ok(Conn {
             sender,
-            reused: false,
             addr,
             home: Home::Client(slot.clone(), owner),
         })

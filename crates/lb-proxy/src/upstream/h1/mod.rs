@@ -446,10 +446,17 @@ impl H1Body {
             reading,
             home,
         };
-        if body.reading.is_end() {
+        // Nothing to read (HEAD, 204, 304, length 0): the connection goes back now. One
+        // that is not reused (a 101's, which the tunnel takes) stays until the body goes.
+        if body.reading.is_end() && body.reading.keep {
             body.finish();
         }
         body
+    }
+
+    /// The connection after a `101`, for the tunnel; `None` once the body gave it up.
+    pub fn into_upgraded(self) -> Option<Upgraded> {
+        self.conn.map(|c| c.into_upgraded())
     }
 
     fn finish(&mut self) {

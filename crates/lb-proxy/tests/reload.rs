@@ -199,36 +199,6 @@ async fn sighup_with_broken_file_keeps_serving_and_sigterm_exits_0() {
     let _ = std::fs::remove_dir_all(path.parent().expect("dir"));
 }
 
-/// A backend that answers any request with `101` and then echoes bytes until EOF.
-async fn upgrade_echo_backend() -> SocketAddr {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = l.local_addr().expect("addr");
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = l.accept().await {
-            tokio::spawn(async move {
-                use tokio::io::{AsyncReadExt, AsyncWriteExt};
-                let mut head = Vec::new();
-                let mut b = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") {
-                    if s.read(&mut b).await.unwrap_or(0) == 0 {
-                        return;
-                    }
-                    head.push(b[0]);
-                }
-                let switch = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: test\r\nConnection: upgrade\r\n\r\n";
-                if s.write_all(switch).await.is_err() {
-                    return;
-                }
-                let (mut r, mut w) = s.split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
-            });
-        }
-    });
-    addr
-}
-
 /// Writes `msg` and reads the same bytes back within 5 s.
 async fn echo(s: &mut tokio::net::TcpStream, msg: &[u8]) -> Vec<u8> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -254,7 +224,7 @@ async fn sigterm_waits_for_open_websocket_tunnels_then_exits_0() {
     let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
     tokio::io::AsyncWriteExt::write_all(
         &mut s,
-        b"GET /chat HTTP/1.1\r\nHost: web.test\r\nConnection: upgrade\r\nUpgrade: test\r\n\r\n",
+        b"GET /chat HTTP/1.1\r\nHost: web.test\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",
     )
     .await
     .expect("upgrade request");

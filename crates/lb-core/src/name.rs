@@ -89,11 +89,9 @@ pub fn normalize_name(input: &str) -> Result<Cow<'_, str>, NameError> {
         }
         return ipv6_name(inner);
     }
-    // Two or more colons can only be a bare IPv6 address.
-    if input.bytes().filter(|&b| b == b':').count() > 1 {
-        return ipv6_name(input);
-    }
-    let host = match input.rsplit_once(':') {
+    let host = match input.split_once(':') {
+        // Two or more colons can only be a bare IPv6 address.
+        Some((_, port)) if port.contains(':') => return ipv6_name(input),
         Some((host, port)) => {
             check_port(port)?;
             host
@@ -142,6 +140,30 @@ fn check_port(port: &str) -> Result<(), NameError> {
 
 /// Validates a DNS name (no port, no trailing dot); returns whether it has upper case.
 fn check_dns_name(host: &str) -> Result<bool, NameError> {
+    // One pass over the bytes for the common case (every request's Host goes through
+    // here); anything wrong is diagnosed by the label-by-label walk below.
+    let mut has_upper = false;
+    let mut label = 0usize;
+    let mut ok = !host.is_empty() && host.len() <= MAX_NAME_LEN;
+    for &b in host.as_bytes() {
+        match b {
+            b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' => label += 1,
+            b'A'..=b'Z' => {
+                has_upper = true;
+                label += 1;
+            }
+            b'.' if label > 0 => label = 0,
+            _ => ok = false,
+        }
+        ok &= label <= MAX_LABEL_LEN;
+    }
+    if ok && label > 0 {
+        return Ok(has_upper);
+    }
+    check_dns_name_slowly(host)
+}
+
+fn check_dns_name_slowly(host: &str) -> Result<bool, NameError> {
     if host.is_empty() {
         return Err(NameError::Empty);
     }
@@ -441,6 +463,13 @@ mod tests {
                 prop_assert!(n.len() <= MAX_NAME_LEN);
                 prop_assert!(!n.bytes().any(|b| b.is_ascii_uppercase()));
             }
+        }
+
+        #[test]
+        fn one_pass_check_agrees_with_the_label_walk(
+            s in proptest::string::string_regex("[a-zA-Z0-9_.\\-é]{0,70}|[a-z.]{60,300}").expect("valid regex")
+        ) {
+            prop_assert_eq!(check_dns_name(&s), check_dns_name_slowly(&s));
         }
 
         #[test]

@@ -33,10 +33,10 @@
 //! recognised on the write side (a response head written while every response the
 //! service made is already out) and replaced by ours with `x-lb-error`.
 //!
-//! hyper's own `header_read_timeout` stays on as a backstop, set above anything this layer
-//! waits for (`idle_timeout + header_timeout + 1 s`): it never fires first, and it makes
-//! hyper poll the read side again when a response ends, which is when this layer arms
-//! its idle timer.
+//! hyper's own `header_read_timeout` is set, with [`NeverTimer`] as hyper's timer: with a
+//! header timeout configured, hyper polls the read side again when a response ends
+//! (which is when this layer arms its idle timer), and the timer's sleeps never fire and
+//! cost nothing, so hyper neither allocates nor registers a timer per request.
 
 use std::future::Future;
 use std::io;
@@ -161,10 +161,68 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// hyper's `header_read_timeout`: a backstop above anything this layer waits for.
-    pub fn hyper_backstop(&self) -> Duration {
+    /// hyper's `header_read_timeout`, above anything this layer waits for (it never fires:
+    /// see [`NeverTimer`]).
+    pub fn hyper_header_timeout(&self) -> Duration {
         self.idle_timeout + self.header_timeout + Duration::from_secs(1)
     }
+}
+
+/// hyper's timer for HTTP/1.1 client connections: every sleep stays pending forever.
+///
+/// This layer owns the connection's timeouts; hyper's header timeout is configured only
+/// for its side effect (a read poll when a response ends, see the module docs). A tokio
+/// sleep there would cost an allocation and a timer-wheel registration per request; this
+/// one is a zero-sized box, which allocates nothing.
+#[derive(Clone, Copy, Debug)]
+pub struct NeverTimer {
+    /// What `now` answers: hyper only adds the header timeout to it for a deadline this
+    /// timer ignores, so no clock is read per request.
+    epoch: std::time::Instant,
+}
+
+impl NeverTimer {
+    /// A timer whose sleeps never end.
+    pub fn new() -> NeverTimer {
+        NeverTimer {
+            epoch: std::time::Instant::now(),
+        }
+    }
+}
+
+impl Default for NeverTimer {
+    fn default() -> Self {
+        NeverTimer::new()
+    }
+}
+
+/// The sleep of [`NeverTimer`].
+struct Never;
+
+impl Future for Never {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
+        Poll::Pending
+    }
+}
+
+impl hyper::rt::Sleep for Never {}
+
+impl hyper::rt::Timer for NeverTimer {
+    fn sleep(&self, _: Duration) -> Pin<Box<dyn hyper::rt::Sleep>> {
+        Box::pin(Never)
+    }
+
+    fn sleep_until(&self, _: std::time::Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {
+        Box::pin(Never)
+    }
+
+    fn now(&self) -> std::time::Instant {
+        self.epoch
+    }
+
+    fn reset(&self, _: &mut Pin<Box<dyn hyper::rt::Sleep>>, _: std::time::Instant) {}
 }
 
 /// The canned answer for `reason` (408, 431 or 400), with `x-lb-error`, closing.

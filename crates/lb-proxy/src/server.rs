@@ -22,7 +22,7 @@ use tokio::sync::Semaphore;
 use tokio::time::{Duration, Instant};
 use tokio_rustls::TlsAcceptor;
 
-use crate::conn::{ClientIo, Limits, Shared, Tracked};
+use crate::conn::{ClientIo, Limits, NeverTimer, Shared, Tracked};
 use crate::forward::{self, ConnInfo};
 use crate::state::Runtime;
 use crate::stream::ClientStream;
@@ -46,11 +46,12 @@ pub async fn serve(
     };
     // ClientIo answers heads over max_header_bytes itself; hyper's buffer must hold one
     // byte more so its own 431 (without x-lb-error) never comes first. hyper's header
-    // timer is only a backstop (see crate::conn).
+    // timeout never fires (NeverTimer): it only makes hyper read again after each
+    // response, when ClientIo arms its idle timer (see crate::conn).
     builder
         .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.hyper_backstop())
+        .timer(NeverTimer::new())
+        .header_read_timeout(limits.hyper_header_timeout())
         .max_buf_size(limits.max_header_bytes.saturating_add(1).max(8192))
         .keep_alive(true);
     builder.http2().timer(TokioTimer::new());

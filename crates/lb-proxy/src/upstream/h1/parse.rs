@@ -15,17 +15,59 @@ use super::{H1Error, MAX_CHUNK_LINE, MAX_HEAD, MAX_HEADERS, READ_CHUNK, READ_MAX
 /// Where each field of a parsed block lies in it: name start/end, value start/end.
 type Spans = [(u32, u32, u32, u32); MAX_HEADERS];
 
-/// Builds a header map from `block` (frozen, so values share it) and the spans found in it.
-fn fields(block: &Bytes, spans: &[(u32, u32, u32, u32)]) -> Result<HeaderMap, H1Error> {
+/// The options of a head's `Connection` fields that decide whether its connection is
+/// kept.
+#[derive(Clone, Copy, Debug, Default)]
+struct ConnectionOptions {
+    close: bool,
+    keep_alive: bool,
+}
+
+impl ConnectionOptions {
+    /// Adds the options of one `Connection` value; true when it names other fields (an
+    /// option other than `close` and `keep-alive`), which the relay must remove too.
+    fn add(&mut self, value: &[u8]) -> bool {
+        let mut names_fields = false;
+        for o in value.split(|&b| b == b',') {
+            let o = o.trim_ascii();
+            let close = o.eq_ignore_ascii_case(b"close");
+            let keep_alive = o.eq_ignore_ascii_case(b"keep-alive");
+            self.close |= close;
+            self.keep_alive |= keep_alive;
+            names_fields |= !(o.is_empty() || close || keep_alive);
+        }
+        names_fields
+    }
+}
+
+/// Builds a header map from `block` (frozen, so values share it) and the spans found in it,
+/// and reads the `Connection` options on the way. With `drop_hop`, `Keep-Alive` fields and
+/// `Connection` fields that name no other field are left out of the map: they are
+/// hop-by-hop, and the relay would only look them up to remove them again. (A 101 keeps
+/// them: its `Connection: upgrade` is relayed.)
+fn fields(
+    block: &Bytes,
+    spans: &[(u32, u32, u32, u32)],
+    drop_hop: bool,
+) -> Result<(HeaderMap, ConnectionOptions), H1Error> {
     let mut map = HeaderMap::with_capacity(spans.len());
+    let mut options = ConnectionOptions::default();
     for &(a, b, c, d) in spans {
-        let name =
-            HeaderName::from_bytes(&block[a as usize..b as usize]).map_err(|_| H1Error::Field)?;
+        let name = &block[a as usize..b as usize];
+        if name.eq_ignore_ascii_case(b"connection") {
+            let names_fields = options.add(&block[c as usize..d as usize]);
+            if drop_hop && !names_fields {
+                continue;
+            }
+        } else if drop_hop && name.eq_ignore_ascii_case(b"keep-alive") {
+            continue;
+        }
+        let name = HeaderName::from_bytes(name).map_err(|_| H1Error::Field)?;
         let value = HeaderValue::from_maybe_shared(block.slice(c as usize..d as usize))
             .map_err(|_| H1Error::Field)?;
         map.append(name, value);
     }
-    Ok(map)
+    Ok((map, options))
 }
 
 fn span_of(base: &[u8], part: &[u8]) -> (u32, u32) {
@@ -85,8 +127,9 @@ pub fn parse_head(
             return Err(H1Error::UnexpectedSwitch);
         }
         let block = buf.split_to(len).freeze();
-        let headers = fields(&block, &spans[..count])?;
-        let reading = Reading::for_response(status, version, head_request, &headers)?;
+        let switching = status == StatusCode::SWITCHING_PROTOCOLS;
+        let (headers, options) = fields(&block, &spans[..count], !switching)?;
+        let reading = Reading::for_response(status, version, head_request, &headers, options)?;
         let mut resp = Response::new(reading);
         *resp.status_mut() = status;
         *resp.version_mut() = if version == 0 {
@@ -97,19 +140,6 @@ pub fn parse_head(
         *resp.headers_mut() = headers;
         return Ok(Some(resp));
     }
-}
-
-/// Whether `Connection` says `close` and whether it says `keep-alive`.
-fn connection_options(headers: &HeaderMap) -> (bool, bool) {
-    let (mut close, mut keep_alive) = (false, false);
-    for v in headers.get_all(header::CONNECTION) {
-        for o in v.as_bytes().split(|&b| b == b',') {
-            let o = o.trim_ascii();
-            close |= o.eq_ignore_ascii_case(b"close");
-            keep_alive |= o.eq_ignore_ascii_case(b"keep-alive");
-        }
-    }
-    (close, keep_alive)
 }
 
 /// How a response body is read, and whether its connection may serve another exchange.
@@ -158,9 +188,9 @@ impl Reading {
         version: u8,
         head_request: bool,
         headers: &HeaderMap,
+        connection: ConnectionOptions,
     ) -> Result<Reading, H1Error> {
-        let (close, keep_alive) = connection_options(headers);
-        let mut keep = !close && (version == 1 || keep_alive);
+        let mut keep = !connection.close && (version == 1 || connection.keep_alive);
         if status == StatusCode::SWITCHING_PROTOCOLS {
             // The connection now carries the upgraded protocol.
             return Ok(Reading {
@@ -328,7 +358,7 @@ impl Reading {
                         Err(e) => return Err(H1Error::Parse(e)),
                     };
                     let block = buf.split_to(len).freeze();
-                    let map = fields(&block, &spans[..count])?;
+                    let (map, _) = fields(&block, &spans[..count], false)?;
                     self.state = State::Done;
                     return Ok(Decoded::Trailers(map));
                 }

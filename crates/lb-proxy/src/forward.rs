@@ -36,7 +36,7 @@ use crate::headers::{
 use crate::key::{self, IpText};
 use crate::state::{DirectoryTarget, PoolTarget, Route, Runtime, Target};
 use crate::upgrade::{self, ClientUpgrade};
-use crate::upstream::{ClientSlot, Origin, Upstreams};
+use crate::upstream::{ClientSlot, Head, Origin, Upstreams};
 use lb_core::config::UpstreamProtocol;
 
 /// Bodies up to this size are kept so idempotent requests can be replayed on retry.
@@ -300,7 +300,7 @@ async fn proxy(
         method: &parts.method,
         uri: &uri,
         version,
-        headers: Some(std::mem::take(&mut parts.headers)),
+        headers: std::mem::take(&mut parts.headers),
         idempotent,
         replayable,
         tls: conn.tls,
@@ -360,8 +360,9 @@ struct Exchange<'a> {
     uri: &'a Uri,
     /// HTTP/1.1, or HTTP/2 for h2 pools.
     version: Version,
-    /// The headers to send; `None` once moved into a request that no retry can follow.
-    headers: Option<HeaderMap>,
+    /// The headers to send, kept for every attempt (an HTTP/1.1 request is encoded
+    /// from them by reference).
+    headers: HeaderMap,
     idempotent: bool,
     replayable: bool,
     /// The client connection is TLS.
@@ -371,36 +372,14 @@ struct Exchange<'a> {
 }
 
 impl Exchange<'_> {
-    /// The upstream request. The headers are copied only when `resend` (a later attempt
-    /// may need them after this one was sent); otherwise they move, and come back with
-    /// the request if it never left ([`Exchange::restore`]). `None` if they are gone,
-    /// which the callers' `resend` rules rule out.
-    fn request(&mut self, body: ReqBody, resend: bool) -> Option<Request<ReqBody>> {
-        let headers = if resend {
-            self.headers.clone()?
-        } else {
-            self.headers.take()?
-        };
-        let mut r = Request::new(body);
-        *r.method_mut() = self.method.clone();
-        *r.uri_mut() = self.uri.clone();
-        *r.version_mut() = self.version;
-        *r.headers_mut() = headers;
-        Some(r)
-    }
-
-    /// Takes back the headers of a request that was not sent; returns its body.
-    fn restore(&mut self, req: Request<ReqBody>) -> ReqBody {
-        let (parts, body) = req.into_parts();
-        if self.headers.is_none() {
-            self.headers = Some(parts.headers);
+    /// The upstream request's head, borrowed for one attempt.
+    fn head(&self) -> Head<'_> {
+        Head {
+            method: self.method,
+            uri: self.uri,
+            version: self.version,
+            headers: &self.headers,
         }
-        body
-    }
-
-    /// True when a failure after sending may be retried (SPEC "Retries").
-    fn may_resend(&self, on: &lb_core::config::RetryOn) -> bool {
-        self.idempotent && self.replayable && (on.reset || on.status_502 || on.status_503)
     }
 }
 
@@ -415,8 +394,8 @@ fn take_body(body: &mut ReqBody) -> ReqBody {
 
 enum Attempt {
     Done(Response<UpstreamBody>),
-    /// Failed before the request left: safe to retry anything; the request comes back.
-    NotSent(Reason, Request<ReqBody>),
+    /// Failed before the request left: safe to retry anything; its body comes back.
+    NotSent(Reason, ReqBody),
     /// Failed after sending: retry only if idempotent and replayable.
     Failed(Reason),
     TimedOut,
@@ -425,7 +404,8 @@ enum Attempt {
 async fn attempt(
     upstreams: &Arc<Upstreams>,
     addr: SocketAddr,
-    req: Request<ReqBody>,
+    head: Head<'_>,
+    body: ReqBody,
     upgrade: bool,
     timeout: Duration,
     client: &ConnInfo,
@@ -439,7 +419,7 @@ async fn attempt(
         Ok(c) => c,
         Err(e) => {
             tracing::debug!(backend = %addr, error = %e, "upstream connect failed");
-            return Attempt::NotSent(Reason::UpstreamConnect, req);
+            return Attempt::NotSent(Reason::UpstreamConnect, body);
         }
     };
     // The timeout covers the response head only: a streaming body (gRPC) is bounded by
@@ -447,14 +427,14 @@ async fn attempt(
     // Boxed: inline, the HTTP/1.1 client's send state (~0.7 KB) would grow every
     // request's boxed future to 4.5 KB, and idle keep-alive connections measured 2.7 KB
     // more resident memory each (benches/load.sh, 16.4 KB against 14.6 KB boxed).
-    let fut = Box::pin(conn.send(req, upgrade));
+    let fut = Box::pin(conn.send(head, body, upgrade));
     match tokio::time::timeout(timeout, fut).await {
         Err(_) => Attempt::TimedOut,
         Ok(Ok(resp)) => Attempt::Done(resp),
         Ok(Err(e)) => {
             tracing::debug!(backend = %addr, error = %e.error, "upstream exchange failed");
-            match e.request {
-                Some(req) => Attempt::NotSent(Reason::UpstreamReset, req),
+            match e.body {
+                Some(body) => Attempt::NotSent(Reason::UpstreamReset, body),
                 None => Attempt::Failed(Reason::UpstreamReset),
             }
         }
@@ -504,11 +484,7 @@ async fn forward_pool(
     // Sticky sessions: the backend the cookie names goes first when usable; the normal
     // preference order follows (without it) if connecting to it fails.
     let sticky = cfg.sticky.as_deref().map(|name| {
-        let named = ex
-            .headers
-            .as_ref()
-            .and_then(|h| cookie::find_in(h, name))
-            .and_then(cookie::parse_sticky);
+        let named = cookie::find_in(&ex.headers, name).and_then(cookie::parse_sticky);
         (name, named)
     });
     let mut pinned = sticky
@@ -544,15 +520,11 @@ async fn forward_pool(
             Some(b) => b,
             None => take_body(body),
         };
-        // A further attempt exists only while `tries <= retries` (checked above).
-        let resend = ex.may_resend(&cfg.retry_on) && out.tries <= cfg.retries;
-        let Some(req) = ex.request(b, resend) else {
-            return Err(last);
-        };
         match attempt(
             &p.upstreams,
             lease.addr(),
-            req,
+            ex.head(),
+            b,
             ex.upgrade.is_some(),
             cfg.response_timeout,
             client,
@@ -587,13 +559,13 @@ async fn forward_pool(
                 }
                 return Ok(resp);
             }
-            Attempt::NotSent(reason, req) => {
+            Attempt::NotSent(reason, unsent) => {
                 lease.report(Outcome::Failure);
                 last = reason;
                 if reason == Reason::UpstreamConnect && !cfg.retry_on.connect {
                     return Err(last);
                 }
-                next_body = Some(ex.restore(req));
+                next_body = Some(unsent);
             }
             Attempt::Failed(reason) => {
                 lease.report(Outcome::Failure);
@@ -656,15 +628,12 @@ async fn forward_directory(
         out.tries += 1;
         out.backend = Some(addr);
         let b = next_body.take().unwrap_or_else(|| take_body(body));
-        let resend = ex.idempotent && ex.replayable && i + 1 < n;
-        let Some(req) = ex.request(b, resend) else {
-            return Err(last);
-        };
         let upgrade = ex.upgrade.is_some();
         match attempt(
             &d.upstreams,
             addr,
-            req,
+            ex.head(),
+            b,
             upgrade,
             DIRECTORY_RESPONSE_TIMEOUT,
             client,
@@ -672,9 +641,9 @@ async fn forward_directory(
         .await
         {
             Attempt::Done(resp) => return Ok(relay(resp, DIRECTORY_IDLE, None, ex, addr)),
-            Attempt::NotSent(reason, req) => {
+            Attempt::NotSent(reason, unsent) => {
                 last = reason;
-                next_body = Some(ex.restore(req));
+                next_body = Some(unsent);
             }
             Attempt::Failed(reason) => {
                 last = reason;

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::client::conn::http2;
-use hyper::Request;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use lb_core::config::{PoolConfig, ProxyProtocol, UpstreamProtocol};
 use lb_core::proxy_protocol::{self, Header};
@@ -75,12 +74,12 @@ pub enum Sender {
     H2(http2::SendRequest<ReqBody>),
 }
 
-/// An exchange that failed; `request` comes back when it never left.
+/// An exchange that failed; the request's body comes back when the request never left.
 pub struct SendFailed {
     /// What failed.
     pub error: Box<dyn std::error::Error + Send + Sync>,
-    /// The unsent request.
-    pub request: Option<Request<ReqBody>>,
+    /// The unsent request's body.
+    pub body: Option<ReqBody>,
 }
 
 impl Sender {

@@ -44,7 +44,8 @@ use lb_core::config::{PoolConfig, UpstreamProtocol};
 use lb_core::tls::ClientTlsError;
 use tokio::time::Instant;
 
-use hyper::{Request, Response};
+use hyper::header::HeaderMap;
+use hyper::{Method, Request, Response, Uri, Version};
 
 use crate::body::{ReqBody, UpstreamBody};
 pub use client::{ClientSlot, Origin};
@@ -148,6 +149,21 @@ enum Home {
     Drop,
 }
 
+/// The head of a request to a backend, borrowed from the exchange: an HTTP/1.1 request is
+/// encoded from it directly, so a request that may be retried needs no copy of its header
+/// map (HTTP/2 builds its request from a copy).
+#[derive(Clone, Copy, Debug)]
+pub struct Head<'a> {
+    /// The method.
+    pub method: &'a Method,
+    /// The target: origin-form, or absolute for HTTP/2.
+    pub uri: &'a Uri,
+    /// HTTP/1.1, or HTTP/2 for h2 pools.
+    pub version: Version,
+    /// The header fields as sent (hop-by-hop removed, forwarding headers added).
+    pub headers: &'a HeaderMap,
+}
+
 /// A connection checked out for one exchange.
 pub struct Conn {
     sender: Sender,
@@ -177,38 +193,46 @@ impl Returner {
 }
 
 impl Conn {
-    /// Sends `req` (`upgrade`: it asks for an HTTP/1.1 upgrade) and returns the response,
-    /// whose body carries the connection: an HTTP/1.1 one goes back to where it is kept
-    /// once its body was read to the end, unless it carried an upgrade request (the
-    /// backend saw `Connection: upgrade`). If the request never left, the error gives it
-    /// back.
+    /// Sends a request (`upgrade`: it asks for an HTTP/1.1 upgrade) and returns the
+    /// response, whose body carries the connection: an HTTP/1.1 one goes back to where it
+    /// is kept once its body was read to the end, unless it carried an upgrade request
+    /// (the backend saw `Connection: upgrade`). If the request never left, the error gives
+    /// its body back.
     pub async fn send(
         self,
-        req: Request<ReqBody>,
+        head: Head<'_>,
+        body: ReqBody,
         upgrade: bool,
     ) -> Result<Response<UpstreamBody>, SendFailed> {
         let Conn { sender, addr, home } = self;
         match sender {
-            Sender::H1(mut c) => match c.send(req, upgrade).await {
+            Sender::H1(mut c) => match c.send(head, body, upgrade).await {
                 Ok(resp) => {
                     let home = (!upgrade).then_some(Returner { addr, home });
                     Ok(resp.map(|reading| UpstreamBody::H1(H1Body::new(c, reading, home))))
                 }
                 Err(e) => Err(SendFailed {
                     error: Box::new(e.error),
-                    request: e.request,
+                    body: e.body,
                 }),
             },
-            Sender::H2(mut s) => match s.try_send_request(req).await {
-                Ok(resp) => Ok(resp.map(UpstreamBody::H2)),
-                Err(mut e) => {
-                    let request = e.take_message();
-                    Err(SendFailed {
-                        error: Box::new(e.into_error()),
-                        request,
-                    })
+            Sender::H2(mut s) => {
+                let mut req = Request::new(body);
+                *req.method_mut() = head.method.clone();
+                *req.uri_mut() = head.uri.clone();
+                *req.version_mut() = head.version;
+                *req.headers_mut() = head.headers.clone();
+                match s.try_send_request(req).await {
+                    Ok(resp) => Ok(resp.map(UpstreamBody::H2)),
+                    Err(mut e) => {
+                        let body = e.take_message().map(Request::into_body);
+                        Err(SendFailed {
+                            error: Box::new(e.into_error()),
+                            body,
+                        })
+                    }
                 }
-            },
+            }
         }
     }
 }

@@ -22,7 +22,7 @@ use std::task::{ready, Context, Poll, Waker};
 use bytes::{Buf, Bytes, BytesMut};
 use hyper::body::{Body, Frame, SizeHint};
 use hyper::header::{self, HeaderMap};
-use hyper::{Method, Request, Response};
+use hyper::{Method, Response};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 mod parse;
@@ -30,7 +30,7 @@ mod parse;
 use parse::State;
 pub use parse::{parse_head, Decoded, Reading};
 
-use super::Returner;
+use super::{Head, Returner};
 use crate::body::{BodyError, ReqBody};
 
 /// Largest response head (status line and fields), and largest trailer block.
@@ -84,12 +84,13 @@ pub enum H1Error {
     BodyLength,
 }
 
-/// A failed exchange; `request` is the request back when none of its bytes were written.
+/// A failed exchange; `body` is the request's body back when none of its bytes were
+/// written.
 pub struct SendError {
     /// What failed.
     pub error: H1Error,
-    /// The unsent request.
-    pub request: Option<Request<ReqBody>>,
+    /// The unsent request's body.
+    pub body: Option<ReqBody>,
 }
 
 /// The connection's byte stream: plain TCP or TLS over TCP.
@@ -157,20 +158,22 @@ impl H1Conn {
         }
     }
 
-    /// Sends `req` and reads the response head; `upgrade`: the request asks for an
-    /// upgrade (only then is a `101` an answer). The request comes back in the error when
-    /// none of its bytes were written.
+    /// Sends a request (`head` and `body`) and reads the response head; `upgrade`: the
+    /// request asks for an upgrade (only then is a `101` an answer). The head is encoded
+    /// from the borrowed fields, so a request that may be retried needs no copy of them.
+    /// The body comes back in the error when none of the request's bytes were written.
     pub async fn send(
         &mut self,
-        req: Request<ReqBody>,
+        head: Head<'_>,
+        body: ReqBody,
         upgrade: bool,
     ) -> Result<Response<Reading>, SendError> {
         let expect = Expect {
-            head: req.method() == Method::HEAD,
+            head: *head.method == Method::HEAD,
             upgrade,
         };
-        let out = self.encode_head(&req);
-        if let ReqBody::Full { data: Some(d) } = req.body() {
+        let out = self.encode_head(head, &body);
+        if let ReqBody::Full { data: Some(d) } = &body {
             if matches!(out, Out::Done) {
                 self.wdata = d.clone();
             }
@@ -180,16 +183,12 @@ impl H1Conn {
             self.reset_out();
             return Err(SendError {
                 error: e.into(),
-                request: (written == 0).then_some(req),
+                body: (written == 0).then_some(body),
             });
         }
-        let fail = |error| SendError {
-            error,
-            request: None,
-        };
+        let fail = |error| SendError { error, body: None };
         let mut early = None;
         if !matches!(out, Out::Done) {
-            let body = req.into_body();
             early = self.stream_body(body, out, expect).await.map_err(fail)?;
         }
         let resp = match early {
@@ -222,12 +221,12 @@ impl H1Conn {
     }
 
     /// Writes the request head into `wbuf`, adding the framing header it needs.
-    fn encode_head(&mut self, req: &Request<ReqBody>) -> Out {
+    fn encode_head(&mut self, head: Head<'_>, body: &ReqBody) -> Out {
         // As hyper's client does: a known length is sent as is; a stream without one is
         // chunked, except for methods that (almost) never carry a body. A request without
         // a body (most) looks up no header.
-        let length = || req.headers().get(header::CONTENT_LENGTH);
-        let (out, add) = match req.body() {
+        let length = || head.headers.get(header::CONTENT_LENGTH);
+        let (out, add) = match body {
             ReqBody::Empty => (Out::Done, Added::None),
             ReqBody::Full { data } => {
                 let n = data.as_ref().map_or(0, |d| d.len() as u64);
@@ -245,7 +244,7 @@ impl H1Conn {
                 .and_then(|v| v.trim().parse::<u64>().ok())
             {
                 Some(n) => (Out::Length(n), Added::None),
-                None if matches!(*req.method(), Method::GET | Method::HEAD | Method::CONNECT) => {
+                None if matches!(*head.method, Method::GET | Method::HEAD | Method::CONNECT) => {
                     (Out::Done, Added::None)
                 }
                 None => (Out::Chunked, Added::Chunked),
@@ -254,12 +253,12 @@ impl H1Conn {
         let w = &mut self.wbuf;
         w.clear();
         self.wpos = 0;
-        w.extend_from_slice(req.method().as_str().as_bytes());
+        w.extend_from_slice(head.method.as_str().as_bytes());
         w.push(b' ');
-        let target = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+        let target = head.uri.path_and_query().map_or("/", |pq| pq.as_str());
         w.extend_from_slice(if target.is_empty() { "/" } else { target }.as_bytes());
         w.extend_from_slice(b" HTTP/1.1\r\n");
-        encode_fields(w, req.headers());
+        encode_fields(w, head.headers);
         match add {
             Added::None => {}
             Added::Length(n) => {

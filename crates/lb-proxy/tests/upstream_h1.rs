@@ -401,6 +401,41 @@ async fn connection_close_and_http10_answers_are_not_reused() {
     }
 }
 
+/// A response's hop-by-hop fields stay on the upstream hop: `Keep-Alive`, `Connection` and
+/// the fields `Connection` names never reach the client, and end-to-end fields do; the
+/// connection options still decide reuse (`keep-alive`: reused, `close`: not).
+#[tokio::test]
+async fn response_hop_by_hop_fields_are_not_relayed() {
+    let (b, accepts) = raw_backend(scripted(
+        |i| {
+            let connection = if i == 0 {
+                "keep-alive, x-resp-hop"
+            } else {
+                "close, x-resp-hop"
+            };
+            format!(
+                "HTTP/1.1 200 OK\r\nConnection: {connection}\r\nKeep-Alive: timeout=5\r\n\
+                 X-Resp-Hop: 1\r\nX-Kept: yes\r\nContent-Length: 2\r\n\r\nok"
+            )
+            .into_bytes()
+        },
+        |_| false,
+    ))
+    .await;
+    let p = proxy(&pool(b, "")).await;
+    let mut tx = client(p.addr).await;
+    for n in [1, 1, 2] {
+        let (status, headers, body, _) = exchange(&mut tx, get_req("/")).await.expect("answer");
+        assert_eq!((status, &body[..]), (200, &b"ok"[..]));
+        assert_eq!(headers["x-kept"], "yes", "{headers:?}");
+        for hop in ["keep-alive", "x-resp-hop", "connection"] {
+            assert!(!headers.contains_key(hop), "{hop} relayed: {headers:?}");
+        }
+        // The first answer's connection is reused once; the second says close.
+        assert_eq!(accepts.load(Ordering::SeqCst), n);
+    }
+}
+
 #[tokio::test]
 async fn hundred_requests_use_one_upstream_connection() {
     let (b, accepts) = raw_backend(scripted(

@@ -16,7 +16,10 @@
 #
 # Env: DURATION (s, default 10), REPEAT (default 1), IDLE_CONNS (default 1000), TLS (1/0),
 #      LB_PROXY_BIN (skip the cargo build), STRACE=1 (syscalls per request, keep-alive,
-#      3 s under strace -c -f; separate from the measured runs), KEEP_TMP=1.
+#      3 s under strace -c -f; separate from the measured runs), KEEP_TMP=1,
+#      BASELINE_BIN (another lb-proxy build, e.g. of an older commit, measured in the same
+#      rounds as a fourth proxy "baseline": a change compared side by side, not against
+#      a figure from another run).
 # Loopback only; every process started here is stopped by PID on exit.
 set -euo pipefail
 
@@ -46,7 +49,9 @@ fi
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 (($(ulimit -n) >= IDLE_CONNS * 2 + 256)) || die "open-files limit $(ulimit -n) too low for IDLE_CONNS=$IDLE_CONNS"
 
-read -r P_B1 P_B2 P_LB P_NG P_HA P_ADMIN P_LBS P_NGS P_HAS < <(free_ports 9)
+read -r P_B1 P_B2 P_LB P_NG P_HA P_ADMIN P_LBS P_NGS P_HAS P_BL P_BLS P_BLADMIN < <(free_ports 12)
+BASELINE=${BASELINE_BIN:-}
+[[ -z $BASELINE || -x $BASELINE ]] || die "BASELINE_BIN $BASELINE is not an executable"
 
 # --- one certificate for the three TLS listeners --------------------------------------
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
@@ -136,6 +141,11 @@ tls = { cert = "$TMP/cert.pem", key = "$TMP/key.pem" }
 TOML
 fi
 check_configs "$LB"
+if [[ -n $BASELINE ]]; then
+    sed -e "s/127.0.0.1:$P_LBS\"/127.0.0.1:$P_BLS\"/" -e "s/127.0.0.1:$P_LB\"/127.0.0.1:$P_BL\"/" \
+        -e "s/127.0.0.1:$P_ADMIN\"/127.0.0.1:$P_BLADMIN\"/" "$TMP/lb.toml" >"$TMP/baseline.toml"
+    RUST_LOG=warn "$BASELINE" --config "$TMP/baseline.toml" --check >/dev/null || die "baseline.toml invalid"
+fi
 
 # --- start everything -----------------------------------------------------------------
 nginx -p "$TMP" -e "$TMP/backend.err" -c "$TMP/backend.conf" 2>>"$TMP/backend.err" &
@@ -143,8 +153,9 @@ PID_BACKEND=$!; PIDS+=("$PID_BACKEND")
 wait_port "$P_B1" "$PID_BACKEND" backends; wait_port "$P_B2" "$PID_BACKEND" backends
 
 PROXIES=(lb-proxy nginx haproxy)
-declare -A PORT=([lb-proxy]=$P_LB [nginx]=$P_NG [haproxy]=$P_HA)
-declare -A TLS_PORT=([lb-proxy]=$P_LBS [nginx]=$P_NGS [haproxy]=$P_HAS)
+[[ -n $BASELINE ]] && PROXIES+=(baseline)
+declare -A PORT=([lb-proxy]=$P_LB [nginx]=$P_NG [haproxy]=$P_HA [baseline]=$P_BL)
+declare -A TLS_PORT=([lb-proxy]=$P_LBS [nginx]=$P_NGS [haproxy]=$P_HAS [baseline]=$P_BLS)
 declare -A MAINPID=()
 
 start_proxy() { # name; a fresh process, listening
@@ -152,6 +163,7 @@ start_proxy() { # name; a fresh process, listening
     nginx) nginx -p "$TMP" -e "$TMP/nginx.err" -c "$TMP/nginx.conf" 2>>"$TMP/nginx.err" & ;;
     haproxy) haproxy -db -f "$TMP/haproxy.cfg" >>"$TMP/haproxy.log" 2>&1 & ;;
     lb-proxy) RUST_LOG=warn "$LB" --config "$TMP/lb.toml" >>"$TMP/lb.log" 2>&1 & ;;
+    baseline) RUST_LOG=warn "$BASELINE" --config "$TMP/baseline.toml" >>"$TMP/baseline.log" 2>&1 & ;;
     esac
     MAINPID[$1]=$!
     PIDS+=("$!")
@@ -338,10 +350,10 @@ EOF
 fi
 
 # --- table ----------------------------------------------------------------------------
-python3 - "$RESULTS" "$TMP/idle.tsv" "$STRACE_TSV" "$DURATION" "$REPEAT" "$IDLE_CONNS" "$LOADAVG" <<'EOF'
+python3 - "$RESULTS" "$TMP/idle.tsv" "$STRACE_TSV" "$DURATION" "$REPEAT" "$IDLE_CONNS" "$LOADAVG" "$BASELINE" <<'EOF'
 import statistics, sys
-res, idle, strace, dur, rep, nidle, load = sys.argv[1:8]
-P = ["lb-proxy", "nginx", "haproxy"]
+res, idle, strace, dur, rep, nidle, load, baseline = sys.argv[1:9]
+P = ["lb-proxy", "nginx", "haproxy"] + (["baseline"] if baseline else [])
 vals = {}
 for line in open(res):
     p, mode, _, rps, p99, cpu, ks, errs = line.split("\t")
@@ -370,15 +382,18 @@ rows = [
 ]
 rows = [r for r in rows if (P[0], r[1], r[2]) in vals]
 print(f"\nDURATION={dur}s REPEAT={rep} (medians), wrk -t1, loadavg at start {load}\n")
-print("| metric | lb-proxy | nginx | HAProxy | lb-proxy/nginx | lb-proxy/HAProxy |")
-print("|---|---:|---:|---:|---:|---:|")
+extra = " baseline |" if baseline else ""
+print("| metric | lb-proxy | nginx | HAProxy |" + extra + " lb-proxy/nginx | lb-proxy/HAProxy |" + (" lb-proxy/baseline |" if baseline else ""))
+print("|---|" + "---:|" * (2 * len(P) - 1))
 for label, m, k, fmt in rows:
     v = [med(p, m, k) for p in P]
     r = [f"{v[0] / x:.2f}×" if x else "–" for x in v[1:]]
-    print(f"| {label} | " + " | ".join(fmt.format(x) for x in v) + f" | {r[0]} | {r[1]} |")
+    print(f"| {label} | " + " | ".join(fmt.format(x) for x in v) + " | " + " | ".join(r) + " |")
+if baseline:
+    print(f"\nbaseline: {baseline}")
 modes = [m for m in ("keepalive", "close", "tls-keepalive", "tls-close") if (P[0], m, "errs") in vals]
 errs = {p: int(sum(sum(vals[(p, m, "errs")]) for m in modes)) for p in P}
-print(f"| wrk socket errors + non-2xx (all runs) | {errs['lb-proxy']} | {errs['nginx']} | {errs['haproxy']} | | |")
+print("| wrk socket errors + non-2xx (all runs) | " + " | ".join(str(errs[p]) for p in P) + " |" + " |" * (len(P) - 1))
 lines = [l.rstrip("\n").split("\t") for l in open(strace) if l.strip()]
 if lines:
     print("\nSyscalls per request (keep-alive -c64, 3 s under strace -c -f; top calls per request):\n")

@@ -10,10 +10,12 @@
 # Compare two builds by running it twice with LB_PROXY_BIN set to each binary.
 #
 # Env: REQS (default 20000), CONNS (default 64), WARM (default 2000), LB_PROXY_BIN,
-#      KEEP_TMP=1. Loopback only; every process started here is stopped by PID on exit.
+#      CLOSE=1 (each request on a new connection with "Connection: close", CONNS of them
+#      in flight: the new-connection load of load.sh), KEEP_TMP=1. Loopback only; every process started here is stopped by PID on exit.
 set -euo pipefail
 REQS=${REQS:-20000}
 CONNS=${CONNS:-64}
+CLOSE=${CLOSE:-0}
 WARM=${WARM:-2000}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 LB=${LB_PROXY_BIN:-$ROOT/target/release/lb-proxy}
@@ -65,8 +67,8 @@ RUST_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$TMP/cg.out" \
 VG=$!; PIDS+=("$VG")
 cat >"$TMP/client.py" <<'PY'
 import selectors, socket, sys, time
-port, conns, total = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-req = b"GET / HTTP/1.1\r\nHost: bench.local\r\n\r\n"
+port, conns, total, close = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1"
+req = b"GET / HTTP/1.1\r\nHost: bench.local\r\n" + (b"Connection: close\r\n" if close else b"") + b"\r\n"
 deadline = time.monotonic() + 600
 while True:
     try:
@@ -76,37 +78,44 @@ while True:
         time.sleep(0.2)
 sel = selectors.DefaultSelector()
 socks, sent, done = [], 0, 0
-for _ in range(min(conns, total)):
+def start():
+    global sent
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     s.setblocking(False)
     sel.register(s, selectors.EVENT_READ, bytearray())
     s.send(req); sent += 1
+for _ in range(min(conns, total)):
+    start()
 while done < total:
     if time.monotonic() > deadline: sys.exit(f"timed out after {done} responses")
     for key, _ in sel.select(timeout=5):
         s, buf = key.fileobj, key.data
         chunk = s.recv(65536)
-        if not chunk: sys.exit("connection closed by lb-proxy")
+        if not chunk:
+            if not close: sys.exit("connection closed by lb-proxy")
+            sel.unregister(s); s.close()
+            if sent < total: start()
+            continue
         buf += chunk
         while True:
             i = buf.find(b"hello\n")
             if i < 0: break
             if not buf.startswith(b"HTTP/1.1 200"): sys.exit(f"bad response {bytes(buf[:200])!r}")
             del buf[:i + 6]; done += 1
-            if sent < total: s.send(req); sent += 1
+            if sent < total and not close: s.send(req); sent += 1
 for s in socks: s.close()
 print(done)
 PY
-timeout 900 python3 "$TMP/client.py" "$P_LB" "$CONNS" "$WARM" >/dev/null
+timeout 900 python3 "$TMP/client.py" "$P_LB" "$CONNS" "$WARM" "$CLOSE" >/dev/null
 timeout 60 callgrind_control -z "$VG" >/dev/null
 START=$(date +%s)
-timeout 1800 python3 "$TMP/client.py" "$P_LB" "$CONNS" "$REQS" >/dev/null
+timeout 1800 python3 "$TMP/client.py" "$P_LB" "$CONNS" "$REQS" "$CLOSE" >/dev/null
 timeout 60 callgrind_control -d "$VG" >/dev/null
 echo "load of $REQS requests took $(( $(date +%s) - START )) s under callgrind" >&2
 DUMP=$(ls -t "$TMP"/cg.out.* | head -1)
 TOTAL=$(callgrind_annotate "$DUMP" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1; exit}')
-echo "Ir total $TOTAL over $REQS requests: $((TOTAL / REQS)) Ir/request (CONNS=$CONNS)"
+echo "Ir total $TOTAL over $REQS requests: $((TOTAL / REQS)) Ir/request (CONNS=$CONNS CLOSE=$CLOSE)"
 # --threshold=100 lists every function; the frames above main (100 %) are dropped.
 top() { callgrind_annotate --threshold=100 --auto=no "$@" "$DUMP" 2>/dev/null |
     sed -n '/file:function/,$p' | grep -E '^ *[0-9,]+ \(' | grep -v '(100.0%)' | head -30 |

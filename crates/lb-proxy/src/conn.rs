@@ -61,6 +61,17 @@ use crate::stream::ClientStream;
 /// dropped, so the client can read the answer.
 pub const LINGER: Duration = Duration::from_secs(2);
 
+/// The most a connection's first read takes (the rest waits in the socket): it answers
+/// hyper-util's version probe and then hyper's first read, so the request head is read
+/// with one syscall instead of a peek and a read.
+const FIRST_READ: usize = 4096;
+
+/// What the first read got, handed out to the reads after it.
+struct Stash {
+    bytes: Box<[u8]>,
+    at: usize,
+}
+
 /// Reads in a row discarded while draining before yielding to other tasks.
 const DRAIN_READS: usize = 16;
 
@@ -255,9 +266,12 @@ enum Closing {
 /// The client stream as hyper sees it. See the module docs.
 pub struct ClientIo {
     io: ClientStream,
-    /// The first read is hyper-util's HTTP/2 version probe: answered by a peek (see
-    /// [`sniff`](crate::sniff)).
+    /// The first read is hyper-util's HTTP/2 version probe: answered from [`Self::stash`]
+    /// (see [`sniff`](crate::sniff)).
     first: bool,
+    /// The bytes of the connection's first read, handed out before the socket is read
+    /// again; freed once empty.
+    stash: Option<Stash>,
     timer: Pin<Box<Sleep>>,
     /// The deadline the timer is set to, if it was set since it last fired.
     armed: Option<Instant>,
@@ -306,6 +320,7 @@ impl ClientIo {
         let deadline = Instant::now() + limits.header_timeout;
         ClientIo {
             first: io.is_plain(),
+            stash: None,
             io,
             timer: Box::pin(tokio::time::sleep_until(deadline)),
             armed: Some(deadline),
@@ -358,24 +373,34 @@ impl AsyncRead for ClientIo {
             return drain_pending(this, cx, buf);
         }
         if this.first {
-            let mut peek = [0u8; 24];
-            let mut peek_buf = ReadBuf::new(&mut peek);
-            match this.io.poll_peek(cx, &mut peek_buf) {
+            let mut first = [0u8; FIRST_READ];
+            let mut first_buf = ReadBuf::new(&mut first);
+            match Pin::new(&mut this.io).poll_read(cx, &mut first_buf) {
                 Poll::Pending => return poll_timer(this, cx, buf),
-                Poll::Ready(Ok(n)) => {
+                Poll::Ready(Ok(())) => {
                     this.first = false;
-                    if crate::sniff::cannot_be_h2(&peek[..n]) {
+                    let got = first_buf.filled();
+                    if got.is_empty() {
+                        return Poll::Ready(Ok(()));
+                    }
+                    this.stash = Some(Stash {
+                        bytes: got.into(),
+                        at: 0,
+                    });
+                    if crate::sniff::cannot_be_h2(got) {
                         // An empty read: the probe settles on HTTP/1 with nothing to
-                        // replay; the bytes stay in the socket for hyper's own read.
+                        // replay; hyper's own read gets the stashed bytes.
                         return Poll::Ready(Ok(()));
                     }
                 }
-                // Errors and EOF fall through to the real read, which reports them.
-                Poll::Ready(Err(_)) => this.first = false,
+                Poll::Ready(Err(e)) => {
+                    this.first = false;
+                    return Poll::Ready(Err(e));
+                }
             }
         }
         let before = buf.filled().len();
-        match Pin::new(&mut this.io).poll_read(cx, buf) {
+        match poll_source(this, cx, buf) {
             Poll::Ready(Ok(())) => {
                 if buf.filled().len() == before {
                     return Poll::Ready(Ok(()));
@@ -403,6 +428,25 @@ impl AsyncRead for ClientIo {
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
         }
     }
+}
+
+/// Reads from the stash while it lasts, then from the socket.
+fn poll_source(
+    this: &mut ClientIo,
+    cx: &mut Context<'_>,
+    buf: &mut ReadBuf<'_>,
+) -> Poll<io::Result<()>> {
+    let Some(stash) = &mut this.stash else {
+        return Pin::new(&mut this.io).poll_read(cx, buf);
+    };
+    let rest = &stash.bytes[stash.at..];
+    let n = rest.len().min(buf.remaining());
+    buf.put_slice(&rest[..n]);
+    stash.at += n;
+    if stash.at == stash.bytes.len() {
+        this.stash = None;
+    }
+    Poll::Ready(Ok(()))
 }
 
 /// A head was refused while a response is being written: discard further input (it
@@ -728,9 +772,16 @@ impl AsyncWrite for ClientIo {
         r
     }
 
+    /// hyper shuts a connection down just before dropping it, and closing a plain TCP
+    /// socket sends the same FIN, so that `shutdown(2)` is skipped. TLS still sends its
+    /// `close_notify`, and an upgraded connection (a tunnel) really half-closes.
     #[inline]
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+        let this = self.get_mut();
+        if this.io.is_plain() && this.shared.load() & UPGRADED == 0 {
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.io).poll_shutdown(cx)
     }
 }
 

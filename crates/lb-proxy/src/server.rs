@@ -83,7 +83,9 @@ pub async fn serve(
                 }
             },
         };
-        let _ = stream.set_nodelay(true);
+        if !lb_core::server::ACCEPTED_NODELAY {
+            let _ = stream.set_nodelay(true);
+        }
         let rt = runtime.clone();
         let now = rt.load();
         let acceptor = now.tls.get(&cfg.listen).cloned();

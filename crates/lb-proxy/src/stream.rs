@@ -24,22 +24,9 @@ pub type ClientStream = MaybeTls<tokio_rustls::server::TlsStream<TcpStream>>;
 pub type UpstreamStream = MaybeTls<tokio_rustls::client::TlsStream<TcpStream>>;
 
 impl<T> MaybeTls<T> {
-    /// True for a cleartext stream, where the first bytes may be peeked (the h2c sniff).
+    /// True for a cleartext stream (where h2c may be spoken, and a shutdown is only a FIN).
     pub fn is_plain(&self) -> bool {
         matches!(self, MaybeTls::Plain(_))
-    }
-
-    /// Peeks at a cleartext stream. A TLS stream cannot be peeked (its bytes need
-    /// decrypting): it reports nothing, and the caller reads instead.
-    pub fn poll_peek(
-        &mut self,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<usize>> {
-        match self {
-            MaybeTls::Plain(s) => s.poll_peek(cx, buf),
-            MaybeTls::Tls(_) => Poll::Ready(Ok(0)),
-        }
     }
 }
 

@@ -95,7 +95,9 @@ impl Log {
 
 /// Serves one accepted connection to its end.
 pub async fn handle(mut client: TcpStream, peer: SocketAddr, ctx: Ctx) {
-    let _ = client.set_nodelay(true);
+    if !lb_core::server::ACCEPTED_NODELAY {
+        let _ = client.set_nodelay(true);
+    }
     let mut log = Log {
         started: Instant::now(),
         client: peer,

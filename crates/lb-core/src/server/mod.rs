@@ -16,6 +16,7 @@ pub mod tunnel;
 pub use crate::rt::runtime;
 pub use listeners::{
     accept_loop, ConnectionGauges, Listeners, LiveListenerConfig, ServeFn, Shutdown,
+    ACCEPTED_NODELAY,
 };
 pub use pools::{build_pools, discovery_ready, retire_sources, PoolBuildError, RunningPool};
 pub use shell::{Generation, Shell, ShellError, DISCOVERY_WAIT};

@@ -373,8 +373,9 @@ impl AsyncRead for ClientIo {
             return drain_pending(this, cx, buf);
         }
         if this.first {
-            let mut first = [0u8; FIRST_READ];
-            let mut first_buf = ReadBuf::new(&mut first);
+            // Not zeroed: the read fills what it reports, and only that is looked at.
+            let mut first = [std::mem::MaybeUninit::<u8>::uninit(); FIRST_READ];
+            let mut first_buf = ReadBuf::uninit(&mut first);
             match Pin::new(&mut this.io).poll_read(cx, &mut first_buf) {
                 Poll::Pending => return poll_timer(this, cx, buf),
                 Poll::Ready(Ok(())) => {

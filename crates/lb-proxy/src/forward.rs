@@ -427,11 +427,11 @@ async fn attempt(
     // Boxed: inline, the HTTP/1.1 client's send state (~0.7 KB) would grow every
     // request's boxed future to 4.5 KB, and idle keep-alive connections measured 2.7 KB
     // more resident memory each (benches/load.sh, 16.4 KB against 14.6 KB boxed).
-    let fut = Box::pin(conn.send(head, body, upgrade));
-    match tokio::time::timeout(timeout, fut).await {
-        Err(_) => Attempt::TimedOut,
-        Ok(Ok(resp)) => Attempt::Done(resp),
-        Ok(Err(e)) => {
+    let deadline = tokio::time::Instant::now() + timeout;
+    match Box::pin(conn.send(head, body, upgrade, deadline)).await {
+        Ok(resp) => Attempt::Done(resp),
+        Err(e) if e.timed_out => Attempt::TimedOut,
+        Err(e) => {
             tracing::debug!(backend = %addr, error = %e.error, "upstream exchange failed");
             match e.body {
                 Some(body) => Attempt::NotSent(Reason::UpstreamReset, body),

@@ -436,6 +436,53 @@ async fn response_hop_by_hop_fields_are_not_relayed() {
     }
 }
 
+/// The response timeout on a pooled connection, whose one timer is re-armed lazily: a
+/// timer left from an earlier exchange (fired while the connection idled, or due in the
+/// middle of a later exchange) neither cuts an exchange short nor lets one run past its
+/// own deadline.
+#[tokio::test]
+async fn response_timeout_holds_for_each_exchange_on_a_pooled_connection() {
+    const DELAYS_MS: [u64; 4] = [0, 300, 300, 1500];
+    let (b, accepts) = raw_backend(Arc::new(|mut s: TcpStream| {
+        Box::pin(async move {
+            let mut buf = Vec::new();
+            let mut i = 0;
+            while read_head(&mut s, &mut buf).await.is_some() {
+                let delay = DELAYS_MS.get(i).copied().unwrap_or(0);
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+                let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+                if s.write_all(answer).await.is_err() {
+                    return;
+                }
+                i += 1;
+            }
+        })
+    }))
+    .await;
+    let p = proxy(&pool(b, "response_timeout = \"400ms\"")).await;
+    let mut tx = client(p.addr).await;
+    let (status, _, _, _) = exchange(&mut tx, get_req("/")).await.expect("answer");
+    assert_eq!(status, 200);
+    // The first exchange's timer fires while the connection waits in the pool.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    for _ in 0..2 {
+        // 300 ms answers within a 400 ms timeout; the second starts while the timer is
+        // still set for the first one's deadline, due 100 ms into it.
+        let (status, _, body, _) = exchange(&mut tx, get_req("/")).await.expect("answer");
+        assert_eq!((status, &body[..]), (200, &b"ok"[..]));
+    }
+    assert_eq!(accepts.load(Ordering::SeqCst), 1);
+    let t = std::time::Instant::now();
+    let (status, headers, _, _) = exchange(&mut tx, get_req("/")).await.expect("answer");
+    let took = t.elapsed();
+    assert_eq!(status, 504);
+    assert_eq!(headers["x-lb-error"], "upstream-timeout");
+    assert!(
+        took >= Duration::from_millis(350) && took < Duration::from_millis(1400),
+        "504 after {took:?}"
+    );
+}
+
 #[tokio::test]
 async fn hundred_requests_use_one_upstream_connection() {
     let (b, accepts) = raw_backend(scripted(

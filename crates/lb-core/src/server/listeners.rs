@@ -260,3 +260,43 @@ pub async fn accept_loop<F, Fut>(
     // `max` fits in u32: clamped above.
     let _ = limit.acquire_many(max as u32).await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Binary, Config};
+
+    /// The saving [`ACCEPTED_NODELAY`] counts on: a connection accepted from a listener
+    /// that [`Listeners`] opened already has `TCP_NODELAY`.
+    #[tokio::test]
+    async fn accepted_connections_inherit_nodelay() {
+        let cfg = Config::parse(
+            "[[listener]]\nlisten = \"127.0.0.1:0\"\n[pool.p]\nbackends = [\"127.0.0.1:1\"]\n[[route]]\nhost = \"*\"\npool = \"p\"\n",
+            std::path::Path::new("test.toml"),
+            Binary::Proxy,
+        )
+        .expect("config");
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let tx = Arc::new(Mutex::new(Some(tx)));
+        let serve: ServeFn = Arc::new(move |listener, _, _, _| {
+            let tx = tx.clone();
+            Box::pin(async move {
+                if let Ok((s, _)) = listener.accept().await {
+                    let nodelay = s.nodelay().expect("getsockopt");
+                    if let Some(tx) = tx.lock().expect("lock").take() {
+                        let _ = tx.send(nodelay);
+                    }
+                }
+            })
+        });
+        let mut listeners = Listeners::new(serve);
+        listeners.sync(&cfg.listeners).await.expect("bind");
+        let addr = listeners.addrs()[0];
+        let _client = TcpStream::connect(addr).await.expect("connect");
+        let nodelay = tokio::time::timeout(Duration::from_secs(5), rx)
+            .await
+            .expect("accepted in time")
+            .expect("reported");
+        assert_eq!(nodelay, ACCEPTED_NODELAY);
+    }
+}

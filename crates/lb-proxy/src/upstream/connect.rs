@@ -80,6 +80,8 @@ pub struct SendFailed {
     pub error: Box<dyn std::error::Error + Send + Sync>,
     /// The unsent request's body.
     pub body: Option<ReqBody>,
+    /// No response head came by the deadline.
+    pub timed_out: bool,
 }
 
 impl Sender {

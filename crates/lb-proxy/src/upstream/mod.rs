@@ -198,20 +198,25 @@ impl Conn {
     /// is kept once its body was read to the end, unless it carried an upgrade request
     /// (the backend saw `Connection: upgrade`). If the request never left, the error gives
     /// its body back.
+    ///
+    /// The response head must arrive by `deadline` ([`SendFailed::timed_out`] otherwise);
+    /// the body is not bounded by it.
     pub async fn send(
         self,
         head: Head<'_>,
         body: ReqBody,
         upgrade: bool,
+        deadline: Instant,
     ) -> Result<Response<UpstreamBody>, SendFailed> {
         let Conn { sender, addr, home } = self;
         match sender {
-            Sender::H1(mut c) => match c.send(head, body, upgrade).await {
+            Sender::H1(mut c) => match c.send(head, body, upgrade, deadline).await {
                 Ok(resp) => {
                     let home = (!upgrade).then_some(Returner { addr, home });
                     Ok(resp.map(|reading| UpstreamBody::H1(H1Body::new(c, reading, home))))
                 }
                 Err(e) => Err(SendFailed {
+                    timed_out: matches!(e.error, h1::H1Error::Timeout),
                     error: Box::new(e.error),
                     body: e.body,
                 }),
@@ -222,15 +227,21 @@ impl Conn {
                 *req.uri_mut() = head.uri.clone();
                 *req.version_mut() = head.version;
                 *req.headers_mut() = head.headers.clone();
-                match s.try_send_request(req).await {
-                    Ok(resp) => Ok(resp.map(UpstreamBody::H2)),
-                    Err(mut e) => {
+                match tokio::time::timeout_at(deadline, s.try_send_request(req)).await {
+                    Ok(Ok(resp)) => Ok(resp.map(UpstreamBody::H2)),
+                    Ok(Err(mut e)) => {
                         let body = e.take_message().map(Request::into_body);
                         Err(SendFailed {
                             error: Box::new(e.into_error()),
                             body,
+                            timed_out: false,
                         })
                     }
+                    Err(elapsed) => Err(SendFailed {
+                        error: Box::new(elapsed),
+                        body: None,
+                        timed_out: true,
+                    }),
                 }
             }
         }

@@ -14,7 +14,7 @@
 //! differing lengths, fail the exchange. Heads are limited to [`MAX_HEAD`] bytes and
 //! [`MAX_HEADERS`] fields.
 
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::io::{self, IoSlice, Write as _};
 use std::pin::Pin;
 use std::task::{ready, Context, Poll, Waker};
@@ -24,6 +24,7 @@ use hyper::body::{Body, Frame, SizeHint};
 use hyper::header::{self, HeaderMap};
 use hyper::{Method, Response};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
 
 mod parse;
 
@@ -82,6 +83,9 @@ pub enum H1Error {
     /// The request body did not match its `Content-Length`.
     #[error("request body does not match its Content-Length")]
     BodyLength,
+    /// No complete response head by the response deadline.
+    #[error("no response head before the deadline")]
+    Timeout,
 }
 
 /// A failed exchange; `body` is the request's body back when none of its bytes were
@@ -116,6 +120,9 @@ pub struct H1Conn {
     /// A body part written after `wbuf[wpos..]`, then `wtail`.
     wdata: Bytes,
     wtail: &'static [u8],
+    /// The response-head timer, made with the connection's first exchange and re-armed
+    /// lazily (see [`H1Conn::send`]).
+    timer: Option<Pin<Box<Sleep>>>,
 }
 
 impl H1Conn {
@@ -128,6 +135,7 @@ impl H1Conn {
             wpos: 0,
             wdata: Bytes::new(),
             wtail: b"",
+            timer: None,
         }
     }
 
@@ -158,11 +166,58 @@ impl H1Conn {
         }
     }
 
-    /// Sends a request (`head` and `body`) and reads the response head; `upgrade`: the
-    /// request asks for an upgrade (only then is a `101` an answer). The head is encoded
-    /// from the borrowed fields, so a request that may be retried needs no copy of them.
-    /// The body comes back in the error when none of the request's bytes were written.
+    /// Sends a request (`head` and `body`) and reads the response head by `deadline`
+    /// ([`H1Error::Timeout`] after it); `upgrade`: the request asks for an upgrade (only
+    /// then is a `101` an answer). The head is encoded from the borrowed fields, so a
+    /// request that may be retried needs no copy of them. The body comes back in the
+    /// error when none of the request's bytes were written.
+    ///
+    /// The connection keeps one timer for all its exchanges. It is re-armed only when it
+    /// is set later than `deadline`; an earlier setting (an earlier exchange's deadline)
+    /// is left alone, and when it fires before `deadline` it is moved on then. So an
+    /// exchange on a pooled connection registers no timer: with a 60 s response timeout
+    /// the timer is moved about once a minute per connection, not per request.
     pub async fn send(
+        &mut self,
+        head: Head<'_>,
+        body: ReqBody,
+        upgrade: bool,
+        deadline: Instant,
+    ) -> Result<Response<Reading>, SendError> {
+        let mut timer = match self.timer.take() {
+            Some(mut t) => {
+                if t.deadline() > deadline {
+                    t.as_mut().reset(deadline);
+                }
+                t
+            }
+            None => Box::pin(tokio::time::sleep_until(deadline)),
+        };
+        let result = {
+            let mut exchange = std::pin::pin!(self.exchange(head, body, upgrade));
+            poll_fn(|cx| {
+                if let Poll::Ready(r) = exchange.as_mut().poll(cx) {
+                    return Poll::Ready(r);
+                }
+                while timer.as_mut().poll(cx).is_ready() {
+                    if Instant::now() >= deadline {
+                        return Poll::Ready(Err(SendError {
+                            error: H1Error::Timeout,
+                            body: None,
+                        }));
+                    }
+                    timer.as_mut().reset(deadline);
+                }
+                Poll::Pending
+            })
+            .await
+        };
+        self.timer = Some(timer);
+        result
+    }
+
+    /// The exchange of [`H1Conn::send`], without its deadline.
+    async fn exchange(
         &mut self,
         head: Head<'_>,
         body: ReqBody,

@@ -339,12 +339,17 @@ impl H1Conn {
                 self.wpos = 0;
                 return Poll::Ready(Ok(()));
             }
-            let bufs = [
-                IoSlice::new(head),
-                IoSlice::new(&self.wdata),
-                IoSlice::new(self.wtail),
-            ];
-            let mut n = ready!(Pin::new(&mut self.io).poll_write_vectored(cx, &bufs))?;
+            let mut n = if self.wdata.is_empty() && self.wtail.is_empty() {
+                // Most requests are a head alone: write(2), not a writev(2) of empty parts.
+                ready!(Pin::new(&mut self.io).poll_write(cx, head))?
+            } else {
+                let bufs = [
+                    IoSlice::new(head),
+                    IoSlice::new(&self.wdata),
+                    IoSlice::new(self.wtail),
+                ];
+                ready!(Pin::new(&mut self.io).poll_write_vectored(cx, &bufs))?
+            };
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }

@@ -7,7 +7,7 @@
 //! - [`server`]: listeners, connection limits, HTTP/1.1 and h2c, graceful drain.
 //! - [`conn`]: the client stream under hyper: header/idle timeouts, 408, 431, smuggling 400.
 //! - [`head`]: where request heads start and end in the byte stream (no allocation).
-//! - [`sniff`]: HTTP/1 or h2c told apart by peeking, so hyper's read buffer stays 8 KiB.
+//! - [`sniff`]: HTTP/1 or h2c told apart on the first read, so hyper's read buffer stays 8 KiB.
 //! - [`forward`]: routing, retries and relaying of one request.
 //! - [`headers`]: hop-by-hop removal and the forwarding headers of a request.
 //! - [`upgrade`]: HTTP/1.1 upgrades (WebSocket): the 101 and the tunnel after it.

@@ -16,10 +16,10 @@
 /// The HTTP/2 connection preface (RFC 9113 §3.4).
 const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-/// True when `peeked` (non-empty) cannot be the beginning of the HTTP/2 preface.
-pub fn cannot_be_h2(peeked: &[u8]) -> bool {
-    let n = peeked.len().min(H2_PREFACE.len());
-    n > 0 && peeked[..n] != H2_PREFACE[..n]
+/// True when `first` (non-empty) cannot be the beginning of the HTTP/2 preface.
+pub fn cannot_be_h2(first: &[u8]) -> bool {
+    let n = first.len().min(H2_PREFACE.len());
+    n > 0 && first[..n] != H2_PREFACE[..n]
 }
 
 #[cfg(test)]

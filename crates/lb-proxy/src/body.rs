@@ -148,7 +148,9 @@ pin_project! {
         /// an HTTP/1.1 body gives its connection back itself.
         Upstream {
             inner: UpstreamBody,
-            #[pin] stall: Sleep,
+            // Made when the body first has to wait: most bodies never do (they are in the
+            // read buffer with their head), and a timer costs a clock read and a handle.
+            #[pin] stall: Option<Sleep>,
             idle: Duration,
             // Frames arrived since the stall timer was last armed.
             progressed: bool,
@@ -173,8 +175,7 @@ impl RespBody {
         }
         RespBody::Upstream {
             inner,
-            // Armed (registered with the timer) only when the body first has to wait.
-            stall: tokio::time::sleep(idle),
+            stall: None,
             idle,
             progressed: true,
             lease,
@@ -227,8 +228,16 @@ impl Body for RespBody {
                         // Waiting after progress: `idle` from now (the deadline only moves
                         // later, which the timer does without re-registering).
                         *progressed = false;
-                        stall.as_mut().reset(Instant::now() + *idle);
+                        let deadline = Instant::now() + *idle;
+                        match stall.as_mut().as_pin_mut() {
+                            Some(s) => s.reset(deadline),
+                            None => stall.set(Some(tokio::time::sleep_until(deadline))),
+                        }
                     }
+                    let Some(stall) = stall.as_pin_mut() else {
+                        // Set just above: `progressed` starts true.
+                        return Poll::Pending;
+                    };
                     match stall.poll(cx) {
                         Poll::Ready(()) => {
                             // The body is dropped, and an HTTP/1.1 connection with it.

@@ -162,6 +162,9 @@ pub struct Head<'a> {
     pub version: Version,
     /// The header fields as sent (hop-by-hop removed, forwarding headers added).
     pub headers: &'a HeaderMap,
+    /// The request asks for an HTTP/1.1 upgrade: only then is a `101` an answer, and the
+    /// backend saw `Connection: upgrade`, so its connection is not pooled again.
+    pub upgrade: bool,
 }
 
 /// A connection checked out for one exchange.
@@ -193,10 +196,9 @@ impl Returner {
 }
 
 impl Conn {
-    /// Sends a request (`upgrade`: it asks for an HTTP/1.1 upgrade) and returns the
-    /// response, whose body carries the connection: an HTTP/1.1 one goes back to where it
-    /// is kept once its body was read to the end, unless it carried an upgrade request
-    /// (the backend saw `Connection: upgrade`). If the request never left, the error gives
+    /// Sends a request and returns the response, whose body carries the connection: an
+    /// HTTP/1.1 one goes back to where it is kept once its body was read to the end,
+    /// unless the request asked for an upgrade. If the request never left, the error gives
     /// its body back.
     ///
     /// The response head must arrive by `deadline` ([`SendFailed::timed_out`] otherwise);
@@ -205,14 +207,13 @@ impl Conn {
         self,
         head: Head<'_>,
         body: ReqBody,
-        upgrade: bool,
         deadline: Instant,
     ) -> Result<Response<UpstreamBody>, SendFailed> {
         let Conn { sender, addr, home } = self;
         match sender {
-            Sender::H1(mut c) => match c.send(head, body, upgrade, deadline).await {
+            Sender::H1(mut c) => match c.send(head, body, deadline).await {
                 Ok(resp) => {
-                    let home = (!upgrade).then_some(Returner { addr, home });
+                    let home = (!head.upgrade).then_some(Returner { addr, home });
                     Ok(resp.map(|reading| UpstreamBody::H1(H1Body::new(c, reading, home))))
                 }
                 Err(e) => Err(SendFailed {

@@ -167,8 +167,7 @@ impl H1Conn {
     }
 
     /// Sends a request (`head` and `body`) and reads the response head by `deadline`
-    /// ([`H1Error::Timeout`] after it); `upgrade`: the request asks for an upgrade (only
-    /// then is a `101` an answer). The head is encoded from the borrowed fields, so a
+    /// ([`H1Error::Timeout`] after it). The head is encoded from the borrowed fields, so a
     /// request that may be retried needs no copy of them. The body comes back in the
     /// error when none of the request's bytes were written.
     ///
@@ -181,7 +180,6 @@ impl H1Conn {
         &mut self,
         head: Head<'_>,
         body: ReqBody,
-        upgrade: bool,
         deadline: Instant,
     ) -> Result<Response<Reading>, SendError> {
         let mut timer = match self.timer.take() {
@@ -194,7 +192,7 @@ impl H1Conn {
             None => Box::pin(tokio::time::sleep_until(deadline)),
         };
         let result = {
-            let mut exchange = std::pin::pin!(self.exchange(head, body, upgrade));
+            let mut exchange = std::pin::pin!(self.exchange(head, body));
             poll_fn(|cx| {
                 if let Poll::Ready(r) = exchange.as_mut().poll(cx) {
                     return Poll::Ready(r);
@@ -221,11 +219,10 @@ impl H1Conn {
         &mut self,
         head: Head<'_>,
         body: ReqBody,
-        upgrade: bool,
     ) -> Result<Response<Reading>, SendError> {
         let expect = Expect {
             head: *head.method == Method::HEAD,
-            upgrade,
+            upgrade: head.upgrade,
         };
         let out = self.encode_head(head, &body);
         if let ReqBody::Full { data: Some(d) } = &body {

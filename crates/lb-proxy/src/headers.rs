@@ -81,7 +81,7 @@ pub(crate) fn strip_keeping_upgrade(headers: &mut HeaderMap, keep_upgrade: bool)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
-            .filter(|n| !is_plain_connection_option(n))
+            .filter(|n| !is_plain_connection_option(n.as_bytes()))
             .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
             .collect();
         for n in &named {
@@ -114,9 +114,9 @@ fn connection_has(headers: &HeaderMap, option: &str) -> bool {
 }
 
 /// `close` or `keep-alive` (or empty): a `Connection` option that names no header.
-fn is_plain_connection_option(option: &str) -> bool {
-    let o = option.trim();
-    o.is_empty() || o.eq_ignore_ascii_case("keep-alive") || o.eq_ignore_ascii_case("close")
+pub(crate) fn is_plain_connection_option(option: &[u8]) -> bool {
+    let o = option.trim_ascii();
+    o.is_empty() || o.eq_ignore_ascii_case(b"keep-alive") || o.eq_ignore_ascii_case(b"close")
 }
 
 /// True when some `Connection` option names a header (anything but `close`/`keep-alive`).
@@ -125,7 +125,9 @@ fn connection_names_headers(headers: &HeaderMap) -> bool {
         .get_all(header::CONNECTION)
         .iter()
         .any(|v| match v.to_str() {
-            Ok(v) => !v.split(',').all(is_plain_connection_option),
+            Ok(v) => !v
+                .split(',')
+                .all(|o| is_plain_connection_option(o.as_bytes())),
             // Not text: no header name could be taken from it either.
             Err(_) => false,
         })

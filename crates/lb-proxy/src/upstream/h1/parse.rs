@@ -11,6 +11,7 @@ use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Response, StatusCode, Version};
 
 use super::{H1Error, MAX_CHUNK_LINE, MAX_HEAD, MAX_HEADERS, READ_CHUNK, READ_MAX};
+use crate::headers::is_plain_connection_option;
 
 /// Where each field of a parsed block lies in it: name start/end, value start/end.
 type Spans = [(u32, u32, u32, u32); MAX_HEADERS];
@@ -30,11 +31,9 @@ impl ConnectionOptions {
         let mut names_fields = false;
         for o in value.split(|&b| b == b',') {
             let o = o.trim_ascii();
-            let close = o.eq_ignore_ascii_case(b"close");
-            let keep_alive = o.eq_ignore_ascii_case(b"keep-alive");
-            self.close |= close;
-            self.keep_alive |= keep_alive;
-            names_fields |= !(o.is_empty() || close || keep_alive);
+            self.close |= o.eq_ignore_ascii_case(b"close");
+            self.keep_alive |= o.eq_ignore_ascii_case(b"keep-alive");
+            names_fields |= !is_plain_connection_option(o);
         }
         names_fields
     }

@@ -150,7 +150,7 @@ pin_project! {
             inner: UpstreamBody,
             // Made when the body first has to wait: most bodies never do (they are in the
             // read buffer with their head), and a timer costs a clock read and a handle.
-            #[pin] stall: Option<Sleep>,
+            stall: Option<Pin<Box<Sleep>>>,
             idle: Duration,
             // Frames arrived since the stall timer was last armed.
             progressed: bool,
@@ -177,7 +177,7 @@ impl RespBody {
             inner,
             stall: None,
             idle,
-            progressed: true,
+            progressed: false,
             lease,
         }
     }
@@ -195,7 +195,7 @@ impl Body for RespBody {
             RespProj::Local { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
             RespProj::Upstream {
                 inner,
-                mut stall,
+                stall,
                 idle,
                 progressed,
                 lease,
@@ -224,21 +224,16 @@ impl Body for RespBody {
                     if idle.is_zero() {
                         return Poll::Pending;
                     }
-                    if *progressed {
-                        // Waiting after progress: `idle` from now (the deadline only moves
-                        // later, which the timer does without re-registering).
-                        *progressed = false;
-                        let deadline = Instant::now() + *idle;
-                        match stall.as_mut().as_pin_mut() {
-                            Some(s) => s.reset(deadline),
-                            None => stall.set(Some(tokio::time::sleep_until(deadline))),
-                        }
+                    // The first wait, or a wait after progress: `idle` from now (the
+                    // deadline only moves later, which the timer does without
+                    // re-registering).
+                    let fresh = stall.is_none();
+                    let timer = stall.get_or_insert_with(|| Box::pin(tokio::time::sleep(*idle)));
+                    if *progressed && !fresh {
+                        timer.as_mut().reset(Instant::now() + *idle);
                     }
-                    let Some(stall) = stall.as_pin_mut() else {
-                        // Set just above: `progressed` starts true.
-                        return Poll::Pending;
-                    };
-                    match stall.poll(cx) {
+                    *progressed = false;
+                    match timer.as_mut().poll(cx) {
                         Poll::Ready(()) => {
                             // The body is dropped, and an HTTP/1.1 connection with it.
                             lease.take();

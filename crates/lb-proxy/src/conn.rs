@@ -376,28 +376,23 @@ impl AsyncRead for ClientIo {
             // Not zeroed: the read fills what it reports, and only that is looked at.
             let mut first = [std::mem::MaybeUninit::<u8>::uninit(); FIRST_READ];
             let mut first_buf = ReadBuf::uninit(&mut first);
-            match Pin::new(&mut this.io).poll_read(cx, &mut first_buf) {
-                Poll::Pending => return poll_timer(this, cx, buf),
-                Poll::Ready(Ok(())) => {
-                    this.first = false;
-                    let got = first_buf.filled();
-                    if got.is_empty() {
-                        return Poll::Ready(Ok(()));
-                    }
-                    this.stash = Some(Stash {
-                        bytes: got.into(),
-                        at: 0,
-                    });
-                    if crate::sniff::cannot_be_h2(got) {
-                        // An empty read: the probe settles on HTTP/1 with nothing to
-                        // replay; hyper's own read gets the stashed bytes.
-                        return Poll::Ready(Ok(()));
-                    }
-                }
-                Poll::Ready(Err(e)) => {
-                    this.first = false;
-                    return Poll::Ready(Err(e));
-                }
+            let Poll::Ready(read) = Pin::new(&mut this.io).poll_read(cx, &mut first_buf) else {
+                return poll_timer(this, cx, buf);
+            };
+            this.first = false;
+            read?;
+            let got = first_buf.filled();
+            if got.is_empty() {
+                return Poll::Ready(Ok(()));
+            }
+            this.stash = Some(Stash {
+                bytes: got.into(),
+                at: 0,
+            });
+            if crate::sniff::cannot_be_h2(got) {
+                // An empty read: the probe settles on HTTP/1 with nothing to replay;
+                // hyper's own read gets the stashed bytes.
+                return Poll::Ready(Ok(()));
             }
         }
         let before = buf.filled().len();

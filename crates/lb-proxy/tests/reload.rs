@@ -215,7 +215,6 @@ async fn echo(s: &mut tokio::net::TcpStream, msg: &[u8]) -> Vec<u8> {
 // the close and answer it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_waits_for_open_websocket_tunnels_then_exits_0() {
-    use tokio::io::AsyncReadExt;
     let backend = upgrade_echo_backend().await;
     let path = write_config("tunnel-drain", &web(backend));
     let mut run = Running::start(&path);
@@ -228,16 +227,13 @@ async fn sigterm_waits_for_open_websocket_tunnels_then_exits_0() {
     )
     .await
     .expect("upgrade request");
-    let mut head = Vec::new();
-    let mut b = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut b))
-            .await
-            .expect("101 in time")
-            .expect("read");
-        assert_eq!(n, 1, "closed before the 101: {head:?}");
-        head.push(b[0]);
-    }
+    let head = tokio::time::timeout(Duration::from_secs(5), read_head_bytewise(&mut s))
+        .await
+        .expect("101 in time");
+    assert!(
+        head.ends_with(b"\r\n\r\n"),
+        "closed before the 101: {head:?}"
+    );
     assert!(head.starts_with(b"HTTP/1.1 101"), "{head:?}");
     assert_eq!(echo(&mut s, b"before").await, b"before");
 

@@ -562,15 +562,9 @@ async fn websocket_upgrades_work_over_tls_listeners() {
     )
     .await
     .unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        tokio::time::timeout(T, tls.read_exact(&mut byte))
-            .await
-            .unwrap()
-            .unwrap();
-        head.push(byte[0]);
-    }
+    let head = tokio::time::timeout(T, read_head_bytewise(&mut tls))
+        .await
+        .unwrap();
     let head = String::from_utf8_lossy(&head);
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
     for msg in [

@@ -62,15 +62,30 @@ fn scripted(
     answer: impl Fn(usize) -> Vec<u8> + Send + Sync + 'static,
     close: impl Fn(usize) -> bool + Send + Sync + 'static,
 ) -> Handler {
+    scripted_after(|_| Duration::ZERO, answer, close)
+}
+
+/// Like [`scripted`], with request i answered `delay(i)` after its head arrived.
+fn scripted_after(
+    delay: impl Fn(usize) -> Duration + Send + Sync + 'static,
+    answer: impl Fn(usize) -> Vec<u8> + Send + Sync + 'static,
+    close: impl Fn(usize) -> bool + Send + Sync + 'static,
+) -> Handler {
+    let delay = Arc::new(delay);
     let answer = Arc::new(answer);
     let close = Arc::new(close);
     Arc::new(move |mut s| {
+        let delay = delay.clone();
         let answer = answer.clone();
         let close = close.clone();
         Box::pin(async move {
             let mut buf = Vec::new();
             let mut i = 0;
             while read_head(&mut s, &mut buf).await.is_some() {
+                let wait = delay(i);
+                if !wait.is_zero() {
+                    tokio::time::sleep(wait).await;
+                }
                 if s.write_all(&answer(i)).await.is_err() {
                     return;
                 }
@@ -443,21 +458,11 @@ async fn response_hop_by_hop_fields_are_not_relayed() {
 #[tokio::test]
 async fn response_timeout_holds_for_each_exchange_on_a_pooled_connection() {
     const DELAYS_MS: [u64; 4] = [0, 300, 300, 1500];
-    let (b, accepts) = raw_backend(Arc::new(|mut s: TcpStream| {
-        Box::pin(async move {
-            let mut buf = Vec::new();
-            let mut i = 0;
-            while read_head(&mut s, &mut buf).await.is_some() {
-                let delay = DELAYS_MS.get(i).copied().unwrap_or(0);
-                tokio::time::sleep(Duration::from_millis(delay)).await;
-                let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
-                if s.write_all(answer).await.is_err() {
-                    return;
-                }
-                i += 1;
-            }
-        })
-    }))
+    let (b, accepts) = raw_backend(scripted_after(
+        |i| Duration::from_millis(DELAYS_MS.get(i).copied().unwrap_or(0)),
+        |_| b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec(),
+        |_| false,
+    ))
     .await;
     let p = proxy(&pool(b, "response_timeout = \"400ms\"")).await;
     let mut tx = client(p.addr).await;

@@ -180,15 +180,7 @@ async fn decode(s: &mut TcpStream) -> Option<(u8, Vec<u8>, bool)> {
 
 /// Reads a head up to CRLFCRLF, byte by byte (nothing after it is consumed).
 async fn read_head(s: &mut TcpStream) -> String {
-    let mut head = Vec::new();
-    let mut b = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        match s.read(&mut b).await {
-            Ok(1) => head.push(b[0]),
-            _ => break,
-        }
-    }
-    String::from_utf8_lossy(&head).into_owned()
+    String::from_utf8_lossy(&read_head_bytewise(s).await).into_owned()
 }
 
 fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {

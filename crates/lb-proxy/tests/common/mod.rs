@@ -399,6 +399,20 @@ where
     false
 }
 
+/// Reads a head up to and including its blank line, byte by byte so that nothing after it
+/// is consumed; at EOF or an error, what arrived before it.
+pub async fn read_head_bytewise<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> Vec<u8> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match s.read(&mut byte).await {
+            Ok(1) => head.push(byte[0]),
+            _ => break,
+        }
+    }
+    head
+}
+
 /// A backend that answers any request head with 101 and then echoes raw bytes: what a
 /// WebSocket server does at the byte level, which is all the proxy sees.
 pub async fn upgrade_echo_backend() -> SocketAddr {
@@ -407,13 +421,9 @@ pub async fn upgrade_echo_backend() -> SocketAddr {
     tokio::spawn(async move {
         while let Ok((mut s, _)) = listener.accept().await {
             tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut byte = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") {
-                    if s.read_exact(&mut byte).await.is_err() {
-                        return;
-                    }
-                    head.push(byte[0]);
+                let head = read_head_bytewise(&mut s).await;
+                if !head.ends_with(b"\r\n\r\n") {
+                    return;
                 }
                 let text = String::from_utf8_lossy(&head).to_ascii_lowercase();
                 if !text.contains("upgrade: websocket") {

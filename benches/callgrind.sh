@@ -10,7 +10,7 @@
 # Compare two builds by running it twice with LB_PROXY_BIN set to each binary.
 #
 # Env: REQS (default 20000), CONNS (default 64), WARM (default 2000), LB_PROXY_BIN,
-#      CLOSE=1 (each request on a new connection with "Connection: close", CONNS of them
+#      PROXY=nginx (count nginx as the proxy instead), CLOSE=1 (each request on a new connection with "Connection: close", CONNS of them
 #      in flight: the new-connection load of load.sh), KEEP_TMP=1. Loopback only; every process started here is stopped by PID on exit.
 set -euo pipefail
 REQS=${REQS:-20000}
@@ -60,10 +60,47 @@ backends = ["127.0.0.1:$P_B1", "127.0.0.1:$P_B2"]
 host = "*"
 pool = "web"
 CONF
+# PROXY=nginx: nginx as the proxy under callgrind instead (the configuration of load.sh,
+# one process: master_process off), for a count to set lb-proxy's beside.
+cat >"$TMP/nginx-proxy.conf" <<CONF
+$USER_LINE
+worker_processes 1;
+master_process off;
+daemon off;
+pid $TMP/nginx-proxy.pid;
+error_log $TMP/nginx-proxy.err warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $TMP/pbody; proxy_temp_path $TMP/pproxy; fastcgi_temp_path $TMP/pfcgi;
+    uwsgi_temp_path $TMP/puwsgi; scgi_temp_path $TMP/pscgi;
+    keepalive_requests 10000000;
+    keepalive_timeout 120s;
+    upstream backends {
+        server 127.0.0.1:$P_B1;
+        server 127.0.0.1:$P_B2;
+        keepalive 64;
+        keepalive_requests 10000000;
+    }
+    server {
+        listen 127.0.0.1:$P_LB;
+        location / {
+            proxy_pass http://backends;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+CONF
 nginx -p "$TMP" -e "$TMP/backend.err" -c "$TMP/backend.conf" 2>>"$TMP/backend.err" &
 PIDS+=("$!")
-RUST_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$TMP/cg.out" \
-    "$LB" --config "$TMP/lb.toml" >"$TMP/lb.log" 2>&1 &
+if [[ ${PROXY:-lb-proxy} == nginx ]]; then
+    valgrind --tool=callgrind --callgrind-out-file="$TMP/cg.out" \
+        nginx -p "$TMP" -e "$TMP/nginx-proxy.err" -c "$TMP/nginx-proxy.conf" >"$TMP/lb.log" 2>&1 &
+else
+    RUST_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$TMP/cg.out" \
+        "$LB" --config "$TMP/lb.toml" >"$TMP/lb.log" 2>&1 &
+fi
 VG=$!; PIDS+=("$VG")
 cat >"$TMP/client.py" <<'PY'
 import selectors, socket, sys, time
@@ -119,7 +156,8 @@ echo "Ir total $TOTAL over $REQS requests: $((TOTAL / REQS)) Ir/request (CONNS=$
 # --threshold=100 lists every function; the frames above main (100 %) are dropped.
 top() { callgrind_annotate --threshold=100 --auto=no "$@" "$DUMP" 2>/dev/null |
     sed -n '/file:function/,$p' | grep -E '^ *[0-9,]+ \(' | grep -v '(100.0%)' | head -30 |
-    sed 's|/root/.cargo/registry/src/index.crates.io-[0-9a-f]*/||; s|/rustc/[0-9a-f]*/||' | cut -c1-180; }
+    sed 's|/root/.cargo/registry/src/index.crates.io-[0-9a-f]*/||; s|/rustc/[0-9a-f]*/||' | cut -c1-180 ||
+    true; }  # head closes the pipe early: not a failure
 echo "--- top self (Ir over all $REQS requests)"; top
 echo "--- top inclusive"; top --inclusive=yes
 [[ -n ${CG_OUT:-} ]] && cp "$DUMP" "$CG_OUT"

@@ -61,12 +61,7 @@ use crate::stream::ClientStream;
 /// dropped, so the client can read the answer.
 pub const LINGER: Duration = Duration::from_secs(2);
 
-/// The most a connection's first read takes (the rest waits in the socket): it answers
-/// hyper-util's version probe and then hyper's first read, so the request head is read
-/// with one syscall instead of a peek and a read.
-const FIRST_READ: usize = 4096;
-
-/// What the first read got, handed out to the reads after it.
+/// Bytes read and tracked already, put back by [`ClientIo::unread`] for hyper to read.
 struct Stash {
     bytes: Box<[u8]>,
     at: usize,
@@ -266,10 +261,11 @@ enum Closing {
 /// The client stream as hyper sees it. See the module docs.
 pub struct ClientIo {
     io: ClientStream,
-    /// The first read is hyper-util's HTTP/2 version probe: answered from [`Self::stash`]
-    /// (see [`sniff`](crate::sniff)).
-    first: bool,
-    /// The bytes of the connection's first read, handed out before the socket is read
+    /// The next read is hyper-util's HTTP/2 version probe after [`ClientIo::unread`] put
+    /// back bytes that cannot be the preface: it gets an empty read (see
+    /// [`sniff`](crate::sniff)).
+    probe: bool,
+    /// Bytes put back by [`ClientIo::unread`], handed out before the socket is read
     /// again; freed once empty.
     stash: Option<Stash>,
     timer: Pin<Box<Sleep>>,
@@ -319,7 +315,7 @@ impl ClientIo {
     ) -> ClientIo {
         let deadline = Instant::now() + limits.header_timeout;
         ClientIo {
-            first: io.is_plain(),
+            probe: false,
             stash: None,
             io,
             timer: Box::pin(tokio::time::sleep_until(deadline)),
@@ -340,6 +336,32 @@ impl ClientIo {
             errors,
             client,
         }
+    }
+}
+
+impl ClientIo {
+    /// A response went out and no request is in flight: the idle (or next head's)
+    /// timer starts now. hyper reads while a request is in flight, which tells this
+    /// layer through [`Shared`]; [`front`](crate::front) does not, so it says so here.
+    pub fn response_done(&mut self) {
+        self.seen = self.shared.load();
+        set_deadline(self);
+    }
+
+    /// Puts back `bytes` (already read, and already seen by the head checks) to be read
+    /// again before the socket, for hyper after [`front`](crate::front) hands it a
+    /// connection. When they cannot start the HTTP/2 preface, the first read after this
+    /// (hyper-util's version probe) is empty, so `auto` picks HTTP/1 without replaying
+    /// them and hyper's own first read gets them whole.
+    pub fn unread(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        self.probe = crate::sniff::cannot_be_h2(bytes);
+        self.stash = Some(Stash {
+            bytes: bytes.into(),
+            at: 0,
+        });
     }
 }
 
@@ -365,6 +387,21 @@ impl AsyncRead for ClientIo {
             }
             set_deadline(this);
         }
+        if this.probe {
+            this.probe = false;
+            return Poll::Ready(Ok(()));
+        }
+        if let Some(stash) = &mut this.stash {
+            // Bytes before any refused head: the tracker has seen them.
+            let rest = &stash.bytes[stash.at..];
+            let n = rest.len().min(buf.remaining());
+            buf.put_slice(&rest[..n]);
+            stash.at += n;
+            if stash.at == stash.bytes.len() {
+                this.stash = None;
+            }
+            return Poll::Ready(Ok(()));
+        }
         let in_flight = shared & !UPGRADED != 0;
         if let Some(reason) = this.pending {
             if !in_flight && !this.dirty {
@@ -372,31 +409,8 @@ impl AsyncRead for ClientIo {
             }
             return drain_pending(this, cx, buf);
         }
-        if this.first {
-            // Not zeroed: the read fills what it reports, and only that is looked at.
-            let mut first = [std::mem::MaybeUninit::<u8>::uninit(); FIRST_READ];
-            let mut first_buf = ReadBuf::uninit(&mut first);
-            let Poll::Ready(read) = Pin::new(&mut this.io).poll_read(cx, &mut first_buf) else {
-                return poll_timer(this, cx, buf);
-            };
-            this.first = false;
-            read?;
-            let got = first_buf.filled();
-            if got.is_empty() {
-                return Poll::Ready(Ok(()));
-            }
-            this.stash = Some(Stash {
-                bytes: got.into(),
-                at: 0,
-            });
-            if crate::sniff::cannot_be_h2(got) {
-                // An empty read: the probe settles on HTTP/1 with nothing to replay;
-                // hyper's own read gets the stashed bytes.
-                return Poll::Ready(Ok(()));
-            }
-        }
         let before = buf.filled().len();
-        match poll_source(this, cx, buf) {
+        match Pin::new(&mut this.io).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
                 if buf.filled().len() == before {
                     return Poll::Ready(Ok(()));
@@ -424,25 +438,6 @@ impl AsyncRead for ClientIo {
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
         }
     }
-}
-
-/// Reads from the stash while it lasts, then from the socket.
-fn poll_source(
-    this: &mut ClientIo,
-    cx: &mut Context<'_>,
-    buf: &mut ReadBuf<'_>,
-) -> Poll<io::Result<()>> {
-    let Some(stash) = &mut this.stash else {
-        return Pin::new(&mut this.io).poll_read(cx, buf);
-    };
-    let rest = &stash.bytes[stash.at..];
-    let n = rest.len().min(buf.remaining());
-    buf.put_slice(&rest[..n]);
-    stash.at += n;
-    if stash.at == stash.bytes.len() {
-        this.stash = None;
-    }
-    Poll::Ready(Ok(()))
 }
 
 /// A head was refused while a response is being written: discard further input (it

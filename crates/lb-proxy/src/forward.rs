@@ -97,19 +97,20 @@ pub fn local_error(reason: Reason) -> Response<RespBody> {
 /// The future of one request, boxed (see [`handle`]).
 pub type Handling = Pin<Box<dyn Future<Output = Response<RespBody>> + Send>>;
 
-/// Handles one request end to end, writing one access-log line.
+/// Handles one request end to end, writing one access-log line. The body is `None` when
+/// the request has none (as [`front`](crate::front) parses them).
 ///
 /// The future is boxed: hyper keeps one slot per client connection, sized for the
 /// service's future, for as long as the connection lives. The exchange's state (~3 KB)
 /// is allocated per request instead, so an idle connection holds a pointer.
-pub fn handle(rt: Arc<Runtime>, conn: ConnInfo, req: Request<Incoming>) -> Handling {
+pub fn handle(rt: Arc<Runtime>, conn: ConnInfo, req: Request<Option<Incoming>>) -> Handling {
     Box::pin(handle_request(rt, conn, req))
 }
 
 async fn handle_request(
     rt: Arc<Runtime>,
     conn: ConnInfo,
-    req: Request<Incoming>,
+    req: Request<Option<Incoming>>,
 ) -> Response<RespBody> {
     let start = Instant::now();
     let method = req.method().clone();
@@ -188,7 +189,7 @@ fn is_idempotent(m: &Method) -> bool {
 async fn proxy(
     rt: &Runtime,
     conn: &ConnInfo,
-    req: Request<Incoming>,
+    req: Request<Option<Incoming>>,
     out: &mut Handled,
 ) -> Result<Response<RespBody>, Reason> {
     let (mut parts, body) = req.into_parts();
@@ -228,21 +229,11 @@ async fn proxy(
     }
     let idempotent = is_idempotent(&parts.method);
     // Keep small bodies of idempotent requests for replay; stream everything else.
-    let mut body = if body.is_end_stream() {
-        ReqBody::Empty
-    } else if idempotent && content_length.is_some_and(|l| l <= REPLAY_LIMIT) {
-        let data = http_body_util::Limited::new(body, REPLAY_LIMIT as usize)
-            .collect()
-            .await
-            .map_err(|_| Reason::BadRequest)?
-            .to_bytes();
-        ReqBody::full(data)
-    } else {
-        ReqBody::Stream {
-            inner: body,
-            seen: 0,
-            limit: conn.max_body,
+    let mut body = match body {
+        Some(body) if !body.is_end_stream() => {
+            read_body(body, idempotent, content_length, conn.max_body).await?
         }
+        _ => ReqBody::Empty,
     };
     let mut replayable = !matches!(body, ReqBody::Stream { .. });
     let peer = IpText::new(conn.client.ip());
@@ -315,6 +306,29 @@ async fn proxy(
             forward_directory(d, &mut ctx, &mut body, &host, key_hash, conn, out).await
         }
     }
+}
+
+/// The request body as it goes upstream: small bodies of idempotent requests are kept
+/// for replay, everything else streams.
+async fn read_body(
+    body: Incoming,
+    idempotent: bool,
+    content_length: Option<u64>,
+    max_body: u64,
+) -> Result<ReqBody, Reason> {
+    if idempotent && content_length.is_some_and(|l| l <= REPLAY_LIMIT) {
+        let data = http_body_util::Limited::new(body, REPLAY_LIMIT as usize)
+            .collect()
+            .await
+            .map_err(|_| Reason::BadRequest)?
+            .to_bytes();
+        return Ok(ReqBody::full(data));
+    }
+    Ok(ReqBody::Stream {
+        inner: body,
+        seen: 0,
+        limit: max_body,
+    })
 }
 
 /// The origin-form URI sent upstream: the client's path and query (shared, not copied),

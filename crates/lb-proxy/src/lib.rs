@@ -8,6 +8,7 @@
 //! - [`conn`]: the client stream under hyper: header/idle timeouts, 408, 431, smuggling 400.
 //! - [`head`]: where request heads start and end in the byte stream (no allocation).
 //! - [`sniff`]: HTTP/1 or h2c told apart on the first read, so hyper's read buffer stays 8 KiB.
+//! - [`front`]: the common HTTP/1.1 request served without hyper; anything else goes to hyper.
 //! - [`forward`]: routing, retries and relaying of one request.
 //! - [`headers`]: hop-by-hop removal and the forwarding headers of a request.
 //! - [`upgrade`]: HTTP/1.1 upgrades (WebSocket): the 101 and the tunnel after it.
@@ -28,6 +29,7 @@ pub mod conn;
 pub mod cookie;
 pub mod demo;
 pub mod forward;
+pub mod front;
 pub mod head;
 pub mod headers;
 pub mod key;

@@ -1,9 +1,17 @@
 //! Listeners: accept with a connection limit, serve HTTP/1.1 and h2c, drain on shutdown.
 //!
 //! Each client stream is wrapped in a [`ClientIo`](crate::conn::ClientIo) that owns the
-//! header and idle timeouts and the head checks (408, 431, smuggling 400); each response
-//! body carries an [`InFlight`](crate::conn::InFlight) guard so that layer knows when a
-//! request is in flight.
+//! header and idle timeouts and the head checks (408, 431, smuggling 400). A connection
+//! starts in [`front`](crate::front), which serves the common HTTP/1.1 request itself;
+//! the first request it does not serve hands the connection to hyper-util's server
+//! (HTTP/1.1 with bodies and upgrades, h2c) for the rest of its life. Each request holds
+//! an [`InFlight`](crate::conn::InFlight) guard until its response is out, so the
+//! connection layer knows when a request is in flight.
+//!
+//! Draining: a `watch` channel per listener. An idle connection closes as soon as the
+//! drain starts; a busy one closes after its response (`connection: close`); hyper's
+//! connections get its graceful shutdown. The listener's drain ends when every
+//! connection's receiver is gone.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,7 +21,6 @@ use arc_swap::ArcSwap;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use lb_core::config::{any_contains, Cidr, ListenerConfig};
 use lb_core::metrics::Reason;
 use lb_core::proxy_protocol;
@@ -24,6 +31,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::conn::{ClientIo, Limits, NeverTimer, Shared, Tracked};
 use crate::forward::{self, ConnInfo};
+use crate::front::{self, Drain, Ended};
 use crate::state::Runtime;
 use crate::stream::ClientStream;
 
@@ -37,7 +45,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) {
     let limit = Arc::new(Semaphore::new(cfg.max_connections.get()));
-    let graceful = GracefulShutdown::new();
+    let (drain_tx, drain_rx) = tokio::sync::watch::channel(());
     let mut builder = auto::Builder::new(TokioExecutor::new());
     let limits = Limits {
         header_timeout: cfg.header_timeout,
@@ -112,7 +120,7 @@ pub async fn serve(
             max_header: cfg.max_header_bytes.get() as u64,
         };
         let builder = builder.clone();
-        let watcher = graceful.watcher();
+        let drain = Drain::new(drain_rx.clone());
         let active = active.clone();
         active.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(async move {
@@ -124,13 +132,15 @@ pub async fn serve(
                 Some((ClientStream::Plain(stream), base))
             };
             if let Some((io, info)) = ready {
-                serve_connection(io, info, limits, rt, builder, watcher).await;
+                serve_connection(io, info, limits, rt, builder, drain).await;
             }
             active.fetch_sub(1, Ordering::Relaxed);
             drop(permit);
         });
     }
-    graceful.shutdown().await;
+    drop(drain_rx);
+    drain_tx.send_replace(());
+    drain_tx.closed().await;
     // Upgraded connections (WebSocket) left hyper's watch when they switched; they get
     // the same grace period (the caller bounds this wait), as nginx's old workers keep
     // them until `worker_shutdown_timeout`.
@@ -220,11 +230,33 @@ async fn serve_connection(
     limits: Limits,
     rt: Arc<ArcSwap<Runtime>>,
     builder: Arc<auto::Builder<TokioExecutor>>,
-    watcher: Watcher,
+    mut drain: Drain,
 ) {
     let client = info.client;
     let shared = Arc::new(Shared::default());
-    let io = ClientIo::new(io, client, limits, shared.clone(), rt.load().errors.clone());
+    let mut io = ClientIo::new(io, client, limits, shared.clone(), rt.load().errors.clone());
+    let ctx = front::Ctx {
+        info: &info,
+        rt: &rt,
+        shared: &shared,
+    };
+    // Boxed only when hyper takes over: a connection served here keeps a small task.
+    if front::serve(&mut io, &ctx, &mut drain).await == Ended::Closed {
+        return;
+    }
+    Box::pin(serve_with_hyper(io, info, rt, builder, shared, drain)).await;
+}
+
+/// hyper-util's server for the rest of a connection [`front`] handed over.
+async fn serve_with_hyper(
+    io: ClientIo,
+    info: ConnInfo,
+    rt: Arc<ArcSwap<Runtime>>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    shared: Arc<Shared>,
+    mut drain: Drain,
+) {
+    let client = info.client;
     let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         let guard = shared.enter();
         let connect = req.method() == hyper::Method::CONNECT;
@@ -232,7 +264,7 @@ async fn serve_connection(
         // A copy and, only behind trusted proxies, one reference count.
         let info = info.clone();
         async move {
-            let resp = forward::handle(rt, info, req).await;
+            let resp = forward::handle(rt, info, req.map(Some)).await;
             let status = resp.status();
             if status == hyper::StatusCode::SWITCHING_PROTOCOLS || (connect && status.is_success())
             {
@@ -241,10 +273,16 @@ async fn serve_connection(
             Ok::<_, std::convert::Infallible>(resp.map(|b| Tracked::new(b, guard)))
         }
     });
-    let conn = builder
-        .serve_connection_with_upgrades(TokioIo::new(io), svc)
-        .into_owned();
-    if let Err(e) = watcher.watch(conn).await {
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
+    let mut conn = std::pin::pin!(conn);
+    let ended = tokio::select! {
+        r = conn.as_mut() => r,
+        _ = drain.wait() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = ended {
         tracing::debug!(client = %client, error = %e, "client connection ended");
     }
 }

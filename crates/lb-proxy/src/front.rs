@@ -1,0 +1,625 @@
+//! The client side of HTTP/1.1 for the common request, without hyper.
+//!
+//! Most requests through a load balancer are the same shape: HTTP/1.1, a method and an
+//! origin-form path, no body, no upgrade. This module serves those itself: it parses the
+//! head with `httparse` straight into the request's parts (values share the read bytes),
+//! hands them to [`forward`](crate::forward), and writes the response head and body to
+//! the socket, the head and a small first body frame in one write. It keeps no buffer
+//! while a connection waits for its next request: a read lands on the stack and only
+//! the bytes of the head are kept, so an idle keep-alive connection holds no buffer.
+//!
+//! Anything else goes to hyper for the rest of the connection ([`Ended::Handoff`]): the
+//! bytes read so far are put back into [`ClientIo`] and hyper-util's server reads them
+//! first. That covers request bodies (`Content-Length` other than `0`,
+//! `Transfer-Encoding`, `Expect`), upgrades and `CONNECT`, `TE: trailers`, HTTP/1.0,
+//! absolute-form and `*` targets, heads `httparse` or the `http` types refuse (hyper
+//! then answers them as before, and [`conn`](crate::conn) swaps in its `x-lb-error`
+//! answer), heads with more than [`MAX_FIELDS`] fields, and h2c prior knowledge.
+//!
+//! Timeouts and head limits stay in [`ClientIo`] (408, 431, the smuggling 400, idle
+//! close): this module reads through it and marks each request in flight with
+//! [`Shared::enter`], as hyper's service does.
+//!
+//! The response follows hyper's rules for a server: `Content-Length` as given, else the
+//! body's exact size, else `Transfer-Encoding: chunked`; no body for `HEAD`, 204 and 304;
+//! a `Date` field when the response has none. Trailers are not sent (a client that asks
+//! for them with `TE: trailers` is served by hyper). When the client sent
+//! `Connection: close`, or the listener is draining, the response says
+//! `connection: close` and the connection closes after it. A body that fails or ends
+//! short of its length ends the connection (the response is truncated, never padded).
+
+use std::future::{poll_fn, Future};
+use std::io;
+use std::mem::MaybeUninit;
+use std::pin::{pin, Pin};
+use std::sync::Arc;
+use std::task::Poll;
+
+use arc_swap::ArcSwap;
+use bytes::{Bytes, BytesMut};
+use hyper::body::{Body, Incoming};
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode, Uri, Version};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::sync::watch;
+
+use crate::body::RespBody;
+use crate::conn::{ClientIo, Shared};
+use crate::forward::{self, ConnInfo};
+use crate::headers::is_plain_connection_option;
+use crate::state::Runtime;
+
+/// The most header fields of a head served here; a head with more goes to hyper (which
+/// takes up to [`MAX_HEADERS`](crate::head::MAX_HEADERS)).
+pub const MAX_FIELDS: usize = 64;
+
+/// One read takes at most this much (on the stack; only a head's bytes are kept).
+const READ_CHUNK: usize = 4096;
+
+/// Body bytes up to this size are copied behind the head (or the chunk line before them)
+/// and go out in one write; larger frames are written from where they are.
+const COALESCE: usize = 16 * 1024;
+
+/// How serving a connection ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// The connection is done: closed by the client, by a timeout, after
+    /// `Connection: close`, on a drain, or on an error.
+    Closed,
+    /// A request this module does not serve: its bytes (and any after them) are back in
+    /// the [`ClientIo`], for hyper.
+    Handoff,
+}
+
+/// The listener's drain signal as one connection sees it.
+pub struct Drain(watch::Receiver<()>);
+
+impl Drain {
+    /// Watches `rx`: a value sent (or the sender dropped) means draining.
+    pub fn new(rx: watch::Receiver<()>) -> Drain {
+        Drain(rx)
+    }
+
+    /// True once the listener drains (an atomic load).
+    pub fn is_draining(&self) -> bool {
+        self.0.has_changed().unwrap_or(true)
+    }
+
+    /// Resolves when the listener drains.
+    pub async fn wait(&mut self) {
+        if !self.is_draining() {
+            let _ = self.0.changed().await;
+        }
+    }
+}
+
+/// What a connection needs to serve requests.
+pub struct Ctx<'a> {
+    /// Facts about the client connection, copied into each request.
+    pub info: &'a ConnInfo,
+    /// The running configuration, loaded per request.
+    pub rt: &'a ArcSwap<Runtime>,
+    /// The in-flight state [`ClientIo`] reads.
+    pub shared: &'a Arc<Shared>,
+}
+
+/// Serves requests on `io` until the connection ends or a request needs hyper.
+pub async fn serve(io: &mut ClientIo, ctx: &Ctx<'_>, drain: &mut Drain) -> Ended {
+    let mut buf = BytesMut::new();
+    let mut first = true;
+    loop {
+        let req = loop {
+            if !buf.is_empty() {
+                if first && !crate::sniff::cannot_be_h2(&buf) {
+                    io.unread(&buf);
+                    return Ended::Handoff;
+                }
+                match take_request(&mut buf) {
+                    Taken::Request(req) => break req,
+                    Taken::Partial => {}
+                    Taken::Other => {
+                        io.unread(&buf);
+                        return Ended::Handoff;
+                    }
+                }
+            }
+            match read_more(io, &mut buf, drain).await {
+                Read::Data => {}
+                Read::Eof if buf.is_empty() => return Ended::Closed,
+                // A head cut short: hyper's answer to it is what it would have been.
+                Read::Eof => {
+                    io.unread(&buf);
+                    return Ended::Handoff;
+                }
+                Read::Failed | Read::Drained => return Ended::Closed,
+            }
+        };
+        first = false;
+        let guard = ctx.shared.enter();
+        let Served { close, request } = req;
+        let head_request = request.method() == Method::HEAD;
+        let resp = forward::handle(ctx.rt.load_full(), ctx.info.clone(), request).await;
+        let close = close || drain.is_draining();
+        let kept = respond(io, resp, head_request, close).await;
+        // Released before the flush, so that ClientIo sees every response out with no
+        // request in flight (it then recognises hyper's own 400 after a handoff).
+        drop(guard);
+        io.response_done();
+        if io.flush().await.is_err() || !kept {
+            return Ended::Closed;
+        }
+    }
+}
+
+/// A parsed request and whether the client asked to close after it.
+struct Served {
+    request: Request<Option<Incoming>>,
+    close: bool,
+}
+
+// Returned once per head and matched at once: boxing the request would cost an
+// allocation per request to save a move.
+#[allow(clippy::large_enum_variant)]
+enum Taken {
+    Request(Served),
+    /// The head is not complete yet.
+    Partial,
+    /// Not a request served here.
+    Other,
+}
+
+/// Room in a request's field map for the forwarding fields the proxy adds
+/// (`X-Forwarded-For`, `-Proto`, `-Host`, `X-Request-Id`), so the map is allocated once.
+const ADDED_FIELDS: usize = 4;
+
+/// Parses the head at the front of `buf`; a complete head served here is taken off it
+/// and becomes the request (its values share the head's bytes).
+fn take_request(buf: &mut BytesMut) -> Taken {
+    let bytes = std::mem::take(buf).freeze();
+    let (taken, used) = parse_request(&bytes);
+    *buf = if used == 0 {
+        // Back as it was: no copy, the buffer is not shared (nothing taken from it lives).
+        BytesMut::from(bytes)
+    } else {
+        // Pipelined bytes after the head (rare): copied out of the head's buffer.
+        BytesMut::from(&bytes[used..])
+    };
+    taken
+}
+
+/// The request at the front of `bytes` and how many bytes its head took (0 when none
+/// was taken).
+fn parse_request(bytes: &Bytes) -> (Taken, usize) {
+    let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_FIELDS];
+    let mut parsed = httparse::Request::new(&mut []);
+    let len = match httparse::ParserConfig::default().parse_request_with_uninit_headers(
+        &mut parsed,
+        bytes,
+        &mut fields,
+    ) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return (Taken::Partial, 0),
+        Err(_) => return (Taken::Other, 0),
+    };
+    let (Some(method), Some(path), Some(1)) = (parsed.method, parsed.path, parsed.version) else {
+        return (Taken::Other, 0);
+    };
+    if !path.starts_with('/') {
+        return (Taken::Other, 0);
+    }
+    let Ok(method) = Method::from_bytes(method.as_bytes()) else {
+        return (Taken::Other, 0);
+    };
+    if method == Method::CONNECT {
+        return (Taken::Other, 0);
+    }
+    // A target the `http` types refuse: hyper answers it (400, or 414 when too long).
+    let Ok(uri) = Uri::from_maybe_shared(bytes.slice_ref(path.as_bytes())) else {
+        return (Taken::Other, 0);
+    };
+    let mut close = false;
+    let mut headers = HeaderMap::with_capacity(parsed.headers.len() + ADDED_FIELDS);
+    for h in parsed.headers.iter() {
+        let name = h.name.as_bytes();
+        let keep = match name.len() {
+            2 if name.eq_ignore_ascii_case(b"te") => return (Taken::Other, 0),
+            6 if name.eq_ignore_ascii_case(b"expect") => return (Taken::Other, 0),
+            7 if name.eq_ignore_ascii_case(b"upgrade") => return (Taken::Other, 0),
+            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => return (Taken::Other, 0),
+            14 if name.eq_ignore_ascii_case(b"content-length") => {
+                if h.value != b"0" {
+                    return (Taken::Other, 0);
+                }
+                true
+            }
+            // Hop-by-hop: `Connection` is read here and left out unless it names other
+            // fields (then the forwarding headers remove those too); `Keep-Alive` is
+            // left out.
+            10 if name.eq_ignore_ascii_case(b"connection") => {
+                let mut names_fields = false;
+                for o in h.value.split(|&b| b == b',') {
+                    close |= o.trim_ascii().eq_ignore_ascii_case(b"close");
+                    names_fields |= !is_plain_connection_option(o);
+                }
+                names_fields
+            }
+            10 if name.eq_ignore_ascii_case(b"keep-alive") => false,
+            _ => true,
+        };
+        if !keep {
+            continue;
+        }
+        // httparse checked the characters already; these are the types' own checks.
+        let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name),
+            HeaderValue::from_maybe_shared(bytes.slice_ref(h.value)),
+        ) else {
+            return (Taken::Other, 0);
+        };
+        headers.append(name, value);
+    }
+    let mut request = Request::new(None);
+    *request.method_mut() = method;
+    *request.uri_mut() = uri;
+    *request.version_mut() = Version::HTTP_11;
+    *request.headers_mut() = headers;
+    (Taken::Request(Served { request, close }), len)
+}
+
+enum Read {
+    Data,
+    Eof,
+    Failed,
+    Drained,
+}
+
+/// Reads once more into `buf`. While `buf` is empty (between requests) a drain ends the
+/// wait.
+async fn read_more(io: &mut ClientIo, buf: &mut BytesMut, drain: &mut Drain) -> Read {
+    let idle = buf.is_empty();
+    let mut drained = pin!(drain.wait());
+    poll_fn(|cx| {
+        // On the stack: the bytes are copied out only when they arrive, so a connection
+        // waiting for its next request holds no buffer.
+        let mut space = [MaybeUninit::<u8>::uninit(); READ_CHUNK];
+        let mut rb = ReadBuf::uninit(&mut space);
+        match Pin::new(&mut *io).poll_read(cx, &mut rb) {
+            Poll::Ready(Ok(())) if rb.filled().is_empty() => Poll::Ready(Read::Eof),
+            Poll::Ready(Ok(())) => {
+                buf.extend_from_slice(rb.filled());
+                Poll::Ready(Read::Data)
+            }
+            Poll::Ready(Err(_)) => Poll::Ready(Read::Failed),
+            Poll::Pending if idle && drained.as_mut().poll(cx).is_ready() => {
+                Poll::Ready(Read::Drained)
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
+}
+
+/// How a response body is framed on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Framing {
+    /// Exactly this many bytes (none for `HEAD`, 204, 304).
+    Length(u64),
+    /// Chunked transfer coding.
+    Chunked,
+}
+
+/// Writes `resp`; true when the connection can serve another request.
+async fn respond(
+    io: &mut ClientIo,
+    resp: Response<RespBody>,
+    head_request: bool,
+    close: bool,
+) -> bool {
+    let (parts, body) = resp.into_parts();
+    let mut out = Vec::with_capacity(128 + parts.headers.len() * 48);
+    let Some(framing) = encode_head(
+        &mut out,
+        parts.status,
+        &parts.headers,
+        &body,
+        head_request,
+        close,
+    ) else {
+        // hyper answers a 1xx from the service, which it cannot send, with a 500.
+        let _ = io
+            .write_all(b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+            .await;
+        return false;
+    };
+    let done = match framing {
+        Framing::Length(0) => {
+            drop(body);
+            io.write_all(&out).await.is_ok()
+        }
+        _ => send_body(io, out, body, framing).await,
+    };
+    done && !close
+}
+
+/// Encodes the status line and fields of a response (see the module docs for the rules);
+/// `None` for a 1xx status, which is not sent.
+fn encode_head(
+    out: &mut Vec<u8>,
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &RespBody,
+    head_request: bool,
+    close: bool,
+) -> Option<Framing> {
+    if status.is_informational() {
+        return None;
+    }
+    if status == StatusCode::OK {
+        out.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
+    } else {
+        out.extend_from_slice(b"HTTP/1.1 ");
+        out.extend_from_slice(status.as_str().as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(status.canonical_reason().unwrap_or("<none>").as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    let no_body = matches!(status, StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED);
+    // What the body says of itself: nothing left, or an exact size.
+    let ended = body.is_end_stream();
+    let exact = if ended {
+        Some(0)
+    } else {
+        body.size_hint().exact()
+    };
+    let mut framing = None;
+    let mut date = false;
+    let mut connection = false;
+    for (name, value) in headers {
+        match *name {
+            header::CONTENT_LENGTH => {
+                if framing.is_some() {
+                    continue;
+                }
+                if ended && !head_request && value.as_bytes() != b"0" {
+                    // A length with no body to send: hyper leaves the field out too.
+                    continue;
+                }
+                let Some(n) = parse_length(value.as_bytes()) else {
+                    continue;
+                };
+                framing = Some(Framing::Length(n));
+            }
+            header::TRANSFER_ENCODING => {
+                if framing.is_some() || head_request || no_body {
+                    continue;
+                }
+                framing = Some(Framing::Chunked);
+                if !value.as_bytes().ends_with(b"chunked") {
+                    out.extend_from_slice(b"transfer-encoding: ");
+                    out.extend_from_slice(value.as_bytes());
+                    out.extend_from_slice(b", chunked\r\n");
+                    continue;
+                }
+            }
+            header::CONNECTION => connection = true,
+            header::DATE => date = true,
+            _ => {}
+        }
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    let framing = match framing {
+        Some(f) => f,
+        None if no_body => Framing::Length(0),
+        None => match exact {
+            Some(n) => {
+                if !(head_request && n == 0) {
+                    out.extend_from_slice(b"content-length: ");
+                    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+                    out.extend_from_slice(b"\r\n");
+                }
+                Framing::Length(n)
+            }
+            None if head_request => Framing::Length(0),
+            None => {
+                out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+                Framing::Chunked
+            }
+        },
+    };
+    if close && !connection {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    if !date {
+        out.extend_from_slice(b"date: ");
+        date::extend(out);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    Some(if head_request || no_body {
+        Framing::Length(0)
+    } else {
+        framing
+    })
+}
+
+/// A `Content-Length` value: digits only.
+fn parse_length(v: &[u8]) -> Option<u64> {
+    if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(v.iter().fold(0u64, |n, &d| n * 10 + u64::from(d - b'0')))
+}
+
+/// Writes the head in `out` and the body after it; true when the body was sent whole.
+async fn send_body(io: &mut ClientIo, mut out: Vec<u8>, body: RespBody, framing: Framing) -> bool {
+    let mut body = pin!(body);
+    let mut left = match framing {
+        Framing::Length(n) => n,
+        Framing::Chunked => u64::MAX,
+    };
+    loop {
+        // Take a frame that is ready; if none is, send what is pending, then wait.
+        let next = match poll_fn(|cx| Poll::Ready(body.as_mut().poll_frame(cx))).await {
+            Poll::Ready(next) => next,
+            Poll::Pending => {
+                if !out.is_empty() {
+                    if io.write_all(&out).await.is_err() {
+                        return false;
+                    }
+                    out.clear();
+                }
+                if io.flush().await.is_err() {
+                    return false;
+                }
+                poll_fn(|cx| body.as_mut().poll_frame(cx)).await
+            }
+        };
+        let data = match next {
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) => data,
+                // Trailers: not sent (see the module docs).
+                Err(_) => continue,
+            },
+            Some(Err(e)) => {
+                tracing::debug!(error = %e, "response body failed: connection closed");
+                let _ = write_out(io, &out, &[]).await;
+                return false;
+            }
+            None => break,
+        };
+        if data.is_empty() {
+            continue;
+        }
+        match framing {
+            Framing::Length(_) => {
+                if data.len() as u64 > left {
+                    tracing::debug!("response body longer than its length: connection closed");
+                    let _ = write_out(io, &out, &[]).await;
+                    return false;
+                }
+                left -= data.len() as u64;
+            }
+            Framing::Chunked => {
+                out.extend_from_slice(hex_len(data.len()).as_bytes());
+                out.extend_from_slice(b"\r\n");
+            }
+        }
+        if data.len() <= COALESCE {
+            out.extend_from_slice(&data);
+            if framing == Framing::Chunked {
+                out.extend_from_slice(b"\r\n");
+            }
+        } else {
+            let tail: &[u8] = if framing == Framing::Chunked {
+                b"\r\n"
+            } else {
+                b""
+            };
+            if write_out(io, &out, &data).await.is_err() || io.write_all(tail).await.is_err() {
+                return false;
+            }
+            out.clear();
+        }
+        if left == 0 {
+            break;
+        }
+    }
+    if framing == Framing::Chunked {
+        out.extend_from_slice(b"0\r\n\r\n");
+    } else if left != 0 {
+        tracing::debug!(
+            missing = left,
+            "response body shorter than its length: connection closed"
+        );
+        let _ = write_out(io, &out, &[]).await;
+        return false;
+    }
+    write_out(io, &out, &[]).await.is_ok()
+}
+
+/// The lower-case hex of `n`, for a chunk-size line.
+fn hex_len(n: usize) -> HexLen {
+    let mut digits = [0u8; 16];
+    let mut at = digits.len();
+    let mut v = n;
+    loop {
+        at -= 1;
+        digits[at] = b"0123456789abcdef"[v & 0xf];
+        v >>= 4;
+        if v == 0 {
+            break;
+        }
+    }
+    HexLen { digits, at }
+}
+
+struct HexLen {
+    digits: [u8; 16],
+    at: usize,
+}
+
+impl HexLen {
+    fn as_bytes(&self) -> &[u8] {
+        &self.digits[self.at..]
+    }
+}
+
+/// Writes `a` then `b`, in one vectored write where the stream takes one.
+async fn write_out(io: &mut ClientIo, a: &[u8], b: &[u8]) -> io::Result<()> {
+    let (mut a, mut b) = (a, b);
+    while !a.is_empty() || !b.is_empty() {
+        let n = poll_fn(|cx| {
+            if a.is_empty() {
+                return Pin::new(&mut *io).poll_write(cx, b);
+            }
+            if b.is_empty() || !io.is_write_vectored() {
+                return Pin::new(&mut *io).poll_write(cx, a);
+            }
+            Pin::new(&mut *io).poll_write_vectored(cx, &[io::IoSlice::new(a), io::IoSlice::new(b)])
+        })
+        .await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        let from_a = n.min(a.len());
+        a = &a[from_a..];
+        b = &b[n - from_a..];
+    }
+    Ok(())
+}
+
+/// The `Date` value, formatted once a second per thread.
+mod date {
+    use std::cell::RefCell;
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    /// `Sun, 06 Nov 1994 08:49:37 GMT`.
+    const LEN: usize = 29;
+
+    thread_local! {
+        static CACHED: RefCell<(u64, [u8; LEN])> = const { RefCell::new((u64::MAX, [0; LEN])) };
+    }
+
+    /// Appends the current date in IMF-fixdate form.
+    pub fn extend(out: &mut Vec<u8>) {
+        let now = SystemTime::now();
+        let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        CACHED.with(|c| {
+            let mut c = c.borrow_mut();
+            if c.0 != secs {
+                let text = httpdate::fmt_http_date(now);
+                if text.len() != LEN {
+                    // Years past 9999 only.
+                    out.extend_from_slice(text.as_bytes());
+                    return;
+                }
+                c.1.copy_from_slice(text.as_bytes());
+                c.0 = secs;
+            }
+            out.extend_from_slice(&c.1);
+        });
+    }
+}

@@ -139,8 +139,17 @@ pub async fn serve(io: &mut ClientIo, ctx: &Ctx<'_>, drain: &mut Drain) -> Ended
         let Served { close, request } = req;
         let head_request = request.method() == Method::HEAD;
         let resp = forward::handle(ctx.rt.load_full(), ctx.info.clone(), request).await;
-        let close = close || drain.is_draining();
-        let kept = respond(io, resp, head_request, close).await;
+        // Encoded before any await, so the response's parts are not kept in this
+        // connection's future; only the body is, pinned here while it is sent.
+        let out = encode_response(resp, head_request, close || drain.is_draining());
+        let sent = match out.body {
+            None => io.write_all(&out.head).await.is_ok(),
+            Some((body, framing)) => {
+                let body = pin!(body);
+                send_body(io, out.head, body, framing).await
+            }
+        };
+        let kept = sent && !out.last;
         // Released before the flush, so that ClientIo sees every response out with no
         // request in flight (it then recognises hyper's own 400 after a handoff).
         drop(guard);
@@ -308,37 +317,47 @@ enum Framing {
     Chunked,
 }
 
-/// Writes `resp`; true when the connection can serve another request.
-async fn respond(
-    io: &mut ClientIo,
-    resp: Response<RespBody>,
-    head_request: bool,
-    close: bool,
-) -> bool {
+/// A response encoded for the wire.
+struct Encoded {
+    /// The status line and fields.
+    head: Vec<u8>,
+    /// The body to send after the head, and its framing (none for `HEAD`, 204, 304 and
+    /// empty bodies, which are dropped here).
+    body: Option<(RespBody, Framing)>,
+    /// The connection closes after this response.
+    last: bool,
+}
+
+/// Encodes `resp`'s head; `close`: the connection closes after it.
+fn encode_response(resp: Response<RespBody>, head_request: bool, close: bool) -> Encoded {
     let (parts, body) = resp.into_parts();
-    let mut out = Vec::with_capacity(128 + parts.headers.len() * 48);
-    let Some(framing) = encode_head(
-        &mut out,
+    let mut head = Vec::with_capacity(128 + parts.headers.len() * 48);
+    match encode_head(
+        &mut head,
         parts.status,
         &parts.headers,
         &body,
         head_request,
         close,
-    ) else {
+    ) {
+        Some(Framing::Length(0)) => Encoded {
+            head,
+            body: None,
+            last: close,
+        },
+        Some(framing) => Encoded {
+            head,
+            body: Some((body, framing)),
+            last: close,
+        },
         // hyper answers a 1xx from the service, which it cannot send, with a 500.
-        let _ = io
-            .write_all(b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
-            .await;
-        return false;
-    };
-    let done = match framing {
-        Framing::Length(0) => {
-            drop(body);
-            io.write_all(&out).await.is_ok()
-        }
-        _ => send_body(io, out, body, framing).await,
-    };
-    done && !close
+        None => Encoded {
+            head: b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                .to_vec(),
+            body: None,
+            last: true,
+        },
+    }
 }
 
 /// Encodes the status line and fields of a response (see the module docs for the rules);
@@ -454,8 +473,12 @@ fn parse_length(v: &[u8]) -> Option<u64> {
 }
 
 /// Writes the head in `out` and the body after it; true when the body was sent whole.
-async fn send_body(io: &mut ClientIo, mut out: Vec<u8>, body: RespBody, framing: Framing) -> bool {
-    let mut body = pin!(body);
+async fn send_body(
+    io: &mut ClientIo,
+    mut out: Vec<u8>,
+    mut body: Pin<&mut RespBody>,
+    framing: Framing,
+) -> bool {
     let mut left = match framing {
         Framing::Length(n) => n,
         Framing::Chunked => u64::MAX,

@@ -123,7 +123,10 @@ pub async fn serve(
         let drain = Drain::new(drain_rx.clone());
         let active = active.clone();
         active.fetch_add(1, Ordering::Relaxed);
-        tokio::spawn(async move {
+        // Boxed: tokio moves a task's future by value several times as it spawns,
+        // starts and ends it (about 2.7 KB here, so ~13 KB of copying per connection);
+        // a box is one allocation and one copy.
+        tokio::spawn(Box::pin(async move {
             // The handshake's futures (a TLS acceptor holds a whole rustls connection)
             // are boxed, so a plain connection's task is not sized for them.
             let ready = if first.is_needed() {
@@ -136,7 +139,7 @@ pub async fn serve(
             }
             active.fetch_sub(1, Ordering::Relaxed);
             drop(permit);
-        });
+        }));
     }
     drop(drain_rx);
     drain_tx.send_replace(());

@@ -11,7 +11,7 @@ use lb_core::{Lease, Outcome};
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 
-use crate::upstream::h1::{H1Body, H1Error};
+use crate::upstream::h1::{H1Body, H1Error, RawFields};
 
 /// Errors of proxied bodies.
 #[derive(Debug, thiserror::Error)]
@@ -109,6 +109,17 @@ pub enum UpstreamBody {
     H2(Incoming),
 }
 
+impl UpstreamBody {
+    /// The backend's fields as they came (HTTP/1.1 heads that fit, see [`RawFields`]);
+    /// they are then not in the response's header map.
+    pub fn raw_fields(&self) -> Option<&RawFields> {
+        match self {
+            UpstreamBody::H1(b) => b.raw_fields(),
+            UpstreamBody::H2(_) => None,
+        }
+    }
+}
+
 impl Body for UpstreamBody {
     type Data = Bytes;
     type Error = BodyError;
@@ -179,6 +190,16 @@ impl RespBody {
             idle,
             progressed: false,
             lease,
+        }
+    }
+
+    /// The backend's fields as they came, not in the response's header map (see
+    /// [`RawFields`]): the client side writes them from their bytes, or adds them to the
+    /// map ([`RawFields::append_to`]) where it needs one.
+    pub fn raw_fields(&self) -> Option<&RawFields> {
+        match self {
+            RespBody::Upstream { inner, .. } => inner.raw_fields(),
+            RespBody::Local { .. } => None,
         }
     }
 }

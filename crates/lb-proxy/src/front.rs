@@ -48,6 +48,7 @@ use crate::conn::{ClientIo, Shared};
 use crate::forward::{self, ConnInfo};
 use crate::headers::is_plain_connection_option;
 use crate::state::Runtime;
+use crate::upstream::h1::RawFields;
 
 /// The most header fields of a head served here; a head with more goes to hyper (which
 /// takes up to [`MAX_HEADERS`](crate::head::MAX_HEADERS)).
@@ -331,7 +332,9 @@ struct Encoded {
 /// Encodes `resp`'s head; `close`: the connection closes after it.
 fn encode_response(resp: Response<RespBody>, head_request: bool, close: bool) -> Encoded {
     let (parts, body) = resp.into_parts();
-    let mut head = Vec::with_capacity(128 + parts.headers.len() * 48);
+    // The status line, `date`, `content-length` and `connection` fit in 128 bytes.
+    let raw = body.raw_fields().map_or(0, RawFields::bytes_len);
+    let mut head = Vec::with_capacity(128 + raw + parts.headers.len() * 48);
     match encode_head(
         &mut head,
         parts.status,
@@ -393,6 +396,15 @@ fn encode_head(
     let mut framing = None;
     let mut date = false;
     let mut connection = false;
+    if let Some(raw) = body.raw_fields() {
+        // The backend's fields from their bytes; none of them is hop-by-hop.
+        raw.write(out);
+        date = raw.has_date;
+        if raw.has_length {
+            // Its value is what the body reads to (a 204 or 304 with a length has a map).
+            framing = Some(Framing::Length(exact.unwrap_or(0)));
+        }
+    }
     for (name, value) in headers {
         match *name {
             header::CONTENT_LENGTH => {

@@ -267,7 +267,15 @@ async fn serve_with_hyper(
         // A copy and, only behind trusted proxies, one reference count.
         let info = info.clone();
         async move {
-            let resp = forward::handle(rt, info, req.map(Some)).await;
+            let mut resp = forward::handle(rt, info, req.map(Some)).await;
+            // hyper encodes from the header map: the fields kept as bytes go into it.
+            let mut fields = hyper::HeaderMap::new();
+            if let Some(raw) = resp.body().raw_fields() {
+                raw.append_to(&mut fields);
+            }
+            for (name, value) in &fields {
+                resp.headers_mut().append(name, value.clone());
+            }
             let status = resp.status();
             if status == hyper::StatusCode::SWITCHING_PROTOCOLS || (connect && status.is_success())
             {

@@ -29,7 +29,7 @@ use tokio::time::{Instant, Sleep};
 mod parse;
 
 use parse::State;
-pub use parse::{parse_head, Decoded, Reading};
+pub use parse::{parse_head, Decoded, RawFields, Reading};
 
 use super::{Head, Returner};
 use crate::body::{BodyError, ReqBody};
@@ -508,6 +508,11 @@ impl H1Body {
             body.finish();
         }
         body
+    }
+
+    /// The response's fields as they came, when its head kept them that way.
+    pub fn raw_fields(&self) -> Option<&RawFields> {
+        self.reading.raw.as_ref()
     }
 
     /// The connection after a `101`, for the tunnel; `None` once the body gave it up.

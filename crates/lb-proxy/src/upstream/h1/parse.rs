@@ -7,7 +7,7 @@ use std::mem::MaybeUninit;
 
 use bytes::{Buf, Bytes, BytesMut};
 use hyper::body::SizeHint;
-use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use hyper::{Response, StatusCode, Version};
 
 use super::{H1Error, MAX_CHUNK_LINE, MAX_HEAD, MAX_HEADERS, READ_CHUNK, READ_MAX};
@@ -126,9 +126,21 @@ pub fn parse_head(
             return Err(H1Error::UnexpectedSwitch);
         }
         let block = buf.split_to(len).freeze();
+        let spans = &spans[..count];
         let switching = status == StatusCode::SWITCHING_PROTOCOLS;
-        let (headers, options) = fields(&block, &spans[..count], !switching)?;
-        let reading = Reading::for_response(status, version, head_request, &headers, options)?;
+        let bodyless = matches!(status, StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED);
+        let facts = framing_facts(&block, spans)?;
+        let raw = if switching {
+            None
+        } else {
+            RawFields::new(&block, spans, bodyless)
+        };
+        let (headers, options) = match &raw {
+            Some(r) => (HeaderMap::new(), r.options),
+            None => fields(&block, spans, !switching)?,
+        };
+        let mut reading = Reading::for_response(status, version, head_request, facts, options)?;
+        reading.raw = raw;
         let mut resp = Response::new(reading);
         *resp.status_mut() = status;
         *resp.version_mut() = if version == 0 {
@@ -141,6 +153,183 @@ pub fn parse_head(
     }
 }
 
+/// What a head's fields say about its body's framing.
+#[derive(Debug)]
+struct Facts {
+    /// Some `Transfer-Encoding` field.
+    te: bool,
+    /// The last transfer coding named is `chunked`.
+    chunked: bool,
+    /// The `Content-Length` (all its values agree), or why it is invalid.
+    length: Result<Option<u64>, H1Error>,
+}
+
+/// Reads the framing fields of a head from its spans.
+fn framing_facts(block: &[u8], spans: &[(u32, u32, u32, u32)]) -> Result<Facts, H1Error> {
+    let mut facts = Facts {
+        te: false,
+        chunked: false,
+        length: Ok(None),
+    };
+    for &(a, b, c, d) in spans {
+        let name = &block[a as usize..b as usize];
+        let value = &block[c as usize..d as usize];
+        if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            facts.te = true;
+            // Values that are not visible ASCII name no coding (as `to_str` refuses them).
+            if value
+                .iter()
+                .all(|&b| b == b'\t' || (b' '..0x7f).contains(&b))
+            {
+                if let Some(last) = value
+                    .split(|&b| b == b',')
+                    .map(<[u8]>::trim_ascii)
+                    .rfind(|c| !c.is_empty())
+                {
+                    facts.chunked = last.eq_ignore_ascii_case(b"chunked");
+                }
+            }
+        } else if name.eq_ignore_ascii_case(b"content-length") {
+            for part in value.split(|&b| b == b',') {
+                let part = part.trim_ascii();
+                if part.is_empty() || !part.iter().all(u8::is_ascii_digit) || part.len() > 19 {
+                    return Err(H1Error::Framing("invalid Content-Length"));
+                }
+                // At most 19 digits: below u64::MAX.
+                let n = part.iter().fold(0u64, |n, &d| n * 10 + u64::from(d - b'0'));
+                if matches!(facts.length, Ok(Some(l)) if l != n) {
+                    return Err(H1Error::Framing("differing Content-Length values"));
+                }
+                facts.length = Ok(Some(n));
+            }
+        }
+    }
+    Ok(facts)
+}
+
+/// Hop-by-hop lines a head may have and still be relayed from its bytes.
+const MAX_SKIPS: usize = 4;
+
+/// A backend's response fields kept as the bytes they came in, for
+/// [`front`](crate::front) to write to the client as they are: no header map is built
+/// for the response, nor dropped after it. The lines the relay removes (the hop-by-hop
+/// fields: `Connection`, `Keep-Alive`, `Proxy-Connection`, `TE`, `Transfer-Encoding`,
+/// `Upgrade`) are skipped. A head this does not fit (a 101, a `Connection` naming other
+/// fields, more than [`MAX_SKIPS`] hop-by-hop lines, a line not ended by CRLF, a
+/// `Content-Length` on a 204 or 304) gets a header map as before.
+#[derive(Debug)]
+pub struct RawFields {
+    block: Bytes,
+    /// The first field line, and the end of the last one (before the blank line).
+    start: u32,
+    end: u32,
+    /// Lines left out, in order.
+    skips: [(u32, u32); MAX_SKIPS],
+    skipped: u8,
+    /// A `Date` field is among the kept lines.
+    pub has_date: bool,
+    /// A `Content-Length` field is among the kept lines.
+    pub has_length: bool,
+    options: ConnectionOptions,
+}
+
+impl RawFields {
+    /// `None` when the head needs a header map (see the type's docs).
+    fn new(block: &Bytes, spans: &[(u32, u32, u32, u32)], bodyless: bool) -> Option<RawFields> {
+        let mut raw = RawFields {
+            block: block.clone(),
+            start: 0,
+            end: 0,
+            skips: [(0, 0); MAX_SKIPS],
+            skipped: 0,
+            has_date: false,
+            has_length: false,
+            options: ConnectionOptions::default(),
+        };
+        let Some(first) = spans.first() else {
+            return Some(raw);
+        };
+        raw.start = first.0;
+        for &(a, b, c, d) in spans {
+            let name = &block[a as usize..b as usize];
+            // The line ends at the LF after the value; only CRLF endings are relayed.
+            let nl = memchr::memchr(b'\n', &block[d as usize..])? + d as usize;
+            if nl == 0 || block[nl - 1] != b'\r' {
+                return None;
+            }
+            let line = (a, (nl + 1) as u32);
+            let skip = match name.len() {
+                10 if name.eq_ignore_ascii_case(b"connection") => {
+                    if raw.options.add(&block[c as usize..d as usize]) {
+                        return None;
+                    }
+                    true
+                }
+                10 if name.eq_ignore_ascii_case(b"keep-alive") => true,
+                16 if name.eq_ignore_ascii_case(b"proxy-connection") => true,
+                2 if name.eq_ignore_ascii_case(b"te") => true,
+                17 if name.eq_ignore_ascii_case(b"transfer-encoding") => true,
+                7 if name.eq_ignore_ascii_case(b"upgrade") => true,
+                4 if name.eq_ignore_ascii_case(b"date") => {
+                    raw.has_date = true;
+                    false
+                }
+                14 if name.eq_ignore_ascii_case(b"content-length") => {
+                    if bodyless {
+                        return None;
+                    }
+                    raw.has_length = true;
+                    false
+                }
+                _ => false,
+            };
+            if skip {
+                let slot = raw.skips.get_mut(raw.skipped as usize)?;
+                *slot = line;
+                raw.skipped += 1;
+            }
+            raw.end = line.1;
+        }
+        Some(raw)
+    }
+
+    /// At most how many bytes [`RawFields::write`] writes.
+    pub fn bytes_len(&self) -> usize {
+        (self.end - self.start) as usize
+    }
+
+    /// The kept lines, each `name: value` and CRLF as the backend sent it.
+    pub fn write(&self, out: &mut Vec<u8>) {
+        let mut at = self.start as usize;
+        for &(from, to) in &self.skips[..self.skipped as usize] {
+            out.extend_from_slice(&self.block[at..from as usize]);
+            at = to as usize;
+        }
+        out.extend_from_slice(&self.block[at..self.end as usize]);
+    }
+
+    /// Appends the kept fields to `map` (for hyper's server, which encodes from one).
+    pub fn append_to(&self, map: &mut HeaderMap) {
+        let mut kept = Vec::with_capacity((self.end - self.start) as usize + 2);
+        self.write(&mut kept);
+        kept.extend_from_slice(b"\r\n");
+        let kept = Bytes::from(kept);
+        let mut parsed = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        // These lines parsed before, as part of the whole head.
+        if let Ok(httparse::Status::Complete((_, fields))) =
+            httparse::parse_headers(&kept, &mut parsed)
+        {
+            for f in fields.iter() {
+                let name = HeaderName::from_bytes(f.name.as_bytes());
+                let value = HeaderValue::from_maybe_shared(kept.slice_ref(f.value));
+                if let (Ok(name), Ok(value)) = (name, value) {
+                    map.append(name, value);
+                }
+            }
+        }
+    }
+}
+
 /// How a response body is read, and whether its connection may serve another exchange.
 #[derive(Debug)]
 pub struct Reading {
@@ -148,6 +337,9 @@ pub struct Reading {
     /// The connection may be reused after this body (HTTP/1.1 without `Connection:
     /// close`, framed, nothing extra received).
     pub(super) keep: bool,
+    /// The response's fields as they came, when they are not in the response's map (see
+    /// [`RawFields`]).
+    pub raw: Option<RawFields>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -186,7 +378,7 @@ impl Reading {
         status: StatusCode,
         version: u8,
         head_request: bool,
-        headers: &HeaderMap,
+        facts: Facts,
         connection: ConnectionOptions,
     ) -> Result<Reading, H1Error> {
         let mut keep = !connection.close && (version == 1 || connection.keep_alive);
@@ -195,45 +387,21 @@ impl Reading {
             return Ok(Reading {
                 state: State::Done,
                 keep: false,
+                raw: None,
             });
         }
-        let te = headers.contains_key(header::TRANSFER_ENCODING);
-        let lengths = headers.get_all(header::CONTENT_LENGTH);
-        let mut length: Option<u64> = None;
-        for v in lengths.iter() {
-            for part in v.as_bytes().split(|&b| b == b',') {
-                let part = part.trim_ascii();
-                if part.is_empty() || !part.iter().all(u8::is_ascii_digit) || part.len() > 19 {
-                    return Err(H1Error::Framing("invalid Content-Length"));
-                }
-                let n = std::str::from_utf8(part)
-                    .ok()
-                    .and_then(|s| s.parse::<u64>().ok())
-                    .ok_or(H1Error::Framing("invalid Content-Length"))?;
-                if length.is_some_and(|l| l != n) {
-                    return Err(H1Error::Framing("differing Content-Length values"));
-                }
-                length = Some(n);
-            }
-        }
+        let length = facts.length?;
         let bodyless = head_request
             || status.is_informational()
             || status == StatusCode::NO_CONTENT
             || status == StatusCode::NOT_MODIFIED;
         let state = if bodyless {
             State::Done
-        } else if te {
+        } else if facts.te {
             if length.is_some() {
                 return Err(H1Error::Framing("Transfer-Encoding with Content-Length"));
             }
-            let last = headers
-                .get_all(header::TRANSFER_ENCODING)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .flat_map(|v| v.split(','))
-                .map(str::trim)
-                .rfind(|c| !c.is_empty());
-            if last.is_some_and(|c| c.eq_ignore_ascii_case("chunked")) && version == 1 {
+            if facts.chunked && version == 1 {
                 State::Size
             } else {
                 keep = false;
@@ -249,7 +417,11 @@ impl Reading {
                 }
             }
         };
-        Ok(Reading { state, keep })
+        Ok(Reading {
+            state,
+            keep,
+            raw: None,
+        })
     }
 
     /// True once the body is complete (or there is none).
@@ -460,13 +632,12 @@ mod tests {
         }
         let resp = head.ok_or(H1Error::ClosedBeforeHead)?;
         let keep = resp.body().keep && buf.is_empty();
-        Ok((
-            resp.status().as_u16(),
-            pairs(resp.headers()),
-            body,
-            trailers,
-            keep,
-        ))
+        // The fields as relayed: the map's, and those kept as bytes.
+        let mut fields = resp.headers().clone();
+        if let Some(raw) = &resp.body().raw {
+            raw.append_to(&mut fields);
+        }
+        Ok((resp.status().as_u16(), pairs(&fields), body, trailers, keep))
     }
 
     fn split_at_points<'a>(bytes: &'a [u8], points: &[usize]) -> Vec<&'a [u8]> {
@@ -548,7 +719,13 @@ mod tests {
         ) {
             let whole = decode_pieces(&[&bytes], false).expect("valid response decodes");
             prop_assert_eq!(whole.0, status);
-            prop_assert_eq!(&whole.1, &as_pairs(&fields));
+            // Relayed from the head's bytes, without the hop-by-hop `Transfer-Encoding`.
+            let relayed: Vec<_> = fields
+                .iter()
+                .filter(|(n, _)| n != "transfer-encoding")
+                .cloned()
+                .collect();
+            prop_assert_eq!(&whole.1, &as_pairs(&relayed));
             prop_assert_eq!(&whole.2, &body);
             prop_assert_eq!(&whole.3, &as_pairs(&trailers));
             prop_assert!(whole.4, "a complete framed response keeps the connection");
@@ -615,5 +792,71 @@ mod tests {
         )
         .is_ok());
         assert!(decode_pieces(&[b"HTTP/1.1 101 Switching Protocols\r\n\r\n"], false).is_err());
+    }
+
+    /// The head parsed from `text`, whole.
+    fn head_of(text: &[u8]) -> Response<Reading> {
+        let mut buf = BytesMut::from(text);
+        parse_head(&mut buf, false, false)
+            .expect("valid head")
+            .expect("complete head")
+    }
+
+    #[test]
+    fn raw_fields_are_written_as_sent_without_hop_by_hop_lines() {
+        let resp = head_of(
+            b"HTTP/1.1 200 OK\r\nServer: x\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\n\
+              Content-Type:  text/plain \r\nProxy-Connection: x\r\nContent-Length: 2\r\n\
+              Date: Thu, 03 Dec 2026 08:00:00 GMT\r\n\r\n",
+        );
+        assert!(resp.headers().is_empty(), "no map for a head kept as bytes");
+        let raw = resp.body().raw.as_ref().expect("kept as bytes");
+        let mut out = Vec::new();
+        raw.write(&mut out);
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "Server: x\r\nContent-Type:  text/plain \r\nContent-Length: 2\r\n\
+             Date: Thu, 03 Dec 2026 08:00:00 GMT\r\n"
+        );
+        assert!(raw.has_date && raw.has_length);
+        assert_eq!(resp.body().size_hint().exact(), Some(2));
+        let mut map = HeaderMap::new();
+        raw.append_to(&mut map);
+        assert_eq!(
+            pairs(&map),
+            vec![
+                ("content-length".to_owned(), b"2".to_vec()),
+                ("content-type".to_owned(), b"text/plain".to_vec()),
+                ("date".to_owned(), b"Thu, 03 Dec 2026 08:00:00 GMT".to_vec()),
+                ("server".to_owned(), b"x".to_vec()),
+            ]
+        );
+        // No fields at all.
+        let resp = head_of(b"HTTP/1.1 200 OK\r\n\r\n");
+        let mut out = Vec::new();
+        resp.body().raw.as_ref().expect("kept").write(&mut out);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn heads_that_need_a_map_get_one() {
+        for head in [
+            // Connection names a field, which must go too.
+            &b"HTTP/1.1 200 OK\r\nConnection: x-secret\r\nx-secret: 1\r\ncontent-length: 0\r\n\r\n"[..],
+            // More hop-by-hop lines than are skipped from the bytes.
+            b"HTTP/1.1 200 OK\r\nte: a\r\nte: b\r\nupgrade: c\r\nkeep-alive: d\r\nkeep-alive: e\r\ncontent-length: 0\r\n\r\n",
+            // A length on a 304.
+            b"HTTP/1.1 304 Not Modified\r\ncontent-length: 5\r\n\r\n",
+            // A line ended by LF alone.
+            b"HTTP/1.1 200 OK\r\nx-a: 1\ncontent-length: 0\r\n\r\n",
+        ] {
+            let resp = head_of(head);
+            assert!(
+                resp.body().raw.is_none(),
+                "{}",
+                String::from_utf8_lossy(head)
+            );
+            assert!(!resp.headers().is_empty());
+        }
     }
 }

@@ -5,8 +5,10 @@
 //! head with `httparse` straight into the request's parts (values share the read bytes),
 //! hands them to [`forward`](crate::forward), and writes the response head and body to
 //! the socket, the head and a small first body frame in one write. It keeps no buffer
-//! while a connection waits for its next request: a read lands on the stack and only
-//! the bytes of the head are kept, so an idle keep-alive connection holds no buffer.
+//! while a connection waits for its next request: a read lands on the stack and the
+//! head's bytes are copied into this thread's shared buffer ([`slab`](crate::slab)), so
+//! an idle keep-alive connection holds no buffer and a request allocates none for its
+//! head.
 //!
 //! Anything else goes to hyper for the rest of the connection ([`Ended::Handoff`]): the
 //! bytes read so far are put back into [`ClientIo`] and hyper-util's server reads them
@@ -106,7 +108,8 @@ pub struct Ctx<'a> {
 
 /// Serves requests on `io` until the connection ends or a request needs hyper.
 pub async fn serve(io: &mut ClientIo, ctx: &Ctx<'_>, drain: &mut Drain) -> Ended {
-    let mut buf = BytesMut::new();
+    // Bytes read and not yet taken by a request.
+    let mut buf = Bytes::new();
     let mut first = true;
     loop {
         let req = loop {
@@ -184,16 +187,16 @@ const ADDED_FIELDS: usize = 4;
 
 /// Parses the head at the front of `buf`; a complete head served here is taken off it
 /// and becomes the request (its values share the head's bytes).
-fn take_request(buf: &mut BytesMut) -> Taken {
-    let bytes = std::mem::take(buf).freeze();
-    let (taken, used) = parse_request(&bytes);
-    *buf = if used == 0 {
-        // Back as it was: no copy, the buffer is not shared (nothing taken from it lives).
-        BytesMut::from(bytes)
-    } else {
-        // Pipelined bytes after the head (rare): copied out of the head's buffer.
-        BytesMut::from(&bytes[used..])
-    };
+fn take_request(buf: &mut Bytes) -> Taken {
+    let (taken, used) = parse_request(buf);
+    match taken {
+        // Pipelined bytes after the head (rare) stay, sharing the head's buffer.
+        Taken::Request(_) => *buf = buf.slice(used..),
+        // An incomplete head waits for more in a buffer of its own, so a slow client
+        // does not keep a shared one (see `slab`) alive.
+        Taken::Partial => *buf = Bytes::copy_from_slice(buf),
+        Taken::Other => {}
+    }
     taken
 }
 
@@ -285,7 +288,7 @@ enum Read {
 
 /// Reads once more into `buf`. While `buf` is empty (between requests) a drain ends the
 /// wait.
-async fn read_more(io: &mut ClientIo, buf: &mut BytesMut, drain: &mut Drain) -> Read {
+async fn read_more(io: &mut ClientIo, buf: &mut Bytes, drain: &mut Drain) -> Read {
     let idle = buf.is_empty();
     let mut drained = pin!(drain.wait());
     poll_fn(|cx| {
@@ -296,7 +299,15 @@ async fn read_more(io: &mut ClientIo, buf: &mut BytesMut, drain: &mut Drain) -> 
         match Pin::new(&mut *io).poll_read(cx, &mut rb) {
             Poll::Ready(Ok(())) if rb.filled().is_empty() => Poll::Ready(Read::Eof),
             Poll::Ready(Ok(())) => {
-                buf.extend_from_slice(rb.filled());
+                *buf = if buf.is_empty() {
+                    // The usual case: a whole head, cut from the shared buffer.
+                    crate::slab::copy(&[rb.filled()])
+                } else {
+                    let mut joined = BytesMut::with_capacity(buf.len() + rb.filled().len());
+                    joined.extend_from_slice(buf);
+                    joined.extend_from_slice(rb.filled());
+                    joined.freeze()
+                };
                 Poll::Ready(Read::Data)
             }
             Poll::Ready(Err(_)) => Poll::Ready(Read::Failed),

@@ -133,38 +133,12 @@ fn connection_names_headers(headers: &HeaderMap) -> bool {
         })
 }
 
-/// Room for the text of the values the proxy adds: an IP list entry, a request id, a host.
-const INLINE_VALUE: usize = 96;
-
-/// Short header-value text kept in one reference-counted allocation.
-struct Inline {
-    buf: [u8; INLINE_VALUE],
-    len: usize,
-}
-
-impl AsRef<[u8]> for Inline {
-    fn as_ref(&self) -> &[u8] {
-        &self.buf[..self.len]
-    }
-}
-
-/// A header value from `parts` concatenated, made so that copying the header map for a
-/// retry shares it (a reference count) instead of allocating again: one allocation now,
-/// none per copy. Invalid bytes give `None`, like `HeaderValue::from_bytes`.
+/// A header value from `parts` concatenated, cut from this thread's shared buffer
+/// ([`slab`](crate::slab)): copying the header map for a retry shares it (a reference
+/// count), and making it allocates nothing. Invalid bytes give `None`, like
+/// `HeaderValue::from_bytes`.
 pub(crate) fn shared_value(parts: &[&[u8]]) -> Option<HeaderValue> {
-    let len: usize = parts.iter().map(|p| p.len()).sum();
-    if len > INLINE_VALUE {
-        return HeaderValue::from_bytes(&parts.concat()).ok();
-    }
-    let mut v = Inline {
-        buf: [0; INLINE_VALUE],
-        len: 0,
-    };
-    for p in parts {
-        v.buf[v.len..v.len + p.len()].copy_from_slice(p);
-        v.len += p.len();
-    }
-    HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(v)).ok()
+    HeaderValue::from_maybe_shared(crate::slab::copy(parts)).ok()
 }
 
 /// A request id: 32 random hex digits.
@@ -376,15 +350,15 @@ mod tests {
     }
 
     #[test]
-    fn shared_values_concatenate_validate_and_fall_back_when_long() {
+    fn shared_values_concatenate_and_validate_short_and_long() {
         let v = shared_value(&[b"10.0.0.1", b", ", b"127.0.0.1"]);
         assert_eq!(
             v.as_ref().map(HeaderValue::as_bytes),
             Some(&b"10.0.0.1, 127.0.0.1"[..])
         );
-        let long = vec![b'a'; INLINE_VALUE + 1];
+        let long = vec![b'a'; crate::slab::MAX_COPY + 1];
         let v = shared_value(&[&long, b"b"]);
-        assert_eq!(v.map(|v| v.len()), Some(INLINE_VALUE + 2));
+        assert_eq!(v.map(|v| v.len()), Some(crate::slab::MAX_COPY + 2));
         assert_eq!(shared_value(&[b"ok", b"\n"]), None);
         assert_eq!(shared_value(&[&[b'x'; 300][..], b"\r"]), None);
         assert_eq!(shared_value(&[]).map(|v| v.len()), Some(0));

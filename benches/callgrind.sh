@@ -63,25 +63,14 @@ CONF
 # PROXY=nginx: nginx as the proxy under callgrind instead (the configuration of load.sh,
 # one process: master_process off), for a count to set lb-proxy's beside.
 cat >"$TMP/nginx-proxy.conf" <<CONF
-$USER_LINE
-worker_processes 1;
+$(nginx_main nginx-proxy)
 master_process off;
-daemon off;
-pid $TMP/nginx-proxy.pid;
-error_log $TMP/nginx-proxy.err warn;
-events { worker_connections 4096; }
 http {
     access_log off;
-    client_body_temp_path $TMP/pbody; proxy_temp_path $TMP/pproxy; fastcgi_temp_path $TMP/pfcgi;
-    uwsgi_temp_path $TMP/puwsgi; scgi_temp_path $TMP/pscgi;
+    $(nginx_temp_paths nginx-proxy-tmp)
     keepalive_requests 10000000;
     keepalive_timeout 120s;
-    upstream backends {
-        server 127.0.0.1:$P_B1;
-        server 127.0.0.1:$P_B2;
-        keepalive 64;
-        keepalive_requests 10000000;
-    }
+    $(nginx_upstream "$P_B1" "$P_B2")
     server {
         listen 127.0.0.1:$P_LB;
         location / {

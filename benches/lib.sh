@@ -130,6 +130,19 @@ events { worker_connections 8192; }
 CONF
 }
 
+# nginx_upstream PORT1 PORT2: the upstream block of nginx as a proxy (load.sh, callgrind.sh):
+# both backends, round-robin, 64 idle keep-alive connections kept.
+nginx_upstream() {
+    cat <<CONF
+upstream backends {
+        server 127.0.0.1:$1;
+        server 127.0.0.1:$2;
+        keepalive 64;
+        keepalive_requests 10000000;
+    }
+CONF
+}
+
 # nginx_temp_paths DIR: the temp paths nginx would otherwise put under /var/lib/nginx.
 nginx_temp_paths() {
     local d=$TMP/$1

@@ -81,12 +81,7 @@ http {
     $(nginx_temp_paths nginx-tmp)
     keepalive_requests 10000000;
     keepalive_timeout 120s;
-    upstream backends {
-        server 127.0.0.1:$P_B1;
-        server 127.0.0.1:$P_B2;
-        keepalive 64;
-        keepalive_requests 10000000;
-    }
+    $(nginx_upstream "$P_B1" "$P_B2")
     ssl_session_cache shared:SSL:10m;
     # nginx 1.22 leaves TLS 1.3 out by default; lb-proxy and HAProxy offer it, and wrk
     # takes it. With 1.2 only, nginx would resume every session by id while the others

@@ -21,6 +21,15 @@ async fn start(backend: SocketAddr) -> Proxy {
     .await
 }
 
+/// A backend named `name`, a proxy in front of it and a client connection to the proxy
+/// (with its read-ahead buffer).
+async fn session(name: &str) -> (Backend, Proxy, TcpStream, Vec<u8>) {
+    let b = Backend::start(name).await;
+    let p = start(b.addr).await;
+    let s = TcpStream::connect(p.addr).await.expect("connect");
+    (b, p, s, Vec::new())
+}
+
 /// One response read off a keep-alive connection: its head (lower-cased names) and body.
 struct Answer {
     status: u16,
@@ -95,6 +104,17 @@ async fn read_answer(s: &mut TcpStream, rest: &mut Vec<u8>, head_request: bool) 
         .expect("a response within 10 s")
 }
 
+/// Writes `request` and reads its response (see [`read_answer`]).
+async fn ask(s: &mut TcpStream, rest: &mut Vec<u8>, request: &[u8]) -> Answer {
+    s.write_all(request).await.expect("write");
+    read_answer(s, rest, request.starts_with(b"HEAD ")).await
+}
+
+/// Asserts a 200 with `body`.
+fn assert_ok(a: &Answer, body: &[u8]) {
+    assert_eq!((a.status, a.body.as_slice()), (200, body), "{}", a.head);
+}
+
 async fn fill(s: &mut TcpStream, buf: &mut Vec<u8>) {
     let mut chunk = [0u8; 16384];
     let n = s.read(&mut chunk).await.expect("read");
@@ -145,53 +165,39 @@ async fn raw_backend(answer: &'static [u8], close: bool) -> SocketAddr {
 
 #[tokio::test]
 async fn a_request_with_a_body_moves_the_connection_to_hyper_and_it_keeps_serving() {
-    let b = Backend::start("a").await;
-    let p = start(b.addr).await;
-    let mut s = TcpStream::connect(p.addr).await.expect("connect");
-    let mut rest = Vec::new();
+    let (b, _p, mut s, mut rest) = session("a").await;
 
-    s.write_all(b"GET /first HTTP/1.1\r\nHost: web.test\r\n\r\n")
-        .await
-        .expect("write");
-    let a = read_answer(&mut s, &mut rest, false).await;
-    assert_eq!(
-        (a.status, a.body.as_slice()),
-        (200, &b"a"[..]),
-        "{}",
-        a.head
-    );
+    let a = ask(
+        &mut s,
+        &mut rest,
+        b"GET /first HTTP/1.1\r\nHost: web.test\r\n\r\n",
+    )
+    .await;
+    assert_ok(&a, b"a");
 
     // A body: served by hyper from here on, on the same connection.
-    s.write_all(b"POST /upload HTTP/1.1\r\nHost: web.test\r\nContent-Length: 5\r\n\r\nhello")
-        .await
-        .expect("write");
-    let a = read_answer(&mut s, &mut rest, false).await;
-    assert_eq!(
-        (a.status, a.body.as_slice()),
-        (200, &b"5"[..]),
-        "{}",
-        a.head
-    );
+    let a = ask(
+        &mut s,
+        &mut rest,
+        b"POST /upload HTTP/1.1\r\nHost: web.test\r\nContent-Length: 5\r\n\r\nhello",
+    )
+    .await;
+    assert_ok(&a, b"5");
 
-    s.write_all(b"GET /third HTTP/1.1\r\nHost: web.test\r\n\r\n")
-        .await
-        .expect("write");
-    let a = read_answer(&mut s, &mut rest, false).await;
-    assert_eq!(
-        (a.status, a.body.as_slice()),
-        (200, &b"a"[..]),
-        "{}",
-        a.head
-    );
+    let a = ask(
+        &mut s,
+        &mut rest,
+        b"GET /third HTTP/1.1\r\nHost: web.test\r\n\r\n",
+    )
+    .await;
+    assert_ok(&a, b"a");
     assert_eq!(b.count(), 3);
     assert_eq!(b.accepts.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
 
 #[tokio::test]
 async fn pipelined_requests_are_answered_in_order() {
-    let b = Backend::start("a").await;
-    let p = start(b.addr).await;
-    let mut s = TcpStream::connect(p.addr).await.expect("connect");
+    let (_b, _p, mut s, mut rest) = session("a").await;
     s.write_all(
         b"GET /status/201 HTTP/1.1\r\nHost: web.test\r\n\r\n\
           GET /status/202 HTTP/1.1\r\nHost: web.test\r\n\r\n\
@@ -199,7 +205,6 @@ async fn pipelined_requests_are_answered_in_order() {
     )
     .await
     .expect("write");
-    let mut rest = Vec::new();
     for want in [201, 202, 203] {
         let a = read_answer(&mut s, &mut rest, false).await;
         assert_eq!(a.status, want, "{}", a.head);
@@ -209,14 +214,13 @@ async fn pipelined_requests_are_answered_in_order() {
 
 #[tokio::test]
 async fn connection_close_is_answered_with_close_and_the_connection_ends() {
-    let b = Backend::start("a").await;
-    let p = start(b.addr).await;
-    let mut s = TcpStream::connect(p.addr).await.expect("connect");
-    s.write_all(b"GET / HTTP/1.1\r\nHost: web.test\r\nConnection: close\r\n\r\n")
-        .await
-        .expect("write");
-    let mut rest = Vec::new();
-    let a = read_answer(&mut s, &mut rest, false).await;
+    let (b, _p, mut s, mut rest) = session("a").await;
+    let a = ask(
+        &mut s,
+        &mut rest,
+        b"GET / HTTP/1.1\r\nHost: web.test\r\nConnection: close\r\n\r\n",
+    )
+    .await;
     assert_eq!(a.status, 200, "{}", a.head);
     assert_eq!(
         a.field("connection").as_deref(),
@@ -239,14 +243,13 @@ async fn connection_close_is_answered_with_close_and_the_connection_ends() {
 
 #[tokio::test]
 async fn head_gets_the_length_and_no_body() {
-    let b = Backend::start("backend-a").await;
-    let p = start(b.addr).await;
-    let mut s = TcpStream::connect(p.addr).await.expect("connect");
-    let mut rest = Vec::new();
-    s.write_all(b"HEAD / HTTP/1.1\r\nHost: web.test\r\n\r\n")
-        .await
-        .expect("write");
-    let a = read_answer(&mut s, &mut rest, true).await;
+    let (_b, _p, mut s, mut rest) = session("backend-a").await;
+    let a = ask(
+        &mut s,
+        &mut rest,
+        b"HEAD / HTTP/1.1\r\nHost: web.test\r\n\r\n",
+    )
+    .await;
     assert_eq!(a.status, 200, "{}", a.head);
     assert_eq!(
         a.field("content-length").as_deref(),
@@ -255,16 +258,13 @@ async fn head_gets_the_length_and_no_body() {
         a.head
     );
     // No body bytes: the next response on the connection starts right after the head.
-    s.write_all(b"GET / HTTP/1.1\r\nHost: web.test\r\n\r\n")
-        .await
-        .expect("write");
-    let a = read_answer(&mut s, &mut rest, false).await;
-    assert_eq!(
-        (a.status, a.body.as_slice()),
-        (200, &b"backend-a"[..]),
-        "{}",
-        a.head
-    );
+    let a = ask(
+        &mut s,
+        &mut rest,
+        b"GET / HTTP/1.1\r\nHost: web.test\r\n\r\n",
+    )
+    .await;
+    assert_ok(&a, b"backend-a");
 }
 
 #[tokio::test]
@@ -278,25 +278,26 @@ async fn chunked_and_large_bodies_are_relayed_whole() {
     let mut s = TcpStream::connect(p.addr).await.expect("connect");
     let mut rest = Vec::new();
     for _ in 0..2 {
-        s.write_all(b"GET / HTTP/1.1\r\nHost: web.test\r\n\r\n")
-            .await
-            .expect("write");
-        let a = read_answer(&mut s, &mut rest, false).await;
+        let a = ask(
+            &mut s,
+            &mut rest,
+            b"GET / HTTP/1.1\r\nHost: web.test\r\n\r\n",
+        )
+        .await;
         assert_eq!(a.status, 200, "{}", a.head);
         assert_eq!(a.field("transfer-encoding").as_deref(), Some("chunked"));
         assert_eq!(a.body, b"hello world");
     }
 
-    let b = Backend::start("a").await;
-    let p = start(b.addr).await;
-    let mut s = TcpStream::connect(p.addr).await.expect("connect");
-    let mut rest = Vec::new();
+    let (_b, _p, mut s, mut rest) = session("a").await;
     // Larger than one coalesced write, and than the socket buffers.
     for n in [100_000usize, 3_000_000] {
-        s.write_all(format!("GET /download/{n} HTTP/1.1\r\nHost: web.test\r\n\r\n").as_bytes())
-            .await
-            .expect("write");
-        let a = read_answer(&mut s, &mut rest, false).await;
+        let a = ask(
+            &mut s,
+            &mut rest,
+            format!("GET /download/{n} HTTP/1.1\r\nHost: web.test\r\n\r\n").as_bytes(),
+        )
+        .await;
         assert_eq!(a.status, 200, "{}", a.head);
         assert_eq!(a.body.len(), n);
         assert!(a.body.iter().all(|&c| c == b'x'));
@@ -322,14 +323,13 @@ async fn a_body_cut_short_ends_the_connection_without_padding() {
 
 #[tokio::test]
 async fn answers_of_the_proxy_carry_date_and_length() {
-    let b = Backend::start("a").await;
-    let p = start(b.addr).await;
-    let mut s = TcpStream::connect(p.addr).await.expect("connect");
-    s.write_all(b"GET / HTTP/1.1\r\nHost: nobody.test\r\n\r\n")
-        .await
-        .expect("write");
-    let mut rest = Vec::new();
-    let a = read_answer(&mut s, &mut rest, false).await;
+    let (_b, _p, mut s, mut rest) = session("a").await;
+    let a = ask(
+        &mut s,
+        &mut rest,
+        b"GET / HTTP/1.1\r\nHost: nobody.test\r\n\r\n",
+    )
+    .await;
     assert_eq!(a.status, 404, "{}", a.head);
     assert_eq!(a.field("x-lb-error").as_deref(), Some("unknown-host"));
     let date = a.field("date").expect("a date field");
@@ -347,22 +347,14 @@ async fn answers_of_the_proxy_carry_date_and_length() {
 
 #[tokio::test]
 async fn a_head_sent_a_byte_at_a_time_is_served() {
-    let b = Backend::start("a").await;
-    let p = start(b.addr).await;
-    let mut s = TcpStream::connect(p.addr).await.expect("connect");
+    let (b, _p, mut s, mut rest) = session("a").await;
     s.set_nodelay(true).expect("nodelay");
     for &byte in b"GET /slow HTTP/1.1\r\nHost: web.test\r\nX-Extra: 1\r\n\r\n" {
         s.write_all(&[byte]).await.expect("write");
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    let mut rest = Vec::new();
     let a = read_answer(&mut s, &mut rest, false).await;
-    assert_eq!(
-        (a.status, a.body.as_slice()),
-        (200, &b"a"[..]),
-        "{}",
-        a.head
-    );
+    assert_ok(&a, b"a");
     assert_eq!(
         b.last_head().get("x-extra").map(|v| v.as_bytes().to_vec()),
         Some(b"1".to_vec())
@@ -377,10 +369,13 @@ async fn draining_closes_idle_connections_and_finishes_requests_in_flight() {
     // One idle keep-alive connection, one with a slow request in flight.
     let mut idle = TcpStream::connect(addr).await.expect("connect");
     let mut rest = Vec::new();
-    idle.write_all(b"GET / HTTP/1.1\r\nHost: web.test\r\n\r\n")
-        .await
-        .expect("write");
-    assert_eq!(read_answer(&mut idle, &mut rest, false).await.status, 200);
+    let a = ask(
+        &mut idle,
+        &mut rest,
+        b"GET / HTTP/1.1\r\nHost: web.test\r\n\r\n",
+    )
+    .await;
+    assert_ok(&a, b"a");
     let mut busy = TcpStream::connect(addr).await.expect("connect");
     busy.write_all(b"GET /sleep HTTP/1.1\r\nHost: web.test\r\n\r\n")
         .await

@@ -92,7 +92,14 @@ async fn hashing_keeps_keys(strategy: &str, header: bool) {
             moved_others += 1;
         }
     }
-    assert_eq!(moved_others, 0, "{strategy}: keys of other backends moved");
+    // Maglev refills the removed backend's entries in a shifted turn order, so a few keys
+    // of other backends may move too (lb-core's maglev docs: 0.2–0.3 % of keys at 10
+    // backends; here 1 of 40 keys in about 1 run of 25, with ports that change per run).
+    let allowed = if strategy == "maglev" { 2 } else { 0 };
+    assert!(
+        moved_others <= allowed,
+        "{strategy}: {moved_others} keys of other backends moved"
+    );
 }
 
 #[tokio::test]

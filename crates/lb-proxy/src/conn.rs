@@ -61,12 +61,6 @@ use crate::stream::ClientStream;
 /// dropped, so the client can read the answer.
 pub const LINGER: Duration = Duration::from_secs(2);
 
-/// Bytes read and tracked already, put back by [`ClientIo::unread`] for hyper to read.
-struct Stash {
-    bytes: Box<[u8]>,
-    at: usize,
-}
-
 /// Reads in a row discarded while draining before yielding to other tasks.
 const DRAIN_READS: usize = 16;
 
@@ -265,9 +259,9 @@ pub struct ClientIo {
     /// back bytes that cannot be the preface: it gets an empty read (see
     /// [`sniff`](crate::sniff)).
     probe: bool,
-    /// Bytes put back by [`ClientIo::unread`], handed out before the socket is read
-    /// again; freed once empty.
-    stash: Option<Stash>,
+    /// Bytes put back by [`ClientIo::unread`] (already seen by the head checks), handed
+    /// out before the socket is read again.
+    stash: Bytes,
     timer: Pin<Box<Sleep>>,
     /// The deadline the timer is set to, if it was set since it last fired.
     armed: Option<Instant>,
@@ -316,7 +310,7 @@ impl ClientIo {
         let deadline = Instant::now() + limits.header_timeout;
         ClientIo {
             probe: false,
-            stash: None,
+            stash: Bytes::new(),
             io,
             timer: Box::pin(tokio::time::sleep_until(deadline)),
             armed: Some(deadline),
@@ -353,15 +347,12 @@ impl ClientIo {
     /// connection. When they cannot start the HTTP/2 preface, the first read after this
     /// (hyper-util's version probe) is empty, so `auto` picks HTTP/1 without replaying
     /// them and hyper's own first read gets them whole.
-    pub fn unread(&mut self, bytes: &[u8]) {
+    pub fn unread(&mut self, bytes: Bytes) {
         if bytes.is_empty() {
             return;
         }
-        self.probe = crate::sniff::cannot_be_h2(bytes);
-        self.stash = Some(Stash {
-            bytes: bytes.into(),
-            at: 0,
-        });
+        self.probe = crate::sniff::cannot_be_h2(&bytes);
+        self.stash = bytes;
     }
 }
 
@@ -391,15 +382,10 @@ impl AsyncRead for ClientIo {
             this.probe = false;
             return Poll::Ready(Ok(()));
         }
-        if let Some(stash) = &mut this.stash {
+        if !this.stash.is_empty() {
             // Bytes before any refused head: the tracker has seen them.
-            let rest = &stash.bytes[stash.at..];
-            let n = rest.len().min(buf.remaining());
-            buf.put_slice(&rest[..n]);
-            stash.at += n;
-            if stash.at == stash.bytes.len() {
-                this.stash = None;
-            }
+            let n = this.stash.len().min(buf.remaining());
+            buf.put_slice(&this.stash.split_to(n));
             return Poll::Ready(Ok(()));
         }
         let in_flight = shared & !UPGRADED != 0;

@@ -31,7 +31,7 @@
 //! short of its length ends the connection (the response is truncated, never padded).
 
 use std::future::{poll_fn, Future};
-use std::io;
+use std::io::{self, Write};
 use std::mem::MaybeUninit;
 use std::pin::{pin, Pin};
 use std::sync::Arc;
@@ -48,7 +48,7 @@ use tokio::sync::watch;
 use crate::body::RespBody;
 use crate::conn::{ClientIo, Shared};
 use crate::forward::{self, ConnInfo};
-use crate::headers::is_plain_connection_option;
+use crate::headers::{decimal_length, ConnectionOptions};
 use crate::state::Runtime;
 use crate::upstream::h1::RawFields;
 
@@ -115,14 +115,14 @@ pub async fn serve(io: &mut ClientIo, ctx: &Ctx<'_>, drain: &mut Drain) -> Ended
         let req = loop {
             if !buf.is_empty() {
                 if first && !crate::sniff::cannot_be_h2(&buf) {
-                    io.unread(&buf);
+                    io.unread(buf);
                     return Ended::Handoff;
                 }
                 match take_request(&mut buf) {
                     Taken::Request(req) => break req,
                     Taken::Partial => {}
                     Taken::Other => {
-                        io.unread(&buf);
+                        io.unread(buf);
                         return Ended::Handoff;
                     }
                 }
@@ -132,7 +132,7 @@ pub async fn serve(io: &mut ClientIo, ctx: &Ctx<'_>, drain: &mut Drain) -> Ended
                 Read::Eof if buf.is_empty() => return Ended::Closed,
                 // A head cut short: hyper's answer to it is what it would have been.
                 Read::Eof => {
-                    io.unread(&buf);
+                    io.unread(buf);
                     return Ended::Handoff;
                 }
                 Read::Failed | Read::Drained => return Ended::Closed,
@@ -230,7 +230,7 @@ fn parse_request(bytes: &Bytes) -> (Taken, usize) {
     let Ok(uri) = Uri::from_maybe_shared(bytes.slice_ref(path.as_bytes())) else {
         return (Taken::Other, 0);
     };
-    let mut close = false;
+    let mut connection = ConnectionOptions::default();
     let mut headers = HeaderMap::with_capacity(parsed.headers.len() + ADDED_FIELDS);
     for h in parsed.headers.iter() {
         let name = h.name.as_bytes();
@@ -248,14 +248,7 @@ fn parse_request(bytes: &Bytes) -> (Taken, usize) {
             // Hop-by-hop: `Connection` is read here and left out unless it names other
             // fields (then the forwarding headers remove those too); `Keep-Alive` is
             // left out.
-            10 if name.eq_ignore_ascii_case(b"connection") => {
-                let mut names_fields = false;
-                for o in h.value.split(|&b| b == b',') {
-                    close |= o.trim_ascii().eq_ignore_ascii_case(b"close");
-                    names_fields |= !is_plain_connection_option(o);
-                }
-                names_fields
-            }
+            10 if name.eq_ignore_ascii_case(b"connection") => connection.add(h.value),
             10 if name.eq_ignore_ascii_case(b"keep-alive") => false,
             _ => true,
         };
@@ -276,6 +269,7 @@ fn parse_request(bytes: &Bytes) -> (Taken, usize) {
     *request.uri_mut() = uri;
     *request.version_mut() = Version::HTTP_11;
     *request.headers_mut() = headers;
+    let close = connection.close;
     (Taken::Request(Served { request, close }), len)
 }
 
@@ -426,7 +420,7 @@ fn encode_head(
                     // A length with no body to send: hyper leaves the field out too.
                     continue;
                 }
-                let Some(n) = parse_length(value.as_bytes()) else {
+                let Some(n) = decimal_length(value.as_bytes()) else {
                     continue;
                 };
                 framing = Some(Framing::Length(n));
@@ -487,14 +481,6 @@ fn encode_head(
     })
 }
 
-/// A `Content-Length` value: digits only.
-fn parse_length(v: &[u8]) -> Option<u64> {
-    if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    Some(v.iter().fold(0u64, |n, &d| n * 10 + u64::from(d - b'0')))
-}
-
 /// Writes the head in `out` and the body after it; true when the body was sent whole.
 async fn send_body(
     io: &mut ClientIo,
@@ -549,8 +535,8 @@ async fn send_body(
                 left -= data.len() as u64;
             }
             Framing::Chunked => {
-                out.extend_from_slice(hex_len(data.len()).as_bytes());
-                out.extend_from_slice(b"\r\n");
+                // Writing to a Vec cannot fail.
+                let _ = write!(out, "{:x}\r\n", data.len());
             }
         }
         if data.len() <= COALESCE {
@@ -559,15 +545,14 @@ async fn send_body(
                 out.extend_from_slice(b"\r\n");
             }
         } else {
-            let tail: &[u8] = if framing == Framing::Chunked {
-                b"\r\n"
-            } else {
-                b""
-            };
-            if write_out(io, &out, &data).await.is_err() || io.write_all(tail).await.is_err() {
+            if write_out(io, &out, &data).await.is_err() {
                 return false;
             }
             out.clear();
+            if framing == Framing::Chunked {
+                // The chunk's CRLF goes out with whatever follows it.
+                out.extend_from_slice(b"\r\n");
+            }
         }
         if left == 0 {
             break;
@@ -584,33 +569,6 @@ async fn send_body(
         return false;
     }
     write_out(io, &out, &[]).await.is_ok()
-}
-
-/// The lower-case hex of `n`, for a chunk-size line.
-fn hex_len(n: usize) -> HexLen {
-    let mut digits = [0u8; 16];
-    let mut at = digits.len();
-    let mut v = n;
-    loop {
-        at -= 1;
-        digits[at] = b"0123456789abcdef"[v & 0xf];
-        v >>= 4;
-        if v == 0 {
-            break;
-        }
-    }
-    HexLen { digits, at }
-}
-
-struct HexLen {
-    digits: [u8; 16],
-    at: usize,
-}
-
-impl HexLen {
-    fn as_bytes(&self) -> &[u8] {
-        &self.digits[self.at..]
-    }
 }
 
 /// Writes `a` then `b`, in one vectored write where the stream takes one.

@@ -119,6 +119,38 @@ pub(crate) fn is_plain_connection_option(option: &[u8]) -> bool {
     o.is_empty() || o.eq_ignore_ascii_case(b"keep-alive") || o.eq_ignore_ascii_case(b"close")
 }
 
+/// The options of a head's `Connection` fields that decide whether its connection is
+/// kept: read the same way from a backend's response and from a client's request.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct ConnectionOptions {
+    pub(crate) close: bool,
+    pub(crate) keep_alive: bool,
+}
+
+impl ConnectionOptions {
+    /// Adds the options of one `Connection` value; true when it names other fields (an
+    /// option other than `close` and `keep-alive`), which the relay must remove too.
+    pub(crate) fn add(&mut self, value: &[u8]) -> bool {
+        let mut names_fields = false;
+        for o in value.split(|&b| b == b',') {
+            let o = o.trim_ascii();
+            self.close |= o.eq_ignore_ascii_case(b"close");
+            self.keep_alive |= o.eq_ignore_ascii_case(b"keep-alive");
+            names_fields |= !is_plain_connection_option(o);
+        }
+        names_fields
+    }
+}
+
+/// A `Content-Length` value (one of a list): 1 to 19 ASCII digits, which always fit a
+/// `u64`; anything else is `None`.
+pub(crate) fn decimal_length(v: &[u8]) -> Option<u64> {
+    if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(v.iter().fold(0u64, |n, &d| n * 10 + u64::from(d - b'0')))
+}
+
 /// True when some `Connection` option names a header (anything but `close`/`keep-alive`).
 fn connection_names_headers(headers: &HeaderMap) -> bool {
     headers
@@ -134,8 +166,8 @@ fn connection_names_headers(headers: &HeaderMap) -> bool {
 }
 
 /// A header value from `parts` concatenated, cut from this thread's shared buffer
-/// ([`slab`](crate::slab)): copying the header map for a retry shares it (a reference
-/// count), and making it allocates nothing. Invalid bytes give `None`, like
+/// ([`slab`](crate::slab)): making it allocates nothing, and copying the header map (for
+/// an HTTP/2 backend) shares it, a reference count. Invalid bytes give `None`, like
 /// `HeaderValue::from_bytes`.
 pub(crate) fn shared_value(parts: &[&[u8]]) -> Option<HeaderValue> {
     HeaderValue::from_maybe_shared(crate::slab::copy(parts)).ok()

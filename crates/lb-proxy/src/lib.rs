@@ -8,7 +8,7 @@
 //! - [`conn`]: the client stream under hyper: header/idle timeouts, 408, 431, smuggling 400.
 //! - [`head`]: where request heads start and end in the byte stream (no allocation).
 //! - [`slab`]: request-long byte strings cut from one shared buffer per thread.
-//! - [`sniff`]: HTTP/1 or h2c told apart on the first read, so hyper's read buffer stays 8 KiB.
+//! - [`sniff`]: HTTP/1 or h2c told apart on the first bytes, so hyper's read buffer stays 8 KiB.
 //! - [`front`]: the common HTTP/1.1 request served without hyper; anything else goes to hyper.
 //! - [`forward`]: routing, retries and relaying of one request.
 //! - [`headers`]: hop-by-hop removal and the forwarding headers of a request.

@@ -267,15 +267,13 @@ async fn serve_with_hyper(
         // A copy and, only behind trusted proxies, one reference count.
         let info = info.clone();
         async move {
-            let mut resp = forward::handle(rt, info, req.map(Some)).await;
+            let resp = forward::handle(rt, info, req.map(Some)).await;
             // hyper encodes from the header map: the fields kept as bytes go into it.
-            let mut fields = hyper::HeaderMap::new();
-            if let Some(raw) = resp.body().raw_fields() {
-                raw.append_to(&mut fields);
+            let (mut parts, body) = resp.into_parts();
+            if let Some(raw) = body.raw_fields() {
+                raw.append_to(&mut parts.headers);
             }
-            for (name, value) in &fields {
-                resp.headers_mut().append(name, value.clone());
-            }
+            let resp = hyper::Response::from_parts(parts, body);
             let status = resp.status();
             if status == hyper::StatusCode::SWITCHING_PROTOCOLS || (connect && status.is_success())
             {

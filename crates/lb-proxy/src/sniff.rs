@@ -1,17 +1,16 @@
 //! Telling HTTP/1 from an HTTP/2 preface without growing hyper's read buffer.
 //!
-//! hyper-util's `auto` server reads up to 24 bytes to look for the h2c preface and hands
-//! them to hyper's HTTP/1 parser as a separate first read. hyper then finds an incomplete
-//! head in its 8 KiB read buffer and, to make room for the next full read, regrows it to
-//! 16 KiB, which every keep-alive connection then keeps for its whole life.
+//! [`front`](crate::front) looks at a connection's first bytes: when they could still be
+//! the h2c preface (including too few bytes to tell), the connection goes to hyper-util's
+//! `auto` server, which tells HTTP/2 apart itself.
 //!
-//! [`ClientIo`](crate::conn::ClientIo) answers that version probe with one read of up to
-//! 4 KiB into a stash of its own: when those bytes cannot start the h2 preface, the probe
-//! sees an empty read, `auto` picks HTTP/1 with nothing to replay, and hyper's first read
-//! gets the stashed head whole into its 8 KiB buffer. Anything that could still be a
-//! preface (including too few bytes to tell) is handed to the probe from the stash, so
-//! h2c prior knowledge, timeouts and shutdown behave as with a plain read. A new
-//! connection's head costs one read: neither a peek before it nor a second read.
+//! `auto` reads up to 24 bytes to look for the preface and hands them to hyper's HTTP/1
+//! parser as a separate first read. hyper then finds an incomplete head in its 8 KiB
+//! read buffer and, to make room for the next full read, regrows it to 16 KiB, which the
+//! connection then keeps for its whole life. So when `front` hands over an HTTP/1
+//! connection, [`ClientIo::unread`](crate::conn::ClientIo::unread) answers that probe with
+//! an empty read when the bytes put back cannot start the preface: `auto` picks HTTP/1
+//! with nothing to replay, and hyper's first read gets the head whole.
 
 /// The HTTP/2 connection preface (RFC 9113 §3.4).
 const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";

@@ -11,33 +11,10 @@ use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use hyper::{Response, StatusCode, Version};
 
 use super::{H1Error, MAX_CHUNK_LINE, MAX_HEAD, MAX_HEADERS, READ_CHUNK, READ_MAX};
-use crate::headers::is_plain_connection_option;
+use crate::headers::{decimal_length, ConnectionOptions};
 
 /// Where each field of a parsed block lies in it: name start/end, value start/end.
 type Spans = [(u32, u32, u32, u32); MAX_HEADERS];
-
-/// The options of a head's `Connection` fields that decide whether its connection is
-/// kept.
-#[derive(Clone, Copy, Debug, Default)]
-struct ConnectionOptions {
-    close: bool,
-    keep_alive: bool,
-}
-
-impl ConnectionOptions {
-    /// Adds the options of one `Connection` value; true when it names other fields (an
-    /// option other than `close` and `keep-alive`), which the relay must remove too.
-    fn add(&mut self, value: &[u8]) -> bool {
-        let mut names_fields = false;
-        for o in value.split(|&b| b == b',') {
-            let o = o.trim_ascii();
-            self.close |= o.eq_ignore_ascii_case(b"close");
-            self.keep_alive |= o.eq_ignore_ascii_case(b"keep-alive");
-            names_fields |= !is_plain_connection_option(o);
-        }
-        names_fields
-    }
-}
 
 /// Builds a header map from `block` (frozen, so values share it) and the spans found in it,
 /// and reads the `Connection` options on the way. With `drop_hop`, `Keep-Alive` fields and
@@ -129,7 +106,7 @@ pub fn parse_head(
         let spans = &spans[..count];
         let switching = status == StatusCode::SWITCHING_PROTOCOLS;
         let bodyless = matches!(status, StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED);
-        let facts = framing_facts(&block, spans)?;
+        let facts = framing_facts(&block, spans);
         let raw = if switching {
             None
         } else {
@@ -160,12 +137,13 @@ struct Facts {
     te: bool,
     /// The last transfer coding named is `chunked`.
     chunked: bool,
-    /// The `Content-Length` (all its values agree), or why it is invalid.
+    /// The `Content-Length` (all its values agree), or why it is invalid: an error only
+    /// where the length matters (not for a 101).
     length: Result<Option<u64>, H1Error>,
 }
 
 /// Reads the framing fields of a head from its spans.
-fn framing_facts(block: &[u8], spans: &[(u32, u32, u32, u32)]) -> Result<Facts, H1Error> {
+fn framing_facts(block: &[u8], spans: &[(u32, u32, u32, u32)]) -> Facts {
     let mut facts = Facts {
         te: false,
         chunked: false,
@@ -189,22 +167,22 @@ fn framing_facts(block: &[u8], spans: &[(u32, u32, u32, u32)]) -> Result<Facts, 
                     facts.chunked = last.eq_ignore_ascii_case(b"chunked");
                 }
             }
-        } else if name.eq_ignore_ascii_case(b"content-length") {
+        } else if name.eq_ignore_ascii_case(b"content-length") && facts.length.is_ok() {
             for part in value.split(|&b| b == b',') {
-                let part = part.trim_ascii();
-                if part.is_empty() || !part.iter().all(u8::is_ascii_digit) || part.len() > 19 {
-                    return Err(H1Error::Framing("invalid Content-Length"));
+                facts.length = match (decimal_length(part.trim_ascii()), &facts.length) {
+                    (None, _) => Err(H1Error::Framing("invalid Content-Length")),
+                    (Some(n), Ok(Some(l))) if *l != n => {
+                        Err(H1Error::Framing("differing Content-Length values"))
+                    }
+                    (Some(n), _) => Ok(Some(n)),
+                };
+                if facts.length.is_err() {
+                    break;
                 }
-                // At most 19 digits: below u64::MAX.
-                let n = part.iter().fold(0u64, |n, &d| n * 10 + u64::from(d - b'0'));
-                if matches!(facts.length, Ok(Some(l)) if l != n) {
-                    return Err(H1Error::Framing("differing Content-Length values"));
-                }
-                facts.length = Ok(Some(n));
             }
         }
     }
-    Ok(facts)
+    facts
 }
 
 /// Hop-by-hop lines a head may have and still be relayed from its bytes.

@@ -94,6 +94,37 @@ impl Drain {
             let _ = self.0.changed().await;
         }
     }
+
+    /// A future of its own that resolves when the listener drains. Polled once, it
+    /// registers the task's waker (tokio's `Notify` takes a lock to do so, and again on
+    /// every later poll); after that the task is woken on a drain and
+    /// [`Drain::is_draining`] tells, so a connection takes that lock once, not per request.
+    fn signalled(&self) -> impl Future<Output = ()> + use<> {
+        let mut rx = self.0.clone();
+        async move {
+            let _ = rx.changed().await;
+        }
+    }
+}
+
+/// A connection's registration for the drain signal (see [`Drain::signalled`]).
+struct Listening<F> {
+    signal: F,
+    registered: bool,
+}
+
+impl<F: Future<Output = ()>> Listening<Pin<&mut F>> {
+    /// True when the listener drains; the first call registers the task's waker.
+    fn drained(&mut self, drain: &Drain, cx: &mut std::task::Context<'_>) -> bool {
+        if drain.is_draining() {
+            return true;
+        }
+        if self.registered {
+            return false;
+        }
+        self.registered = true;
+        self.signal.as_mut().poll(cx).is_ready()
+    }
 }
 
 /// What a connection needs to serve requests.
@@ -107,9 +138,13 @@ pub struct Ctx<'a> {
 }
 
 /// Serves requests on `io` until the connection ends or a request needs hyper.
-pub async fn serve(io: &mut ClientIo, ctx: &Ctx<'_>, drain: &mut Drain) -> Ended {
+pub async fn serve(io: &mut ClientIo, ctx: &Ctx<'_>, drain: &Drain) -> Ended {
     // Bytes read and not yet taken by a request.
     let mut buf = Bytes::new();
+    let mut listening = Listening {
+        signal: pin!(drain.signalled()),
+        registered: false,
+    };
     let mut first = true;
     loop {
         let req = loop {
@@ -127,7 +162,7 @@ pub async fn serve(io: &mut ClientIo, ctx: &Ctx<'_>, drain: &mut Drain) -> Ended
                     }
                 }
             }
-            match read_more(io, &mut buf, drain).await {
+            match read_more(io, &mut buf, drain, &mut listening).await {
                 Read::Data => {}
                 Read::Eof if buf.is_empty() => return Ended::Closed,
                 // A head cut short: hyper's answer to it is what it would have been.
@@ -282,9 +317,13 @@ enum Read {
 
 /// Reads once more into `buf`. While `buf` is empty (between requests) a drain ends the
 /// wait.
-async fn read_more(io: &mut ClientIo, buf: &mut Bytes, drain: &mut Drain) -> Read {
+async fn read_more<F: Future<Output = ()>>(
+    io: &mut ClientIo,
+    buf: &mut Bytes,
+    drain: &Drain,
+    listening: &mut Listening<Pin<&mut F>>,
+) -> Read {
     let idle = buf.is_empty();
-    let mut drained = pin!(drain.wait());
     poll_fn(|cx| {
         // On the stack: the bytes are copied out only when they arrive, so a connection
         // waiting for its next request holds no buffer.
@@ -305,9 +344,7 @@ async fn read_more(io: &mut ClientIo, buf: &mut Bytes, drain: &mut Drain) -> Rea
                 Poll::Ready(Read::Data)
             }
             Poll::Ready(Err(_)) => Poll::Ready(Read::Failed),
-            Poll::Pending if idle && drained.as_mut().poll(cx).is_ready() => {
-                Poll::Ready(Read::Drained)
-            }
+            Poll::Pending if idle && listening.drained(drain, cx) => Poll::Ready(Read::Drained),
             Poll::Pending => Poll::Pending,
         }
     })

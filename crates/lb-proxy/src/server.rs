@@ -233,7 +233,7 @@ async fn serve_connection(
     limits: Limits,
     rt: Arc<ArcSwap<Runtime>>,
     builder: Arc<auto::Builder<TokioExecutor>>,
-    mut drain: Drain,
+    drain: Drain,
 ) {
     let client = info.client;
     let shared = Arc::new(Shared::default());
@@ -244,7 +244,7 @@ async fn serve_connection(
         shared: &shared,
     };
     // Boxed only when hyper takes over: a connection served here keeps a small task.
-    if front::serve(&mut io, &ctx, &mut drain).await == Ended::Closed {
+    if front::serve(&mut io, &ctx, &drain).await == Ended::Closed {
         return;
     }
     Box::pin(serve_with_hyper(io, info, rt, builder, shared, drain)).await;

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use http_body_util::BodyExt;
 use hyper::body::Body as _;
 use hyper::body::Incoming;
-use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::header::{self, HeaderValue};
 use hyper::http::request::Parts;
 use hyper::{Method, Request, Response, StatusCode, Uri, Version};
 use lb_core::config::Cidr;
@@ -30,8 +30,10 @@ use lb_core::Outcome;
 
 use crate::body::{ReqBody, RespBody, UpstreamBody};
 use crate::cookie;
+use crate::fields::{Fields, Forwarded, RawHead, View};
 use crate::headers::{
-    prepare_headers, real_client, shared_value, strip_keeping_upgrade, X_LB_ERROR,
+    believed, prepare_headers, real_client, request_id_text, shared_value,
+    strip_keeping_upgrade, X_LB_ERROR,
 };
 use crate::key::{self, IpText};
 use crate::state::{DirectoryTarget, PoolTarget, Route, Runtime, Target};
@@ -103,14 +105,22 @@ pub type Handling = Pin<Box<dyn Future<Output = Response<RespBody>> + Send>>;
 /// The future is boxed: hyper keeps one slot per client connection, sized for the
 /// service's future, for as long as the connection lives. The exchange's state (~3 KB)
 /// is allocated per request instead, so an idle connection holds a pointer.
-pub fn handle(rt: Arc<Runtime>, conn: ConnInfo, req: Request<Option<Incoming>>) -> Handling {
-    Box::pin(handle_request(rt, conn, req))
+/// `raw`: the fields kept as bytes ([`fields`](crate::fields)); the request's header map
+/// is then empty.
+pub fn handle(
+    rt: Arc<Runtime>,
+    conn: ConnInfo,
+    req: Request<Option<Incoming>>,
+    raw: Option<RawHead>,
+) -> Handling {
+    Box::pin(handle_request(rt, conn, req, raw))
 }
 
 async fn handle_request(
     rt: Arc<Runtime>,
     conn: ConnInfo,
     req: Request<Option<Incoming>>,
+    raw: Option<RawHead>,
 ) -> Response<RespBody> {
     let start = Instant::now();
     let method = req.method().clone();
@@ -118,7 +128,10 @@ async fn handle_request(
     let logged = tracing::enabled!(target: "lb::access", tracing::Level::INFO).then(|| {
         (
             req.uri().path().to_owned(),
-            host_of(&req).map(str::to_owned),
+            match &raw {
+                Some(r) => Some(String::from_utf8_lossy(r.host()).into_owned()),
+                None => host_of(&req).map(str::to_owned),
+            },
         )
     });
     let mut out = Handled {
@@ -127,7 +140,7 @@ async fn handle_request(
         tries: 0,
         error: None,
     };
-    let resp = match proxy(&rt, &conn, req, &mut out).await {
+    let resp = match proxy(&rt, &conn, req, raw.as_ref(), &mut out).await {
         Ok(r) => r,
         Err(reason) => {
             out.error = Some(reason);
@@ -190,6 +203,7 @@ async fn proxy(
     rt: &Runtime,
     conn: &ConnInfo,
     req: Request<Option<Incoming>>,
+    raw: Option<&RawHead>,
     out: &mut Handled,
 ) -> Result<Response<RespBody>, Reason> {
     let (mut parts, body) = req.into_parts();
@@ -201,17 +215,15 @@ async fn proxy(
     }
     // The Host value is shared, not copied (a reference count); without a usable Host
     // header the absolute URI's authority is used and later sent as Host.
-    let (host_value, host_from_uri) = match parts.headers.get(header::HOST) {
-        Some(v) if v.to_str().is_ok() => (v.clone(), false),
-        _ => match parts.uri.authority() {
-            Some(a) => (
-                HeaderValue::from_str(a.as_str()).map_err(|_| Reason::BadRequest)?,
-                true,
-            ),
-            None => return Err(Reason::BadRequest),
-        },
+    let host_of_map = match raw {
+        Some(_) => None,
+        None => Some(map_host(&parts)?),
     };
-    let raw_host = host_value.to_str().map_err(|_| Reason::BadRequest)?;
+    let raw_host = match (raw, &host_of_map) {
+        (Some(r), _) => std::str::from_utf8(r.host()).map_err(|_| Reason::BadRequest)?,
+        (None, Some((v, _))) => v.to_str().map_err(|_| Reason::BadRequest)?,
+        (None, None) => return Err(Reason::BadRequest),
+    };
     let host = normalize_name(raw_host).map_err(|_| Reason::BadRequest)?;
     // Request smuggling never gets here: `conn` answers `Content-Length` together with
     // `Transfer-Encoding` with 400 on the head's bytes, and hyper rejects conflicting
@@ -219,11 +231,33 @@ async fn proxy(
     let route = rt
         .route(&host, parts.uri.path())
         .ok_or(Reason::UnknownHost)?;
-    let content_length = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let h2 = match &route.target {
+        Target::Pool(p) if p.upstreams.protocol() == UpstreamProtocol::H2 => {
+            Some(p.upstreams.tls())
+        }
+        _ => None,
+    };
+    // Fields kept as bytes go upstream as bytes, unless the route edits them or the pool
+    // speaks HTTP/2: then they become the header map of the general path.
+    let raw = match raw {
+        Some(r) if h2.is_some() || !route.set_headers.is_empty() || !route.remove_headers.is_empty() => {
+            parts.headers = r.to_map().map_err(|_| Reason::BadRequest)?;
+            None
+        }
+        r => r,
+    };
+    let view = match raw {
+        Some(r) => View::Raw(r),
+        None => View::Map(&parts.headers),
+    };
+    // Only the general path has a body (`front` keeps none).
+    let content_length = match raw {
+        Some(_) => None,
+        None => view
+            .get(&header::CONTENT_LENGTH)
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(|v| v.parse::<u64>().ok()),
+    };
     if conn.max_body > 0 && content_length.is_some_and(|l| l > conn.max_body) {
         return Err(Reason::BodyTooLarge);
     }
@@ -237,61 +271,83 @@ async fn proxy(
     };
     let mut replayable = !matches!(body, ReqBody::Stream { .. });
     let peer = IpText::new(conn.client.ip());
-    let real = real_client(conn, &parts.headers);
+    let real = real_client(conn, view);
     let client_ip = real.map(IpText::new);
     let ip = client_ip.as_ref().unwrap_or(&peer);
     let key: &[u8] = match &route.target {
-        Target::Pool(p) => key::extract(p.key(), &parts, &host).unwrap_or(ip.as_bytes()),
+        Target::Pool(p) => key::extract(p.key(), &parts.uri, view, &host).unwrap_or(ip.as_bytes()),
         Target::Directory(_) => ip.as_bytes(),
     };
     let key_hash = hash::hash_key(key);
     // x-forwarded-host shares the client's Host value when normalising changed nothing.
-    let forwarded_host = match &host {
-        Cow::Borrowed(h) if h.len() == raw_host.len() => Some(host_value.clone()),
-        _ => shared_value(&[host.as_bytes()]),
-    };
-    let host_header = host_from_uri.then_some(host_value.clone());
-    let h2 = match &route.target {
-        Target::Pool(p) if p.upstreams.protocol() == UpstreamProtocol::H2 => {
-            Some(p.upstreams.tls())
+    let same_host = matches!(&host, Cow::Borrowed(h) if h.len() == raw_host.len());
+    let (fields, upgrade, authority) = match (raw, &host_of_map) {
+        (Some(r), _) => {
+            let forwarded = Forwarded {
+                append: believed(conn),
+                ip: peer,
+                tls: conn.tls,
+                host: if same_host {
+                    None
+                } else {
+                    shared_value(&[host.as_bytes()])
+                },
+                request_id: (!r.has_request_id()).then(request_id_text),
+            };
+            (Fields::Raw(r, forwarded), None, None)
         }
-        _ => None,
-    };
-    let upgrading = prepare_headers(
-        &mut parts,
-        route,
-        conn,
-        &peer,
-        host_header,
-        forwarded_host,
-        h2.is_some(),
-    );
-    let upgrade = if upgrading {
-        // Never resent once it left: the backend may already have switched protocols.
-        replayable = false;
-        parts
-            .extensions
-            .remove::<hyper::upgrade::OnUpgrade>()
-            .map(|on| ClientUpgrade {
-                on,
-                idle: conn.idle,
-                stats: rt.tunnels.clone(),
-            })
-    } else {
-        None
+        (None, host_of_map) => {
+            // A map made from kept bytes has its Host field.
+            let (host_value, host_from_uri) = match host_of_map {
+                Some((v, from_uri)) => (v.clone(), *from_uri),
+                None => map_host(&parts)?,
+            };
+            let forwarded_host = if same_host {
+                Some(host_value.clone())
+            } else {
+                shared_value(&[host.as_bytes()])
+            };
+            let host_header = host_from_uri.then_some(host_value.clone());
+            let upgrading = prepare_headers(
+                &mut parts,
+                route,
+                conn,
+                &peer,
+                host_header,
+                forwarded_host,
+                h2.is_some(),
+            );
+            let upgrade = if upgrading {
+                // Never resent once it left: the backend may already have switched protocols.
+                replayable = false;
+                parts
+                    .extensions
+                    .remove::<hyper::upgrade::OnUpgrade>()
+                    .map(|on| ClientUpgrade {
+                        on,
+                        idle: conn.idle,
+                        stats: rt.tunnels.clone(),
+                    })
+            } else {
+                None
+            };
+            // HTTP/2 carries the authority as a pseudo-header: the request's host.
+            let authority = h2.is_some().then_some(host_value);
+            (Fields::Map(std::mem::take(&mut parts.headers)), upgrade, authority)
+        }
     };
     let mut uri = upstream_uri(&parts.uri, route)?;
     let mut version = Version::HTTP_11;
-    if let Some(tls) = h2 {
+    if let (Some(tls), Some(authority)) = (h2, &authority) {
         // HTTP/2 carries the scheme and authority as pseudo-headers: the URI is absolute.
-        uri = absolute_uri(uri, tls, &host_value)?;
+        uri = absolute_uri(uri, tls, authority)?;
         version = Version::HTTP_2;
     }
     let mut ctx = Exchange {
         method: &parts.method,
         uri: &uri,
         version,
-        headers: std::mem::take(&mut parts.headers),
+        fields,
         idempotent,
         replayable,
         tls: conn.tls,
@@ -305,6 +361,21 @@ async fn proxy(
         Target::Directory(d) => {
             forward_directory(d, &mut ctx, &mut body, &host, key_hash, conn, out).await
         }
+    }
+}
+
+/// The Host value of a request in the general path, and whether it came from the URI's
+/// authority (no usable Host field), to be sent as Host.
+fn map_host(parts: &Parts) -> Result<(HeaderValue, bool), Reason> {
+    match parts.headers.get(header::HOST) {
+        Some(v) if v.to_str().is_ok() => Ok((v.clone(), false)),
+        _ => match parts.uri.authority() {
+            Some(a) => Ok((
+                HeaderValue::from_str(a.as_str()).map_err(|_| Reason::BadRequest)?,
+                true,
+            )),
+            None => Err(Reason::BadRequest),
+        },
     }
 }
 
@@ -374,9 +445,9 @@ struct Exchange<'a> {
     uri: &'a Uri,
     /// HTTP/1.1, or HTTP/2 for h2 pools.
     version: Version,
-    /// The headers to send, kept for every attempt (an HTTP/1.1 request is encoded
+    /// The fields to send, kept for every attempt (an HTTP/1.1 request is encoded
     /// from them by reference).
-    headers: HeaderMap,
+    fields: Fields<'a>,
     idempotent: bool,
     replayable: bool,
     /// The client connection is TLS.
@@ -392,7 +463,7 @@ impl Exchange<'_> {
             method: self.method,
             uri: self.uri,
             version: self.version,
-            headers: &self.headers,
+            fields: &self.fields,
             upgrade: self.upgrade.is_some(),
         }
     }
@@ -501,7 +572,7 @@ async fn forward_pool(
     // Sticky sessions: the backend the cookie names goes first when usable; the normal
     // preference order follows (without it) if connecting to it fails.
     let sticky = cfg.sticky.as_deref().map(|name| {
-        let named = cookie::find_in(&ex.headers, name).and_then(cookie::parse_sticky);
+        let named = ex.fields.view().cookie(name).and_then(cookie::parse_sticky);
         (name, named)
     });
     let mut pinned = sticky

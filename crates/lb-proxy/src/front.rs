@@ -47,6 +47,7 @@ use tokio::sync::watch;
 
 use crate::body::RespBody;
 use crate::conn::{ClientIo, Shared};
+use crate::fields::RawHead;
 use crate::forward::{self, ConnInfo};
 use crate::headers::{decimal_length, ConnectionOptions};
 use crate::state::Runtime;
@@ -175,9 +176,13 @@ pub async fn serve(io: &mut ClientIo, ctx: &Ctx<'_>, drain: &Drain) -> Ended {
         };
         first = false;
         let guard = ctx.shared.enter();
-        let Served { close, request } = req;
+        let Served {
+            request,
+            raw,
+            close,
+        } = req;
         let head_request = request.method() == Method::HEAD;
-        let resp = forward::handle(ctx.rt.load_full(), ctx.info.clone(), request).await;
+        let resp = forward::handle(ctx.rt.load_full(), ctx.info.clone(), request, raw).await;
         // Encoded before any await, so the response's parts are not kept in this
         // connection's future; only the body is, pinned here while it is sent.
         let out = encode_response(resp, head_request, close || drain.is_draining());
@@ -202,6 +207,8 @@ pub async fn serve(io: &mut ClientIo, ctx: &Ctx<'_>, drain: &Drain) -> Ended {
 /// A parsed request and whether the client asked to close after it.
 struct Served {
     request: Request<Option<Incoming>>,
+    /// The fields kept as bytes; `None`: they are in the request's header map.
+    raw: Option<RawHead>,
     close: bool,
 }
 
@@ -265,21 +272,39 @@ fn parse_request(bytes: &Bytes) -> (Taken, usize) {
     let Ok(uri) = Uri::from_maybe_shared(bytes.slice_ref(path.as_bytes())) else {
         return (Taken::Other, 0);
     };
+    for h in parsed.headers.iter() {
+        let name = h.name.as_bytes();
+        let refused = match name.len() {
+            2 => name.eq_ignore_ascii_case(b"te"),
+            6 => name.eq_ignore_ascii_case(b"expect"),
+            7 => name.eq_ignore_ascii_case(b"upgrade"),
+            17 => name.eq_ignore_ascii_case(b"transfer-encoding"),
+            14 => name.eq_ignore_ascii_case(b"content-length") && h.value != b"0",
+            _ => false,
+        };
+        if refused {
+            return (Taken::Other, 0);
+        }
+    }
+    let mut request = Request::new(None);
+    *request.method_mut() = method;
+    *request.uri_mut() = uri;
+    *request.version_mut() = Version::HTTP_11;
+    // The usual head: its fields stay in its bytes (see `fields`).
+    if let Some(raw) = RawHead::new(bytes.slice(..len), parsed.headers) {
+        let close = raw.options.close;
+        let served = Served {
+            request,
+            raw: Some(raw),
+            close,
+        };
+        return (Taken::Request(served), len);
+    }
     let mut connection = ConnectionOptions::default();
     let mut headers = HeaderMap::with_capacity(parsed.headers.len() + ADDED_FIELDS);
     for h in parsed.headers.iter() {
         let name = h.name.as_bytes();
         let keep = match name.len() {
-            2 if name.eq_ignore_ascii_case(b"te") => return (Taken::Other, 0),
-            6 if name.eq_ignore_ascii_case(b"expect") => return (Taken::Other, 0),
-            7 if name.eq_ignore_ascii_case(b"upgrade") => return (Taken::Other, 0),
-            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => return (Taken::Other, 0),
-            14 if name.eq_ignore_ascii_case(b"content-length") => {
-                if h.value != b"0" {
-                    return (Taken::Other, 0);
-                }
-                true
-            }
             // Hop-by-hop: `Connection` is read here and left out unless it names other
             // fields (then the forwarding headers remove those too); `Keep-Alive` is
             // left out.
@@ -299,13 +324,14 @@ fn parse_request(bytes: &Bytes) -> (Taken, usize) {
         };
         headers.append(name, value);
     }
-    let mut request = Request::new(None);
-    *request.method_mut() = method;
-    *request.uri_mut() = uri;
-    *request.version_mut() = Version::HTTP_11;
     *request.headers_mut() = headers;
     let close = connection.close;
-    (Taken::Request(Served { request, close }), len)
+    let served = Served {
+        request,
+        raw: None,
+        close,
+    };
+    (Taken::Request(served), len)
 }
 
 enum Read {

@@ -11,6 +11,7 @@ use hyper::Version;
 use lb_core::config::any_contains;
 use lb_core::hash;
 
+use crate::fields::View;
 use crate::forward::ConnInfo;
 use crate::key::IpText;
 use crate::state::Route;
@@ -174,7 +175,7 @@ pub(crate) fn shared_value(parts: &[&[u8]]) -> Option<HeaderValue> {
 }
 
 /// A request id: 32 random hex digits.
-fn request_id() -> HeaderValue {
+pub(crate) fn request_id_text() -> [u8; 32] {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut buf = [0u8; 32];
     let (a, b) = (hash::thread_random(), hash::thread_random());
@@ -183,22 +184,43 @@ fn request_id() -> HeaderValue {
         let shift = 60 - 4 * (i % 16);
         *d = HEX[((word >> shift) & 0xf) as usize];
     }
+    buf
+}
+
+/// A request id as a header value.
+fn request_id() -> HeaderValue {
     // Hex digits are always a valid header value.
-    shared_value(&[&buf]).unwrap_or_else(|| HeaderValue::from_static("0"))
+    shared_value(&[&request_id_text()]).unwrap_or_else(|| HeaderValue::from_static("0"))
+}
+
+/// Whether the client's `X-Forwarded-For` chain is appended to: always without
+/// `trusted_proxies` (SPEC); with them, only from a peer inside them (from any other peer
+/// a chain is a spoofing attempt, and only the peer is sent).
+pub(crate) fn believed(conn: &ConnInfo) -> bool {
+    match &conn.trusted {
+        Some(t) => any_contains(t, conn.client.ip()),
+        None => true,
+    }
 }
 
 /// The client behind trusted proxies: when the peer is inside the listener's
 /// `trusted_proxies`, the rightmost `X-Forwarded-For` address that is not itself trusted
 /// (the leftmost one if all are); `None` means the peer itself. An unparsable entry stops
 /// the walk at the last good address. No allocation.
-pub(crate) fn real_client(conn: &ConnInfo, headers: &HeaderMap) -> Option<IpAddr> {
+pub(crate) fn real_client(conn: &ConnInfo, fields: View<'_>) -> Option<IpAddr> {
     let trusted = conn.trusted.as_deref()?;
     if !any_contains(trusted, conn.client.ip()) {
         return None;
     }
     let mut client = None;
-    for value in headers.get_all(&X_FORWARDED_FOR).iter().rev() {
-        let Ok(text) = value.to_str() else {
+    for value in fields.values(&X_FORWARDED_FOR).rev() {
+        // As `HeaderValue::to_str`: visible ASCII only.
+        let Some(text) = value
+            .iter()
+            .all(|&b| b == b'\t' || (b' '..0x7f).contains(&b))
+            .then(|| std::str::from_utf8(value).ok())
+            .flatten()
+        else {
             return client;
         };
         for part in text.rsplit(',') {
@@ -242,16 +264,10 @@ pub(crate) fn prepare_headers(
     if let Some(te) = te {
         h.insert(header::TE, te);
     }
-    // With `trusted_proxies` set, a chain from any other peer is a spoofing attempt: only
-    // the peer is sent. Without it, the chain is appended to as it comes (SPEC).
-    let believed = match &conn.trusted {
-        Some(t) => any_contains(t, conn.client.ip()),
-        None => true,
-    };
     let prev = h
         .get(&X_FORWARDED_FOR)
         .map(HeaderValue::as_bytes)
-        .filter(|p| believed && !p.is_empty());
+        .filter(|p| believed(conn) && !p.is_empty());
     let xff = match prev {
         Some(prev) => shared_value(&[prev, b", ", ip.as_bytes()]),
         None => shared_value(&[ip.as_bytes()]),

@@ -4,33 +4,43 @@
 //! request always has a key. Keys borrow from the request; only the client IP is written
 //! into a small stack buffer.
 
-use hyper::http::request::Parts;
+use hyper::header::HeaderName;
+use hyper::Uri;
 use lb_core::config::KeySpec;
+
+use crate::fields::View;
 
 pub use lb_core::name::IpText;
 
 /// Extracts the key for `spec` from a request; `None` means "use the client IP".
-pub fn extract<'a>(spec: &KeySpec, parts: &'a Parts, host: &'a str) -> Option<&'a [u8]> {
+pub fn extract<'a>(
+    spec: &'a KeySpec,
+    uri: &'a Uri,
+    fields: View<'a>,
+    host: &'a str,
+) -> Option<&'a [u8]> {
     match spec {
         KeySpec::ClientIp | KeySpec::Sni => None,
         KeySpec::Host => Some(host.as_bytes()),
-        KeySpec::Path => Some(parts.uri.path().as_bytes()),
+        KeySpec::Path => Some(uri.path().as_bytes()),
         KeySpec::Uri => Some(
-            parts
-                .uri
+            uri
                 .path_and_query()
-                .map_or(parts.uri.path().as_bytes(), |pq| pq.as_str().as_bytes()),
+                .map_or(uri.path().as_bytes(), |pq| pq.as_str().as_bytes()),
         ),
-        KeySpec::Header(name) => parts.headers.get(name.as_str()).map(|v| v.as_bytes()),
-        KeySpec::Cookie(name) => crate::cookie::find_in(&parts.headers, name),
-        KeySpec::Query(name) => parts.uri.query().and_then(|q| {
+        KeySpec::Header(name) => match HeaderName::from_bytes(name.as_bytes()) {
+            Ok(n) => fields.values(&n).next(),
+            Err(_) => None,
+        },
+        KeySpec::Cookie(name) => fields.cookie(name),
+        KeySpec::Query(name) => uri.query().and_then(|q| {
             q.split('&').find_map(|pair| {
                 let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
                 (k == name).then_some(v.as_bytes())
             })
         }),
         KeySpec::PathRegex(re) => re
-            .captures(parts.uri.path())
+            .captures(uri.path())
             .and_then(|c| c.get(1))
             .map(|m| m.as_str().as_bytes()),
     }
@@ -39,30 +49,42 @@ pub fn extract<'a>(spec: &KeySpec, parts: &'a Parts, host: &'a str) -> Option<&'
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fields::RawHead;
 
-    fn parts(uri: &str, headers: &[(&str, &str)]) -> Parts {
-        let mut b = hyper::Request::builder().uri(uri);
+    /// The same request's fields as a header map and as a head kept as bytes.
+    fn views(uri: &str, headers: &[(&str, &str)]) -> (hyper::HeaderMap, RawHead) {
+        let mut map = hyper::HeaderMap::new();
+        let mut head = format!("GET {uri} HTTP/1.1\r\nHost: h.test\r\n");
         for (k, v) in headers {
-            b = b.header(*k, *v);
+            let name = HeaderName::from_bytes(k.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+            map.append(name, v.parse().unwrap_or_else(|e| panic!("{e}")));
+            head.push_str(&format!("{k}: {v}\r\n"));
         }
-        b.body(())
-            .map(|r| r.into_parts().0)
-            .unwrap_or_else(|e| panic!("{e}"))
+        head.push_str("\r\n");
+        let head = bytes::Bytes::from(head);
+        let mut fields = [httparse::EMPTY_HEADER; 16];
+        let mut req = httparse::Request::new(&mut fields);
+        assert!(matches!(req.parse(&head), Ok(httparse::Status::Complete(_))));
+        let raw = RawHead::new(head.clone(), req.headers).unwrap_or_else(|| panic!("raw"));
+        (map, raw)
     }
 
     #[test]
     fn every_spec() {
-        let p = parts(
-            "/documents/42/x?a=1&user=bob",
-            &[("x-tenant", "t7"), ("cookie", "a=b; sid=s9")],
+        let uri: Uri = "/documents/42/x?a=1&user=bob".parse().unwrap_or_else(|e| panic!("{e}"));
+        let (map, raw) = views(
+            uri.path_and_query().map_or("/", |p| p.as_str()),
+            &[("X-Tenant", "t7"), ("cookie", "a=b; sid=s9")],
         );
+        for view in [View::Map(&map), View::Raw(&raw)] {
+            every_spec_in(&uri, view);
+        }
+    }
+
+    fn every_spec_in(uri: &Uri, view: View<'_>) {
         let k = |s: &str| {
-            extract(
-                &s.parse::<KeySpec>().unwrap_or_else(|e| panic!("{e:?}")),
-                &p,
-                "h.test",
-            )
-            .map(|b| b.to_vec())
+            let spec = s.parse::<KeySpec>().unwrap_or_else(|e| panic!("{e:?}"));
+            extract(&spec, uri, view, "h.test").map(|b| b.to_vec())
         };
         assert_eq!(k("client-ip"), None);
         assert_eq!(k("host").as_deref(), Some(&b"h.test"[..]));

@@ -10,6 +10,7 @@
 //! - [`slab`]: request-long byte strings cut from one shared buffer per thread.
 //! - [`sniff`]: HTTP/1 or h2c told apart on the first bytes, so hyper's read buffer stays 8 KiB.
 //! - [`front`]: the common HTTP/1.1 request served without hyper; anything else goes to hyper.
+//! - [`fields`]: a request's fields kept as the bytes they came in, relayed as lines.
 //! - [`forward`]: routing, retries and relaying of one request.
 //! - [`headers`]: hop-by-hop removal and the forwarding headers of a request.
 //! - [`upgrade`]: HTTP/1.1 upgrades (WebSocket): the 101 and the tunnel after it.
@@ -29,6 +30,7 @@ pub mod body;
 pub mod conn;
 pub mod cookie;
 pub mod demo;
+pub mod fields;
 pub mod forward;
 pub mod front;
 pub mod head;

@@ -267,7 +267,7 @@ async fn serve_with_hyper(
         // A copy and, only behind trusted proxies, one reference count.
         let info = info.clone();
         async move {
-            let resp = forward::handle(rt, info, req.map(Some)).await;
+            let resp = forward::handle(rt, info, req.map(Some), None).await;
             // hyper encodes from the header map: the fields kept as bytes go into it.
             let (mut parts, body) = resp.into_parts();
             if let Some(raw) = body.raw_fields() {

@@ -44,7 +44,7 @@ use lb_core::config::{PoolConfig, UpstreamProtocol};
 use lb_core::tls::ClientTlsError;
 use tokio::time::Instant;
 
-use hyper::header::HeaderMap;
+use crate::fields::Fields;
 use hyper::{Method, Request, Response, Uri, Version};
 
 use crate::body::{ReqBody, UpstreamBody};
@@ -161,7 +161,7 @@ pub struct Head<'a> {
     /// HTTP/1.1, or HTTP/2 for h2 pools.
     pub version: Version,
     /// The header fields as sent (hop-by-hop removed, forwarding headers added).
-    pub headers: &'a HeaderMap,
+    pub fields: &'a Fields<'a>,
     /// The request asks for an HTTP/1.1 upgrade: only then is a `101` an answer, and the
     /// backend saw `Connection: upgrade`, so its connection is not pooled again.
     pub upgrade: bool,
@@ -227,7 +227,7 @@ impl Conn {
                 *req.method_mut() = head.method.clone();
                 *req.uri_mut() = head.uri.clone();
                 *req.version_mut() = head.version;
-                *req.headers_mut() = head.headers.clone();
+                *req.headers_mut() = head.fields.to_map();
                 match tokio::time::timeout_at(deadline, s.try_send_request(req)).await {
                     Ok(Ok(resp)) => Ok(resp.map(UpstreamBody::H2)),
                     Ok(Err(mut e)) => {

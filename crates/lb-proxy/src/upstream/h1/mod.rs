@@ -21,7 +21,7 @@ use std::task::{ready, Context, Poll, Waker};
 
 use bytes::{Buf, Bytes, BytesMut};
 use hyper::body::{Body, Frame, SizeHint};
-use hyper::header::{self, HeaderMap};
+use hyper::header;
 use hyper::{Method, Response};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
@@ -277,7 +277,7 @@ impl H1Conn {
         // As hyper's client does: a known length is sent as is; a stream without one is
         // chunked, except for methods that (almost) never carry a body. A request without
         // a body (most) looks up no header.
-        let length = || head.headers.get(header::CONTENT_LENGTH);
+        let length = || head.fields.view().get(&header::CONTENT_LENGTH);
         let (out, add) = match body {
             ReqBody::Empty => (Out::Done, Added::None),
             ReqBody::Full { data } => {
@@ -292,7 +292,7 @@ impl H1Conn {
                 )
             }
             ReqBody::Stream { .. } => match length()
-                .and_then(|v| v.to_str().ok())
+                .and_then(|v| std::str::from_utf8(v).ok())
                 .and_then(|v| v.trim().parse::<u64>().ok())
             {
                 Some(n) => (Out::Length(n), Added::None),
@@ -310,7 +310,7 @@ impl H1Conn {
         let target = head.uri.path_and_query().map_or("/", |pq| pq.as_str());
         w.extend_from_slice(if target.is_empty() { "/" } else { target }.as_bytes());
         w.extend_from_slice(b" HTTP/1.1\r\n");
-        encode_fields(w, head.headers);
+        head.fields.write(w);
         match add {
             Added::None => {}
             Added::Length(n) => {
@@ -424,7 +424,7 @@ impl H1Conn {
                         if let (true, Ok(trailers)) = (chunked, frame.into_trailers()) {
                             ended = true;
                             self.wbuf.extend_from_slice(b"0\r\n");
-                            encode_fields(&mut self.wbuf, &trailers);
+                            crate::fields::write_map(&mut self.wbuf, &trailers);
                             self.wbuf.extend_from_slice(b"\r\n");
                         }
                     }
@@ -475,15 +475,6 @@ enum Added {
 struct Expect {
     head: bool,
     upgrade: bool,
-}
-
-fn encode_fields(w: &mut Vec<u8>, headers: &HeaderMap) {
-    for (name, value) in headers {
-        w.extend_from_slice(name.as_str().as_bytes());
-        w.extend_from_slice(b": ");
-        w.extend_from_slice(value.as_bytes());
-        w.extend_from_slice(b"\r\n");
-    }
 }
 
 /// A response body read from an upstream HTTP/1.1 connection. Once read to the end, the

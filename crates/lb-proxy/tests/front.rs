@@ -416,3 +416,77 @@ async fn http_1_0_requests_are_served_and_closed() {
     assert_eq!(raw_status(&text), 200, "{text}");
     assert!(text.ends_with("\r\n\r\na"), "{text}");
 }
+
+/// The values of `name` in `h`, as text.
+fn all(h: &hyper::HeaderMap, name: &str) -> Vec<String> {
+    h.get_all(name)
+        .iter()
+        .map(|v| v.to_str().unwrap_or("<bytes>").to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn fields_kept_as_bytes_reach_the_backend_with_the_forwarding_fields_replaced() {
+    let b = Backend::start("a").await;
+    // One route without header edits (the fields go upstream as the client's lines) and
+    // one with them (the fields become a header map first).
+    let p = proxy(&format!(
+        "[[listener]]\nlisten = \"127.0.0.1:0\"\n[pool.web]\nbackends = [\"{}\"]\n\
+         [[route]]\nhost = \"web.test\"\npool = \"web\"\n\
+         [[route]]\nhost = \"edit.test\"\npool = \"web\"\n\
+         set_headers = {{ \"x-set\" = \"s1\", \"x-custom\" = \"replaced\" }}\n\
+         remove_headers = [\"x-gone\"]\n",
+        b.addr
+    ))
+    .await;
+    let mut s = TcpStream::connect(p.addr).await.expect("connect");
+    let mut rest = Vec::new();
+    for host in ["WEB.test", "Edit.Test"] {
+        let head = format!(
+            "GET /p?q=1 HTTP/1.1\r\nHOST: {host}\r\nX-Forwarded-Proto: https\r\n\
+             x-forwarded-host: evil.test\r\nX-Forwarded-For: 203.0.113.7\r\n\
+             X-Custom:  spaced value \r\nKeep-Alive: 5\r\nProxy-Connection: keep-alive\r\n\
+             X-Gone: 1\r\nCookie: a=1\r\nConnection: keep-alive\r\n\r\n"
+        );
+        let a = ask(&mut s, &mut rest, head.as_bytes()).await;
+        assert_ok(&a, b"a");
+        let h = b.last_head();
+        let lower = host.to_ascii_lowercase();
+        assert_eq!(all(&h, "host"), [host], "{host}");
+        assert_eq!(all(&h, "x-forwarded-proto"), ["http"], "{host}");
+        assert_eq!(all(&h, "x-forwarded-host"), [lower.as_str()], "{host}");
+        assert_eq!(
+            all(&h, "x-forwarded-for"),
+            ["203.0.113.7, 127.0.0.1"],
+            "{host}"
+        );
+        assert_eq!(all(&h, "cookie"), ["a=1"], "{host}");
+        let ids = all(&h, "x-request-id");
+        assert!(
+            ids.len() == 1 && ids[0].len() == 32 && ids[0].bytes().all(|c| c.is_ascii_hexdigit()),
+            "{ids:?}"
+        );
+        for hop in ["keep-alive", "proxy-connection"] {
+            assert!(all(&h, hop).is_empty(), "{host}: {hop} relayed: {h:?}");
+        }
+        if host == "WEB.test" {
+            assert_eq!(all(&h, "x-custom"), ["spaced value"]);
+            assert_eq!(all(&h, "x-gone"), ["1"]);
+            assert!(all(&h, "x-set").is_empty());
+        } else {
+            assert_eq!(all(&h, "x-custom"), ["replaced"]);
+            assert!(all(&h, "x-gone").is_empty());
+            assert_eq!(all(&h, "x-set"), ["s1"]);
+        }
+    }
+    // A request id the client sent is kept, once.
+    let a = ask(
+        &mut s,
+        &mut rest,
+        b"GET / HTTP/1.1\r\nHost: web.test\r\nX-Request-Id: mine\r\n\r\n",
+    )
+    .await;
+    assert_ok(&a, b"a");
+    assert_eq!(all(&b.last_head(), "x-request-id"), ["mine"]);
+    assert_eq!(all(&b.last_head(), "x-forwarded-for"), ["127.0.0.1"]);
+}

@@ -76,6 +76,9 @@ pub enum NameError {
 /// IPv6 literal was not in canonical form. The output is idempotent:
 /// `normalize_name(out) == Ok(out)`.
 pub fn normalize_name(input: &str) -> Result<Cow<'_, str>, NameError> {
+    if is_plain_lower_name(input.as_bytes()) {
+        return Ok(Cow::Borrowed(input));
+    }
     if let Some(rest) = input.strip_prefix('[') {
         let close = rest
             .find(']')
@@ -139,6 +142,28 @@ fn check_port(port: &str) -> Result<(), NameError> {
 }
 
 /// Validates a DNS name (no port, no trailing dot); returns whether it has upper case.
+/// True for the usual Host, already normal: a lower-case DNS name without port or
+/// trailing dot. One pass, no search for `[`, `:` or `.` first.
+fn is_plain_lower_name(name: &[u8]) -> bool {
+    if name.is_empty() || name.len() > MAX_NAME_LEN {
+        return false;
+    }
+    let mut label = 0usize;
+    for &b in name {
+        match b {
+            b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' => {
+                label += 1;
+                if label > MAX_LABEL_LEN {
+                    return false;
+                }
+            }
+            b'.' if label > 0 => label = 0,
+            _ => return false,
+        }
+    }
+    label > 0
+}
+
 fn check_dns_name(host: &str) -> Result<bool, NameError> {
     // One pass over the bytes for the common case (every request's Host goes through
     // here); anything wrong is diagnosed by the label-by-label walk below.
@@ -470,6 +495,20 @@ mod tests {
             s in proptest::string::string_regex("[a-zA-Z0-9_.\\-é]{0,70}|[a-z.]{60,300}").expect("valid regex")
         ) {
             prop_assert_eq!(check_dns_name(&s), check_dns_name_slowly(&s));
+        }
+
+        #[test]
+        fn the_plain_name_shortcut_agrees_with_the_full_rules(
+            s in proptest::string::string_regex("[a-z0-9_.\\-]{0,70}|[a-zA-Z0-9_.:\\-]{0,20}|[a-z.]{60,300}").expect("valid regex")
+        ) {
+            if is_plain_lower_name(s.as_bytes()) {
+                // What the rules without the shortcut give: a valid name, unchanged.
+                prop_assert!(!s.contains([':', '[']) && !s.ends_with('.'));
+                prop_assert_eq!(check_dns_name_slowly(&s), Ok(false));
+            } else {
+                prop_assert!(!matches!(normalize_name(&s), Ok(Cow::Borrowed(n)) if n.len() == s.len()
+                    && !s.contains([':', '[']) && !s.ends_with('.')));
+            }
         }
 
         #[test]

@@ -132,6 +132,15 @@ impl ConnectionOptions {
     /// Adds the options of one `Connection` value; true when it names other fields (an
     /// option other than `close` and `keep-alive`), which the relay must remove too.
     pub(crate) fn add(&mut self, value: &[u8]) -> bool {
+        // The usual values, one option each, without splitting.
+        if value.eq_ignore_ascii_case(b"keep-alive") {
+            self.keep_alive = true;
+            return false;
+        }
+        if value.eq_ignore_ascii_case(b"close") {
+            self.close = true;
+            return false;
+        }
         let mut names_fields = false;
         for o in value.split(|&b| b == b',') {
             let o = o.trim_ascii();

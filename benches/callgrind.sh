@@ -17,6 +17,8 @@ REQS=${REQS:-20000}
 CONNS=${CONNS:-64}
 CLOSE=${CLOSE:-0}
 WARM=${WARM:-2000}
+# Extra valgrind options, e.g. VG_EXTRA=--cache-sim=yes (simulated cache misses, in the dump).
+VG_EXTRA=${VG_EXTRA:-}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 LB=${LB_PROXY_BIN:-$ROOT/target/release/lb-proxy}
 PATH=$PATH:/usr/sbin:/sbin
@@ -84,10 +86,10 @@ CONF
 nginx -p "$TMP" -e "$TMP/backend.err" -c "$TMP/backend.conf" 2>>"$TMP/backend.err" &
 PIDS+=("$!")
 if [[ ${PROXY:-lb-proxy} == nginx ]]; then
-    valgrind --tool=callgrind --callgrind-out-file="$TMP/cg.out" \
+    valgrind --tool=callgrind $VG_EXTRA --callgrind-out-file="$TMP/cg.out" \
         nginx -p "$TMP" -e "$TMP/nginx-proxy.err" -c "$TMP/nginx-proxy.conf" >"$TMP/lb.log" 2>&1 &
 else
-    RUST_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$TMP/cg.out" \
+    RUST_LOG=warn valgrind --tool=callgrind $VG_EXTRA --callgrind-out-file="$TMP/cg.out" \
         "$LB" --config "$TMP/lb.toml" >"$TMP/lb.log" 2>&1 &
 fi
 VG=$!; PIDS+=("$VG")

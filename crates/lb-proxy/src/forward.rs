@@ -100,13 +100,13 @@ pub fn local_error(reason: Reason) -> Response<RespBody> {
 pub type Handling = Pin<Box<dyn Future<Output = Response<RespBody>> + Send>>;
 
 /// Handles one request end to end, writing one access-log line. The body is `None` when
-/// the request has none (as [`front`](crate::front) parses them).
+/// the request has none (as [`front`](crate::front) parses them). `raw`: the fields kept
+/// as bytes ([`fields`](crate::fields)); the request's header map is then empty.
 ///
-/// The future is boxed: hyper keeps one slot per client connection, sized for the
-/// service's future, for as long as the connection lives. The exchange's state (~3 KB)
-/// is allocated per request instead, so an idle connection holds a pointer.
-/// `raw`: the fields kept as bytes ([`fields`](crate::fields)); the request's header map
-/// is then empty.
+/// The future is boxed: a connection (hyper's slot for the service's future, or
+/// [`front`](crate::front)'s loop) would otherwise keep room for the exchange's state
+/// (~5 KB) for as long as it lives. Allocated per request instead, it is freed when the
+/// response is out, so an idle connection holds none of it.
 pub fn handle(
     rt: Arc<Runtime>,
     conn: ConnInfo,

@@ -2,8 +2,9 @@
 //!
 //! Most requests through a load balancer are the same shape: HTTP/1.1, a method and an
 //! origin-form path, no body, no upgrade. This module serves those itself: it parses the
-//! head with `httparse` straight into the request's parts (values share the read bytes),
-//! hands them to [`forward`](crate::forward), and writes the response head and body to
+//! head with `httparse`, keeps the fields in the head's bytes ([`RawHead`]; a head that
+//! does not fit gets a header map whose values share those bytes), hands the request to
+//! [`forward`](crate::forward), and writes the response head and body to
 //! the socket, the head and a small first body frame in one write. It keeps no buffer
 //! while a connection waits for its next request: a read lands on the stack and the
 //! head's bytes are copied into this thread's shared buffer ([`slab`](crate::slab)), so
@@ -39,7 +40,7 @@ use std::task::Poll;
 
 use arc_swap::ArcSwap;
 use bytes::{Bytes, BytesMut};
-use hyper::body::{Body, Incoming};
+use hyper::body::Body;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode, Uri, Version};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
@@ -154,7 +155,7 @@ pub async fn serve(io: &mut ClientIo, ctx: &Ctx<'_>, drain: &Drain) -> Ended {
                     io.unread(buf);
                     return Ended::Handoff;
                 }
-                match take_request(&mut buf) {
+                match take_request(&mut buf, ctx) {
                     Taken::Request(req) => break req,
                     Taken::Partial => {}
                     Taken::Other => {
@@ -176,13 +177,12 @@ pub async fn serve(io: &mut ClientIo, ctx: &Ctx<'_>, drain: &Drain) -> Ended {
         };
         first = false;
         let guard = ctx.shared.enter();
-        let Served {
-            request,
-            raw,
+        let Started {
+            handling,
+            head_request,
             close,
         } = req;
-        let head_request = request.method() == Method::HEAD;
-        let resp = forward::handle(ctx.rt.load_full(), ctx.info.clone(), request, raw).await;
+        let resp = handling.await;
         // Encoded before any await, so the response's parts are not kept in this
         // connection's future; only the body is, pinned here while it is sent.
         let out = encode_response(resp, head_request, close || drain.is_draining());
@@ -204,19 +204,17 @@ pub async fn serve(io: &mut ClientIo, ctx: &Ctx<'_>, drain: &Drain) -> Ended {
     }
 }
 
-/// A parsed request and whether the client asked to close after it.
-struct Served {
-    request: Request<Option<Incoming>>,
-    /// The fields kept as bytes; `None`: they are in the request's header map.
-    raw: Option<RawHead>,
+/// A parsed request, its handling started (boxed, not yet polled: the parsed request
+/// moves into its box once instead of travelling back through the callers).
+struct Started {
+    handling: forward::Handling,
+    head_request: bool,
+    /// The client asked to close after it.
     close: bool,
 }
 
-// Returned once per head and matched at once: boxing the request would cost an
-// allocation per request to save a move.
-#[allow(clippy::large_enum_variant)]
 enum Taken {
-    Request(Served),
+    Request(Started),
     /// The head is not complete yet.
     Partial,
     /// Not a request served here.
@@ -229,8 +227,8 @@ const ADDED_FIELDS: usize = 4;
 
 /// Parses the head at the front of `buf`; a complete head served here is taken off it
 /// and becomes the request (its values share the head's bytes).
-fn take_request(buf: &mut Bytes) -> Taken {
-    let (taken, used) = parse_request(buf);
+fn take_request(buf: &mut Bytes, ctx: &Ctx<'_>) -> Taken {
+    let (taken, used) = parse_request(buf, ctx);
     match taken {
         // Pipelined bytes after the head (rare) stay, sharing the head's buffer.
         Taken::Request(_) => *buf = buf.slice(used..),
@@ -244,7 +242,7 @@ fn take_request(buf: &mut Bytes) -> Taken {
 
 /// The request at the front of `bytes` and how many bytes its head took (0 when none
 /// was taken).
-fn parse_request(bytes: &Bytes) -> (Taken, usize) {
+fn parse_request(bytes: &Bytes, ctx: &Ctx<'_>) -> (Taken, usize) {
     let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_FIELDS];
     let mut parsed = httparse::Request::new(&mut []);
     let len = match httparse::ParserConfig::default().parse_request_with_uninit_headers(
@@ -291,14 +289,15 @@ fn parse_request(bytes: &Bytes) -> (Taken, usize) {
     *request.uri_mut() = uri;
     *request.version_mut() = Version::HTTP_11;
     // The usual head: its fields stay in its bytes (see `fields`).
+    let head_request = request.method() == Method::HEAD;
     if let Some(raw) = RawHead::new(bytes.slice(..len), parsed.headers) {
         let close = raw.options.close;
-        let served = Served {
-            request,
-            raw: Some(raw),
+        let started = Started {
+            handling: forward::handle(ctx.rt.load_full(), ctx.info.clone(), request, Some(raw)),
+            head_request,
             close,
         };
-        return (Taken::Request(served), len);
+        return (Taken::Request(started), len);
     }
     let mut connection = ConnectionOptions::default();
     let mut headers = HeaderMap::with_capacity(parsed.headers.len() + ADDED_FIELDS);
@@ -326,12 +325,12 @@ fn parse_request(bytes: &Bytes) -> (Taken, usize) {
     }
     *request.headers_mut() = headers;
     let close = connection.close;
-    let served = Served {
-        request,
-        raw: None,
+    let started = Started {
+        handling: forward::handle(ctx.rt.load_full(), ctx.info.clone(), request, None),
+        head_request,
         close,
     };
-    (Taken::Request(served), len)
+    (Taken::Request(started), len)
 }
 
 enum Read {

@@ -2,6 +2,10 @@
 //! asked), the forwarding headers (`X-Forwarded-For`/`-Proto`/`-Host`, `X-Request-Id`),
 //! the client behind trusted proxies, and the route's edits. Values the proxy adds are made
 //! once and shared by reference count, so a retry's copy of the map allocates nothing.
+//!
+//! This is the general path, on a header map. A request whose fields stay in its head's
+//! bytes gets the same forwarding fields from [`fields`](crate::fields), written after
+//! its lines.
 
 use std::net::IpAddr;
 

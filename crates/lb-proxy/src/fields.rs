@@ -397,6 +397,7 @@ impl<'a> View<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn parse(head: &[u8]) -> Option<RawHead> {
         let head = Bytes::copy_from_slice(head);
@@ -500,6 +501,107 @@ mod tests {
             assert_eq!(view.cookie("x"), Some(&b"1"[..]));
             assert_eq!(view.cookie("nope"), None);
             assert_eq!(view.get(&header::ACCEPT), None);
+        }
+    }
+
+    fn field_name() -> impl Strategy<Value = String> {
+        // Every head gets one Host; a second one now and then.
+        prop_oneof![
+            1 => Just("host".to_owned()),
+            1 => Just("Connection".to_owned()),
+            1 => Just("keep-alive".to_owned()),
+            1 => Just("Proxy-Connection".to_owned()),
+            1 => Just("X-Forwarded-For".to_owned()),
+            1 => Just("x-forwarded-proto".to_owned()),
+            1 => Just("X-FORWARDED-HOST".to_owned()),
+            1 => Just("X-Request-Id".to_owned()),
+            1 => Just("Cookie".to_owned()),
+            12 => "[A-Za-z][A-Za-z0-9-]{0,12}",
+        ]
+    }
+
+    fn field_value(name: &str) -> BoxedStrategy<String> {
+        if name.eq_ignore_ascii_case("connection") {
+            prop_oneof![
+                Just("keep-alive"),
+                Just("Close"),
+                Just("close, keep-alive"),
+                Just("upgrade"),
+                Just("x-hop"),
+            ]
+            .prop_map(str::to_owned)
+            .boxed()
+        } else {
+            "[!-~]([ -~]{0,16}[!-~])?".boxed()
+        }
+    }
+
+    /// Names the relay leaves out of a head kept as bytes.
+    const LEFT_OUT: [&str; 6] = [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "x-forwarded-host",
+    ];
+
+    proptest! {
+        #[test]
+        fn kept_heads_relay_every_other_line_in_order(
+            mut fields in proptest::collection::vec(
+                field_name().prop_flat_map(|n| (Just(n.clone()), field_value(&n))),
+                0..36,
+            ),
+            host_at in 0..36usize,
+            spaces in proptest::collection::vec(0..3usize, 40),
+            bare_lf in proptest::option::of(0..80usize),
+        ) {
+            fields.insert(host_at.min(fields.len()), ("Host".to_owned(), "h.test".to_owned()));
+            let mut head = b"GET / HTTP/1.1\r\n".to_vec();
+            let mut lines = Vec::new();
+            for (i, (n, v)) in fields.iter().enumerate() {
+                let end = if bare_lf == Some(i) { "\n" } else { "\r\n" };
+                let line = format!("{n}:{}{v}{}{end}", " ".repeat(spaces[i]), " ".repeat(spaces[39 - i]));
+                head.extend_from_slice(line.as_bytes());
+                lines.push((n.to_ascii_lowercase(), v.clone(), line));
+            }
+            head.extend_from_slice(b"\r\n");
+            let head = Bytes::from(head);
+            let mut parsed = [httparse::EMPTY_HEADER; 64];
+            let mut req = httparse::Request::new(&mut parsed);
+            prop_assert!(matches!(req.parse(&head), Ok(httparse::Status::Complete(_))));
+            let raw = RawHead::new(head.clone(), req.headers);
+            let count = |name: &str| lines.iter().filter(|l| l.0 == name).count();
+            let names_fields = lines.iter().any(|(n, v, _)| {
+                n == "connection" && (v == "upgrade" || v == "x-hop")
+            });
+            let fits = lines.len() <= MAX_RAW_FIELDS
+                && bare_lf.is_none_or(|i| i >= lines.len())
+                && count("host") == 1
+                && count("x-forwarded-for") <= 1
+                && !names_fields;
+            prop_assert_eq!(raw.is_some(), fits);
+            let Some(raw) = raw else { return Ok(()) };
+            let mut out = Vec::new();
+            raw.write_lines(&mut out);
+            let kept: String = lines
+                .iter()
+                .filter(|(n, _, _)| !LEFT_OUT.contains(&n.as_str()))
+                .map(|(_, _, line)| line.as_str())
+                .collect();
+            prop_assert_eq!(String::from_utf8_lossy(&out), kept);
+            let host = lines.iter().find(|l| l.0 == "host").map(|l| l.1.as_bytes());
+            prop_assert_eq!(Some(raw.host()), host);
+            prop_assert_eq!(raw.has_request_id(), count("x-request-id") > 0);
+            prop_assert_eq!(
+                raw.options.close,
+                lines.iter().any(|(n, v, _)| n == "connection" && v.to_ascii_lowercase().contains("close"))
+            );
+            // The map path sees the same fields, less Connection and Keep-Alive.
+            let map = raw.to_map().map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let expected = lines.iter().filter(|l| l.0 != "connection" && l.0 != "keep-alive").count();
+            prop_assert_eq!(map.len(), expected);
         }
     }
 

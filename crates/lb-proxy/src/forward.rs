@@ -245,7 +245,7 @@ async fn proxy(
                 || !route.set_headers.is_empty()
                 || !route.remove_headers.is_empty() =>
         {
-            parts.headers = r.to_map().map_err(|_| Reason::BadRequest)?;
+            parts.headers = r.to_map().ok_or(Reason::BadRequest)?;
             None
         }
         r => r,

@@ -41,7 +41,7 @@ use std::task::Poll;
 use arc_swap::ArcSwap;
 use bytes::{Bytes, BytesMut};
 use hyper::body::Body;
-use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::header::{self, HeaderMap};
 use hyper::{Method, Request, Response, StatusCode, Uri, Version};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::watch;
@@ -50,7 +50,7 @@ use crate::body::RespBody;
 use crate::conn::{ClientIo, Shared};
 use crate::fields::RawHead;
 use crate::forward::{self, ConnInfo};
-use crate::headers::{decimal_length, ConnectionOptions};
+use crate::headers::{decimal_length, field_map};
 use crate::state::Runtime;
 use crate::upstream::h1::RawFields;
 
@@ -299,30 +299,13 @@ fn parse_request(bytes: &Bytes, ctx: &Ctx<'_>) -> (Taken, usize) {
         };
         return (Taken::Request(started), len);
     }
-    let mut connection = ConnectionOptions::default();
-    let mut headers = HeaderMap::with_capacity(parsed.headers.len() + ADDED_FIELDS);
-    for h in parsed.headers.iter() {
-        let name = h.name.as_bytes();
-        let keep = match name.len() {
-            // Hop-by-hop: `Connection` is read here and left out unless it names other
-            // fields (then the forwarding headers remove those too); `Keep-Alive` is
-            // left out.
-            10 if name.eq_ignore_ascii_case(b"connection") => connection.add(h.value),
-            10 if name.eq_ignore_ascii_case(b"keep-alive") => false,
-            _ => true,
-        };
-        if !keep {
-            continue;
-        }
-        // httparse checked the characters already; these are the types' own checks.
-        let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(name),
-            HeaderValue::from_maybe_shared(bytes.slice_ref(h.value)),
-        ) else {
-            return (Taken::Other, 0);
-        };
-        headers.append(name, value);
-    }
+    // httparse checked the characters already; `field_map` applies the types' own checks.
+    let named = parsed.headers.iter().map(|h| (h.name.as_bytes(), h.value));
+    let Some((headers, connection)) =
+        field_map(bytes, named, parsed.headers.len() + ADDED_FIELDS, true)
+    else {
+        return (Taken::Other, 0);
+    };
     *request.headers_mut() = headers;
     let close = connection.close;
     let started = Started {

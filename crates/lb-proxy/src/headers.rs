@@ -9,6 +9,8 @@
 
 use std::net::IpAddr;
 
+use bytes::Bytes;
+
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::http::request::Parts;
 use hyper::Version;
@@ -153,6 +155,56 @@ impl ConnectionOptions {
             names_fields |= !is_plain_connection_option(o);
         }
         names_fields
+    }
+}
+
+/// A header map of fields that lie in `source` (values share it, a reference count), with
+/// the `Connection` options read on the way. With `drop_hop`, `Keep-Alive` fields and
+/// `Connection` fields that name no other field are left out: they are hop-by-hop, and the
+/// relay would only look them up to remove them again (a `Connection` that names fields
+/// stays, so those are removed too). `None` when a name or value is one the `http` types
+/// refuse. `capacity`: the fields and what will be added.
+pub(crate) fn field_map<'a>(
+    source: &Bytes,
+    fields: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+    capacity: usize,
+    drop_hop: bool,
+) -> Option<(HeaderMap, ConnectionOptions)> {
+    let mut map = HeaderMap::with_capacity(capacity);
+    let mut options = ConnectionOptions::default();
+    for (name, value) in fields {
+        if name.eq_ignore_ascii_case(b"connection") {
+            if !options.add(value) && drop_hop {
+                continue;
+            }
+        } else if drop_hop && name.eq_ignore_ascii_case(b"keep-alive") {
+            continue;
+        }
+        let name = HeaderName::from_bytes(name).ok()?;
+        let value = HeaderValue::from_maybe_shared(source.slice_ref(value)).ok()?;
+        map.append(name, value);
+    }
+    Some((map, options))
+}
+
+/// Appends to `map` the fields of `lines` (`name: value` lines, each ended by CRLF, as a
+/// head's fields are relayed), at most `N` of them; values share the lines' bytes. For a
+/// server or client that encodes from a map. The lines were parsed before, as part of a
+/// whole head, so none is refused.
+pub(crate) fn append_lines<const N: usize>(map: &mut HeaderMap, mut lines: Vec<u8>) {
+    lines.extend_from_slice(b"\r\n");
+    let lines = Bytes::from(lines);
+    let mut parsed = [httparse::EMPTY_HEADER; N];
+    if let Ok(httparse::Status::Complete((_, fields))) =
+        httparse::parse_headers(&lines, &mut parsed)
+    {
+        for f in fields.iter() {
+            let name = HeaderName::from_bytes(f.name.as_bytes());
+            let value = HeaderValue::from_maybe_shared(lines.slice_ref(f.value));
+            if let (Ok(name), Ok(value)) = (name, value) {
+                map.append(name, value);
+            }
+        }
     }
 }
 

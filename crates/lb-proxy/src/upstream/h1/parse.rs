@@ -7,43 +7,29 @@ use std::mem::MaybeUninit;
 
 use bytes::{Buf, Bytes, BytesMut};
 use hyper::body::SizeHint;
-use hyper::header::{HeaderMap, HeaderName, HeaderValue};
+use hyper::header::HeaderMap;
 use hyper::{Response, StatusCode, Version};
 
 use super::{H1Error, MAX_CHUNK_LINE, MAX_HEAD, MAX_HEADERS, READ_CHUNK, READ_MAX};
-use crate::headers::{decimal_length, ConnectionOptions};
+use crate::headers::{append_lines, decimal_length, field_map, ConnectionOptions};
 
 /// Where each field of a parsed block lies in it: name start/end, value start/end.
 type Spans = [(u32, u32, u32, u32); MAX_HEADERS];
 
-/// Builds a header map from `block` (frozen, so values share it) and the spans found in it,
-/// and reads the `Connection` options on the way. With `drop_hop`, `Keep-Alive` fields and
-/// `Connection` fields that name no other field are left out of the map: they are
-/// hop-by-hop, and the relay would only look them up to remove them again. (A 101 keeps
-/// them: its `Connection: upgrade` is relayed.)
+/// The header map of the fields at `spans` in `block`, and the `Connection` options
+/// ([`field_map`]).
 fn fields(
     block: &Bytes,
     spans: &[(u32, u32, u32, u32)],
     drop_hop: bool,
 ) -> Result<(HeaderMap, ConnectionOptions), H1Error> {
-    let mut map = HeaderMap::with_capacity(spans.len());
-    let mut options = ConnectionOptions::default();
-    for &(a, b, c, d) in spans {
-        let name = &block[a as usize..b as usize];
-        if name.eq_ignore_ascii_case(b"connection") {
-            let names_fields = options.add(&block[c as usize..d as usize]);
-            if drop_hop && !names_fields {
-                continue;
-            }
-        } else if drop_hop && name.eq_ignore_ascii_case(b"keep-alive") {
-            continue;
-        }
-        let name = HeaderName::from_bytes(name).map_err(|_| H1Error::Field)?;
-        let value = HeaderValue::from_maybe_shared(block.slice(c as usize..d as usize))
-            .map_err(|_| H1Error::Field)?;
-        map.append(name, value);
-    }
-    Ok((map, options))
+    let named = spans.iter().map(|&(a, b, c, d)| {
+        (
+            &block[a as usize..b as usize],
+            &block[c as usize..d as usize],
+        )
+    });
+    field_map(block, named, spans.len(), drop_hop).ok_or(H1Error::Field)
 }
 
 fn span_of(base: &[u8], part: &[u8]) -> (u32, u32) {
@@ -109,6 +95,7 @@ pub fn parse_head(
         let (facts, raw) = scan(&block, spans, bodyless, switching);
         let (headers, options) = match &raw {
             Some(r) => (HeaderMap::new(), r.options),
+            // A 101 keeps its hop-by-hop fields: its `Connection: upgrade` is relayed.
             None => fields(&block, spans, !switching)?,
         };
         let mut reading = Reading::for_response(status, version, head_request, facts, options)?;
@@ -281,23 +268,9 @@ impl RawFields {
 
     /// Appends the kept fields to `map` (for hyper's server, which encodes from one).
     pub fn append_to(&self, map: &mut HeaderMap) {
-        let mut kept = Vec::with_capacity((self.end - self.start) as usize + 2);
+        let mut kept = Vec::with_capacity(self.bytes_len() + 2);
         self.write(&mut kept);
-        kept.extend_from_slice(b"\r\n");
-        let kept = Bytes::from(kept);
-        let mut parsed = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        // These lines parsed before, as part of the whole head.
-        if let Ok(httparse::Status::Complete((_, fields))) =
-            httparse::parse_headers(&kept, &mut parsed)
-        {
-            for f in fields.iter() {
-                let name = HeaderName::from_bytes(f.name.as_bytes());
-                let value = HeaderValue::from_maybe_shared(kept.slice_ref(f.value));
-                if let (Ok(name), Ok(value)) = (name, value) {
-                    map.append(name, value);
-                }
-            }
-        }
+        append_lines::<MAX_HEADERS>(map, kept);
     }
 }
 

@@ -16,7 +16,7 @@ use bytes::Bytes;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 use crate::cookie;
-use crate::headers::{append_lines, field_map, ConnectionOptions};
+use crate::headers::{append_lines, field_map, is_hop_by_hop, ConnectionOptions};
 use crate::key::IpText;
 
 /// The most fields a [`RawHead`] records; a head with more gets a header map.
@@ -109,15 +109,12 @@ impl RawHead {
                     }
                     Kind::Skipped
                 }
-                10 if name.eq_ignore_ascii_case(b"keep-alive") => Kind::Skipped,
-                16 if name.eq_ignore_ascii_case(b"proxy-connection")
-                    || name.eq_ignore_ascii_case(b"x-forwarded-host") =>
-                {
-                    Kind::Skipped
-                }
+                16 if name.eq_ignore_ascii_case(b"x-forwarded-host") => Kind::Skipped,
                 17 if name.eq_ignore_ascii_case(b"x-forwarded-proto") => Kind::Skipped,
                 15 if name.eq_ignore_ascii_case(b"x-forwarded-for") => Kind::ForwardedFor,
                 12 if name.eq_ignore_ascii_case(b"x-request-id") => Kind::RequestId,
+                // `Keep-Alive`, `Proxy-Connection` (the others do not reach here).
+                _ if is_hop_by_hop(name) => Kind::Skipped,
                 _ => Kind::Kept,
             };
             match kind {

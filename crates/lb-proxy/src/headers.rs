@@ -35,6 +35,30 @@ const HOP_BY_HOP: [HeaderName; 6] = [
     header::UPGRADE,
 ];
 
+/// True for a [`HOP_BY_HOP`] name given as bytes (ASCII case-insensitive), for heads read
+/// without a map: one length switch, no hashing.
+pub(crate) fn is_hop_by_hop(name: &[u8]) -> bool {
+    match name.len() {
+        2 => name.eq_ignore_ascii_case(b"te"),
+        7 => name.eq_ignore_ascii_case(b"upgrade"),
+        10 => name.eq_ignore_ascii_case(b"connection") || name.eq_ignore_ascii_case(b"keep-alive"),
+        16 => name.eq_ignore_ascii_case(b"proxy-connection"),
+        17 => name.eq_ignore_ascii_case(b"transfer-encoding"),
+        _ => false,
+    }
+}
+
+/// A field value as text, as `HeaderValue::to_str` takes it: visible ASCII and tabs only.
+pub(crate) fn as_text(value: &[u8]) -> Option<&str> {
+    if !value
+        .iter()
+        .all(|&b| b == b'\t' || (b' '..0x7f).contains(&b))
+    {
+        return None;
+    }
+    std::str::from_utf8(value).ok()
+}
+
 // Names built once at compile time, so no request parses them.
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -280,13 +304,7 @@ pub(crate) fn real_client(conn: &ConnInfo, fields: View<'_>) -> Option<IpAddr> {
     }
     let mut client = None;
     for value in fields.values(&X_FORWARDED_FOR).rev() {
-        // As `HeaderValue::to_str`: visible ASCII only.
-        let Some(text) = value
-            .iter()
-            .all(|&b| b == b'\t' || (b' '..0x7f).contains(&b))
-            .then(|| std::str::from_utf8(value).ok())
-            .flatten()
-        else {
+        let Some(text) = as_text(value) else {
             return client;
         };
         for part in text.rsplit(',') {
@@ -385,6 +403,20 @@ mod tests {
             h.append(name, value);
         }
         h
+    }
+
+    #[test]
+    fn hop_by_hop_bytes_are_the_hop_by_hop_names() {
+        for name in &HOP_BY_HOP {
+            assert!(is_hop_by_hop(name.as_str().as_bytes()), "{name}");
+            assert!(
+                is_hop_by_hop(name.as_str().to_ascii_uppercase().as_bytes()),
+                "{name}"
+            );
+        }
+        for name in ["trailer", "host", "te2", "connections", "keep-alive ", ""] {
+            assert!(!is_hop_by_hop(name.as_bytes()), "{name}");
+        }
     }
 
     #[test]

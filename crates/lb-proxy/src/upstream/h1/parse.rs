@@ -11,7 +11,9 @@ use hyper::header::HeaderMap;
 use hyper::{Response, StatusCode, Version};
 
 use super::{H1Error, MAX_CHUNK_LINE, MAX_HEAD, MAX_HEADERS, READ_CHUNK, READ_MAX};
-use crate::headers::{append_lines, decimal_length, field_map, ConnectionOptions};
+use crate::headers::{
+    append_lines, as_text, decimal_length, field_map, is_hop_by_hop, ConnectionOptions,
+};
 
 /// Where each field of a parsed block lies in it: name start/end, value start/end.
 type Spans = [(u32, u32, u32, u32); MAX_HEADERS];
@@ -161,18 +163,11 @@ fn scan(
         let skip = match name.len() {
             17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
                 facts.te = true;
-                // Values that are not visible ASCII name no coding (as `to_str` refuses them).
-                if value
-                    .iter()
-                    .all(|&b| b == b'\t' || (b' '..0x7f).contains(&b))
+                // Values that are not text name no coding.
+                if let Some(last) = as_text(value)
+                    .and_then(|v| v.split(',').map(str::trim).rfind(|c| !c.is_empty()))
                 {
-                    if let Some(last) = value
-                        .split(|&b| b == b',')
-                        .map(<[u8]>::trim_ascii)
-                        .rfind(|c| !c.is_empty())
-                    {
-                        facts.chunked = last.eq_ignore_ascii_case(b"chunked");
-                    }
+                    facts.chunked = last.eq_ignore_ascii_case("chunked");
                 }
                 true
             }
@@ -200,15 +195,11 @@ fn scan(
                 keep &= !raw.options.add(value);
                 true
             }
-            10 if name.eq_ignore_ascii_case(b"keep-alive") => true,
-            16 if name.eq_ignore_ascii_case(b"proxy-connection") => true,
-            2 if name.eq_ignore_ascii_case(b"te") => true,
-            7 if name.eq_ignore_ascii_case(b"upgrade") => true,
             4 if name.eq_ignore_ascii_case(b"date") => {
                 raw.has_date = true;
                 false
             }
-            _ => false,
+            _ => is_hop_by_hop(name),
         };
         if skip && keep {
             match raw.skips.get_mut(raw.skipped as usize) {

@@ -13,7 +13,7 @@
 //! general path of [`headers`](crate::headers).
 
 use bytes::Bytes;
-use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::header::{self, HeaderMap, HeaderValue};
 
 use crate::cookie;
 use crate::headers::{append_lines, field_map, is_hop_by_hop, ConnectionOptions};
@@ -329,23 +329,25 @@ pub enum View<'a> {
 }
 
 impl<'a> View<'a> {
-    /// Every value of `name`, in order.
+    /// Every value of the field `name`, in order. A name as text: a configured one (a
+    /// `header:` key) is looked up without making a `HeaderName` of it, which would
+    /// allocate.
     pub fn values<'n>(
         self,
-        name: &'n HeaderName,
+        name: &'n str,
     ) -> impl DoubleEndedIterator<Item = &'a [u8]> + use<'a, 'n> {
         let (map, raw) = match self {
             View::Map(m) => (
                 Some(m.get_all(name).iter().map(HeaderValue::as_bytes)),
                 None,
             ),
-            View::Raw(r) => (None, Some(r.values(name.as_str().as_bytes()))),
+            View::Raw(r) => (None, Some(r.values(name.as_bytes()))),
         };
         map.into_iter().flatten().chain(raw.into_iter().flatten())
     }
 
     /// The first value of `name`.
-    pub fn get(self, name: &HeaderName) -> Option<&'a [u8]> {
+    pub fn get(self, name: &str) -> Option<&'a [u8]> {
         self.values(name).next()
     }
 
@@ -459,14 +461,13 @@ mod tests {
         let map = raw.to_map().unwrap_or_else(|| panic!("a map"));
         assert!(map.get(header::CONNECTION).is_none());
         assert_eq!(map.len(), 5);
-        let tenant = HeaderName::from_static("x-tenant");
         for view in [View::Raw(&raw), View::Map(&map)] {
-            assert_eq!(view.get(&tenant), Some(&b"t7"[..]));
-            assert_eq!(view.values(&tenant).next_back(), Some(&b"t8"[..]));
+            assert_eq!(view.get("x-tenant"), Some(&b"t7"[..]));
+            assert_eq!(view.values("x-tenant").next_back(), Some(&b"t8"[..]));
             assert_eq!(view.cookie("sid"), Some(&b"s9"[..]));
             assert_eq!(view.cookie("x"), Some(&b"1"[..]));
             assert_eq!(view.cookie("nope"), None);
-            assert_eq!(view.get(&header::ACCEPT), None);
+            assert_eq!(view.get(header::ACCEPT.as_str()), None);
         }
     }
 

@@ -258,7 +258,7 @@ async fn proxy(
     let content_length = match raw {
         Some(_) => None,
         None => view
-            .get(&header::CONTENT_LENGTH)
+            .get(header::CONTENT_LENGTH.as_str())
             .and_then(|v| std::str::from_utf8(v).ok())
             .and_then(|v| v.parse::<u64>().ok()),
     };

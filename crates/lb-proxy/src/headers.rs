@@ -303,7 +303,7 @@ pub(crate) fn real_client(conn: &ConnInfo, fields: View<'_>) -> Option<IpAddr> {
         return None;
     }
     let mut client = None;
-    for value in fields.values(&X_FORWARDED_FOR).rev() {
+    for value in fields.values(X_FORWARDED_FOR.as_str()).rev() {
         let Some(text) = as_text(value) else {
             return client;
         };

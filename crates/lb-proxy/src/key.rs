@@ -4,7 +4,6 @@
 //! request always has a key. Keys borrow from the request; only the client IP is written
 //! into a small stack buffer.
 
-use hyper::header::HeaderName;
 use hyper::Uri;
 use lb_core::config::KeySpec;
 
@@ -27,10 +26,7 @@ pub fn extract<'a>(
             uri.path_and_query()
                 .map_or(uri.path().as_bytes(), |pq| pq.as_str().as_bytes()),
         ),
-        KeySpec::Header(name) => match HeaderName::from_bytes(name.as_bytes()) {
-            Ok(n) => fields.values(&n).next(),
-            Err(_) => None,
-        },
+        KeySpec::Header(name) => fields.get(name),
         KeySpec::Cookie(name) => fields.cookie(name),
         KeySpec::Query(name) => uri.query().and_then(|q| {
             q.split('&').find_map(|pair| {
@@ -49,6 +45,7 @@ pub fn extract<'a>(
 mod tests {
     use super::*;
     use crate::fields::RawHead;
+    use hyper::header::HeaderName;
 
     /// The same request's fields as a header map and as a head kept as bytes.
     fn views(uri: &str, headers: &[(&str, &str)]) -> (hyper::HeaderMap, RawHead) {

@@ -277,7 +277,7 @@ impl H1Conn {
         // As hyper's client does: a known length is sent as is; a stream without one is
         // chunked, except for methods that (almost) never carry a body. A request without
         // a body (most) looks up no header.
-        let length = || head.fields.view().get(&header::CONTENT_LENGTH);
+        let length = || head.fields.view().get(header::CONTENT_LENGTH.as_str());
         let (out, add) = match body {
             ReqBody::Empty => (Out::Done, Added::None),
             ReqBody::Full { data } => {

@@ -323,6 +323,7 @@ impl fmt::Display for HostPattern {
 /// ```
 /// let ip = lb_core::name::IpText::new("2001:db8::1".parse().unwrap());
 /// assert_eq!(ip.as_bytes(), b"2001:db8::1");
+/// assert_eq!(format!("{ip:?}"), "2001:db8::1");
 /// ```
 pub struct IpText {
     buf: [u8; 64],
@@ -368,6 +369,13 @@ impl IpText {
     /// The text.
     pub fn as_bytes(&self) -> &[u8] {
         &self.buf[..self.len]
+    }
+}
+
+impl fmt::Debug for IpText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Only ASCII digits, dots, colons and hex letters are written.
+        f.write_str(std::str::from_utf8(self.as_bytes()).unwrap_or("?"))
     }
 }
 

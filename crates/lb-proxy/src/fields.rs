@@ -213,6 +213,7 @@ impl RawHead {
 
 /// The forwarding fields the proxy adds to a request kept as bytes (the general path
 /// sets the same in its header map: [`headers`](crate::headers)).
+#[derive(Debug)]
 pub struct Forwarded {
     /// `X-Forwarded-For`: the client's chain is appended to (when believed).
     pub append: bool,
@@ -225,23 +226,6 @@ pub struct Forwarded {
     pub host: Option<HeaderValue>,
     /// A new `X-Request-Id`, when the client sent none.
     pub request_id: Option<[u8; 32]>,
-}
-
-impl std::fmt::Debug for Forwarded {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Forwarded")
-            .field("append", &self.append)
-            .field("ip", &String::from_utf8_lossy(self.ip.as_bytes()))
-            .field("tls", &self.tls)
-            .field("host", &self.host)
-            .field(
-                "request_id",
-                &self
-                    .request_id
-                    .map(|id| String::from_utf8_lossy(&id).into_owned()),
-            )
-            .finish()
-    }
 }
 
 /// Writes each field of `headers` as `name: value` and CRLF.

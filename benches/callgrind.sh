@@ -10,14 +10,16 @@
 # Compare two builds by running it twice with LB_PROXY_BIN set to each binary.
 #
 # Env: REQS (default 20000), CONNS (default 64), WARM (default 2000), LB_PROXY_BIN,
-#      PROXY=nginx (count nginx as the proxy instead), CLOSE=1 (each request on a new connection with "Connection: close", CONNS of them
-#      in flight: the new-connection load of load.sh), KEEP_TMP=1. Loopback only; every process started here is stopped by PID on exit.
+#      PROXY=nginx (count nginx as the proxy instead), CLOSE=1 (each request on a new
+#      connection with "Connection: close", CONNS of them in flight: the new-connection
+#      load of load.sh), VG_EXTRA (more valgrind options, e.g. --cache-sim=yes for
+#      simulated cache misses in the dump), CG_OUT (keep the dump), KEEP_TMP=1.
+# Loopback only; every process started here is stopped by PID on exit.
 set -euo pipefail
 REQS=${REQS:-20000}
 CONNS=${CONNS:-64}
 CLOSE=${CLOSE:-0}
 WARM=${WARM:-2000}
-# Extra valgrind options, e.g. VG_EXTRA=--cache-sim=yes (simulated cache misses, in the dump).
 VG_EXTRA=${VG_EXTRA:-}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 LB=${LB_PROXY_BIN:-$ROOT/target/release/lb-proxy}

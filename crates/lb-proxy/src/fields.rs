@@ -16,7 +16,7 @@ use bytes::Bytes;
 use hyper::header::{self, HeaderMap, HeaderValue};
 
 use crate::cookie;
-use crate::headers::{append_lines, field_map, is_hop_by_hop, ConnectionOptions};
+use crate::headers::{append_lines, field_map, forwarded_for, is_hop_by_hop, ConnectionOptions};
 use crate::key::IpText;
 
 /// The most fields a [`RawHead`] records; a head with more gets a header map.
@@ -263,11 +263,9 @@ impl Fields<'_> {
             Fields::Raw(raw, add) => {
                 raw.write_lines(out);
                 out.extend_from_slice(b"x-forwarded-for: ");
-                if let Some(prev) = raw.forwarded_for().filter(|p| add.append && !p.is_empty()) {
-                    out.extend_from_slice(prev);
-                    out.extend_from_slice(b", ");
+                for part in forwarded_for(raw.forwarded_for(), add.append, add.ip.as_bytes()) {
+                    out.extend_from_slice(part);
                 }
-                out.extend_from_slice(add.ip.as_bytes());
                 out.extend_from_slice(if add.tls {
                     b"\r\nx-forwarded-proto: https\r\nx-forwarded-host: "
                 } else {

@@ -293,6 +293,20 @@ pub(crate) fn believed(conn: &ConnInfo) -> bool {
     }
 }
 
+/// The `X-Forwarded-For` value sent upstream, in parts to concatenate: the client's chain
+/// and `, ` when it is appended to (`append`, see [`believed`], and not empty), then the
+/// peer's address.
+pub(crate) fn forwarded_for<'a>(
+    prev: Option<&'a [u8]>,
+    append: bool,
+    ip: &'a [u8],
+) -> [&'a [u8]; 3] {
+    match prev.filter(|p| append && !p.is_empty()) {
+        Some(prev) => [prev, b", ", ip],
+        None => [b"", b"", ip],
+    }
+}
+
 /// The client behind trusted proxies: when the peer is inside the listener's
 /// `trusted_proxies`, the rightmost `X-Forwarded-For` address that is not itself trusted
 /// (the leftmost one if all are); `None` means the peer itself. An unparsable entry stops
@@ -348,15 +362,8 @@ pub(crate) fn prepare_headers(
     if let Some(te) = te {
         h.insert(header::TE, te);
     }
-    let prev = h
-        .get(&X_FORWARDED_FOR)
-        .map(HeaderValue::as_bytes)
-        .filter(|p| believed(conn) && !p.is_empty());
-    let xff = match prev {
-        Some(prev) => shared_value(&[prev, b", ", ip.as_bytes()]),
-        None => shared_value(&[ip.as_bytes()]),
-    };
-    if let Some(v) = xff {
+    let prev = h.get(&X_FORWARDED_FOR).map(HeaderValue::as_bytes);
+    if let Some(v) = shared_value(&forwarded_for(prev, believed(conn), ip.as_bytes())) {
         h.insert(X_FORWARDED_FOR, v);
     }
     h.insert(

@@ -1,12 +1,11 @@
 //! Small byte strings that live as long as a request, cut from one shared buffer per
 //! thread instead of allocated one by one.
 //!
-//! A request head read from a client and the values the proxy adds to a header map
-//! (`X-Forwarded-For`, `X-Request-Id`, a normalised `X-Forwarded-Host`) each used to be an
-//! allocation of their own, freed
-//! when the request ended. With many requests in flight at once (64 in the load test)
-//! those allocations outrun glibc's per-thread cache and take its slower path, a few
-//! hundred instructions each way. [`copy`] instead appends to this thread's current
+//! A request head read from a client and the values the proxy makes for it
+//! (`X-Forwarded-For` and `X-Request-Id` in a header map, a normalised `X-Forwarded-Host`)
+//! each used to be an allocation of their own, freed when the request ended. With many
+//! requests in flight at once (64 in the load test) those allocations outrun glibc's
+//! per-thread cache and take its slower path, a few hundred instructions each way. [`copy`] instead appends to this thread's current
 //! [`CHUNK`]-byte buffer and hands out a reference-counted slice of it: a copy and a
 //! reference count, no allocation. A buffer is freed when the last slice cut from it is
 //! dropped; the next one is allocated when the current one is full.

@@ -105,7 +105,7 @@ pub type Handling = Pin<Box<dyn Future<Output = Response<RespBody>> + Send>>;
 ///
 /// The future is boxed: a connection (hyper's slot for the service's future, or
 /// [`front`](crate::front)'s loop) would otherwise keep room for the exchange's state
-/// (4.8 KB) for as long as it lives. Allocated per request instead, it is freed when the
+/// (3.3 KB) for as long as it lives. Allocated per request instead, it is freed when the
 /// response is out, so an idle connection holds none of it.
 pub fn handle(
     rt: Arc<Runtime>,
@@ -113,68 +113,79 @@ pub fn handle(
     req: Request<Option<Incoming>>,
     raw: Option<RawHead>,
 ) -> Handling {
-    Box::pin(handle_request(rt, conn, req, raw))
+    let (parts, body) = req.into_parts();
+    Box::pin(handle_request(rt, conn, parts, body, raw))
 }
 
-async fn handle_request(
+// Written as a function returning an `async move` block, here and on the rest of the
+// request's path, rather than as an `async fn`: an `async fn` moves each argument into a
+// local of its body and its future keeps room for both, so every level of the nested
+// futures (each copied into its parent when called) would carry its arguments twice.
+#[allow(clippy::manual_async_fn)] // an `async fn` keeps its arguments twice (see above)
+fn handle_request(
     rt: Arc<Runtime>,
     conn: ConnInfo,
-    req: Request<Option<Incoming>>,
+    mut parts: Parts,
+    body: Option<Incoming>,
     raw: Option<RawHead>,
-) -> Response<RespBody> {
-    let start = Instant::now();
-    let method = req.method().clone();
-    // What the access log needs from the request, copied only when it is enabled.
-    let logged = tracing::enabled!(target: "lb::access", tracing::Level::INFO).then(|| {
-        (
-            req.uri().path().to_owned(),
-            match &raw {
-                Some(r) => Some(String::from_utf8_lossy(r.host()).into_owned()),
-                None => host_of(&req).map(str::to_owned),
-            },
-        )
-    });
-    let mut out = Handled {
-        pool: None,
-        backend: None,
-        tries: 0,
-        error: None,
-    };
-    let resp = match proxy(&rt, &conn, req, raw.as_ref(), &mut out).await {
-        Ok(r) => r,
-        Err(reason) => {
-            out.error = Some(reason);
-            rt.errors.inc(reason);
-            local_error(reason)
+) -> impl Future<Output = Response<RespBody>> + Send {
+    async move {
+        let start = Instant::now();
+        // What the access log needs from the request, copied only when it is enabled.
+        let logged = tracing::enabled!(target: "lb::access", tracing::Level::INFO).then(|| {
+            (
+                parts.method.clone(),
+                parts.uri.path().to_owned(),
+                match &raw {
+                    Some(r) => Some(String::from_utf8_lossy(r.host()).into_owned()),
+                    None => host_of(&parts).map(str::to_owned),
+                },
+            )
+        });
+        let mut out = Handled {
+            pool: None,
+            backend: None,
+            tries: 0,
+            error: None,
+        };
+        // The request's parts stay here, borrowed by the levels below.
+        let resp = match proxy(&rt, &conn, &mut parts, body, raw.as_ref(), &mut out).await {
+            Ok(r) => r,
+            Err(reason) => {
+                out.error = Some(reason);
+                rt.errors.inc(reason);
+                local_error(reason)
+            }
+        };
+        if let Some(pool) = &out.pool {
+            pool.handle.pool.stats().duration.observe(start.elapsed());
         }
-    };
-    if let Some(pool) = &out.pool {
-        pool.handle.pool.stats().duration.observe(start.elapsed());
+        let Some((method, path, host_raw)) = logged else {
+            return resp;
+        };
+        tracing::info!(
+            target: "lb::access",
+            client = %conn.client,
+            method = %method,
+            host = host_raw.as_deref().unwrap_or("-"),
+            path = %path,
+            status = resp.status().as_u16(),
+            duration_us = start.elapsed().as_micros() as u64,
+            pool = out.pool.as_ref().map_or("-", |p| p.handle.pool.name()),
+            backend = %out.backend.map_or_else(|| "-".to_owned(), |b| b.to_string()),
+            tries = out.tries,
+            error = out.error.map_or("-", Reason::as_str),
+        );
+        resp
     }
-    let Some((path, host_raw)) = logged else {
-        return resp;
-    };
-    tracing::info!(
-        target: "lb::access",
-        client = %conn.client,
-        method = %method,
-        host = host_raw.as_deref().unwrap_or("-"),
-        path = %path,
-        status = resp.status().as_u16(),
-        duration_us = start.elapsed().as_micros() as u64,
-        pool = out.pool.as_ref().map_or("-", |p| p.handle.pool.name()),
-        backend = %out.backend.map_or_else(|| "-".to_owned(), |b| b.to_string()),
-        tries = out.tries,
-        error = out.error.map_or("-", Reason::as_str),
-    );
-    resp
 }
 
-fn host_of<B>(req: &Request<B>) -> Option<&str> {
-    req.headers()
+fn host_of(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
-        .or_else(|| req.uri().authority().map(|a| a.as_str()))
+        .or_else(|| parts.uri.authority().map(|a| a.as_str()))
 }
 
 /// The size of a request head as sent, less optional whitespace: request line, and
@@ -199,176 +210,181 @@ fn is_idempotent(m: &Method) -> bool {
     )
 }
 
-async fn proxy(
-    rt: &Runtime,
-    conn: &ConnInfo,
-    req: Request<Option<Incoming>>,
-    raw: Option<&RawHead>,
-    out: &mut Handled,
-) -> Result<Response<RespBody>, Reason> {
-    let (mut parts, body) = req.into_parts();
-    if parts.version == hyper::Version::HTTP_2
-        && conn.max_header > 0
-        && head_size(&parts) > conn.max_header
-    {
-        return Err(Reason::HeaderTooLarge);
-    }
-    // Fields kept as bytes are read where they lie. In the general path the Host value is
-    // shared, not copied (a reference count); without a usable Host header the absolute
-    // URI's authority is used and later sent as Host.
-    let host_of_map = match raw {
-        Some(_) => None,
-        None => Some(map_host(&parts)?),
-    };
-    let raw_host = match (&host_of_map, raw) {
-        (Some((v, _)), _) => v.to_str().ok(),
-        (None, r) => r.and_then(|r| std::str::from_utf8(r.host()).ok()),
-    }
-    .ok_or(Reason::BadRequest)?;
-    let host = normalize_name(raw_host).map_err(|_| Reason::BadRequest)?;
-    // Request smuggling never gets here: `conn` answers `Content-Length` together with
-    // `Transfer-Encoding` with 400 on the head's bytes, and hyper rejects conflicting
-    // lengths and unknown transfer codings (tests/client_limits.rs, tests/statuses.rs).
-    let route = rt
-        .route(&host, parts.uri.path())
-        .ok_or(Reason::UnknownHost)?;
-    let h2 = match &route.target {
-        Target::Pool(p) if p.upstreams.protocol() == UpstreamProtocol::H2 => {
-            Some(p.upstreams.tls())
-        }
-        _ => None,
-    };
-    // Fields kept as bytes go upstream as bytes, unless the route edits them or the pool
-    // speaks HTTP/2: then they become the header map of the general path.
-    let raw = match raw {
-        Some(r)
-            if h2.is_some()
-                || !route.set_headers.is_empty()
-                || !route.remove_headers.is_empty() =>
+#[allow(clippy::manual_async_fn)] // not an `async fn`: see `handle_request`
+fn proxy<'a>(
+    rt: &'a Runtime,
+    conn: &'a ConnInfo,
+    parts: &'a mut Parts,
+    body: Option<Incoming>,
+    raw: Option<&'a RawHead>,
+    out: &'a mut Handled,
+) -> impl Future<Output = Result<Response<RespBody>, Reason>> + Send + 'a {
+    async move {
+        if parts.version == hyper::Version::HTTP_2
+            && conn.max_header > 0
+            && head_size(parts) > conn.max_header
         {
-            parts.headers = r.to_map().ok_or(Reason::BadRequest)?;
-            None
+            return Err(Reason::HeaderTooLarge);
         }
-        r => r,
-    };
-    let view = match raw {
-        Some(r) => View::Raw(r),
-        None => View::Map(&parts.headers),
-    };
-    // Only the general path has a body (`front` keeps none).
-    let content_length = match raw {
-        Some(_) => None,
-        None => view
-            .get(header::CONTENT_LENGTH.as_str())
-            .and_then(|v| std::str::from_utf8(v).ok())
-            .and_then(|v| v.parse::<u64>().ok()),
-    };
-    if conn.max_body > 0 && content_length.is_some_and(|l| l > conn.max_body) {
-        return Err(Reason::BodyTooLarge);
-    }
-    let idempotent = is_idempotent(&parts.method);
-    // Keep small bodies of idempotent requests for replay; stream everything else.
-    let mut body = match body {
-        Some(body) if !body.is_end_stream() => {
-            read_body(body, idempotent, content_length, conn.max_body).await?
+        // Fields kept as bytes are read where they lie. In the general path the Host value is
+        // shared, not copied (a reference count); without a usable Host header the absolute
+        // URI's authority is used and later sent as Host.
+        let host_of_map = match raw {
+            Some(_) => None,
+            None => Some(map_host(parts)?),
+        };
+        let raw_host = match (&host_of_map, raw) {
+            (Some((v, _)), _) => v.to_str().ok(),
+            (None, r) => r.and_then(|r| std::str::from_utf8(r.host()).ok()),
         }
-        _ => ReqBody::Empty,
-    };
-    let mut replayable = !matches!(body, ReqBody::Stream { .. });
-    let peer = IpText::new(conn.client.ip());
-    let real = real_client(conn, view);
-    let client_ip = real.map(IpText::new);
-    let ip = client_ip.as_ref().unwrap_or(&peer);
-    let key: &[u8] = match &route.target {
-        Target::Pool(p) => key::extract(p.key(), &parts.uri, view, &host).unwrap_or(ip.as_bytes()),
-        Target::Directory(_) => ip.as_bytes(),
-    };
-    let key_hash = hash::hash_key(key);
-    // x-forwarded-host shares the client's Host value when normalising changed nothing.
-    let same_host = matches!(&host, Cow::Borrowed(h) if h.len() == raw_host.len());
-    let (fields, upgrade, authority) = match (raw, &host_of_map) {
-        (Some(r), _) => {
-            let forwarded = Forwarded {
-                append: believed(conn),
-                ip: peer,
-                tls: conn.tls,
-                host: if same_host {
-                    None
+        .ok_or(Reason::BadRequest)?;
+        let host = normalize_name(raw_host).map_err(|_| Reason::BadRequest)?;
+        // Request smuggling never gets here: `conn` answers `Content-Length` together with
+        // `Transfer-Encoding` with 400 on the head's bytes, and hyper rejects conflicting
+        // lengths and unknown transfer codings (tests/client_limits.rs, tests/statuses.rs).
+        let route = rt
+            .route(&host, parts.uri.path())
+            .ok_or(Reason::UnknownHost)?;
+        let h2 = match &route.target {
+            Target::Pool(p) if p.upstreams.protocol() == UpstreamProtocol::H2 => {
+                Some(p.upstreams.tls())
+            }
+            _ => None,
+        };
+        // Fields kept as bytes go upstream as bytes, unless the route edits them or the pool
+        // speaks HTTP/2: then they become the header map of the general path.
+        let raw = match raw {
+            Some(r)
+                if h2.is_some()
+                    || !route.set_headers.is_empty()
+                    || !route.remove_headers.is_empty() =>
+            {
+                parts.headers = r.to_map().ok_or(Reason::BadRequest)?;
+                None
+            }
+            r => r,
+        };
+        let view = match raw {
+            Some(r) => View::Raw(r),
+            None => View::Map(&parts.headers),
+        };
+        // Only the general path has a body (`front` keeps none).
+        let content_length = match raw {
+            Some(_) => None,
+            None => view
+                .get(header::CONTENT_LENGTH.as_str())
+                .and_then(|v| std::str::from_utf8(v).ok())
+                .and_then(|v| v.parse::<u64>().ok()),
+        };
+        if conn.max_body > 0 && content_length.is_some_and(|l| l > conn.max_body) {
+            return Err(Reason::BodyTooLarge);
+        }
+        let idempotent = is_idempotent(&parts.method);
+        // Keep small bodies of idempotent requests for replay; stream everything else.
+        let mut body = match body {
+            Some(body) if !body.is_end_stream() => {
+                read_body(body, idempotent, content_length, conn.max_body).await?
+            }
+            _ => ReqBody::Empty,
+        };
+        let mut replayable = !matches!(body, ReqBody::Stream { .. });
+        let peer = IpText::new(conn.client.ip());
+        let real = real_client(conn, view);
+        let client_ip = real.map(IpText::new);
+        let ip = client_ip.as_ref().unwrap_or(&peer);
+        let key: &[u8] = match &route.target {
+            Target::Pool(p) => {
+                key::extract(p.key(), &parts.uri, view, &host).unwrap_or(ip.as_bytes())
+            }
+            Target::Directory(_) => ip.as_bytes(),
+        };
+        let key_hash = hash::hash_key(key);
+        // x-forwarded-host shares the client's Host value when normalising changed nothing.
+        let same_host = matches!(&host, Cow::Borrowed(h) if h.len() == raw_host.len());
+        let (fields, upgrade, authority) = match (raw, &host_of_map) {
+            (Some(r), _) => {
+                let forwarded = Forwarded {
+                    append: believed(conn),
+                    ip: peer,
+                    tls: conn.tls,
+                    host: if same_host {
+                        None
+                    } else {
+                        shared_value(&[host.as_bytes()])
+                    },
+                    request_id: (!r.has_request_id()).then(request_id_text),
+                };
+                (Fields::Raw(r, forwarded), None, None)
+            }
+            (None, host_of_map) => {
+                // A map made from kept bytes has its Host field.
+                let (host_value, host_from_uri) = match host_of_map {
+                    Some((v, from_uri)) => (v.clone(), *from_uri),
+                    None => map_host(parts)?,
+                };
+                let forwarded_host = if same_host {
+                    Some(host_value.clone())
                 } else {
                     shared_value(&[host.as_bytes()])
-                },
-                request_id: (!r.has_request_id()).then(request_id_text),
-            };
-            (Fields::Raw(r, forwarded), None, None)
+                };
+                let host_header = host_from_uri.then_some(host_value.clone());
+                let upgrading = prepare_headers(
+                    parts,
+                    route,
+                    conn,
+                    &peer,
+                    host_header,
+                    forwarded_host,
+                    h2.is_some(),
+                );
+                let upgrade = if upgrading {
+                    // Never resent once it left: the backend may already have switched protocols.
+                    replayable = false;
+                    parts
+                        .extensions
+                        .remove::<hyper::upgrade::OnUpgrade>()
+                        .map(|on| ClientUpgrade {
+                            on,
+                            idle: conn.idle,
+                            stats: rt.tunnels.clone(),
+                        })
+                } else {
+                    None
+                };
+                // HTTP/2 carries the authority as a pseudo-header: the request's host.
+                let authority = h2.is_some().then_some(host_value);
+                (
+                    Fields::Map(std::mem::take(&mut parts.headers)),
+                    upgrade,
+                    authority,
+                )
+            }
+        };
+        let mut uri = upstream_uri(&parts.uri, route)?;
+        let mut version = Version::HTTP_11;
+        if let (Some(tls), Some(authority)) = (h2, &authority) {
+            // HTTP/2 carries the scheme and authority as pseudo-headers: the URI is absolute.
+            uri = absolute_uri(uri, tls, authority)?;
+            version = Version::HTTP_2;
         }
-        (None, host_of_map) => {
-            // A map made from kept bytes has its Host field.
-            let (host_value, host_from_uri) = match host_of_map {
-                Some((v, from_uri)) => (v.clone(), *from_uri),
-                None => map_host(&parts)?,
-            };
-            let forwarded_host = if same_host {
-                Some(host_value.clone())
-            } else {
-                shared_value(&[host.as_bytes()])
-            };
-            let host_header = host_from_uri.then_some(host_value.clone());
-            let upgrading = prepare_headers(
-                &mut parts,
-                route,
-                conn,
-                &peer,
-                host_header,
-                forwarded_host,
-                h2.is_some(),
-            );
-            let upgrade = if upgrading {
-                // Never resent once it left: the backend may already have switched protocols.
-                replayable = false;
-                parts
-                    .extensions
-                    .remove::<hyper::upgrade::OnUpgrade>()
-                    .map(|on| ClientUpgrade {
-                        on,
-                        idle: conn.idle,
-                        stats: rt.tunnels.clone(),
-                    })
-            } else {
-                None
-            };
-            // HTTP/2 carries the authority as a pseudo-header: the request's host.
-            let authority = h2.is_some().then_some(host_value);
-            (
-                Fields::Map(std::mem::take(&mut parts.headers)),
-                upgrade,
-                authority,
-            )
-        }
-    };
-    let mut uri = upstream_uri(&parts.uri, route)?;
-    let mut version = Version::HTTP_11;
-    if let (Some(tls), Some(authority)) = (h2, &authority) {
-        // HTTP/2 carries the scheme and authority as pseudo-headers: the URI is absolute.
-        uri = absolute_uri(uri, tls, authority)?;
-        version = Version::HTTP_2;
-    }
-    let mut ctx = Exchange {
-        method: &parts.method,
-        uri: &uri,
-        version,
-        fields,
-        idempotent,
-        replayable,
-        tls: conn.tls,
-        upgrade,
-    };
-    match &route.target {
-        Target::Pool(p) => {
-            out.pool = Some(p.clone());
-            forward_pool(p, &mut ctx, &mut body, key_hash, conn, out).await
-        }
-        Target::Directory(d) => {
-            forward_directory(d, &mut ctx, &mut body, &host, key_hash, conn, out).await
+        let mut ctx = Exchange {
+            method: &parts.method,
+            uri: &uri,
+            version,
+            fields,
+            idempotent,
+            replayable,
+            tls: conn.tls,
+            upgrade,
+        };
+        match &route.target {
+            Target::Pool(p) => {
+                out.pool = Some(p.clone());
+                forward_pool(p, &mut ctx, &mut body, key_hash, conn, out).await
+            }
+            Target::Directory(d) => {
+                forward_directory(d, &mut ctx, &mut body, &host, key_hash, conn, out).await
+            }
         }
     }
 }
@@ -499,40 +515,43 @@ enum Attempt {
     TimedOut,
 }
 
-async fn attempt(
-    upstreams: &Arc<Upstreams>,
+#[allow(clippy::manual_async_fn)] // not an `async fn`: see `handle_request`
+fn attempt<'a>(
+    upstreams: &'a Arc<Upstreams>,
     addr: SocketAddr,
-    head: Head<'_>,
+    head: Head<'a>,
     body: ReqBody,
     timeout: Duration,
-    client: &ConnInfo,
-) -> Attempt {
-    let origin = Origin {
-        client: client.client,
-        local: client.local,
-        slot: client.slot.as_ref(),
-    };
-    let conn = match upstreams.checkout(addr, &origin).await {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::debug!(backend = %addr, error = %e, "upstream connect failed");
-            return Attempt::NotSent(Reason::UpstreamConnect, body);
-        }
-    };
-    // The timeout covers the response head only: a streaming body (gRPC) is bounded by
-    // the stall timer of its relay, not by this.
-    // Inline: the request's future is boxed once per request and freed after it (an
-    // idle connection holds none), so the send state (0.8 KB) costs no allocation of
-    // its own.
-    let deadline = tokio::time::Instant::now() + timeout;
-    match conn.send(head, body, deadline).await {
-        Ok(resp) => Attempt::Done(resp),
-        Err(e) if e.timed_out => Attempt::TimedOut,
-        Err(e) => {
-            tracing::debug!(backend = %addr, error = %e.error, "upstream exchange failed");
-            match e.body {
-                Some(body) => Attempt::NotSent(Reason::UpstreamReset, body),
-                None => Attempt::Failed(Reason::UpstreamReset),
+    client: &'a ConnInfo,
+) -> impl Future<Output = Attempt> + Send + 'a {
+    async move {
+        let origin = Origin {
+            client: client.client,
+            local: client.local,
+            slot: client.slot.as_ref(),
+        };
+        let conn = match upstreams.checkout(addr, &origin).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::debug!(backend = %addr, error = %e, "upstream connect failed");
+                return Attempt::NotSent(Reason::UpstreamConnect, body);
+            }
+        };
+        // The timeout covers the response head only: a streaming body (gRPC) is bounded by
+        // the stall timer of its relay, not by this.
+        // Inline: the request's future is boxed once per request and freed after it (an
+        // idle connection holds none), so the send state (0.7 KB) costs no allocation of
+        // its own.
+        let deadline = tokio::time::Instant::now() + timeout;
+        match conn.send(head, body, deadline).await {
+            Ok(resp) => Attempt::Done(resp),
+            Err(e) if e.timed_out => Attempt::TimedOut,
+            Err(e) => {
+                tracing::debug!(backend = %addr, error = %e.error, "upstream exchange failed");
+                match e.body {
+                    Some(body) => Attempt::NotSent(Reason::UpstreamReset, body),
+                    None => Attempt::Failed(Reason::UpstreamReset),
+                }
             }
         }
     }
@@ -563,116 +582,119 @@ fn relay(
     Response::from_parts(parts, RespBody::upstream(body, idle, lease))
 }
 
-async fn forward_pool(
-    p: &PoolTarget,
-    ex: &mut Exchange<'_>,
-    body: &mut ReqBody,
+#[allow(clippy::manual_async_fn)] // not an `async fn`: see `handle_request`
+fn forward_pool<'a>(
+    p: &'a PoolTarget,
+    ex: &'a mut Exchange<'a>,
+    body: &'a mut ReqBody,
     key_hash: u64,
-    client: &ConnInfo,
-    out: &mut Handled,
-) -> Result<Response<RespBody>, Reason> {
-    let cfg = &p.config;
-    let pool = &p.handle.pool;
-    let snap = pool.snapshot();
-    let mut sel = snap.select_with(lb_core::select::PickInput {
-        key_hash,
-        random: hash::thread_random(),
-    });
-    // Sticky sessions: the backend the cookie names goes first when usable; the normal
-    // preference order follows (without it) if connecting to it fails.
-    let sticky = cfg.sticky.as_deref().map(|name| {
-        let named = ex.fields.view().cookie(name).and_then(cookie::parse_sticky);
-        (name, named)
-    });
-    let mut pinned = sticky
-        .and_then(|(_, named)| named)
-        .and_then(|id| snap.lease_sticky(id));
-    let pinned_addr = pinned.as_ref().map(lb_core::Lease::addr);
-    let mut last = Reason::NoHealthyBackend;
-    let mut next_body = Some(take_body(body));
-    loop {
-        if out.tries > cfg.retries {
-            return Err(last);
-        }
-        let lease = match pinned.take() {
-            Some(l) => l,
-            None => match sel.by_ref().find(|l| Some(l.addr()) != pinned_addr) {
-                Some(l) => l,
-                None => return Err(last),
-            },
-        };
-        let _retry_guard = if out.tries > 0 {
-            let in_flight = p.retries_in_flight.load(Ordering::Relaxed);
-            if in_flight >= p.budget().allowed(pool.active()) {
+    client: &'a ConnInfo,
+    out: &'a mut Handled,
+) -> impl Future<Output = Result<Response<RespBody>, Reason>> + Send + 'a {
+    async move {
+        let cfg = &p.config;
+        let pool = &p.handle.pool;
+        let snap = pool.snapshot();
+        let mut sel = snap.select_with(lb_core::select::PickInput {
+            key_hash,
+            random: hash::thread_random(),
+        });
+        // Sticky sessions: the backend the cookie names goes first when usable; the normal
+        // preference order follows (without it) if connecting to it fails.
+        let sticky = cfg.sticky.as_deref().map(|name| {
+            let named = ex.fields.view().cookie(name).and_then(cookie::parse_sticky);
+            (name, named)
+        });
+        let mut pinned = sticky
+            .and_then(|(_, named)| named)
+            .and_then(|id| snap.lease_sticky(id));
+        let pinned_addr = pinned.as_ref().map(lb_core::Lease::addr);
+        let mut last = Reason::NoHealthyBackend;
+        let mut next_body = Some(take_body(body));
+        loop {
+            if out.tries > cfg.retries {
                 return Err(last);
             }
-            pool.stats().retries.fetch_add(1, Ordering::Relaxed);
-            Some(RetryGuard::new(&p.retries_in_flight))
-        } else {
-            None
-        };
-        out.tries += 1;
-        out.backend = Some(lease.addr());
-        let b = match next_body.take() {
-            Some(b) => b,
-            None => take_body(body),
-        };
-        match attempt(
-            &p.upstreams,
-            lease.addr(),
-            ex.head(),
-            b,
-            cfg.response_timeout,
-            client,
-        )
-        .await
-        {
-            Attempt::Done(resp) => {
-                let status = resp.status().as_u16();
-                lease.member().state().count_status(status);
-                let retry_status = (status == 502 && cfg.retry_on.status_502)
-                    || (status == 503 && cfg.retry_on.status_503);
-                if retry_status && ex.idempotent && ex.replayable && out.tries <= cfg.retries {
+            let lease = match pinned.take() {
+                Some(l) => l,
+                None => match sel.by_ref().find(|l| Some(l.addr()) != pinned_addr) {
+                    Some(l) => l,
+                    None => return Err(last),
+                },
+            };
+            let _retry_guard = if out.tries > 0 {
+                let in_flight = p.retries_in_flight.load(Ordering::Relaxed);
+                if in_flight >= p.budget().allowed(pool.active()) {
+                    return Err(last);
+                }
+                pool.stats().retries.fetch_add(1, Ordering::Relaxed);
+                Some(RetryGuard::new(&p.retries_in_flight))
+            } else {
+                None
+            };
+            out.tries += 1;
+            out.backend = Some(lease.addr());
+            let b = match next_body.take() {
+                Some(b) => b,
+                None => take_body(body),
+            };
+            match attempt(
+                &p.upstreams,
+                lease.addr(),
+                ex.head(),
+                b,
+                cfg.response_timeout,
+                client,
+            )
+            .await
+            {
+                Attempt::Done(resp) => {
+                    let status = resp.status().as_u16();
+                    lease.member().state().count_status(status);
+                    let retry_status = (status == 502 && cfg.retry_on.status_502)
+                        || (status == 503 && cfg.retry_on.status_503);
+                    if retry_status && ex.idempotent && ex.replayable && out.tries <= cfg.retries {
+                        lease.report(Outcome::Failure);
+                        last = Reason::UpstreamReset;
+                        continue;
+                    }
+                    lease.report(if status >= 500 {
+                        Outcome::Failure
+                    } else {
+                        Outcome::Success
+                    });
+                    let set_cookie = sticky.and_then(|(name, named)| {
+                        let id = lease.sticky_id();
+                        (named != Some(id))
+                            .then(|| cookie::set_sticky(name, id, ex.tls))
+                            .flatten()
+                    });
+                    let addr = lease.addr();
+                    let mut resp = relay(resp, cfg.idle_timeout, Some(lease), ex, addr);
+                    if let Some(v) = set_cookie {
+                        resp.headers_mut().append(header::SET_COOKIE, v);
+                    }
+                    return Ok(resp);
+                }
+                Attempt::NotSent(reason, unsent) => {
                     lease.report(Outcome::Failure);
-                    last = Reason::UpstreamReset;
-                    continue;
+                    last = reason;
+                    if reason == Reason::UpstreamConnect && !cfg.retry_on.connect {
+                        return Err(last);
+                    }
+                    next_body = Some(unsent);
                 }
-                lease.report(if status >= 500 {
-                    Outcome::Failure
-                } else {
-                    Outcome::Success
-                });
-                let set_cookie = sticky.and_then(|(name, named)| {
-                    let id = lease.sticky_id();
-                    (named != Some(id))
-                        .then(|| cookie::set_sticky(name, id, ex.tls))
-                        .flatten()
-                });
-                let addr = lease.addr();
-                let mut resp = relay(resp, cfg.idle_timeout, Some(lease), ex, addr);
-                if let Some(v) = set_cookie {
-                    resp.headers_mut().append(header::SET_COOKIE, v);
+                Attempt::Failed(reason) => {
+                    lease.report(Outcome::Failure);
+                    last = reason;
+                    if !(cfg.retry_on.reset && ex.idempotent && ex.replayable) {
+                        return Err(last);
+                    }
                 }
-                return Ok(resp);
-            }
-            Attempt::NotSent(reason, unsent) => {
-                lease.report(Outcome::Failure);
-                last = reason;
-                if reason == Reason::UpstreamConnect && !cfg.retry_on.connect {
-                    return Err(last);
+                Attempt::TimedOut => {
+                    lease.report(Outcome::Failure);
+                    return Err(Reason::UpstreamTimeout);
                 }
-                next_body = Some(unsent);
-            }
-            Attempt::Failed(reason) => {
-                lease.report(Outcome::Failure);
-                last = reason;
-                if !(cfg.retry_on.reset && ex.idempotent && ex.replayable) {
-                    return Err(last);
-                }
-            }
-            Attempt::TimedOut => {
-                lease.report(Outcome::Failure);
-                return Err(Reason::UpstreamTimeout);
             }
         }
     }

@@ -34,6 +34,7 @@ mod connect;
 pub mod h1;
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, Weak};
@@ -203,46 +204,49 @@ impl Conn {
     ///
     /// The response head must arrive by `deadline` ([`SendFailed::timed_out`] otherwise);
     /// the body is not bounded by it.
-    pub async fn send(
+    #[allow(clippy::manual_async_fn)] // not an `async fn`: see `forward::handle_request`
+    pub fn send<'a>(
         self,
-        head: Head<'_>,
+        head: Head<'a>,
         body: ReqBody,
         deadline: Instant,
-    ) -> Result<Response<UpstreamBody>, SendFailed> {
-        let Conn { sender, addr, home } = self;
-        match sender {
-            Sender::H1(mut c) => match c.send(head, body, deadline).await {
-                Ok(resp) => {
-                    let home = (!head.upgrade).then_some(Returner { addr, home });
-                    Ok(resp.map(|reading| UpstreamBody::H1(H1Body::new(c, reading, home))))
-                }
-                Err(e) => Err(SendFailed {
-                    timed_out: matches!(e.error, h1::H1Error::Timeout),
-                    error: Box::new(e.error),
-                    body: e.body,
-                }),
-            },
-            Sender::H2(mut s) => {
-                let mut req = Request::new(body);
-                *req.method_mut() = head.method.clone();
-                *req.uri_mut() = head.uri.clone();
-                *req.version_mut() = head.version;
-                *req.headers_mut() = head.fields.to_map();
-                match tokio::time::timeout_at(deadline, s.try_send_request(req)).await {
-                    Ok(Ok(resp)) => Ok(resp.map(UpstreamBody::H2)),
-                    Ok(Err(mut e)) => {
-                        let body = e.take_message().map(Request::into_body);
-                        Err(SendFailed {
-                            error: Box::new(e.into_error()),
-                            body,
-                            timed_out: false,
-                        })
+    ) -> impl Future<Output = Result<Response<UpstreamBody>, SendFailed>> + Send + 'a {
+        async move {
+            let Conn { sender, addr, home } = self;
+            match sender {
+                Sender::H1(mut c) => match c.send(head, body, deadline).await {
+                    Ok(resp) => {
+                        let home = (!head.upgrade).then_some(Returner { addr, home });
+                        Ok(resp.map(|reading| UpstreamBody::H1(H1Body::new(c, reading, home))))
                     }
-                    Err(elapsed) => Err(SendFailed {
-                        error: Box::new(elapsed),
-                        body: None,
-                        timed_out: true,
+                    Err(e) => Err(SendFailed {
+                        timed_out: matches!(e.error, h1::H1Error::Timeout),
+                        error: Box::new(e.error),
+                        body: e.body,
                     }),
+                },
+                Sender::H2(mut s) => {
+                    let mut req = Request::new(body);
+                    *req.method_mut() = head.method.clone();
+                    *req.uri_mut() = head.uri.clone();
+                    *req.version_mut() = head.version;
+                    *req.headers_mut() = head.fields.to_map();
+                    match tokio::time::timeout_at(deadline, s.try_send_request(req)).await {
+                        Ok(Ok(resp)) => Ok(resp.map(UpstreamBody::H2)),
+                        Ok(Err(mut e)) => {
+                            let body = e.take_message().map(Request::into_body);
+                            Err(SendFailed {
+                                error: Box::new(e.into_error()),
+                                body,
+                                timed_out: false,
+                            })
+                        }
+                        Err(elapsed) => Err(SendFailed {
+                            error: Box::new(elapsed),
+                            body: None,
+                            timed_out: true,
+                        }),
+                    }
                 }
             }
         }

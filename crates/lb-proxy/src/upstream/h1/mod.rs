@@ -176,93 +176,99 @@ impl H1Conn {
     /// is left alone, and when it fires before `deadline` it is moved on then. So an
     /// exchange on a pooled connection registers no timer: with a 60 s response timeout
     /// the timer is moved about once a minute per connection, not per request.
-    pub async fn send(
-        &mut self,
-        head: Head<'_>,
+    #[allow(clippy::manual_async_fn)] // not an `async fn`: see `forward::handle_request`
+    pub fn send<'a>(
+        &'a mut self,
+        head: Head<'a>,
         body: ReqBody,
         deadline: Instant,
-    ) -> Result<Response<Reading>, SendError> {
-        let mut timer = match self.timer.take() {
-            Some(mut t) => {
-                if t.deadline() > deadline {
-                    t.as_mut().reset(deadline);
-                }
-                t
-            }
-            None => Box::pin(tokio::time::sleep_until(deadline)),
-        };
-        let result = {
-            let mut exchange = std::pin::pin!(self.exchange(head, body));
-            poll_fn(|cx| {
-                if let Poll::Ready(r) = exchange.as_mut().poll(cx) {
-                    return Poll::Ready(r);
-                }
-                while timer.as_mut().poll(cx).is_ready() {
-                    if Instant::now() >= deadline {
-                        return Poll::Ready(Err(SendError {
-                            error: H1Error::Timeout,
-                            body: None,
-                        }));
+    ) -> impl Future<Output = Result<Response<Reading>, SendError>> + Send + 'a {
+        async move {
+            let mut timer = match self.timer.take() {
+                Some(mut t) => {
+                    if t.deadline() > deadline {
+                        t.as_mut().reset(deadline);
                     }
-                    timer.as_mut().reset(deadline);
+                    t
                 }
-                Poll::Pending
-            })
-            .await
-        };
-        self.timer = Some(timer);
-        result
+                None => Box::pin(tokio::time::sleep_until(deadline)),
+            };
+            let result = {
+                let mut exchange = std::pin::pin!(self.exchange(head, body));
+                poll_fn(|cx| {
+                    if let Poll::Ready(r) = exchange.as_mut().poll(cx) {
+                        return Poll::Ready(r);
+                    }
+                    while timer.as_mut().poll(cx).is_ready() {
+                        if Instant::now() >= deadline {
+                            return Poll::Ready(Err(SendError {
+                                error: H1Error::Timeout,
+                                body: None,
+                            }));
+                        }
+                        timer.as_mut().reset(deadline);
+                    }
+                    Poll::Pending
+                })
+                .await
+            };
+            self.timer = Some(timer);
+            result
+        }
     }
 
     /// The exchange of [`H1Conn::send`], without its deadline.
-    async fn exchange(
-        &mut self,
-        head: Head<'_>,
+    #[allow(clippy::manual_async_fn)] // not an `async fn`: see `forward::handle_request`
+    fn exchange<'a>(
+        &'a mut self,
+        head: Head<'a>,
         body: ReqBody,
-    ) -> Result<Response<Reading>, SendError> {
-        let expect = Expect {
-            head: *head.method == Method::HEAD,
-            upgrade: head.upgrade,
-        };
-        let out = self.encode_head(head, &body);
-        if let ReqBody::Full { data: Some(d) } = &body {
-            if matches!(out, Out::Done) {
-                self.wdata = d.clone();
+    ) -> impl Future<Output = Result<Response<Reading>, SendError>> + Send + 'a {
+        async move {
+            let expect = Expect {
+                head: *head.method == Method::HEAD,
+                upgrade: head.upgrade,
+            };
+            let out = self.encode_head(head, &body);
+            if let ReqBody::Full { data: Some(d) } = &body {
+                if matches!(out, Out::Done) {
+                    self.wdata = d.clone();
+                }
             }
-        }
-        let mut written = 0usize;
-        if let Err(e) = poll_fn(|cx| self.poll_write_out(cx, &mut written)).await {
-            self.reset_out();
-            return Err(SendError {
-                error: e.into(),
-                body: (written == 0).then_some(body),
-            });
-        }
-        let fail = |error| SendError { error, body: None };
-        let mut early = None;
-        if !matches!(out, Out::Done) {
-            early = self.stream_body(body, out, expect).await.map_err(fail)?;
-        }
-        let resp = match early {
-            Some(mut r) => {
-                // Answered before the request body was all sent: the rest of it can't be
-                // told from a next request, so this connection is not reused.
-                r.body_mut().keep = false;
-                r
+            let mut written = 0usize;
+            if let Err(e) = poll_fn(|cx| self.poll_write_out(cx, &mut written)).await {
+                self.reset_out();
+                return Err(SendError {
+                    error: e.into(),
+                    body: (written == 0).then_some(body),
+                });
             }
-            None => {
-                poll_fn(|cx| Pin::new(&mut self.io).poll_flush(cx))
-                    .await
-                    .map_err(|e| fail(e.into()))?;
-                poll_fn(|cx| self.poll_head(cx, expect))
-                    .await
-                    .map_err(fail)?
+            let fail = |error| SendError { error, body: None };
+            let mut early = None;
+            if !matches!(out, Out::Done) {
+                early = self.stream_body(body, out, expect).await.map_err(fail)?;
             }
-        };
-        if self.wbuf.capacity() > WRITE_KEEP {
-            self.wbuf = Vec::new();
+            let resp = match early {
+                Some(mut r) => {
+                    // Answered before the request body was all sent: the rest of it can't be
+                    // told from a next request, so this connection is not reused.
+                    r.body_mut().keep = false;
+                    r
+                }
+                None => {
+                    poll_fn(|cx| Pin::new(&mut self.io).poll_flush(cx))
+                        .await
+                        .map_err(|e| fail(e.into()))?;
+                    poll_fn(|cx| self.poll_head(cx, expect))
+                        .await
+                        .map_err(fail)?
+                }
+            };
+            if self.wbuf.capacity() > WRITE_KEEP {
+                self.wbuf = Vec::new();
+            }
+            Ok(resp)
         }
-        Ok(resp)
     }
 
     fn reset_out(&mut self) {

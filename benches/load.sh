@@ -20,6 +20,9 @@
 #      BASELINE_BIN (another lb-proxy build, e.g. of an older commit, measured in the same
 #      rounds as a fourth proxy "baseline": a change compared side by side, not against
 #      a figure from another run).
+#      PERF=1 (where each proxy's CPU goes, kernel included: perf record -e cpu-clock
+#      on the proxy's processes during separate 3 s keep-alive and new-connection runs;
+#      top PERF_TOP symbols, default 25).
 # Loopback only; every process started here is stopped by PID on exit.
 set -euo pipefail
 
@@ -34,6 +37,8 @@ NAME=load.sh
 # shellcheck source=benches/lib.sh
 source "$ROOT/benches/lib.sh"
 install_missing nginx:nginx-light haproxy:haproxy wrk:wrk python3:python3 openssl:openssl
+PERF=${PERF:-0}
+[[ $PERF == 1 ]] && ! command -v perf >/dev/null && die "PERF=1 needs perf (apt-get install linux-perf)"
 [[ $STRACE == 1 ]] && ! command -v strace >/dev/null && die "STRACE=1 needs strace"
 
 # --- lb-proxy binary ------------------------------------------------------------------
@@ -341,6 +346,66 @@ desc = ", ".join(f"{k} {v / reqs:.2f}" for k, v in top)
 print(f"{proxy}\t{total / max(reqs, 1):.2f}\t{desc}")
 EOF
         log "strace $p: $(tail -n1 "$STRACE_TSV")"
+    done
+fi
+
+# Where the CPU goes (optional; separate runs, perf's sampling costs a little). Per load
+# (keep-alive, new connection), one table: CPU-µs per request in the kernel, the binary
+# and libc, and in the top symbols, side by side. Each sample is 1/PERF_HZ s of CPU
+# (perf -e cpu-clock works in a VM without hardware counters; there the kernel's samples
+# cluster where it re-enables interrupts, e.g. _raw_spin_unlock_irqrestore).
+PERF_HZ=${PERF_HZ:-4999}
+if [[ $PERF == 1 ]]; then
+    for mode in keepalive close; do
+        case $mode in
+        keepalive) args=(-t1 -c64) ;;
+        *) args=(-t1 -c32 -H "Connection: close") ;;
+        esac
+        for p in "${PROXIES[@]}"; do
+            pids=$(proc_pids "$p" | paste -sd,)
+            data=$TMP/perf-$p-$mode.data
+            timeout 20 perf record -q -e cpu-clock -F "$PERF_HZ" -p "$pids" -o "$data" 2>/dev/null &
+            pf=$!
+            sleep 0.5
+            timeout 30 wrk "${args[@]}" -d3s "http://127.0.0.1:${PORT[$p]}/" >"$TMP/perf-wrk-$p-$mode.txt"
+            kill -INT "$pf" 2>/dev/null || true
+            wait "$pf" 2>/dev/null || true
+            for sort in dso sym; do
+                perf report -i "$data" --stdio --no-children --sort "$sort" -F sample,"$sort" 2>/dev/null \
+                    | grep -E '^ +[0-9]' >"$TMP/perf-$p-$mode-$sort.txt" || true
+            done
+        done
+        python3 - "$TMP" "$mode" "$PERF_HZ" "${PERF_TOP:-25}" "${PROXIES[@]}" <<'EOF'
+import re, sys
+tmp, mode, hz, top, proxies = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5:]
+per = {}
+for p in proxies:
+    reqs = int(re.search(r"(\d+) requests in", open(f"{tmp}/perf-wrk-{p}-{mode}.txt").read()).group(1))
+    d = {}
+    for line in open(f"{tmp}/perf-{p}-{mode}-dso.txt"):
+        n, dso = line.split(None, 1)
+        dso = dso.strip()
+        key = ("kernel" if dso.startswith("[kernel") else "libc" if dso.startswith("libc")
+               else "binary" if dso in ("lb-proxy", "nginx", "haproxy") else "other")
+        d[f"({key})"] = d.get(f"({key})", 0) + int(n) * 1e6 / hz / reqs
+    d["(total)"] = sum(d.values())
+    for line in open(f"{tmp}/perf-{p}-{mode}-sym.txt"):
+        n, rest = line.split(None, 1)
+        d[rest.strip()] = int(n) * 1e6 / hz / reqs
+    per[p] = d
+order = ["(total)", "(kernel)", "(binary)", "(libc)", "(other)"]
+syms = {}
+for p in proxies:
+    for k, v in per[p].items():
+        if k not in order:
+            syms[k] = max(syms.get(k, 0), v)
+order += sorted(syms, key=lambda k: -syms[k])[:top]
+print(f"\nperf, {mode}: CPU-µs per request, by where the samples fell\n")
+print("| | " + " | ".join(proxies) + " |")
+print("|---|" + "---:|" * len(proxies))
+for k in order:
+    print(f"| {k} | " + " | ".join(f"{per[p].get(k, 0):.2f}" for p in proxies) + " |")
+EOF
     done
 fi
 

@@ -8,7 +8,8 @@
 # (utime+stime from /proc/PID/stat over the run, summed over the proxy's processes, divided
 # by wrk's request count). Then a python client opens IDLE_CONNS idle keep-alive connections
 # (one request each, kept open) and we record (VmRSS after - VmRSS before) / IDLE_CONNS.
-# Each figure is the median of REPEAT rounds; proxies are interleaved inside a round.
+# Each figure is the median of REPEAT rounds; proxies are interleaved inside a round, in
+# an order that rotates by one each round.
 # With TLS=1 (the default) each proxy also terminates TLS on a second port with the same
 # ECDSA P-256 certificate (TLS 1.2 and 1.3 offered, so wrk negotiates 1.3 everywhere;
 # session caches on; HTTP/1.1 as wrk speaks no ALPN), and
@@ -307,7 +308,12 @@ for r in $(seq "$REPEAT"); do
     log "round $r/$REPEAT"
     for p in "${PROXIES[@]}"; do run_idle "$p" "$r"; done
     warm_up
-    for p in "${PROXIES[@]}"; do
+    # The order rotates by one each round: the proxy measured first after the warm-up
+    # came out worse in CPU and p99 (2026-12-03: a build measured first in every round
+    # read 1.06x another that runs 13 % fewer instructions, measured last), so with
+    # REPEAT a multiple of the proxies' number each proxy takes every position once.
+    k=$(((r - 1) % ${#PROXIES[@]}))
+    for p in "${PROXIES[@]:k}" "${PROXIES[@]:0:k}"; do
         run_wrk "$p" keepalive "$r"
         run_wrk "$p" close "$r"
         if [[ $TLS == 1 ]]; then
@@ -350,8 +356,9 @@ EOF
 fi
 
 # Where the CPU goes (optional; separate runs, perf's sampling costs a little). Per load
-# (keep-alive, new connection), one table: CPU-µs per request in the kernel, the binary
-# and libc, and in the top symbols, side by side. Each sample is 1/PERF_HZ s of CPU
+# (keep-alive, new connection), one table: CPU-µs per request in the kernel, in user space
+# (libc, the vDSO's clock reads, the rest), and in the top symbols, side by side. One run
+# each, in a fixed order: a breakdown, not a comparison (that is the timed runs' job). Each sample is 1/PERF_HZ s of CPU
 # (perf -e cpu-clock works in a VM without hardware counters; there the kernel's samples
 # cluster where it re-enables interrupts, e.g. _raw_spin_unlock_irqrestore).
 PERF_HZ=${PERF_HZ:-4999}
@@ -386,14 +393,14 @@ for p in proxies:
         n, dso = line.split(None, 1)
         dso = dso.strip()
         key = ("kernel" if dso.startswith("[kernel") else "libc" if dso.startswith("libc")
-               else "binary" if dso in ("lb-proxy", "nginx", "haproxy") else "other")
+               else "vdso" if dso == "[vdso]" else "user, not libc")
         d[f"({key})"] = d.get(f"({key})", 0) + int(n) * 1e6 / hz / reqs
     d["(total)"] = sum(d.values())
     for line in open(f"{tmp}/perf-{p}-{mode}-sym.txt"):
         n, rest = line.split(None, 1)
         d[rest.strip()] = int(n) * 1e6 / hz / reqs
     per[p] = d
-order = ["(total)", "(kernel)", "(binary)", "(libc)", "(other)"]
+order = ["(total)", "(kernel)", "(user, not libc)", "(libc)", "(vdso)"]
 syms = {}
 for p in proxies:
     for k, v in per[p].items():

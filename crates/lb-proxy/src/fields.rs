@@ -485,15 +485,11 @@ mod tests {
         }
     }
 
-    /// Names the relay leaves out of a head kept as bytes.
-    const LEFT_OUT: [&str; 6] = [
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "x-forwarded-for",
-        "x-forwarded-proto",
-        "x-forwarded-host",
-    ];
+    /// Names the relay leaves out of a head kept as bytes: the hop-by-hop ones
+    /// (`is_hop_by_hop`: among them `TE` and `Upgrade`, which random names can hit, though
+    /// `front` hands such heads to hyper before they get here) and these, which it writes
+    /// itself.
+    const FORWARDING: [&str; 3] = ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"];
 
     proptest! {
         #[test]
@@ -536,7 +532,7 @@ mod tests {
             raw.write_lines(&mut out);
             let kept: String = lines
                 .iter()
-                .filter(|(n, _, _)| !LEFT_OUT.contains(&n.as_str()))
+                .filter(|(n, _, _)| !FORWARDING.contains(&n.as_str()) && !is_hop_by_hop(n.as_bytes()))
                 .map(|(_, _, line)| line.as_str())
                 .collect();
             prop_assert_eq!(String::from_utf8_lossy(&out), kept);

@@ -47,12 +47,29 @@ async fn reload_adds_a_route_and_pool() {
     assert_eq!(get(p.addr, "new.test", "/").await.status, 200);
 }
 
-fn write_config(dir: &str, text: &str) -> PathBuf {
+/// A config file in a temp dir of its own, removed with it (also when a test fails).
+struct TempConfig(PathBuf);
+
+impl TempConfig {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempConfig {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+fn write_config(dir: &str, text: &str) -> TempConfig {
     let d = std::env::temp_dir().join(format!("lb-proxy-test-{}-{dir}", std::process::id()));
     std::fs::create_dir_all(&d).expect("temp dir");
     let p = d.join("proxy.toml");
     std::fs::write(&p, text).expect("write config");
-    p
+    TempConfig(p)
 }
 
 fn bin() -> Command {
@@ -64,7 +81,7 @@ fn check_accepts_good_and_names_file_and_key_of_bad() {
     let good = write_config("check-good", &web("127.0.0.1:9".parse().expect("addr")));
     let out = bin()
         .arg("--config")
-        .arg(&good)
+        .arg(good.path())
         .arg("--check")
         .output()
         .expect("run");
@@ -81,13 +98,13 @@ fn check_accepts_good_and_names_file_and_key_of_bad() {
     );
     let out = bin()
         .arg("--config")
-        .arg(&bad)
+        .arg(bad.path())
         .arg("--check")
         .output()
         .expect("run");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(&bad.display().to_string()), "{err}");
+    assert!(err.contains(&bad.path().display().to_string()), "{err}");
     assert!(err.contains("pool.web.strategy"), "{err}");
 }
 
@@ -178,12 +195,12 @@ fn listen_addr(line: &str) -> SocketAddr {
 async fn sighup_with_broken_file_keeps_serving_and_sigterm_exits_0() {
     let a = Backend::start("a").await;
     let path = write_config("signals", &web(a.addr));
-    let mut run = Running::start(&path);
+    let mut run = Running::start(path.path());
     let addr = listen_addr(&run.wait_for("listening"));
     let r = get(addr, "web.test", "/").await;
     assert_eq!((r.status, r.text()), (200, "a".to_owned()));
 
-    std::fs::write(&path, "[pool.web\nthis is not toml").expect("break config");
+    std::fs::write(path.path(), "[pool.web\nthis is not toml").expect("break config");
     run.signal("HUP");
     run.wait_for("reload rejected");
     let r = get(addr, "web.test", "/").await;
@@ -196,7 +213,6 @@ async fn sighup_with_broken_file_keeps_serving_and_sigterm_exits_0() {
         tokio::net::TcpStream::connect(addr).await.is_err(),
         "the listener is closed"
     );
-    let _ = std::fs::remove_dir_all(path.parent().expect("dir"));
 }
 
 /// Writes `msg` and reads the same bytes back within 5 s.
@@ -217,7 +233,7 @@ async fn echo(s: &mut tokio::net::TcpStream, msg: &[u8]) -> Vec<u8> {
 async fn sigterm_waits_for_open_websocket_tunnels_then_exits_0() {
     let backend = upgrade_echo_backend().await;
     let path = write_config("tunnel-drain", &web(backend));
-    let mut run = Running::start(&path);
+    let mut run = Running::start(path.path());
     let addr = listen_addr(&run.wait_for("listening"));
 
     let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
@@ -251,5 +267,4 @@ async fn sigterm_waits_for_open_websocket_tunnels_then_exits_0() {
     drop(s);
     let st = run.wait_exit();
     assert_eq!(st.code(), Some(0), "{st:?}");
-    let _ = std::fs::remove_dir_all(path.parent().expect("dir"));
 }

@@ -150,3 +150,27 @@ nginx_temp_paths() {
     echo "client_body_temp_path $d/body; proxy_temp_path $d/proxy; fastcgi_temp_path $d/fcgi;"
     echo "uwsgi_temp_path $d/uwsgi; scgi_temp_path $d/scgi;"
 }
+
+# write_backend_conf FILE: the backends of load.sh and pgo.sh: one nginx answering
+# "hello\n" on $P_B1 and $P_B2, keep-alive without limits, no access log.
+write_backend_conf() {
+    cat >"$1" <<EOF
+$(nginx_main backend)
+http {
+    access_log off;
+    $(nginx_temp_paths backend-tmp)
+    keepalive_requests 10000000;
+    keepalive_timeout 120s;
+    server { listen 127.0.0.1:$P_B1; location / { return 200 "hello\n"; } }
+    server { listen 127.0.0.1:$P_B2; location / { return 200 "hello\n"; } }
+}
+EOF
+}
+
+# make_cert: a self-signed ECDSA P-256 certificate for bench.local, in $TMP/cert.pem and
+# $TMP/key.pem.
+make_cert() {
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+        -subj /CN=bench.local -addext subjectAltName=DNS:bench.local \
+        -keyout "$TMP/key.pem" -out "$TMP/cert.pem" 2>/dev/null || die "openssl req failed"
+}

@@ -60,24 +60,12 @@ BASELINE=${BASELINE_BIN:-}
 [[ -z $BASELINE || -x $BASELINE ]] || die "BASELINE_BIN $BASELINE is not an executable"
 
 # --- one certificate for the three TLS listeners --------------------------------------
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
-    -subj /CN=bench.local -addext subjectAltName=DNS:bench.local \
-    -keyout "$TMP/key.pem" -out "$TMP/cert.pem" 2>/dev/null || die "openssl req failed"
+make_cert
 cat "$TMP/cert.pem" "$TMP/key.pem" >"$TMP/combined.pem"
 
 
 # --- backends: one nginx, two ports ---------------------------------------------------
-cat >"$TMP/backend.conf" <<EOF
-$(nginx_main backend)
-http {
-    access_log off;
-    $(nginx_temp_paths backend-tmp)
-    keepalive_requests 10000000;
-    keepalive_timeout 120s;
-    server { listen 127.0.0.1:$P_B1; location / { return 200 "hello\n"; } }
-    server { listen 127.0.0.1:$P_B2; location / { return 200 "hello\n"; } }
-}
-EOF
+write_backend_conf "$TMP/backend.conf"
 
 # --- nginx as proxy -------------------------------------------------------------------
 cat >"$TMP/nginx.conf" <<EOF

@@ -55,20 +55,8 @@ cp "$TARGET/release/lb-proxy" "$TMP/lb-proxy-instrumented"
 
 # --- 2. training --------------------------------------------------------------------------
 read -r P_B1 P_B2 P_LB P_ADMIN P_LBS < <(free_ports 5)
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
-    -subj /CN=bench.local -addext subjectAltName=DNS:bench.local \
-    -keyout "$TMP/key.pem" -out "$TMP/cert.pem" 2>/dev/null || die "openssl req failed"
-cat >"$TMP/backend.conf" <<EOF
-$(nginx_main backend)
-http {
-    access_log off;
-    $(nginx_temp_paths backend-tmp)
-    keepalive_requests 10000000;
-    keepalive_timeout 120s;
-    server { listen 127.0.0.1:$P_B1; location / { return 200 "hello\n"; } }
-    server { listen 127.0.0.1:$P_B2; location / { return 200 "hello\n"; } }
-}
-EOF
+make_cert
+write_backend_conf "$TMP/backend.conf"
 write_lb_toml "$TMP/lb.toml"
 cat >>"$TMP/lb.toml" <<TOML
 

@@ -719,56 +719,59 @@ impl Drop for RetryGuard<'_> {
 const DIRECTORY_RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
 const DIRECTORY_IDLE: Duration = Duration::from_secs(60);
 
-async fn forward_directory(
-    d: &DirectoryTarget,
-    ex: &mut Exchange<'_>,
-    body: &mut ReqBody,
-    host: &str,
+#[allow(clippy::manual_async_fn)] // not an `async fn`: see `handle_request`
+fn forward_directory<'a>(
+    d: &'a DirectoryTarget,
+    ex: &'a mut Exchange<'a>,
+    body: &'a mut ReqBody,
+    host: &'a str,
     key_hash: u64,
-    client: &ConnInfo,
-    out: &mut Handled,
-) -> Result<Response<RespBody>, Reason> {
-    let lookup = d.cache.lookup(host).await;
-    let endpoints = match lookup.result {
-        Ok(Resolution::Found(eps)) => eps,
-        Ok(Resolution::NotFound) => return Err(Reason::UnknownHost),
-        Err(e) => {
-            tracing::warn!(resolver = %d.name, name = host, error = %e, "directory lookup failed");
-            return Err(Reason::DirectoryUnavailable);
-        }
-    };
-    let n = endpoints.len();
-    let start = (key_hash % n.max(1) as u64) as usize;
-    let mut last = Reason::UpstreamConnect;
-    let mut next_body = Some(take_body(body));
-    for i in 0..n {
-        let addr = endpoints[(start + i) % n];
-        out.tries += 1;
-        out.backend = Some(addr);
-        let b = next_body.take().unwrap_or_else(|| take_body(body));
-        match attempt(
-            &d.upstreams,
-            addr,
-            ex.head(),
-            b,
-            DIRECTORY_RESPONSE_TIMEOUT,
-            client,
-        )
-        .await
-        {
-            Attempt::Done(resp) => return Ok(relay(resp, DIRECTORY_IDLE, None, ex, addr)),
-            Attempt::NotSent(reason, unsent) => {
-                last = reason;
-                next_body = Some(unsent);
+    client: &'a ConnInfo,
+    out: &'a mut Handled,
+) -> impl Future<Output = Result<Response<RespBody>, Reason>> + Send + 'a {
+    async move {
+        let lookup = d.cache.lookup(host).await;
+        let endpoints = match lookup.result {
+            Ok(Resolution::Found(eps)) => eps,
+            Ok(Resolution::NotFound) => return Err(Reason::UnknownHost),
+            Err(e) => {
+                tracing::warn!(resolver = %d.name, name = host, error = %e, "directory lookup failed");
+                return Err(Reason::DirectoryUnavailable);
             }
-            Attempt::Failed(reason) => {
-                last = reason;
-                if !(ex.idempotent && ex.replayable) {
-                    return Err(last);
+        };
+        let n = endpoints.len();
+        let start = (key_hash % n.max(1) as u64) as usize;
+        let mut last = Reason::UpstreamConnect;
+        let mut next_body = Some(take_body(body));
+        for i in 0..n {
+            let addr = endpoints[(start + i) % n];
+            out.tries += 1;
+            out.backend = Some(addr);
+            let b = next_body.take().unwrap_or_else(|| take_body(body));
+            match attempt(
+                &d.upstreams,
+                addr,
+                ex.head(),
+                b,
+                DIRECTORY_RESPONSE_TIMEOUT,
+                client,
+            )
+            .await
+            {
+                Attempt::Done(resp) => return Ok(relay(resp, DIRECTORY_IDLE, None, ex, addr)),
+                Attempt::NotSent(reason, unsent) => {
+                    last = reason;
+                    next_body = Some(unsent);
                 }
+                Attempt::Failed(reason) => {
+                    last = reason;
+                    if !(ex.idempotent && ex.replayable) {
+                        return Err(last);
+                    }
+                }
+                Attempt::TimedOut => return Err(Reason::UpstreamTimeout),
             }
-            Attempt::TimedOut => return Err(Reason::UpstreamTimeout),
         }
+        Err(last)
     }
-    Err(last)
 }

@@ -183,18 +183,23 @@ cpu_ticks() { tree_ticks "${MAINPID[$1]}"; }
 # wrk run; appends one TSV row: proxy mode round rps p99_ms cpu_us_per_req kernel_share errors
 RESULTS=$TMP/results.tsv
 : >"$RESULTS"
-run_wrk() { # proxy mode round
-    local proxy=$1 mode=$2 round=$3 args out u0 s0 u1 s1 url
-    case $mode in
-    keepalive | tls-keepalive) args=(-t1 -c64) ;;
-    *) args=(-t1 -c32 -H "Connection: close") ;;
+# load_args MODE: wrk's connections for a load, in the array ARGS: 64 keep-alive ones, or
+# 32 asking for a new connection per request.
+load_args() {
+    case $1 in
+    keepalive | tls-keepalive) ARGS=(-t1 -c64) ;;
+    *) ARGS=(-t1 -c32 -H "Connection: close") ;;
     esac
+}
+run_wrk() { # proxy mode round
+    local proxy=$1 mode=$2 round=$3 out u0 s0 u1 s1 url
+    load_args "$mode"
     case $mode in
     tls-*) url="https://127.0.0.1:${TLS_PORT[$proxy]}/" ;;
     *) url="http://127.0.0.1:${PORT[$proxy]}/" ;;
     esac
     read -r u0 s0 < <(cpu_ticks "$proxy")
-    out=$(timeout $((DURATION + 30)) wrk "${args[@]}" -d"${DURATION}s" --latency "$url") \
+    out=$(timeout $((DURATION + 30)) wrk "${ARGS[@]}" -d"${DURATION}s" --latency "$url") \
         || die "wrk failed against $proxy ($mode)"
     read -r u1 s1 < <(cpu_ticks "$proxy")
     echo "$out" >"$TMP/wrk-$proxy-$mode-$round.txt"
@@ -297,9 +302,9 @@ for r in $(seq "$REPEAT"); do
     for p in "${PROXIES[@]}"; do run_idle "$p" "$r"; done
     warm_up
     # The order rotates by one each round: the proxy measured first after the warm-up
-    # came out worse in CPU and p99 (2026-12-03: a build measured first in every round
-    # read 1.06x another that runs 13 % fewer instructions, measured last), so with
-    # REPEAT a multiple of the proxies' number each proxy takes every position once.
+    # came out worse in CPU and p99 (2026-12-03: a build that runs 13 % fewer
+    # instructions, measured first in every round, read 1.06x another measured last), so
+    # with REPEAT a multiple of the proxies' number each proxy takes every position once.
     k=$(((r - 1) % ${#PROXIES[@]}))
     for p in "${PROXIES[@]:k}" "${PROXIES[@]:0:k}"; do
         run_wrk "$p" keepalive "$r"
@@ -352,17 +357,14 @@ fi
 PERF_HZ=${PERF_HZ:-4999}
 if [[ $PERF == 1 ]]; then
     for mode in keepalive close; do
-        case $mode in
-        keepalive) args=(-t1 -c64) ;;
-        *) args=(-t1 -c32 -H "Connection: close") ;;
-        esac
+        load_args "$mode"
         for p in "${PROXIES[@]}"; do
             pids=$(proc_pids "$p" | paste -sd,)
             data=$TMP/perf-$p-$mode.data
             timeout 20 perf record -q -e cpu-clock -F "$PERF_HZ" -p "$pids" -o "$data" 2>/dev/null &
             pf=$!
             sleep 0.5
-            timeout 30 wrk "${args[@]}" -d3s "http://127.0.0.1:${PORT[$p]}/" >"$TMP/perf-wrk-$p-$mode.txt"
+            timeout 30 wrk "${ARGS[@]}" -d3s "http://127.0.0.1:${PORT[$p]}/" >"$TMP/perf-wrk-$p-$mode.txt"
             kill -INT "$pf" 2>/dev/null || true
             wait "$pf" 2>/dev/null || true
             for sort in dso sym; do

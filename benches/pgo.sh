@@ -5,14 +5,15 @@
 #
 # Why: lb-proxy's hot path runs through many functions (tokio, our state machines,
 # httparse); laid out without a profile its code spills out of the 32 KB L1 instruction
-# cache. Under callgrind's cache simulation the profile cut instruction-cache misses per
-# keep-alive request from 853 to 160 and instructions from 14,900 to 12,400 (2026-12-03).
+# cache. Under callgrind's cache simulation this script's build cut instruction-cache
+# misses per keep-alive request from 831 to 370 and instructions from 14,800 to 12,800
+# (2026-12-03, commit 1fd6bce).
 #
 # Training (the instrumented binary, nginx backends answering "hello\n", wrk): keep-alive
 # and new-connection loads, both over TLS too, a route that edits headers (the header-map
 # path), a consistent-hash pool keyed on a header, and POSTs with a body (hyper's path).
 # Paths not trained (HTTP/2 upstreams, directories, WebSocket) are built as cold code:
-# correct, and about as fast as in a plain build, not faster.
+# as correct as in a plain build; their speed in it was not measured.
 #
 # Env: TRAIN (seconds per load, default 3), KEEP_TMP=1. Needs llvm-profdata of rustc's LLVM
 # version (the rustup component llvm-tools, or Debian's llvm-N, installed here as root),

@@ -8,6 +8,11 @@ use lb_core::config::{Binary, Config};
 use lb_core::server::{self, Cli};
 use lb_proxy::{app, demo};
 
+/// The process's allocator (see the `mimalloc` feature in Cargo.toml).
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const USAGE: &str = "usage: lb-proxy --config FILE [--check] | lb-proxy --demo";
 const GRACE: Duration = Duration::from_secs(30);
 

@@ -174,3 +174,17 @@ make_cert() {
         -subj /CN=bench.local -addext subjectAltName=DNS:bench.local \
         -keyout "$TMP/key.pem" -out "$TMP/cert.pem" 2>/dev/null || die "openssl req failed"
 }
+
+# rotated ROUND ITEM... : the items, rotated left by ROUND-1 (ROUND counts from 1), one per
+# line. The scripts measure their servers in this order: the one measured first after
+# the warm-up comes out worse (2026-12-03, load.sh: a build that runs 13 % fewer
+# instructions, measured first in every round, read 1.06x another measured last), so the
+# first place moves each round, and with REPEAT a multiple of the number of servers each
+# one takes every place equally often.
+rotated() {
+    local round=$1
+    shift
+    local n=$# k
+    k=$(((round - 1) % n))
+    printf '%s\n' "${@:k+1}" "${@:1:k}"
+}

@@ -301,12 +301,8 @@ for r in $(seq "$REPEAT"); do
     log "round $r/$REPEAT"
     for p in "${PROXIES[@]}"; do run_idle "$p" "$r"; done
     warm_up
-    # The order rotates by one each round: the proxy measured first after the warm-up
-    # came out worse in CPU and p99 (2026-12-03: a build that runs 13 % fewer
-    # instructions, measured first in every round, read 1.06x another measured last), so
-    # with REPEAT a multiple of the proxies' number each proxy takes every position once.
-    k=$(((r - 1) % ${#PROXIES[@]}))
-    for p in "${PROXIES[@]:k}" "${PROXIES[@]:0:k}"; do
+    # The order rotates by one each round (see `rotated` in lib.sh).
+    for p in $(rotated "$r" "${PROXIES[@]}"); do
         run_wrk "$p" keepalive "$r"
         run_wrk "$p" close "$r"
         if [[ $TLS == 1 ]]; then

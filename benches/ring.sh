@@ -12,7 +12,8 @@
 #   - GET, 1 client (round-trip latency p50/p99),
 # recording req/s, latency percentiles (redis-benchmark's own, in ms) and the server's CPU
 # time per request (utime+stime from /proc/PID/stat over the run / requests). Figures are
-# medians of REPEAT rounds. The 2 cores are shared by redis-benchmark and the server.
+# medians of REPEAT rounds; the server measured first alternates each round (`rotated` in
+# lib.sh). The 2 cores are shared by redis-benchmark and the server.
 #
 # Env: REPEAT (default 3), KEYS (10000), REQUESTS (c50, default 300000),
 #      PIPE_REQUESTS (c50 -P16, default 3000000), LAT_REQUESTS (c1, default 30000),
@@ -91,7 +92,7 @@ EOF
 : >"$TMP/results"
 for round in $(seq "$REPEAT"); do
     log "round $round/$REPEAT"
-    for target in redis ring; do
+    for target in $(rotated "$round" redis ring); do
         if [[ $target == redis ]]; then port=$P_REDIS pid=$PID_REDIS; else port=$P_RING pid=$PID_RING; fi
         run "$target" "$port" "$pid" c50 "$REQUESTS" -c 50
         run "$target" "$port" "$pid" c50-P16 "$PIPE_REQUESTS" -c 50 -P 16

@@ -11,7 +11,8 @@
 #   bulk       -c4 on /big: bulk throughput.
 # Recorded: req/s (bulk: MB/s), p99, and the router's CPU time (utime+stime from
 # /proc/PID/stat, summed over its processes) per request, per connection and per GB.
-# Each figure is the median of REPEAT rounds; routers are interleaved inside a round.
+# Each figure is the median of REPEAT rounds; routers are interleaved inside a round, in
+# an order that rotates by one each round (`rotated` in lib.sh).
 #
 # Env: DURATION (s, default 10), REPEAT (default 1), BIG_MB (default 256),
 #      LB_SNI_BIN (skip the cargo build), KEEP_TMP=1.
@@ -151,7 +152,9 @@ run_wrk() { # router mode round
     case $mode in
     keepalive) args=(-t1 -c64) ;;
     close) args=(-t1 -c32 -H "Connection: close") ;;
-    bulk) args=(-t1 -c4); url="${url}big" ;;
+    # A whole file per request: its time is the transfer's, so wrk's 2 s default
+    # timeout would count slow transfers as errors (they finish; only the count is wrong).
+    bulk) args=(-t1 -c4 --timeout 30s); url="${url}big" ;;
     esac
     read -r u0 s0 < <(cpu_ticks "$r")
     out=$(timeout $((DURATION + 30)) wrk "${args[@]}" -d"${DURATION}s" --latency "$url") || die "wrk failed against $r"
@@ -189,7 +192,7 @@ LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
 for r in "${ROUTERS[@]}"; do timeout 30 wrk -t1 -c16 -d1s "https://$NAME:${PORT[$r]}/" >/dev/null || die "warm-up failed against $r"; done
 for round in $(seq "$REPEAT"); do
     log "round $round/$REPEAT"
-    for r in "${ROUTERS[@]}"; do
+    for r in $(rotated "$round" "${ROUTERS[@]}"); do
         run_wrk "$r" keepalive "$round"
         run_wrk "$r" close "$round"
         run_wrk "$r" bulk "$round"

@@ -15,7 +15,9 @@
 # an order that rotates by one each round (`rotated` in lib.sh).
 #
 # Env: DURATION (s, default 10), REPEAT (default 1), BIG_MB (default 256),
-#      LB_SNI_BIN (skip the cargo build), KEEP_TMP=1.
+#      LB_SNI_BIN (skip the cargo build), KEEP_TMP=1,
+#      BASELINE_BIN (another lb-sni build, measured in the same rounds as a fourth router
+#      "baseline": a change compared side by side, not against a figure from another run).
 # Loopback only; every process started here is stopped by PID on exit.
 set -euo pipefail
 
@@ -40,7 +42,9 @@ else
 fi
 [[ -x $LB ]] || die "lb-sni binary not found at $LB"
 
-read -r P_B1 P_B2 P_LB P_NG P_HA P_ADMIN < <(free_ports 6)
+read -r P_B1 P_B2 P_LB P_NG P_HA P_ADMIN P_BL P_BLADMIN < <(free_ports 8)
+BASELINE=${BASELINE_BIN:-}
+[[ -z $BASELINE || -x $BASELINE ]] || die "BASELINE_BIN $BASELINE is not an executable"
 
 # The URL host is an IP literal (wrk cannot be pointed at a name without DNS), which
 # clients may or may not send as SNI: every router parses the ClientHello and sends any
@@ -114,13 +118,18 @@ EOF
 
 write_lb_toml "$TMP/lb.toml"
 check_configs "$LB"
+if [[ -n $BASELINE ]]; then
+    P_LB=$P_BL P_ADMIN=$P_BLADMIN write_lb_toml "$TMP/baseline.toml"
+    "$BASELINE" --config "$TMP/baseline.toml" --check >/dev/null || die "baseline.toml invalid for $BASELINE"
+fi
 
 nginx -p "$TMP" -e "$TMP/backend.err" -c "$TMP/backend.conf" 2>>"$TMP/backend.err" &
 PID_BACKEND=$!; PIDS+=("$PID_BACKEND")
 wait_port "$P_B1" "$PID_BACKEND" backends
 
 ROUTERS=(lb-sni haproxy nginx)
-declare -A PORT=([lb-sni]=$P_LB [nginx]=$P_NG [haproxy]=$P_HA)
+[[ -n $BASELINE ]] && ROUTERS+=(baseline)
+declare -A PORT=([lb-sni]=$P_LB [nginx]=$P_NG [haproxy]=$P_HA [baseline]=$P_BL)
 declare -A MAINPID=()
 case ${ROUTERS_ONLY:-} in "") ;; *) read -r -a ROUTERS <<<"$ROUTERS_ONLY" ;; esac
 
@@ -129,6 +138,7 @@ start_router() {
     nginx) nginx -p "$TMP" -e "$TMP/nginx.err" -c "$TMP/nginx.conf" 2>>"$TMP/nginx.err" & ;;
     haproxy) haproxy -db -f "$TMP/haproxy.cfg" >>"$TMP/haproxy.log" 2>&1 & ;;
     lb-sni) RUST_LOG=warn "$LB" --config "$TMP/lb.toml" >>"$TMP/lb.log" 2>&1 & ;;
+    baseline) RUST_LOG=warn "$BASELINE" --config "$TMP/baseline.toml" >>"$TMP/baseline.log" 2>&1 & ;;
     esac
     MAINPID[$1]=$!
     PIDS+=("$!")

@@ -7,6 +7,11 @@ use lb_core::config::{Binary, Config};
 use lb_core::server::{self, Cli};
 use lb_sni::app;
 
+/// The process's allocator (see the `mimalloc` feature in Cargo.toml).
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const USAGE: &str = "usage: lb-sni --config FILE [--check]";
 const GRACE: Duration = Duration::from_secs(30);
 

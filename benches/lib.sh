@@ -112,6 +112,19 @@ check_configs() {
     RUST_LOG=warn "$1" --config "$TMP/lb.toml" --check >/dev/null || die "lb.toml invalid"
 }
 
+# write_baseline_toml BIN OLD:NEW... : $TMP/baseline.toml, a copy of $TMP/lb.toml for a
+# second build (BASELINE_BIN) run beside the first, with each listen port OLD (a listener,
+# the admin API) moved to NEW; checked with BIN's --check.
+write_baseline_toml() {
+    local bin=$1 pair args=()
+    shift
+    for pair in "$@"; do
+        args+=(-e "s/127.0.0.1:${pair%%:*}\"/127.0.0.1:${pair#*:}\"/")
+    done
+    sed "${args[@]}" "$TMP/lb.toml" >"$TMP/baseline.toml"
+    RUST_LOG=warn "$bin" --config "$TMP/baseline.toml" --check >/dev/null || die "baseline.toml invalid for $bin"
+}
+
 # Run nginx as root's own user when root (its workers read $TMP).
 USER_LINE=""
 [[ $(id -u) == 0 ]] && USER_LINE="user root;"

@@ -130,11 +130,7 @@ tls = { cert = "$TMP/cert.pem", key = "$TMP/key.pem" }
 TOML
 fi
 check_configs "$LB"
-if [[ -n $BASELINE ]]; then
-    sed -e "s/127.0.0.1:$P_LBS\"/127.0.0.1:$P_BLS\"/" -e "s/127.0.0.1:$P_LB\"/127.0.0.1:$P_BL\"/" \
-        -e "s/127.0.0.1:$P_ADMIN\"/127.0.0.1:$P_BLADMIN\"/" "$TMP/lb.toml" >"$TMP/baseline.toml"
-    RUST_LOG=warn "$BASELINE" --config "$TMP/baseline.toml" --check >/dev/null || die "baseline.toml invalid"
-fi
+[[ -z $BASELINE ]] || write_baseline_toml "$BASELINE" "$P_LBS:$P_BLS" "$P_LB:$P_BL" "$P_ADMIN:$P_BLADMIN"
 
 # --- start everything -----------------------------------------------------------------
 nginx -p "$TMP" -e "$TMP/backend.err" -c "$TMP/backend.conf" 2>>"$TMP/backend.err" &
@@ -347,9 +343,10 @@ fi
 # Where the CPU goes (optional; separate runs, perf's sampling costs a little). Per load
 # (keep-alive, new connection), one table: CPU-µs per request in the kernel, in user space
 # (libc, the vDSO's clock reads, the rest), and in the top symbols, side by side. One run
-# each, in a fixed order: a breakdown, not a comparison (that is the timed runs' job). Each sample is 1/PERF_HZ s of CPU
-# (perf -e cpu-clock works in a VM without hardware counters; there the kernel's samples
-# cluster where it re-enables interrupts, e.g. _raw_spin_unlock_irqrestore).
+# each, in a fixed order: a breakdown, not a comparison (that is the timed runs' job).
+# Each sample is 1/PERF_HZ s of CPU (perf -e cpu-clock works in a VM without hardware
+# counters; there the kernel's samples cluster where it re-enables interrupts, e.g.
+# _raw_spin_unlock_irqrestore).
 PERF_HZ=${PERF_HZ:-4999}
 if [[ $PERF == 1 ]]; then
     for mode in keepalive close; do

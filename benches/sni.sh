@@ -118,10 +118,7 @@ EOF
 
 write_lb_toml "$TMP/lb.toml"
 check_configs "$LB"
-if [[ -n $BASELINE ]]; then
-    P_LB=$P_BL P_ADMIN=$P_BLADMIN write_lb_toml "$TMP/baseline.toml"
-    "$BASELINE" --config "$TMP/baseline.toml" --check >/dev/null || die "baseline.toml invalid for $BASELINE"
-fi
+[[ -z $BASELINE ]] || write_baseline_toml "$BASELINE" "$P_LB:$P_BL" "$P_ADMIN:$P_BLADMIN"
 
 nginx -p "$TMP" -e "$TMP/backend.err" -c "$TMP/backend.conf" 2>>"$TMP/backend.err" &
 PID_BACKEND=$!; PIDS+=("$PID_BACKEND")

@@ -187,10 +187,11 @@ pub async fn serve(io: &mut ClientIo, ctx: &Ctx<'_>, drain: &Drain) -> Ended {
         // connection's future; only the body is, pinned here while it is sent.
         let out = encode_response(resp, head_request, close || drain.is_draining());
         let sent = match out.body {
+            None if out.last => io.write_last(&out.head).await.is_ok(),
             None => io.write_all(&out.head).await.is_ok(),
             Some((body, framing)) => {
                 let body = pin!(body);
-                send_body(io, out.head, body, framing).await
+                send_body(io, out.head, body, framing, out.last).await
             }
         };
         let kept = sent && !out.last;
@@ -527,11 +528,13 @@ fn encode_head(
 }
 
 /// Writes the head in `out` and the body after it; true when the body was sent whole.
+/// `last`: the connection closes after it (see [`ClientIo::write_last`]).
 async fn send_body(
     io: &mut ClientIo,
     mut out: Vec<u8>,
     mut body: Pin<&mut RespBody>,
     framing: Framing,
+    last: bool,
 ) -> bool {
     let mut left = match framing {
         Framing::Length(n) => n,
@@ -589,6 +592,14 @@ async fn send_body(
             if framing == Framing::Chunked {
                 out.extend_from_slice(b"\r\n");
             }
+            // Small frames that keep coming (a fast backend's small chunks) are gathered
+            // up to a bound, then written: the backend waits on the client, not on memory.
+            if out.len() >= COALESCE && left != 0 {
+                if write_out(io, &out, &[]).await.is_err() {
+                    return false;
+                }
+                out.clear();
+            }
         } else {
             if write_out(io, &out, &data).await.is_err() {
                 return false;
@@ -612,6 +623,9 @@ async fn send_body(
         );
         let _ = write_out(io, &out, &[]).await;
         return false;
+    }
+    if last {
+        return io.write_last(&out).await.is_ok();
     }
     write_out(io, &out, &[]).await.is_ok()
 }

@@ -241,6 +241,53 @@ async fn connection_close_is_answered_with_close_and_the_connection_ends() {
     );
 }
 
+/// The last response of a connection leaves with its FIN (`ClientIo::write_last`): a large
+/// one, to a client that waits before reading so that the proxy's writes block, still
+/// arrives whole before the close, with a body and without (`HEAD`).
+#[tokio::test]
+async fn a_last_response_arrives_whole_before_the_close_even_when_writes_block() {
+    let b = Backend::start("a").await;
+    let p = start(b.addr).await;
+    for (request, head_request) in [
+        (
+            &b"GET /download/3000000 HTTP/1.1\r\nHost: web.test\r\nConnection: close\r\n\r\n"[..],
+            false,
+        ),
+        (
+            &b"HEAD / HTTP/1.1\r\nHost: web.test\r\nConnection: close\r\n\r\n"[..],
+            true,
+        ),
+    ] {
+        let mut s = TcpStream::connect(p.addr).await.expect("connect");
+        s.write_all(request).await.expect("write");
+        // Long enough for the proxy to fill the socket buffers and wait on them.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut got = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut got)).await;
+        assert!(matches!(read, Ok(Ok(_))), "read to the close: {read:?}");
+        let end = got
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("a head")
+            + 4;
+        let head = String::from_utf8_lossy(&got[..end]).to_ascii_lowercase();
+        assert!(head.starts_with("http/1.1 200 "), "{head}");
+        assert!(head.contains("\r\nconnection: close\r\n"), "{head}");
+        let body = &got[end..];
+        if head_request {
+            assert!(head.contains("\r\ncontent-length: 1\r\n"), "{head}");
+            assert!(
+                body.is_empty(),
+                "no body after a HEAD: {} bytes",
+                body.len()
+            );
+        } else {
+            assert_eq!(body.len(), 3_000_000);
+            assert!(body.iter().all(|&c| c == b'x'));
+        }
+    }
+}
+
 #[tokio::test]
 async fn head_gets_the_length_and_no_body() {
     let (_b, _p, mut s, mut rest) = session("backend-a").await;
@@ -302,6 +349,83 @@ async fn chunked_and_large_bodies_are_relayed_whole() {
         assert_eq!(a.body.len(), n);
         assert!(a.body.iter().all(|&c| c == b'x'));
     }
+}
+
+/// A body of many small chunks from a fast backend (on its own thread), to a client that
+/// does not read: the proxy gathers small frames into one write, but only up to a bound,
+/// so it stops reading from the backend once the sockets' buffers are full
+/// (backpressure), and then relays every byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_chunks_to_a_client_that_does_not_read_are_held_back_at_the_backend() {
+    const CHUNK: usize = 1024;
+    const CHUNKS: usize = 256 * 1024; // 256 MiB
+    let written = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = l.local_addr().expect("addr");
+    let count = written.clone();
+    tokio::spawn(async move {
+        let Ok((mut s, _)) = l.accept().await else {
+            return;
+        };
+        let mut buf = [0u8; 4096];
+        let _ = s.read(&mut buf).await;
+        let mut chunk = format!("{CHUNK:x}\r\n").into_bytes();
+        chunk.extend(std::iter::repeat_n(b'x', CHUNK));
+        chunk.extend_from_slice(b"\r\n");
+        // 64 chunks per write: the proxy reads many small chunks at a time.
+        let batch = chunk.repeat(64);
+        if s.write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+            .await
+            .is_err()
+        {
+            return;
+        }
+        for _ in 0..CHUNKS / 64 {
+            if s.write_all(&batch).await.is_err() {
+                return;
+            }
+            count.fetch_add(64 * CHUNK, std::sync::atomic::Ordering::SeqCst);
+        }
+        let _ = s.write_all(b"0\r\n\r\n").await;
+    });
+    let p = start(addr).await;
+    let mut s = TcpStream::connect(p.addr).await.expect("connect");
+    s.write_all(b"GET / HTTP/1.1\r\nHost: web.test\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let held = written.load(std::sync::atomic::Ordering::SeqCst);
+    // Loopback's socket buffers (backend to proxy, proxy to client) hold a few MiB each;
+    // without backpressure the whole 256 MiB is gone in well under a second.
+    assert!(
+        held < 64 << 20,
+        "the backend wrote {held} bytes while the client read nothing"
+    );
+    let mut got = 0usize;
+    let mut tail = Vec::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let read_all = async {
+        loop {
+            let n = s.read(&mut buf).await.expect("read");
+            if n == 0 {
+                break;
+            }
+            got += n;
+            tail.extend_from_slice(&buf[..n]);
+            let keep = tail.len().saturating_sub(16);
+            tail.drain(..keep);
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), read_all)
+        .await
+        .expect("the whole body within 60 s");
+    assert!(tail.ends_with(b"0\r\n\r\n"), "the last chunk: {tail:?}");
+    let framing = format!("{CHUNK:x}\r\n\r\n").len();
+    assert!(got > CHUNKS * (CHUNK + framing), "{got} bytes");
+    assert_eq!(
+        written.load(std::sync::atomic::Ordering::SeqCst),
+        CHUNKS * CHUNK
+    );
 }
 
 #[tokio::test]

@@ -357,37 +357,48 @@ impl ClientIo {
 }
 
 impl ClientIo {
-    /// Writes all of `buf`, the last bytes this connection sends: it closes right after.
+    /// Writes some of `buf`, part of the last bytes this connection sends (it closes right
+    /// after; [`ClientIo::end_last`] follows the last of them).
     ///
-    /// On plain TCP the bytes are queued with `MSG_MORE` and the write side is shut at
-    /// once, so the FIN leaves in the same segment as the response's last bytes: one
-    /// segment less per closed connection, and one acknowledgement less to take from the
-    /// client. The bytes leave when the FIN does, as early as a plain write would send
-    /// them. TLS, a tunnel and our own canned answers take the usual write.
-    pub async fn write_last(&mut self, buf: &[u8]) -> io::Result<()> {
-        use tokio::io::AsyncWriteExt;
+    /// On plain TCP the bytes are queued with `MSG_MORE` and [`ClientIo::end_last`] shuts
+    /// the write side, so the FIN leaves in the same segment as the response's last bytes:
+    /// one segment less per closed connection, and one acknowledgement less to take from
+    /// the client. The bytes leave when the FIN does, as early as a plain write would send
+    /// them. TLS, a tunnel and our own canned answers take the usual write. (A poll
+    /// function, so that the connection's future keeps no readiness future for it.)
+    pub fn poll_write_last(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let plain = match &self.io {
             crate::stream::MaybeTls::Plain(s)
                 if self.closing == Closing::No && self.shared.load() & UPGRADED == 0 =>
             {
                 s
             }
-            _ => return self.write_all(buf).await,
+            _ => return Pin::new(self).poll_write(cx, buf),
         };
         self.dirty = true;
-        let sock = socket2::SockRef::from(plain);
-        let mut rest = buf;
-        while !rest.is_empty() {
-            match plain.try_io(tokio::io::Interest::WRITABLE, || {
-                sock.send_with_flags(rest, libc::MSG_MORE)
-            }) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => rest = &rest[n..],
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => plain.writable().await?,
-                Err(e) => return Err(e),
+        loop {
+            std::task::ready!(plain.poll_write_ready(cx))?;
+            let sent = plain.try_io(tokio::io::Interest::WRITABLE, || {
+                socket2::SockRef::from(plain).send_with_flags(buf, libc::MSG_MORE)
+            });
+            match sent {
+                // Readiness was cleared: wait for the next.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                other => return Poll::Ready(other),
             }
         }
-        sock.shutdown(std::net::Shutdown::Write)
+    }
+
+    /// Sends the FIN after [`ClientIo::poll_write_last`] (plain TCP; nothing otherwise).
+    pub fn end_last(&mut self) -> io::Result<()> {
+        match &self.io {
+            crate::stream::MaybeTls::Plain(s)
+                if self.closing == Closing::No && self.shared.load() & UPGRADED == 0 =>
+            {
+                socket2::SockRef::from(s).shutdown(std::net::Shutdown::Write)
+            }
+            _ => Ok(()),
+        }
     }
 }
 

@@ -187,7 +187,7 @@ pub async fn serve(io: &mut ClientIo, ctx: &Ctx<'_>, drain: &Drain) -> Ended {
         // connection's future; only the body is, pinned here while it is sent.
         let out = encode_response(resp, head_request, close || drain.is_draining());
         let sent = match out.body {
-            None if out.last => io.write_last(&out.head).await.is_ok(),
+            None if out.last => write_last(io, &out.head).await.is_ok(),
             None => io.write_all(&out.head).await.is_ok(),
             Some((body, framing)) => {
                 let body = pin!(body);
@@ -528,7 +528,7 @@ fn encode_head(
 }
 
 /// Writes the head in `out` and the body after it; true when the body was sent whole.
-/// `last`: the connection closes after it (see [`ClientIo::write_last`]).
+/// `last`: the connection closes after it (see [`write_last`]).
 async fn send_body(
     io: &mut ClientIo,
     mut out: Vec<u8>,
@@ -625,9 +625,23 @@ async fn send_body(
         return false;
     }
     if last {
-        return io.write_last(&out).await.is_ok();
+        return write_last(io, &out).await.is_ok();
     }
     write_out(io, &out, &[]).await.is_ok()
+}
+
+/// Writes `buf`, the last bytes of a connection that closes after them, and sends the
+/// FIN with them where it can (see [`ClientIo::poll_write_last`]).
+async fn write_last(io: &mut ClientIo, buf: &[u8]) -> io::Result<()> {
+    let mut rest = buf;
+    while !rest.is_empty() {
+        let n = poll_fn(|cx| io.poll_write_last(cx, rest)).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        rest = &rest[n..];
+    }
+    io.end_last()
 }
 
 /// Writes `a` then `b`, in one vectored write where the stream takes one.

@@ -16,8 +16,10 @@
 # the two wrk loads run again over HTTPS.
 #
 # Env: DURATION (s, default 10), REPEAT (default 1), IDLE_CONNS (default 1000), TLS (1/0),
-#      LB_PROXY_BIN (skip the cargo build), STRACE=1 (syscalls per request, keep-alive,
-#      3 s under strace -c -f; separate from the measured runs), KEEP_TMP=1,
+#      LB_PROXY_BIN (skip the cargo build), STRACE=1 (syscalls per request, keep-alive
+#      and new connection, 3 s each under strace -c -f; separate from the measured
+#      runs), SEGS=1 (TCP segments per request, from /proc/net/snmp's OutSegs over a
+#      separate 3 s run per proxy and load), KEEP_TMP=1,
 #      BASELINE_BIN (another lb-proxy build, e.g. of an older commit, measured in the same
 #      rounds as a fourth proxy "baseline": a change compared side by side, not against
 #      a figure from another run).
@@ -31,6 +33,7 @@ DURATION=${DURATION:-10}
 REPEAT=${REPEAT:-1}
 IDLE_CONNS=${IDLE_CONNS:-1000}
 STRACE=${STRACE:-0}
+SEGS=${SEGS:-0}
 TLS=${TLS:-1}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
@@ -313,19 +316,21 @@ STRACE_TSV=$TMP/strace.tsv
 : >"$STRACE_TSV"
 if [[ $STRACE == 1 ]]; then
     for p in "${PROXIES[@]}"; do
-        args=()
-        for q in $(proc_pids "$p"); do args+=(-p "$q"); done
-        timeout 20 strace -c -f -o "$TMP/strace-$p.txt" "${args[@]}" 2>/dev/null &
-        st=$!
-        sleep 1
-        out=$(timeout 30 wrk -t1 -c64 -d3s "http://127.0.0.1:${PORT[$p]}/")
-        sleep 0.5
-        kill -INT "$st" 2>/dev/null || true
-        wait "$st" 2>/dev/null || true
-        reqs=$(grep -oE '[0-9]+ requests in' <<<"$out" | cut -d' ' -f1)
-        python3 - "$p" "$reqs" "$TMP/strace-$p.txt" <<'EOF' >>"$STRACE_TSV"
+        for mode in keepalive close; do
+            load_args "$mode"
+            args=()
+            for q in $(proc_pids "$p"); do args+=(-p "$q"); done
+            timeout 20 strace -c -f -o "$TMP/strace-$p-$mode.txt" "${args[@]}" 2>/dev/null &
+            st=$!
+            sleep 1
+            out=$(timeout 30 wrk "${ARGS[@]}" -d3s "http://127.0.0.1:${PORT[$p]}/")
+            sleep 0.5
+            kill -INT "$st" 2>/dev/null || true
+            wait "$st" 2>/dev/null || true
+            reqs=$(grep -oE '[0-9]+ requests in' <<<"$out" | cut -d' ' -f1)
+            python3 - "$p" "$mode" "$reqs" "$TMP/strace-$p-$mode.txt" <<'EOF' >>"$STRACE_TSV"
 import sys
-proxy, reqs, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+proxy, mode, reqs, path = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 calls = {}
 for line in open(path):
     f = line.split()
@@ -334,9 +339,33 @@ for line in open(path):
 total = sum(calls.values())
 top = sorted(calls.items(), key=lambda kv: -kv[1])[:9]
 desc = ", ".join(f"{k} {v / reqs:.2f}" for k, v in top)
-print(f"{proxy}\t{total / max(reqs, 1):.2f}\t{desc}")
+print(f"{proxy}\t{mode}\t{total / max(reqs, 1):.2f}\t{desc}")
 EOF
-        log "strace $p: $(tail -n1 "$STRACE_TSV")"
+            log "strace $p $mode: $(tail -n1 "$STRACE_TSV")"
+        done
+    done
+fi
+
+# TCP segments per request (optional): every segment the machine sent over a 3 s wrk run
+# (wrk's, the proxy's and the backends'; loopback only, so the exchange's own, on an
+# otherwise quiet machine), from /proc/net/snmp's OutSegs, over wrk's requests.
+SEGS_TSV=$TMP/segs.tsv
+: >"$SEGS_TSV"
+out_segs() {
+    awk '/^Tcp:/ { if (++n == 1) { for (i = 1; i <= NF; i++) if ($i == "OutSegs") c = i } else print $c }' /proc/net/snmp
+}
+if [[ $SEGS == 1 ]]; then
+    for p in "${PROXIES[@]}"; do
+        for mode in keepalive close; do
+            load_args "$mode"
+            s0=$(out_segs)
+            out=$(timeout 30 wrk "${ARGS[@]}" -d3s "http://127.0.0.1:${PORT[$p]}/")
+            s1=$(out_segs)
+            reqs=$(grep -oE '[0-9]+ requests in' <<<"$out" | cut -d' ' -f1)
+            printf '%s\t%s\t%s\n' "$p" "$mode" \
+                "$(python3 -c "print(f'{($s1 - $s0) / max($reqs, 1):.2f}')")" >>"$SEGS_TSV"
+            log "segments per request, $p $mode: $(tail -n1 "$SEGS_TSV" | cut -f3)"
+        done
     done
 fi
 
@@ -400,9 +429,9 @@ EOF
 fi
 
 # --- table ----------------------------------------------------------------------------
-python3 - "$RESULTS" "$TMP/idle.tsv" "$STRACE_TSV" "$DURATION" "$REPEAT" "$IDLE_CONNS" "$LOADAVG" "$BASELINE" <<'EOF'
+python3 - "$RESULTS" "$TMP/idle.tsv" "$STRACE_TSV" "$SEGS_TSV" "$DURATION" "$REPEAT" "$IDLE_CONNS" "$LOADAVG" "$BASELINE" <<'EOF'
 import statistics, sys
-res, idle, strace, dur, rep, nidle, load, baseline = sys.argv[1:9]
+res, idle, strace, segs, dur, rep, nidle, load, baseline = sys.argv[1:10]
 P = ["lb-proxy", "nginx", "haproxy"] + (["baseline"] if baseline else [])
 vals = {}
 for line in open(res):
@@ -446,9 +475,21 @@ errs = {p: int(sum(sum(vals[(p, m, "errs")]) for m in modes)) for p in P}
 print("| wrk socket errors + non-2xx (all runs) | " + " | ".join(str(errs[p]) for p in P) + " |" + " |" * (len(P) - 1))
 lines = [l.rstrip("\n").split("\t") for l in open(strace) if l.strip()]
 if lines:
-    print("\nSyscalls per request (keep-alive -c64, 3 s under strace -c -f; top calls per request):\n")
-    print("| proxy | syscalls/request | top |")
-    print("|---|---:|---|")
-    for p, n, top in lines:
-        print(f"| {p} | {n} | {top} |")
+    print("\nSyscalls per request (3 s under strace -c -f; top calls per request):\n")
+    print("| proxy | load | syscalls/request | top |")
+    print("|---|---|---:|---|")
+    for p, mode, n, top in lines:
+        load = "keep-alive -c64" if mode == "keepalive" else "new conn -c32"
+        print(f"| {p} | {load} | {n} | {top} |")
+per = {}
+for l in open(segs):
+    if l.strip():
+        p, mode, n = l.split()
+        per[(p, mode)] = n
+if per:
+    print("\nTCP segments per request (OutSegs over 3 s, every process on loopback):\n")
+    print("| load | " + " | ".join(P) + " |")
+    print("|---|" + "---:|" * len(P))
+    for mode, load in (("keepalive", "keep-alive -c64"), ("close", "new conn -c32")):
+        print(f"| {load} | " + " | ".join(per.get((p, mode), "–") for p in P) + " |")
 EOF

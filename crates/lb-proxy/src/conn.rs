@@ -367,38 +367,24 @@ impl ClientIo {
     /// them. TLS, a tunnel and our own canned answers take the usual write. (A poll
     /// function, so that the connection's future keeps no readiness future for it.)
     pub fn poll_write_last(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        let plain = match &self.io {
-            crate::stream::MaybeTls::Plain(s)
-                if self.closing == Closing::No && self.shared.load() & UPGRADED == 0 =>
-            {
-                s
-            }
-            _ => return Pin::new(self).poll_write(cx, buf),
-        };
-        self.dirty = true;
-        loop {
-            std::task::ready!(plain.poll_write_ready(cx))?;
-            let sent = plain.try_io(tokio::io::Interest::WRITABLE, || {
-                socket2::SockRef::from(plain).send_with_flags(buf, libc::MSG_MORE)
-            });
-            match sent {
-                // Readiness was cleared: wait for the next.
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                other => return Poll::Ready(other),
-            }
+        if !self.last_with_fin() {
+            return Pin::new(self).poll_write(cx, buf);
         }
+        self.dirty = true;
+        self.io.poll_send_more(cx, buf)
     }
 
     /// Sends the FIN after [`ClientIo::poll_write_last`] (plain TCP; nothing otherwise).
     pub fn end_last(&mut self) -> io::Result<()> {
-        match &self.io {
-            crate::stream::MaybeTls::Plain(s)
-                if self.closing == Closing::No && self.shared.load() & UPGRADED == 0 =>
-            {
-                socket2::SockRef::from(s).shutdown(std::net::Shutdown::Write)
-            }
-            _ => Ok(()),
+        if !self.last_with_fin() {
+            return Ok(());
         }
+        self.io.shutdown_write()
+    }
+
+    /// Plain TCP, not a tunnel, not our canned answer.
+    fn last_with_fin(&self) -> bool {
+        self.io.is_plain() && self.closing == Closing::No && self.shared.load() & UPGRADED == 0
     }
 }
 

@@ -14,6 +14,8 @@
 //! connection's receiver is gone.
 
 use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -24,6 +26,8 @@ use hyper_util::server::conn::auto;
 use lb_core::config::{any_contains, Cidr, ListenerConfig};
 use lb_core::metrics::Reason;
 use lb_core::proxy_protocol;
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::time::{Duration, Instant};
@@ -73,6 +77,15 @@ pub async fn serve(
         .local_addr()
         .ok()
         .filter(|a| !a.ip().is_unspecified());
+    // Polled as a plain file descriptor, so that accepted sockets start unregistered
+    // (see `ClientStream::Fresh`).
+    let listener = match listener.into_std().and_then(poll_listener) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "listener could not be polled: not serving it");
+            return;
+        }
+    };
     tokio::pin!(shutdown);
     loop {
         // At the limit, stop accepting until a connection ends.
@@ -82,7 +95,7 @@ pub async fn serve(
         };
         let (stream, client) = tokio::select! {
             _ = &mut shutdown => break,
-            r = listener.accept() => match r {
+            r = accept(&listener) => match r {
                 Ok(x) => x,
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
@@ -129,10 +142,16 @@ pub async fn serve(
         tokio::spawn(Box::pin(async move {
             // The handshake's futures (a TLS acceptor holds a whole rustls connection)
             // are boxed, so a plain connection's task is not sized for them.
-            let ready = if first.is_needed() {
-                Box::pin(first.run(stream, base, &rt)).await
+            let ready = if !first.is_needed() {
+                Some((ClientStream::Fresh(Some(stream)), base))
             } else {
-                Some((ClientStream::Plain(stream), base))
+                match TcpStream::from_std(stream) {
+                    Ok(stream) => Box::pin(first.run(stream, base, &rt)).await,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accepted socket could not be registered");
+                        None
+                    }
+                }
             };
             if let Some((io, info)) = ready {
                 serve_connection(io, info, limits, rt, builder, drain).await;
@@ -149,6 +168,40 @@ pub async fn serve(
     // them until `worker_shutdown_timeout`.
     let tunnels = runtime.load().tunnels.clone();
     tunnels.all_closed().await;
+}
+
+/// The listener registered for readability as a file descriptor.
+///
+/// tokio deprecates this safe constructor because a type may hand out a descriptor it
+/// does not own, or a different one over time; its safety condition (the same open
+/// descriptor for the `AsyncFd`'s whole life) holds for `std::net::TcpListener`, which
+/// owns its descriptor and closes it only on drop. The replacement, `register_with_interest`,
+/// is `unsafe`, which this crate forbids.
+#[allow(deprecated)]
+fn poll_listener(l: std::net::TcpListener) -> io::Result<AsyncFd<std::net::TcpListener>> {
+    AsyncFd::with_interest(l, Interest::READABLE)
+}
+
+/// Accepts one connection: non-blocking, and not registered with the poller.
+async fn accept(
+    l: &AsyncFd<std::net::TcpListener>,
+) -> io::Result<(std::net::TcpStream, SocketAddr)> {
+    use rustix::net::SocketFlags;
+    loop {
+        let mut ready = l.readable().await?;
+        let accepted = ready.try_io(|l| {
+            let flags = SocketFlags::NONBLOCK | SocketFlags::CLOEXEC;
+            let (fd, peer) = rustix::net::acceptfrom_with(l.get_ref(), flags)?;
+            let peer = peer
+                .and_then(|a| SocketAddr::try_from(a).ok())
+                .ok_or_else(|| io::Error::other("accepted a connection without an IP peer"))?;
+            Ok((std::net::TcpStream::from(fd), peer))
+        });
+        // Err: it would block, and readiness is cleared; wait for the next.
+        if let Ok(r) = accepted {
+            return r;
+        }
+    }
 }
 
 /// What happens on a new connection before HTTP: the PROXY header, then the TLS
@@ -206,12 +259,12 @@ impl Handshake {
             }
         }
         let Some(acceptor) = self.acceptor else {
-            return Some((ClientStream::Plain(stream), info));
+            return Some((ClientStream::plain(stream), info));
         };
         match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
             Ok(Ok(tls)) => {
                 info.tls = true;
-                Some((ClientStream::Tls(Box::new(tls)), info))
+                Some((ClientStream::tls(tls), info))
             }
             Ok(Err(e)) => {
                 tracing::debug!(client = %info.client, error = %e, "TLS handshake failed");

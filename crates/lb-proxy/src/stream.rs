@@ -1,9 +1,9 @@
 //! A connection's byte stream, plain TCP or TLS over TCP: a client's (TLS terminated
 //! here, [`ClientStream`]) or a backend's (upstream TLS, [`UpstreamStream`]).
 
-use std::io;
+use std::io::{self, Read, Write};
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -17,8 +17,185 @@ pub enum MaybeTls<T> {
     Tls(Box<T>),
 }
 
-/// A client connection: TLS is the server side of rustls.
-pub type ClientStream = MaybeTls<tokio_rustls::server::TlsStream<TcpStream>>;
+/// A client connection.
+///
+/// A plain one starts [`ClientStream::Fresh`]: accepted non-blocking and not registered
+/// with the runtime's poller. Reads and writes are tried on the socket directly; the
+/// first one that would block registers it (one `epoll_ctl`), and from then on it is a
+/// tokio `TcpStream`. A client that sends its request with the connection and asks to
+/// close after the answer (the usual short-lived client) is served without the poller
+/// ever seeing its socket: two `epoll_ctl` calls (add, then delete at close) less per
+/// connection, as HAProxy's speculative reads do.
+pub enum ClientStream {
+    /// Not registered yet (`None` once registering failed).
+    Fresh(Option<std::net::TcpStream>),
+    /// Registered with the poller: plain TCP, or TLS (the server side of rustls).
+    Ready(MaybeTls<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+impl ClientStream {
+    /// A TLS connection, handshake done.
+    pub fn tls(s: tokio_rustls::server::TlsStream<TcpStream>) -> ClientStream {
+        ClientStream::Ready(MaybeTls::Tls(Box::new(s)))
+    }
+
+    /// A plain connection already registered with the poller.
+    pub fn plain(s: TcpStream) -> ClientStream {
+        ClientStream::Ready(MaybeTls::Plain(s))
+    }
+
+    /// True for a cleartext stream (where h2c may be spoken, and a shutdown is only a FIN).
+    pub fn is_plain(&self) -> bool {
+        match self {
+            ClientStream::Fresh(_) => true,
+            ClientStream::Ready(s) => s.is_plain(),
+        }
+    }
+
+    /// Registers a fresh socket with the poller (a no-op once registered).
+    fn register(
+        &mut self,
+    ) -> io::Result<&mut MaybeTls<tokio_rustls::server::TlsStream<TcpStream>>> {
+        if let ClientStream::Fresh(s) = self {
+            let s = s.take().ok_or_else(unregistered)?;
+            *self = ClientStream::Ready(MaybeTls::Plain(TcpStream::from_std(s)?));
+        }
+        match self {
+            ClientStream::Ready(s) => Ok(s),
+            ClientStream::Fresh(_) => Err(unregistered()),
+        }
+    }
+
+    /// Sends some of `buf` with `MSG_MORE` on plain TCP (the bytes wait for more, or for
+    /// the FIN of [`ClientStream::shutdown_write`]); TLS writes as usual.
+    pub fn poll_send_more(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        if let ClientStream::Fresh(Some(s)) = self {
+            match socket2::SockRef::from(&*s).send_with_flags(buf, libc::MSG_MORE) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                other => return Poll::Ready(other),
+            }
+        }
+        match self.register()? {
+            MaybeTls::Plain(s) => loop {
+                ready!(s.poll_write_ready(cx))?;
+                let sent = s.try_io(tokio::io::Interest::WRITABLE, || {
+                    socket2::SockRef::from(&*s).send_with_flags(buf, libc::MSG_MORE)
+                });
+                match sent {
+                    // Readiness was cleared: wait for the next.
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    other => return Poll::Ready(other),
+                }
+            },
+            tls => Pin::new(tls).poll_write(cx, buf),
+        }
+    }
+
+    /// Shuts the write side of plain TCP at once (the FIN; nothing for TLS).
+    pub fn shutdown_write(&self) -> io::Result<()> {
+        let shut = |s: socket2::SockRef<'_>| s.shutdown(std::net::Shutdown::Write);
+        match self {
+            ClientStream::Fresh(Some(s)) => shut(socket2::SockRef::from(s)),
+            ClientStream::Ready(MaybeTls::Plain(s)) => shut(socket2::SockRef::from(s)),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn unregistered() -> io::Error {
+    io::Error::other("client socket could not be registered with the poller")
+}
+
+/// Runs `op` on a fresh socket; `None` when it would block (register and go on).
+fn try_fresh<R>(
+    s: &mut Option<std::net::TcpStream>,
+    mut op: impl FnMut(&std::net::TcpStream) -> io::Result<R>,
+) -> Option<io::Result<R>> {
+    let s = s.as_ref()?;
+    loop {
+        match op(s) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
+            other => return Some(other),
+        }
+    }
+}
+
+impl AsyncRead for ClientStream {
+    #[inline]
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if let ClientStream::Fresh(s) = this {
+            if let Some(r) = try_fresh(s, |mut s| s.read(buf.initialize_unfilled())) {
+                return Poll::Ready(r.map(|n| buf.advance(n)));
+            }
+        }
+        Pin::new(this.register()?).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for ClientStream {
+    #[inline]
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if let ClientStream::Fresh(s) = this {
+            if let Some(r) = try_fresh(s, |mut s| s.write(buf)) {
+                return Poll::Ready(r);
+            }
+        }
+        Pin::new(this.register()?).poll_write(cx, buf)
+    }
+
+    #[inline]
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if let ClientStream::Fresh(s) = this {
+            if let Some(r) = try_fresh(s, |mut s| s.write_vectored(bufs)) {
+                return Poll::Ready(r);
+            }
+        }
+        Pin::new(this.register()?).poll_write_vectored(cx, bufs)
+    }
+
+    #[inline]
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            ClientStream::Fresh(_) => true,
+            ClientStream::Ready(s) => s.is_write_vectored(),
+        }
+    }
+
+    #[inline]
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            ClientStream::Fresh(_) => Poll::Ready(Ok(())),
+            ClientStream::Ready(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    #[inline]
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            ClientStream::Fresh(s) => Poll::Ready(
+                s.as_ref()
+                    .map_or(Ok(()), |s| s.shutdown(std::net::Shutdown::Write)),
+            ),
+            ClientStream::Ready(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
 
 /// A connection to a backend: TLS is the client side of rustls.
 pub type UpstreamStream = MaybeTls<tokio_rustls::client::TlsStream<TcpStream>>;

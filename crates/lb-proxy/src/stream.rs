@@ -30,8 +30,11 @@ pub enum ClientStream {
     /// Not registered yet (`None` once registering failed).
     Fresh(Option<std::net::TcpStream>),
     /// Registered with the poller: plain TCP, or TLS (the server side of rustls).
-    Ready(MaybeTls<tokio_rustls::server::TlsStream<TcpStream>>),
+    Ready(Registered),
 }
+
+/// A client stream registered with the poller.
+type Registered = MaybeTls<tokio_rustls::server::TlsStream<TcpStream>>;
 
 impl ClientStream {
     /// A TLS connection, handshake done.
@@ -106,6 +109,25 @@ fn unregistered() -> io::Error {
     io::Error::other("client socket could not be registered with the poller")
 }
 
+impl ClientStream {
+    /// A write: `fresh` on a fresh socket, else (or once that would block) `ready` on the
+    /// registered stream.
+    #[inline]
+    fn poll_either<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        fresh: impl FnMut(&std::net::TcpStream) -> io::Result<R>,
+        ready: impl FnOnce(Pin<&mut Registered>, &mut Context<'_>) -> Poll<io::Result<R>>,
+    ) -> Poll<io::Result<R>> {
+        if let ClientStream::Fresh(s) = self {
+            if let Some(r) = try_fresh(s, fresh) {
+                return Poll::Ready(r);
+            }
+        }
+        ready(Pin::new(self.register()?), cx)
+    }
+}
+
 /// Runs `op` on a fresh socket; `None` when it would block (register and go on).
 fn try_fresh<R>(
     s: &mut Option<std::net::TcpStream>,
@@ -145,13 +167,8 @@ impl AsyncWrite for ClientStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        if let ClientStream::Fresh(s) = this {
-            if let Some(r) = try_fresh(s, |mut s| s.write(buf)) {
-                return Poll::Ready(r);
-            }
-        }
-        Pin::new(this.register()?).poll_write(cx, buf)
+        self.get_mut()
+            .poll_either(cx, |mut s| s.write(buf), |s, cx| s.poll_write(cx, buf))
     }
 
     #[inline]
@@ -160,13 +177,11 @@ impl AsyncWrite for ClientStream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        if let ClientStream::Fresh(s) = this {
-            if let Some(r) = try_fresh(s, |mut s| s.write_vectored(bufs)) {
-                return Poll::Ready(r);
-            }
-        }
-        Pin::new(this.register()?).poll_write_vectored(cx, bufs)
+        self.get_mut().poll_either(
+            cx,
+            |mut s| s.write_vectored(bufs),
+            |s, cx| s.poll_write_vectored(cx, bufs),
+        )
     }
 
     #[inline]

@@ -56,9 +56,7 @@ impl ClientStream {
     }
 
     /// Registers a fresh socket with the poller (a no-op once registered).
-    fn register(
-        &mut self,
-    ) -> io::Result<&mut MaybeTls<tokio_rustls::server::TlsStream<TcpStream>>> {
+    fn register(&mut self) -> io::Result<&mut Registered> {
         if let ClientStream::Fresh(s) = self {
             let s = s.take().ok_or_else(unregistered)?;
             *self = ClientStream::Ready(MaybeTls::Plain(TcpStream::from_std(s)?));
@@ -72,10 +70,12 @@ impl ClientStream {
     /// Sends some of `buf` with `MSG_MORE` on plain TCP (the bytes wait for more, or for
     /// the FIN of [`ClientStream::shutdown_write`]); TLS writes as usual.
     pub fn poll_send_more(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        if let ClientStream::Fresh(Some(s)) = self {
-            match socket2::SockRef::from(&*s).send_with_flags(buf, libc::MSG_MORE) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                other => return Poll::Ready(other),
+        let more = |s: &std::net::TcpStream| {
+            socket2::SockRef::from(s).send_with_flags(buf, libc::MSG_MORE)
+        };
+        if let ClientStream::Fresh(s) = self {
+            if let Some(r) = try_fresh(s, more) {
+                return Poll::Ready(r);
             }
         }
         match self.register()? {
@@ -103,13 +103,7 @@ impl ClientStream {
             _ => Ok(()),
         }
     }
-}
 
-fn unregistered() -> io::Error {
-    io::Error::other("client socket could not be registered with the poller")
-}
-
-impl ClientStream {
     /// A write: `fresh` on a fresh socket, else (or once that would block) `ready` on the
     /// registered stream.
     #[inline]
@@ -126,6 +120,10 @@ impl ClientStream {
         }
         ready(Pin::new(self.register()?), cx)
     }
+}
+
+fn unregistered() -> io::Error {
+    io::Error::other("client socket could not be registered with the poller")
 }
 
 /// Runs `op` on a fresh socket; `None` when it would block (register and go on).

@@ -6,7 +6,7 @@
 //! does not fit gets a header map whose values share those bytes), hands the request to
 //! [`forward`](crate::forward), and writes the response head and body to
 //! the socket, the head and a small first body frame in one write. It keeps no buffer
-//! while a connection waits for its next request: a read lands on the stack and the
+//! while a connection waits for its next request: a read lands in a per-thread space and the
 //! head's bytes are copied into this thread's shared buffer ([`slab`](crate::slab)), so
 //! an idle keep-alive connection holds no buffer and a request allocates none for its
 //! head.
@@ -31,6 +31,7 @@
 //! `connection: close` and the connection closes after it. A body that fails or ends
 //! short of its length ends the connection (the response is truncated, never padded).
 
+use std::cell::RefCell;
 use std::future::{poll_fn, Future};
 use std::io::{self, Write};
 use std::mem::MaybeUninit;
@@ -58,7 +59,8 @@ use crate::upstream::h1::RawFields;
 /// takes up to [`MAX_HEADERS`](crate::head::MAX_HEADERS)).
 pub const MAX_FIELDS: usize = 64;
 
-/// One read takes at most this much (on the stack; only a head's bytes are kept).
+/// One read takes at most this much (into the thread's [`SPACE`]; only a head's bytes are
+/// kept).
 const READ_CHUNK: usize = 4096;
 
 /// Body bytes up to this size are copied behind the head (or the chunk line before them)
@@ -334,30 +336,38 @@ async fn read_more<F: Future<Output = ()>>(
 ) -> Read {
     let idle = buf.is_empty();
     poll_fn(|cx| {
-        // On the stack: the bytes are copied out only when they arrive, so a connection
-        // waiting for its next request holds no buffer.
-        let mut space = [MaybeUninit::<u8>::uninit(); READ_CHUNK];
-        let mut rb = ReadBuf::uninit(&mut space);
-        match Pin::new(&mut *io).poll_read(cx, &mut rb) {
-            Poll::Ready(Ok(())) if rb.filled().is_empty() => Poll::Ready(Read::Eof),
-            Poll::Ready(Ok(())) => {
-                *buf = if buf.is_empty() {
-                    // The usual case: a whole head, cut from the shared buffer.
-                    crate::slab::copy(&[rb.filled()])
-                } else {
-                    let mut joined = BytesMut::with_capacity(buf.len() + rb.filled().len());
-                    joined.extend_from_slice(buf);
-                    joined.extend_from_slice(rb.filled());
-                    joined.freeze()
-                };
-                Poll::Ready(Read::Data)
+        SPACE.with_borrow_mut(|space| {
+            // The thread's read space: the bytes are copied out only when they arrive, so a
+            // connection waiting for its next request holds no buffer.
+            let mut rb = ReadBuf::new(&mut space[..]);
+            match Pin::new(&mut *io).poll_read(cx, &mut rb) {
+                Poll::Ready(Ok(())) if rb.filled().is_empty() => Poll::Ready(Read::Eof),
+                Poll::Ready(Ok(())) => {
+                    *buf = if buf.is_empty() {
+                        // The usual case: a whole head, cut from the shared buffer.
+                        crate::slab::copy(&[rb.filled()])
+                    } else {
+                        let mut joined = BytesMut::with_capacity(buf.len() + rb.filled().len());
+                        joined.extend_from_slice(buf);
+                        joined.extend_from_slice(rb.filled());
+                        joined.freeze()
+                    };
+                    Poll::Ready(Read::Data)
+                }
+                Poll::Ready(Err(_)) => Poll::Ready(Read::Failed),
+                Poll::Pending if idle && listening.drained(drain, cx) => Poll::Ready(Read::Drained),
+                Poll::Pending => Poll::Pending,
             }
-            Poll::Ready(Err(_)) => Poll::Ready(Read::Failed),
-            Poll::Pending if idle && listening.drained(drain, cx) => Poll::Ready(Read::Drained),
-            Poll::Pending => Poll::Pending,
-        }
+        })
     })
     .await
+}
+
+thread_local! {
+    /// Where [`read_more`] reads, one per thread. Initialised once: a fresh socket's first
+    /// read goes through `std::io::Read`, which needs initialised memory, and a buffer on
+    /// the stack would be zeroed at every read.
+    static SPACE: RefCell<[u8; READ_CHUNK]> = const { RefCell::new([0; READ_CHUNK]) };
 }
 
 /// How a response body is framed on the wire.

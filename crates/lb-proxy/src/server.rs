@@ -143,7 +143,11 @@ pub async fn serve(
             // The handshake's futures (a TLS acceptor holds a whole rustls connection)
             // are boxed, so a plain connection's task is not sized for them.
             let ready = if !first.is_needed() {
-                Some((ClientStream::Fresh(Some(stream)), base))
+                let io = ClientStream::Fresh {
+                    sock: Some(stream),
+                    read: false,
+                };
+                Some((io, base))
             } else {
                 match TcpStream::from_std(stream) {
                     Ok(stream) => Box::pin(first.run(stream, base, &rt)).await,

@@ -20,15 +20,22 @@ pub enum MaybeTls<T> {
 /// A client connection.
 ///
 /// A plain one starts [`ClientStream::Fresh`]: accepted non-blocking and not registered
-/// with the runtime's poller. Reads and writes are tried on the socket directly; the
-/// first one that would block registers it (one `epoll_ctl`), and from then on it is a
-/// tokio `TcpStream`. A client that sends its request with the connection and asks to
-/// close after the answer (the usual short-lived client) is served without the poller
-/// ever seeing its socket: two `epoll_ctl` calls (add, then delete at close) less per
-/// connection, as HAProxy's speculative reads do.
+/// with the runtime's poller. Its first read and its writes are tried on the socket
+/// directly; the first call that would block, or a second read, registers it (one
+/// `epoll_ctl`), and from then on it is a tokio `TcpStream`. A client that sends its
+/// request with the connection and asks to close after the answer (the usual short-lived
+/// client) is served without the poller ever seeing its socket: two `epoll_ctl` calls
+/// (add, then delete at close) less per connection, as HAProxy's speculative reads do.
+/// (Only one read is tried directly: such a read must zero its buffer first, where
+/// tokio's reads into uninitialised memory.)
 pub enum ClientStream {
-    /// Not registered yet (`None` once registering failed).
-    Fresh(Option<std::net::TcpStream>),
+    /// Not registered yet.
+    Fresh {
+        /// The socket (`None` once registering failed).
+        sock: Option<std::net::TcpStream>,
+        /// Its one direct read was made.
+        read: bool,
+    },
     /// Registered with the poller: plain TCP, or TLS (the server side of rustls).
     Ready(Registered),
 }
@@ -50,20 +57,20 @@ impl ClientStream {
     /// True for a cleartext stream (where h2c may be spoken, and a shutdown is only a FIN).
     pub fn is_plain(&self) -> bool {
         match self {
-            ClientStream::Fresh(_) => true,
+            ClientStream::Fresh { .. } => true,
             ClientStream::Ready(s) => s.is_plain(),
         }
     }
 
     /// Registers a fresh socket with the poller (a no-op once registered).
     fn register(&mut self) -> io::Result<&mut Registered> {
-        if let ClientStream::Fresh(s) = self {
-            let s = s.take().ok_or_else(unregistered)?;
+        if let ClientStream::Fresh { sock, .. } = self {
+            let s = sock.take().ok_or_else(unregistered)?;
             *self = ClientStream::Ready(MaybeTls::Plain(TcpStream::from_std(s)?));
         }
         match self {
             ClientStream::Ready(s) => Ok(s),
-            ClientStream::Fresh(_) => Err(unregistered()),
+            ClientStream::Fresh { .. } => Err(unregistered()),
         }
     }
 
@@ -73,8 +80,8 @@ impl ClientStream {
         let more = |s: &std::net::TcpStream| {
             socket2::SockRef::from(s).send_with_flags(buf, libc::MSG_MORE)
         };
-        if let ClientStream::Fresh(s) = self {
-            if let Some(r) = try_fresh(s, more) {
+        if let ClientStream::Fresh { sock, .. } = self {
+            if let Some(r) = try_fresh(sock, more) {
                 return Poll::Ready(r);
             }
         }
@@ -98,7 +105,7 @@ impl ClientStream {
     pub fn shutdown_write(&self) -> io::Result<()> {
         let shut = |s: socket2::SockRef<'_>| s.shutdown(std::net::Shutdown::Write);
         match self {
-            ClientStream::Fresh(Some(s)) => shut(socket2::SockRef::from(s)),
+            ClientStream::Fresh { sock: Some(s), .. } => shut(socket2::SockRef::from(s)),
             ClientStream::Ready(MaybeTls::Plain(s)) => shut(socket2::SockRef::from(s)),
             _ => Ok(()),
         }
@@ -113,8 +120,8 @@ impl ClientStream {
         fresh: impl FnMut(&std::net::TcpStream) -> io::Result<R>,
         ready: impl FnOnce(Pin<&mut Registered>, &mut Context<'_>) -> Poll<io::Result<R>>,
     ) -> Poll<io::Result<R>> {
-        if let ClientStream::Fresh(s) = self {
-            if let Some(r) = try_fresh(s, fresh) {
+        if let ClientStream::Fresh { sock, .. } = self {
+            if let Some(r) = try_fresh(sock, fresh) {
                 return Poll::Ready(r);
             }
         }
@@ -149,9 +156,12 @@ impl AsyncRead for ClientStream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if let ClientStream::Fresh(s) = this {
-            if let Some(r) = try_fresh(s, |mut s| s.read(buf.initialize_unfilled())) {
-                return Poll::Ready(r.map(|n| buf.advance(n)));
+        if let ClientStream::Fresh { sock, read } = this {
+            if !*read {
+                if let Some(r) = try_fresh(sock, |mut s| s.read(buf.initialize_unfilled())) {
+                    *read = true;
+                    return Poll::Ready(r.map(|n| buf.advance(n)));
+                }
             }
         }
         Pin::new(this.register()?).poll_read(cx, buf)
@@ -185,7 +195,7 @@ impl AsyncWrite for ClientStream {
     #[inline]
     fn is_write_vectored(&self) -> bool {
         match self {
-            ClientStream::Fresh(_) => true,
+            ClientStream::Fresh { .. } => true,
             ClientStream::Ready(s) => s.is_write_vectored(),
         }
     }
@@ -193,7 +203,7 @@ impl AsyncWrite for ClientStream {
     #[inline]
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            ClientStream::Fresh(_) => Poll::Ready(Ok(())),
+            ClientStream::Fresh { .. } => Poll::Ready(Ok(())),
             ClientStream::Ready(s) => Pin::new(s).poll_flush(cx),
         }
     }
@@ -201,8 +211,8 @@ impl AsyncWrite for ClientStream {
     #[inline]
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            ClientStream::Fresh(s) => Poll::Ready(
-                s.as_ref()
+            ClientStream::Fresh { sock, .. } => Poll::Ready(
+                sock.as_ref()
                     .map_or(Ok(()), |s| s.shutdown(std::net::Shutdown::Write)),
             ),
             ClientStream::Ready(s) => Pin::new(s).poll_shutdown(cx),

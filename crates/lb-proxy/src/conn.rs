@@ -364,8 +364,9 @@ impl ClientIo {
     /// the write side, so the FIN leaves in the same segment as the response's last bytes:
     /// one segment less per closed connection, and one acknowledgement less to take from
     /// the client. The bytes leave when the FIN does, as early as a plain write would send
-    /// them. TLS, a tunnel and our own canned answers take the usual write. (A poll
-    /// function, so that the connection's future keeps no readiness future for it.)
+    /// them. A tunnel and our own canned answers take the usual write, and TLS does in
+    /// [`ClientStream::poll_send_more`](crate::stream::ClientStream::poll_send_more).
+    /// (A poll function, so that the connection's future keeps no readiness future.)
     pub fn poll_write_last(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         if !self.last_with_fin() {
             return Pin::new(self).poll_write(cx, buf);
@@ -374,7 +375,7 @@ impl ClientIo {
         self.io.poll_send_more(cx, buf)
     }
 
-    /// Sends the FIN after [`ClientIo::poll_write_last`] (plain TCP; nothing otherwise).
+    /// Sends the FIN after [`ClientIo::poll_write_last`] (plain TCP; nothing for TLS).
     pub fn end_last(&mut self) -> io::Result<()> {
         if !self.last_with_fin() {
             return Ok(());
@@ -382,9 +383,9 @@ impl ClientIo {
         self.io.shutdown_write()
     }
 
-    /// Plain TCP, not a tunnel, not our canned answer.
+    /// Not a tunnel, not our canned answer (plain TCP or TLS is the stream's to tell).
     fn last_with_fin(&self) -> bool {
-        self.io.is_plain() && self.closing == Closing::No && self.shared.load() & UPGRADED == 0
+        self.closing == Closing::No && self.shared.load() & UPGRADED == 0
     }
 }
 

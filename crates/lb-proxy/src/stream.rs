@@ -2,6 +2,7 @@
 //! here, [`ClientStream`]) or a backend's (upstream TLS, [`UpstreamStream`]).
 
 use std::io::{self, Read, Write};
+use std::os::fd::AsFd;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
@@ -77,20 +78,15 @@ impl ClientStream {
     /// Sends some of `buf` with `MSG_MORE` on plain TCP (the bytes wait for more, or for
     /// the FIN of [`ClientStream::shutdown_write`]); TLS writes as usual.
     pub fn poll_send_more(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        let more = |s: &std::net::TcpStream| {
-            socket2::SockRef::from(s).send_with_flags(buf, libc::MSG_MORE)
-        };
         if let ClientStream::Fresh { sock, .. } = self {
-            if let Some(r) = try_fresh(sock, more) {
+            if let Some(r) = try_fresh(sock, |s| send_more(s, buf)) {
                 return Poll::Ready(r);
             }
         }
         match self.register()? {
             MaybeTls::Plain(s) => loop {
                 ready!(s.poll_write_ready(cx))?;
-                let sent = s.try_io(tokio::io::Interest::WRITABLE, || {
-                    socket2::SockRef::from(&*s).send_with_flags(buf, libc::MSG_MORE)
-                });
+                let sent = s.try_io(tokio::io::Interest::WRITABLE, || send_more(&*s, buf));
                 match sent {
                     // Readiness was cleared: wait for the next.
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
@@ -103,10 +99,10 @@ impl ClientStream {
 
     /// Shuts the write side of plain TCP at once (the FIN; nothing for TLS).
     pub fn shutdown_write(&self) -> io::Result<()> {
-        let shut = |s: socket2::SockRef<'_>| s.shutdown(std::net::Shutdown::Write);
+        let shut = |fd| Ok(rustix::net::shutdown(fd, rustix::net::Shutdown::Write)?);
         match self {
-            ClientStream::Fresh { sock: Some(s), .. } => shut(socket2::SockRef::from(s)),
-            ClientStream::Ready(MaybeTls::Plain(s)) => shut(socket2::SockRef::from(s)),
+            ClientStream::Fresh { sock: Some(s), .. } => shut(s.as_fd()),
+            ClientStream::Ready(MaybeTls::Plain(s)) => shut(s.as_fd()),
             _ => Ok(()),
         }
     }
@@ -127,6 +123,11 @@ impl ClientStream {
         }
         ready(Pin::new(self.register()?), cx)
     }
+}
+
+/// `send(2)` with `MSG_MORE`: the bytes wait in the socket for more, or for the FIN.
+fn send_more(s: impl AsFd, buf: &[u8]) -> io::Result<usize> {
+    Ok(rustix::net::send(s, buf, rustix::net::SendFlags::MORE)?)
 }
 
 fn unregistered() -> io::Error {
@@ -211,10 +212,7 @@ impl AsyncWrite for ClientStream {
     #[inline]
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            ClientStream::Fresh { sock, .. } => Poll::Ready(
-                sock.as_ref()
-                    .map_or(Ok(()), |s| s.shutdown(std::net::Shutdown::Write)),
-            ),
+            this @ ClientStream::Fresh { .. } => Poll::Ready(this.shutdown_write()),
             ClientStream::Ready(s) => Pin::new(s).poll_shutdown(cx),
         }
     }

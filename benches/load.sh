@@ -15,7 +15,9 @@
 # session caches on; HTTP/1.1 as wrk speaks no ALPN), and
 # the two wrk loads run again over HTTPS.
 #
-# Env: DURATION (s, default 10), REPEAT (default 1), IDLE_CONNS (default 1000), TLS (1/0),
+# Env: DURATION (s, default 10), REPEAT (default 1), IDLE_CONNS (default 1000; 0 skips the
+#      idle-connection test), TLS (1/0), MODES (the loads, default "keepalive close"; with
+#      TLS=1 each also runs over HTTPS),
 #      LB_PROXY_BIN (skip the cargo build), STRACE=1 (syscalls per request, keep-alive
 #      and new connection, 3 s each under strace -c -f; separate from the measured
 #      runs), SEGS=1 (TCP segments per request, from /proc/net/snmp's OutSegs over a
@@ -23,6 +25,9 @@
 #      BASELINE_BIN (another lb-proxy build, e.g. of an older commit, measured in the same
 #      rounds as a fourth proxy "baseline": a change compared side by side, not against
 #      a figure from another run).
+#      NOISE=cpu|mem (a controlled neighbour beside every timed wrk run: a shell busy
+#      loop, or python copying a 32 MiB buffer over and over, which also evicts the
+#      caches; it runs for the wrk run only and is stopped by PID),
 #      PERF=1 (where each proxy's CPU goes, kernel included: perf record -e cpu-clock
 #      on the proxy's processes during separate 3 s keep-alive and new-connection runs;
 #      top PERF_TOP symbols, default 25).
@@ -32,6 +37,10 @@ set -euo pipefail
 DURATION=${DURATION:-10}
 REPEAT=${REPEAT:-1}
 IDLE_CONNS=${IDLE_CONNS:-1000}
+MODES=${MODES:-keepalive close}
+NOISE=${NOISE:-}
+[[ -z $NOISE || $NOISE == cpu || $NOISE == mem ]] || { echo "load.sh: NOISE is cpu or mem, not $NOISE" >&2; exit 2; }
+for m in $MODES; do [[ $m == keepalive || $m == close ]] || { echo "load.sh: MODES takes keepalive and close, not $m" >&2; exit 2; }; done
 STRACE=${STRACE:-0}
 SEGS=${SEGS:-0}
 TLS=${TLS:-1}
@@ -180,6 +189,7 @@ proc_pids() { tree_pids "${MAINPID[$1]}"; }
 cpu_ticks() { tree_ticks "${MAINPID[$1]}"; }
 
 # wrk run; appends one TSV row: proxy mode round rps p99_ms cpu_us_per_req kernel_share errors
+# p50_ms p90_ms
 RESULTS=$TMP/results.tsv
 : >"$RESULTS"
 # load_args MODE: wrk's connections for a load, in the array ARGS: 64 keep-alive ones, or
@@ -197,10 +207,24 @@ run_wrk() { # proxy mode round
     tls-*) url="https://127.0.0.1:${TLS_PORT[$proxy]}/" ;;
     *) url="http://127.0.0.1:${PORT[$proxy]}/" ;;
     esac
+    local noise=
+    case $NOISE in
+    cpu) timeout $((DURATION + 5)) sh -c 'while :; do :; done' & noise=$! ;;
+    mem) timeout $((DURATION + 5)) python3 -c 'b = bytearray(32 << 20)
+while True: bytes(b)' & noise=$! ;;
+    esac
+    [[ -z $noise ]] || PIDS+=("$noise")
     read -r u0 s0 < <(cpu_ticks "$proxy")
     out=$(timeout $((DURATION + 30)) wrk "${ARGS[@]}" -d"${DURATION}s" --latency "$url") \
         || die "wrk failed against $proxy ($mode)"
     read -r u1 s1 < <(cpu_ticks "$proxy")
+    if [[ -n $noise ]]; then
+        kill -TERM "$noise" 2>/dev/null || true
+        wait "$noise" 2>/dev/null || true
+        local q keep=()
+        for q in "${PIDS[@]}"; do [[ $q == "$noise" ]] || keep+=("$q"); done
+        PIDS=("${keep[@]}")
+    fi
     echo "$out" >"$TMP/wrk-$proxy-$mode-$round.txt"
     python3 - "$proxy" "$mode" "$round" $((u1 - u0)) $((s1 - s0)) "$CLK_TCK" \
         "$TMP/wrk-$proxy-$mode-$round.txt" <<'EOF' >>"$RESULTS"
@@ -209,14 +233,16 @@ proxy, mode, rnd, du, ds, tck = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.a
 out = open(sys.argv[7]).read()
 reqs = int(re.search(r"(\d+) requests in", out).group(1))
 rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-m = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
-p99 = float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)]
+def pct(n):
+    m = re.search(rf"^\s+{n}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+    return float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)]
+p50, p90, p99 = pct(50), pct(90), pct(99)
 errs = sum(int(x) for x in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
 m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
 errs += int(m.group(1)) if m else 0
 cpu_us = (du + ds) * 1e6 / tck / max(reqs, 1)
 kshare = ds / (du + ds) if du + ds else 0.0
-print(f"{proxy}\t{mode}\t{rnd}\t{rps:.0f}\t{p99:.3f}\t{cpu_us:.2f}\t{kshare:.3f}\t{errs}")
+print(f"{proxy}\t{mode}\t{rnd}\t{rps:.0f}\t{p99:.3f}\t{cpu_us:.2f}\t{kshare:.3f}\t{errs}\t{p50:.3f}\t{p90:.3f}")
 EOF
     log "$(tail -n1 "$RESULTS")"
 }
@@ -298,15 +324,15 @@ warm_up() {
 LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
 for r in $(seq "$REPEAT"); do
     log "round $r/$REPEAT"
-    for p in "${PROXIES[@]}"; do run_idle "$p" "$r"; done
+    if ((IDLE_CONNS > 0)); then
+        for p in "${PROXIES[@]}"; do run_idle "$p" "$r"; done
+    fi
     warm_up
     # The order rotates by one each round (see `rotated` in lib.sh).
     for p in $(rotated "$r" "${PROXIES[@]}"); do
-        run_wrk "$p" keepalive "$r"
-        run_wrk "$p" close "$r"
+        for m in $MODES; do run_wrk "$p" "$m" "$r"; done
         if [[ $TLS == 1 ]]; then
-            run_wrk "$p" tls-keepalive "$r"
-            run_wrk "$p" tls-close "$r"
+            for m in $MODES; do run_wrk "$p" "tls-$m" "$r"; done
         fi
     done
 done
@@ -435,8 +461,8 @@ res, idle, strace, segs, dur, rep, nidle, load, baseline = sys.argv[1:10]
 P = ["lb-proxy", "nginx", "haproxy"] + (["baseline"] if baseline else [])
 vals = {}
 for line in open(res):
-    p, mode, _, rps, p99, cpu, ks, errs = line.split("\t")
-    for k, v in (("rps", rps), ("p99", p99), ("cpu", cpu), ("ks", ks), ("errs", errs)):
+    p, mode, _, rps, p99, cpu, ks, errs, p50, p90 = line.split("\t")
+    for k, v in (("rps", rps), ("p50", p50), ("p90", p90), ("p99", p99), ("cpu", cpu), ("ks", ks), ("errs", errs)):
         vals.setdefault((p, mode, k), []).append(float(v))
 for line in open(idle):
     p, _, _, v = line.split("\t")
@@ -444,10 +470,14 @@ for line in open(idle):
 med = lambda p, m, k: statistics.median(vals[(p, m, k)])
 rows = [
     ("keep-alive -c64: req/s", "keepalive", "rps", "{:,.0f}"),
+    ("keep-alive -c64: p50 latency (ms)", "keepalive", "p50", "{:.2f}"),
+    ("keep-alive -c64: p90 latency (ms)", "keepalive", "p90", "{:.2f}"),
     ("keep-alive -c64: p99 latency (ms)", "keepalive", "p99", "{:.2f}"),
     ("keep-alive -c64: **CPU-µs/request**", "keepalive", "cpu", "{:.1f}"),
     ("keep-alive -c64: kernel share of CPU", "keepalive", "ks", "{:.0%}"),
     ("new conn/request -c32: req/s", "close", "rps", "{:,.0f}"),
+    ("new conn/request -c32: p50 latency (ms)", "close", "p50", "{:.2f}"),
+    ("new conn/request -c32: p90 latency (ms)", "close", "p90", "{:.2f}"),
     ("new conn/request -c32: p99 latency (ms)", "close", "p99", "{:.2f}"),
     ("new conn/request -c32: **CPU-µs/request**", "close", "cpu", "{:.1f}"),
     ("new conn/request -c32: kernel share of CPU", "close", "ks", "{:.0%}"),
@@ -460,7 +490,9 @@ rows = [
     ("TLS new conn/request -c32: **CPU-µs/request**", "tls-close", "cpu", "{:.1f}"),
 ]
 rows = [r for r in rows if (P[0], r[1], r[2]) in vals]
-print(f"\nDURATION={dur}s REPEAT={rep} (medians), wrk -t1, loadavg at start {load}\n")
+noise = __import__("os").environ.get("NOISE", "")
+print(f"\nDURATION={dur}s REPEAT={rep} (medians), wrk -t1, loadavg at start {load}"
+      + (f", NOISE={noise}" if noise else "") + "\n")
 extra = " baseline |" if baseline else ""
 print("| metric | lb-proxy | nginx | HAProxy |" + extra + " lb-proxy/nginx | lb-proxy/HAProxy |" + (" lb-proxy/baseline |" if baseline else ""))
 print("|---|" + "---:|" * (2 * len(P) - 1))
@@ -468,6 +500,21 @@ for label, m, k, fmt in rows:
     v = [med(p, m, k) for p in P]
     r = [f"{v[0] / x:.2f}×" if x else "–" for x in v[1:]]
     print(f"| {label} | " + " | ".join(fmt.format(x) for x in v) + " | " + " | ".join(r) + " |")
+# Per round, side by side: a median hides how often one proxy came out ahead.
+rounds = {}
+for line in open(res):
+    p, mode, rnd, _, p99, cpu = line.split("\t")[:6]
+    rounds.setdefault((mode, rnd), {})[p] = (float(cpu), float(p99))
+print("\nPer round, lb-proxy against nginx (rounds where lb-proxy's figure is at most nginx's;"
+      " median of the per-round ratios):\n")
+for m in ("keepalive", "close", "tls-keepalive", "tls-close"):
+    pairs = [v for (mode, _), v in sorted(rounds.items()) if mode == m and "nginx" in v and "lb-proxy" in v]
+    if not pairs:
+        continue
+    for i, k in ((0, "CPU-µs/request"), (1, "p99")):
+        r = [v["lb-proxy"][i] / v["nginx"][i] for v in pairs if v["nginx"][i] > 0]
+        le = sum(v["lb-proxy"][i] <= v["nginx"][i] for v in pairs)
+        print(f"- {m}, {k}: {le} of {len(pairs)} rounds, median ratio {statistics.median(r):.2f}×")
 if baseline:
     print(f"\nbaseline: {baseline}")
 modes = [m for m in ("keepalive", "close", "tls-keepalive", "tls-close") if (P[0], m, "errs") in vals]

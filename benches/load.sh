@@ -166,14 +166,18 @@ start_proxy() { # name; a fresh process, listening
     PIDS+=("$!")
     wait_port "${PORT[$1]}" "${MAINPID[$1]}" "$1"
 }
+forget_pid() { # pid; a process that has ended leaves PIDS (cleanup must not signal its number)
+    local q keep=()
+    for q in "${PIDS[@]}"; do [[ $q == "$1" ]] || keep+=("$q"); done
+    PIDS=("${keep[@]}")
+}
 stop_proxy() { # name; by PID, waits until it is gone
-    local p=${MAINPID[$1]} q keep=()
+    local p=${MAINPID[$1]}
     kill -TERM "$p" 2>/dev/null || true
     for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$p" 2>/dev/null || true
     wait "$p" 2>/dev/null || true
-    for q in "${PIDS[@]}"; do [[ $q == "$p" ]] || keep+=("$q"); done
-    PIDS=("${keep[@]}")
+    forget_pid "$p"
 }
 for p in "${PROXIES[@]}"; do start_proxy "$p"; done
 if [[ $TLS == 1 ]]; then
@@ -221,9 +225,7 @@ while True: bytes(b)' & noise=$! ;;
     if [[ -n $noise ]]; then
         kill -TERM "$noise" 2>/dev/null || true
         wait "$noise" 2>/dev/null || true
-        local q keep=()
-        for q in "${PIDS[@]}"; do [[ $q == "$noise" ]] || keep+=("$q"); done
-        PIDS=("${keep[@]}")
+        forget_pid "$noise"
     fi
     echo "$out" >"$TMP/wrk-$proxy-$mode-$round.txt"
     python3 - "$proxy" "$mode" "$round" $((u1 - u0)) $((s1 - s0)) "$CLK_TCK" \
@@ -455,15 +457,18 @@ EOF
 fi
 
 # --- table ----------------------------------------------------------------------------
-python3 - "$RESULTS" "$TMP/idle.tsv" "$STRACE_TSV" "$SEGS_TSV" "$DURATION" "$REPEAT" "$IDLE_CONNS" "$LOADAVG" "$BASELINE" <<'EOF'
+python3 - "$RESULTS" "$TMP/idle.tsv" "$STRACE_TSV" "$SEGS_TSV" "$DURATION" "$REPEAT" "$IDLE_CONNS" "$LOADAVG" "$BASELINE" "$NOISE" <<'EOF'
 import statistics, sys
-res, idle, strace, segs, dur, rep, nidle, load, baseline = sys.argv[1:10]
+res, idle, strace, segs, dur, rep, nidle, load, baseline, noise = sys.argv[1:11]
 P = ["lb-proxy", "nginx", "haproxy"] + (["baseline"] if baseline else [])
 vals = {}
+# (mode, round) -> proxy -> (CPU, p99), to set lb-proxy against nginx round by round.
+rounds = {}
 for line in open(res):
-    p, mode, _, rps, p99, cpu, ks, errs, p50, p90 = line.split("\t")
+    p, mode, rnd, rps, p99, cpu, ks, errs, p50, p90 = line.split("\t")
     for k, v in (("rps", rps), ("p50", p50), ("p90", p90), ("p99", p99), ("cpu", cpu), ("ks", ks), ("errs", errs)):
         vals.setdefault((p, mode, k), []).append(float(v))
+    rounds.setdefault((mode, rnd), {})[p] = (float(cpu), float(p99))
 for line in open(idle):
     p, _, _, v = line.split("\t")
     vals.setdefault((p, "idle", "rss"), []).append(float(v))
@@ -490,7 +495,6 @@ rows = [
     ("TLS new conn/request -c32: **CPU-µs/request**", "tls-close", "cpu", "{:.1f}"),
 ]
 rows = [r for r in rows if (P[0], r[1], r[2]) in vals]
-noise = __import__("os").environ.get("NOISE", "")
 print(f"\nDURATION={dur}s REPEAT={rep} (medians), wrk -t1, loadavg at start {load}"
       + (f", NOISE={noise}" if noise else "") + "\n")
 extra = " baseline |" if baseline else ""
@@ -500,11 +504,10 @@ for label, m, k, fmt in rows:
     v = [med(p, m, k) for p in P]
     r = [f"{v[0] / x:.2f}×" if x else "–" for x in v[1:]]
     print(f"| {label} | " + " | ".join(fmt.format(x) for x in v) + " | " + " | ".join(r) + " |")
+modes = [m for m in ("keepalive", "close", "tls-keepalive", "tls-close") if (P[0], m, "errs") in vals]
+errs = {p: int(sum(sum(vals[(p, m, "errs")]) for m in modes)) for p in P}
+print("| wrk socket errors + non-2xx (all runs) | " + " | ".join(str(errs[p]) for p in P) + " |" + " |" * (len(P) - 1))
 # Per round, side by side: a median hides how often one proxy came out ahead.
-rounds = {}
-for line in open(res):
-    p, mode, rnd, _, p99, cpu = line.split("\t")[:6]
-    rounds.setdefault((mode, rnd), {})[p] = (float(cpu), float(p99))
 print("\nPer round, lb-proxy against nginx (rounds where lb-proxy's figure is at most nginx's;"
       " median of the per-round ratios):\n")
 for m in ("keepalive", "close", "tls-keepalive", "tls-close"):
@@ -517,9 +520,6 @@ for m in ("keepalive", "close", "tls-keepalive", "tls-close"):
         print(f"- {m}, {k}: {le} of {len(pairs)} rounds, median ratio {statistics.median(r):.2f}×")
 if baseline:
     print(f"\nbaseline: {baseline}")
-modes = [m for m in ("keepalive", "close", "tls-keepalive", "tls-close") if (P[0], m, "errs") in vals]
-errs = {p: int(sum(sum(vals[(p, m, "errs")]) for m in modes)) for p in P}
-print("| wrk socket errors + non-2xx (all runs) | " + " | ".join(str(errs[p]) for p in P) + " |" + " |" * (len(P) - 1))
 lines = [l.rstrip("\n").split("\t") for l in open(strace) if l.strip()]
 if lines:
     print("\nSyscalls per request (3 s under strace -c -f; top calls per request):\n")

@@ -366,7 +366,9 @@ async fn read_more<F: Future<Output = ()>>(
 thread_local! {
     /// Where [`read_more`] reads, one per thread. Initialised once: a fresh socket's first
     /// read goes through `std::io::Read`, which needs initialised memory, and a buffer on
-    /// the stack would be zeroed at every read.
+    /// the stack would be zeroed at every read. Borrowed only for one `poll_read` inside
+    /// `read_more`, which reads the socket and calls nothing that reads into it again, so
+    /// the borrow cannot be taken twice (`with_borrow_mut` would panic).
     static SPACE: RefCell<[u8; READ_CHUNK]> = const { RefCell::new([0; READ_CHUNK]) };
 }
 

@@ -78,23 +78,22 @@ impl ClientStream {
     /// Sends some of `buf` with `MSG_MORE` on plain TCP (the bytes wait for more, or for
     /// the FIN of [`ClientStream::shutdown_write`]); TLS writes as usual.
     pub fn poll_send_more(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        if let ClientStream::Fresh { sock, .. } = self {
-            if let Some(r) = try_fresh(sock, |s| send_more(s, buf)) {
-                return Poll::Ready(r);
-            }
-        }
-        match self.register()? {
-            MaybeTls::Plain(s) => loop {
-                ready!(s.poll_write_ready(cx))?;
-                let sent = s.try_io(tokio::io::Interest::WRITABLE, || send_more(&*s, buf));
-                match sent {
-                    // Readiness was cleared: wait for the next.
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    other => return Poll::Ready(other),
-                }
+        self.poll_either(
+            cx,
+            |s| send_more(s, buf),
+            |s, cx| match s.get_mut() {
+                MaybeTls::Plain(s) => loop {
+                    ready!(s.poll_write_ready(cx))?;
+                    let sent = s.try_io(tokio::io::Interest::WRITABLE, || send_more(&*s, buf));
+                    match sent {
+                        // Readiness was cleared: wait for the next.
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                        other => return Poll::Ready(other),
+                    }
+                },
+                tls => Pin::new(tls).poll_write(cx, buf),
             },
-            tls => Pin::new(tls).poll_write(cx, buf),
-        }
+        )
     }
 
     /// Shuts the write side of plain TCP at once (the FIN; nothing for TLS).
@@ -108,7 +107,7 @@ impl ClientStream {
     }
 
     /// A write: `fresh` on a fresh socket, else (or once that would block) `ready` on the
-    /// registered stream.
+    /// registered stream (the one place that decides between them for every write).
     #[inline]
     fn poll_either<R>(
         &mut self,

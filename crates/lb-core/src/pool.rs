@@ -111,7 +111,7 @@ pub struct Pool {
     shared: Arc<PoolShared>,
     writer: Mutex<()>,
     version: AtomicU64,
-    stats: PoolStats,
+    stats: Arc<PoolStats>,
     #[cfg(feature = "runtime")]
     changed: tokio::sync::watch::Sender<u64>,
 }
@@ -123,6 +123,17 @@ impl Pool {
         name: impl Into<Arc<str>>,
         settings: PoolSettings,
         backends: Vec<Backend>,
+    ) -> Result<Pool, PoolError> {
+        Pool::with_stats(name, settings, backends, Arc::default())
+    }
+
+    /// Like [`new`](Self::new), counting into `stats`, which other pools may share: the
+    /// endpoint pools of one directory count retries (and hold the retry budget) together.
+    pub fn with_stats(
+        name: impl Into<Arc<str>>,
+        settings: PoolSettings,
+        backends: Vec<Backend>,
+        stats: Arc<PoolStats>,
     ) -> Result<Pool, PoolError> {
         let settings = Arc::new(settings);
         let shared = Arc::new(PoolShared::default());
@@ -142,7 +153,7 @@ impl Pool {
             shared,
             writer: Mutex::new(()),
             version: AtomicU64::new(1),
-            stats: PoolStats::default(),
+            stats,
             #[cfg(feature = "runtime")]
             changed: tokio::sync::watch::Sender::new(1),
         })

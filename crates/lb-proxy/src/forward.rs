@@ -11,7 +11,6 @@ use std::borrow::Cow;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,11 +21,12 @@ use hyper::header::{self, HeaderValue};
 use hyper::http::request::Parts;
 use hyper::{Method, Request, Response, StatusCode, Uri, Version};
 use lb_core::config::Cidr;
+use lb_core::forward::{Attempts, Failure, Verdict};
 use lb_core::hash;
 use lb_core::metrics::Reason;
 use lb_core::name::normalize_name;
 use lb_core::resolve::Resolution;
-use lb_core::Outcome;
+use lb_core::select::PickInput;
 
 use crate::body::{ReqBody, RespBody, UpstreamBody};
 use crate::cookie;
@@ -513,6 +513,9 @@ enum Attempt {
     /// Failed after sending: retry only if idempotent and replayable.
     Failed(Reason),
     TimedOut,
+    /// The client's side failed (its body malformed, short, too large, or reset): its
+    /// fault, never the backend's.
+    ClientFault(Reason),
 }
 
 #[allow(clippy::manual_async_fn)] // not an `async fn`: see `handle_request`
@@ -547,6 +550,10 @@ fn attempt<'a>(
             Ok(resp) => Attempt::Done(resp),
             Err(e) if e.timed_out => Attempt::TimedOut,
             Err(e) => {
+                if let Some(reason) = e.client_fault() {
+                    tracing::debug!(backend = %addr, error = %e.error, "the client's request body failed");
+                    return Attempt::ClientFault(reason);
+                }
                 tracing::debug!(backend = %addr, error = %e.error, "upstream exchange failed");
                 match e.body {
                     Some(body) => Attempt::NotSent(Reason::UpstreamReset, body),
@@ -595,74 +602,49 @@ fn forward_pool<'a>(
         let cfg = &p.config;
         let pool = &p.handle.pool;
         let snap = pool.snapshot();
-        let mut sel = snap.select_with(lb_core::select::PickInput {
-            key_hash,
-            random: hash::thread_random(),
-        });
         // Sticky sessions: the backend the cookie names goes first when usable; the normal
         // preference order follows (without it) if connecting to it fails.
         let sticky = cfg.sticky.as_deref().map(|name| {
             let named = ex.fields.view().cookie(name).and_then(cookie::parse_sticky);
             (name, named)
         });
-        let mut pinned = sticky
-            .and_then(|(_, named)| named)
-            .and_then(|id| snap.lease_sticky(id));
-        let pinned_addr = pinned.as_ref().map(lb_core::Lease::addr);
-        let mut last = Reason::NoHealthyBackend;
+        let input = PickInput {
+            key_hash,
+            random: hash::thread_random(),
+        };
+        let mut attempts =
+            Attempts::new(pool, &snap, input, &p.retry).sticky_first(sticky.and_then(|s| s.1));
+        let mut lease = attempts.first().ok_or(Reason::NoHealthyBackend)?;
         let mut next_body = Some(take_body(body));
         loop {
-            if out.tries > cfg.retries {
-                return Err(last);
-            }
-            let lease = match pinned.take() {
-                Some(l) => l,
-                None => match sel.by_ref().find(|l| Some(l.addr()) != pinned_addr) {
-                    Some(l) => l,
-                    None => return Err(last),
-                },
-            };
-            let _retry_guard = if out.tries > 0 {
-                let in_flight = p.retries_in_flight.load(Ordering::Relaxed);
-                if in_flight >= p.budget().allowed(pool.active()) {
-                    return Err(last);
-                }
-                pool.stats().retries.fetch_add(1, Ordering::Relaxed);
-                Some(RetryGuard::new(&p.retries_in_flight))
-            } else {
-                None
-            };
-            out.tries += 1;
+            out.tries = attempts.tries();
             out.backend = Some(lease.addr());
-            let b = match next_body.take() {
-                Some(b) => b,
-                None => take_body(body),
-            };
-            match attempt(
+            let b = next_body.take().unwrap_or_else(|| take_body(body));
+            let head = ex.head();
+            let tried = attempt(
                 &p.upstreams,
                 lease.addr(),
-                ex.head(),
+                head,
                 b,
                 cfg.response_timeout,
                 client,
-            )
-            .await
-            {
+            );
+            let (verdict, reason) = match tried.await {
                 Attempt::Done(resp) => {
                     let status = resp.status().as_u16();
                     lease.member().state().count_status(status);
-                    let retry_status = (status == 502 && cfg.retry_on.status_502)
-                        || (status == 503 && cfg.retry_on.status_503);
-                    if retry_status && ex.idempotent && ex.replayable && out.tries <= cfg.retries {
-                        lease.report(Outcome::Failure);
-                        last = Reason::UpstreamReset;
-                        continue;
-                    }
-                    lease.report(if status >= 500 {
-                        Outcome::Failure
+                    if status >= 500 {
+                        let failed = Verdict::Backend {
+                            failure: Failure::Status(status),
+                            replayable: ex.idempotent && ex.replayable,
+                        };
+                        if let Some(next) = attempts.report(&lease, failed) {
+                            lease = next;
+                            continue;
+                        }
                     } else {
-                        Outcome::Success
-                    });
+                        attempts.report(&lease, Verdict::Served);
+                    }
                     let set_cookie = sticky.and_then(|(name, named)| {
                         let id = lease.sticky_id();
                         (named != Some(id))
@@ -677,41 +659,31 @@ fn forward_pool<'a>(
                     return Ok(resp);
                 }
                 Attempt::NotSent(reason, unsent) => {
-                    lease.report(Outcome::Failure);
-                    last = reason;
-                    if reason == Reason::UpstreamConnect && !cfg.retry_on.connect {
-                        return Err(last);
-                    }
                     next_body = Some(unsent);
+                    (backend_failed(Failure::Connect, true), reason)
                 }
-                Attempt::Failed(reason) => {
-                    lease.report(Outcome::Failure);
-                    last = reason;
-                    if !(cfg.retry_on.reset && ex.idempotent && ex.replayable) {
-                        return Err(last);
-                    }
-                }
-                Attempt::TimedOut => {
-                    lease.report(Outcome::Failure);
-                    return Err(Reason::UpstreamTimeout);
-                }
+                Attempt::Failed(reason) => (
+                    backend_failed(Failure::Reset, ex.idempotent && ex.replayable),
+                    reason,
+                ),
+                Attempt::TimedOut => (
+                    backend_failed(Failure::Timeout, false),
+                    Reason::UpstreamTimeout,
+                ),
+                Attempt::ClientFault(reason) => (Verdict::Client, reason),
+            };
+            match attempts.report(&lease, verdict) {
+                Some(next) => lease = next,
+                None => return Err(reason),
             }
         }
     }
 }
 
-struct RetryGuard<'a>(&'a std::sync::atomic::AtomicU64);
-
-impl<'a> RetryGuard<'a> {
-    fn new(c: &'a std::sync::atomic::AtomicU64) -> Self {
-        c.fetch_add(1, Ordering::Relaxed);
-        RetryGuard(c)
-    }
-}
-
-impl Drop for RetryGuard<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+fn backend_failed(failure: Failure, replayable: bool) -> Verdict {
+    Verdict::Backend {
+        failure,
+        replayable,
     }
 }
 
@@ -770,6 +742,7 @@ fn forward_directory<'a>(
                     }
                 }
                 Attempt::TimedOut => return Err(Reason::UpstreamTimeout),
+                Attempt::ClientFault(reason) => return Err(reason),
             }
         }
         Err(last)

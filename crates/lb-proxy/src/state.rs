@@ -6,13 +6,12 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::header::{HeaderName, HeaderValue};
 use lb_core::certs::CertError;
-use lb_core::config::{Config, Directory, KeySpec, RetryBudget, RouteTarget};
+use lb_core::config::{Config, Directory, KeySpec, RouteTarget};
 use lb_core::metrics::ReasonCounters;
 use lb_core::name::HostPattern;
 use lb_core::server::{build_pools, Generation, PoolBuildError, RunningPool};
@@ -28,8 +27,6 @@ pub struct PoolTarget {
     pub running: Arc<RunningPool>,
     /// Pooled connections to its backends.
     pub upstreams: Arc<Upstreams>,
-    /// Retries in flight (retry budget).
-    pub retries_in_flight: AtomicU64,
 }
 
 impl std::ops::Deref for PoolTarget {
@@ -43,10 +40,6 @@ impl PoolTarget {
     /// The key spec.
     pub fn key(&self) -> &KeySpec {
         &self.config.key
-    }
-    /// The retry budget.
-    pub fn budget(&self) -> RetryBudget {
-        self.config.retry_budget
     }
 }
 
@@ -151,14 +144,7 @@ impl Runtime {
         for (name, running) in build_pools(config, &previous_pools)? {
             let upstreams = Upstreams::for_pool(&running.config)?;
             spawn_sweeper(&upstreams);
-            pools.insert(
-                name,
-                Arc::new(PoolTarget {
-                    running,
-                    upstreams,
-                    retries_in_flight: AtomicU64::new(0),
-                }),
-            );
+            pools.insert(name, Arc::new(PoolTarget { running, upstreams }));
         }
         let mut directories = BTreeMap::new();
         for (name, rc) in &config.resolvers {

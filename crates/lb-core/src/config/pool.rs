@@ -410,6 +410,15 @@ impl PoolConfig {
         }
     }
 
+    /// `retries`, `retry_on` and `retry_budget` together.
+    pub fn retry_policy(&self) -> crate::forward::RetryPolicy {
+        crate::forward::RetryPolicy {
+            retries: self.retries,
+            retry_on: self.retry_on,
+            budget: self.retry_budget,
+        }
+    }
+
     /// The static backends as lb-core [`Backend`]s (unique addresses and ids, so
     /// [`crate::Pool::new`] accepts them).
     pub fn backends(&self) -> Vec<Backend> {

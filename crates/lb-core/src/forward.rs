@@ -277,6 +277,13 @@ impl<'a> Attempts<'a> {
         }
     }
 
+    /// True when a `failure` of the current attempt could still be retried: its class is
+    /// in `retry_on` and `retries` are not used up (the budget is checked only when the
+    /// retry is asked for). lb-sni waits for a backend's first bytes only then.
+    pub fn may_retry(&self, failure: Failure) -> bool {
+        self.policy.retry_on.allows(failure) && self.tries <= self.policy.retries
+    }
+
     /// Attempts made so far (the access log's `tries`).
     pub fn tries(&self) -> u32 {
         self.tries

@@ -27,11 +27,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lb_core::config::{any_contains, KeySpec, ListenerConfig, ListenerProtocol, ProxyProtocol};
+use lb_core::forward::{Attempts, Failure, Verdict};
 use lb_core::metrics::Reason;
 use lb_core::name::{normalize_name, IpText};
 use lb_core::proxy_protocol::{self, Header, Version};
 use lb_core::resolve::Resolution;
-use lb_core::{Lease, Outcome};
+use lb_core::select::PickInput;
+use lb_core::Lease;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -183,53 +185,16 @@ async fn serve(client: &mut TcpStream, ctx: &Ctx, log: &mut Log) -> Result<(), R
                 (KeySpec::Sni, true, Some(n)) => n.as_bytes(),
                 _ => ip.as_bytes(),
             };
-            let snap = p.pool().snapshot();
-            let mut candidates = snap.select(key);
-            let attempts = cfg.retries.saturating_add(1);
             let preamble = Preamble::new(cfg.proxy_protocol, log.client, local, &buf);
-            let mut last = Reason::NoHealthyBackend;
-            while log.tries < attempts {
-                let Some(lease) = candidates.next() else {
-                    break;
-                };
-                log.tries += 1;
-                log.backend = Some(lease.addr());
-                let retry_reset = cfg.retry_on.reset && log.tries < attempts;
-                match attempt(
-                    client,
-                    lease.addr(),
-                    cfg.connect_timeout,
-                    &preamble,
-                    retry_reset,
-                    l.idle_timeout,
-                )
-                .await
-                {
-                    Attempt::Ready(mut up, first) => {
-                        lease.report(Outcome::Success);
-                        return splice(client, &mut up, ctx, log, buf.len(), first, Some(lease))
-                            .await;
-                    }
-                    Attempt::Failed(reason) => {
-                        lease.report(Outcome::Failure);
-                        last = reason;
-                        let retry = match reason {
-                            Reason::UpstreamConnect => cfg.retry_on.connect,
-                            _ => cfg.retry_on.reset,
-                        };
-                        if !retry {
-                            break;
-                        }
-                    }
-                }
-            }
-            if log.tries > 1 {
-                p.pool()
-                    .stats()
-                    .retries
-                    .fetch_add(u64::from(log.tries - 1), Ordering::Relaxed);
-            }
-            Err(last)
+            let pool = p.pool();
+            let snap = pool.snapshot();
+            let input = PickInput {
+                key_hash: lb_core::hash::hash_key(key),
+                random: lb_core::hash::thread_random(),
+            };
+            let attempts = Attempts::new(pool, &snap, input, &p.retry);
+            let timeouts = (cfg.connect_timeout, l.idle_timeout);
+            try_candidates(client, ctx, log, attempts, &preamble, timeouts).await
         }
         Target::Directory { name, cache } => {
             // A name always exists here: directory routes are never taken without one.
@@ -272,6 +237,59 @@ async fn serve(client: &mut TcpStream, ctx: &Ctx, log: &mut Log) -> Result<(), R
                 }
             }
             Err(last)
+        }
+    }
+}
+
+/// Connects to the candidates in turn until one takes the connection, then splices.
+/// A failure is retried while nothing from the backend has reached the client (the
+/// preamble is replayed to the next one); lb-core's [`Attempts`] applies `retries`,
+/// `retry_on`, the budget and passive health.
+async fn try_candidates(
+    client: &mut TcpStream,
+    ctx: &Ctx,
+    log: &mut Log,
+    mut attempts: Attempts<'_>,
+    preamble: &Preamble<'_>,
+    (connect_timeout, idle): (Duration, Duration),
+) -> Result<(), Reason> {
+    let mut lease = attempts.first().ok_or(Reason::NoHealthyBackend)?;
+    loop {
+        log.tries = attempts.tries();
+        log.backend = Some(lease.addr());
+        // Waiting for the backend's first bytes is worth it only if a reset may be retried.
+        let retry_reset = attempts.may_retry(Failure::Reset);
+        match attempt(
+            client,
+            lease.addr(),
+            connect_timeout,
+            preamble,
+            retry_reset,
+            idle,
+        )
+        .await
+        {
+            Attempt::Ready(mut up, first) => {
+                attempts.report(&lease, Verdict::Served);
+                drop(attempts);
+                let replayed = preamble.read.len();
+                return splice(client, &mut up, ctx, log, replayed, first, Some(lease)).await;
+            }
+            Attempt::Failed(reason) => {
+                let failure = match reason {
+                    Reason::UpstreamConnect => Failure::Connect,
+                    _ => Failure::Reset,
+                };
+                // Nothing from this backend has reached the client: replayable.
+                let failed = Verdict::Backend {
+                    failure,
+                    replayable: true,
+                };
+                match attempts.report(&lease, failed) {
+                    Some(next) => lease = next,
+                    None => return Err(reason),
+                }
+            }
         }
     }
 }

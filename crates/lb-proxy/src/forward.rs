@@ -21,11 +21,12 @@ use hyper::header::{self, HeaderValue};
 use hyper::http::request::Parts;
 use hyper::{Method, Request, Response, StatusCode, Uri, Version};
 use lb_core::config::Cidr;
+use lb_core::forward::RetryPolicy;
 use lb_core::forward::{Attempts, Failure, Verdict};
 use lb_core::hash;
 use lb_core::metrics::Reason;
 use lb_core::name::normalize_name;
-use lb_core::resolve::Resolution;
+use lb_core::resolve::Answer;
 use lb_core::select::PickInput;
 
 use crate::body::{ReqBody, RespBody, UpstreamBody};
@@ -245,8 +246,13 @@ fn proxy<'a>(
         let route = rt
             .route(&host, parts.uri.path())
             .ok_or(Reason::UnknownHost)?;
-        let h2 = match &route.target {
-            Target::Pool(p) if p.upstreams.protocol() == UpstreamProtocol::H2 => {
+        // A directory route asks its directory first: the answer is endpoints, or a pool.
+        let resolved = match &route.target {
+            Target::Pool(p) => Resolved::Pool(p),
+            Target::Directory(d) => resolve(rt, d, &host).await?,
+        };
+        let h2 = match resolved {
+            Resolved::Pool(p) if p.upstreams.protocol() == UpstreamProtocol::H2 => {
                 Some(p.upstreams.tls())
             }
             _ => None,
@@ -292,11 +298,12 @@ fn proxy<'a>(
         let real = real_client(conn, view);
         let client_ip = real.map(IpText::new);
         let ip = client_ip.as_ref().unwrap_or(&peer);
-        let key: &[u8] = match &route.target {
-            Target::Pool(p) => {
+        let key: &[u8] = match &resolved {
+            Resolved::Pool(p) => {
                 key::extract(p.key(), &parts.uri, view, &host).unwrap_or(ip.as_bytes())
             }
-            Target::Directory(_) => ip.as_bytes(),
+            // A directory's endpoints are picked by client IP, in both binaries.
+            Resolved::Endpoints(..) => ip.as_bytes(),
         };
         let key_hash = hash::hash_key(key);
         // x-forwarded-host shares the client's Host value when normalising changed nothing.
@@ -377,14 +384,44 @@ fn proxy<'a>(
             tls: conn.tls,
             upgrade,
         };
-        match &route.target {
-            Target::Pool(p) => {
-                out.pool = Some(p.clone());
-                forward_pool(p, &mut ctx, &mut body, key_hash, conn, out).await
+        let via = match &resolved {
+            Resolved::Pool(p) => {
+                out.pool = Some(Arc::clone(p));
+                Via::pool(p)
             }
-            Target::Directory(d) => {
-                forward_directory(d, &mut ctx, &mut body, &host, key_hash, conn, out).await
+            Resolved::Endpoints(d, pool) => Via::endpoints(d, pool),
+        };
+        forward(via, &mut ctx, &mut body, key_hash, conn, out).await
+    }
+}
+
+/// Where a request goes once its route is known: a pool (the route's, or the one a
+/// directory named), or the endpoints a directory answered, as their pool.
+enum Resolved<'a> {
+    Pool(&'a Arc<PoolTarget>),
+    Endpoints(&'a DirectoryTarget, Arc<lb_core::Pool>),
+}
+
+/// Asks a route's directory about `host`. A pool name the config does not have is a bad
+/// answer (`502 directory-unavailable`), logged by lb-core's cache when it arrives.
+async fn resolve<'a>(
+    rt: &'a Runtime,
+    d: &'a DirectoryTarget,
+    host: &str,
+) -> Result<Resolved<'a>, Reason> {
+    match d.cache.lookup_target(host).await.answer {
+        Ok(Answer::Endpoints(pool)) => Ok(Resolved::Endpoints(d, pool)),
+        Ok(Answer::Pool(name)) => match rt.pools.get(&*name) {
+            Some(p) => Ok(Resolved::Pool(p)),
+            None => {
+                tracing::debug!(resolver = %d.name, name = host, pool = %name, "directory named an unknown pool");
+                Err(Reason::DirectoryUnavailable)
             }
+        },
+        Ok(_) => Err(Reason::UnknownHost),
+        Err(e) => {
+            tracing::warn!(resolver = %d.name, name = host, error = %e, "directory lookup failed");
+            Err(Reason::DirectoryUnavailable)
         }
     }
 }
@@ -589,9 +626,46 @@ fn relay(
     Response::from_parts(parts, RespBody::upstream(body, idle, lease))
 }
 
+/// What [`forward`] tries: a pool with its retry policy, upstream connections and
+/// timeouts.
+struct Via<'a> {
+    pool: &'a lb_core::Pool,
+    retry: &'a RetryPolicy,
+    upstreams: &'a Arc<Upstreams>,
+    response_timeout: Duration,
+    idle_timeout: Duration,
+    sticky: Option<&'a str>,
+}
+
+impl<'a> Via<'a> {
+    fn pool(p: &'a PoolTarget) -> Via<'a> {
+        Via {
+            pool: &p.handle.pool,
+            retry: &p.retry,
+            upstreams: &p.upstreams,
+            response_timeout: p.config.response_timeout,
+            idle_timeout: p.config.idle_timeout,
+            sticky: p.config.sticky.as_deref(),
+        }
+    }
+
+    fn endpoints(d: &'a DirectoryTarget, pool: &'a lb_core::Pool) -> Via<'a> {
+        Via {
+            pool,
+            retry: &d.retry,
+            upstreams: &d.upstreams,
+            response_timeout: d.response_timeout,
+            idle_timeout: d.idle_timeout,
+            sticky: None,
+        }
+    }
+}
+
+/// Tries the candidates of `via` for one request (lb-core's [`Attempts`]); only the HTTP
+/// rules are here: what may be sent again, and which answers are failures.
 #[allow(clippy::manual_async_fn)] // not an `async fn`: see `handle_request`
-fn forward_pool<'a>(
-    p: &'a PoolTarget,
+fn forward<'a>(
+    via: Via<'a>,
     ex: &'a mut Exchange<'a>,
     body: &'a mut ReqBody,
     key_hash: u64,
@@ -599,12 +673,11 @@ fn forward_pool<'a>(
     out: &'a mut Handled,
 ) -> impl Future<Output = Result<Response<RespBody>, Reason>> + Send + 'a {
     async move {
-        let cfg = &p.config;
-        let pool = &p.handle.pool;
+        let pool = via.pool;
         let snap = pool.snapshot();
         // Sticky sessions: the backend the cookie names goes first when usable; the normal
         // preference order follows (without it) if connecting to it fails.
-        let sticky = cfg.sticky.as_deref().map(|name| {
+        let sticky = via.sticky.map(|name| {
             let named = ex.fields.view().cookie(name).and_then(cookie::parse_sticky);
             (name, named)
         });
@@ -613,7 +686,7 @@ fn forward_pool<'a>(
             random: hash::thread_random(),
         };
         let mut attempts =
-            Attempts::new(pool, &snap, input, &p.retry).sticky_first(sticky.and_then(|s| s.1));
+            Attempts::new(pool, &snap, input, via.retry).sticky_first(sticky.and_then(|s| s.1));
         let mut lease = attempts.first().ok_or(Reason::NoHealthyBackend)?;
         let mut next_body = Some(take_body(body));
         loop {
@@ -622,11 +695,11 @@ fn forward_pool<'a>(
             let b = next_body.take().unwrap_or_else(|| take_body(body));
             let head = ex.head();
             let tried = attempt(
-                &p.upstreams,
+                via.upstreams,
                 lease.addr(),
                 head,
                 b,
-                cfg.response_timeout,
+                via.response_timeout,
                 client,
             );
             let (verdict, reason) = match tried.await {
@@ -652,7 +725,7 @@ fn forward_pool<'a>(
                             .flatten()
                     });
                     let addr = lease.addr();
-                    let mut resp = relay(resp, cfg.idle_timeout, Some(lease), ex, addr);
+                    let mut resp = relay(resp, via.idle_timeout, Some(lease), ex, addr);
                     if let Some(v) = set_cookie {
                         resp.headers_mut().append(header::SET_COOKIE, v);
                     }
@@ -684,67 +757,5 @@ fn backend_failed(failure: Failure, replayable: bool) -> Verdict {
     Verdict::Backend {
         failure,
         replayable,
-    }
-}
-
-/// Response timeout for directory-routed requests (directories have no pool settings).
-const DIRECTORY_RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
-const DIRECTORY_IDLE: Duration = Duration::from_secs(60);
-
-#[allow(clippy::manual_async_fn)] // not an `async fn`: see `handle_request`
-fn forward_directory<'a>(
-    d: &'a DirectoryTarget,
-    ex: &'a mut Exchange<'a>,
-    body: &'a mut ReqBody,
-    host: &'a str,
-    key_hash: u64,
-    client: &'a ConnInfo,
-    out: &'a mut Handled,
-) -> impl Future<Output = Result<Response<RespBody>, Reason>> + Send + 'a {
-    async move {
-        let lookup = d.cache.lookup(host).await;
-        let endpoints = match lookup.result {
-            Ok(Resolution::Found(eps)) => eps,
-            Ok(Resolution::NotFound) => return Err(Reason::UnknownHost),
-            Err(e) => {
-                tracing::warn!(resolver = %d.name, name = host, error = %e, "directory lookup failed");
-                return Err(Reason::DirectoryUnavailable);
-            }
-        };
-        let n = endpoints.len();
-        let start = (key_hash % n.max(1) as u64) as usize;
-        let mut last = Reason::UpstreamConnect;
-        let mut next_body = Some(take_body(body));
-        for i in 0..n {
-            let addr = endpoints[(start + i) % n];
-            out.tries += 1;
-            out.backend = Some(addr);
-            let b = next_body.take().unwrap_or_else(|| take_body(body));
-            match attempt(
-                &d.upstreams,
-                addr,
-                ex.head(),
-                b,
-                DIRECTORY_RESPONSE_TIMEOUT,
-                client,
-            )
-            .await
-            {
-                Attempt::Done(resp) => return Ok(relay(resp, DIRECTORY_IDLE, None, ex, addr)),
-                Attempt::NotSent(reason, unsent) => {
-                    last = reason;
-                    next_body = Some(unsent);
-                }
-                Attempt::Failed(reason) => {
-                    last = reason;
-                    if !(ex.idempotent && ex.replayable) {
-                        return Err(last);
-                    }
-                }
-                Attempt::TimedOut => return Err(Reason::UpstreamTimeout),
-                Attempt::ClientFault(reason) => return Err(reason),
-            }
-        }
-        Err(last)
     }
 }

@@ -31,8 +31,9 @@ use lb_core::forward::{Attempts, Failure, Verdict};
 use lb_core::metrics::Reason;
 use lb_core::name::{normalize_name, IpText};
 use lb_core::proxy_protocol::{self, Header, Version};
-use lb_core::resolve::Resolution;
+use lb_core::resolve::Answer;
 use lb_core::select::PickInput;
+use lb_core::server::RunningPool;
 use lb_core::Lease;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -41,7 +42,7 @@ use tokio::time::Instant;
 use crate::head::{parse_head, HeadError};
 use crate::hello::{parse_client_hello, HelloError, MAX_HELLO_BYTES};
 use crate::metrics::SniMetrics;
-use crate::state::{Runtime, Target};
+use crate::state::{DirectoryTarget, Runtime, Target};
 use crate::{internal_error_alert, unrecognized_name_alert};
 use lb_core::server::tunnel::{self, End};
 
@@ -177,8 +178,13 @@ async fn serve(client: &mut TcpStream, ctx: &Ctx, log: &mut Log) -> Result<(), R
     log.target = Some(routed.target.clone());
 
     let local = log.local;
-    match &routed.target {
-        Target::Pool(p) => {
+    let resolved = match &routed.target {
+        Target::Pool(p) => Resolved::Pool(p),
+        // A name always exists here: directory routes are never taken without one.
+        Target::Directory(d) => resolve(&ctx.runtime, d, log.name.as_deref().unwrap_or("")).await?,
+    };
+    match resolved {
+        Resolved::Pool(p) => {
             let cfg = &p.config;
             let ip = IpText::new(log.client.ip());
             let key = match (&cfg.key, routed.name_key, log.name.as_deref()) {
@@ -188,55 +194,57 @@ async fn serve(client: &mut TcpStream, ctx: &Ctx, log: &mut Log) -> Result<(), R
             let preamble = Preamble::new(cfg.proxy_protocol, log.client, local, &buf);
             let pool = p.pool();
             let snap = pool.snapshot();
-            let input = PickInput {
-                key_hash: lb_core::hash::hash_key(key),
-                random: lb_core::hash::thread_random(),
-            };
-            let attempts = Attempts::new(pool, &snap, input, &p.retry);
+            let attempts = Attempts::new(pool, &snap, pick(key), &p.retry);
             let timeouts = (cfg.connect_timeout, l.idle_timeout);
             try_candidates(client, ctx, log, attempts, &preamble, timeouts).await
         }
-        Target::Directory { name, cache } => {
-            // A name always exists here: directory routes are never taken without one.
-            let host = log.name.as_deref().unwrap_or("");
-            let endpoints = match cache.lookup(host).await.result {
-                Ok(Resolution::Found(eps)) => eps,
-                Ok(Resolution::NotFound) => return Err(Reason::UnknownHost),
-                Err(e) => {
-                    tracing::warn!(resolver = %name, name = host, error = %e, "directory lookup failed");
-                    return Err(Reason::DirectoryUnavailable);
-                }
-            };
-            let n = endpoints.len();
-            if n == 0 {
-                return Err(Reason::NoHealthyBackend);
-            }
+        Resolved::Endpoints(d, pool) => {
+            // A directory's endpoints are picked by client IP, in both binaries.
             let ip = IpText::new(log.client.ip());
-            let start = (lb_core::hash::hash_key(ip.as_bytes()) % n as u64) as usize;
             let preamble = Preamble::new(None, log.client, local, &buf);
-            let mut last = Reason::UpstreamConnect;
-            for i in 0..n {
-                let addr = endpoints[(start + i) % n];
-                log.tries += 1;
-                log.backend = Some(addr);
-                let retry_reset = i + 1 < n;
-                match attempt(
-                    client,
-                    addr,
-                    DIRECTORY_CONNECT_TIMEOUT,
-                    &preamble,
-                    retry_reset,
-                    l.idle_timeout,
-                )
-                .await
-                {
-                    Attempt::Ready(mut up, first) => {
-                        return splice(client, &mut up, ctx, log, buf.len(), first, None).await
-                    }
-                    Attempt::Failed(reason) => last = reason,
-                }
+            let snap = pool.snapshot();
+            let attempts = Attempts::new(&pool, &snap, pick(ip.as_bytes()), &d.retry);
+            let timeouts = (d.connect_timeout, l.idle_timeout);
+            try_candidates(client, ctx, log, attempts, &preamble, timeouts).await
+        }
+    }
+}
+
+/// The pick input for `key`.
+fn pick(key: &[u8]) -> PickInput {
+    PickInput {
+        key_hash: lb_core::hash::hash_key(key),
+        random: lb_core::hash::thread_random(),
+    }
+}
+
+/// Where a connection goes once its route is known: a pool (the route's, or the one a
+/// directory named), or the endpoints a directory answered, as their pool.
+enum Resolved<'a> {
+    Pool(&'a Arc<RunningPool>),
+    Endpoints(&'a DirectoryTarget, Arc<lb_core::Pool>),
+}
+
+/// Asks a route's directory about `name`. A pool name the config does not have is a bad
+/// answer (alert 80 / `502`), logged by lb-core's cache when it arrives.
+async fn resolve<'a>(
+    rt: &'a Runtime,
+    d: &'a DirectoryTarget,
+    name: &str,
+) -> Result<Resolved<'a>, Reason> {
+    match d.cache.lookup_target(name).await.answer {
+        Ok(Answer::Endpoints(pool)) => Ok(Resolved::Endpoints(d, pool)),
+        Ok(Answer::Pool(pool)) => match rt.pools.get(&*pool) {
+            Some(p) => Ok(Resolved::Pool(p)),
+            None => {
+                tracing::debug!(resolver = %d.name, name, pool = %pool, "directory named an unknown pool");
+                Err(Reason::DirectoryUnavailable)
             }
-            Err(last)
+        },
+        Ok(_) => Err(Reason::UnknownHost),
+        Err(e) => {
+            tracing::warn!(resolver = %d.name, name, error = %e, "directory lookup failed");
+            Err(Reason::DirectoryUnavailable)
         }
     }
 }
@@ -293,9 +301,6 @@ async fn try_candidates(
         }
     }
 }
-
-/// Connect timeout for directory-routed connections (directories have no pool settings).
-const DIRECTORY_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Reads at least one more byte into `buf` (never past `cap` bytes in all) before
 /// `deadline`.

@@ -384,6 +384,17 @@ fn render_metrics(state: &AdminState, view: &AdminView) -> String {
             h.pool.stats().retries.load(Ordering::Relaxed) as f64,
         );
     }
+    for (name, stats) in &view.directory_retries {
+        if view.pools.contains_key(name) {
+            continue; // a pool of the same name is shown; never two samples of one series
+        }
+        metrics::sample(
+            &mut out,
+            "lb_retries_total",
+            &[("pool", name)],
+            stats.retries.load(Ordering::Relaxed) as f64,
+        );
+    }
     if let Some(extra) = state.extra() {
         extra.render(&mut out);
     }

@@ -291,6 +291,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn json_answers_may_name_a_pool() {
+        assert_eq!(
+            parse_json(br#"{"pool":"pod0"}"#),
+            Ok(Resolution::Pool(Arc::from("pod0")))
+        );
+        assert!(parse_json(br#"{"pool":"pod0","endpoint":"127.0.0.1:1"}"#).is_err());
+        assert!(parse_json(br#"{"pool":"not a name"}"#).is_err());
+        assert!(parse_json(br#"{"pool":""}"#).is_err());
+        assert!(matches!(
+            parse_json(br#"{"endpoint":"127.0.0.1:1"}"#),
+            Ok(Resolution::Found(e)) if e.len() == 1
+        ));
+    }
+
+    #[test]
     fn percent_encoding_keeps_unreserved_only() {
         assert_eq!(percent_encode("a-b.c_d~9Z"), "a-b.c_d~9Z");
         assert_eq!(percent_encode("a b/c?d%"), "a%20b%2Fc%3Fd%25");

@@ -51,7 +51,6 @@ use self::clock::{Clock, NameHasher};
 pub use self::endpoints::{Answer, Directed, EndpointPools};
 use super::{BoxFuture, Resolution, ResolveError, Resolver};
 use crate::pool::Pool;
-use std::net::SocketAddr;
 
 /// Settings of one [`Cached`] resolver; the defaults are those of `[resolver.X]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -235,51 +234,6 @@ impl<R: Resolver> Cached<R> {
             flights: Mutex::new(HashMap::new()),
             counters: Default::default(),
         }
-    }
-
-    /// Sets how answers become pools ([`lookup_target`](Self::lookup_target)).
-    pub fn with_endpoint_pools(mut self, pools: EndpointPools) -> Self {
-        self.pools = pools;
-        self
-    }
-
-    /// How answers become pools.
-    pub fn endpoint_pools(&self) -> &EndpointPools {
-        &self.pools
-    }
-
-    /// Resolves `name` like [`lookup`](Self::lookup), with a `Found` answer's endpoints as
-    /// the [`Pool`] kept with the cached entry, so passive health and outlier ejection
-    /// apply to them. On a hit: no lock, no allocation.
-    pub async fn lookup_target(&self, name: &str) -> Directed {
-        let lookup = self.lookup(name).await;
-        let answer = match lookup.result {
-            Ok(Resolution::Found(eps)) => Ok(Answer::Endpoints(self.endpoint_pool(name, &eps))),
-            Ok(Resolution::Pool(p)) => Ok(Answer::Pool(p)),
-            Ok(_) => Ok(Answer::NotFound),
-            Err(e) => Err(e),
-        };
-        Directed {
-            answer,
-            answered: lookup.answered,
-        }
-    }
-
-    /// The pool kept with `name`'s entry when it holds these endpoints; else (the entry
-    /// was evicted or replaced meanwhile) a pool for this request alone.
-    fn endpoint_pool(&self, name: &str, eps: &Arc<[SocketAddr]>) -> Arc<Pool> {
-        let guard = self.map.guard();
-        if let Some(Entry {
-            good: Some(Resolution::Found(have)),
-            pool: Some(pool),
-            ..
-        }) = self.map.get(name, &guard)
-        {
-            if Arc::ptr_eq(have, eps) {
-                return pool.clone();
-            }
-        }
-        Arc::new(self.pools.build(name, eps))
     }
 
     /// The wrapped resolver.

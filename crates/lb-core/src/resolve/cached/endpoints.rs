@@ -9,12 +9,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Answered, Entry};
+use super::{Answered, Cached, Entry};
 use crate::backend::Backend;
 use crate::metrics::PoolStats;
 use crate::outlier::OutlierSettings;
 use crate::pool::{Change, Pool, PoolSettings};
-use crate::resolve::{Resolution, ResolveError};
+use crate::resolve::{Resolution, ResolveError, Resolver};
 use crate::select::StrategyKind;
 
 /// How a [`Cached`](super::Cached) directory turns its answers into pools.
@@ -112,6 +112,53 @@ fn unique(eps: &[SocketAddr]) -> Vec<Backend> {
         .filter(|a| seen.insert(**a))
         .map(|a| Backend::new(*a))
         .collect()
+}
+
+impl<R: Resolver> Cached<R> {
+    /// Sets how answers become pools ([`lookup_target`](Self::lookup_target)).
+    pub fn with_endpoint_pools(mut self, pools: EndpointPools) -> Self {
+        self.pools = pools;
+        self
+    }
+
+    /// How answers become pools.
+    pub fn endpoint_pools(&self) -> &EndpointPools {
+        &self.pools
+    }
+
+    /// Resolves `name` like [`lookup`](Self::lookup), with a `Found` answer's endpoints as
+    /// the [`Pool`] kept with the cached entry, so passive health and outlier ejection
+    /// apply to them. On a hit: no lock, no allocation.
+    pub async fn lookup_target(&self, name: &str) -> Directed {
+        let lookup = self.lookup(name).await;
+        let answer = match lookup.result {
+            Ok(Resolution::Found(eps)) => Ok(Answer::Endpoints(self.endpoint_pool(name, &eps))),
+            Ok(Resolution::Pool(p)) => Ok(Answer::Pool(p)),
+            Ok(_) => Ok(Answer::NotFound),
+            Err(e) => Err(e),
+        };
+        Directed {
+            answer,
+            answered: lookup.answered,
+        }
+    }
+
+    /// The pool kept with `name`'s entry when it holds these endpoints; else (the entry
+    /// was evicted or replaced meanwhile) a pool for this request alone.
+    fn endpoint_pool(&self, name: &str, eps: &Arc<[SocketAddr]>) -> Arc<Pool> {
+        let guard = self.map.guard();
+        if let Some(Entry {
+            good: Some(Resolution::Found(have)),
+            pool: Some(pool),
+            ..
+        }) = self.map.get(name, &guard)
+        {
+            if Arc::ptr_eq(have, eps) {
+                return pool.clone();
+            }
+        }
+        Arc::new(self.pools.build(name, eps))
+    }
 }
 
 /// What a directory's answer routes to ([`Cached::lookup_target`](super::Cached::lookup_target)).

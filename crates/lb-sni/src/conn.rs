@@ -13,7 +13,9 @@
 //!    sending a byte, while the client has sent nothing beyond what was buffered
 //!    (`retry_on` has `reset`): the buffered bytes are replayed to the next one.
 //! 5. The PROXY header towards the backend (the pool's `proxy_protocol`) and every byte
-//!    read so far are written in one go, then both directions are spliced.
+//!    read so far are written in one go, then both directions are spliced
+//!    ([`splice_tcp`](lb_core::server::tunnel::splice_tcp): bulk data through pipes with
+//!    splice(2)).
 //!
 //! Refusals: TLS listeners answer a fatal `unrecognized_name` alert for an unknown or
 //! invalid name and `internal_error` when no backend can take the connection, then close;
@@ -524,9 +526,9 @@ async fn splice(
         m.bytes_out.fetch_add(first.len() as u64, Ordering::Relaxed);
         log.moved.down = first.len() as u64;
     }
-    let end = tunnel::splice(
-        client.split(),
-        up.split(),
+    let end = tunnel::splice_tcp(
+        client,
+        up,
         ctx.listener.idle_timeout,
         &m.bytes_in,
         &m.bytes_out,

@@ -42,7 +42,7 @@ use tokio::time::Instant;
 
 mod tcp;
 
-pub use tcp::{splice_tcp, PIPE_BYTES};
+pub use tcp::{splice_tcp, try_recv, PIPE_BYTES};
 
 /// Bytes per read while data flows.
 pub const BUFFER: usize = 32 * 1024;

@@ -26,7 +26,7 @@
 //! `write(2)`; Rust programs ignore `SIGPIPE` by default, and the write fails with `EPIPE`.
 
 use std::io;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::io::Interest;
@@ -43,9 +43,12 @@ pub const PIPE_BYTES: usize = 64 * 1024;
 /// and counting (`up_total`/`down_total`, client → backend and back, added to as bytes are
 /// delivered), with bulk data moved by splice(2) (see the [module docs](self)).
 ///
+/// When both directions reach EOF, the side that ended last is not shut down: the caller
+/// closes (drops) both sockets once this returns, and that close sends its FIN.
+///
 /// ```no_run
 /// # async fn demo(client: tokio::net::TcpStream, backend: tokio::net::TcpStream) {
-/// use std::sync::atomic::AtomicU64;
+/// use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 /// use std::time::Duration;
 /// use lb_core::server::tunnel::{splice_tcp, End};
 ///
@@ -63,17 +66,26 @@ pub async fn splice_tcp(
     down_total: &AtomicU64,
 ) -> End {
     let flow = Flow::new(up_total, down_total);
+    let ended = AtomicBool::new(false);
     let both = async {
         tokio::try_join!(
-            direction(client, upstream, flow.counts(Dir::Up)),
-            direction(upstream, client, flow.counts(Dir::Down))
+            direction(client, upstream, flow.counts(Dir::Up), &ended),
+            direction(upstream, client, flow.counts(Dir::Down), &ended)
         )
     };
     flow.run(both, idle).await
 }
 
-/// Moves `from`'s bytes to `to` until `from` ends, then shuts down `to`'s write half.
-async fn direction(from: &TcpStream, to: &TcpStream, counts: Counts<'_>) -> io::Result<()> {
+/// Moves `from`'s bytes to `to` until `from` ends, then shuts down `to`'s write half,
+/// unless the other direction has `ended` already: the tunnel is over, and closing `to`
+/// sends that FIN (its receive queue is empty, so the close is graceful), one `shutdown`
+/// fewer per connection.
+async fn direction(
+    from: &TcpStream,
+    to: &TcpStream,
+    counts: Counts<'_>,
+    ended: &AtomicBool,
+) -> io::Result<()> {
     let mut buf: Option<Vec<u8>> = None;
     let mut pipe: Option<Pipe> = None;
     // False once a pipe could not be created: this direction copies from then on.
@@ -90,7 +102,7 @@ async fn direction(from: &TcpStream, to: &TcpStream, counts: Counts<'_>) -> io::
         // Wait for data before taking a buffer, so an idle direction holds none.
         from.readable().await?;
         let b = buf.get_or_insert_with(|| Vec::with_capacity(BUFFER));
-        let n = match from.try_read_buf(b) {
+        let n = match try_recv(from, b) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
             Err(e) => return Err(e),
@@ -117,7 +129,44 @@ async fn direction(from: &TcpStream, to: &TcpStream, counts: Counts<'_>) -> io::
             }
         }
     }
+    if ended.swap(true, Ordering::AcqRel) {
+        return Ok(());
+    }
     shutdown_write(to)
+}
+
+/// Reads what `stream` has into `buf`'s spare capacity (reserve it first) with one
+/// `recv(2)`, without waiting: `Ok(0)` at EOF, `WouldBlock` when nothing is there.
+///
+/// A short read (fewer bytes than there was room for) took everything the socket had, so
+/// it also clears the socket's read readiness in tokio, as an `EAGAIN` would: the next wait
+/// sleeps until new data arrives (epoll's next edge) instead of costing a `recv` that
+/// fails with `EAGAIN`. Data arriving in between is not missed: tokio keeps the readiness
+/// when an event came after the one this read consumed.
+pub fn try_recv(stream: &TcpStream, buf: &mut Vec<u8>) -> io::Result<usize> {
+    use rustix::buffer::spare_capacity;
+    use rustix::net::{recv, RecvFlags};
+    let room = buf.capacity() - buf.len();
+    if room == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "no spare capacity",
+        ));
+    }
+    let mut got = None;
+    let r = stream.try_io(Interest::READABLE, || {
+        let (n, _) = recv(stream, spare_capacity(buf), RecvFlags::empty())?;
+        got = Some(n);
+        if n > 0 && n < room {
+            // Drained: tokio clears the readiness on WouldBlock; the bytes are in `got`.
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        Ok(n)
+    });
+    match got {
+        Some(n) => Ok(n),
+        None => r,
+    }
 }
 
 /// Writes all of `data` to `to`, waiting for writability as needed.

@@ -16,10 +16,12 @@ impl Drop for Proc {
     }
 }
 
-/// A port that was free a moment ago.
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
+/// Two distinct ports that were free a moment ago (both held while chosen, so they differ).
+fn free_ports() -> (u16, u16) {
+    let a = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let b = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = |l: &TcpListener| l.local_addr().expect("addr").port();
+    (port(&a), port(&b))
 }
 
 /// `/metrics` from the admin API, retried until the binary answers.
@@ -54,10 +56,14 @@ fn gauge(text: &str) -> f64 {
 }
 
 fn workers_with(threads: usize) -> f64 {
+    // One binary at a time: two tests choosing ports at once could choose the same ones.
+    static ONE: std::sync::Mutex<u32> = std::sync::Mutex::new(0);
+    let mut runs = ONE.lock().unwrap_or_else(|p| p.into_inner());
+    *runs += 1;
     let dir =
-        std::env::temp_dir().join(format!("lb-proxy-threads-{}-{threads}", std::process::id()));
+        std::env::temp_dir().join(format!("lb-proxy-threads-{}-{}", std::process::id(), *runs));
     std::fs::create_dir_all(&dir).expect("dir");
-    let (admin, listen) = (free_port(), free_port());
+    let (admin, listen) = free_ports();
     let config = format!(
         "threads = {threads}\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n[[listener]]\nlisten = \"127.0.0.1:{listen}\"\n[pool.p]\nbackends = [\"127.0.0.1:1\"]\n[[route]]\nhost = \"x.test\"\npool = \"p\"\n"
     );

@@ -41,7 +41,12 @@ pub const PIPE_BYTES: usize = 64 * 1024;
 
 /// [`splice`](super::splice) for two plain TCP sockets: the same half-close, idle timeout
 /// and counting (`up_total`/`down_total`, client → backend and back, added to as bytes are
-/// delivered), with bulk data moved by splice(2) (see the [module docs](self)).
+/// delivered), with bulk data moved by splice(2): a direction copies through a
+/// [`BUFFER`]-byte buffer until a read fills it, then takes a pipe (kept for the tunnel)
+/// and moves its bytes socket → pipe → socket without copying them through user space. A
+/// short exchange costs no pipe; when none can be created (`EMFILE`, ...) the direction
+/// keeps copying. [`Moved::spliced`](super::Moved::spliced) counts the bytes that went
+/// through pipes.
 ///
 /// When both directions reach EOF, the side that ended last is not shut down: the caller
 /// closes (drops) both sockets once this returns, and that close sends its FIN.

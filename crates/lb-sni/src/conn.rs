@@ -13,7 +13,9 @@
 //!    sending a byte, while the client has sent nothing beyond what was buffered
 //!    (`retry_on` has `reset`): the buffered bytes are replayed to the next one.
 //! 5. The PROXY header towards the backend (the pool's `proxy_protocol`) and every byte
-//!    read so far are written in one go, then both directions are spliced.
+//!    read so far are written in one go, then both directions are spliced
+//!    ([`splice_tcp`](lb_core::server::tunnel::splice_tcp): bulk data through pipes with
+//!    splice(2)).
 //!
 //! Refusals: TLS listeners answer a fatal `unrecognized_name` alert for an unknown or
 //! invalid name and `internal_error` when no backend can take the connection, then close;
@@ -35,10 +37,11 @@ use lb_core::resolve::Answer;
 use lb_core::select::PickInput;
 use lb_core::server::RunningPool;
 use lb_core::Lease;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
+use crate::connect;
 use crate::head::{parse_head, HeadError};
 use crate::hello::{parse_client_hello, HelloError, MAX_HELLO_BYTES};
 use crate::metrics::SniMetrics;
@@ -104,7 +107,7 @@ pub async fn handle(mut client: TcpStream, peer: SocketAddr, ctx: Ctx) {
     let mut log = Log {
         started: Instant::now(),
         client: peer,
-        local: client.local_addr().unwrap_or(ctx.listener.listen),
+        local: local_addr(&client, ctx.listener.listen),
         name: None,
         alpn: String::new(),
         target: None,
@@ -115,7 +118,10 @@ pub async fn handle(mut client: TcpStream, peer: SocketAddr, ctx: Ctx) {
         end: "closed",
     };
     let protocol = ctx.listener.protocol;
-    if let Err(reason) = serve(&mut client, &ctx, &mut log).await {
+    // Boxed: the task's future stays small, and tokio moves a task's whole future several
+    // times while it spawns and ends it (about 750 bytes nine times a connection, a
+    // fifth of lb-sni's instructions per new connection, before this box).
+    if let Err(reason) = Box::pin(serve(&mut client, &ctx, &mut log)).await {
         ctx.metrics.errors.inc(reason);
         log.reason = Some(reason);
         refuse(&mut client, protocol, reason).await;
@@ -123,6 +129,15 @@ pub async fn handle(mut client: TcpStream, peer: SocketAddr, ctx: Ctx) {
     if tracing::enabled!(target: "access", tracing::Level::INFO) {
         log.emit(protocol);
     }
+}
+
+/// The address a connection came in on: the listener's own when it names one IP and port
+/// (no `getsockname` per connection), else the socket's.
+fn local_addr(client: &TcpStream, listen: SocketAddr) -> SocketAddr {
+    if listen.port() != 0 && !listen.ip().is_unspecified() {
+        return listen;
+    }
+    client.local_addr().unwrap_or(listen)
 }
 
 /// What was peeked: where it goes, and what to hash.
@@ -302,35 +317,37 @@ async fn try_candidates(
     }
 }
 
-/// Reads at least one more byte into `buf` (never past `cap` bytes in all) before
-/// `deadline`.
+/// Reads at least one more byte into `buf` (never past about `cap` bytes in all: at most
+/// the spare capacity reserved for [`READ_CHUNK`] more) before `deadline`. Data already
+/// there is read without arming a timer; a short read leaves the socket marked drained
+/// (see [`tunnel::try_recv`]), so neither the next peek nor the tunnel's first read costs
+/// an `EAGAIN`.
 async fn read_more(
     client: &mut TcpStream,
     buf: &mut Vec<u8>,
     cap: usize,
     deadline: Instant,
 ) -> Result<(), Reason> {
-    let old = buf.len();
-    let want = cap.saturating_sub(old).min(READ_CHUNK);
+    let want = cap.saturating_sub(buf.len()).min(READ_CHUNK);
     if want == 0 {
         return Err(Reason::HeaderTooLarge);
     }
-    buf.resize(old + want, 0);
-    let r = tokio::time::timeout_at(deadline, client.read(&mut buf[old..])).await;
-    let n = match r {
-        Err(_) => {
-            buf.truncate(old);
-            return Err(Reason::HeaderTimeout);
+    buf.reserve_exact(want);
+    loop {
+        match tunnel::try_recv(client, buf) {
+            Ok(n) if n > 0 => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                match tokio::time::timeout_at(deadline, client.readable()).await {
+                    Err(_) => return Err(Reason::HeaderTimeout),
+                    Ok(Err(_)) => return Err(Reason::BadRequest),
+                    Ok(Ok(())) => {}
+                }
+            }
+            // EOF or an error: the client gave up before a full hello/head, nothing to
+            // answer.
+            _ => return Err(Reason::BadRequest),
         }
-        Ok(Err(_)) | Ok(Ok(0)) => {
-            buf.truncate(old);
-            // The client gave up before a full hello/head: nothing to answer.
-            return Err(Reason::BadRequest);
-        }
-        Ok(Ok(n)) => n,
-    };
-    buf.truncate(old + n);
-    Ok(())
+    }
 }
 
 async fn peek_hello(
@@ -487,7 +504,12 @@ async fn attempt(
     retry_reset: bool,
     idle: Duration,
 ) -> Attempt {
-    let mut up = match tokio::time::timeout(connect_timeout, TcpStream::connect(addr)).await {
+    let connected = async {
+        let up = connect::start(addr)?;
+        up.writable().await?;
+        Ok::<_, io::Error>(up)
+    };
+    let mut up = match tokio::time::timeout(connect_timeout, connected).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             tracing::debug!(backend = %addr, error = %e, "connect failed");
@@ -498,8 +520,12 @@ async fn attempt(
             return Attempt::Failed(Reason::UpstreamConnect);
         }
     };
-    let _ = up.set_nodelay(true);
+    // The first write says whether the connect succeeded (see `connect`).
     if let Err(e) = preamble.write_to(&mut up).await {
+        if connect::is_connect_error(&e) {
+            tracing::debug!(backend = %addr, error = %e, "connect failed");
+            return Attempt::Failed(Reason::UpstreamConnect);
+        }
         tracing::debug!(backend = %addr, error = %e, "backend closed before the replay");
         return Attempt::Failed(Reason::UpstreamReset);
     }
@@ -508,7 +534,7 @@ async fn attempt(
     }
     let mut first = Vec::with_capacity(tunnel::BUFFER);
     tokio::select! {
-        r = up.read_buf(&mut first) => match r {
+        r = first_bytes(&up, &mut first) => match r {
             Ok(n) if n > 0 => Attempt::Ready(up, Some(first)),
             _ => {
                 tracing::debug!(backend = %addr, "backend closed before answering");
@@ -518,6 +544,18 @@ async fn attempt(
         _ = client.readable() => Attempt::Ready(up, None),
         // Silent both ways for the whole idle timeout: splice, which ends it the same way.
         _ = tokio::time::sleep(idle) => Attempt::Ready(up, None),
+    }
+}
+
+/// Waits for the backend's first bytes and reads them (a short read marks the socket
+/// drained: the tunnel's first read waits instead of failing with `EAGAIN`).
+async fn first_bytes(up: &TcpStream, first: &mut Vec<u8>) -> io::Result<usize> {
+    loop {
+        up.readable().await?;
+        match tunnel::try_recv(up, first) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            r => return r,
+        }
     }
 }
 
@@ -547,9 +585,9 @@ async fn splice(
         m.bytes_out.fetch_add(first.len() as u64, Ordering::Relaxed);
         log.moved.down = first.len() as u64;
     }
-    let end = tunnel::splice(
-        client.split(),
-        up.split(),
+    let end = tunnel::splice_tcp(
+        client,
+        up,
         ctx.listener.idle_timeout,
         &m.bytes_in,
         &m.bytes_out,

@@ -395,6 +395,14 @@ fn render_metrics(state: &AdminState, view: &AdminView) -> String {
             stats.retries.load(Ordering::Relaxed) as f64,
         );
     }
+    metrics::header(
+        &mut out,
+        "lb_worker_threads",
+        "gauge",
+        "Worker threads serving connections (`threads`; 0 = one per core).",
+    );
+    let workers = crate::rt::worker_threads() as f64;
+    metrics::sample(&mut out, "lb_worker_threads", &[], workers);
     if let Some(extra) = state.extra() {
         extra.render(&mut out);
     }

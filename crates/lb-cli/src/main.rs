@@ -81,7 +81,7 @@ enum Cmd {
     },
     /// Offline analysis of a hashing strategy: load spread, keys moved, pick cost.
     Hash {
-        /// modulo, consistent, rendezvous, maglev or consistent-bounded.
+        /// modulo, consistent, rendezvous, maglev, consistent-bounded or consistent-nginx.
         #[arg(long)]
         strategy: String,
         /// Number of backends.

@@ -154,7 +154,7 @@ pub fn prepare(o: &ServeOptions) -> Result<Prepared, String> {
     };
     if !settings.strategy.uses_key() {
         return Err(format!(
-            "strategy {} does not hash keys, so a key has no owner: use consistent, rendezvous, maglev, modulo or consistent-bounded",
+            "strategy {} does not hash keys, so a key has no owner: use consistent, rendezvous, maglev, modulo, consistent-bounded or consistent-nginx",
             settings.strategy
         ));
     }

@@ -74,9 +74,10 @@ fn write_error(ring: &Ring, e: WriteError) -> String {
     match e {
         WriteError::Pool(PoolError::Duplicate(a)) => format!("ERR {a} is already a node of the ring"),
         WriteError::Pool(PoolError::UnknownBackend(a)) => format!("ERR {a} is not a node of the ring"),
-        WriteError::Conflict(kind) => format!(
-            "ERR pool {} takes its membership from {kind} discovery: change it there (RING.ADD and RING.DEL only write to static and redis pools)",
-            ring.pool.name()
+        WriteError::Conflict(owner) => format!(
+            "ERR pool {} takes its membership from {} discovery, so RING.ADD and RING.DEL are refused (they write to static and redis pools only); it comes from {owner}",
+            ring.pool.name(),
+            ring.source.kind().as_str()
         ),
         other => format!("ERR {other}"),
     }

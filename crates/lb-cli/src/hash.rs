@@ -300,6 +300,21 @@ mod tests {
     }
 
     #[test]
+    fn consistent_nginx_moves_exactly_the_removed_backends_keys() {
+        let mut a = args("consistent-nginx", 5);
+        a.weights = vec![1, 2, 1, 2, 1];
+        a.remove = Some(1);
+        let r = analyse(&a).unwrap();
+        assert_eq!(r.strategy, StrategyKind::ConsistentNginx);
+        let m = r.moved.as_ref().unwrap();
+        // A ring: the keys that move are exactly the removed (last) backend's.
+        assert_eq!(m.fraction, r.load[4] as f64 / r.keys as f64, "{m:?}");
+        for (i, &arrived) in m.arrived.iter().enumerate() {
+            assert_eq!(m.after[i], r.load[i] + arrived, "backend {i}: {m:?}");
+        }
+    }
+
+    #[test]
     fn bad_arguments_are_messages() {
         let mut a = args("maglev", 3);
         a.weights = vec![1, 2];

@@ -751,11 +751,11 @@ fn consistent_nginx_through_the_pool_skips_a_down_backend() {
     assert_eq!(picks(&p, 10_000), before);
     // `route` (lb route, /api/v1/route) places by the same CRC-32 hashes.
     let snap = p.snapshot();
-    for k in 0..1000 {
+    for (k, want) in before.iter().enumerate().take(1000) {
         let key = format!("key-{k}");
         assert_eq!(
             snap.route(key.as_bytes()).map(|m| m.backend().addr()),
-            before[k],
+            *want,
             "{key}"
         );
     }

@@ -2,11 +2,10 @@
 //! from `--backends`, or a config file's `[pool.NAME]` followed as the proxies run it), its
 //! health monitor, and the listener.
 
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-
-use std::num::NonZeroU32;
 
 use lb_core::config::{parse_duration, Binary, Config, HealthConfig, HealthKind};
 use lb_core::health::{checker_for, CheckKind, HealthMonitor, HealthSettings};
@@ -72,13 +71,18 @@ pub fn parse_backends(list: &str) -> Result<Vec<Backend>, String> {
     Ok(out)
 }
 
+fn optional_duration(flag: &str, v: &Option<String>) -> Result<Option<Duration>, String> {
+    v.as_deref()
+        .map(|s| {
+            parse_duration(s).ok_or_else(|| {
+                format!("{flag} {s:?}: expected a whole number and a unit: 500ms, 2s, 5m, 1h")
+            })
+        })
+        .transpose()
+}
+
 fn duration(flag: &str, v: &Option<String>, default: Duration) -> Result<Duration, String> {
-    match v {
-        None => Ok(default),
-        Some(s) => parse_duration(s).ok_or_else(|| {
-            format!("{flag} {s:?}: expected a whole number and a unit: 500ms, 2s, 5m, 1h")
-        }),
-    }
+    Ok(optional_duration(flag, v)?.unwrap_or(default))
 }
 
 /// Where the ring's membership comes from.
@@ -137,15 +141,10 @@ impl HealthFlags {
                 }
             },
         };
-        let flag = |name: &str, v: &Option<String>| {
-            v.as_ref()
-                .map(|_| duration(name, v, Duration::ZERO))
-                .transpose()
-        };
         let f = HealthFlags {
             kind,
-            interval: flag("--health-interval", &o.health_interval)?,
-            timeout: flag("--health-timeout", &o.health_timeout)?,
+            interval: optional_duration("--health-interval", &o.health_interval)?,
+            timeout: optional_duration("--health-timeout", &o.health_timeout)?,
             rise: o.rise.map(|r| r.max(1)),
             fall: o.fall.map(|f| f.max(1)),
         };
@@ -383,5 +382,44 @@ mod tests {
         };
         assert_eq!(pool.settings().strategy, StrategyKind::Consistent);
         assert_eq!(pool.snapshot().members()[0].backend().weight(), 3);
+    }
+
+    #[test]
+    fn a_config_pool_is_followed_with_the_flags_over_its_health() {
+        let dir = std::env::temp_dir().join(format!("lb-serve-prepare-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("lb.toml");
+        std::fs::write(
+            &path,
+            "[[listener]]\nlisten = \"127.0.0.1:8080\"\n[pool.web]\nstrategy = \"consistent-nginx\"\n\
+             backends = [\"127.0.0.1:1\"]\n[pool.web.health]\nkind = \"tcp\"\ninterval = \"5s\"\nrise = 4\n",
+        )
+        .unwrap();
+        let o = ServeOptions {
+            config: Some(path.clone()),
+            health: Some("http:/ready".into()),
+            health_interval: Some("200ms".into()),
+            ..ServeOptions::default()
+        };
+        let p = prepare(&o).unwrap();
+        assert_eq!(describe(&p.health), "http /ready every 200ms");
+        assert_eq!(p.health.rise, 4, "unflagged values come from the file");
+        let Membership::Follow { config, pool } = &p.membership else {
+            panic!("--config follows the pool")
+        };
+        assert_eq!(pool, "web");
+        let pc = config.pool("web").unwrap();
+        assert_eq!(
+            pc.health_settings(),
+            p.health,
+            "the flags are in the config run"
+        );
+        let o = ServeOptions {
+            config: Some(path),
+            health_timeout: Some("0s".into()),
+            ..ServeOptions::default()
+        };
+        assert!(prepare(&o).unwrap_err().contains("more than 0s"));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -320,7 +320,7 @@ impl Group {
             }
             let w = u32::from(m.backend.weight());
             nodes.push(Node {
-                id_hash: hash::hash_id(m.backend.id()),
+                id_hash: kind.hash_id(m.backend.id()),
                 weight: w,
             });
             idx.push(i as u32);
@@ -416,12 +416,13 @@ impl Snapshot {
     #[inline]
     pub fn select<'a>(self: &'a Arc<Self>, key: &[u8]) -> Selection<'a> {
         self.select_with(PickInput {
-            key_hash: hash::hash_key(key),
+            key_hash: self.settings.strategy.hash_key(key),
             random: hash::thread_random(),
         })
     }
 
-    /// Like [`select`](Self::select) with an explicit key hash and random word.
+    /// Like [`select`](Self::select) with an explicit key hash and random word; the key
+    /// hash must be the pool's [`StrategyKind::hash_key`] of the key.
     pub fn select_with<'a>(self: &'a Arc<Self>, input: PickInput) -> Selection<'a> {
         Selection {
             snap: self,
@@ -439,7 +440,7 @@ impl Snapshot {
     /// `lb route` and `/api/v1/route`, ignoring health (`None` for an empty pool).
     pub fn route(&self, key: &[u8]) -> Option<&Member> {
         let input = PickInput {
-            key_hash: hash::hash_key(key),
+            key_hash: self.settings.strategy.hash_key(key),
             random: 0,
         };
         let mut it = self

@@ -305,7 +305,11 @@ fn proxy<'a>(
             // A directory's endpoints are picked by client IP, in both binaries.
             Resolved::Endpoints(..) => ip.as_bytes(),
         };
-        let key_hash = hash::hash_key(key);
+        // The pool's strategy decides the key hash (`consistent-nginx` hashes as nginx).
+        let key_hash = match &route.target {
+            Target::Pool(p) => p.handle.pool.settings().strategy.hash_key(key),
+            Target::Directory(_) => hash::hash_key(key),
+        };
         // x-forwarded-host shares the client's Host value when normalising changed nothing.
         let same_host = matches!(&host, Cow::Borrowed(h) if h.len() == raw_host.len());
         let (fields, upgrade, authority) = match (raw, &host_of_map) {

@@ -21,6 +21,7 @@ mod api;
 mod json;
 
 pub use api::handle;
+pub use json::rfc3339;
 
 use std::collections::BTreeMap;
 use std::future::Future;

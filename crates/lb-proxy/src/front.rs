@@ -51,7 +51,8 @@ use crate::body::RespBody;
 use crate::conn::{ClientIo, Shared};
 use crate::fields::RawHead;
 use crate::forward::{self, ConnInfo};
-use crate::headers::{decimal_length, field_map};
+use crate::headers::field_map;
+use crate::http1::fields::decimal_length;
 use crate::state::Runtime;
 use crate::upstream::h1::RawFields;
 

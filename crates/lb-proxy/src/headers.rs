@@ -19,6 +19,7 @@ use lb_core::hash;
 
 use crate::fields::View;
 use crate::forward::ConnInfo;
+use crate::http1::fields::{is_plain_connection_option, ConnectionOptions};
 use crate::key::IpText;
 use crate::state::Route;
 
@@ -144,44 +145,6 @@ fn connection_has(headers: &HeaderMap, option: &str) -> bool {
         .any(|o| o.trim().eq_ignore_ascii_case(option))
 }
 
-/// `close` or `keep-alive` (or empty): a `Connection` option that names no header.
-pub(crate) fn is_plain_connection_option(option: &[u8]) -> bool {
-    let o = option.trim_ascii();
-    o.is_empty() || o.eq_ignore_ascii_case(b"keep-alive") || o.eq_ignore_ascii_case(b"close")
-}
-
-/// The options of a head's `Connection` fields that decide whether its connection is
-/// kept: read the same way from a backend's response and from a client's request.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct ConnectionOptions {
-    pub(crate) close: bool,
-    pub(crate) keep_alive: bool,
-}
-
-impl ConnectionOptions {
-    /// Adds the options of one `Connection` value; true when it names other fields (an
-    /// option other than `close` and `keep-alive`), which the relay must remove too.
-    pub(crate) fn add(&mut self, value: &[u8]) -> bool {
-        // The usual values, one option each, without splitting.
-        if value.eq_ignore_ascii_case(b"keep-alive") {
-            self.keep_alive = true;
-            return false;
-        }
-        if value.eq_ignore_ascii_case(b"close") {
-            self.close = true;
-            return false;
-        }
-        let mut names_fields = false;
-        for o in value.split(|&b| b == b',') {
-            let o = o.trim_ascii();
-            self.close |= o.eq_ignore_ascii_case(b"close");
-            self.keep_alive |= o.eq_ignore_ascii_case(b"keep-alive");
-            names_fields |= !is_plain_connection_option(o);
-        }
-        names_fields
-    }
-}
-
 /// A header map of fields that lie in `source` (values share it, a reference count), with
 /// the `Connection` options read on the way. With `drop_hop`, `Keep-Alive` fields and
 /// `Connection` fields that name no other field are left out: they are hop-by-hop, and the
@@ -230,15 +193,6 @@ pub(crate) fn append_lines<const N: usize>(map: &mut HeaderMap, mut lines: Vec<u
             }
         }
     }
-}
-
-/// A `Content-Length` value (one of a list): 1 to 19 ASCII digits, which always fit a
-/// `u64`; anything else is `None`.
-pub(crate) fn decimal_length(v: &[u8]) -> Option<u64> {
-    if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    Some(v.iter().fold(0u64, |n, &d| n * 10 + u64::from(d - b'0')))
 }
 
 /// True when some `Connection` option names a header (anything but `close`/`keep-alive`).

@@ -223,7 +223,8 @@ impl Chunked {
         self.state = match (self.state, b) {
             (State::Start, _) => State::Size(hex(b).ok_or(ChunkError::Size)?),
             (State::Size(n), _) if hex(b).is_some() => {
-                if n > u64::MAX >> 4 {
+                // At most 15 significant digits: a chunk under 2^60 bytes.
+                if n >= 1 << 56 {
                     return Err(ChunkError::SizeTooLarge);
                 }
                 State::Size(n << 4 | hex(b).unwrap_or(0))

@@ -74,7 +74,7 @@ pub enum ChunkError {
     /// the size than whitespace and extensions.
     #[error("invalid chunk size")]
     Size,
-    /// A chunk size that does not fit 64 bits.
+    /// A chunk size of more than 15 significant hex digits (2^60 bytes or more).
     #[error("chunk size too large")]
     SizeTooLarge,
     /// A line not ended by CRLF (a bare CR or LF).

@@ -382,7 +382,9 @@ fn broken_chunk_framing_is_refused_where_it_breaks() {
         (b"5\r\nhello\n0\r\n\r\n", ChunkError::DataEnd, 8),
         (b"5\r\nhello\r0\r\n\r\n", ChunkError::DataEnd, 9),
         (b"5;a\x00\r\nhello\r\n", ChunkError::Control, 3),
-        (b"10000000000000000\r\n", ChunkError::SizeTooLarge, 16),
+        (b"1000000000000000\r\n", ChunkError::SizeTooLarge, 15),
+        (b"000ffffffffffffffff\r\n", ChunkError::SizeTooLarge, 18),
+        (b"000fffffffffffffff\r\r", ChunkError::LineEnd, 19),
         (b"0\r\nX: 1\n\r\n", ChunkError::LineEnd, 7),
         (b"0\r\n\n", ChunkError::LineEnd, 3),
         (b"0\r\n\r\r", ChunkError::LineEnd, 4),
@@ -437,7 +439,7 @@ fn reference(b: &[u8]) -> Option<Result<(Vec<u8>, Vec<u8>, usize), ()>> {
         let hex = &line[..digits];
         let significant = &hex[hex.iter().position(|&c| c != b'0').unwrap_or(digits)..];
         if digits == 0
-            || significant.len() > 16
+            || significant.len() > 15
             || !(rest.is_empty() || rest[0] == b';')
             || !text(rest)
         {

@@ -448,6 +448,18 @@ impl AsyncRead for ClientIo {
                     }
                     return Poll::Ready(Ok(()));
                 }
+                if let Some(at) = this.tracker.body_broken() {
+                    // A body's framing broke (a bad chunk): the bytes before it go up,
+                    // then reads fail, so the request's body fails and the service
+                    // answers `400` (its head may have gone upstream: that connection is
+                    // dropped), and the connection closes after it.
+                    buf.set_filled(before + at);
+                    this.closing = Closing::Done;
+                    if at == 0 {
+                        return Poll::Ready(Err(closed()));
+                    }
+                    return Poll::Ready(Ok(()));
+                }
                 if this.tracker.phase() != this.phase || this.tracker.heads() != this.heads {
                     set_deadline(this);
                 }
@@ -591,17 +603,27 @@ fn refuse(
     buf: &mut ReadBuf<'_>,
     reason: Reason,
 ) -> Poll<io::Result<()>> {
-    this.errors.inc(reason);
-    tracing::info!(
-        target: "lb::access",
-        client = %this.client,
-        status = reason.status(),
-        error = reason.as_str(),
-        "refused before routing"
-    );
-    this.pending = None;
-    this.closing = Closing::Answer(reason, 0);
+    this.refuse(reason);
     poll_close(this, cx, buf)
+}
+
+impl ClientIo {
+    /// Refuses the connection with `reason`'s canned answer, as for a head refused on
+    /// its bytes: the next read writes the answer, shuts the write side, drains input
+    /// for at most [`LINGER`], then fails. For [`front`](crate::front), which judges
+    /// heads with the codec, when no response is being written.
+    pub fn refuse(&mut self, reason: Reason) {
+        self.errors.inc(reason);
+        tracing::info!(
+            target: "lb::access",
+            client = %self.client,
+            status = reason.status(),
+            error = reason.as_str(),
+            "refused before routing"
+        );
+        self.pending = None;
+        self.closing = Closing::Answer(reason, 0);
+    }
 }
 
 /// Writes the canned answer, shuts the write side, drains input until EOF or [`LINGER`],

@@ -145,6 +145,36 @@ fn connection_has(headers: &HeaderMap, option: &str) -> bool {
         .any(|o| o.trim().eq_ignore_ascii_case(option))
 }
 
+/// The codec's request-framing rules ([`crate::http1`]) applied to an HTTP/1.x request
+/// hyper parsed: `Transfer-Encoding` naming any coding but `chunked`, `Content-Length`
+/// with `Transfer-Encoding`, conflicting lengths, a missing (HTTP/1.1) or repeated `Host`,
+/// or one that disagrees with an absolute-form target. HTTP/2 requests pass.
+pub(crate) fn check_framing(parts: &Parts) -> Result<(), crate::http1::Error> {
+    use crate::http1::{fields::Framing, Target};
+    let version = match parts.version {
+        Version::HTTP_10 => crate::http1::Version::Http10,
+        Version::HTTP_11 => crate::http1::Version::Http11,
+        _ => return Ok(()),
+    };
+    let mut framing = Framing::default();
+    for (name, value) in &parts.headers {
+        framing.add(name.as_str().as_bytes(), value.as_bytes());
+    }
+    framing.request_body(version)?;
+    let target = match (parts.uri.scheme_str(), parts.uri.authority()) {
+        (Some(scheme), Some(authority)) if parts.method != hyper::Method::CONNECT => {
+            Target::Absolute {
+                https: scheme.eq_ignore_ascii_case("https"),
+                authority: authority.as_str().as_bytes(),
+            }
+        }
+        (_, Some(authority)) => Target::Authority(authority.as_str()),
+        _ => Target::Origin(parts.uri.path()),
+    };
+    framing.request_host(version, target)?;
+    Ok(())
+}
+
 /// A header map of fields that lie in `source` (values share it, a reference count), with
 /// the `Connection` options read on the way. With `drop_hop`, `Keep-Alive` fields and
 /// `Connection` fields that name no other field are left out: they are hop-by-hop, and the

@@ -84,6 +84,23 @@ pub struct SendFailed {
     pub timed_out: bool,
 }
 
+impl SendFailed {
+    /// The client's fault, when its request body failed rather than the backend: a
+    /// malformed chunk or a reset (`400 bad-request`), or over `max_body_bytes` (`413`).
+    /// The upstream connection was dropped with the error, never reused.
+    pub fn client_fault(&self) -> Option<lb_core::metrics::Reason> {
+        use lb_core::metrics::Reason;
+        match self.error.downcast_ref::<super::h1::H1Error>()? {
+            super::h1::H1Error::Body(b) => match **b {
+                crate::body::BodyError::Hyper(_) => Some(Reason::BadRequest),
+                crate::body::BodyError::TooLarge(_) => Some(Reason::BodyTooLarge),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+}
+
 impl Sender {
     /// True when the connection is known to be gone (HTTP/2; an idle HTTP/1.1
     /// connection is checked when it is taken from its pool).

@@ -116,11 +116,6 @@ impl Chunked {
         self.state == State::Done
     }
 
-    /// True inside a chunk's data, `false` in framing (for a caller choosing a timer).
-    pub fn in_data(&self) -> bool {
-        matches!(self.state, State::Data(_))
-    }
-
     /// Bytes of data left in the current chunk (0 outside one).
     pub fn data_left(&self) -> u64 {
         match self.state {

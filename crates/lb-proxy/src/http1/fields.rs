@@ -214,11 +214,6 @@ impl<'a> Framing<'a> {
         }
     }
 
-    /// Whether a `Content-Length` field was seen (valid or not).
-    pub fn has_length(&self) -> bool {
-        !matches!(self.length, Ok(None))
-    }
-
     /// The authority a request is for (RFC 9112 §3.2): the target's for an
     /// absolute-form target, else the `Host` field. HTTP/1.1 needs exactly one `Host`
     /// field; no request may have two; an absolute-form target's authority and `Host`

@@ -285,6 +285,8 @@ pub struct ClientIo {
     /// hyper writes now is its own answer to a head it could not parse.
     flushed: u32,
     closing: Closing,
+    /// A chunked body's framing broke: reads fail from here on (see [`Tracker::body_broken`]).
+    broken: bool,
     limits: Limits,
     errors: Arc<ReasonCounters>,
     client: SocketAddr,
@@ -326,6 +328,7 @@ impl ClientIo {
             dirty: false,
             flushed: 0,
             closing: Closing::No,
+            broken: false,
             limits,
             errors,
             client,
@@ -415,6 +418,9 @@ impl AsyncRead for ClientIo {
             this.probe = false;
             return Poll::Ready(Ok(()));
         }
+        if this.broken {
+            return Poll::Ready(Err(closed()));
+        }
         if !this.stash.is_empty() {
             // Bytes before any refused head: the tracker has seen them.
             let n = this.stash.len().min(buf.remaining());
@@ -454,7 +460,7 @@ impl AsyncRead for ClientIo {
                     // answers `400` (its head may have gone upstream: that connection is
                     // dropped), and the connection closes after it.
                     buf.set_filled(before + at);
-                    this.closing = Closing::Done;
+                    this.broken = true;
                     if at == 0 {
                         return Poll::Ready(Err(closed()));
                     }

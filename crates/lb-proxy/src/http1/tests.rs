@@ -413,9 +413,12 @@ fn broken_chunk_framing_is_refused_where_it_breaks() {
     ));
 }
 
+/// A whole chunked body: its data, its trailer lines, and its length.
+type Whole = (Vec<u8>, Vec<u8>, usize);
+
 /// A plain reading of RFC 9112 §7.1 over the whole input, line by line: what the
 /// decoder must agree with. `None` when the input ends before the body does.
-fn reference(b: &[u8]) -> Option<Result<(Vec<u8>, Vec<u8>, usize), ()>> {
+fn reference(b: &[u8]) -> Option<Result<Whole, ()>> {
     let text = |s: &[u8]| s.iter().all(|&c| c == b'\t' || (c >= b' ' && c != 0x7f));
     let line_at = |i: usize| -> Option<Result<&[u8], ()>> {
         let rest = &b[i..];

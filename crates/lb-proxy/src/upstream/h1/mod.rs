@@ -44,8 +44,6 @@ const READ_CHUNK: usize = 4096;
 const READ_MAX: usize = 64 * 1024;
 /// A write buffer grown past this (a huge head) is released after the exchange.
 const WRITE_KEEP: usize = 16 * 1024;
-/// Longest chunk-size line (with extensions).
-
 /// Why an exchange on an upstream HTTP/1.1 connection failed.
 #[derive(Debug, thiserror::Error)]
 pub enum H1Error {

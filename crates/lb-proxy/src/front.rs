@@ -3,8 +3,9 @@
 //! Most requests through a load balancer are the same shape: HTTP/1.1, a method and an
 //! origin-form path, no body, no upgrade. This module serves those itself: it parses the
 //! head with the codec ([`http1`]; a head it refuses is answered `400` or `431` and the
-//! connection closed, through [`ClientIo::refuse`]), keeps the fields in the head's bytes ([`RawHead`]; a head that
-//! does not fit gets a header map whose values share those bytes), hands the request to
+//! connection closed, through [`ClientIo::refuse`]), keeps the fields in the head's bytes
+//! ([`RawHead`]; a head that does not fit gets a header map whose values share those
+//! bytes), hands the request to
 //! [`forward`](crate::forward), and writes the response head and body to
 //! the socket, the head and a small first body frame in one write. It keeps no buffer
 //! while a connection waits for its next request: a read lands in a per-thread space and the

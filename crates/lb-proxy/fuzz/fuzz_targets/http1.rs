@@ -69,7 +69,7 @@ fn response(input: &[u8]) {
         http1::parse_response_head(input, &Limits::default(), &mut slots)
     {
         assert!(h.len <= input.len());
-        let _ = http1::response_body(h.code, h.version, false, &h.framing);
+        let _ = http1::response_body(h.code, h.version, false, &h.framing());
     }
 }
 

@@ -25,20 +25,21 @@ pub const MAX_SIZE_LINE: u32 = 4096;
 /// The longest trailer section (its field lines, not the final CRLF) accepted.
 pub const MAX_TRAILERS: u32 = 64 * 1024;
 
+/// Where the decoder is; the numbers it needs are in [`Chunked`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum State {
+enum Phase {
     /// The first hex digit of a chunk size.
     Start,
-    /// More hex digits (value so far).
-    Size(u64),
+    /// More hex digits (the value so far in `size`).
+    Size,
     /// Whitespace after the size, before `;` or CR.
-    SizeWs(u64),
+    SizeWs,
     /// Inside the extensions.
-    Ext(u64),
+    Ext,
     /// The LF of the size line.
-    SizeLf(u64),
-    /// Data bytes left of a chunk.
-    Data(u64),
+    SizeLf,
+    /// Data bytes of a chunk (`size` left).
+    Data,
     /// The CRLF after a chunk's data.
     DataCr,
     DataLf,
@@ -52,8 +53,8 @@ enum State {
     EndLf,
     /// Read to the end.
     Done,
-    /// Refused: stays refused.
-    Failed(ChunkError),
+    /// Refused (`error` says why): stays refused.
+    Failed,
 }
 
 /// What the bytes [`Chunked::decode`] used were.
@@ -73,12 +74,16 @@ pub enum Event {
     Error(ChunkError),
 }
 
-/// A chunked body's decoder. `Copy` and a few words: one per body being read.
+/// A chunked body's decoder. `Copy` and 16 bytes: one per body being read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Chunked {
-    state: State,
+    /// The chunk size read so far, or the data left of a chunk.
+    size: u64,
     /// Bytes of the current size line, or of the trailer section.
     line: u32,
+    phase: Phase,
+    /// Why, once `Failed`.
+    error: ChunkError,
 }
 
 impl Default for Chunked {
@@ -106,20 +111,22 @@ impl Chunked {
     /// A decoder at the start of a body.
     pub const fn new() -> Chunked {
         Chunked {
-            state: State::Start,
+            size: 0,
             line: 0,
+            phase: Phase::Start,
+            error: ChunkError::Size,
         }
     }
 
     /// True once the body was read to its end.
     pub fn is_done(&self) -> bool {
-        self.state == State::Done
+        self.phase == Phase::Done
     }
 
     /// Bytes of data left in the current chunk (0 outside one).
     pub fn data_left(&self) -> u64 {
-        match self.state {
-            State::Data(n) => n,
+        match self.phase {
+            Phase::Data => self.size,
             _ => 0,
         }
     }
@@ -128,20 +135,18 @@ impl Chunked {
     /// (see [`Event`]). Data is never mixed with framing in one answer, so the caller
     /// takes `input[..used]` as data on [`Event::Data`].
     pub fn decode(&mut self, input: &[u8]) -> (usize, Event) {
-        match self.state {
-            State::Done => return (0, Event::End),
-            State::Failed(e) => return (0, Event::Error(e)),
-            State::Data(left) => {
+        match self.phase {
+            Phase::Done => return (0, Event::End),
+            Phase::Failed => return (0, Event::Error(self.error)),
+            Phase::Data => {
                 if input.is_empty() {
                     return (0, Event::NeedMore);
                 }
-                let k = usize::try_from(left).map_or(input.len(), |l| l.min(input.len()));
-                let rest = left - k as u64;
-                self.state = if rest == 0 {
-                    State::DataCr
-                } else {
-                    State::Data(rest)
-                };
+                let k = usize::try_from(self.size).map_or(input.len(), |l| l.min(input.len()));
+                self.size -= k as u64;
+                if self.size == 0 {
+                    self.phase = Phase::DataCr;
+                }
                 return (k, Event::Data);
             }
             _ => {}
@@ -162,7 +167,8 @@ impl Chunked {
                 );
             }
             if let Err(e) = self.step(b) {
-                self.state = State::Failed(e);
+                self.phase = Phase::Failed;
+                self.error = e;
                 // The bytes before it first (the next call reports the error), so that
                 // every split of the input reports the same.
                 if i > 0 {
@@ -177,9 +183,9 @@ impl Chunked {
                 }
                 return (0, Event::Error(e));
             }
-            match self.state {
-                State::Done => return (i + 1, Event::End),
-                State::Data(_) => return (i + 1, Event::Framing),
+            match self.phase {
+                Phase::Done => return (i + 1, Event::End),
+                Phase::Data => return (i + 1, Event::Framing),
                 _ => {}
             }
         }
@@ -195,19 +201,17 @@ impl Chunked {
 
     /// Whether `b`, the next byte, belongs to a trailer line (else it is framing).
     fn is_trailer(&self, b: u8) -> bool {
-        match self.state {
-            State::TrailerStart => b != b'\r',
-            State::Trailer | State::TrailerLf => true,
+        match self.phase {
+            Phase::TrailerStart => b != b'\r',
+            Phase::Trailer | Phase::TrailerLf => true,
             _ => false,
         }
     }
 
     /// One byte outside chunk data.
     fn step(&mut self, b: u8) -> Result<(), ChunkError> {
-        let sizing = matches!(
-            self.state,
-            State::Start | State::Size(_) | State::SizeWs(_) | State::Ext(_) | State::SizeLf(_)
-        );
+        use Phase::*;
+        let sizing = matches!(self.phase, Start | Size | SizeWs | Ext | SizeLf);
         if sizing || self.is_trailer(b) {
             self.line += 1;
             let max = if sizing { MAX_SIZE_LINE } else { MAX_TRAILERS };
@@ -215,46 +219,49 @@ impl Chunked {
                 return Err(ChunkError::TooLong);
             }
         }
-        self.state = match (self.state, b) {
-            (State::Start, _) => State::Size(hex(b).ok_or(ChunkError::Size)?),
-            (State::Size(n), _) if hex(b).is_some() => {
+        self.phase = match (self.phase, b) {
+            (Start, _) => {
+                self.size = hex(b).ok_or(ChunkError::Size)?;
+                Size
+            }
+            (Size, _) if hex(b).is_some() => {
                 // At most 15 significant digits: a chunk under 2^60 bytes.
-                if n >= 1 << 56 {
+                if self.size >= 1 << 56 {
                     return Err(ChunkError::SizeTooLarge);
                 }
-                State::Size(n << 4 | hex(b).unwrap_or(0))
+                self.size = self.size << 4 | hex(b).unwrap_or(0);
+                Size
             }
-            (State::Size(n) | State::SizeWs(n), b' ' | b'\t') => State::SizeWs(n),
-            (State::Size(n) | State::SizeWs(n), b';') => State::Ext(n),
-            (State::Size(n) | State::SizeWs(n) | State::Ext(n), b'\r') => State::SizeLf(n),
-            (State::Size(_) | State::SizeWs(_), b'\n') => return Err(ChunkError::LineEnd),
-            (State::Size(_) | State::SizeWs(_), _) => return Err(ChunkError::Size),
-            (State::Ext(_), b'\n') => return Err(ChunkError::LineEnd),
-            (State::Ext(n), _) if is_text(b) => State::Ext(n),
-            (State::Ext(_), _) => return Err(ChunkError::Control),
-            (State::SizeLf(0), b'\n') => {
+            (Size | SizeWs, b' ' | b'\t') => SizeWs,
+            (Size | SizeWs, b';') => Ext,
+            (Size | SizeWs | Ext, b'\r') => SizeLf,
+            (Size | SizeWs | Ext, b'\n') => return Err(ChunkError::LineEnd),
+            (Size | SizeWs, _) => return Err(ChunkError::Size),
+            (Ext, _) if is_text(b) => Ext,
+            (Ext, _) => return Err(ChunkError::Control),
+            (SizeLf, b'\n') => {
                 self.line = 0;
-                State::TrailerStart
+                if self.size == 0 {
+                    TrailerStart
+                } else {
+                    Data
+                }
             }
-            (State::SizeLf(n), b'\n') => {
-                self.line = 0;
-                State::Data(n)
-            }
-            (State::SizeLf(_), _) => return Err(ChunkError::LineEnd),
-            (State::DataCr, b'\r') => State::DataLf,
-            (State::DataLf, b'\n') => State::Start,
-            (State::DataCr | State::DataLf, _) => return Err(ChunkError::DataEnd),
-            (State::TrailerStart, b'\r') => State::EndLf,
-            (State::TrailerStart, b' ' | b'\t') => return Err(ChunkError::Trailer),
-            (State::Trailer, b'\r') => State::TrailerLf,
-            (State::TrailerStart | State::Trailer, b'\n') => return Err(ChunkError::LineEnd),
-            (State::TrailerStart | State::Trailer, _) if is_text(b) => State::Trailer,
-            (State::TrailerStart | State::Trailer, _) => return Err(ChunkError::Control),
-            (State::TrailerLf, b'\n') => State::TrailerStart,
-            (State::EndLf, b'\n') => State::Done,
-            (State::TrailerLf | State::EndLf, _) => return Err(ChunkError::LineEnd),
+            (SizeLf, _) => return Err(ChunkError::LineEnd),
+            (DataCr, b'\r') => DataLf,
+            (DataLf, b'\n') => Start,
+            (DataCr | DataLf, _) => return Err(ChunkError::DataEnd),
+            (TrailerStart, b'\r') => EndLf,
+            (TrailerStart, b' ' | b'\t') => return Err(ChunkError::Trailer),
+            (Trailer, b'\r') => TrailerLf,
+            (TrailerStart | Trailer, b'\n') => return Err(ChunkError::LineEnd),
+            (TrailerStart | Trailer, _) if is_text(b) => Trailer,
+            (TrailerStart | Trailer, _) => return Err(ChunkError::Control),
+            (TrailerLf, b'\n') => TrailerStart,
+            (EndLf, b'\n') => Done,
+            (TrailerLf | EndLf, _) => return Err(ChunkError::LineEnd),
             // `decode` handles these without stepping.
-            (State::Data(_) | State::Done | State::Failed(_), _) => self.state,
+            (Data | Done | Failed, _) => self.phase,
         };
         Ok(())
     }

@@ -1,7 +1,8 @@
 //! The fields that decide a message's framing and its connection, judged once.
 //!
-//! [`Framing`] reads a head's fields one by one (`add`), whatever they were parsed into
-//! (httparse's slices, or a header map on the HTTP/2-capable path), and answers what the
+//! [`Framing`] reads a head's fields one by one (`add`, or `add_length`, `add_coding` and
+//! `add_connection` for a caller that already dispatches on names), whatever they were
+//! parsed into (httparse's slices, or a header map on the HTTP/2-capable path), and answers what the
 //! body is ([`Framing::request_body`], [`Framing::response_body`]) and which `Host` the
 //! request names ([`Framing::request_host`]). Errors are kept until they matter: a
 //! response that cannot have a body (a 101, a 204) is not refused for a bad length.
@@ -121,7 +122,7 @@ impl<'a> Framing<'a> {
             }
             7 if name.eq_ignore_ascii_case(b"upgrade") => self.upgrade = true,
             10 if name.eq_ignore_ascii_case(b"connection") => {
-                self.connection_names_fields |= self.connection.add(value);
+                self.add_connection(value);
             }
             14 if name.eq_ignore_ascii_case(b"content-length") => self.add_length(value),
             17 if name.eq_ignore_ascii_case(b"transfer-encoding") => self.add_coding(value),
@@ -129,8 +130,16 @@ impl<'a> Framing<'a> {
         }
     }
 
+    /// One `Connection` value ([`ConnectionOptions::add`]); true when it names other
+    /// fields.
+    pub fn add_connection(&mut self, value: &[u8]) -> bool {
+        let names = self.connection.add(value);
+        self.connection_names_fields |= names;
+        names
+    }
+
     /// One `Content-Length` value: a list of plain decimal numbers that all agree.
-    fn add_length(&mut self, value: &[u8]) {
+    pub fn add_length(&mut self, value: &[u8]) {
         let Ok(mut length) = self.length else {
             return;
         };
@@ -151,7 +160,7 @@ impl<'a> Framing<'a> {
     }
 
     /// One `Transfer-Encoding` value: its codings, in order, after any before.
-    fn add_coding(&mut self, value: &[u8]) {
+    pub fn add_coding(&mut self, value: &[u8]) {
         let first = !self.coding;
         self.coding = true;
         let mut only = first || self.only_chunked;

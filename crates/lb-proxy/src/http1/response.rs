@@ -17,11 +17,24 @@ pub struct ResponseHead<'b, 'f> {
     pub fields: &'f [httparse::Header<'b>],
     /// The head's length in bytes: the body starts there.
     pub len: usize,
+}
+
+impl<'b> ResponseHead<'b, '_> {
     /// What the framing fields say (the body depends on the request too: see
-    /// [`response_body`]).
-    pub framing: Framing<'b>,
+    /// [`response_body`]). A pass over the fields, for a caller that does not make its
+    /// own (the upstream client feeds [`Framing`] from its pass over them).
+    pub fn framing(&self) -> Framing<'b> {
+        let mut framing = Framing::default();
+        for h in self.fields {
+            framing.add(h.name.as_bytes(), h.value);
+        }
+        framing
+    }
+
     /// The connection may serve another exchange, as far as this head says.
-    pub keep_alive: bool,
+    pub fn keep_alive(&self) -> bool {
+        self.framing().connection.persists(self.version)
+    }
 }
 
 /// Parses the response head at the front of `buf` (everything read so far), using
@@ -59,17 +72,11 @@ pub fn parse_response_head<'b, 'f>(
     } else {
         Version::Http11
     };
-    let mut framing = Framing::default();
-    for h in headers.iter() {
-        framing.add(h.name.as_bytes(), h.value);
-    }
     Ok(Status::Complete(ResponseHead {
         code,
         version,
         fields: headers,
         len,
-        keep_alive: framing.connection.persists(version),
-        framing,
     }))
 }
 

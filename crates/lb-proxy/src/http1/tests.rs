@@ -275,17 +275,20 @@ fn responses_are_framed_by_status_and_fields() {
     let Ok(Status::Complete(h)) = parse_response_head(bytes, &Limits::default(), &mut slots) else {
         panic!("complete");
     };
-    assert_eq!((h.code, h.len, h.keep_alive), (200, bytes.len() - 3, true));
     assert_eq!(
-        response_body(200, h.version, false, &h.framing),
+        (h.code, h.len, h.keep_alive()),
+        (200, bytes.len() - 3, true)
+    );
+    assert_eq!(
+        response_body(200, h.version, false, &h.framing()),
         Ok(Body::Length(3))
     );
     assert_eq!(
-        response_body(200, h.version, true, &h.framing),
+        response_body(200, h.version, true, &h.framing()),
         Ok(Body::Empty)
     );
     assert_eq!(
-        response_body(304, h.version, false, &h.framing),
+        response_body(304, h.version, false, &h.framing()),
         Ok(Body::Empty)
     );
     let mut slots = [const { MaybeUninit::uninit() }; 16];
@@ -293,9 +296,9 @@ fn responses_are_framed_by_status_and_fields() {
     let Ok(Status::Complete(h)) = parse_response_head(bytes, &Limits::default(), &mut slots) else {
         panic!("complete");
     };
-    assert!(!h.keep_alive);
+    assert!(!h.keep_alive());
     assert_eq!(
-        response_body(200, h.version, false, &h.framing),
+        response_body(200, h.version, false, &h.framing()),
         Ok(Body::Close)
     );
     let mut slots = [const { MaybeUninit::uninit() }; 16];
@@ -304,11 +307,11 @@ fn responses_are_framed_by_status_and_fields() {
         panic!("complete");
     };
     assert_eq!(
-        response_body(200, h.version, false, &h.framing),
+        response_body(200, h.version, false, &h.framing()),
         Err(Error::LengthAndCoding)
     );
     assert_eq!(
-        response_body(101, h.version, false, &h.framing),
+        response_body(101, h.version, false, &h.framing()),
         Ok(Body::Empty)
     );
 }

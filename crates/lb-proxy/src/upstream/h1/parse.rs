@@ -14,7 +14,7 @@ use hyper::{Response, StatusCode, Version};
 
 use super::{H1Error, MAX_HEAD, MAX_HEADERS, READ_CHUNK, READ_MAX};
 use crate::headers::{append_lines, field_map, is_hop_by_hop};
-use crate::http1::fields::ConnectionOptions;
+use crate::http1::fields::{ConnectionOptions, Framing};
 use crate::http1::{self, Chunked, Event};
 
 /// Where each field of a parsed block lies in it: name start/end, value start/end.
@@ -66,16 +66,11 @@ pub fn parse_head(
         let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
         let mut spans: Spans = [(0, 0, 0, 0); MAX_HEADERS];
         let limits = http1::Limits { max_head: MAX_HEAD };
-        let (len, code, version, count, body, connection) =
+        let (len, code, version, count) =
             match http1::parse_response_head(buf, &limits, &mut headers) {
-                Ok(http1::Status::Complete(h)) => (
-                    h.len,
-                    h.code,
-                    h.version,
-                    record(buf, h.fields, &mut spans),
-                    http1::response_body(h.code, h.version, head_request, &h.framing),
-                    h.framing.connection,
-                ),
+                Ok(http1::Status::Complete(h)) => {
+                    (h.len, h.code, h.version, record(buf, h.fields, &mut spans))
+                }
                 Ok(http1::Status::Incomplete) => return Ok(None),
                 Err(e) => return Err(e.into()),
             };
@@ -92,13 +87,15 @@ pub fn parse_head(
         let spans = &spans[..count];
         let switching = status == StatusCode::SWITCHING_PROTOCOLS;
         let bodyless = matches!(status, StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED);
-        let raw = scan(&block, spans, bodyless, switching);
+        let mut framing = Framing::default();
+        let raw = scan(&block, spans, bodyless, switching, &mut framing);
+        let body = http1::response_body(code, version, head_request, &framing);
         let headers = match &raw {
             Some(_) => HeaderMap::new(),
             // A 101 keeps its hop-by-hop fields: its `Connection: upgrade` is relayed.
             None => fields(&block, spans, !switching)?.0,
         };
-        let mut reading = Reading::for_response(status, version, body, connection)?;
+        let mut reading = Reading::for_response(status, version, body, framing.connection)?;
         reading.raw = raw;
         let mut resp = Response::new(reading);
         *resp.status_mut() = status;
@@ -111,13 +108,15 @@ pub fn parse_head(
     }
 }
 
-/// A head's fields as bytes ([`RawFields`]; `None` when the head needs a header map, as
-/// the type's docs say, or when `switching`).
-fn scan(
-    block: &Bytes,
+/// Reads the framing fields of a head into `framing` and, in the same pass, its fields
+/// as bytes ([`RawFields`]; `None` when the head needs a header map, as the type's docs
+/// say, or when `switching`).
+fn scan<'a>(
+    block: &'a Bytes,
     spans: &[(u32, u32, u32, u32)],
     bodyless: bool,
     switching: bool,
+    framing: &mut Framing<'a>,
 ) -> Option<RawFields> {
     let mut raw = RawFields {
         block: block.clone(),
@@ -127,7 +126,6 @@ fn scan(
         skipped: 0,
         has_date: false,
         has_length: false,
-        options: ConnectionOptions::default(),
     };
     // Relayed as bytes only when every line ends with CRLF, the blank line too.
     let mut keep = !switching && (spans.is_empty() || block.ends_with(b"\r\n\r\n"));
@@ -140,15 +138,19 @@ fn scan(
         let next = spans.get(i + 1).map_or(block.len() - 2, |s| s.0 as usize);
         keep &= block[next - 2] == b'\r';
         let skip = match name.len() {
-            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => true,
+            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
+                framing.add_coding(value);
+                true
+            }
             14 if name.eq_ignore_ascii_case(b"content-length") => {
+                framing.add_length(value);
                 // A 204 or 304 with a length gets a map (hyper's rules for it apply).
                 keep &= !bodyless;
                 raw.has_length = true;
                 false
             }
             10 if name.eq_ignore_ascii_case(b"connection") => {
-                keep &= !raw.options.add(value);
+                keep &= !framing.add_connection(value);
                 true
             }
             4 if name.eq_ignore_ascii_case(b"date") => {
@@ -194,7 +196,6 @@ pub struct RawFields {
     pub has_date: bool,
     /// A `Content-Length` field is among the kept lines.
     pub has_length: bool,
-    options: ConnectionOptions,
 }
 
 impl RawFields {
@@ -231,8 +232,9 @@ pub struct Reading {
     /// The response's fields as they came, when they are not in the response's map (see
     /// [`RawFields`]).
     pub raw: Option<RawFields>,
-    /// The trailer section of a chunked body so far (empty, and unallocated, without).
-    trailer: Vec<u8>,
+    /// Bytes of a chunked body's trailer section so far, left at the front of the read
+    /// buffer until the section ends (the decoder reads on after them).
+    trailer: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -287,7 +289,7 @@ impl Reading {
             state,
             keep,
             raw: None,
-            trailer: Vec::new(),
+            trailer: 0,
         })
     }
 
@@ -339,26 +341,34 @@ impl Reading {
                     return Ok(Decoded::Data(buf.split().freeze()));
                 }
                 State::Chunked(mut chunked) => {
-                    let (n, event) = chunked.decode(buf);
+                    let kept = self.trailer as usize;
+                    let (n, event) = chunked.decode(&buf[kept..]);
                     self.state = State::Chunked(chunked);
-                    match event {
-                        Event::Data => return Ok(Decoded::Data(buf.split_to(n).freeze())),
-                        Event::Framing => buf.advance(n),
-                        Event::NeedMore => {
+                    // Once the trailer section started, its bytes (and the final CRLF)
+                    // stay in `buf` until it ends; before it, framing is dropped.
+                    let keep = |r: &mut Reading, buf: &mut BytesMut| {
+                        if kept > 0 || event == Event::Trailer {
+                            r.trailer += n as u32;
+                        } else {
                             buf.advance(n);
+                        }
+                    };
+                    match event {
+                        // Data comes before any trailer (nothing is kept then).
+                        Event::Data => return Ok(Decoded::Data(buf.split_to(n).freeze())),
+                        Event::Framing | Event::Trailer => keep(self, buf),
+                        Event::NeedMore => {
+                            keep(self, buf);
                             return Ok(Decoded::More);
                         }
-                        Event::Trailer => {
-                            self.trailer.extend_from_slice(&buf[..n]);
-                            buf.advance(n);
-                        }
                         Event::End => {
-                            buf.advance(n);
                             self.state = State::Done;
-                            if self.trailer.is_empty() {
+                            if kept == 0 {
+                                buf.advance(n);
                                 return Ok(Decoded::End);
                             }
-                            return self.trailers().map(Decoded::Trailers);
+                            let block = buf.split_to(kept + n).freeze();
+                            return trailers(&block).map(Decoded::Trailers);
                         }
                         Event::Error(e) => return Err(http1::Error::Chunk(e).into()),
                     }
@@ -366,25 +376,6 @@ impl Reading {
             }
         }
     }
-
-    /// The trailer section the decoder passed, as a header map.
-    fn trailers(&mut self) -> Result<HeaderMap, H1Error> {
-        let mut block = std::mem::take(&mut self.trailer);
-        block.extend_from_slice(b"\r\n");
-        let block = Bytes::from(block);
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut spans: Spans = [(0, 0, 0, 0); MAX_HEADERS];
-        let count = match httparse::parse_headers(&block, &mut headers) {
-            Ok(httparse::Status::Complete((_, hs))) => record(&block, hs, &mut spans),
-            Ok(httparse::Status::Partial) => {
-                return Err(H1Error::Chunk("malformed trailer section"))
-            }
-            Err(httparse::Error::TooManyHeaders) => return Err(H1Error::HeadTooLarge),
-            Err(e) => return Err(H1Error::Parse(e)),
-        };
-        Ok(fields(&block, &spans[..count], false)?.0)
-    }
-
     /// The connection closed with `decode` wanting more: the end of a close-delimited
     /// body, else a truncated one.
     pub fn at_eof(&mut self) -> Result<Decoded, H1Error> {
@@ -396,6 +387,19 @@ impl Reading {
             _ => Err(H1Error::Truncated),
         }
     }
+}
+
+/// A trailer section (its field lines and the blank line) as a header map.
+fn trailers(block: &Bytes) -> Result<HeaderMap, H1Error> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut spans: Spans = [(0, 0, 0, 0); MAX_HEADERS];
+    let count = match httparse::parse_headers(block, &mut headers) {
+        Ok(httparse::Status::Complete((_, hs))) => record(block, hs, &mut spans),
+        Ok(httparse::Status::Partial) => return Err(H1Error::Chunk("malformed trailer section")),
+        Err(httparse::Error::TooManyHeaders) => return Err(H1Error::HeadTooLarge),
+        Err(e) => return Err(H1Error::Parse(e)),
+    };
+    Ok(fields(block, &spans[..count], false)?.0)
 }
 
 /// The size of a chunk-size line (without CRLF), as the codec's decoder reads it.

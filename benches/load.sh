@@ -5,7 +5,9 @@
 # each proxy (WORKERS workers/threads each, default 1) balances them round-robin. For each
 # proxy, wrk -t$WRK_THREADS (default WORKERS)
 # runs a keep-alive load (-c64) and a new-connection-per-request load (-c32,
-# "Connection: close"); we record req/s, p99 latency and the proxy's CPU time per request
+# "Connection: close"), then a keep-alive POST load (-c64, a 1 KiB body per request) and
+# a mixed keep-alive load (-c64, GET and POST with a 1 KiB body in turn, so every
+# connection carries both: the client that mixes reads and writes); we record req/s, p99 latency and the proxy's CPU time per request
 # (utime+stime from /proc/PID/stat over the run, summed over the proxy's processes, divided
 # by wrk's request count). Then a python client opens IDLE_CONNS idle keep-alive connections
 # (one request each, kept open) and we record (VmRSS after - VmRSS before) / IDLE_CONNS.
@@ -17,8 +19,8 @@
 # the two wrk loads run again over HTTPS.
 #
 # Env: DURATION (s, default 10), REPEAT (default 1), IDLE_CONNS (default 1000; 0 skips the
-#      idle-connection test), TLS (1/0), MODES (the loads, default "keepalive close"; with
-#      TLS=1 each also runs over HTTPS),
+#      idle-connection test), TLS (1/0), MODES (the loads, any of keepalive, close, post
+#      and mixed; default all four; with TLS=1 each also runs over HTTPS),
 #      LB_PROXY_BIN (skip the cargo build), STRACE=1 (syscalls per request, keep-alive
 #      and new connection, 3 s each under strace -c -f; separate from the measured
 #      runs), SEGS=1 (TCP segments per request, from /proc/net/snmp's OutSegs over a
@@ -42,10 +44,10 @@ set -euo pipefail
 DURATION=${DURATION:-10}
 REPEAT=${REPEAT:-1}
 IDLE_CONNS=${IDLE_CONNS:-1000}
-MODES=${MODES:-keepalive close}
+MODES=${MODES:-keepalive close post mixed}
 NOISE=${NOISE:-}
 [[ -z $NOISE || $NOISE == cpu || $NOISE == mem ]] || { echo "load.sh: NOISE is cpu or mem, not $NOISE" >&2; exit 2; }
-for m in $MODES; do [[ $m == keepalive || $m == close ]] || { echo "load.sh: MODES takes keepalive and close, not $m" >&2; exit 2; }; done
+for m in $MODES; do [[ $m =~ ^(keepalive|close|post|mixed)$ ]] || { echo "load.sh: MODES takes keepalive, close, post and mixed, not $m" >&2; exit 2; }; done
 STRACE=${STRACE:-0}
 SEGS=${SEGS:-0}
 TLS=${TLS:-1}
@@ -201,11 +203,37 @@ cpu_ticks() { tree_ticks "${MAINPID[$1]}"; }
 # p50_ms p90_ms
 RESULTS=$TMP/results.tsv
 : >"$RESULTS"
-# load_args MODE: wrk's connections for a load, in the array ARGS: 64 keep-alive ones, or
-# 32 asking for a new connection per request.
+# The request bodies of the POST and mixed loads: 1 KiB each. wrk sends `Content-Length`.
+# post.lua sets one request, which wrk builds once; mixed.lua makes each request in turn
+# (wrk calls `request` for every request when a script defines it), from one counter, so
+# each connection gets GETs and POSTs, about half each.
+cat >"$TMP/post.lua" <<'EOF'
+wrk.method = "POST"
+wrk.body = string.rep("x", 1024)
+wrk.headers["Content-Type"] = "application/octet-stream"
+EOF
+cat >"$TMP/mixed.lua" <<'EOF'
+local body = string.rep("x", 1024)
+local get, post
+local n = 0
+function init(args)
+    get = wrk.format("GET", nil, nil, nil)
+    post = wrk.format("POST", nil, { ["Content-Type"] = "application/octet-stream" }, body)
+end
+function request()
+    n = n + 1
+    if n % 2 == 0 then return post end
+    return get
+end
+EOF
+# load_args MODE: wrk's connections and script for a load, in the array ARGS: 64
+# keep-alive ones (GET, POST or both in turn), or 32 asking for a new connection per
+# request.
 load_args() {
     case $1 in
     keepalive | tls-keepalive) ARGS=(-t"$WRK_THREADS" -c64) ;;
+    post | tls-post) ARGS=(-t"$WRK_THREADS" -c64 -s "$TMP/post.lua") ;;
+    mixed | tls-mixed) ARGS=(-t"$WRK_THREADS" -c64 -s "$TMP/mixed.lua") ;;
     *) ARGS=(-t"$WRK_THREADS" -c32 -H "Connection: close") ;;
     esac
 }
@@ -492,6 +520,18 @@ rows = [
     ("new conn/request -c32: p99 latency (ms)", "close", "p99", "{:.2f}"),
     ("new conn/request -c32: **CPU-µs/request**", "close", "cpu", "{:.1f}"),
     ("new conn/request -c32: kernel share of CPU", "close", "ks", "{:.0%}"),
+    ("POST 1 KiB keep-alive -c64: req/s", "post", "rps", "{:,.0f}"),
+    ("POST 1 KiB keep-alive -c64: p50 latency (ms)", "post", "p50", "{:.2f}"),
+    ("POST 1 KiB keep-alive -c64: p90 latency (ms)", "post", "p90", "{:.2f}"),
+    ("POST 1 KiB keep-alive -c64: p99 latency (ms)", "post", "p99", "{:.2f}"),
+    ("POST 1 KiB keep-alive -c64: **CPU-µs/request**", "post", "cpu", "{:.1f}"),
+    ("POST 1 KiB keep-alive -c64: kernel share of CPU", "post", "ks", "{:.0%}"),
+    ("mixed GET/POST keep-alive -c64: req/s", "mixed", "rps", "{:,.0f}"),
+    ("mixed GET/POST keep-alive -c64: p50 latency (ms)", "mixed", "p50", "{:.2f}"),
+    ("mixed GET/POST keep-alive -c64: p90 latency (ms)", "mixed", "p90", "{:.2f}"),
+    ("mixed GET/POST keep-alive -c64: p99 latency (ms)", "mixed", "p99", "{:.2f}"),
+    ("mixed GET/POST keep-alive -c64: **CPU-µs/request**", "mixed", "cpu", "{:.1f}"),
+    ("mixed GET/POST keep-alive -c64: kernel share of CPU", "mixed", "ks", "{:.0%}"),
     (f"idle keep-alive conn ({nidle}): RSS/conn (B)", "idle", "rss", "{:,.0f}"),
     ("TLS keep-alive -c64: req/s", "tls-keepalive", "rps", "{:,.0f}"),
     ("TLS keep-alive -c64: p99 latency (ms)", "tls-keepalive", "p99", "{:.2f}"),
@@ -499,6 +539,10 @@ rows = [
     ("TLS new conn/request -c32: req/s", "tls-close", "rps", "{:,.0f}"),
     ("TLS new conn/request -c32: p99 latency (ms)", "tls-close", "p99", "{:.2f}"),
     ("TLS new conn/request -c32: **CPU-µs/request**", "tls-close", "cpu", "{:.1f}"),
+    ("TLS POST 1 KiB keep-alive -c64: p99 latency (ms)", "tls-post", "p99", "{:.2f}"),
+    ("TLS POST 1 KiB keep-alive -c64: **CPU-µs/request**", "tls-post", "cpu", "{:.1f}"),
+    ("TLS mixed GET/POST keep-alive -c64: p99 latency (ms)", "tls-mixed", "p99", "{:.2f}"),
+    ("TLS mixed GET/POST keep-alive -c64: **CPU-µs/request**", "tls-mixed", "cpu", "{:.1f}"),
 ]
 rows = [r for r in rows if (P[0], r[1], r[2]) in vals]
 print(f"\nDURATION={dur}s REPEAT={rep} (medians), wrk -t{wrk_t}, workers {workers}, loadavg at start {load}"
@@ -510,13 +554,14 @@ for label, m, k, fmt in rows:
     v = [med(p, m, k) for p in P]
     r = [f"{v[0] / x:.2f}×" if x else "–" for x in v[1:]]
     print(f"| {label} | " + " | ".join(fmt.format(x) for x in v) + " | " + " | ".join(r) + " |")
-modes = [m for m in ("keepalive", "close", "tls-keepalive", "tls-close") if (P[0], m, "errs") in vals]
+ALL_MODES = ("keepalive", "close", "post", "mixed", "tls-keepalive", "tls-close", "tls-post", "tls-mixed")
+modes = [m for m in ALL_MODES if (P[0], m, "errs") in vals]
 errs = {p: int(sum(sum(vals[(p, m, "errs")]) for m in modes)) for p in P}
 print("| wrk socket errors + non-2xx (all runs) | " + " | ".join(str(errs[p]) for p in P) + " |" + " |" * (len(P) - 1))
 # Per round, side by side: a median hides how often one proxy came out ahead.
 print("\nPer round, lb-proxy against nginx (rounds where lb-proxy's figure is at most nginx's;"
       " median of the per-round ratios):\n")
-for m in ("keepalive", "close", "tls-keepalive", "tls-close"):
+for m in ALL_MODES:
     pairs = [v for (mode, _), v in sorted(rounds.items()) if mode == m and "nginx" in v and "lb-proxy" in v]
     if not pairs:
         continue

@@ -285,6 +285,8 @@ pub struct ClientIo {
     /// hyper writes now is its own answer to a head it could not parse.
     flushed: u32,
     closing: Closing,
+    /// A chunked body's framing broke: reads fail from here on (see [`Tracker::body_broken`]).
+    broken: bool,
     limits: Limits,
     errors: Arc<ReasonCounters>,
     client: SocketAddr,
@@ -326,6 +328,7 @@ impl ClientIo {
             dirty: false,
             flushed: 0,
             closing: Closing::No,
+            broken: false,
             limits,
             errors,
             client,
@@ -415,6 +418,9 @@ impl AsyncRead for ClientIo {
             this.probe = false;
             return Poll::Ready(Ok(()));
         }
+        if this.broken {
+            return Poll::Ready(Err(closed()));
+        }
         if !this.stash.is_empty() {
             // Bytes before any refused head: the tracker has seen them.
             let n = this.stash.len().min(buf.remaining());
@@ -445,6 +451,18 @@ impl AsyncRead for ClientIo {
                     this.pending = Some(reason);
                     if at == 0 {
                         return drain_pending(this, cx, buf);
+                    }
+                    return Poll::Ready(Ok(()));
+                }
+                if let Some(at) = this.tracker.body_broken() {
+                    // A body's framing broke (a bad chunk): the bytes before it go up,
+                    // then reads fail, so the request's body fails and the service
+                    // answers `400` (its head may have gone upstream: that connection is
+                    // dropped), and the connection closes after it.
+                    buf.set_filled(before + at);
+                    this.broken = true;
+                    if at == 0 {
+                        return Poll::Ready(Err(closed()));
                     }
                     return Poll::Ready(Ok(()));
                 }
@@ -591,17 +609,27 @@ fn refuse(
     buf: &mut ReadBuf<'_>,
     reason: Reason,
 ) -> Poll<io::Result<()>> {
-    this.errors.inc(reason);
-    tracing::info!(
-        target: "lb::access",
-        client = %this.client,
-        status = reason.status(),
-        error = reason.as_str(),
-        "refused before routing"
-    );
-    this.pending = None;
-    this.closing = Closing::Answer(reason, 0);
+    this.refuse(reason);
     poll_close(this, cx, buf)
+}
+
+impl ClientIo {
+    /// Refuses the connection with `reason`'s canned answer, as for a head refused on
+    /// its bytes: the next read writes the answer, shuts the write side, drains input
+    /// for at most [`LINGER`], then fails. For [`front`](crate::front), which judges
+    /// heads with the codec, when no response is being written.
+    pub fn refuse(&mut self, reason: Reason) {
+        self.errors.inc(reason);
+        tracing::info!(
+            target: "lb::access",
+            client = %self.client,
+            status = reason.status(),
+            error = reason.as_str(),
+            "refused before routing"
+        );
+        self.pending = None;
+        self.closing = Closing::Answer(reason, 0);
+    }
 }
 
 /// Writes the canned answer, shuts the write side, drains input until EOF or [`LINGER`],

@@ -16,7 +16,8 @@ use bytes::Bytes;
 use hyper::header::{self, HeaderMap, HeaderValue};
 
 use crate::cookie;
-use crate::headers::{append_lines, field_map, forwarded_for, is_hop_by_hop, ConnectionOptions};
+use crate::headers::{append_lines, field_map, forwarded_for, is_hop_by_hop};
+use crate::http1::fields::ConnectionOptions;
 use crate::key::IpText;
 
 /// The most fields a [`RawHead`] records; a head with more gets a header map.

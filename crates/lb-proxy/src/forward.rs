@@ -33,8 +33,8 @@ use crate::body::{ReqBody, RespBody, UpstreamBody};
 use crate::cookie;
 use crate::fields::{Fields, Forwarded, RawHead, View};
 use crate::headers::{
-    believed, prepare_headers, real_client, request_id_text, shared_value, strip_keeping_upgrade,
-    X_LB_ERROR,
+    believed, check_framing, prepare_headers, real_client, request_id_text, shared_value,
+    strip_keeping_upgrade, X_LB_ERROR,
 };
 use crate::key::{self, IpText};
 use crate::state::{DirectoryTarget, PoolTarget, Route, Runtime, Target};
@@ -149,13 +149,20 @@ fn handle_request(
             tries: 0,
             error: None,
         };
+        let from_hyper = body.is_some() && parts.version <= hyper::Version::HTTP_11;
         // The request's parts stay here, borrowed by the levels below.
         let resp = match proxy(&rt, &conn, &mut parts, body, raw.as_ref(), &mut out).await {
             Ok(r) => r,
             Err(reason) => {
                 out.error = Some(reason);
                 rt.errors.inc(reason);
-                local_error(reason)
+                let mut resp = local_error(reason);
+                // A client's mistake on hyper's HTTP/1 path ends its connection.
+                if from_hyper && matches!(reason, Reason::BadRequest | Reason::BodyTooLarge) {
+                    resp.headers_mut()
+                        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                }
+                resp
             }
         };
         if let Some(pool) = &out.pool {
@@ -226,6 +233,10 @@ fn proxy<'a>(
             && head_size(parts) > conn.max_header
         {
             return Err(Reason::HeaderTooLarge);
+        }
+        // What hyper parsed gets the codec's framing rules (`front` parsed with it).
+        if raw.is_none() {
+            check_framing(parts).map_err(|e| e.reason())?;
         }
         // Fields kept as bytes are read where they lie. In the general path the Host value is
         // shared, not copied (a reference count); without a usable Host header the absolute
@@ -479,10 +490,7 @@ fn upstream_uri(uri: &Uri, route: &Route) -> Result<Uri, Reason> {
         (Some(prefix), true) => prefix,
         _ => return Ok(Uri::from(pq.clone())),
     };
-    let rest = pq
-        .as_str()
-        .strip_prefix(prefix.as_str())
-        .unwrap_or(pq.as_str());
+    let rest = crate::state::under_prefix(prefix, pq.as_str()).unwrap_or(pq.as_str());
     let stripped = if rest.starts_with('/') {
         rest.to_owned()
     } else {

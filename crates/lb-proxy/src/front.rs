@@ -2,8 +2,10 @@
 //!
 //! Most requests through a load balancer are the same shape: HTTP/1.1, a method and an
 //! origin-form path, no body, no upgrade. This module serves those itself: it parses the
-//! head with `httparse`, keeps the fields in the head's bytes ([`RawHead`]; a head that
-//! does not fit gets a header map whose values share those bytes), hands the request to
+//! head with the codec ([`http1`]; a head it refuses is answered `400` or `431` and the
+//! connection closed, through [`ClientIo::refuse`]), keeps the fields in the head's bytes
+//! ([`RawHead`]; a head that does not fit gets a header map whose values share those
+//! bytes), hands the request to
 //! [`forward`](crate::forward), and writes the response head and body to
 //! the socket, the head and a small first body frame in one write. It keeps no buffer
 //! while a connection waits for its next request: a read lands in a per-thread space and the
@@ -15,9 +17,9 @@
 //! bytes read so far are put back into [`ClientIo`] and hyper-util's server reads them
 //! first. That covers request bodies (`Content-Length` other than `0`,
 //! `Transfer-Encoding`, `Expect`), upgrades and `CONNECT`, `TE: trailers`, HTTP/1.0,
-//! absolute-form and `*` targets, heads `httparse` or the `http` types refuse (hyper
-//! then answers them as before, and [`conn`](crate::conn) swaps in its `x-lb-error`
-//! answer), heads with more than [`MAX_FIELDS`] fields, and h2c prior knowledge.
+//! absolute-form and `*` targets, targets the `http` types refuse (hyper then answers
+//! them as before, and [`conn`](crate::conn) swaps in its `x-lb-error` answer), heads
+//! with more than [`MAX_FIELDS`] fields, and h2c prior knowledge.
 //!
 //! Timeouts and head limits stay in [`ClientIo`] (408, 431, the smuggling 400, idle
 //! close): this module reads through it and marks each request in flight with
@@ -44,6 +46,7 @@ use bytes::{Bytes, BytesMut};
 use hyper::body::Body;
 use hyper::header::{self, HeaderMap};
 use hyper::{Method, Request, Response, StatusCode, Uri, Version};
+use lb_core::metrics::Reason;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::watch;
 
@@ -51,7 +54,8 @@ use crate::body::RespBody;
 use crate::conn::{ClientIo, Shared};
 use crate::fields::RawHead;
 use crate::forward::{self, ConnInfo};
-use crate::headers::{decimal_length, field_map};
+use crate::headers::field_map;
+use crate::http1::{self, fields::decimal_length};
 use crate::state::Runtime;
 use crate::upstream::h1::RawFields;
 
@@ -164,6 +168,12 @@ pub async fn serve(io: &mut ClientIo, ctx: &Ctx<'_>, drain: &Drain) -> Ended {
                         io.unread(buf);
                         return Ended::Handoff;
                     }
+                    // hyper's reads (the connection goes to it, as for a head refused
+                    // on its bytes) write the answer and close.
+                    Taken::Refused(reason) => {
+                        io.refuse(reason);
+                        return Ended::Handoff;
+                    }
                 }
             }
             match read_more(io, &mut buf, drain, &mut listening).await {
@@ -218,6 +228,8 @@ struct Started {
 
 enum Taken {
     Request(Started),
+    /// A head the codec refuses: answered with this reason, and the connection closed.
+    Refused(Reason),
     /// The head is not complete yet.
     Partial,
     /// Not a request served here.
@@ -238,7 +250,7 @@ fn take_request(buf: &mut Bytes, ctx: &Ctx<'_>) -> Taken {
         // An incomplete head waits for more in a buffer of its own, so a slow client
         // does not keep a shared one (see `slab`) alive.
         Taken::Partial => *buf = Bytes::copy_from_slice(buf),
-        Taken::Other => {}
+        Taken::Other | Taken::Refused(_) => {}
     }
     taken
 }
@@ -247,20 +259,22 @@ fn take_request(buf: &mut Bytes, ctx: &Ctx<'_>) -> Taken {
 /// was taken).
 fn parse_request(bytes: &Bytes, ctx: &Ctx<'_>) -> (Taken, usize) {
     let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_FIELDS];
-    let mut parsed = httparse::Request::new(&mut []);
-    let len = match httparse::ParserConfig::default().parse_request_with_uninit_headers(
-        &mut parsed,
-        bytes,
-        &mut fields,
-    ) {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => return (Taken::Partial, 0),
-        Err(_) => return (Taken::Other, 0),
+    // The listener's `max_header_bytes` is enforced on these bytes by `ClientIo` already.
+    let limits = http1::Limits {
+        max_head: usize::MAX,
     };
-    let (Some(method), Some(path), Some(1)) = (parsed.method, parsed.path, parsed.version) else {
-        return (Taken::Other, 0);
+    let head = match http1::parse_request_head(bytes, &limits, &mut fields) {
+        Ok(http1::Status::Complete(h)) => h,
+        Ok(http1::Status::Incomplete) => return (Taken::Partial, 0),
+        // More fields than served here: hyper takes up to its own limit.
+        Err(http1::Error::TooManyFields) => return (Taken::Other, 0),
+        Err(e) => return (Taken::Refused(e.reason()), 0),
     };
-    if !path.starts_with('/') {
+    let (len, method, path) = (head.len, head.method, head.target);
+    if head.version != http1::Version::Http11
+        || !matches!(head.form, http1::Target::Origin(_))
+        || head.body != http1::Body::Empty
+    {
         return (Taken::Other, 0);
     }
     let Ok(method) = Method::from_bytes(method.as_bytes()) else {
@@ -273,14 +287,12 @@ fn parse_request(bytes: &Bytes, ctx: &Ctx<'_>) -> (Taken, usize) {
     let Ok(uri) = Uri::from_maybe_shared(bytes.slice_ref(path.as_bytes())) else {
         return (Taken::Other, 0);
     };
-    for h in parsed.headers.iter() {
+    for h in head.fields.iter() {
         let name = h.name.as_bytes();
         let refused = match name.len() {
             2 => name.eq_ignore_ascii_case(b"te"),
             6 => name.eq_ignore_ascii_case(b"expect"),
             7 => name.eq_ignore_ascii_case(b"upgrade"),
-            17 => name.eq_ignore_ascii_case(b"transfer-encoding"),
-            14 => name.eq_ignore_ascii_case(b"content-length") && h.value != b"0",
             _ => false,
         };
         if refused {
@@ -293,7 +305,7 @@ fn parse_request(bytes: &Bytes, ctx: &Ctx<'_>) -> (Taken, usize) {
     *request.version_mut() = Version::HTTP_11;
     // The usual head: its fields stay in its bytes (see `fields`).
     let head_request = request.method() == Method::HEAD;
-    if let Some(raw) = RawHead::new(bytes.slice(..len), parsed.headers) {
+    if let Some(raw) = RawHead::new(bytes.slice(..len), head.fields) {
         let close = raw.options.close;
         let started = Started {
             handling: forward::handle(ctx.rt.load_full(), ctx.info.clone(), request, Some(raw)),
@@ -303,9 +315,9 @@ fn parse_request(bytes: &Bytes, ctx: &Ctx<'_>) -> (Taken, usize) {
         return (Taken::Request(started), len);
     }
     // httparse checked the characters already; `field_map` applies the types' own checks.
-    let named = parsed.headers.iter().map(|h| (h.name.as_bytes(), h.value));
+    let named = head.fields.iter().map(|h| (h.name.as_bytes(), h.value));
     let Some((headers, connection)) =
-        field_map(bytes, named, parsed.headers.len() + ADDED_FIELDS, true)
+        field_map(bytes, named, head.fields.len() + ADDED_FIELDS, true)
     else {
         return (Taken::Other, 0);
     };

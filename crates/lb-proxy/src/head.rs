@@ -3,8 +3,13 @@
 //! [`Tracker`] follows the framing of a client connection byte by byte, as hyper will
 //! parse it, without buffering or allocating: between messages (`Idle`), inside a request
 //! head (`Head`), inside a request body (`Body`: a `Content-Length` count or the chunked
-//! framing, mirroring hyper's decoder state by state), or no longer HTTP/1 framing
+//! framing, decoded by the codec's [`Chunked`]), or no longer HTTP/1 framing
 //! (`Opaque`: the HTTP/2 preface, an upgraded connection, or framing hyper rejects anyway).
+//!
+//! A chunked body whose framing the codec refuses (a bad chunk size, a missing CRLF,
+//! more data than its size) ends the tracking there, and [`Tracker::body_broken`] says
+//! at which byte: the connection layer delivers nothing from there on to hyper (whose
+//! decoder may be laxer), so the request's body fails and is answered `400`.
 //!
 //! While it scans a head it enforces, before hyper sees the bytes:
 //! - the head size: more than `max_head` bytes since the previous message ended (blank
@@ -21,6 +26,8 @@
 //! `idle_timeout` between requests, `header_timeout` from the first byte of a head.
 
 use lb_core::metrics::Reason;
+
+use crate::http1::{Chunked, Event};
 
 /// hyper's limit on header lines in one request head (more → 431).
 pub const MAX_HEADERS: u32 = 100;
@@ -64,29 +71,12 @@ enum Value {
     Length,
 }
 
-/// hyper's chunked decoder states (`hyper::proto::h1::decode::ChunkedState`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Chunk {
-    Start,
-    Size(u64),
-    SizeLws(u64),
-    Extension(u64),
-    SizeLf(u64),
-    Data(u64),
-    DataCr,
-    DataLf,
-    Trailer,
-    TrailerLf,
-    EndCr,
-    EndLf,
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
     Idle,
     Head,
     Length(u64),
-    Chunked(Chunk),
+    Chunked(Chunked),
     Opaque,
 }
 
@@ -120,6 +110,8 @@ pub struct Tracker {
     preface: u8,
     /// HTTP/2 or upgraded: not HTTP/1 at all any more (not merely framing hyper rejects).
     other_protocol: bool,
+    /// Where, in the bytes last fed, a chunked body's framing broke.
+    broken: Option<usize>,
 }
 
 impl Tracker {
@@ -142,7 +134,14 @@ impl Tracker {
             length_bad: false,
             preface: 0,
             other_protocol: false,
+            broken: None,
         }
+    }
+
+    /// The index, in the bytes last given to [`Tracker::feed`], of the first byte of a
+    /// chunked body the codec refuses (the tracker is then `Opaque`); taken once.
+    pub fn body_broken(&mut self) -> Option<usize> {
+        self.broken.take()
     }
 
     /// Where the stream is now.
@@ -189,23 +188,17 @@ impl Tracker {
                         State::Length(left)
                     };
                 }
-                State::Chunked(Chunk::Data(left)) => {
-                    let k = (buf.len() - i).min(usize::try_from(left).unwrap_or(usize::MAX));
-                    i += k;
-                    let left = left - k as u64;
-                    self.state = State::Chunked(if left == 0 {
-                        Chunk::DataCr
-                    } else {
-                        Chunk::Data(left)
-                    });
-                }
-                State::Chunked(c) => {
-                    self.state = match chunk_step(c, buf[i]) {
-                        Some(Some(next)) => State::Chunked(next),
-                        Some(None) => State::Idle,
-                        None => State::Opaque,
+                State::Chunked(mut c) => {
+                    let (n, event) = c.decode(&buf[i..]);
+                    i += n;
+                    self.state = match event {
+                        Event::End => State::Idle,
+                        Event::Error(_) => {
+                            self.broken = Some(i);
+                            State::Opaque
+                        }
+                        _ => State::Chunked(c),
                     };
-                    i += 1;
                 }
                 State::Idle => {
                     if matches!(buf[i], b'\r' | b'\n') {
@@ -475,7 +468,7 @@ impl Tracker {
         }
         self.preface = u8::MAX;
         self.state = if self.seen_te {
-            State::Chunked(Chunk::Start)
+            State::Chunked(Chunked::new())
         } else if self.seen_cl {
             match self.length {
                 _ if self.length_bad => State::Opaque,
@@ -488,56 +481,6 @@ impl Tracker {
             State::Idle
         };
     }
-}
-
-fn hex(b: u8) -> Option<u64> {
-    match b {
-        b'0'..=b'9' => Some(u64::from(b - b'0')),
-        b'a'..=b'f' => Some(u64::from(b - b'a' + 10)),
-        b'A'..=b'F' => Some(u64::from(b - b'A' + 10)),
-        _ => None,
-    }
-}
-
-/// One byte of chunked framing outside chunk data: `Some(Some(next))`, `Some(None)` at
-/// the body's end, `None` where hyper's decoder fails too.
-fn chunk_step(c: Chunk, b: u8) -> Option<Option<Chunk>> {
-    let next = match c {
-        Chunk::Start => Chunk::Size(hex(b)?),
-        Chunk::Size(n) => match b {
-            b'\t' | b' ' => Chunk::SizeLws(n),
-            b';' => Chunk::Extension(n),
-            b'\r' => Chunk::SizeLf(n),
-            _ => Chunk::Size(n.checked_mul(16)?.checked_add(hex(b)?)?),
-        },
-        Chunk::SizeLws(n) => match b {
-            b'\t' | b' ' => Chunk::SizeLws(n),
-            b';' => Chunk::Extension(n),
-            b'\r' => Chunk::SizeLf(n),
-            _ => return None,
-        },
-        Chunk::Extension(n) => match b {
-            b'\r' => Chunk::SizeLf(n),
-            b'\n' => return None,
-            _ => Chunk::Extension(n),
-        },
-        Chunk::SizeLf(n) => match b {
-            b'\n' if n == 0 => Chunk::EndCr,
-            b'\n' => Chunk::Data(n),
-            _ => return None,
-        },
-        // Chunk data is skipped in bulk by the caller.
-        Chunk::Data(_) => return None,
-        Chunk::DataCr if b == b'\r' => Chunk::DataLf,
-        Chunk::DataLf if b == b'\n' => Chunk::Start,
-        Chunk::EndCr | Chunk::Trailer if b != b'\r' => Chunk::Trailer,
-        Chunk::EndCr => Chunk::EndLf,
-        Chunk::Trailer => Chunk::TrailerLf,
-        Chunk::TrailerLf if b == b'\n' => Chunk::EndCr,
-        Chunk::EndLf if b == b'\n' => return Some(None),
-        Chunk::DataCr | Chunk::DataLf | Chunk::TrailerLf | Chunk::EndLf => return None,
-    };
-    Some(Some(next))
 }
 
 #[cfg(test)]

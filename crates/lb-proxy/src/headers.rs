@@ -19,6 +19,7 @@ use lb_core::hash;
 
 use crate::fields::View;
 use crate::forward::ConnInfo;
+use crate::http1::fields::{is_plain_connection_option, ConnectionOptions};
 use crate::key::IpText;
 use crate::state::Route;
 
@@ -144,42 +145,34 @@ fn connection_has(headers: &HeaderMap, option: &str) -> bool {
         .any(|o| o.trim().eq_ignore_ascii_case(option))
 }
 
-/// `close` or `keep-alive` (or empty): a `Connection` option that names no header.
-pub(crate) fn is_plain_connection_option(option: &[u8]) -> bool {
-    let o = option.trim_ascii();
-    o.is_empty() || o.eq_ignore_ascii_case(b"keep-alive") || o.eq_ignore_ascii_case(b"close")
-}
-
-/// The options of a head's `Connection` fields that decide whether its connection is
-/// kept: read the same way from a backend's response and from a client's request.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct ConnectionOptions {
-    pub(crate) close: bool,
-    pub(crate) keep_alive: bool,
-}
-
-impl ConnectionOptions {
-    /// Adds the options of one `Connection` value; true when it names other fields (an
-    /// option other than `close` and `keep-alive`), which the relay must remove too.
-    pub(crate) fn add(&mut self, value: &[u8]) -> bool {
-        // The usual values, one option each, without splitting.
-        if value.eq_ignore_ascii_case(b"keep-alive") {
-            self.keep_alive = true;
-            return false;
-        }
-        if value.eq_ignore_ascii_case(b"close") {
-            self.close = true;
-            return false;
-        }
-        let mut names_fields = false;
-        for o in value.split(|&b| b == b',') {
-            let o = o.trim_ascii();
-            self.close |= o.eq_ignore_ascii_case(b"close");
-            self.keep_alive |= o.eq_ignore_ascii_case(b"keep-alive");
-            names_fields |= !is_plain_connection_option(o);
-        }
-        names_fields
+/// The codec's request-framing rules ([`crate::http1`]) applied to an HTTP/1.x request
+/// hyper parsed: `Transfer-Encoding` naming any coding but `chunked`, `Content-Length`
+/// with `Transfer-Encoding`, conflicting lengths, a missing (HTTP/1.1) or repeated `Host`,
+/// or one that disagrees with an absolute-form target. HTTP/2 requests pass.
+pub(crate) fn check_framing(parts: &Parts) -> Result<(), crate::http1::Error> {
+    use crate::http1::{fields::Framing, Target};
+    let version = match parts.version {
+        Version::HTTP_10 => crate::http1::Version::Http10,
+        Version::HTTP_11 => crate::http1::Version::Http11,
+        _ => return Ok(()),
+    };
+    let mut framing = Framing::default();
+    for (name, value) in &parts.headers {
+        framing.add(name.as_str().as_bytes(), value.as_bytes());
     }
+    framing.request_body(version)?;
+    let target = match (parts.uri.scheme_str(), parts.uri.authority()) {
+        (Some(scheme), Some(authority)) if parts.method != hyper::Method::CONNECT => {
+            Target::Absolute {
+                https: scheme.eq_ignore_ascii_case("https"),
+                authority: authority.as_str().as_bytes(),
+            }
+        }
+        (_, Some(authority)) => Target::Authority(authority.as_str()),
+        _ => Target::Origin(parts.uri.path()),
+    };
+    framing.request_host(version, target)?;
+    Ok(())
 }
 
 /// A header map of fields that lie in `source` (values share it, a reference count), with
@@ -230,15 +223,6 @@ pub(crate) fn append_lines<const N: usize>(map: &mut HeaderMap, mut lines: Vec<u
             }
         }
     }
-}
-
-/// A `Content-Length` value (one of a list): 1 to 19 ASCII digits, which always fit a
-/// `u64`; anything else is `None`.
-pub(crate) fn decimal_length(v: &[u8]) -> Option<u64> {
-    if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    Some(v.iter().fold(0u64, |n, &d| n * 10 + u64::from(d - b'0')))
 }
 
 /// True when some `Connection` option names a header (anything but `close`/`keep-alive`).

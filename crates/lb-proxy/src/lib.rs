@@ -10,6 +10,7 @@
 //! - [`slab`]: request-long byte strings cut from one shared buffer per thread.
 //! - [`sniff`]: HTTP/1 or h2c told apart on the first bytes, so hyper's read buffer stays 8 KiB.
 //! - [`front`]: the common HTTP/1.1 request served without hyper; anything else goes to hyper.
+//! - [`http1`]: the HTTP/1 codec: heads, body framing and the request-framing rules, without I/O.
 //! - [`fields`]: a request's fields kept as the bytes they came in, relayed as lines.
 //! - [`forward`]: routing, retries and relaying of one request.
 //! - [`headers`]: hop-by-hop removal and the forwarding headers of a request.
@@ -35,6 +36,7 @@ pub mod forward;
 pub mod front;
 pub mod head;
 pub mod headers;
+pub mod http1;
 pub mod key;
 pub mod server;
 pub mod slab;

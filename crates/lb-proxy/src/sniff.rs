@@ -12,18 +12,17 @@
 //! an empty read when the bytes put back cannot start the preface: `auto` picks HTTP/1
 //! with nothing to replay, and hyper's first read gets the head whole.
 
-/// The HTTP/2 connection preface (RFC 9113 §3.4).
-const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+use crate::http1::{h2c_preface, Status};
 
 /// True when `first` (non-empty) cannot be the beginning of the HTTP/2 preface.
 pub fn cannot_be_h2(first: &[u8]) -> bool {
-    let n = first.len().min(H2_PREFACE.len());
-    n > 0 && first[..n] != H2_PREFACE[..n]
+    h2c_preface(first) == Status::Complete(false)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http1::H2_PREFACE;
 
     #[test]
     fn methods_are_not_the_preface() {

@@ -86,6 +86,26 @@ pub struct Route {
     pub remove_headers: Vec<HeaderName>,
 }
 
+impl Route {
+    /// Whether `path` is under the route's `path_prefix` by whole segments, as a
+    /// Kubernetes Ingress `Prefix` matches: `/api` matches `/api`, `/api/` and `/api/v1`,
+    /// never `/apiary`. A trailing `/` of the prefix is ignored (`/api/` is `/api`, and `/`
+    /// matches every path). No prefix matches everything.
+    pub fn matches_path(&self, path: &str) -> bool {
+        self.path_prefix
+            .as_deref()
+            .is_none_or(|p| under_prefix(p, path).is_some())
+    }
+}
+
+/// What follows `prefix` in `target` (a path, with its query or not) when the path is
+/// under it by whole segments (see [`Route::matches_path`]): empty, or starting with `/`
+/// or `?`.
+pub fn under_prefix<'a>(prefix: &str, target: &'a str) -> Option<&'a str> {
+    let rest = target.strip_prefix(prefix.trim_end_matches('/'))?;
+    (rest.is_empty() || rest.starts_with(['/', '?'])).then_some(rest)
+}
+
 /// Everything a request needs, for one config generation.
 pub struct Runtime {
     /// Routes in order; the first match wins.
@@ -224,9 +244,9 @@ impl Runtime {
     /// The first route matching a normalised host and a path.
     #[inline]
     pub fn route(&self, host: &str, path: &str) -> Option<&Route> {
-        self.routes.iter().find(|r| {
-            r.host.matches(host) && r.path_prefix.as_deref().is_none_or(|p| path.starts_with(p))
-        })
+        self.routes
+            .iter()
+            .find(|r| r.host.matches(host) && r.matches_path(path))
     }
 }
 
@@ -253,5 +273,28 @@ impl Generation for Runtime {
                 .iter()
                 .map(|(n, d)| (n.as_str(), &*d.cache)),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::under_prefix;
+
+    #[test]
+    fn prefixes_match_whole_segments() {
+        for (prefix, target, rest) in [
+            ("/api", "/api", Some("")),
+            ("/api", "/api/", Some("/")),
+            ("/api", "/api/v1?x=1", Some("/v1?x=1")),
+            ("/api", "/api?x=1", Some("?x=1")),
+            ("/api/", "/api", Some("")),
+            ("/api/", "/api/v1", Some("/v1")),
+            ("/", "/anything", Some("/anything")),
+            ("/api", "/apiary", None),
+            ("/api", "/ap", None),
+            ("/api", "/API", None),
+        ] {
+            assert_eq!(under_prefix(prefix, target), rest, "{prefix} {target}");
+        }
     }
 }

@@ -44,9 +44,6 @@ const READ_CHUNK: usize = 4096;
 const READ_MAX: usize = 64 * 1024;
 /// A write buffer grown past this (a huge head) is released after the exchange.
 const WRITE_KEEP: usize = 16 * 1024;
-/// Longest chunk-size line (with extensions).
-const MAX_CHUNK_LINE: usize = 4096;
-
 /// Why an exchange on an upstream HTTP/1.1 connection failed.
 #[derive(Debug, thiserror::Error)]
 pub enum H1Error {
@@ -83,9 +80,23 @@ pub enum H1Error {
     /// The request body did not match its `Content-Length`.
     #[error("request body does not match its Content-Length")]
     BodyLength,
+    /// The codec refused the response's head or framing.
+    #[error("invalid response: {0}")]
+    Codec(crate::http1::Error),
     /// No complete response head by the response deadline.
     #[error("no response head before the deadline")]
     Timeout,
+}
+
+impl From<crate::http1::Error> for H1Error {
+    fn from(e: crate::http1::Error) -> Self {
+        match e {
+            crate::http1::Error::HeadTooLarge | crate::http1::Error::TooManyFields => {
+                H1Error::HeadTooLarge
+            }
+            e => H1Error::Codec(e),
+        }
+    }
 }
 
 /// A failed exchange; `body` is the request's body back when none of its bytes were

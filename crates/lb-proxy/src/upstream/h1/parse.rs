@@ -1,7 +1,9 @@
-//! Parsing what a backend sends: the response head ([`parse_head`]) and the body's
-//! framing ([`Reading`]: `Content-Length`, chunked with trailers, or until the connection
-//! closes). Pure functions over a `BytesMut`: the connection ([`super::H1Conn`]) reads,
-//! these decide; the proptests below feed every split of a response.
+//! Reading what a backend sends: the response head ([`parse_head`]) and the body
+//! ([`Reading`]: `Content-Length`, chunked with trailers, or until the connection
+//! closes), over a `BytesMut`. The rules are the codec's ([`crate::http1`]: the head,
+//! its framing fields, the chunked decoder); this module keeps the bytes, builds the
+//! response and its fields. The connection ([`super::H1Conn`]) reads, these decide; the
+//! proptests below feed every split of a response.
 
 use std::mem::MaybeUninit;
 
@@ -10,10 +12,10 @@ use hyper::body::SizeHint;
 use hyper::header::HeaderMap;
 use hyper::{Response, StatusCode, Version};
 
-use super::{H1Error, MAX_CHUNK_LINE, MAX_HEAD, MAX_HEADERS, READ_CHUNK, READ_MAX};
-use crate::headers::{
-    append_lines, as_text, decimal_length, field_map, is_hop_by_hop, ConnectionOptions,
-};
+use super::{H1Error, MAX_HEAD, MAX_HEADERS, READ_CHUNK, READ_MAX};
+use crate::headers::{append_lines, field_map, is_hop_by_hop};
+use crate::http1::fields::{ConnectionOptions, Framing};
+use crate::http1::{self, Chunked, Event};
 
 /// Where each field of a parsed block lies in it: name start/end, value start/end.
 type Spans = [(u32, u32, u32, u32); MAX_HEADERS];
@@ -63,24 +65,15 @@ pub fn parse_head(
     loop {
         let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
         let mut spans: Spans = [(0, 0, 0, 0); MAX_HEADERS];
-        let mut parsed = httparse::Response::new(&mut []);
-        let window = &buf[..buf.len().min(MAX_HEAD)];
-        let config = httparse::ParserConfig::default();
-        let len = match config.parse_response_with_uninit_headers(&mut parsed, window, &mut headers)
-        {
-            Ok(httparse::Status::Complete(n)) => n,
-            Ok(httparse::Status::Partial) => {
-                if buf.len() >= MAX_HEAD {
-                    return Err(H1Error::HeadTooLarge);
+        let limits = http1::Limits { max_head: MAX_HEAD };
+        let (len, code, version, count) =
+            match http1::parse_response_head(buf, &limits, &mut headers) {
+                Ok(http1::Status::Complete(h)) => {
+                    (h.len, h.code, h.version, record(buf, h.fields, &mut spans))
                 }
-                return Ok(None);
-            }
-            Err(httparse::Error::TooManyHeaders) => return Err(H1Error::HeadTooLarge),
-            Err(e) => return Err(H1Error::Parse(e)),
-        };
-        let code = parsed.code.unwrap_or(0);
-        let version = parsed.version.unwrap_or(1);
-        let count = record(window, parsed.headers, &mut spans);
+                Ok(http1::Status::Incomplete) => return Ok(None),
+                Err(e) => return Err(e.into()),
+            };
         let status =
             StatusCode::from_u16(code).map_err(|_| H1Error::Parse(httparse::Error::Status))?;
         if status.is_informational() && status != StatusCode::SWITCHING_PROTOCOLS {
@@ -94,52 +87,37 @@ pub fn parse_head(
         let spans = &spans[..count];
         let switching = status == StatusCode::SWITCHING_PROTOCOLS;
         let bodyless = matches!(status, StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED);
-        let (facts, raw) = scan(&block, spans, bodyless, switching);
-        let (headers, options) = match &raw {
-            Some(r) => (HeaderMap::new(), r.options),
+        let mut framing = Framing::default();
+        let raw = scan(&block, spans, bodyless, switching, &mut framing);
+        let body = http1::response_body(code, version, head_request, &framing);
+        let headers = match &raw {
+            Some(_) => HeaderMap::new(),
             // A 101 keeps its hop-by-hop fields: its `Connection: upgrade` is relayed.
-            None => fields(&block, spans, !switching)?,
+            None => fields(&block, spans, !switching)?.0,
         };
-        let mut reading = Reading::for_response(status, version, head_request, facts, options)?;
+        let mut reading = Reading::for_response(status, version, body, framing.connection)?;
         reading.raw = raw;
         let mut resp = Response::new(reading);
         *resp.status_mut() = status;
-        *resp.version_mut() = if version == 0 {
-            Version::HTTP_10
-        } else {
-            Version::HTTP_11
+        *resp.version_mut() = match version {
+            http1::Version::Http10 => Version::HTTP_10,
+            http1::Version::Http11 => Version::HTTP_11,
         };
         *resp.headers_mut() = headers;
         return Ok(Some(resp));
     }
 }
 
-/// What a head's fields say about its body's framing.
-#[derive(Debug)]
-struct Facts {
-    /// Some `Transfer-Encoding` field.
-    te: bool,
-    /// The last transfer coding named is `chunked`.
-    chunked: bool,
-    /// The `Content-Length` (all its values agree), or why it is invalid: an error only
-    /// where the length matters (not for a 101).
-    length: Result<Option<u64>, H1Error>,
-}
-
-/// Reads the framing fields of a head from its spans and, in the same pass, its fields
+/// Reads the framing fields of a head into `framing` and, in the same pass, its fields
 /// as bytes ([`RawFields`]; `None` when the head needs a header map, as the type's docs
 /// say, or when `switching`).
-fn scan(
-    block: &Bytes,
+fn scan<'a>(
+    block: &'a Bytes,
     spans: &[(u32, u32, u32, u32)],
     bodyless: bool,
     switching: bool,
-) -> (Facts, Option<RawFields>) {
-    let mut facts = Facts {
-        te: false,
-        chunked: false,
-        length: Ok(None),
-    };
+    framing: &mut Framing<'a>,
+) -> Option<RawFields> {
     let mut raw = RawFields {
         block: block.clone(),
         start: spans.first().map_or(0, |s| s.0),
@@ -148,7 +126,6 @@ fn scan(
         skipped: 0,
         has_date: false,
         has_length: false,
-        options: ConnectionOptions::default(),
     };
     // Relayed as bytes only when every line ends with CRLF, the blank line too.
     let mut keep = !switching && (spans.is_empty() || block.ends_with(b"\r\n\r\n"));
@@ -162,37 +139,18 @@ fn scan(
         keep &= block[next - 2] == b'\r';
         let skip = match name.len() {
             17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
-                facts.te = true;
-                // Values that are not text name no coding.
-                if let Some(last) = as_text(value)
-                    .and_then(|v| v.split(',').map(str::trim).rfind(|c| !c.is_empty()))
-                {
-                    facts.chunked = last.eq_ignore_ascii_case("chunked");
-                }
+                framing.add_coding(value);
                 true
             }
             14 if name.eq_ignore_ascii_case(b"content-length") => {
-                if facts.length.is_ok() {
-                    for part in value.split(|&b| b == b',') {
-                        facts.length = match (decimal_length(part.trim_ascii()), &facts.length) {
-                            (None, _) => Err(H1Error::Framing("invalid Content-Length")),
-                            (Some(n), Ok(Some(l))) if *l != n => {
-                                Err(H1Error::Framing("differing Content-Length values"))
-                            }
-                            (Some(n), _) => Ok(Some(n)),
-                        };
-                        if facts.length.is_err() {
-                            break;
-                        }
-                    }
-                }
+                framing.add_length(value);
                 // A 204 or 304 with a length gets a map (hyper's rules for it apply).
                 keep &= !bodyless;
                 raw.has_length = true;
                 false
             }
             10 if name.eq_ignore_ascii_case(b"connection") => {
-                keep &= !raw.options.add(value);
+                keep &= !framing.add_connection(value);
                 true
             }
             4 if name.eq_ignore_ascii_case(b"date") => {
@@ -212,7 +170,7 @@ fn scan(
         }
         raw.end = next as u32;
     }
-    (facts, keep.then_some(raw))
+    keep.then_some(raw)
 }
 
 /// Hop-by-hop lines a head may have and still be relayed from its bytes.
@@ -238,7 +196,6 @@ pub struct RawFields {
     pub has_date: bool,
     /// A `Content-Length` field is among the kept lines.
     pub has_length: bool,
-    options: ConnectionOptions,
 }
 
 impl RawFields {
@@ -275,20 +232,17 @@ pub struct Reading {
     /// The response's fields as they came, when they are not in the response's map (see
     /// [`RawFields`]).
     pub raw: Option<RawFields>,
+    /// Bytes of a chunked body's trailer section so far, left at the front of the read
+    /// buffer until the section ends (the decoder reads on after them).
+    trailer: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum State {
     /// Bytes left of a `Content-Length` body.
     Length(u64),
-    /// Before a chunk-size line.
-    Size,
-    /// Bytes left of a chunk.
-    Chunk(u64),
-    /// The CRLF after a chunk's data.
-    ChunkEnd,
-    /// The trailer section after the last chunk.
-    Trailers,
+    /// A chunked body.
+    Chunked(Chunked),
     /// Until the connection closes.
     Eof,
     /// Read to the end.
@@ -309,53 +263,33 @@ pub enum Decoded {
 }
 
 impl Reading {
+    /// How the body of a response with `status` is read, as the codec framed it
+    /// (`body`), and whether the connection is kept after it.
     fn for_response(
         status: StatusCode,
-        version: u8,
-        head_request: bool,
-        facts: Facts,
+        version: http1::Version,
+        body: Result<http1::Body, http1::Error>,
         connection: ConnectionOptions,
     ) -> Result<Reading, H1Error> {
-        let mut keep = !connection.close && (version == 1 || connection.keep_alive);
+        let mut keep = connection.persists(version);
         if status == StatusCode::SWITCHING_PROTOCOLS {
             // The connection now carries the upgraded protocol.
-            return Ok(Reading {
-                state: State::Done,
-                keep: false,
-                raw: None,
-            });
+            keep = false;
         }
-        let length = facts.length?;
-        let bodyless = head_request
-            || status.is_informational()
-            || status == StatusCode::NO_CONTENT
-            || status == StatusCode::NOT_MODIFIED;
-        let state = if bodyless {
-            State::Done
-        } else if facts.te {
-            if length.is_some() {
-                return Err(H1Error::Framing("Transfer-Encoding with Content-Length"));
-            }
-            if facts.chunked && version == 1 {
-                State::Size
-            } else {
+        let state = match body? {
+            http1::Body::Empty => State::Done,
+            http1::Body::Length(n) => State::Length(n),
+            http1::Body::Chunked => State::Chunked(Chunked::new()),
+            http1::Body::Close => {
                 keep = false;
                 State::Eof
-            }
-        } else {
-            match length {
-                Some(0) => State::Done,
-                Some(n) => State::Length(n),
-                None => {
-                    keep = false;
-                    State::Eof
-                }
             }
         };
         Ok(Reading {
             state,
             keep,
             raw: None,
+            trailer: 0,
         })
     }
 
@@ -375,9 +309,10 @@ impl Reading {
 
     pub(super) fn want(&self) -> usize {
         match self.state {
-            State::Length(n) | State::Chunk(n) => (n.min(READ_MAX as u64) as usize).max(READ_CHUNK),
+            State::Length(n) => (n.min(READ_MAX as u64) as usize).max(READ_CHUNK),
+            State::Chunked(c) => (c.data_left().min(READ_MAX as u64) as usize).max(READ_CHUNK),
             State::Eof => READ_MAX / 4,
-            _ => READ_CHUNK,
+            State::Done => READ_CHUNK,
         }
     }
 
@@ -387,18 +322,15 @@ impl Reading {
         loop {
             match self.state {
                 State::Done => return Ok(Decoded::End),
-                State::Length(left) | State::Chunk(left) => {
+                State::Length(left) => {
                     if buf.is_empty() {
                         return Ok(Decoded::More);
                     }
                     let take = (buf.len() as u64).min(left);
                     let data = buf.split_to(take as usize).freeze();
-                    let rest = left - take;
-                    self.state = match (self.state, rest) {
-                        (State::Length(_), 0) => State::Done,
-                        (State::Length(_), r) => State::Length(r),
-                        (_, 0) => State::ChunkEnd,
-                        (_, r) => State::Chunk(r),
+                    self.state = match left - take {
+                        0 => State::Done,
+                        r => State::Length(r),
                     };
                     return Ok(Decoded::Data(data));
                 }
@@ -408,70 +340,42 @@ impl Reading {
                     }
                     return Ok(Decoded::Data(buf.split().freeze()));
                 }
-                State::Size => {
-                    let Some(nl) = memchr::memchr(b'\n', buf) else {
-                        if buf.len() > MAX_CHUNK_LINE {
-                            return Err(H1Error::Chunk("chunk-size line too long"));
+                State::Chunked(mut chunked) => {
+                    let kept = self.trailer as usize;
+                    let (n, event) = chunked.decode(&buf[kept..]);
+                    self.state = State::Chunked(chunked);
+                    // Once the trailer section started, its bytes (and the final CRLF)
+                    // stay in `buf` until it ends; before it, framing is dropped.
+                    let keep = |r: &mut Reading, buf: &mut BytesMut| {
+                        if kept > 0 || event == Event::Trailer {
+                            r.trailer += n as u32;
+                        } else {
+                            buf.advance(n);
                         }
-                        return Ok(Decoded::More);
                     };
-                    if nl == 0 || buf[nl - 1] != b'\r' {
-                        return Err(H1Error::Chunk("chunk-size line without CRLF"));
-                    }
-                    let size = chunk_size(&buf[..nl - 1])?;
-                    buf.advance(nl + 1);
-                    self.state = if size == 0 {
-                        State::Trailers
-                    } else {
-                        State::Chunk(size)
-                    };
-                }
-                State::ChunkEnd => {
-                    if buf.len() < 2 {
-                        return Ok(Decoded::More);
-                    }
-                    if &buf[..2] != b"\r\n" {
-                        return Err(H1Error::Chunk("chunk data not followed by CRLF"));
-                    }
-                    buf.advance(2);
-                    self.state = State::Size;
-                }
-                State::Trailers => {
-                    if buf.len() >= 2 && &buf[..2] == b"\r\n" {
-                        buf.advance(2);
-                        self.state = State::Done;
-                        return Ok(Decoded::End);
-                    }
-                    let window = &buf[..buf.len().min(MAX_HEAD)];
-                    let Some(end) = memchr::memmem::find(window, b"\r\n\r\n") else {
-                        if buf.len() >= MAX_HEAD {
-                            return Err(H1Error::HeadTooLarge);
+                    match event {
+                        // Data comes before any trailer (nothing is kept then).
+                        Event::Data => return Ok(Decoded::Data(buf.split_to(n).freeze())),
+                        Event::Framing | Event::Trailer => keep(self, buf),
+                        Event::NeedMore => {
+                            keep(self, buf);
+                            return Ok(Decoded::More);
                         }
-                        if buf.len() >= 2 && buf[0] == b'\r' && buf[1] != b'\n' {
-                            return Err(H1Error::Chunk("malformed trailer section"));
+                        Event::End => {
+                            self.state = State::Done;
+                            if kept == 0 {
+                                buf.advance(n);
+                                return Ok(Decoded::End);
+                            }
+                            let block = buf.split_to(kept + n).freeze();
+                            return trailers(&block).map(Decoded::Trailers);
                         }
-                        return Ok(Decoded::More);
-                    };
-                    let len = end + 4;
-                    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-                    let mut spans: Spans = [(0, 0, 0, 0); MAX_HEADERS];
-                    let count = match httparse::parse_headers(&window[..len], &mut headers) {
-                        Ok(httparse::Status::Complete((_, hs))) => record(window, hs, &mut spans),
-                        Ok(httparse::Status::Partial) => {
-                            return Err(H1Error::Chunk("malformed trailer section"))
-                        }
-                        Err(httparse::Error::TooManyHeaders) => return Err(H1Error::HeadTooLarge),
-                        Err(e) => return Err(H1Error::Parse(e)),
-                    };
-                    let block = buf.split_to(len).freeze();
-                    let (map, _) = fields(&block, &spans[..count], false)?;
-                    self.state = State::Done;
-                    return Ok(Decoded::Trailers(map));
+                        Event::Error(e) => return Err(http1::Error::Chunk(e).into()),
+                    }
                 }
             }
         }
     }
-
     /// The connection closed with `decode` wanting more: the end of a close-delimited
     /// body, else a truncated one.
     pub fn at_eof(&mut self) -> Result<Decoded, H1Error> {
@@ -485,25 +389,35 @@ impl Reading {
     }
 }
 
-/// The hex size of a chunk-size line (without CRLF), extensions ignored.
+/// A trailer section (its field lines and the blank line) as a header map.
+fn trailers(block: &Bytes) -> Result<HeaderMap, H1Error> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut spans: Spans = [(0, 0, 0, 0); MAX_HEADERS];
+    let count = match httparse::parse_headers(block, &mut headers) {
+        Ok(httparse::Status::Complete((_, hs))) => record(block, hs, &mut spans),
+        Ok(httparse::Status::Partial) => return Err(H1Error::Chunk("malformed trailer section")),
+        Err(httparse::Error::TooManyHeaders) => return Err(H1Error::HeadTooLarge),
+        Err(e) => return Err(H1Error::Parse(e)),
+    };
+    Ok(fields(block, &spans[..count], false)?.0)
+}
+
+/// The size of a chunk-size line (without CRLF), as the codec's decoder reads it.
+#[cfg(test)]
 fn chunk_size(line: &[u8]) -> Result<u64, H1Error> {
-    let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
-    if digits == 0 {
-        return Err(H1Error::Chunk("no chunk size"));
+    let mut chunked = Chunked::new();
+    for part in [line, b"\r\n"] {
+        let mut at = 0;
+        while at < part.len() {
+            match chunked.decode(&part[at..]) {
+                (_, Event::Error(e)) => return Err(http1::Error::Chunk(e).into()),
+                (0, _) => break,
+                (n, _) => at += n,
+            }
+        }
     }
-    let rest = line[digits..].trim_ascii_start();
-    if !(rest.is_empty() || rest[0] == b';') {
-        return Err(H1Error::Chunk("invalid chunk size"));
-    }
-    let hex = &line[..digits];
-    let significant = &hex[hex.iter().position(|&b| b != b'0').unwrap_or(digits)..];
-    if significant.len() > 15 {
-        return Err(H1Error::Chunk("chunk size too large"));
-    }
-    // Every byte is a hex digit (counted above).
-    Ok(significant.iter().fold(0u64, |n, &b| {
-        n * 16 + u64::from(char::from(b).to_digit(16).unwrap_or(0))
-    }))
+    // A size line leaves the decoder in the chunk's data (none for the last chunk).
+    Ok(chunked.data_left())
 }
 
 #[cfg(test)]

@@ -88,11 +88,13 @@ pub enum Reason {
     NoHealthyBackend,
     /// 504: no response head within `response_timeout`.
     UpstreamTimeout,
+    /// 429: the route's `rate_limit` refused the request's key (lb-proxy).
+    RateLimited,
 }
 
 impl Reason {
     /// Every reason, in metric order.
-    pub const ALL: [Reason; 10] = [
+    pub const ALL: [Reason; 11] = [
         Reason::UnknownHost,
         Reason::BadRequest,
         Reason::HeaderTimeout,
@@ -103,6 +105,7 @@ impl Reason {
         Reason::DirectoryUnavailable,
         Reason::NoHealthyBackend,
         Reason::UpstreamTimeout,
+        Reason::RateLimited,
     ];
 
     /// The `x-lb-error` value.
@@ -118,6 +121,7 @@ impl Reason {
             Reason::DirectoryUnavailable => "directory-unavailable",
             Reason::NoHealthyBackend => "no-healthy-backend",
             Reason::UpstreamTimeout => "upstream-timeout",
+            Reason::RateLimited => "rate-limited",
         }
     }
 
@@ -132,6 +136,7 @@ impl Reason {
             Reason::UpstreamConnect | Reason::UpstreamReset | Reason::DirectoryUnavailable => 502,
             Reason::NoHealthyBackend => 503,
             Reason::UpstreamTimeout => 504,
+            Reason::RateLimited => 429,
         }
     }
 
@@ -142,7 +147,7 @@ impl Reason {
 
 /// Counters per [`Reason`].
 #[derive(Debug, Default)]
-pub struct ReasonCounters([AtomicU64; 10]);
+pub struct ReasonCounters([AtomicU64; Reason::ALL.len()]);
 
 impl ReasonCounters {
     /// Counts one occurrence.

@@ -268,6 +268,15 @@ fn proxy<'a>(
             Some(r) => View::Raw(r),
             None => View::Map(&parts.headers),
         };
+        if let Some(refused) = route
+            .rate_limit
+            .as_deref()
+            .and_then(|l| crate::limit::check(l, conn, parts, view, &host))
+        {
+            out.error = Some(Reason::RateLimited);
+            rt.errors.inc(Reason::RateLimited);
+            return Ok(refused);
+        }
         // Only the general path has a body (`front` keeps none).
         let content_length = match raw {
             Some(_) => None,

@@ -12,12 +12,13 @@ use std::time::Duration;
 
 use hyper::header::{HeaderName, HeaderValue};
 use lb_core::certs::CertError;
-use lb_core::config::{Config, Directory, KeySpec, RetryBudget, RouteTarget};
+use lb_core::config::{Config, Directory, KeySpec, RateLimitConfig, RetryBudget, RouteTarget};
 use lb_core::metrics::ReasonCounters;
 use lb_core::name::HostPattern;
 use lb_core::server::{build_pools, Generation, PoolBuildError, RunningPool};
 use tokio_rustls::TlsAcceptor;
 
+use crate::limit::{label, RateLimit};
 use crate::upgrade::TunnelStats;
 use crate::upstream::{spawn_sweeper, Upstreams, UpstreamsError};
 
@@ -83,6 +84,8 @@ pub struct Route {
     pub set_headers: Vec<(HeaderName, HeaderValue)>,
     /// Request headers to remove.
     pub remove_headers: Vec<HeaderName>,
+    /// The route's rate limit, if any.
+    pub rate_limit: Option<Arc<RateLimit>>,
 }
 
 /// Everything a request needs, for one config generation.
@@ -195,7 +198,12 @@ impl Runtime {
             for k in &rc.remove_headers {
                 remove_headers.push(HeaderName::from_bytes(k.as_bytes()).map_err(|_| bad(k))?);
             }
+            let rate_limit = rc
+                .rate_limit
+                .as_ref()
+                .map(|c| rate_limit(c, label(rc), previous));
             routes.push(Route {
+                rate_limit,
                 host: rc.host.clone(),
                 path_prefix: rc.path_prefix.clone(),
                 strip_prefix: rc.strip_prefix,
@@ -233,6 +241,26 @@ impl Runtime {
         self.routes.iter().find(|r| {
             r.host.matches(host) && r.path_prefix.as_deref().is_none_or(|p| path.starts_with(p))
         })
+    }
+}
+
+/// A route's limit: the previous generation's when a route with the same label had the
+/// same settings (its keys' state survives a reload), else a new one that keeps counting
+/// on the previous counter of that label.
+fn rate_limit(
+    config: &RateLimitConfig,
+    label: String,
+    previous: Option<&Runtime>,
+) -> Arc<RateLimit> {
+    let old = previous
+        .into_iter()
+        .flat_map(|p| &p.routes)
+        .filter_map(|r| r.rate_limit.as_ref())
+        .find(|l| l.label() == label);
+    match old {
+        Some(l) if l.config() == config => l.clone(),
+        Some(l) => Arc::new(RateLimit::new(config.clone(), label, l.counter())),
+        None => Arc::new(RateLimit::new(config.clone(), label, Arc::default())),
     }
 }
 

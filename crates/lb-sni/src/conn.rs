@@ -588,6 +588,7 @@ pub fn http_error(reason: Reason) -> Vec<u8> {
         }
         Reason::UpstreamTimeout => (504, "Gateway Timeout", "backend timed out\n"),
         Reason::BodyTooLarge => (413, "Payload Too Large", "body too large\n"),
+        Reason::RateLimited => (429, "Too Many Requests", "rate limited\n"),
     };
     let retry = if status == 503 {
         "retry-after: 1\r\n"

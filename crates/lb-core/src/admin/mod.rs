@@ -15,19 +15,21 @@
 //! | `GET /metrics` | Prometheus text |
 //!
 //! When a token is configured every call but `/` and `/healthz` needs
-//! `Authorization: Bearer TOKEN`. Errors are `{"error":"..."}`.
+//! `Authorization: Bearer TOKEN`. Errors are `{"error":"..."}`. With `[admin] tls` every
+//! connection is HTTPS ([`AdminTls`], a handshake around the accepted stream).
 
 mod api;
 mod json;
+mod tls;
 
 pub use api::handle;
+pub use tls::{serve_connection, AdminTls, AdminTlsError, HANDSHAKE_TIMEOUT};
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
-use hyper_util::rt::TokioIo;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use tokio::net::TcpListener;
 
 use crate::discovery::PoolHandle;
@@ -67,6 +69,7 @@ impl AdminView {
 pub struct AdminState {
     view: ArcSwap<AdminView>,
     extra: Option<Arc<dyn MetricsSource>>,
+    tls: ArcSwapOption<AdminTls>,
 }
 
 impl AdminState {
@@ -75,7 +78,19 @@ impl AdminState {
         AdminState {
             view: ArcSwap::from_pointee(view),
             extra,
+            tls: ArcSwapOption::empty(),
         }
+    }
+
+    /// Serves new connections over TLS with `tls`, or plain HTTP with `None` (start and
+    /// reload; connections already open keep what they started with).
+    pub fn set_tls(&self, tls: Option<AdminTls>) {
+        self.tls.store(tls.map(Arc::new));
+    }
+
+    /// The TLS settings of new connections, if any.
+    pub fn tls(&self) -> Option<Arc<AdminTls>> {
+        self.tls.load_full()
     }
 
     /// The current view.
@@ -120,18 +135,6 @@ pub async fn serve(
                 }
             },
         };
-        let state = state.clone();
-        tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req| {
-                let state = state.clone();
-                async move { Ok::<_, std::convert::Infallible>(handle(&state, req).await) }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), svc);
-            if let Err(e) = conn.await {
-                tracing::debug!(client = %peer, error = %e, "admin connection ended");
-            }
-        });
+        tokio::spawn(serve_connection(stream, peer, state.clone()));
     }
 }

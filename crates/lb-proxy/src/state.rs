@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::header::{HeaderName, HeaderValue};
+use lb_core::admin::{AdminView, RouteView};
 use lb_core::certs::CertError;
 use lb_core::config::{Config, Directory, KeySpec, RateLimitConfig, RetryBudget, RouteTarget};
 use lb_core::metrics::ReasonCounters;
@@ -278,5 +279,34 @@ impl Generation for Runtime {
             .iter()
             .map(|(n, p)| (n.as_str(), &*p.running))
             .collect()
+    }
+
+    fn admin_view(&self, token: Option<String>) -> AdminView {
+        let mut view = AdminView::from_pools(
+            self.pools.iter().map(|(n, p)| (n.as_str(), &p.handle)),
+            token,
+        );
+        view.resolvers = self
+            .directories
+            .iter()
+            .map(|(n, d)| (n.clone(), d.cache.clone()))
+            .collect();
+        view.routes = self
+            .routes
+            .iter()
+            .map(|r| RouteView {
+                name: format!("{}{}", r.host, r.path_prefix.as_deref().unwrap_or_default()),
+                target: match &r.target {
+                    Target::Pool(p) => format!("pool:{}", p.handle.pool.name()),
+                    Target::Directory(d) => format!("resolver:{}", d.name),
+                },
+                counters: r
+                    .rate_limit
+                    .iter()
+                    .map(|l| ("rate_limited", l.counter()))
+                    .collect(),
+            })
+            .collect();
+        view
     }
 }

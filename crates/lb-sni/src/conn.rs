@@ -541,6 +541,13 @@ async fn splice(
     log.moved.up += moved.up;
     log.moved.down += moved.down;
     log.end = end;
+    // For the stats page: everything this connection moved through the backend.
+    if let Some(l) = &lease {
+        l.member()
+            .state()
+            .watch()
+            .add_bytes(log.moved.up, log.moved.down);
+    }
     // The backend counts as active until the tunnel ends.
     drop(lease);
     Ok(())

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
+use lb_core::admin::{AdminView, RouteView};
 use lb_core::config::{Config, Directory, RouteTarget};
 use lb_core::name::HostPattern;
 use lb_core::server::{build_pools, Generation, PoolBuildError, RunningPool};
@@ -44,8 +45,8 @@ pub struct Route {
     pub alpn: Vec<Vec<u8>>,
     /// Where matching connections go.
     pub target: Target,
-    /// Connections routed here (`lb_route_connections_total`).
-    pub connections: AtomicU64,
+    /// Connections routed here (`lb_route_connections_total`; shared with the stats page).
+    pub connections: Arc<AtomicU64>,
 }
 
 impl Route {
@@ -111,7 +112,7 @@ impl Generation for Runtime {
                     host: rc.host.clone(),
                     alpn: rc.alpn.iter().map(|a| a.as_bytes().to_vec()).collect(),
                     target,
-                    connections: AtomicU64::new(0),
+                    connections: Arc::default(),
                 })
             })
             .collect();
@@ -125,6 +126,27 @@ impl Generation for Runtime {
 
     fn pools(&self) -> BTreeMap<&str, &RunningPool> {
         self.pools.iter().map(|(n, p)| (n.as_str(), &**p)).collect()
+    }
+
+    fn admin_view(&self, token: Option<String>) -> AdminView {
+        let mut view = AdminView::from_pools(
+            self.pools.iter().map(|(n, p)| (n.as_str(), &p.handle)),
+            token,
+        );
+        view.resolvers = self.directories.clone();
+        view.routes = self
+            .routes
+            .iter()
+            .map(|r| RouteView {
+                name: r.host.to_string(),
+                target: match &r.target {
+                    Target::Pool(p) => format!("pool:{}", p.pool().name()),
+                    Target::Directory { name, .. } => format!("resolver:{name}"),
+                },
+                counters: vec![("connections", r.connections.clone())],
+            })
+            .collect();
+        view
     }
 }
 

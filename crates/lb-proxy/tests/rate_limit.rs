@@ -116,3 +116,30 @@ async fn the_rate_holds_over_seconds() {
     assert!(ok as f64 >= bound * 0.9, "{ok} admitted, bound {bound:.0}");
     assert_eq!(b.count() as u64, ok);
 }
+
+#[tokio::test]
+async fn a_reload_keeps_the_keys_state_and_the_count() {
+    let b = Backend::start("a").await;
+    let text = format!(
+        "{}\n{}",
+        prologue(None),
+        limited(b.addr, "{ rate = \"1/m\", burst = 1 }")
+    );
+    let mut p = proxy_text(&text).await;
+    assert_eq!(get(p.addr, "web.test", "/").await.status, 200);
+    assert_eq!(get(p.addr, "web.test", "/").await.status, 429);
+    p.app.reload(parse(&text)).await.expect("reload");
+    // The same route with the same limit: the key is still over it.
+    assert_eq!(get(p.addr, "web.test", "/").await.status, 429);
+    // A changed limit starts afresh; the route's count goes on.
+    p.app
+        .reload(parse(&text.replace("burst = 1", "burst = 2")))
+        .await
+        .expect("reload");
+    assert_eq!(get(p.addr, "web.test", "/").await.status, 200);
+    let m = admin(p.admin, "GET", "/metrics", None, None).await.text();
+    assert!(
+        m.contains("lb_rate_limited_total{route=\"web.test\"} 2\n"),
+        "{m}"
+    );
+}

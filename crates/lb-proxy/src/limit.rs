@@ -33,20 +33,17 @@
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hyper::header::{self, HeaderValue};
-use hyper::http::request::Parts;
-use hyper::Response;
-use lb_core::config::{RateLimitConfig, RouteConfig};
-use lb_core::metrics::{self, Reason};
+use hyper::Uri;
+use lb_core::config::RateLimitConfig;
+use lb_core::metrics;
+use lb_core::name::HostPattern;
 
-use crate::body::RespBody;
 use crate::fields::View;
-use crate::forward::{local_error, ConnInfo};
-use crate::headers::real_client;
 use crate::key::{self, IpText};
 
 /// Shards per table (fewer when `max_keys` is smaller).
@@ -129,6 +126,28 @@ impl RateLimit {
         })
     }
 
+    /// The request-path check, once a request's route is known: `Ok` when the request's
+    /// key is within the limit, else the `Retry-After` to answer `429 rate-limited` with.
+    /// `client` gives the client's address, asked only for `client-ip` keys (and missing
+    /// header, cookie or parameter keys).
+    pub fn admit(
+        &self,
+        uri: &Uri,
+        view: View<'_>,
+        host: &str,
+        client: impl FnOnce() -> IpAddr,
+    ) -> Result<(), u64> {
+        let ip;
+        let key = match key::extract(&self.config.key, uri, view, host) {
+            Some(k) => k,
+            None => {
+                ip = IpText::new(client());
+                ip.as_bytes()
+            }
+        };
+        self.check(key).map_err(retry_after)
+    }
+
     /// [`check`](Self::check) of a hashed key at `now` (nanoseconds since the epoch).
     fn check_at(&self, hash: u64, now: u64) -> Result<(), u64> {
         self.table.update(hash, now, |tat| {
@@ -148,39 +167,10 @@ pub fn retry_after(wait: Duration) -> u64 {
     (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
 }
 
-/// The `route` label of a route: its host pattern and path prefix (`api.example.com/v1`,
-/// `*.example.com`, `*/static`).
-pub fn label(route: &RouteConfig) -> String {
-    format!(
-        "{}{}",
-        route.host,
-        route.path_prefix.as_deref().unwrap_or_default()
-    )
-}
-
-/// The request-path check, called once a request's route is known: `None` when the route
-/// has no limit or the request's key is within it; else the `429 rate-limited` answer,
-/// counted in `lb_proxy_errors_total`.
-pub fn check(
-    limit: &RateLimit,
-    conn: &ConnInfo,
-    parts: &Parts,
-    view: View<'_>,
-    host: &str,
-) -> Option<Response<RespBody>> {
-    let peer;
-    let key = match key::extract(&limit.config.key, &parts.uri, view, host) {
-        Some(k) => k,
-        None => {
-            peer = IpText::new(real_client(conn, view).unwrap_or(conn.client.ip()));
-            peer.as_bytes()
-        }
-    };
-    let wait = limit.check(key).err()?;
-    let mut r = local_error(Reason::RateLimited);
-    r.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after(wait)));
-    Some(r)
+/// The `route` label of a route (metrics and the stats page): its host pattern and path
+/// prefix (`api.example.com/v1`, `*.example.com`, `*/static`).
+pub fn label(host: &HostPattern, path_prefix: Option<&str>) -> String {
+    format!("{host}{}", path_prefix.unwrap_or_default())
 }
 
 /// Renders `lb_rate_limited_total{route}` for every limited route.

@@ -202,7 +202,7 @@ impl Runtime {
             let rate_limit = rc
                 .rate_limit
                 .as_ref()
-                .map(|c| rate_limit(c, label(rc), previous));
+                .map(|c| rate_limit(c, label(&rc.host, rc.path_prefix.as_deref()), previous));
             routes.push(Route {
                 rate_limit,
                 host: rc.host.clone(),
@@ -295,7 +295,7 @@ impl Generation for Runtime {
             .routes
             .iter()
             .map(|r| RouteView {
-                name: format!("{}{}", r.host, r.path_prefix.as_deref().unwrap_or_default()),
+                name: label(&r.host, r.path_prefix.as_deref()),
                 target: match &r.target {
                     Target::Pool(p) => format!("pool:{}", p.handle.pool.name()),
                     Target::Directory(d) => format!("resolver:{}", d.name),

@@ -1,20 +1,29 @@
 //! A minimal client of the admin API (SPEC.md "Admin API"): one HTTP/1.1 request per call
-//! on a fresh connection, over hyper's low-level client (no connection pool, no TLS).
+//! on a fresh connection, over hyper's low-level client (no connection pool), in plain
+//! HTTP or, for `https://` URLs, over TLS verified against `--cacert FILE` or the system
+//! roots (lb-core's [`tls::client_config`](lb_core::tls::client_config)).
 //!
 //! Every call returns the decoded JSON body on a 2xx answer, or an [`AdminError`] that
 //! says what to do: the server's own `{"error": ...}` message with its status, a refused
 //! connection naming the URL, a timeout, or a body that is not the expected JSON.
 
 use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
+use hyper::client::conn::http1::SendRequest;
 use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, HOST};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+use tokio_rustls::rustls::pki_types::ServerName;
+use tokio_rustls::rustls::ClientConfig;
+use tokio_rustls::TlsConnector;
 
 /// Largest admin answer read (a pool listing of many thousand backends fits).
 const MAX_ANSWER: usize = 64 << 20;
@@ -58,12 +67,27 @@ pub enum AdminError {
         timeout: Duration,
     },
     /// The HTTP exchange failed (the peer is not an HTTP server, or closed early).
-    #[error("HTTP exchange with {url} failed: {reason}")]
+    #[error("HTTP exchange with {url} failed: {reason}{hint}")]
     Http {
         /// The base URL.
         url: String,
         /// hyper's description.
         reason: String,
+        /// A hint for the operator (a plain-HTTP URL may be talking to a TLS server).
+        hint: &'static str,
+    },
+    /// `--cacert` could not be used (or no system roots were found).
+    #[error("--cacert: {0}")]
+    Ca(#[source] lb_core::tls::ClientTlsError),
+    /// The TLS handshake failed: an untrusted or misnamed certificate, or no TLS there.
+    #[error("TLS handshake with {url} failed: {reason}{hint}")]
+    Tls {
+        /// The base URL.
+        url: String,
+        /// rustls' description.
+        reason: String,
+        /// What to do about it.
+        hint: &'static str,
     },
     /// The server answered with an error status; `message` is its `{"error"}` text.
     #[error("{message} (HTTP {status}){hint}")]
@@ -86,7 +110,7 @@ pub enum AdminError {
 }
 
 /// Where the admin API is and how to authenticate.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct AdminClient {
     url: String,
     host: String,
@@ -94,34 +118,68 @@ pub struct AdminClient {
     prefix: String,
     token: Option<String>,
     timeout: Duration,
+    tls: Option<Arc<ClientConfig>>,
+}
+
+impl std::fmt::Debug for AdminClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminClient")
+            .field("url", &self.url)
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl AdminClient {
-    /// A client of the admin API at `url` (`http://host:port`, optionally with a path
-    /// prefix), sending `Authorization: Bearer token` when a token is given.
+    /// A client of the admin API at `url` (`http://host:port` or `https://host:port`,
+    /// optionally with a path prefix), sending `Authorization: Bearer token` when a token
+    /// is given. `https` URLs are verified against the system roots.
     pub fn new(url: &str, token: Option<String>) -> Result<AdminClient, AdminError> {
+        AdminClient::with_cacert(url, token, None)
+    }
+
+    /// [`new`](Self::new), with `https` verified against the CA certificates (PEM) of
+    /// `cacert` instead of the system roots; `cacert` with an `http` URL is an error.
+    pub fn with_cacert(
+        url: &str,
+        token: Option<String>,
+        cacert: Option<&Path>,
+    ) -> Result<AdminClient, AdminError> {
         let bad = |reason| AdminError::BadUrl {
             url: url.to_owned(),
             reason,
         };
-        let rest = if let Some(r) = url.strip_prefix("http://") {
-            r
-        } else if url.starts_with("https://") {
-            return Err(bad(
-                "https is not supported: the admin API speaks plain HTTP (keep it on loopback, or tunnel it)",
-            ));
+        let (rest, https) = if let Some(r) = url.strip_prefix("http://") {
+            (r, false)
+        } else if let Some(r) = url.strip_prefix("https://") {
+            (r, true)
         } else {
-            return Err(bad("expected http://host:port"));
+            return Err(bad("expected http://host:port or https://host:port"));
         };
+        if cacert.is_some() && !https {
+            return Err(bad(
+                "--cacert is for an admin API served over TLS: use an https:// URL",
+            ));
+        }
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
             None => (rest, ""),
         };
         if authority.is_empty() || authority.contains('@') {
-            return Err(bad("expected http://host:port"));
+            return Err(bad("expected http://host:port or https://host:port"));
         }
-        let (host, port) = split_host_port(authority).ok_or_else(|| bad("bad host or port"))?;
+        let default_port = if https { 443 } else { 80 };
+        let (host, port) =
+            split_host_port(authority, default_port).ok_or_else(|| bad("bad host or port"))?;
+        let tls = if https {
+            let config = lb_core::tls::client_config(true, cacert, &[b"http/1.1"])
+                .map_err(AdminError::Ca)?;
+            Some(Arc::new(config))
+        } else {
+            None
+        };
         Ok(AdminClient {
+            tls,
             url: url.trim_end_matches('/').to_owned(),
             host: host.to_owned(),
             port,
@@ -252,24 +310,68 @@ impl AdminClient {
         })
     }
 
+    /// The TLS handshake, verifying the certificate against the host of the URL.
+    async fn tls(
+        &self,
+        config: &Arc<ClientConfig>,
+        stream: TcpStream,
+    ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, AdminError> {
+        let name = ServerName::try_from(self.host.clone()).map_err(|_| AdminError::BadUrl {
+            url: self.url.clone(),
+            reason: "the host is neither an IP address nor a DNS name",
+        })?;
+        TlsConnector::from(config.clone())
+            .connect(name, stream)
+            .await
+            .map_err(|e| {
+                let reason = e.to_string();
+                let hint = tls_hint(&reason);
+                AdminError::Tls {
+                    url: self.url.clone(),
+                    reason,
+                    hint,
+                }
+            })
+    }
+
+    /// HTTP/1.1 on a connected stream.
+    async fn handshake<I>(&self, io: I) -> Result<SendRequest<Full<Bytes>>, AdminError>
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+            .await
+            .map_err(|e| self.http_error(e.to_string()))?;
+        tokio::spawn(async move {
+            // The exchange reports its own errors; this only drives the connection.
+            let _ = conn.await;
+        });
+        Ok(sender)
+    }
+
+    fn http_error(&self, reason: String) -> AdminError {
+        AdminError::Http {
+            url: self.url.clone(),
+            reason,
+            hint: if self.tls.is_none() {
+                " (if the admin API has [admin] tls, use an https:// URL)"
+            } else {
+                ""
+            },
+        }
+    }
+
     async fn exchange(
         &self,
         method: Method,
         path: &str,
         body: Option<Value>,
     ) -> Result<Value, AdminError> {
-        let http = |e: hyper::Error| AdminError::Http {
-            url: self.url.clone(),
-            reason: e.to_string(),
-        };
         let stream = self.connect().await?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(http)?;
-        tokio::spawn(async move {
-            // The exchange reports its own errors; this only drives the connection.
-            let _ = conn.await;
-        });
+        let mut sender = match &self.tls {
+            Some(config) => self.handshake(self.tls(config, stream).await?).await?,
+            None => self.handshake(stream).await?,
+        };
         let bytes = match &body {
             Some(v) => Bytes::from(v.to_string()),
             None => Bytes::new(),
@@ -307,15 +409,15 @@ impl AdminClient {
                 })?;
             headers.insert(AUTHORIZATION, v);
         }
-        let resp = sender.send_request(req).await.map_err(http)?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| self.http_error(e.to_string()))?;
         let status = resp.status();
         let raw = Limited::new(resp.into_body(), MAX_ANSWER)
             .collect()
             .await
-            .map_err(|e| AdminError::Http {
-                url: self.url.clone(),
-                reason: e.to_string(),
-            })?
+            .map_err(|e| self.http_error(e.to_string()))?
             .to_bytes();
         let parsed: Option<Value> = if raw.is_empty() {
             Some(Value::Null)
@@ -358,8 +460,8 @@ impl AdminClient {
     }
 }
 
-/// `host:port`, `[v6]:port`; `None` when malformed.
-fn split_host_port(authority: &str) -> Option<(&str, u16)> {
+/// `host:port`, `[v6]:port`, or `host` with `default_port`; `None` when malformed.
+fn split_host_port(authority: &str, default_port: u16) -> Option<(&str, u16)> {
     if let Some(rest) = authority.strip_prefix('[') {
         let (host, after) = rest.split_once(']')?;
         let port = after.strip_prefix(':')?.parse().ok()?;
@@ -368,7 +470,22 @@ fn split_host_port(authority: &str) -> Option<(&str, u16)> {
     match authority.rsplit_once(':') {
         Some((h, p)) if !h.is_empty() && !h.contains(':') => Some((h, p.parse().ok()?)),
         Some(_) => None,
-        None => Some((authority, 80)),
+        None => Some((authority, default_port)),
+    }
+}
+
+/// What to do about a failed handshake, from rustls' message.
+fn tls_hint(reason: &str) -> &'static str {
+    if reason.contains("UnknownIssuer") || reason.contains("BadSignature") {
+        " (the admin API's certificate is not signed by a CA trusted here: pass the CA certificate that signed it with --cacert FILE)"
+    } else if reason.contains("NotValidForName") {
+        " (the certificate does not name this host: use in --admin the name or IP address it was issued for)"
+    } else if reason.contains("Expired") || reason.contains("NotValidYet") {
+        " (the admin API's certificate is outside its validity period)"
+    } else if reason.contains("corrupt message") || reason.contains("InvalidContentType") {
+        " (the admin API does not speak TLS there: use an http:// URL)"
+    } else {
+        ""
     }
 }
 
@@ -404,8 +521,13 @@ mod tests {
         );
         let c = AdminClient::new("http://localhost", Some(String::new())).unwrap();
         assert_eq!((c.port, c.token.is_none()), (80, true));
+        let c = AdminClient::new("https://127.0.0.1", None).unwrap();
+        assert_eq!((c.port, c.tls.is_some()), (443, true));
+        let cacert = Path::new("/nonexistent/ca.pem");
+        assert!(AdminClient::with_cacert("http://127.0.0.1:1", None, Some(cacert)).is_err());
+        assert!(AdminClient::with_cacert("https://127.0.0.1:1", None, Some(cacert)).is_err());
         for bad in [
-            "https://x:1",
+            "ftp://x:1",
             "127.0.0.1:9091",
             "http://",
             "http://h:x",

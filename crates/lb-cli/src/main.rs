@@ -36,6 +36,10 @@ struct AdminArgs {
     /// Bearer token of the admin API.
     #[arg(long, global = true, env = "LB_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// CA certificate (PEM) that signed an https admin API's certificate; default: the
+    /// system roots.
+    #[arg(long, global = true, value_name = "FILE", env = "LB_CACERT")]
+    cacert: Option<std::path::PathBuf>,
     /// Print the server's JSON instead of a table.
     #[arg(long, global = true)]
     json: bool,
@@ -277,7 +281,7 @@ fn admin_command(cmd: Cmd) -> ExitCode {
         // Only the admin commands come here.
         Cmd::Check { .. } | Cmd::Hash { .. } | Cmd::Ring { .. } => return ExitCode::from(2),
     };
-    let client = match AdminClient::new(&args.admin, args.token) {
+    let client = match AdminClient::with_cacert(&args.admin, args.token, args.cacert.as_deref()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("lb: {e}");

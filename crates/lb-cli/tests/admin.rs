@@ -274,9 +274,15 @@ async fn refused_connection_names_the_url() {
         r.err
     );
     assert!(r.err.to_lowercase().contains("refused"), "{}", r.err);
-    let r = lb(&["pools", "--admin", "https://127.0.0.1:1"], &[]).await;
+    // https is spoken now (tests/admin_tls.rs); another scheme is a usage error.
+    let r = lb(&["pools", "--admin", "ftp://127.0.0.1:1"], &[]).await;
     assert_eq!(r.code, 2, "{r:?}");
-    assert!(r.err.contains("https is not supported"), "{}", r.err);
+    assert!(
+        r.err
+            .contains("expected http://host:port or https://host:port"),
+        "{}",
+        r.err
+    );
     // The default URL is the spec's.
     let r = lb(&["pools", "--help"], &[]).await;
     assert!(r.out.contains("http://127.0.0.1:9091"), "{}", r.out);

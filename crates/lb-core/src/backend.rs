@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use crate::clock;
 use crate::error::PoolError;
+use crate::watch::Watch;
 
 /// The largest backend weight; 0 means "drain".
 pub const MAX_WEIGHT: u16 = 256;
@@ -138,6 +139,8 @@ pub struct BackendState {
     failures: AtomicU64,
     /// Responses by status class 1xx..5xx.
     classes: [AtomicU64; 5],
+    /// Since-when, last check, bytes and hold times, for the stats page.
+    watch: Watch,
 }
 
 impl BackendState {
@@ -154,6 +157,7 @@ impl BackendState {
             requests: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             classes: Default::default(),
+            watch: Watch::default(),
         }
     }
 
@@ -174,6 +178,9 @@ impl BackendState {
         if up && !was {
             self.up_since.store(clock::now_nanos(), Ordering::Relaxed);
         }
+        if up != was {
+            self.watch.mark();
+        }
         was
     }
 
@@ -188,6 +195,9 @@ impl BackendState {
         let was = self.draining.swap(draining, Ordering::Relaxed);
         if was && !draining {
             self.up_since.store(clock::now_nanos(), Ordering::Relaxed);
+        }
+        if was != draining {
+            self.watch.mark();
         }
     }
 
@@ -231,6 +241,25 @@ impl BackendState {
     /// Responses counted per class: index 0 is 1xx, 4 is 5xx.
     pub fn class_counts(&self) -> [u64; 5] {
         std::array::from_fn(|i| self.classes[i].load(Ordering::Relaxed))
+    }
+
+    /// Since-when, last health check, bytes and hold times (the stats page's figures).
+    #[inline]
+    pub fn watch(&self) -> &Watch {
+        &self.watch
+    }
+
+    /// Clock nanos since which the backend has had its current status at `now`: the last
+    /// change of health, drain or ejection, or the end of an ejection that has run out.
+    /// 0 when nothing changed since it was added.
+    pub fn status_since(&self, now: u64) -> u64 {
+        let since = self.watch.since();
+        let until = self.ejected_until.load(Ordering::Relaxed);
+        if until != 0 && until <= now && until > since {
+            until
+        } else {
+            since
+        }
     }
 
     /// Times this backend has been ejected.

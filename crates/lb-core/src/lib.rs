@@ -87,6 +87,7 @@ pub mod outlier;
 pub mod pool;
 pub mod proxy_protocol;
 pub mod select;
+pub mod watch;
 
 #[cfg(feature = "admin")]
 pub mod admin;

@@ -45,6 +45,19 @@ impl Histogram {
         self.count.load(Ordering::Relaxed)
     }
 
+    /// Observations per bucket (not cumulative); the last entry counts those above the
+    /// largest bound.
+    pub fn counts(&self) -> [u64; BUCKETS.len() + 1] {
+        let mut out = [0; BUCKETS.len() + 1];
+        let mut sum = 0;
+        for (i, b) in self.buckets.iter().enumerate() {
+            out[i] = b.load(Ordering::Relaxed);
+            sum += out[i];
+        }
+        out[BUCKETS.len()] = self.count().saturating_sub(sum);
+        out
+    }
+
     /// Renders `name_bucket`, `name_sum` and `name_count` lines with `labels`.
     pub fn render(&self, out: &mut String, name: &str, labels: &[(&str, &str)]) {
         let mut cumulative = 0;
@@ -63,6 +76,32 @@ impl Histogram {
         sample(out, &format!("{name}_sum"), labels, sum);
         sample(out, &format!("{name}_count"), labels, count as f64);
     }
+}
+
+/// The `q` quantile (0–1) in seconds of per-bucket `counts` (as [`Histogram::counts`]
+/// gives, or the difference of two of them): interpolated linearly inside its bucket;
+/// above the largest bound it is that bound. `None` without observations.
+pub fn quantile(counts: &[u64], q: f64) -> Option<f64> {
+    let total: u64 = counts.iter().sum();
+    if total == 0 {
+        return None;
+    }
+    let rank = (q.clamp(0.0, 1.0) * total as f64).max(1.0);
+    let mut seen = 0u64;
+    for (i, &n) in counts.iter().enumerate() {
+        if n == 0 {
+            continue;
+        }
+        if (seen + n) as f64 >= rank {
+            let Some(&hi) = BUCKETS.get(i) else {
+                return BUCKETS.last().copied();
+            };
+            let lo = if i == 0 { 0.0 } else { BUCKETS[i - 1] };
+            return Some(lo + (hi - lo) * (rank - seen as f64) / n as f64);
+        }
+        seen += n;
+    }
+    BUCKETS.last().copied()
 }
 
 /// Why the balancer answered or closed by itself: the `x-lb-error` values.
@@ -88,11 +127,13 @@ pub enum Reason {
     NoHealthyBackend,
     /// 504: no response head within `response_timeout`.
     UpstreamTimeout,
+    /// 429: the route's `rate_limit` refused the request's key (lb-proxy).
+    RateLimited,
 }
 
 impl Reason {
     /// Every reason, in metric order.
-    pub const ALL: [Reason; 10] = [
+    pub const ALL: [Reason; 11] = [
         Reason::UnknownHost,
         Reason::BadRequest,
         Reason::HeaderTimeout,
@@ -103,6 +144,7 @@ impl Reason {
         Reason::DirectoryUnavailable,
         Reason::NoHealthyBackend,
         Reason::UpstreamTimeout,
+        Reason::RateLimited,
     ];
 
     /// The `x-lb-error` value.
@@ -118,6 +160,7 @@ impl Reason {
             Reason::DirectoryUnavailable => "directory-unavailable",
             Reason::NoHealthyBackend => "no-healthy-backend",
             Reason::UpstreamTimeout => "upstream-timeout",
+            Reason::RateLimited => "rate-limited",
         }
     }
 
@@ -132,6 +175,7 @@ impl Reason {
             Reason::UpstreamConnect | Reason::UpstreamReset | Reason::DirectoryUnavailable => 502,
             Reason::NoHealthyBackend => 503,
             Reason::UpstreamTimeout => 504,
+            Reason::RateLimited => 429,
         }
     }
 
@@ -142,7 +186,7 @@ impl Reason {
 
 /// Counters per [`Reason`].
 #[derive(Debug, Default)]
-pub struct ReasonCounters([AtomicU64; 10]);
+pub struct ReasonCounters([AtomicU64; Reason::ALL.len()]);
 
 impl ReasonCounters {
     /// Counts one occurrence.
@@ -244,6 +288,21 @@ mod tests {
             "{out}"
         );
         assert!(out.contains("x_count{pool=\"a\\\"b\"} 3\n"), "{out}");
+    }
+
+    #[test]
+    fn quantiles_interpolate_inside_buckets() {
+        let h = Histogram::default();
+        assert_eq!(quantile(&h.counts(), 0.5), None);
+        for _ in 0..99 {
+            h.observe(Duration::from_micros(700)); // (0.5 ms, 1 ms]
+        }
+        h.observe(Duration::from_secs(60)); // above every bound
+        let c = h.counts();
+        assert_eq!((c[1], c[BUCKETS.len()]), (99, 1));
+        let p50 = quantile(&c, 0.5).unwrap_or(0.0);
+        assert!(p50 > 0.0005 && p50 <= 0.001, "{p50}");
+        assert_eq!(quantile(&c, 0.999), Some(10.0));
     }
 
     #[test]

@@ -86,6 +86,7 @@ pub(crate) fn record_failure(
         now.saturating_add(clock::dur_nanos(settings.base_ejection).saturating_mul(u64::from(n)));
     state.ejected_until.store(until, Ordering::Release);
     state.consecutive_errors.store(0, Ordering::Release);
+    state.watch().mark();
     tracing::warn!(
         ejection = n,
         secs = (until - now) / 1_000_000_000,

@@ -497,6 +497,7 @@ impl Snapshot {
         Some(Lease {
             snap: Arc::clone(self),
             member: i as u32,
+            started: clock::now_nanos(),
         })
     }
 
@@ -598,6 +599,7 @@ impl<'a> Selection<'a> {
         Some(Lease {
             snap: Arc::clone(self.snap),
             member: group.members[n],
+            started: clock::now_nanos(),
         })
     }
 }
@@ -632,6 +634,8 @@ impl Iterator for Selection<'_> {
 pub struct Lease {
     snap: Arc<Snapshot>,
     member: u32,
+    /// Clock nanos when it was taken: how long it is held feeds the stats page.
+    started: u64,
 }
 
 impl Lease {
@@ -683,6 +687,11 @@ impl Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
+        let held = clock::now_nanos().saturating_sub(self.started);
+        self.member()
+            .state
+            .watch()
+            .observe_held(std::time::Duration::from_nanos(held));
         self.member().state.release();
         self.snap.shared.total_active.fetch_sub(1, Ordering::AcqRel);
     }

@@ -151,7 +151,8 @@ fn every_default_applies() {
             c.admin,
             AdminConfig {
                 listen: sa("127.0.0.1:9091"),
-                token: None
+                token: None,
+                tls: None,
             }
         );
 
@@ -581,4 +582,27 @@ fn consistent_nginx_is_a_strategy_of_both_binaries() {
         Binary::Proxy,
     );
     assert_names(&e, "pool.web.strategy", &["consistent-nginx"]);
+}
+
+#[test]
+fn rate_limits_and_their_defaults() {
+    let text = format!(
+        "{MINIMAL}[pool.web]\n\
+         [[route]]\nhost = \"a.test\"\npool = \"web\"\n\
+         rate_limit = {{ key = \"header:X-User\", rate = \"100/s\", burst = 50, max_keys = 1000 }}\n\
+         [[route]]\nhost = \"b.test\"\npool = \"web\"\nrate_limit = {{ rate = \"600/m\" }}\n\
+         [[route]]\npool = \"web\"\n"
+    );
+    let c = ok(&text, Binary::Proxy);
+    let a = c.routes[0].rate_limit.as_ref().unwrap();
+    assert_eq!(a.key, KeySpec::Header("x-user".into()));
+    assert_eq!((a.count.get(), a.per), (100, Duration::from_secs(1)));
+    assert_eq!((a.burst.get(), a.max_keys.get()), (50, 1000));
+    assert_eq!(a.interval(), Duration::from_millis(10));
+    let b = c.routes[1].rate_limit.as_ref().unwrap();
+    assert_eq!(b.key, KeySpec::ClientIp);
+    assert_eq!((b.count.get(), b.per), (600, Duration::from_secs(60)));
+    // One second's worth of the rate, and the default table size.
+    assert_eq!((b.burst.get(), b.max_keys.get()), (10, 100_000));
+    assert_eq!(c.routes[2].rate_limit, None);
 }

@@ -362,3 +362,103 @@ fn resolver_endpoint_keys_default_to_the_pool_defaults() {
         (0, std::time::Duration::from_millis(250), 7, true)
     );
 }
+
+#[test]
+fn rate_limit_errors_name_the_key() {
+    let route = |limit: &str| {
+        format!("{MINIMAL}[pool.web]\n[[route]]\npool = \"web\"\nrate_limit = {limit}\n")
+    };
+    let cases: Vec<(String, Binary, &str, Vec<&str>)> = vec![
+        (
+            route("{ rate = \"100\" }"),
+            Binary::Proxy,
+            "route[0].rate_limit.rate",
+            vec!["bad rate \"100\"", "per s or m", "\"100/s\""],
+        ),
+        (
+            route("{ rate = \"100/h\" }"),
+            Binary::Proxy,
+            "route[0].rate_limit.rate",
+            vec!["bad rate \"100/h\""],
+        ),
+        (
+            route("{ rate = \"0/s\" }"),
+            Binary::Proxy,
+            "route[0].rate_limit.rate",
+            vec!["bad rate \"0/s\"", "at least 1"],
+        ),
+        (
+            route("{ rate = \"1.5/s\" }"),
+            Binary::Proxy,
+            "route[0].rate_limit.rate",
+            vec!["bad rate \"1.5/s\""],
+        ),
+        (
+            route("{ rate = \"10/s\", burst = 0 }"),
+            Binary::Proxy,
+            "route[0].rate_limit.burst",
+            vec!["0 is out of range", "at once"],
+        ),
+        (
+            route("{ rate = \"10/s\", max_keys = 0 }"),
+            Binary::Proxy,
+            "route[0].rate_limit.max_keys",
+            vec!["0 is out of range"],
+        ),
+        (
+            route("{ rate = \"10/s\", key = \"ip\" }"),
+            Binary::Proxy,
+            "route[0].rate_limit.key",
+            vec!["bad key \"ip\"", "client-ip"],
+        ),
+        (
+            route("{ rate = \"10/s\", key = \"sni\" }"),
+            Binary::Proxy,
+            "route[0].rate_limit.key",
+            vec!["key \"sni\" is not allowed in lb-proxy"],
+        ),
+        (
+            route("{ rate = \"10/s\", key = \"path-regex:^/a\" }"),
+            Binary::Proxy,
+            "route[0].rate_limit.key",
+            vec!["has no capture group"],
+        ),
+        (
+            route("{ rate = \"10/s\", brust = 5 }"),
+            Binary::Proxy,
+            "route[0].rate_limit.brust",
+            vec!["unknown field `brust`"],
+        ),
+        (
+            route("{ burst = 5 }"),
+            Binary::Proxy,
+            "route[0].rate_limit",
+            vec!["missing field `rate`"],
+        ),
+        (
+            route("{ rate = \"10/s\" }"),
+            Binary::Sni,
+            "route[0].rate_limit",
+            vec!["not supported by lb-sni"],
+        ),
+    ];
+    for (text, binary, key, fragments) in cases {
+        let msg = err(&text, binary);
+        assert_names(&msg, key, &fragments);
+    }
+}
+
+#[test]
+fn admin_tls_files_are_checked() {
+    let msg = err(
+        &format!("{MINIMAL}[admin]\ntls = {{ cert = \"/nonexistent/c.pem\", key = \"/nonexistent/k.pem\" }}\n"),
+        Binary::Proxy,
+    );
+    assert_names(&msg, "admin.tls.cert", &["/nonexistent/c.pem"]);
+    assert_names(&msg, "admin.tls.key", &["/nonexistent/k.pem"]);
+    let msg = err(
+        &format!("{MINIMAL}[admin]\ntls = {{ cert = \"c.pem\" }}\n"),
+        Binary::Sni,
+    );
+    assert_names(&msg, "admin.tls", &["cert and key"]);
+}

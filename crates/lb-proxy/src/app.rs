@@ -24,6 +24,10 @@ impl MetricsSource for ProxyMetrics {
         let rt = self.runtime.load();
         rt.errors.render(out);
         rt.tunnels.render(out);
+        crate::limit::render(
+            out,
+            rt.routes.iter().filter_map(|r| r.rate_limit.as_deref()),
+        );
         self.connections.render(out);
         server::render_directories(
             out,

@@ -224,6 +224,10 @@ impl Body for RespBody {
                 Poll::Ready(Some(Ok(f))) => {
                     // Progress: the stall deadline moves when the body next waits.
                     *progressed = true;
+                    if let (Some(l), Some(d)) = (lease.as_ref(), f.data_ref()) {
+                        // Response body bytes, per backend, for the stats page.
+                        l.member().state().watch().add_bytes(0, d.len() as u64);
+                    }
                     // A sized body is complete after its last frame and hyper's server
                     // will not poll again, so the exchange ends here, not at `None`.
                     if inner.is_end_stream() {

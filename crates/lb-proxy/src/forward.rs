@@ -285,6 +285,17 @@ fn proxy<'a>(
             Some(r) => View::Raw(r),
             None => View::Map(&parts.headers),
         };
+        if let Some(limit) = &route.rate_limit {
+            let client = || real_client(conn, view).unwrap_or(conn.client.ip());
+            if let Err(retry_after) = limit.admit(&parts.uri, view, &host, client) {
+                out.error = Some(Reason::RateLimited);
+                rt.errors.inc(Reason::RateLimited);
+                let mut r = local_error(Reason::RateLimited);
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+                return Ok(r);
+            }
+        }
         // Only the general path has a body (`front` keeps none).
         let content_length = match raw {
             Some(_) => None,

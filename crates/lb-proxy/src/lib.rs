@@ -16,6 +16,7 @@
 //! - [`headers`]: hop-by-hop removal and the forwarding headers of a request.
 //! - [`upgrade`]: HTTP/1.1 upgrades (WebSocket): the 101 and the tunnel after it.
 //! - [`key`]: request keys for hashing strategies.
+//! - [`limit`]: per-route rate limits (GCRA per key in a bounded, sharded table).
 //! - [`cookie`]: `Cookie` header parsing and the sticky-session cookie.
 //! - [`upstream`]: connections to backends: pooled HTTP/1.1 or shared HTTP/2, TLS, PROXY headers.
 //! - [`body`]: request and response bodies without boxing.
@@ -38,6 +39,7 @@ pub mod head;
 pub mod headers;
 pub mod http1;
 pub mod key;
+pub mod limit;
 pub mod server;
 pub mod slab;
 pub mod sniff;

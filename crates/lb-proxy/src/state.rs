@@ -10,15 +10,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::header::{HeaderName, HeaderValue};
-use lb_core::admin::AdminView;
+use lb_core::admin::{AdminView, RouteView};
 use lb_core::certs::CertError;
-use lb_core::config::{Config, Directory, KeySpec, RouteTarget};
+use lb_core::config::{Config, Directory, KeySpec, RateLimitConfig, RouteTarget};
 use lb_core::forward::RetryPolicy;
 use lb_core::metrics::ReasonCounters;
 use lb_core::name::HostPattern;
 use lb_core::server::{build_pools, Generation, PoolBuildError, RunningPool};
 use tokio_rustls::TlsAcceptor;
 
+use crate::limit::{label, RateLimit};
 use crate::upgrade::TunnelStats;
 use crate::upstream::{spawn_sweeper, Upstreams, UpstreamsError};
 
@@ -84,6 +85,8 @@ pub struct Route {
     pub set_headers: Vec<(HeaderName, HeaderValue)>,
     /// Request headers to remove.
     pub remove_headers: Vec<HeaderName>,
+    /// The route's rate limit, if any.
+    pub rate_limit: Option<Arc<RateLimit>>,
 }
 
 impl Route {
@@ -209,7 +212,12 @@ impl Runtime {
             for k in &rc.remove_headers {
                 remove_headers.push(HeaderName::from_bytes(k.as_bytes()).map_err(|_| bad(k))?);
             }
+            let rate_limit = rc
+                .rate_limit
+                .as_ref()
+                .map(|c| rate_limit(c, label(&rc.host, rc.path_prefix.as_deref()), previous));
             routes.push(Route {
+                rate_limit,
                 host: rc.host.clone(),
                 path_prefix: rc.path_prefix.clone(),
                 strip_prefix: rc.strip_prefix,
@@ -250,6 +258,26 @@ impl Runtime {
     }
 }
 
+/// A route's limit: the previous generation's when a route with the same label had the
+/// same settings (its keys' state survives a reload), else a new one that keeps counting
+/// on the previous counter of that label.
+fn rate_limit(
+    config: &RateLimitConfig,
+    label: String,
+    previous: Option<&Runtime>,
+) -> Arc<RateLimit> {
+    let old = previous
+        .into_iter()
+        .flat_map(|p| &p.routes)
+        .filter_map(|r| r.rate_limit.as_ref())
+        .find(|l| l.label() == label);
+    match old {
+        Some(l) if l.config() == config => l.clone(),
+        Some(l) => Arc::new(RateLimit::new(config.clone(), label, l.counter())),
+        None => Arc::new(RateLimit::new(config.clone(), label, Arc::default())),
+    }
+}
+
 impl Generation for Runtime {
     type Error = BuildError;
 
@@ -268,11 +296,33 @@ impl Generation for Runtime {
 
     fn admin_view(&self, token: Option<String>) -> AdminView {
         let pools = self.pools.iter().map(|(n, p)| (n.as_str(), &p.handle));
-        AdminView::from_pools(pools, token).with_directory_retries(
+        let mut view = AdminView::from_pools(pools, token).with_directory_retries(
             self.directories
                 .iter()
                 .map(|(n, d)| (n.as_str(), &*d.cache)),
-        )
+        );
+        view.resolvers = self
+            .directories
+            .iter()
+            .map(|(n, d)| (n.clone(), d.cache.clone()))
+            .collect();
+        view.routes = self
+            .routes
+            .iter()
+            .map(|r| RouteView {
+                name: label(&r.host, r.path_prefix.as_deref()),
+                target: match &r.target {
+                    Target::Pool(p) => format!("pool:{}", p.handle.pool.name()),
+                    Target::Directory(d) => format!("resolver:{}", d.name),
+                },
+                counters: r
+                    .rate_limit
+                    .iter()
+                    .map(|l| ("rate_limited", l.counter()))
+                    .collect(),
+            })
+            .collect();
+        view
     }
 }
 

@@ -151,12 +151,15 @@ pub fn switch(
         )
         .await;
         drop(open);
-        drop(lease);
         let (moved, how) = match &end {
             End::Closed(m) => (m, "closed"),
             End::Idle(m) => (m, "idle-timeout"),
             End::Error(m, _) => (m, "error"),
         };
+        if let Some(l) = &lease {
+            l.member().state().watch().add_bytes(moved.up, moved.down);
+        }
+        drop(lease);
         tracing::debug!(
             backend = %backend,
             up = moved.up,

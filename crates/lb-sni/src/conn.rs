@@ -602,6 +602,13 @@ async fn splice(
     log.moved.up += moved.up;
     log.moved.down += moved.down;
     log.end = end;
+    // For the stats page: everything this connection moved through the backend.
+    if let Some(l) = &lease {
+        l.member()
+            .state()
+            .watch()
+            .add_bytes(log.moved.up, log.moved.down);
+    }
     // The backend counts as active until the tunnel ends.
     drop(lease);
     Ok(())
@@ -649,6 +656,7 @@ pub fn http_error(reason: Reason) -> Vec<u8> {
         }
         Reason::UpstreamTimeout => (504, "Gateway Timeout", "backend timed out\n"),
         Reason::BodyTooLarge => (413, "Payload Too Large", "body too large\n"),
+        Reason::RateLimited => (429, "Too Many Requests", "rate limited\n"),
     };
     let retry = if status == 503 {
         "retry-after: 1\r\n"

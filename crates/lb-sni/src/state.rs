@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
-use lb_core::admin::AdminView;
+use lb_core::admin::{AdminView, RouteView};
 use lb_core::config::{Config, Directory, RouteTarget};
 use lb_core::forward::RetryPolicy;
 use lb_core::name::HostPattern;
@@ -54,8 +54,8 @@ pub struct Route {
     pub alpn: Vec<Vec<u8>>,
     /// Where matching connections go.
     pub target: Target,
-    /// Connections routed here (`lb_route_connections_total`).
-    pub connections: AtomicU64,
+    /// Connections routed here (`lb_route_connections_total`; shared with the stats page).
+    pub connections: Arc<AtomicU64>,
 }
 
 impl Route {
@@ -124,7 +124,7 @@ impl Generation for Runtime {
                     host: rc.host.clone(),
                     alpn: rc.alpn.iter().map(|a| a.as_bytes().to_vec()).collect(),
                     target,
-                    connections: AtomicU64::new(0),
+                    connections: Arc::default(),
                 })
             })
             .collect();
@@ -142,11 +142,29 @@ impl Generation for Runtime {
 
     fn admin_view(&self, token: Option<String>) -> AdminView {
         let pools = self.pools.iter().map(|(n, p)| (n.as_str(), &p.handle));
-        AdminView::from_pools(pools, token).with_directory_retries(
+        let mut view = AdminView::from_pools(pools, token).with_directory_retries(
             self.directories
                 .iter()
                 .map(|(n, d)| (n.as_str(), &*d.cache)),
-        )
+        );
+        view.resolvers = self
+            .directories
+            .iter()
+            .map(|(n, d)| (n.clone(), d.cache.clone()))
+            .collect();
+        view.routes = self
+            .routes
+            .iter()
+            .map(|r| RouteView {
+                name: r.host.to_string(),
+                target: match &r.target {
+                    Target::Pool(p) => format!("pool:{}", p.pool().name()),
+                    Target::Directory(d) => format!("resolver:{}", d.name),
+                },
+                counters: vec![("connections", r.connections.clone())],
+            })
+            .collect();
+        view
     }
 }
 

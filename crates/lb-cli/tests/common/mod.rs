@@ -44,6 +44,15 @@ impl Admin {
 
 /// Serves `pools` through lb-core's admin API on 127.0.0.1:0.
 pub async fn admin(pools: Vec<Arc<Pool>>, token: Option<&str>) -> Admin {
+    admin_tls(pools, token, None).await
+}
+
+/// [`admin`], over TLS when `tls` is given.
+pub async fn admin_tls(
+    pools: Vec<Arc<Pool>>,
+    token: Option<&str>,
+    tls: Option<lb_core::admin::AdminTls>,
+) -> Admin {
     let mut view = AdminView {
         token: token.map(str::to_owned),
         ..AdminView::default()
@@ -60,6 +69,7 @@ pub async fn admin(pools: Vec<Arc<Pool>>, token: Option<&str>) -> Admin {
         );
     }
     let state = Arc::new(AdminState::new(view, None));
+    state.set_tls(tls);
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind admin");
     let addr = listener.local_addr().expect("admin addr");
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();

@@ -106,6 +106,7 @@ pub async fn handle(state: &AdminState, req: Request<Incoming>) -> Resp {
             Some(h) => json(StatusCode::OK, &json::pool_json(pool, h)),
             None => error(StatusCode::NOT_FOUND, &format!("no pool named {pool:?}")),
         },
+        (Method::GET, ["api", "v1", "stats"]) => json(StatusCode::OK, &state.stats()),
         (Method::GET, ["api", "v1", "route"]) => route(&view, req.uri().query().unwrap_or("")),
         (Method::POST, ["api", "v1", "pools", pool, "backends"]) => {
             let pool = pool.to_string();

@@ -119,6 +119,9 @@ pub enum Problem {
     /// Not `<number><ms|s|m|h>`.
     #[error("bad duration {0:?}: expected a whole number and a unit ms, s, m or h, e.g. \"500ms\", \"2s\", \"5m\"")]
     BadDuration(String),
+    /// Not `<count>/s` or `<count>/m` with a count of at least 1.
+    #[error("bad rate {0:?}: expected a whole number of requests (at least 1) per s or m, e.g. \"100/s\" or \"600/m\"")]
+    BadRate(String),
     /// A duration that must be positive is zero.
     #[error("duration must be greater than 0s")]
     ZeroDuration,

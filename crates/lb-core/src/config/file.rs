@@ -32,6 +32,7 @@ pub(crate) struct FileConfig {
 pub(crate) struct FileAdmin {
     pub listen: Option<String>,
     pub token: Option<String>,
+    pub tls: Option<FileListenerTls>,
 }
 
 /// `[[listener]]`.
@@ -207,6 +208,17 @@ pub(crate) struct FileRoute {
     pub set_headers: Option<BTreeMap<String, String>>,
     pub remove_headers: Option<Vec<String>>,
     pub alpn: Option<Vec<String>>,
+    pub rate_limit: Option<FileRateLimit>,
+}
+
+/// `[[route]] rate_limit = { key, rate, burst, max_keys }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileRateLimit {
+    pub key: Option<String>,
+    pub rate: String,
+    pub burst: Option<i64>,
+    pub max_keys: Option<i64>,
 }
 
 /// `[resolver.X]`: every kind's keys; validation checks which belong.

@@ -64,6 +64,7 @@ mod source;
 mod types;
 mod validate;
 mod validate_health;
+mod validate_limit;
 mod validate_pool;
 mod validate_route;
 
@@ -80,8 +81,8 @@ pub use pool::{
     ProxyProtocol, RetryBudget, RetryOn, UpstreamProtocol, UpstreamTls,
 };
 pub use types::{
-    AdminConfig, CertKey, Config, ListenerConfig, ListenerProtocol, ResolverConfig, ResolverKind,
-    RouteConfig, RouteTarget, StaticAnswer, TlsFiles, TlsVersion,
+    AdminConfig, CertKey, Config, ListenerConfig, ListenerProtocol, RateLimitConfig,
+    ResolverConfig, ResolverKind, RouteConfig, RouteTarget, StaticAnswer, TlsFiles, TlsVersion,
 };
 
 use std::fmt;

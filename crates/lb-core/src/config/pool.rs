@@ -52,6 +52,9 @@ impl PartialEq for KeySpec {
     }
 }
 
+// Equal specs compare equal to themselves (a regex by its source text).
+impl Eq for KeySpec {}
+
 /// Why a key spec is invalid.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum KeySpecError {

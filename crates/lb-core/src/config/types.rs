@@ -3,12 +3,12 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::num::{NonZeroU64, NonZeroUsize};
+use std::num::{NonZeroU32, NonZeroU64, NonZeroUsize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::net::Cidr;
-use super::pool::PoolConfig;
+use super::pool::{KeySpec, PoolConfig};
 use super::Binary;
 use crate::name::HostPattern;
 
@@ -68,6 +68,8 @@ pub struct AdminConfig {
     pub listen: SocketAddr,
     /// When set, every admin call needs `Authorization: Bearer <token>`. Default none.
     pub token: Option<String>,
+    /// Serve the admin API over HTTPS with these files. Default none (plain HTTP).
+    pub tls: Option<TlsFiles>,
 }
 
 impl Default for AdminConfig {
@@ -75,6 +77,7 @@ impl Default for AdminConfig {
         AdminConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 9091)),
             token: None,
+            tls: None,
         }
     }
 }
@@ -179,6 +182,36 @@ pub struct RouteConfig {
     /// lb-sni: match only ClientHellos offering one of these ALPN protocols (in any
     /// position). Default empty: any hello, with or without ALPN.
     pub alpn: Vec<String>,
+    /// lb-proxy: a request rate limit per key. Default none.
+    pub rate_limit: Option<RateLimitConfig>,
+}
+
+/// `[[route]] rate_limit = { key, rate, burst, max_keys }`: GCRA per key (lb-proxy).
+///
+/// A key may send `burst` requests at once, then one every `per / count` on average: over
+/// any span `t`, at most `burst + t × count / per` requests of one key are admitted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RateLimitConfig {
+    /// What the limit is per (any key spec of a pool's `key`, except `sni`). Default
+    /// `client-ip`.
+    pub key: KeySpec,
+    /// Requests per `per` (`rate = "100/s"` → 100 per second).
+    pub count: NonZeroU32,
+    /// One second (`/s`) or one minute (`/m`).
+    pub per: Duration,
+    /// Requests a key may send at once (at least 1). Default: one second's worth of
+    /// `rate` (at least 1).
+    pub burst: NonZeroU32,
+    /// At most this many keys are tracked; the least recently seen are forgotten first.
+    /// Default 100000.
+    pub max_keys: NonZeroUsize,
+}
+
+impl RateLimitConfig {
+    /// The emission interval: the average time between two admitted requests of a key.
+    pub fn interval(&self) -> Duration {
+        self.per / self.count.get()
+    }
 }
 
 /// The directory behind a resolver.

@@ -274,6 +274,9 @@ fn admin(c: &mut Checker<'_>, a: FileAdmin) -> AdminConfig {
         }
         out.token = Some(t);
     }
+    if let Some(t) = a.tls {
+        out.tls = listener_tls(c, &key.key("tls"), t);
+    }
     if !out.listen.ip().is_loopback() && out.token.is_none() {
         c.fail(key.key("listen"), Problem::AdminWithoutToken(out.listen));
     }

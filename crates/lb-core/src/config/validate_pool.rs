@@ -326,7 +326,7 @@ fn ca_file(c: &mut Checker<'_>, key: &KeyPath, p: &str) -> std::path::PathBuf {
     path
 }
 
-fn key_spec(c: &mut Checker<'_>, key: &KeyPath, s: &str) -> KeySpec {
+pub(crate) fn key_spec(c: &mut Checker<'_>, key: &KeyPath, s: &str) -> KeySpec {
     let expected = match c.binary {
         Binary::Proxy => PROXY_KEYS,
         Binary::Sni => SNI_KEYS,

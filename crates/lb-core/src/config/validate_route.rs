@@ -160,6 +160,18 @@ pub(crate) fn route(
             alpn.push(proto);
         }
     }
+    let rate_limit = match r.rate_limit {
+        Some(l)
+            if c.proxy_only(
+                &key.key("rate_limit"),
+                true,
+                "lb-sni forwards connections, not requests (rate limits are lb-proxy's)",
+            ) =>
+        {
+            super::validate_limit::rate_limit(c, &key.key("rate_limit"), l)
+        }
+        _ => None,
+    };
     Some(RouteConfig {
         host: host?,
         path_prefix,
@@ -168,6 +180,7 @@ pub(crate) fn route(
         set_headers,
         remove_headers,
         alpn,
+        rate_limit,
     })
 }
 

@@ -225,6 +225,8 @@ async fn probe_loop(
             Err(_) => Err(CheckError::Timeout(settings.timeout)),
         };
         let Some(st) = state.upgrade() else { break };
+        st.watch()
+            .record_check(result.as_ref().err().map(|e| e as &dyn std::fmt::Display));
         let from = health.is_up();
         if let Some(t) = health.observe(result.is_ok()) {
             let up = t == Transition::Up;

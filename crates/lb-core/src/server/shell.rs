@@ -13,7 +13,7 @@ use super::{
     discovery_ready, retire_sources, AdminServer, ConnectionGauges, Listeners, Reload, RunningPool,
     ServeError, ServeFn,
 };
-use crate::admin::{AdminState, AdminView, MetricsSource};
+use crate::admin::{AdminState, AdminTls, AdminTlsError, AdminView, MetricsSource};
 use crate::config::Config;
 
 /// Everything a binary's data path reads for one config: routes, pools, directories. Built
@@ -47,6 +47,9 @@ pub enum ShellError<E: std::error::Error + 'static> {
     /// A listener or the admin address could not be bound.
     #[error(transparent)]
     Serve(#[from] ServeError),
+    /// `[admin] tls` could not be loaded.
+    #[error(transparent)]
+    AdminTls(#[from] AdminTlsError),
 }
 
 /// A running binary: its config, the current [`Generation`], its listeners and admin API.
@@ -77,6 +80,7 @@ impl<G: Generation> Shell<G> {
             current.load().admin_view(config.admin.token.clone()),
             Some(extra),
         ));
+        admin.set_tls(AdminTls::load(&config.admin)?);
         let admin_server = AdminServer::start(config.admin.listen, admin.clone()).await?;
         listeners.sync(&config.listeners).await?;
         Ok(Shell {
@@ -117,6 +121,8 @@ impl<G: Generation> Shell<G> {
             );
         }
         let running = self.current.load_full();
+        // Certificates are re-read, so renewed files apply to new admin connections.
+        let admin_tls = AdminTls::load(&config.admin)?;
         let next = G::build(&config, Some(&running)).map_err(ShellError::Build)?;
         self.listeners.sync(&config.listeners).await?;
         // Past the last failure point: stop the sources being replaced (so they never race
@@ -125,6 +131,7 @@ impl<G: Generation> Shell<G> {
         discovery_ready(&next.pools(), DISCOVERY_WAIT).await;
         self.admin
             .replace(next.admin_view(config.admin.token.clone()));
+        self.admin.set_tls(admin_tls);
         self.current.store(Arc::new(next));
         self.config = config;
         Ok(())

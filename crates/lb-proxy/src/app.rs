@@ -42,13 +42,7 @@ pub async fn start(config: Config) -> Result<App, AppError> {
         Arc::new(move |listener, cfg, active, shutdown| {
             // lb-proxy reads its listener settings when the listener opens.
             let cfg = (**cfg.load()).clone();
-            Box::pin(http::serve(
-                listener,
-                cfg,
-                rt.clone(),
-                active,
-                shutdown.wait(),
-            ))
+            Box::pin(http::serve(listener, cfg, rt.clone(), active, shutdown))
         })
     };
     let metrics = |runtime, connections| -> Arc<dyn MetricsSource> {

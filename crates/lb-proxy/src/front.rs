@@ -44,8 +44,8 @@ use bytes::{Bytes, BytesMut};
 use hyper::body::Body;
 use hyper::header::{self, HeaderMap};
 use hyper::{Method, Request, Response, StatusCode, Uri, Version};
+use lb_core::server::Shutdown;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::sync::watch;
 
 use crate::body::RespBody;
 use crate::conn::{ClientIo, Shared};
@@ -79,24 +79,22 @@ pub enum Ended {
 }
 
 /// The listener's drain signal as one connection sees it.
-pub struct Drain(watch::Receiver<()>);
+pub struct Drain(Shutdown);
 
 impl Drain {
-    /// Watches `rx`: a value sent (or the sender dropped) means draining.
-    pub fn new(rx: watch::Receiver<()>) -> Drain {
-        Drain(rx)
+    /// Watches the listener's stop signal.
+    pub fn new(shutdown: Shutdown) -> Drain {
+        Drain(shutdown)
     }
 
     /// True once the listener drains (an atomic load).
     pub fn is_draining(&self) -> bool {
-        self.0.has_changed().unwrap_or(true)
+        self.0.is_stopping()
     }
 
     /// Resolves when the listener drains.
     pub async fn wait(&mut self) {
-        if !self.is_draining() {
-            let _ = self.0.changed().await;
-        }
+        self.0.stopped().await;
     }
 
     /// A future of its own that resolves when the listener drains. Polled once, it
@@ -105,9 +103,7 @@ impl Drain {
     /// [`Drain::is_draining`] tells, so a connection takes that lock once, not per request.
     fn signalled(&self) -> impl Future<Output = ()> + use<> {
         let mut rx = self.0.clone();
-        async move {
-            let _ = rx.changed().await;
-        }
+        async move { rx.stopped().await }
     }
 }
 

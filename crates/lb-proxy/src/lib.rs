@@ -12,6 +12,7 @@
 //! - [`front`]: the common HTTP/1.1 request served without hyper; anything else goes to hyper.
 //! - [`fields`]: a request's fields kept as the bytes they came in, relayed as lines.
 //! - [`forward`]: routing, retries and relaying of one request.
+//! - [`access`]: the access-log line of a request, written when its response body ends.
 //! - [`headers`]: hop-by-hop removal and the forwarding headers of a request.
 //! - [`upgrade`]: HTTP/1.1 upgrades (WebSocket): the 101 and the tunnel after it.
 //! - [`key`]: request keys for hashing strategies.
@@ -25,6 +26,7 @@
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
+pub mod access;
 pub mod app;
 pub mod body;
 pub mod conn;

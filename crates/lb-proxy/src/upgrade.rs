@@ -165,5 +165,5 @@ pub fn switch(
             "tunnel ended"
         );
     });
-    Response::from_parts(head, RespBody::Local { data: None })
+    Response::from_parts(head, RespBody::empty())
 }

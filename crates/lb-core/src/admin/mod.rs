@@ -19,6 +19,7 @@
 
 mod api;
 mod json;
+pub(crate) use json::rfc3339;
 
 pub use api::handle;
 
@@ -101,37 +102,44 @@ impl std::fmt::Debug for AdminState {
     }
 }
 
-/// Serves the admin API on `listener` until `shutdown` resolves.
+/// Serves the admin API on `listener` until `shutdown` resolves; then it stops accepting,
+/// answers the requests in flight, and returns once every connection has closed.
 pub async fn serve(
     listener: TcpListener,
     state: Arc<AdminState>,
     shutdown: impl Future<Output = ()> + Send,
 ) {
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            _ = &mut shutdown => return,
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!(error = %e, "admin accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
+    // Admin clients are operators and scripts: a generous bound on open connections.
+    const MAX_CONNECTIONS: usize = 1024;
+    crate::server::accept_until(
+        listener,
+        MAX_CONNECTIONS,
+        shutdown,
+        move |stream, peer, sd| {
+            let state = state.clone();
+            let mut sd = sd.clone();
+            async move {
+                let svc = hyper::service::service_fn(move |req| {
+                    let state = state.clone();
+                    async move { Ok::<_, std::convert::Infallible>(handle(&state, req).await) }
+                });
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .keep_alive(true)
+                    .serve_connection(TokioIo::new(stream), svc);
+                let mut conn = std::pin::pin!(conn);
+                // On drain: the request in flight is answered, then the connection closes.
+                let ended = tokio::select! {
+                    r = conn.as_mut() => r,
+                    _ = sd.stopped() => {
+                        conn.as_mut().graceful_shutdown();
+                        conn.await
+                    }
+                };
+                if let Err(e) = ended {
+                    tracing::debug!(client = %peer, error = %e, "admin connection ended");
                 }
-            },
-        };
-        let state = state.clone();
-        tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req| {
-                let state = state.clone();
-                async move { Ok::<_, std::convert::Infallible>(handle(&state, req).await) }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), svc);
-            if let Err(e) = conn.await {
-                tracing::debug!(client = %peer, error = %e, "admin connection ended");
             }
-        });
-    }
+        },
+    )
+    .await;
 }

@@ -80,8 +80,8 @@ pub use pool::{
     ProxyProtocol, RetryBudget, RetryOn, UpstreamProtocol, UpstreamTls,
 };
 pub use types::{
-    AdminConfig, CertKey, Config, ListenerConfig, ListenerProtocol, ResolverConfig, ResolverKind,
-    RouteConfig, RouteTarget, TlsFiles, TlsVersion,
+    AccessFormat, AccessTarget, AdminConfig, CertKey, Config, ListenerConfig, ListenerProtocol,
+    LogConfig, ResolverConfig, ResolverKind, RouteConfig, RouteTarget, TlsFiles, TlsVersion,
 };
 
 use std::fmt;

@@ -2,18 +2,17 @@
 //! on reload, each counting its open connections for `lb_connections_active`.
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::ServeError;
+use super::{ServeError, Shutdown};
 use crate::config::ListenerConfig;
 use crate::discovery::BoxFuture;
 use crate::metrics;
@@ -21,23 +20,6 @@ use crate::metrics;
 /// A listener's settings as its accept loop sees them: replaced in place when a reload
 /// changes them for the same address.
 pub type LiveListenerConfig = Arc<ArcSwap<ListenerConfig>>;
-
-/// Resolves when the listener is closed (reload or shutdown).
-#[derive(Debug, Clone)]
-pub struct Shutdown(watch::Receiver<bool>);
-
-impl Shutdown {
-    /// Waits until the listener is told to stop (or its owner is gone).
-    pub async fn wait(mut self) {
-        let _ = self.0.wait_for(|stop| *stop).await;
-    }
-
-    /// A `Shutdown` and the sender that triggers it (for tests and embedders).
-    pub fn new() -> (watch::Sender<bool>, Shutdown) {
-        let (tx, rx) = watch::channel(false);
-        (tx, Shutdown(rx))
-    }
-}
 
 /// What a binary runs on each bound listener until its [`Shutdown`] resolves: the
 /// listener, its (live) settings, the open-connection gauge to maintain, and the stop
@@ -192,10 +174,13 @@ impl Listeners {
         Ok(())
     }
 
-    /// Closes every listener and waits up to `grace` for their connections to finish.
-    pub async fn shutdown(mut self, grace: Duration) {
+    /// Closes every listener and waits up to `grace` for their connections (and the
+    /// `others` tasks, e.g. the admin API's) to finish.
+    pub async fn shutdown(mut self, grace: Duration, others: Vec<JoinHandle<()>>) {
         let addrs: Vec<SocketAddr> = self.open.keys().copied().collect();
-        let tasks: Vec<JoinHandle<()>> = addrs.into_iter().filter_map(|a| self.close(a)).collect();
+        let mut tasks: Vec<JoinHandle<()>> =
+            addrs.into_iter().filter_map(|a| self.close(a)).collect();
+        tasks.extend(others);
         let all = async {
             for t in tasks {
                 let _ = t.await;
@@ -211,60 +196,11 @@ impl Listeners {
 /// [`Listeners`] sets when it binds; elsewhere the binaries set it on each connection.
 pub const ACCEPTED_NODELAY: bool = cfg!(target_os = "linux");
 
-/// Accepts connections on `listener` until `shutdown`, at most `max_connections` open at
-/// once (at the limit it stops accepting until one ends), and runs `handle` for each in its
-/// own task, keeping `active` up to date. After `shutdown` it stops accepting and returns
-/// once every connection has ended; the caller bounds that wait.
-pub async fn accept_loop<F, Fut>(
-    listener: TcpListener,
-    max_connections: usize,
-    active: Arc<AtomicU64>,
-    shutdown: Shutdown,
-    mut handle: F,
-) where
-    F: FnMut(TcpStream, SocketAddr) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let max = max_connections.clamp(1, u32::MAX as usize);
-    let limit = Arc::new(Semaphore::new(max));
-    let stop = shutdown.wait();
-    tokio::pin!(stop);
-    loop {
-        let permit = tokio::select! {
-            _ = &mut stop => break,
-            p = limit.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-        };
-        let (stream, peer) = tokio::select! {
-            _ = &mut stop => break,
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    continue;
-                }
-            },
-        };
-        active.fetch_add(1, Ordering::Relaxed);
-        let conn = handle(stream, peer);
-        let active = active.clone();
-        tokio::spawn(async move {
-            conn.await;
-            active.fetch_sub(1, Ordering::Relaxed);
-            drop(permit);
-        });
-    }
-    drop(listener);
-    // Every permit back means every connection has ended.
-    // `max` fits in u32: clamped above.
-    let _ = limit.acquire_many(max as u32).await;
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::{Binary, Config};
+    use tokio::net::TcpStream;
 
     /// The saving [`ACCEPTED_NODELAY`] counts on: a connection accepted from a listener
     /// that [`Listeners`] opened already has `TCP_NODELAY`.

@@ -141,5 +141,5 @@ async fn run() -> Result<(), String> {
     if let Some(l) = app.listen_addrs().first() {
         println!("{}", instructions(*l, app.admin_addr()));
     }
-    lb_core::server::main::serve(app, None, Binary::Proxy, None).await
+    lb_core::server::main::serve(app, None, Binary::Proxy, None, None).await
 }

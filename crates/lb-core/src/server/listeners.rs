@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -32,6 +33,8 @@ pub type ServeFn = Arc<
 
 struct Open {
     bound: SocketAddr,
+    /// A duplicate of the listening socket, to hand over in a binary upgrade.
+    fd: OwnedFd,
     config: LiveListenerConfig,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
@@ -98,16 +101,13 @@ impl Listeners {
     }
 
     async fn open(&mut self, cfg: &ListenerConfig) -> Result<(), ServeError> {
-        let listener = TcpListener::bind(cfg.listen)
-            .await
-            .map_err(|source| ServeError::Bind {
-                addr: cfg.listen,
-                source,
-            })?;
-        let bound = listener.local_addr().map_err(|source| ServeError::Bind {
+        let bind_err = |source| ServeError::Bind {
             addr: cfg.listen,
             source,
-        })?;
+        };
+        let listener = bind(cfg.listen).await.map_err(bind_err)?;
+        let bound = listener.local_addr().map_err(bind_err)?;
+        let fd = listener.as_fd().try_clone_to_owned().map_err(bind_err)?;
         // Linux copies TCP_NODELAY to every accepted socket: set once here, it spares
         // a setsockopt per connection (see [`ACCEPTED_NODELAY`]).
         if let Err(e) = socket2::SockRef::from(&listener).set_tcp_nodelay(true) {
@@ -123,6 +123,7 @@ impl Listeners {
             cfg.listen,
             Open {
                 bound,
+                fd,
                 config,
                 stop,
                 task,
@@ -174,6 +175,15 @@ impl Listeners {
         Ok(())
     }
 
+    /// Duplicates of the listening sockets with their configured addresses, for a binary
+    /// upgrade ([`upgrade`](super::upgrade)).
+    pub fn handover(&self) -> std::io::Result<Vec<(SocketAddr, OwnedFd)>> {
+        self.open
+            .iter()
+            .map(|(a, o)| Ok((*a, o.fd.try_clone()?)))
+            .collect()
+    }
+
     /// Closes every listener and waits up to `grace` for their connections (and the
     /// `others` tasks, e.g. the admin API's) to finish.
     pub async fn shutdown(mut self, grace: Duration, others: Vec<JoinHandle<()>>) {
@@ -189,6 +199,18 @@ impl Listeners {
         if tokio::time::timeout(grace, all).await.is_err() {
             tracing::warn!(?grace, "grace period over; closing remaining connections");
         }
+    }
+}
+
+/// A listening socket for `addr`: the one inherited from a previous process or systemd
+/// ([`upgrade::take_inherited`](super::upgrade::take_inherited)), else a new one.
+pub(crate) async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    match super::upgrade::take_inherited(addr) {
+        Some(l) => {
+            l.set_nonblocking(true)?;
+            TcpListener::from_std(l)
+        }
+        None => TcpListener::bind(addr).await,
     }
 }
 

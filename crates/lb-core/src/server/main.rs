@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use super::{supervise, Generation, Shell, ShellError};
+use super::{Generation, Shell, ShellError};
 use crate::config::{Binary, Config};
 
 /// How long a drain (SIGTERM, SIGINT) lets in-flight work finish.
@@ -61,6 +61,13 @@ where
         eprintln!("{name}: --config FILE is required (see --help)");
         return ExitCode::from(2);
     };
+    super::upgrade::remember_exe();
+    // Absolute, so a successor started from another directory finds the same files.
+    let path = std::env::current_dir().map_or(path.clone(), |d| d.join(&path));
+    let pid_file = args
+        .pid_file
+        .as_ref()
+        .map(|p| std::env::current_dir().map_or(p.clone(), |d| d.join(p)));
     super::logging::init();
     let config = match Config::load(&path, binary) {
         Ok(c) => c,
@@ -76,6 +83,14 @@ where
             return ExitCode::FAILURE;
         }
     };
+    if let Err(e) = super::upgrade::inherit() {
+        eprintln!("{name}: cannot take the inherited listening sockets: {e}");
+        return ExitCode::FAILURE;
+    }
+    let upgrade = super::upgrade::Upgrade {
+        config: path.clone(),
+        pid_file: pid_file.clone(),
+    };
     rt.block_on(async move {
         let shell = match start(config).await {
             Ok(s) => s,
@@ -84,7 +99,7 @@ where
                 return ExitCode::FAILURE;
             }
         };
-        match serve(shell, Some(&path), binary, args.pid_file.as_deref()).await {
+        match serve(shell, Some(&path), binary, pid_file.as_deref(), Some(&upgrade)).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("{name}: {e}");
@@ -94,19 +109,22 @@ where
     })
 }
 
-/// Serves a started [`Shell`] until SIGTERM/SIGINT, then drains it: writes `pid_file`
-/// first, reloads `path` on SIGHUP, and removes `pid_file` at the end if it still holds
-/// this process's id.
+/// Serves a started [`Shell`] until SIGTERM/SIGINT (or a finished upgrade), then drains
+/// it: writes `pid_file` first (and then tells the process it replaces that it serves),
+/// reloads `path` on SIGHUP, upgrades on SIGUSR2 with `upgrade`, and removes `pid_file`
+/// at the end if it still holds this process's id.
 pub async fn serve<G: Generation>(
     mut shell: Shell<G>,
     path: Option<&Path>,
     binary: Binary,
     pid_file: Option<&Path>,
+    upgrade: Option<&super::upgrade::Upgrade>,
 ) -> Result<(), String> {
     if let Some(f) = pid_file {
         write_pid(f).map_err(|e| format!("--pid-file {}: {e}", f.display()))?;
     }
-    supervise(&mut shell, path, binary)
+    super::upgrade::notify_ready();
+    super::supervise_upgradable(&mut shell, path, binary, upgrade)
         .await
         .map_err(|e| format!("cannot handle signals: {e}"))?;
     shell.shutdown(GRACE).await;

@@ -27,6 +27,8 @@ mod run;
 mod shell;
 #[cfg(feature = "server")]
 pub mod tunnel;
+#[cfg(feature = "server")]
+pub mod upgrade;
 
 pub use crate::rt::runtime;
 pub use accept::{accept_loop, accept_until, Accept, Shutdown};
@@ -39,6 +41,8 @@ pub use main::{ServerArgs, GRACE};
 #[cfg(feature = "server")]
 pub use pools::{build_pools, discovery_ready, retire_sources, PoolBuildError, RunningPool};
 #[cfg(feature = "server")]
-pub use run::{check, render_directories, supervise, AdminServer, Reload, ServeError};
+pub use run::{
+    check, render_directories, supervise, supervise_upgradable, AdminServer, Reload, ServeError,
+};
 #[cfg(feature = "server")]
 pub use shell::{Generation, Shell, ShellError, DISCOVERY_WAIT};

@@ -85,6 +85,7 @@ impl<G: Generation> Shell<G> {
         ));
         let admin_server = AdminServer::start(config.admin.listen, admin.clone()).await?;
         listeners.sync(&config.listeners).await?;
+        super::upgrade::drop_unused();
         Ok(Shell {
             config,
             current,
@@ -149,6 +150,12 @@ impl<G: Generation> Shell<G> {
 impl<G: Generation> Reload for Shell<G> {
     async fn reload(&mut self, config: Config) -> Result<(), String> {
         Shell::reload(self, config).await.map_err(|e| e.to_string())
+    }
+
+    fn handover(&self) -> std::io::Result<Vec<(SocketAddr, std::os::fd::OwnedFd)>> {
+        let mut all = self.listeners.handover()?;
+        all.push(self.admin_server.handover()?);
+        Ok(all)
     }
 
     fn reopen_logs(&self) {

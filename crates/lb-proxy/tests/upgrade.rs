@@ -20,7 +20,14 @@ use std::time::{Duration, Instant};
 
 use shell_support::*;
 
-fn setup(name: &str) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf, u16) {
+fn setup(
+    name: &str,
+) -> (
+    std::path::PathBuf,
+    std::path::PathBuf,
+    std::path::PathBuf,
+    u16,
+) {
     let dir = tmpdir(name);
     let built = binary("lb-proxy", env!("CARGO_BIN_EXE_lb-proxy"));
     std::fs::create_dir_all(dir.join("bin")).expect("mkdir");
@@ -44,7 +51,8 @@ fn setup(name: &str) -> (std::path::PathBuf, std::path::PathBuf, std::path::Path
 /// A download of `/slow`: its whole length, read slowly.
 fn download(port: u16) -> std::thread::JoinHandle<Result<usize, String>> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
     s.write_all(b"GET /slow HTTP/1.1\r\nhost: web.test\r\n\r\n")
         .expect("write");
     std::thread::spawn(move || {
@@ -70,7 +78,8 @@ fn download(port: u16) -> std::thread::JoinHandle<Result<usize, String>> {
 /// An upgraded (WebSocket) connection through the proxy, after its 101.
 fn websocket(port: u16) -> TcpStream {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
     s.write_all(
         b"GET /ws HTTP/1.1\r\nhost: web.test\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n",
     )
@@ -81,7 +90,11 @@ fn websocket(port: u16) -> TcpStream {
         s.read_exact(&mut b).expect("101 head");
         head.push(b[0]);
     }
-    assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
     s
 }
 
@@ -140,10 +153,17 @@ fn upgrade_twice_under_load_loses_nothing() {
     let second = next_pid(&pid_file, first.id());
     // Both still open, on the old process: it is draining, not gone.
     echo(&mut ws, b"after the upgrade");
-    assert!(!gone(first.id()), "the old process left with a WebSocket open");
+    assert!(
+        !gone(first.id()),
+        "the old process left with a WebSocket open"
+    );
     drop(ws);
     assert_eq!(download.join().expect("download thread"), Ok(SLOW_BYTES));
-    assert_eq!(first.wait(Duration::from_secs(35)), Some(0), "old process exit code");
+    assert_eq!(
+        first.wait(Duration::from_secs(35)),
+        Some(0),
+        "old process exit code"
+    );
     let during = load.ok() - before;
     println!(
         "first upgrade: {during} requests from SIGUSR2 to the old process's exit ({:?}), errors {}, resent on a closed idle keep-alive connection {}",
@@ -159,7 +179,10 @@ fn upgrade_twice_under_load_loses_nothing() {
     let third = next_pid(&pid_file, second);
     wait_for(|| gone(second), "the second process to exit");
     let during2 = load.ok() - before;
-    wait_for(|| load.ok() > before + during2 + 50, "load on the third process");
+    wait_for(
+        || load.ok() > before + during2 + 50,
+        "load on the third process",
+    );
     stop.store(true, Ordering::Relaxed);
     for c in clients {
         c.join().expect("client");
@@ -194,26 +217,107 @@ fn a_new_process_that_cannot_start_leaves_the_old_one_serving() {
     wait_listening(port);
     wait_for(|| read_pid(&pid_file) == Some(p.id()), "the pid file");
     let good = std::fs::read_to_string(&cfg).expect("read");
-    std::fs::write(&cfg, good.replace("[pool.web]", "[pool.web]\nstrategy = \"nope\"")).expect("break");
+    std::fs::write(
+        &cfg,
+        good.replace("[pool.web]", "[pool.web]\nstrategy = \"nope\""),
+    )
+    .expect("break");
     install(&binary("lb-proxy", env!("CARGO_BIN_EXE_lb-proxy")), &exe);
     p.signal("USR2");
     wait_for(
-        || lines.lock().expect("lines").iter().any(|l| l.contains("upgrade failed")),
+        || {
+            lines
+                .lock()
+                .expect("lines")
+                .iter()
+                .any(|l| l.contains("upgrade failed"))
+        },
         "the old process to say the upgrade failed",
     );
     let log = lines.lock().expect("lines").join("\n");
     assert!(log.contains("exited"), "{log}");
-    assert!(log.contains("unknown strategy \"nope\""), "the new process says why: {log}");
+    assert!(
+        log.contains("unknown strategy \"nope\""),
+        "the new process says why: {log}"
+    );
     assert_eq!(read_pid(&pid_file), Some(p.id()));
-    let answer = http(port, "GET / HTTP/1.1\r\nhost: web.test\r\nconnection: close\r\n\r\n");
+    let answer = http(
+        port,
+        "GET / HTTP/1.1\r\nhost: web.test\r\nconnection: close\r\n\r\n",
+    );
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     // Fixed, the next SIGUSR2 upgrades.
     std::fs::write(&cfg, good).expect("fix");
     p.signal("USR2");
     let new = next_pid(&pid_file, p.id());
     assert_eq!(p.wait(Duration::from_secs(35)), Some(0));
-    let answer = http(port, "GET / HTTP/1.1\r\nhost: web.test\r\nconnection: close\r\n\r\n");
+    let answer = http(
+        port,
+        "GET / HTTP/1.1\r\nhost: web.test\r\nconnection: close\r\n\r\n",
+    );
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(signal_pid(new, "TERM"));
+    wait_for(|| gone(new), "the new process to exit");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// systemd socket activation (`systemd-socket-activate`, as a `.socket` unit does): the
+/// listener and the admin API serve on the sockets systemd made (binding them again would
+/// fail: systemd holds them), and SIGUSR2 hands them on as usual.
+#[test]
+fn socket_activation_then_upgrade() {
+    let (dir, exe, cfg, port) = setup("socket-activation");
+    let admin = {
+        let text = std::fs::read_to_string(&cfg).expect("read");
+        let at = text.find("listen = \"127.0.0.1:").expect("admin listen") + 20;
+        text[at..at + text[at..].find('"').expect("quote")]
+            .parse::<u16>()
+            .expect("port")
+    };
+    let pid_file = dir.join("lb-proxy.pid");
+    let mut activator = std::process::Command::new("systemd-socket-activate")
+        .args([
+            "-l",
+            &format!("127.0.0.1:{port}"),
+            "-l",
+            &format!("127.0.0.1:{admin}"),
+        ])
+        .args(["-E", "NO_COLOR=1"])
+        .arg(&exe)
+        .arg("--config")
+        .arg(&cfg)
+        .arg("--pid-file")
+        .arg(&pid_file)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("systemd-socket-activate (package systemd)");
+    wait_listening(port);
+    // The first connection starts the service, which answers it.
+    let answer = http(
+        port,
+        "GET / HTTP/1.1\r\nhost: web.test\r\nconnection: close\r\n\r\n",
+    );
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let health = http(
+        admin,
+        "GET /healthz HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n",
+    );
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    // systemd-socket-activate execs the service in its own process.
+    wait_for(
+        || read_pid(&pid_file) == Some(activator.id()),
+        "the pid file",
+    );
+    assert!(signal_pid(activator.id(), "USR2"));
+    let new = next_pid(&pid_file, activator.id());
+    let answer = http(
+        port,
+        "GET / HTTP/1.1\r\nhost: web.test\r\nconnection: close\r\n\r\n",
+    );
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let status = activator.wait().expect("wait");
+    assert_eq!(status.code(), Some(0));
     assert!(signal_pid(new, "TERM"));
     wait_for(|| gone(new), "the new process to exit");
     let _ = std::fs::remove_dir_all(&dir);

@@ -60,7 +60,14 @@ fn tls_connection(port: u16) -> Result<TcpStream, String> {
     Ok(s)
 }
 
-fn setup(name: &str) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf, u16) {
+fn setup(
+    name: &str,
+) -> (
+    std::path::PathBuf,
+    std::path::PathBuf,
+    std::path::PathBuf,
+    u16,
+) {
     let dir = tmpdir(name);
     std::fs::create_dir_all(dir.join("bin")).expect("mkdir");
     let exe = dir.join("bin/lb-sni");
@@ -133,9 +140,16 @@ fn upgrade_twice_under_load_loses_nothing() {
     let mut back = [0u8; 11];
     open.read_exact(&mut back).expect("echo after the upgrade");
     assert_eq!(&back, b"still there");
-    assert!(!gone(first.id()), "the old process left with a connection open");
+    assert!(
+        !gone(first.id()),
+        "the old process left with a connection open"
+    );
     drop(open);
-    assert_eq!(first.wait(Duration::from_secs(35)), Some(0), "old process exit code");
+    assert_eq!(
+        first.wait(Duration::from_secs(35)),
+        Some(0),
+        "old process exit code"
+    );
     let during = load.ok() - before;
     println!(
         "lb-sni first upgrade: {during} connections from SIGUSR2 to the old process's exit ({:?}), errors {}",
@@ -149,7 +163,10 @@ fn upgrade_twice_under_load_loses_nothing() {
     let third = next_pid(&pid_file, second);
     wait_for(|| gone(second), "the second process to exit");
     let during2 = load.ok() - before;
-    wait_for(|| load.ok() > before + during2 + 50, "load on the third process");
+    wait_for(
+        || load.ok() > before + during2 + 50,
+        "load on the third process",
+    );
     stop.store(true, Ordering::Relaxed);
     for c in clients {
         c.join().expect("client");
@@ -160,7 +177,12 @@ fn upgrade_twice_under_load_loses_nothing() {
         load.errors()
     );
     let log = lines.lock().expect("lines").join("\n");
-    assert_eq!(load.errors(), 0, "{:?}\n{log}", load.messages.lock().expect("messages"));
+    assert_eq!(
+        load.errors(),
+        0,
+        "{:?}\n{log}",
+        load.messages.lock().expect("messages")
+    );
     assert!(during > 0 && during2 > 0);
     assert_eq!(read_pid(&pid_file), Some(third));
     assert!(signal_pid(third, "TERM"));
@@ -176,14 +198,27 @@ fn a_new_process_that_cannot_start_leaves_the_old_one_serving() {
     wait_listening(port);
     wait_for(|| read_pid(&pid_file) == Some(p.id()), "the pid file");
     let good = std::fs::read_to_string(&cfg).expect("read");
-    std::fs::write(&cfg, good.replace("[pool.web]", "[pool.web]\nstrategy = \"nope\"")).expect("break");
+    std::fs::write(
+        &cfg,
+        good.replace("[pool.web]", "[pool.web]\nstrategy = \"nope\""),
+    )
+    .expect("break");
     p.signal("USR2");
     wait_for(
-        || lines.lock().expect("lines").iter().any(|l| l.contains("upgrade failed")),
+        || {
+            lines
+                .lock()
+                .expect("lines")
+                .iter()
+                .any(|l| l.contains("upgrade failed"))
+        },
         "the old process to say the upgrade failed",
     );
     let log = lines.lock().expect("lines").join("\n");
-    assert!(log.contains("unknown strategy \"nope\""), "the new process says why: {log}");
+    assert!(
+        log.contains("unknown strategy \"nope\""),
+        "the new process says why: {log}"
+    );
     assert_eq!(read_pid(&pid_file), Some(p.id()));
     tls_connection(port).expect("still serving");
     p.signal("TERM");

@@ -99,7 +99,15 @@ where
                 return ExitCode::FAILURE;
             }
         };
-        match serve(shell, Some(&path), binary, pid_file.as_deref(), Some(&upgrade)).await {
+        match serve(
+            shell,
+            Some(&path),
+            binary,
+            pid_file.as_deref(),
+            Some(&upgrade),
+        )
+        .await
+        {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("{name}: {e}");

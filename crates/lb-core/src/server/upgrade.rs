@@ -122,11 +122,8 @@ pub fn inherit() -> io::Result<usize> {
             rustix::process::PidfdFlags::empty(),
         )?;
         for fd in 3..3 + n {
-            let owned = rustix::process::pidfd_getfd(
-                &me,
-                fd,
-                rustix::process::PidfdGetfdFlags::empty(),
-            )?;
+            let owned =
+                rustix::process::pidfd_getfd(&me, fd, rustix::process::PidfdGetfdFlags::empty())?;
             let listener = TcpListener::from(owned);
             let bound = listener.local_addr().ok();
             got.push(Inherited {
@@ -347,7 +344,11 @@ fn handover(
             }
             Ok(_) if line.starts_with("ready") => return Ok(()),
             Ok(_) => line.clear(),
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) => {}
             Err(e) => return Err(e.into()),
         }
         exited_or_late(child, deadline)?;

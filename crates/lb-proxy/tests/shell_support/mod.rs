@@ -444,7 +444,10 @@ fn get_on(s: &mut BufReader<TcpStream>, close: bool) -> Result<bool, Fail> {
     let (mut len, mut closing) = (0usize, false);
     loop {
         line.clear();
-        if s.read_line(&mut line).map_err(|e| Fail::Other(e.to_string()))? == 0 {
+        if s.read_line(&mut line)
+            .map_err(|e| Fail::Other(e.to_string()))?
+            == 0
+        {
             return Err(Fail::Other("closed in the head".into()));
         }
         if line == "\r\n" {

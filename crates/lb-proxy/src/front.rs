@@ -162,7 +162,11 @@ pub async fn serve(io: &mut ClientIo, ctx: &Ctx<'_>, drain: &Drain) -> Ended {
                     }
                 }
             }
-            match read_more(io, &mut buf, drain, &mut listening).await {
+            // A connection accepted just as the drain starts has not sent its first request
+            // yet; it is answered (with `Connection: close`), not closed as idle: its client
+            // never saw an idle connection to retry on (header_timeout still bounds it).
+            let between = !first && buf.is_empty();
+            match read_more(io, &mut buf, between, drain, &mut listening).await {
                 Read::Data => {}
                 Read::Eof if buf.is_empty() => return Ended::Closed,
                 // A head cut short: hyper's answer to it is what it would have been.
@@ -322,15 +326,14 @@ enum Read {
     Drained,
 }
 
-/// Reads once more into `buf`. While `buf` is empty (between requests) a drain ends the
-/// wait.
+/// Reads once more into `buf`. While `idle` (between requests) a drain ends the wait.
 async fn read_more<F: Future<Output = ()>>(
     io: &mut ClientIo,
     buf: &mut Bytes,
+    idle: bool,
     drain: &Drain,
     listening: &mut Listening<Pin<&mut F>>,
 ) -> Read {
-    let idle = buf.is_empty();
     poll_fn(|cx| {
         SPACE.with_borrow_mut(|space| {
             // The thread's read space: the bytes are copied out only when they arrive, so a

@@ -123,6 +123,7 @@ fn upgrade_twice_under_load_loses_nothing() {
     let (dir, exe, cfg, port) = setup("upgrade");
     let pid_file = dir.join("lb-proxy.pid");
     let (mut first, lines) = Proc::start_logged(&exe, &cfg, &pid_file);
+    let _stop = StopNamed(&pid_file);
     wait_listening(port);
     wait_for(|| read_pid(&pid_file) == Some(first.id()), "the pid file");
 
@@ -214,6 +215,7 @@ fn a_new_process_that_cannot_start_leaves_the_old_one_serving() {
     let (dir, exe, cfg, port) = setup("upgrade-broken");
     let pid_file = dir.join("lb-proxy.pid");
     let (mut p, lines) = Proc::start_logged(&exe, &cfg, &pid_file);
+    let _stop = StopNamed(&pid_file);
     wait_listening(port);
     wait_for(|| read_pid(&pid_file) == Some(p.id()), "the pid file");
     let good = std::fs::read_to_string(&cfg).expect("read");
@@ -292,6 +294,7 @@ fn socket_activation_then_upgrade() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("systemd-socket-activate (package systemd)");
+    let _stop = StopNamed(&pid_file);
     wait_listening(port);
     // The first connection starts the service, which answers it.
     let answer = http(

@@ -2,6 +2,7 @@
 //! `--help`, `--version`, `--pid-file`, and the access log (`[log]`) in text and JSON, one
 //! line per connection when it ends, reopened on SIGHUP; SIGTERM drains and exits 0.
 
+mod common;
 #[path = "../../lb-proxy/tests/shell_support/mod.rs"]
 mod shell_support;
 
@@ -176,6 +177,64 @@ fn access_log_json() {
     assert_eq!(v["bytes_out"], got.len() as u64);
     assert_eq!(v["pool"], "web");
     assert_eq!(v["error"], "");
+    p.signal("TERM");
+    assert_eq!(p.wait(Duration::from_secs(35)), Some(0));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A TLS listener: the line names the `sni` and the offered `alpn`, and counts the hello
+/// both ways (the backend echoes it).
+#[test]
+fn access_log_of_a_tls_connection() {
+    use common::{alpn_ext, build_handshake, reframe, server_name_ext};
+    let dir = tmpdir("sni-tls");
+    let backend = echo_backend();
+    let (listen, admin) = (free_port(), free_port());
+    let log = dir.join("access.log");
+    let path = dir.join("sni.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[admin]\nlisten = \"127.0.0.1:{admin}\"\n[log]\naccess = \"access.log\"\n\
+             [[listener]]\nlisten = \"127.0.0.1:{listen}\"\n\
+             [pool.web]\nbackends = [\"{backend}\"]\n[[route]]\nhost = \"web.test\"\npool = \"web\"\n"
+        ),
+    )
+    .expect("write config");
+    let mut p = Proc::start(BIN, &path, None);
+    wait_listening(listen);
+    let hello = reframe(
+        &build_handshake(Some(&[
+            (0, server_name_ext(&[(0, b"web.test")])),
+            (16, alpn_ext(&[b"h2", b"http/1.1"])),
+        ])),
+        &[],
+    );
+    let mut s = TcpStream::connect(("127.0.0.1", listen)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    s.write_all(&hello).expect("write");
+    let mut back = vec![0u8; hello.len()];
+    s.read_exact(&mut back).expect("echo");
+    drop(s);
+    let line = wait_for_line(&log, "sni=web.test", &[]);
+    let f = text_fields(&line);
+    let mut want: Vec<&str> = FIELDS
+        .iter()
+        .map(|k| if *k == "host" { "sni" } else { k })
+        .collect();
+    want.sort();
+    assert_eq!(
+        f.keys().map(String::as_str).collect::<Vec<_>>(),
+        want,
+        "{line}"
+    );
+    assert_eq!(f["alpn"], "h2,http/1.1");
+    assert_eq!(f["pool"], "web");
+    assert_eq!(f["backend"], backend.to_string());
+    assert_eq!(f["bytes_in"], hello.len().to_string());
+    assert_eq!(f["bytes_out"], hello.len().to_string());
+    assert_eq!(f["error"], "");
     p.signal("TERM");
     assert_eq!(p.wait(Duration::from_secs(35)), Some(0));
     let _ = std::fs::remove_dir_all(&dir);

@@ -13,7 +13,7 @@ mod common;
 mod shell_support;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -21,22 +21,6 @@ use std::time::{Duration, Instant};
 
 use common::{build_handshake, reframe, server_name_ext};
 use shell_support::*;
-
-/// A TCP backend that echoes every byte.
-fn echo_backend() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = l.local_addr().expect("addr");
-    std::thread::spawn(move || {
-        for s in l.incoming().flatten() {
-            std::thread::spawn(move || {
-                let mut r = s.try_clone().expect("clone");
-                let mut w = s;
-                let _ = std::io::copy(&mut r, &mut w);
-            });
-        }
-    });
-    addr
-}
 
 fn hello() -> Vec<u8> {
     reframe(
@@ -104,6 +88,7 @@ fn upgrade_twice_under_load_loses_nothing() {
     let (dir, exe, cfg, port) = setup("sni-upgrade");
     let pid_file = dir.join("lb-sni.pid");
     let (mut first, lines) = Proc::start_logged(&exe, &cfg, &pid_file);
+    let _stop = StopNamed(&pid_file);
     wait_listening(port);
     wait_for(|| read_pid(&pid_file) == Some(first.id()), "the pid file");
 
@@ -195,6 +180,7 @@ fn a_new_process_that_cannot_start_leaves_the_old_one_serving() {
     let (dir, exe, cfg, port) = setup("sni-upgrade-broken");
     let pid_file = dir.join("lb-sni.pid");
     let (mut p, lines) = Proc::start_logged(&exe, &cfg, &pid_file);
+    let _stop = StopNamed(&pid_file);
     wait_listening(port);
     wait_for(|| read_pid(&pid_file) == Some(p.id()), "the pid file");
     let good = std::fs::read_to_string(&cfg).expect("read");

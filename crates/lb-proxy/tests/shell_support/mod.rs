@@ -42,6 +42,22 @@ pub fn backend() -> SocketAddr {
     addr
 }
 
+/// A TCP backend that echoes every byte.
+pub fn echo_backend() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = l.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut r = s.try_clone().expect("clone");
+                let mut w = s;
+                let _ = std::io::copy(&mut r, &mut w);
+            });
+        }
+    });
+    addr
+}
+
 /// Bytes of the `/slow` answer, sent in [`SLOW_CHUNKS`] pieces 100 ms apart.
 pub const SLOW_BYTES: usize = 30 * 4096;
 /// Pieces of the `/slow` answer.
@@ -530,6 +546,20 @@ pub fn new_connection_client(port: u16, stop: &std::sync::atomic::AtomicBool, lo
             }
             Err(Fail::NoAnswer) => load.fail("no answer on a new connection".into()),
             Err(Fail::Other(e)) => load.fail(format!("new connection: {e}")),
+        }
+    }
+}
+
+/// Stops, when dropped (a test that failed half-way included), the process the pid file
+/// names: one an upgrade started, which is no child of the test.
+pub struct StopNamed<'a>(pub &'a Path);
+
+impl Drop for StopNamed<'_> {
+    fn drop(&mut self) {
+        if let Some(pid) = read_pid(self.0) {
+            if !gone(pid) {
+                signal_pid(pid, "KILL");
+            }
         }
     }
 }

@@ -25,6 +25,9 @@ impl MetricsSource for ProxyMetrics {
         rt.errors.render(out);
         rt.tunnels.render(out);
         self.connections.render(out);
+        if let Some(log) = &rt.access {
+            log.render(out);
+        }
         server::render_directories(
             out,
             rt.directories.iter().map(|(n, d)| (n.as_str(), &*d.cache)),

@@ -19,6 +19,7 @@
 
 mod api;
 mod json;
+#[cfg(feature = "server")]
 pub(crate) use json::rfc3339;
 
 pub use api::handle;

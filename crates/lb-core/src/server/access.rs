@@ -16,7 +16,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -28,12 +28,15 @@ pub const QUEUE_LINES: usize = 16 * 1024;
 
 enum Msg {
     Line(String),
-    Reopen,
+    /// Look at the reopen flag now.
+    Wake,
     Flush(mpsc::Sender<()>),
 }
 
 struct Inner {
     tx: SyncSender<Msg>,
+    /// Set by [`AccessLog::reopen`]; the writer reopens before its next write.
+    reopen: Arc<AtomicBool>,
     format: AccessFormat,
     config: LogConfig,
     dropped: AtomicU64,
@@ -115,11 +118,14 @@ impl AccessLog {
         }
         let sink = Sink::open(&config.access)?;
         let (tx, rx) = mpsc::sync_channel(QUEUE_LINES);
+        let reopen = Arc::new(AtomicBool::new(false));
+        let flag = reopen.clone();
         std::thread::Builder::new()
             .name("lb-access-log".into())
-            .spawn(move || write_lines(rx, sink))?;
+            .spawn(move || write_lines(rx, sink, &flag))?;
         Ok(Some(AccessLog(Arc::new(Inner {
             tx,
+            reopen,
             format: config.format,
             config: config.clone(),
             dropped: AtomicU64::new(0),
@@ -191,13 +197,13 @@ impl AccessLog {
         );
     }
 
-    /// Reopens a file target (after log rotation renamed it); lines queued before go to
-    /// the old file. Nothing to do for stdout.
+    /// Reopens a file target (after log rotation renamed it): lines written from then on
+    /// go to a new file of the configured name. Nothing to do for stdout. Never blocks:
+    /// with the queue full the writer is busy and sees the request after its batch.
     pub fn reopen(&self) {
         if let AccessTarget::File(_) = self.0.config.access {
-            // Off the request path (the signal task): waiting for room is fine, but never
-            // for long.
-            let _ = self.0.tx.try_send(Msg::Reopen);
+            self.0.reopen.store(true, Ordering::Release);
+            let _ = self.0.tx.try_send(Msg::Wake);
         }
     }
 
@@ -210,16 +216,20 @@ impl AccessLog {
     }
 }
 
-/// The writer thread: batches what is queued, flushes when the queue is empty.
-fn write_lines(rx: Receiver<Msg>, mut sink: Sink) {
+/// The writer thread: batches what is queued, flushes when the queue is empty, reopens
+/// the file when `reopen` is set.
+fn write_lines(rx: Receiver<Msg>, mut sink: Sink, reopen_wanted: &AtomicBool) {
     while let Ok(first) = rx.recv() {
         let mut next = Some(first);
         while let Some(msg) = next {
+            if reopen_wanted.swap(false, Ordering::Acquire) {
+                reopen(&mut sink);
+            }
             match msg {
                 Msg::Line(l) => {
                     let _ = sink.out().write_all(l.as_bytes());
                 }
-                Msg::Reopen => reopen(&mut sink),
+                Msg::Wake => {}
                 Msg::Flush(done) => {
                     let _ = sink.out().flush();
                     let _ = done.send(());

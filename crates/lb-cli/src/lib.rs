@@ -12,12 +12,13 @@
 //! - [`ring`]: the RESP ring server (`serve(listener, ring, shutdown)`) and its command parser.
 //! - [`serve`]: `lb ring serve` options → pool, health monitor and server.
 //!
-//! `main.rs` parses arguments and calls these.
+//! - [`cmd`]: the command line (clap) and what each command runs; `main.rs` calls it.
 
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
 pub mod admin;
+pub mod cmd;
 pub mod hash;
 pub mod output;
 pub mod ring;

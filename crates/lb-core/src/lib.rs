@@ -102,7 +102,7 @@ pub mod resolve;
 pub mod resp;
 #[cfg(feature = "runtime")]
 pub mod rt;
-#[cfg(feature = "server")]
+#[cfg(feature = "runtime")]
 pub mod server;
 #[cfg(feature = "tls")]
 pub mod tls;

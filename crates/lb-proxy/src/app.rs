@@ -29,6 +29,9 @@ impl MetricsSource for ProxyMetrics {
             rt.routes.iter().filter_map(|r| r.rate_limit.as_deref()),
         );
         self.connections.render(out);
+        if let Some(log) = &rt.access {
+            log.render(out);
+        }
         server::render_directories(
             out,
             rt.directories.iter().map(|(n, d)| (n.as_str(), &*d.cache)),
@@ -46,13 +49,7 @@ pub async fn start(config: Config) -> Result<App, AppError> {
         Arc::new(move |listener, cfg, active, shutdown| {
             // lb-proxy reads its listener settings when the listener opens.
             let cfg = (**cfg.load()).clone();
-            Box::pin(http::serve(
-                listener,
-                cfg,
-                rt.clone(),
-                active,
-                shutdown.wait(),
-            ))
+            Box::pin(http::serve(listener, cfg, rt.clone(), active, shutdown))
         })
     };
     let metrics = |runtime, connections| -> Arc<dyn MetricsSource> {

@@ -11,6 +11,7 @@ use lb_core::{Lease, Outcome};
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 
+use crate::access::Record;
 use crate::upstream::h1::{H1Body, H1Error, RawFields};
 
 /// Errors of proxied bodies.
@@ -154,7 +155,7 @@ pin_project! {
     #[project = RespProj]
     pub enum RespBody {
         /// Made here (errors, admin-style answers).
-        Local { data: Option<Bytes> },
+        Local { data: Option<Bytes>, access: Option<Box<Record>> },
         /// Relayed from a backend. Holds the lease (active count) until the body ends;
         /// an HTTP/1.1 body gives its connection back itself.
         Upstream {
@@ -166,6 +167,8 @@ pin_project! {
             // Frames arrived since the stall timer was last armed.
             progressed: bool,
             lease: Option<Lease>,
+            // The access-log line, written when the body is dropped (sent or failed).
+            access: Option<Box<Record>>,
         },
     }
 }
@@ -175,6 +178,25 @@ impl RespBody {
     pub fn local(data: impl Into<Bytes>) -> RespBody {
         RespBody::Local {
             data: Some(data.into()),
+            access: None,
+        }
+    }
+
+    /// An empty local body (a 101's).
+    pub fn empty() -> RespBody {
+        RespBody::Local {
+            data: None,
+            access: None,
+        }
+    }
+
+    /// Carries the exchange's access-log `record`, counting the body bytes that pass; the
+    /// line is written when the body is dropped.
+    pub fn log_at_end(&mut self, record: Box<Record>) {
+        match self {
+            RespBody::Local { access, .. } | RespBody::Upstream { access, .. } => {
+                *access = Some(record)
+            }
         }
     }
 
@@ -190,6 +212,7 @@ impl RespBody {
             idle,
             progressed: false,
             lease,
+            access: None,
         }
     }
 
@@ -213,15 +236,24 @@ impl Body for RespBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         match self.project() {
-            RespProj::Local { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+            RespProj::Local { data, access } => Poll::Ready(data.take().map(|d| {
+                if let Some(a) = access {
+                    a.bytes_out += d.len() as u64;
+                }
+                Ok(Frame::data(d))
+            })),
             RespProj::Upstream {
                 inner,
                 stall,
                 idle,
                 progressed,
                 lease,
+                access,
             } => match Pin::new(&mut *inner).poll_frame(cx) {
                 Poll::Ready(Some(Ok(f))) => {
+                    if let (Some(a), Some(d)) = (access.as_mut(), f.data_ref()) {
+                        a.bytes_out += d.len() as u64;
+                    }
                     // Progress: the stall deadline moves when the body next waits.
                     *progressed = true;
                     if let (Some(l), Some(d)) = (lease.as_ref(), f.data_ref()) {
@@ -273,14 +305,14 @@ impl Body for RespBody {
 
     fn is_end_stream(&self) -> bool {
         match self {
-            RespBody::Local { data } => data.is_none(),
+            RespBody::Local { data, .. } => data.is_none(),
             RespBody::Upstream { inner, .. } => inner.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            RespBody::Local { data } => {
+            RespBody::Local { data, .. } => {
                 SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
             }
             RespBody::Upstream { inner, .. } => inner.size_hint(),

@@ -106,3 +106,40 @@ pub fn instructions(listen: SocketAddr, admin: SocketAddr) -> String {
          Ctrl-C stops the demo.\n"
     )
 }
+
+/// `lb-proxy --demo`: starts three demo backends and a proxy in front of them on
+/// 127.0.0.1:8080 (admin on 127.0.0.1:9091), prints what to try, and serves until
+/// SIGTERM/SIGINT.
+pub fn main() -> std::process::ExitCode {
+    use std::process::ExitCode;
+    lb_core::server::logging::init();
+    let rt = match lb_core::server::runtime(0) {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("lb-proxy: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lb-proxy: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), String> {
+    let mut b = [SocketAddr::from(([127, 0, 0, 1], 0)); 3];
+    for (i, slot) in b.iter_mut().enumerate() {
+        *slot = backend(format!("backend-{}", i + 1))
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let config = config(&b, "127.0.0.1:8080", "127.0.0.1:9091")?;
+    let app = crate::app::start(config).await.map_err(|e| e.to_string())?;
+    if let Some(l) = app.listen_addrs().first() {
+        println!("{}", instructions(*l, app.admin_addr()));
+    }
+    lb_core::server::main::serve(app, None, Binary::Proxy, None, None).await
+}

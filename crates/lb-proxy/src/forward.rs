@@ -29,6 +29,7 @@ use lb_core::name::normalize_name;
 use lb_core::resolve::Answer;
 use lb_core::select::PickInput;
 
+use crate::access;
 use crate::body::{ReqBody, RespBody, UpstreamBody};
 use crate::cookie;
 use crate::fields::{Fields, Forwarded, RawHead, View};
@@ -79,6 +80,8 @@ struct Handled {
     backend: Option<SocketAddr>,
     tries: u32,
     error: Option<Reason>,
+    /// The `X-Request-Id` made here when the client sent none (kept-bytes path).
+    request_id: Option<[u8; 32]>,
 }
 
 /// A response made by the proxy itself, with `x-lb-error`.
@@ -132,22 +135,16 @@ fn handle_request(
 ) -> impl Future<Output = Response<RespBody>> + Send {
     async move {
         let start = Instant::now();
-        // What the access log needs from the request, copied only when it is enabled.
-        let logged = tracing::enabled!(target: "lb::access", tracing::Level::INFO).then(|| {
-            (
-                parts.method.clone(),
-                parts.uri.path().to_owned(),
-                match &raw {
-                    Some(r) => Some(String::from_utf8_lossy(r.host()).into_owned()),
-                    None => host_of(&parts).map(str::to_owned),
-                },
-            )
+        // What the access log needs from the request, copied only when it is on.
+        let logged = rt.access.as_ref().map(|log| {
+            access::Pending::capture(log, start, conn.client, &parts, raw.as_ref(), body.as_ref())
         });
         let mut out = Handled {
             pool: None,
             backend: None,
             tries: 0,
             error: None,
+            request_id: None,
         };
         let from_hyper = body.is_some() && parts.version <= hyper::Version::HTTP_11;
         // The request's parts stay here, borrowed by the levels below.
@@ -168,32 +165,25 @@ fn handle_request(
         if let Some(pool) = &out.pool {
             pool.handle.pool.stats().duration.observe(start.elapsed());
         }
-        let Some((method, path, host_raw)) = logged else {
+        let Some(pending) = logged else {
             return resp;
         };
-        tracing::info!(
-            target: "lb::access",
-            client = %conn.client,
-            method = %method,
-            host = host_raw.as_deref().unwrap_or("-"),
-            path = %path,
-            status = resp.status().as_u16(),
-            duration_us = start.elapsed().as_micros() as u64,
-            pool = out.pool.as_ref().map_or("-", |p| p.handle.pool.name()),
-            backend = %out.backend.map_or_else(|| "-".to_owned(), |b| b.to_string()),
-            tries = out.tries,
-            error = out.error.map_or("-", Reason::as_str),
+        // The line is written when the response body is dropped: sent, or failed.
+        let mut resp = resp;
+        let record = pending.finish(
+            resp.status().as_u16(),
+            out.pool.as_ref(),
+            out.backend,
+            out.tries,
+            out.error,
+            match &out.request_id {
+                Some(id) => Some(&id[..]),
+                None => parts.headers.get("x-request-id").map(HeaderValue::as_bytes),
+            },
         );
+        resp.body_mut().log_at_end(record);
         resp
     }
-}
-
-fn host_of(parts: &Parts) -> Option<&str> {
-    parts
-        .headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| parts.uri.authority().map(|a| a.as_str()))
 }
 
 /// The size of a request head as sent, less optional whitespace: request line, and
@@ -347,6 +337,7 @@ fn proxy<'a>(
                     },
                     request_id: (!r.has_request_id()).then(request_id_text),
                 };
+                out.request_id = forwarded.request_id;
                 (Fields::Raw(r, forwarded), None, None)
             }
             (None, host_of_map) => {

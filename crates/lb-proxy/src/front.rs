@@ -47,8 +47,8 @@ use hyper::body::Body;
 use hyper::header::{self, HeaderMap};
 use hyper::{Method, Request, Response, StatusCode, Uri, Version};
 use lb_core::metrics::Reason;
+use lb_core::server::Shutdown;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::sync::watch;
 
 use crate::body::RespBody;
 use crate::conn::{ClientIo, Shared};
@@ -83,24 +83,22 @@ pub enum Ended {
 }
 
 /// The listener's drain signal as one connection sees it.
-pub struct Drain(watch::Receiver<()>);
+pub struct Drain(Shutdown);
 
 impl Drain {
-    /// Watches `rx`: a value sent (or the sender dropped) means draining.
-    pub fn new(rx: watch::Receiver<()>) -> Drain {
-        Drain(rx)
+    /// Watches the listener's stop signal.
+    pub fn new(shutdown: Shutdown) -> Drain {
+        Drain(shutdown)
     }
 
     /// True once the listener drains (an atomic load).
     pub fn is_draining(&self) -> bool {
-        self.0.has_changed().unwrap_or(true)
+        self.0.is_stopping()
     }
 
     /// Resolves when the listener drains.
     pub async fn wait(&mut self) {
-        if !self.is_draining() {
-            let _ = self.0.changed().await;
-        }
+        self.0.stopped().await;
     }
 
     /// A future of its own that resolves when the listener drains. Polled once, it
@@ -109,9 +107,7 @@ impl Drain {
     /// [`Drain::is_draining`] tells, so a connection takes that lock once, not per request.
     fn signalled(&self) -> impl Future<Output = ()> + use<> {
         let mut rx = self.0.clone();
-        async move {
-            let _ = rx.changed().await;
-        }
+        async move { rx.stopped().await }
     }
 }
 
@@ -176,7 +172,11 @@ pub async fn serve(io: &mut ClientIo, ctx: &Ctx<'_>, drain: &Drain) -> Ended {
                     }
                 }
             }
-            match read_more(io, &mut buf, drain, &mut listening).await {
+            // A connection accepted just as the drain starts has not sent its first request
+            // yet; it is answered (with `Connection: close`), not closed as idle: its client
+            // never saw an idle connection to retry on (header_timeout still bounds it).
+            let between = !first && buf.is_empty();
+            match read_more(io, &mut buf, between, drain, &mut listening).await {
                 Read::Data => {}
                 Read::Eof if buf.is_empty() => return Ended::Closed,
                 // A head cut short: hyper's answer to it is what it would have been.
@@ -338,15 +338,14 @@ enum Read {
     Drained,
 }
 
-/// Reads once more into `buf`. While `buf` is empty (between requests) a drain ends the
-/// wait.
+/// Reads once more into `buf`. While `idle` (between requests) a drain ends the wait.
 async fn read_more<F: Future<Output = ()>>(
     io: &mut ClientIo,
     buf: &mut Bytes,
+    idle: bool,
     drain: &Drain,
     listening: &mut Listening<Pin<&mut F>>,
 ) -> Read {
-    let idle = buf.is_empty();
     poll_fn(|cx| {
         SPACE.with_borrow_mut(|space| {
             // The thread's read space: the bytes are copied out only when they arrive, so a

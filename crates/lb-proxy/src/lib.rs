@@ -13,6 +13,7 @@
 //! - [`http1`]: the HTTP/1 codec: heads, body framing and the request-framing rules, without I/O.
 //! - [`fields`]: a request's fields kept as the bytes they came in, relayed as lines.
 //! - [`forward`]: routing, retries and relaying of one request.
+//! - [`access`]: the access-log line of a request, written when its response body ends.
 //! - [`headers`]: hop-by-hop removal and the forwarding headers of a request.
 //! - [`upgrade`]: HTTP/1.1 upgrades (WebSocket): the 101 and the tunnel after it.
 //! - [`key`]: request keys for hashing strategies.
@@ -27,6 +28,7 @@
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
+pub mod access;
 pub mod app;
 pub mod body;
 pub mod conn;

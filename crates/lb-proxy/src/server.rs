@@ -8,15 +8,15 @@
 //! an [`InFlight`](crate::conn::InFlight) guard until its response is out, so the
 //! connection layer knows when a request is in flight.
 //!
-//! Draining: a `watch` channel per listener. An idle connection closes as soon as the
-//! drain starts; a busy one closes after its response (`connection: close`); hyper's
-//! connections get its graceful shutdown. The listener's drain ends when every
-//! connection's receiver is gone.
+//! Accepting and draining are lb-core's [`accept_loop`], with lb-proxy's own way to accept
+//! ([`FreshListener`]). On the listener's stop signal an idle connection closes at once; a
+//! busy one closes after its response (`connection: close`); hyper's connections get its
+//! graceful shutdown. The drain ends when every connection and upgraded tunnel has ended.
 
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -26,10 +26,10 @@ use hyper_util::server::conn::auto;
 use lb_core::config::{any_contains, Cidr, ListenerConfig};
 use lb_core::metrics::Reason;
 use lb_core::proxy_protocol;
+use lb_core::server::{accept_loop, Accept, Shutdown};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio::time::{Duration, Instant};
 use tokio_rustls::TlsAcceptor;
 
@@ -39,17 +39,16 @@ use crate::front::{self, Drain, Ended};
 use crate::state::Runtime;
 use crate::stream::ClientStream;
 
-/// Serves one listener, counting open client connections in `active`, until `shutdown` resolves, then waits for in-flight connections
-/// (the caller bounds the wait).
+/// Serves one listener through lb-core's [`accept_loop`], counting open client
+/// connections in `active`, until `shutdown` resolves, then waits for in-flight
+/// connections and upgraded tunnels (the caller bounds the wait).
 pub async fn serve(
     listener: TcpListener,
     cfg: ListenerConfig,
     runtime: Arc<ArcSwap<Runtime>>,
     active: Arc<AtomicU64>,
-    shutdown: impl Future<Output = ()> + Send,
+    shutdown: Shutdown,
 ) {
-    let limit = Arc::new(Semaphore::new(cfg.max_connections.get()));
-    let (drain_tx, drain_rx) = tokio::sync::watch::channel(());
     let mut builder = auto::Builder::new(TokioExecutor::new());
     let limits = Limits {
         header_timeout: cfg.header_timeout,
@@ -80,30 +79,15 @@ pub async fn serve(
     // Polled as a plain file descriptor, so that accepted sockets start unregistered
     // (see `ClientStream::Fresh`).
     let listener = match listener.into_std().and_then(poll_listener) {
-        Ok(l) => l,
+        Ok(l) => FreshListener(l),
         Err(e) => {
             tracing::error!(error = %e, "listener could not be polled: not serving it");
             return;
         }
     };
-    tokio::pin!(shutdown);
-    loop {
-        // At the limit, stop accepting until a connection ends.
-        let permit = tokio::select! {
-            _ = &mut shutdown => break,
-            p = limit.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-        };
-        let (stream, client) = tokio::select! {
-            _ = &mut shutdown => break,
-            r = accept(&listener) => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                    continue;
-                }
-            },
-        };
+    let max = cfg.max_connections.get();
+    let tunnels = runtime.load().tunnels.clone();
+    accept_loop(listener, max, active, shutdown, |stream, client, drain| {
         if !lb_core::server::ACCEPTED_NODELAY {
             let _ = stream.set_nodelay(true);
         }
@@ -133,13 +117,11 @@ pub async fn serve(
             max_header: cfg.max_header_bytes.get() as u64,
         };
         let builder = builder.clone();
-        let drain = Drain::new(drain_rx.clone());
-        let active = active.clone();
-        active.fetch_add(1, Ordering::Relaxed);
+        let drain = Drain::new(drain.clone());
         // Boxed: tokio moves a task's future by value several times as it spawns,
         // starts and ends it (2.5 KB here); a box is one allocation and one copy
         // (callgrind counted 1,860 fewer instructions per new connection boxed).
-        tokio::spawn(Box::pin(async move {
+        Box::pin(async move {
             // The handshake's futures (a TLS acceptor holds a whole rustls connection)
             // are boxed, so a plain connection's task is not sized for them.
             let ready = if !first.is_needed() {
@@ -160,18 +142,25 @@ pub async fn serve(
             if let Some((io, info)) = ready {
                 serve_connection(io, info, limits, rt, builder, drain).await;
             }
-            active.fetch_sub(1, Ordering::Relaxed);
-            drop(permit);
-        }));
-    }
-    drop(drain_rx);
-    drain_tx.send_replace(());
-    drain_tx.closed().await;
+        })
+    })
+    .await;
     // Upgraded connections (WebSocket) left hyper's watch when they switched; they get
     // the same grace period (the caller bounds this wait), as nginx's old workers keep
     // them until `worker_shutdown_timeout`.
-    let tunnels = runtime.load().tunnels.clone();
     tunnels.all_closed().await;
+}
+
+/// lb-proxy's way to accept, plugged into lb-core's [`accept_loop`]: non-blocking sockets
+/// that are not registered with the poller (see `ClientStream::Fresh`).
+pub struct FreshListener(AsyncFd<std::net::TcpListener>);
+
+impl Accept for FreshListener {
+    type Conn = std::net::TcpStream;
+
+    fn accept(&self) -> impl Future<Output = io::Result<(std::net::TcpStream, SocketAddr)>> + Send {
+        accept(&self.0)
+    }
 }
 
 /// The listener registered for readability as a file descriptor.

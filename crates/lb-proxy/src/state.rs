@@ -127,6 +127,8 @@ pub struct Runtime {
     /// True when some pool sends the PROXY protocol: client connections accepted then get
     /// a [`ClientSlot`](crate::upstream::ClientSlot) for their own upstream connections.
     pub proxy_protocol: bool,
+    /// The access log (`[log]`); `None` when off. Kept across reloads that do not change it.
+    pub access: Option<lb_core::server::AccessLog>,
 }
 
 /// Why a runtime could not be built from a valid config.
@@ -157,6 +159,9 @@ pub enum BuildError {
         /// Header name.
         name: String,
     },
+    /// The access log could not be opened.
+    #[error(transparent)]
+    AccessLog(#[from] lb_core::server::AccessLogError),
 }
 
 impl Runtime {
@@ -167,6 +172,10 @@ impl Runtime {
         previous: Option<&Runtime>,
         errors: Arc<ReasonCounters>,
     ) -> Result<Runtime, BuildError> {
+        let access = lb_core::server::access::for_generation(
+            &config.log,
+            previous.and_then(|p| p.access.as_ref()),
+        )?;
         let previous_pools = previous.map(Generation::pools).unwrap_or_default();
         let mut pools = BTreeMap::new();
         for (name, running) in build_pools(config, &previous_pools)? {
@@ -246,6 +255,7 @@ impl Runtime {
             tls,
             tunnels: previous.map_or_else(Arc::default, |p| p.tunnels.clone()),
             proxy_protocol,
+            access,
         })
     }
 
@@ -285,6 +295,10 @@ impl Generation for Runtime {
         // Error counters carry over from generation to generation.
         let errors = previous.map_or_else(Arc::default, |p| p.errors.clone());
         Runtime::build(config, previous, errors)
+    }
+
+    fn access_log(&self) -> Option<&lb_core::server::AccessLog> {
+        self.access.as_ref()
     }
 
     fn pools(&self) -> BTreeMap<&str, &RunningPool> {

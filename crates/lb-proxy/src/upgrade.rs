@@ -168,5 +168,5 @@ pub fn switch(
             "tunnel ended"
         );
     });
-    Response::from_parts(head, RespBody::Local { data: None })
+    Response::from_parts(head, RespBody::empty())
 }

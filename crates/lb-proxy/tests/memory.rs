@@ -169,7 +169,7 @@ fn start_binary(backend: SocketAddr) -> (Running, SocketAddr) {
     std::fs::write(
         &path,
         format!(
-            "[admin]\nlisten = \"127.0.0.1:0\"\n[[listener]]\nlisten = \"127.0.0.1:0\"\n\
+            "[admin]\nlisten = \"127.0.0.1:0\"\n[log]\naccess = \"off\"\n[[listener]]\nlisten = \"127.0.0.1:0\"\n\
              [pool.web]\nbackends = [\"{backend}\"]\n[[route]]\nhost = \"web.test\"\npool = \"web\"\n"
         ),
     )

@@ -31,7 +31,7 @@ pub async fn start(config: Config) -> Result<App, AppError> {
                 max,
                 active,
                 shutdown,
-                move |stream, peer| {
+                move |stream, peer, _: &_| {
                     // Settings and routes as of the accept.
                     let runtime = rt.load_full();
                     let ctx = Ctx {

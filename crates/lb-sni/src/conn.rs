@@ -48,6 +48,7 @@ use crate::metrics::SniMetrics;
 use crate::state::{DirectoryTarget, Runtime, Target};
 use crate::{internal_error_alert, unrecognized_name_alert};
 use lb_core::server::tunnel::{self, End};
+use lb_core::server::AccessLog;
 
 /// Bytes read per call while peeking.
 const READ_CHUNK: usize = 4096;
@@ -79,23 +80,23 @@ struct Log {
 }
 
 impl Log {
-    fn emit(&self, protocol: ListenerProtocol) {
-        tracing::info!(
-            target: "access",
-            client = %self.client,
-            listener = %self.local,
-            protocol = protocol.as_str(),
-            name = self.name.as_deref().unwrap_or("-"),
-            alpn = %self.alpn,
-            route = self.target.as_ref().map_or("-", Target::name),
-            backend = %self.backend.map_or_else(|| "-".to_owned(), |a| a.to_string()),
-            tries = self.tries,
-            bytes_in = self.moved.up,
-            bytes_out = self.moved.down,
-            duration_ms = self.started.elapsed().as_millis() as u64,
-            error = self.reason.map_or("-", Reason::as_str),
-            end = self.end,
-        );
+    /// Writes the line: `sni` on TLS listeners, `host` on HTTP ones.
+    fn emit(&self, protocol: ListenerProtocol, log: &AccessLog) {
+        let name = match protocol {
+            ListenerProtocol::Http => "host",
+            _ => "sni",
+        };
+        let mut l = log.line();
+        l.addr("client", Some(self.client))
+            .str(name, self.name.as_deref().unwrap_or(""))
+            .str("alpn", &self.alpn)
+            .str("pool", self.target.as_ref().map_or("", Target::name))
+            .addr("backend", self.backend)
+            .num("bytes_in", self.moved.up)
+            .num("bytes_out", self.moved.down)
+            .num("duration_ms", self.started.elapsed().as_millis() as u64)
+            .str("error", self.reason.map_or("", Reason::as_str));
+        log.send(l);
     }
 }
 
@@ -126,8 +127,8 @@ pub async fn handle(mut client: TcpStream, peer: SocketAddr, ctx: Ctx) {
         log.reason = Some(reason);
         refuse(&mut client, protocol, reason).await;
     }
-    if tracing::enabled!(target: "access", tracing::Level::INFO) {
-        log.emit(protocol);
+    if let Some(access) = &ctx.runtime.access {
+        log.emit(protocol, access);
     }
 }
 
@@ -360,7 +361,7 @@ async fn peek_hello(
     loop {
         match parse_client_hello(buf) {
             Ok(hello) => {
-                if tracing::enabled!(target: "access", tracing::Level::INFO) {
+                if ctx.runtime.access.is_some() {
                     for (i, p) in hello.alpn().enumerate() {
                         if i > 0 {
                             log.alpn.push(',');

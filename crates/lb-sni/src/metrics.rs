@@ -37,6 +37,9 @@ impl MetricsSource for Render {
         let m = &rt.metrics;
         m.errors.render(out);
         self.connections.render(out);
+        if let Some(log) = &rt.access {
+            log.render(out);
+        }
         metrics::header(
             out,
             "lb_bytes_total",

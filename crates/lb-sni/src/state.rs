@@ -81,6 +81,8 @@ pub struct Runtime {
     pub directories: BTreeMap<String, Arc<DirectoryTarget>>,
     /// Counters, carried over from generation to generation.
     pub metrics: Arc<SniMetrics>,
+    /// The access log (`[log]`); `None` when off. Kept across reloads that do not change it.
+    pub access: Option<lb_core::server::AccessLog>,
 }
 
 /// Why a runtime could not be built from a valid config.
@@ -92,6 +94,9 @@ pub enum BuildError {
     /// A resolver could not be built.
     #[error(transparent)]
     Resolver(#[from] lb_core::config::BuildError),
+    /// The access log could not be opened.
+    #[error(transparent)]
+    AccessLog(#[from] lb_core::server::AccessLogError),
 }
 
 impl Generation for Runtime {
@@ -100,6 +105,10 @@ impl Generation for Runtime {
     /// Builds a runtime; `previous` lends its pools so live state survives a reload. Must
     /// run inside a tokio runtime (health monitors are spawned).
     fn build(config: &Config, previous: Option<&Runtime>) -> Result<Runtime, BuildError> {
+        let access = lb_core::server::access::for_generation(
+            &config.log,
+            previous.and_then(|p| p.access.as_ref()),
+        )?;
         let pools = build_pools(config, &previous.map(Generation::pools).unwrap_or_default())?;
         let mut directories = BTreeMap::new();
         for (name, rc) in &config.resolvers {
@@ -133,7 +142,12 @@ impl Generation for Runtime {
             pools,
             directories,
             metrics: previous.map_or_else(Arc::default, |p| p.metrics.clone()),
+            access,
         })
+    }
+
+    fn access_log(&self) -> Option<&lb_core::server::AccessLog> {
+        self.access.as_ref()
     }
 
     fn pools(&self) -> BTreeMap<&str, &RunningPool> {

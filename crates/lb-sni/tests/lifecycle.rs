@@ -161,7 +161,7 @@ fn check_names_the_file_key_and_problem() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// The binary's stdout lines, as they come.
+/// The binary's process-log lines (stderr), as they come.
 struct Proc {
     child: Child,
     lines: mpsc::Receiver<String>,
@@ -175,11 +175,12 @@ impl Proc {
             .arg(config)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let out = child.stdout.take().unwrap();
+        // Process logs are on stderr.
+        let out = child.stderr.take().unwrap();
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
             for l in BufReader::new(out).lines().map_while(Result::ok) {

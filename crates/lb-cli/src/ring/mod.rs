@@ -56,7 +56,6 @@ use lb_core::discovery::{PoolHandle, Source, StaticSource};
 use lb_core::Pool;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 
 pub use proto::Limits;
 
@@ -158,35 +157,14 @@ impl std::fmt::Debug for Ring {
 /// Serves `ring` on `listener` until `shutdown` resolves; open connections are closed
 /// then (each command is answered whole or not at all).
 pub async fn serve(listener: TcpListener, ring: Arc<Ring>, shutdown: impl Future<Output = ()>) {
-    tokio::pin!(shutdown);
-    let permits = Arc::new(Semaphore::new(ring.settings.max_connections.max(1)));
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(());
+    let max = ring.settings.max_connections;
     let mut next_id = 0u64;
-    loop {
-        let permit = tokio::select! {
-            _ = &mut shutdown => break,
-            p = permits.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break, // the semaphore is never closed
-            },
-        };
-        let (stream, peer) = tokio::select! {
-            _ = &mut shutdown => break,
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!(error = %e, "ring accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
+    lb_core::server::accept_until(listener, max, shutdown, |stream, peer, stop| {
         next_id += 1;
         let id = next_id;
         let ring = ring.clone();
-        let mut stop = stop_rx.clone();
-        tokio::spawn(async move {
+        let mut stop = stop.clone();
+        async move {
             let _ = stream.set_nodelay(true);
             ring.stats.connections.fetch_add(1, Ordering::Relaxed);
             ring.stats.connected.fetch_add(1, Ordering::Relaxed);
@@ -196,13 +174,12 @@ pub async fn serve(listener: TcpListener, ring: Arc<Ring>, shutdown: impl Future
                         tracing::debug!(client = %peer, error = %e, "ring connection ended");
                     }
                 }
-                _ = stop.changed() => {}
+                _ = stop.stopped() => {}
             }
             ring.stats.connected.fetch_sub(1, Ordering::Relaxed);
-            drop(permit);
-        });
-    }
-    drop(stop_tx);
+        }
+    })
+    .await;
 }
 
 /// What the connection does after a command.

@@ -181,25 +181,20 @@ impl std::fmt::Debug for AdminState {
     }
 }
 
-/// Serves the admin API on `listener` until `shutdown` resolves.
+/// Serves the admin API on `listener` until `shutdown` resolves; then it stops accepting,
+/// answers the requests in flight, and returns once every connection has closed.
 pub async fn serve(
     listener: TcpListener,
     state: Arc<AdminState>,
     shutdown: impl Future<Output = ()> + Send,
 ) {
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            _ = &mut shutdown => return,
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!(error = %e, "admin accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        tokio::spawn(serve_connection(stream, peer, state.clone()));
-    }
+    // Admin clients are operators and scripts: a generous bound on open connections.
+    const MAX_CONNECTIONS: usize = 1024;
+    crate::server::accept_until(
+        listener,
+        MAX_CONNECTIONS,
+        shutdown,
+        move |stream, peer, sd| serve_connection(stream, peer, state.clone(), sd.clone()),
+    )
+    .await;
 }

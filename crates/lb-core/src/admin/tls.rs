@@ -15,6 +15,7 @@ use tokio::net::TcpStream;
 
 use super::{handle, AdminState};
 use crate::config::AdminConfig;
+use crate::server::Shutdown;
 
 /// A client has this long to finish its TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -67,11 +68,16 @@ impl AdminTls {
 
 /// Serves one accepted admin connection: over TLS when `[admin] tls` is set (a failed or
 /// slow handshake closes it), else plain HTTP/1.1.
-pub async fn serve_connection(stream: TcpStream, peer: SocketAddr, state: Arc<AdminState>) {
+pub async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    state: Arc<AdminState>,
+    stop: Shutdown,
+) {
     #[cfg(feature = "tls")]
     if let Some(tls) = state.tls() {
         match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor.accept(stream)).await {
-            Ok(Ok(s)) => serve_io(s, peer, state).await,
+            Ok(Ok(s)) => serve_io(s, peer, state, stop).await,
             Ok(Err(e)) => {
                 tracing::debug!(client = %peer, error = %e, "admin TLS handshake failed")
             }
@@ -79,11 +85,11 @@ pub async fn serve_connection(stream: TcpStream, peer: SocketAddr, state: Arc<Ad
         }
         return;
     }
-    serve_io(stream, peer, state).await
+    serve_io(stream, peer, state, stop).await
 }
 
 /// HTTP/1.1 with keep-alive on any byte stream.
-async fn serve_io<S>(io: S, peer: SocketAddr, state: Arc<AdminState>)
+async fn serve_io<S>(io: S, peer: SocketAddr, state: Arc<AdminState>, mut stop: Shutdown)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -94,7 +100,16 @@ where
     let conn = hyper::server::conn::http1::Builder::new()
         .keep_alive(true)
         .serve_connection(TokioIo::new(io), svc);
-    if let Err(e) = conn.await {
+    let mut conn = std::pin::pin!(conn);
+    // On drain: the request in flight is answered, then the connection closes.
+    let ended = tokio::select! {
+        r = conn.as_mut() => r,
+        _ = stop.stopped() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = ended {
         tracing::debug!(client = %peer, error = %e, "admin connection ended");
     }
 }

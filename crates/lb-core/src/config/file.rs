@@ -16,6 +16,7 @@ use serde::Deserialize;
 pub(crate) struct FileConfig {
     pub threads: Option<i64>,
     pub admin: Option<FileAdmin>,
+    pub log: Option<FileLog>,
     #[serde(default)]
     pub listener: Vec<FileListener>,
     #[serde(default)]
@@ -33,6 +34,14 @@ pub(crate) struct FileAdmin {
     pub listen: Option<String>,
     pub token: Option<String>,
     pub tls: Option<FileListenerTls>,
+}
+
+/// `[log]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileLog {
+    pub access: Option<String>,
+    pub format: Option<String>,
 }
 
 /// `[[listener]]`.

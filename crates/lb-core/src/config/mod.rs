@@ -81,8 +81,9 @@ pub use pool::{
     ProxyProtocol, RetryBudget, RetryOn, UpstreamProtocol, UpstreamTls,
 };
 pub use types::{
-    AdminConfig, CertKey, Config, ListenerConfig, ListenerProtocol, RateLimitConfig,
-    ResolverConfig, ResolverKind, RouteConfig, RouteTarget, StaticAnswer, TlsFiles, TlsVersion,
+    AccessFormat, AccessTarget, AdminConfig, CertKey, Config, ListenerConfig, ListenerProtocol,
+    LogConfig, RateLimitConfig, ResolverConfig, ResolverKind, RouteConfig, RouteTarget,
+    StaticAnswer, TlsFiles, TlsVersion,
 };
 
 use std::fmt;

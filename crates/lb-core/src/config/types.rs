@@ -23,6 +23,8 @@ pub struct Config {
     pub threads: usize,
     /// The admin API.
     pub admin: AdminConfig,
+    /// `[log]`: the access log.
+    pub log: LogConfig,
     /// Listeners, in file order (at least one).
     pub listeners: Vec<ListenerConfig>,
     /// Pools by name.
@@ -59,6 +61,38 @@ impl Config {
         }
         changed
     }
+}
+
+/// `[log]`: where access-log lines go and how they are written.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LogConfig {
+    /// `access`: `"stdout"` (default), `"off"`, or a file path.
+    pub access: AccessTarget,
+    /// `format`: `"text"` (default) or `"json"`.
+    pub format: AccessFormat,
+}
+
+/// Where access-log lines go.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum AccessTarget {
+    /// Standard output (the default).
+    #[default]
+    Stdout,
+    /// No access log.
+    Off,
+    /// Appended to this file (relative paths resolved against the config's directory);
+    /// reopened on SIGHUP.
+    File(PathBuf),
+}
+
+/// How access-log lines are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AccessFormat {
+    /// `key=value` pairs separated by spaces, values with spaces or quotes quoted.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// `[admin]`.

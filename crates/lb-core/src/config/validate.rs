@@ -12,11 +12,11 @@ use std::time::Duration;
 
 use super::duration::parse_duration;
 use super::error::{Issue, KeyPath, Problem};
-use super::file::{FileAdmin, FileConfig, FileListener};
+use super::file::{FileAdmin, FileConfig, FileListener, FileLog};
 use super::net::{parse_socket_addr, Cidr};
 use super::types::{
-    resolve_path, AdminConfig, CertKey, Config, ListenerConfig, ListenerProtocol, TlsFiles,
-    TlsVersion,
+    resolve_path, AccessFormat, AccessTarget, AdminConfig, CertKey, Config, ListenerConfig,
+    ListenerProtocol, LogConfig, TlsFiles, TlsVersion,
 };
 use super::Binary;
 
@@ -188,6 +188,7 @@ pub(crate) fn validate(
         "0 (one per core) to 1024",
     );
     let admin = admin(&mut c, file.admin.unwrap_or_default());
+    let log = log(&mut c, file.log.unwrap_or_default());
 
     if file.listener.is_empty() {
         c.fail(
@@ -250,11 +251,55 @@ pub(crate) fn validate(
         origin: origin.to_path_buf(),
         threads,
         admin,
+        log,
         listeners,
         pools,
         routes,
         resolvers,
     })
+}
+
+fn log(c: &mut Checker<'_>, l: FileLog) -> LogConfig {
+    let key = KeyPath::root().key("log");
+    let mut out = LogConfig::default();
+    match l.access.as_deref() {
+        None | Some("stdout") => {}
+        Some("off") => out.access = AccessTarget::Off,
+        Some("") => c.fail(
+            key.key("access"),
+            Problem::Invalid("expected \"stdout\", \"off\" or a file path"),
+        ),
+        Some(p) => {
+            let path = resolve_path(c.base(), p);
+            let dir = match path.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+                _ => PathBuf::from("."),
+            };
+            if !dir.is_dir() {
+                c.fail(
+                    key.key("access"),
+                    Problem::Unreadable {
+                        path: dir,
+                        error: "the directory of the access log does not exist".into(),
+                    },
+                );
+            }
+            out.access = AccessTarget::File(path);
+        }
+    }
+    match l.format.as_deref() {
+        None | Some("text") => {}
+        Some("json") => out.format = AccessFormat::Json,
+        Some(other) => c.fail(
+            key.key("format"),
+            Problem::UnknownValue {
+                what: "log format",
+                value: other.to_owned(),
+                expected: "\"text\" or \"json\"",
+            },
+        ),
+    }
+    out
 }
 
 fn admin(c: &mut Checker<'_>, a: FileAdmin) -> AdminConfig {

@@ -2,18 +2,18 @@
 //! on reload, each counting its open connections for `lb_connections_active`.
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::net::SocketAddr;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::ServeError;
+use super::{ServeError, Shutdown};
 use crate::config::ListenerConfig;
 use crate::discovery::BoxFuture;
 use crate::metrics;
@@ -21,23 +21,6 @@ use crate::metrics;
 /// A listener's settings as its accept loop sees them: replaced in place when a reload
 /// changes them for the same address.
 pub type LiveListenerConfig = Arc<ArcSwap<ListenerConfig>>;
-
-/// Resolves when the listener is closed (reload or shutdown).
-#[derive(Debug, Clone)]
-pub struct Shutdown(watch::Receiver<bool>);
-
-impl Shutdown {
-    /// Waits until the listener is told to stop (or its owner is gone).
-    pub async fn wait(mut self) {
-        let _ = self.0.wait_for(|stop| *stop).await;
-    }
-
-    /// A `Shutdown` and the sender that triggers it (for tests and embedders).
-    pub fn new() -> (watch::Sender<bool>, Shutdown) {
-        let (tx, rx) = watch::channel(false);
-        (tx, Shutdown(rx))
-    }
-}
 
 /// What a binary runs on each bound listener until its [`Shutdown`] resolves: the
 /// listener, its (live) settings, the open-connection gauge to maintain, and the stop
@@ -50,6 +33,8 @@ pub type ServeFn = Arc<
 
 struct Open {
     bound: SocketAddr,
+    /// A duplicate of the listening socket, to hand over in a binary upgrade.
+    fd: OwnedFd,
     config: LiveListenerConfig,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
@@ -123,20 +108,23 @@ impl Listeners {
         let (stop, shutdown) = Shutdown::new();
         let active = Arc::new(AtomicU64::new(0));
         let config = Arc::new(ArcSwap::from_pointee(cfg.clone()));
-        let (bound, task) = if let Some(n) = crate::rt::reuse_port_workers() {
+        let (bound, fd, task) = if let Some(n) = crate::rt::reuse_port_workers() {
             let serve = &self.serve;
             super::reuseport::spawn(cfg.listen, n, serve, &config, &active, &shutdown)
                 .map_err(err)?
         } else {
-            let listener = TcpListener::bind(cfg.listen).await.map_err(err)?;
+            // A socket handed over by the previous process (upgrade) or by systemd, else
+            // a new one.
+            let listener = bind(cfg.listen).await.map_err(err)?;
             let bound = listener.local_addr().map_err(err)?;
+            let fd = listener.as_fd().try_clone_to_owned().map_err(err)?;
             // Linux copies TCP_NODELAY to every accepted socket: set once here, it spares
             // a setsockopt per connection (see [`ACCEPTED_NODELAY`]).
             if let Err(e) = socket2::SockRef::from(&listener).set_tcp_nodelay(true) {
                 tracing::warn!(listen = %bound, error = %e, "TCP_NODELAY on the listening socket failed");
             }
             let serve = (self.serve)(listener, config.clone(), active.clone(), shutdown);
-            (bound, tokio::spawn(serve))
+            (bound, fd, tokio::spawn(serve))
         };
         self.gauges.set(bound, Some(active));
         tracing::info!(listen = %bound, protocol = cfg.protocol.as_str(), "listening");
@@ -144,6 +132,7 @@ impl Listeners {
             cfg.listen,
             Open {
                 bound,
+                fd,
                 config,
                 stop,
                 task,
@@ -195,10 +184,22 @@ impl Listeners {
         Ok(())
     }
 
-    /// Closes every listener and waits up to `grace` for their connections to finish.
-    pub async fn shutdown(mut self, grace: Duration) {
+    /// Duplicates of the listening sockets with their configured addresses, for a binary
+    /// upgrade ([`upgrade`](super::upgrade)).
+    pub fn handover(&self) -> std::io::Result<Vec<(SocketAddr, OwnedFd)>> {
+        self.open
+            .iter()
+            .map(|(a, o)| Ok((*a, o.fd.try_clone()?)))
+            .collect()
+    }
+
+    /// Closes every listener and waits up to `grace` for their connections (and the
+    /// `others` tasks, e.g. the admin API's) to finish.
+    pub async fn shutdown(mut self, grace: Duration, others: Vec<JoinHandle<()>>) {
         let addrs: Vec<SocketAddr> = self.open.keys().copied().collect();
-        let tasks: Vec<JoinHandle<()>> = addrs.into_iter().filter_map(|a| self.close(a)).collect();
+        let mut tasks: Vec<JoinHandle<()>> =
+            addrs.into_iter().filter_map(|a| self.close(a)).collect();
+        tasks.extend(others);
         let all = async {
             for t in tasks {
                 let _ = t.await;
@@ -210,64 +211,27 @@ impl Listeners {
     }
 }
 
+/// A listening socket for `addr`: the one inherited from a previous process or systemd
+/// ([`upgrade::take_inherited`](super::upgrade::take_inherited)), else a new one.
+pub(crate) async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    match super::upgrade::take_inherited(addr) {
+        Some(l) => {
+            l.set_nonblocking(true)?;
+            TcpListener::from_std(l)
+        }
+        None => TcpListener::bind(addr).await,
+    }
+}
+
 /// True where accepted sockets inherit the listening socket's `TCP_NODELAY` (Linux), which
 /// [`Listeners`] sets when it binds; elsewhere the binaries set it on each connection.
 pub const ACCEPTED_NODELAY: bool = cfg!(target_os = "linux");
-
-/// Accepts connections on `listener` until `shutdown`, at most `max_connections` open at
-/// once (at the limit it stops accepting until one ends), and runs `handle` for each in its
-/// own task, keeping `active` up to date. After `shutdown` it stops accepting and returns
-/// once every connection has ended; the caller bounds that wait.
-pub async fn accept_loop<F, Fut>(
-    listener: TcpListener,
-    max_connections: usize,
-    active: Arc<AtomicU64>,
-    shutdown: Shutdown,
-    mut handle: F,
-) where
-    F: FnMut(TcpStream, SocketAddr) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let max = max_connections.clamp(1, u32::MAX as usize);
-    let limit = Arc::new(Semaphore::new(max));
-    let stop = shutdown.wait();
-    tokio::pin!(stop);
-    loop {
-        let permit = tokio::select! {
-            _ = &mut stop => break,
-            p = limit.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-        };
-        let (stream, peer) = tokio::select! {
-            _ = &mut stop => break,
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    continue;
-                }
-            },
-        };
-        active.fetch_add(1, Ordering::Relaxed);
-        let conn = handle(stream, peer);
-        let active = active.clone();
-        tokio::spawn(async move {
-            conn.await;
-            active.fetch_sub(1, Ordering::Relaxed);
-            drop(permit);
-        });
-    }
-    drop(listener);
-    // Every permit back means every connection has ended.
-    // `max` fits in u32: clamped above.
-    let _ = limit.acquire_many(max as u32).await;
-}
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::{Binary, Config};
+    use tokio::net::TcpStream;
 
     /// The saving [`ACCEPTED_NODELAY`] counts on: a connection accepted from a listener
     /// that [`Listeners`] opened already has `TCP_NODELAY`.

@@ -7,21 +7,25 @@
 //! process's main runtime.
 //!
 //! Only for measuring this model against the shared listener of a multi-threaded runtime:
-//! it is not a config setting, and a binary upgrade does not hand these sockets over.
+//! it is not a config setting, and a binary upgrade hands over only the first of these
+//! sockets (the new process serves it with its own workers as configured).
 
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use super::listeners::{LiveListenerConfig, ServeFn, Shutdown};
+use super::listeners::{LiveListenerConfig, ServeFn};
+use super::Shutdown;
 
 /// Binds `listen` `workers` times (a port 0 becomes the first socket's port for the
 /// others) and serves each socket with `serve` on a thread of its own. Returns the bound
-/// address and a task that ends once every worker has returned (after `shutdown`).
+/// address, a copy of the first socket (what an upgrade hands over) and a task that ends
+/// once every worker has returned (after `shutdown`).
 pub(super) fn spawn(
     listen: SocketAddr,
     workers: usize,
@@ -29,7 +33,7 @@ pub(super) fn spawn(
     config: &LiveListenerConfig,
     active: &Arc<AtomicU64>,
     shutdown: &Shutdown,
-) -> io::Result<(SocketAddr, JoinHandle<()>)> {
+) -> io::Result<(SocketAddr, OwnedFd, JoinHandle<()>)> {
     let mut addr = listen;
     let mut sockets = Vec::with_capacity(workers);
     for _ in 0..workers.max(1) {
@@ -37,6 +41,11 @@ pub(super) fn spawn(
         addr = s.local_addr()?;
         sockets.push(s);
     }
+    let first = sockets
+        .first()
+        .ok_or_else(|| io::Error::other("no worker socket"))?
+        .as_fd()
+        .try_clone_to_owned()?;
     let mut done = Vec::with_capacity(sockets.len());
     for (i, socket) in sockets.into_iter().enumerate() {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -71,7 +80,7 @@ pub(super) fn spawn(
             let _ = rx.await;
         }
     });
-    Ok((addr, task))
+    Ok((addr, first, task))
 }
 
 /// A non-blocking listening socket on `addr` with `SO_REUSEPORT` and `TCP_NODELAY` (which

@@ -10,8 +10,8 @@ use arc_swap::ArcSwap;
 use std::collections::BTreeMap;
 
 use super::{
-    discovery_ready, retire_sources, AdminServer, ConnectionGauges, Listeners, Reload, RunningPool,
-    ServeError, ServeFn,
+    discovery_ready, retire_sources, AccessLog, AdminServer, ConnectionGauges, Listeners, Reload,
+    RunningPool, ServeError, ServeFn,
 };
 use crate::admin::{AdminState, AdminTls, AdminTlsError, AdminView, MetricsSource};
 use crate::config::Config;
@@ -28,6 +28,12 @@ pub trait Generation: Sized + Send + Sync + 'static {
 
     /// The running pools, by name.
     fn pools(&self) -> BTreeMap<&str, &RunningPool>;
+
+    /// The access log this generation writes to, if any (reopened on SIGHUP, flushed at
+    /// exit).
+    fn access_log(&self) -> Option<&AccessLog> {
+        None
+    }
 
     /// What the admin API shows and changes for this generation (its pools, by default).
     fn admin_view(&self, token: Option<String>) -> AdminView {
@@ -83,6 +89,7 @@ impl<G: Generation> Shell<G> {
         admin.set_tls(AdminTls::load(&config.admin)?);
         let admin_server = AdminServer::start(config.admin.listen, admin.clone()).await?;
         listeners.sync(&config.listeners).await?;
+        super::upgrade::drop_unused();
         Ok(Shell {
             config,
             current,
@@ -139,13 +146,28 @@ impl<G: Generation> Shell<G> {
 
     /// Stops the admin API and every listener, and waits up to `grace` for in-flight work.
     pub async fn shutdown(self, grace: Duration) {
-        drop(self.admin_server);
-        self.listeners.shutdown(grace).await;
+        let admin = self.admin_server.close();
+        self.listeners.shutdown(grace, vec![admin]).await;
+        if let Some(log) = self.current.load().access_log().cloned() {
+            let _ = tokio::task::spawn_blocking(move || log.flush(Duration::from_secs(2))).await;
+        }
     }
 }
 
 impl<G: Generation> Reload for Shell<G> {
     async fn reload(&mut self, config: Config) -> Result<(), String> {
         Shell::reload(self, config).await.map_err(|e| e.to_string())
+    }
+
+    fn handover(&self) -> std::io::Result<Vec<(SocketAddr, std::os::fd::OwnedFd)>> {
+        let mut all = self.listeners.handover()?;
+        all.push(self.admin_server.handover()?);
+        Ok(all)
+    }
+
+    fn reopen_logs(&self) {
+        if let Some(log) = self.current.load().access_log() {
+            log.reopen();
+        }
     }
 }

@@ -227,10 +227,11 @@ pub async fn closed_port() -> SocketAddr {
     l.local_addr().expect("addr")
 }
 
-/// The proxy's prologue: admin and one listener on port 0, optional token.
+/// The proxy's prologue: admin and one listener on port 0, optional token, no access log
+/// (it would go to the test's stdout).
 pub fn prologue(token: Option<&str>) -> String {
     let token = token.map_or(String::new(), |t| format!("token = \"{t}\"\n"));
-    format!("[admin]\nlisten = \"127.0.0.1:0\"\n{token}\n[[listener]]\nlisten = \"127.0.0.1:0\"\n")
+    format!("[admin]\nlisten = \"127.0.0.1:0\"\n{token}\n[log]\naccess = \"off\"\n[[listener]]\nlisten = \"127.0.0.1:0\"\n")
 }
 
 /// Parses config text as lb-proxy would.

@@ -1,0 +1,97 @@
+//! `lb check`, `lb hash` and `lb ring serve`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::hash::{analyse, HashArgs};
+use crate::serve::ServeOptions;
+use lb_core::config::{Binary, Config};
+
+pub(super) fn check(binary: &str, path: &std::path::Path) -> ExitCode {
+    let bin: Binary = match binary {
+        "lb-proxy" => Binary::Proxy,
+        "lb-sni" => Binary::Sni,
+        other => {
+            eprintln!("lb check: --binary {other:?}: expected lb-proxy or lb-sni");
+            return ExitCode::from(2);
+        }
+    };
+    match Config::load(path, bin) {
+        Ok(_) => {
+            println!("{}: ok", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+pub(super) fn hash(args: HashArgs, svg: Option<PathBuf>) -> ExitCode {
+    let a = match analyse(&args) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("lb hash: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    print!("{}", a.report());
+    if let Some(path) = svg {
+        if let Err(e) = std::fs::write(&path, crate::svg::svg(&a)) {
+            eprintln!("lb hash: writing {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+        println!("svg: {}", path.display());
+    }
+    ExitCode::SUCCESS
+}
+
+pub(super) fn ring_serve(listen: &str, threads: usize, opts: ServeOptions) -> ExitCode {
+    lb_core::server::logging::init();
+    let prepared = match crate::serve::prepare(&opts) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("lb ring serve: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let rt = match lb_core::rt::runtime(threads) {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("lb ring serve: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+        // `run` prints `lb ring listening on ADDR` once the pool is ready.
+        crate::serve::run(prepared, listener, shutdown()).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lb ring serve: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// SIGINT or SIGTERM.
+async fn shutdown() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+    tracing::info!("lb ring stopping");
+}

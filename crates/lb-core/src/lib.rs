@@ -77,6 +77,8 @@ pub mod backend;
 pub mod certs;
 pub mod clock;
 mod error;
+#[cfg(feature = "runtime")]
+mod futures;
 pub mod hash;
 pub mod metrics;
 pub mod name;

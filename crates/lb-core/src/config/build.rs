@@ -82,6 +82,7 @@ impl ResolverConfig {
             ResolverKind::Http { url } => Box::new(
                 HttpResolver::new(url.as_str(), self.timeout).map_err(|e| err(e.to_string()))?,
             ),
+            ResolverKind::Custom(custom) => Box::new(custom.resolver()),
             ResolverKind::Resp { url, prefix } => {
                 if url.db != 0 || url.username.is_some() {
                     return Err(err(

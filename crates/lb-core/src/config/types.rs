@@ -201,6 +201,10 @@ pub enum ResolverKind {
         /// Name → endpoints.
         map: BTreeMap<String, Vec<SocketAddr>>,
     },
+    /// An embedder's own [`Resolver`](crate::resolve::Resolver), given from code (never
+    /// from a file): see [`ResolverConfig::custom`].
+    #[cfg(feature = "runtime")]
+    Custom(super::code::CustomResolver),
 }
 
 /// `[resolver.X]`.

@@ -104,9 +104,11 @@ pub mod rt;
 pub mod server;
 #[cfg(feature = "tls")]
 pub mod tls;
+#[cfg(feature = "tower")]
+pub mod tower;
 
 pub use backend::{Backend, BackendState, BackendStatus};
 pub use error::PoolError;
 pub use outlier::{Outcome, OutlierSettings};
-pub use pool::{Change, Lease, Member, Pool, PoolSettings, Selection, Snapshot};
+pub use pool::{Change, Chosen, Lease, Member, Pool, PoolSettings, Selection, Snapshot};
 pub use select::{Select, StrategyKind};

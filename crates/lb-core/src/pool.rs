@@ -647,6 +647,17 @@ impl Lease {
         hash::sticky_id(self.member().backend.id())
     }
 
+    /// The chosen member as a cheap handle (one reference count) that does not hold the
+    /// request slot: hand it to code that needs the backend while the lease stays with
+    /// whoever reports the outcome (the [`tower`](crate::tower) layer does this).
+    #[inline]
+    pub fn chosen(&self) -> Chosen {
+        Chosen {
+            snap: Arc::clone(&self.snap),
+            member: self.member,
+        }
+    }
+
     /// Feeds passive outlier detection with this attempt's outcome.
     pub fn report(&self, outcome: Outcome) {
         let m = self.member();
@@ -666,6 +677,33 @@ impl Lease {
                 }
             }
         }
+    }
+}
+
+/// The member a [`Lease`] chose, without the lease: see [`Lease::chosen`].
+#[derive(Clone, Debug)]
+pub struct Chosen {
+    snap: Arc<Snapshot>,
+    member: u32,
+}
+
+impl Chosen {
+    /// The chosen member.
+    #[inline]
+    pub fn member(&self) -> &Member {
+        &self.snap.members[self.member as usize]
+    }
+
+    /// The chosen backend (its metadata: [`Backend::meta`]).
+    #[inline]
+    pub fn backend(&self) -> &Backend {
+        &self.member().backend
+    }
+
+    /// The chosen backend's address.
+    #[inline]
+    pub fn addr(&self) -> SocketAddr {
+        self.member().backend.addr()
     }
 }
 

@@ -122,20 +122,30 @@ pub struct Routed<Req> {
     pub request: Req,
 }
 
-/// Why a [`PoolService`] call failed.
-#[derive(Debug, thiserror::Error)]
+/// Why a [`PoolService`] call failed. An error whatever the inner error type is (a
+/// `Box<dyn Error + Send + Sync>` too), so `?` works in the caller.
+#[derive(Debug)]
 #[non_exhaustive]
 pub enum PoolServiceError<E> {
     /// No backend of the pool is usable (all down, draining, ejected or full).
-    #[error("no usable backend in pool {pool}")]
     NoBackend {
         /// The pool's name.
         pool: Arc<str>,
     },
     /// The inner service failed.
-    #[error(transparent)]
     Inner(E),
 }
+
+impl<E: std::fmt::Display> std::fmt::Display for PoolServiceError<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PoolServiceError::NoBackend { pool } => write!(f, "no usable backend in pool {pool}"),
+            PoolServiceError::Inner(e) => e.fmt(f),
+        }
+    }
+}
+
+impl<E: std::fmt::Debug + std::fmt::Display> std::error::Error for PoolServiceError<E> {}
 
 /// Picks a backend from a pool for every request: see the [module docs](self).
 #[derive(Clone, Debug)]

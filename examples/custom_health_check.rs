@@ -158,13 +158,9 @@ async fn main() -> Result<(), Error> {
 
     // Rise/fall, interval and timeout come from the settings; the probe is ours (the
     // monitor does not read `kind` when it is given a checker).
-    let settings = HealthSettings {
-        interval: Duration::from_millis(100),
-        timeout: Duration::from_millis(500),
-        rise: 2,
-        fall: 2,
-        ..HealthSettings::new(CheckKind::Tcp)
-    };
+    let settings = HealthSettings::new(CheckKind::Tcp)
+        .with_timing(Duration::from_millis(100), Duration::from_millis(500))
+        .with_rise_fall(2, 2);
     let checker = Arc::new(RedisPing {
         timeout: settings.timeout,
     });

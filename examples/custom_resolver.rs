@@ -75,11 +75,7 @@ async fn main() -> Result<(), Error> {
     tenants.set("tenant-1.example.com", &[one]);
     tenants.set("tenant-2.example.com", &[two]);
 
-    let settings = CacheSettings {
-        ttl: TTL,
-        negative_ttl: TTL,
-        ..CacheSettings::named("tenants")
-    };
+    let settings = CacheSettings::named("tenants").with_ttls(TTL, TTL);
     let cache = Cached::new(tenants.clone(), settings);
 
     for tenant in [

@@ -30,7 +30,7 @@
 //! // Directory routing: a name → endpoints resolver behind a cache (TTL, negative TTL,
 //! // stale-if-error, single-flight). Any `Resolver` can be wrapped.
 //! let directory = StaticResolver::new([("tenant-1.example.com".to_owned(), vec!["127.0.0.1:19001".parse()?])]);
-//! let settings = CacheSettings { ttl: Duration::from_secs(30), ..CacheSettings::named("directory") };
+//! let settings = CacheSettings::named("directory").with_ttls(Duration::from_secs(30), Duration::from_secs(5));
 //! let cached = Cached::new(directory, settings);
 //! let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
 //! let found = rt.block_on(cached.lookup("tenant-1.example.com")).result?;

@@ -34,6 +34,7 @@ use crate::select::{Candidates, Loads, Node, Params, PickInput, StrategyKind, Ta
 
 /// How a pool picks and protects its backends.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct PoolSettings {
     /// The selection strategy. Default `round-robin`.
     pub strategy: StrategyKind,

@@ -84,9 +84,10 @@ impl Service<Routed<String>> for Get {
 }
 
 fn pool(strategy: StrategyKind, addrs: &[SocketAddr], outlier: OutlierSettings) -> Arc<Pool> {
-    let settings = PoolSettings {
-        outlier,
-        ..PoolSettings::with_strategy(strategy)
+    let settings = {
+        let mut s = PoolSettings::with_strategy(strategy);
+        s.outlier = outlier;
+        s
     };
     let backends = addrs.iter().map(|a| Backend::new(*a)).collect();
     Arc::new(Pool::new("web", settings, backends).unwrap())
@@ -129,10 +130,12 @@ async fn each_key_reaches_the_backend_the_pool_prefers() {
 async fn a_refusing_backend_is_reported_and_its_keys_fall_back() {
     let up = server(200, None).await;
     let down = closed_port().await;
-    let outlier = OutlierSettings {
-        consecutive_errors: 1,
-        base_ejection: Duration::from_secs(60),
-        max_ejected: 0.5,
+    let outlier = {
+        let mut s = OutlierSettings::default();
+        s.consecutive_errors = 1;
+        s.base_ejection = Duration::from_secs(60);
+        s.max_ejected = 0.5;
+        s
     };
     let pool = pool(StrategyKind::Consistent, &[up, down], outlier);
     let mut svc = PoolLayer::new(pool.clone(), key).layer(Get);

@@ -14,6 +14,7 @@ use crate::name::HostPattern;
 
 /// A validated config of one binary.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct Config {
     /// Which binary it was validated for.
     pub binary: Binary,
@@ -101,6 +102,7 @@ impl ListenerProtocol {
 
 /// `[[listener]]`.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct ListenerConfig {
     /// Address to bind (required).
     pub listen: SocketAddr,
@@ -163,6 +165,7 @@ pub enum RouteTarget {
 
 /// `[[route]]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RouteConfig {
     /// Default `*`.
     pub host: HostPattern,
@@ -209,6 +212,7 @@ pub enum ResolverKind {
 
 /// `[resolver.X]`.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct ResolverConfig {
     /// Its name.
     pub name: String,

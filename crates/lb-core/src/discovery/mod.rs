@@ -85,6 +85,7 @@ impl SourceKind {
 
 /// Why an admin write was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum WriteError {
     /// The pool refused the change (duplicate, unknown backend, bad weight).
     #[error(transparent)]

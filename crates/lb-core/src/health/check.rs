@@ -100,6 +100,7 @@ impl CheckError {
 
 /// Why a checker could not be built from its settings.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CheckerError {
     /// The probe kind needs a cargo feature this build lacks (`http` or `tls`).
     #[error("{kind} health checks need lb-core's `{feature}` feature")]

@@ -51,6 +51,7 @@ use super::{BoxFuture, Resolution, ResolveError, Resolver};
 
 /// Settings of one [`Cached`] resolver; the defaults are those of `[resolver.X]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CacheSettings {
     /// The resolver's name, the `resolver` label of `lb_resolver_lookups_total`.
     pub name: String,
@@ -88,6 +89,13 @@ impl CacheSettings {
             name: name.into(),
             ..CacheSettings::default()
         }
+    }
+
+    /// These settings with `ttl` for found answers and `negative_ttl` for not-found ones.
+    pub fn with_ttls(mut self, ttl: Duration, negative_ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self.negative_ttl = negative_ttl;
+        self
     }
 }
 

@@ -97,7 +97,7 @@
 #![warn(missing_docs)]
 
 pub mod backend;
-#[cfg(feature = "tls")]
+#[cfg(all(feature = "tls", feature = "config"))]
 pub mod certs;
 pub mod clock;
 mod error;

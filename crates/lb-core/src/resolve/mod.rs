@@ -57,7 +57,7 @@ pub enum ResolveError {
 ///   name; see [`name`](crate::name)).
 /// - **Answers**: `Ok(Resolution::Found(endpoints))` with at least one endpoint, or
 ///   `Ok(Resolution::NotFound)` when the directory *knows* the name does not exist
-///   ([`Cached`] keeps that for `negative_ttl`; the proxies answer 404/421-style). An
+///   ([`Cached`] keeps that for `negative_ttl`; lb-proxy answers 404). An
 ///   `Err` means the directory could not answer: [`ResolveError::Unavailable`] (down,
 ///   refused, 5xx), [`ResolveError::Timeout`] or [`ResolveError::BadAnswer`] (an answer you
 ///   cannot use). [`Cached`] serves a stale answer for `stale_ttl` on any error, and the

@@ -35,7 +35,7 @@
 //! therefore moves only its keys (to their next distinct owner), and they come back when
 //! it does. `consistent-bounded` walks the same order and skips backends over their load
 //! cap (see [`pool`](crate::pool)): Mirrokni, Thorup and Zadimoghaddam, "Consistent Hashing
-//! with Bounded Loads" (2017).
+//! with Bounded Loads" (SODA 2018, arXiv:1608.01350).
 //!
 //! # Cost and when to use it
 //! O(1) expected per pick (a directory read and a short scan), 12 bytes per point plus a

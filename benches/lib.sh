@@ -77,14 +77,26 @@ tree_ticks() {
 }
 
 CLK_TCK=$(getconf CLK_TCK)
+
+# Workers of every proxy under test (lb: `threads`, nginx: `worker_processes`, HAProxy:
+# `nbthread`); the backends keep BACKEND_WORKERS (1). wrk runs WRK_THREADS threads
+# (default: WORKERS). LB_ENV: environment for the lb process (e.g. LB_REUSEPORT=1, see
+# benches/README.md), BASELINE_ENV the same for the BASELINE_BIN process.
+WORKERS=${WORKERS:-1}
+BACKEND_WORKERS=${BACKEND_WORKERS:-1}
+WRK_THREADS=${WRK_THREADS:-$WORKERS}
+LB_ENV=${LB_ENV:-}
+BASELINE_ENV=${BASELINE_ENV:-}
+[[ $WORKERS =~ ^[1-9][0-9]*$ ]] || die "WORKERS must be a positive number, not '$WORKERS'"
+export WORKERS WRK_THREADS
 PATH=$PATH:/usr/sbin:/sbin
 
 # write_lb_toml FILE: the lb config both benchmarks use (lb-proxy and lb-sni read the same
-# shape): one worker, one listener on $P_LB, the admin API on $P_ADMIN, a round-robin pool
-# of the backends on $P_B1 and $P_B2, one catch-all route.
+# shape): WORKERS workers (`threads`), one listener on $P_LB, the admin API on $P_ADMIN, a
+# round-robin pool of the backends on $P_B1 and $P_B2, one catch-all route.
 write_lb_toml() {
     cat >"$1" <<TOML
-threads = 1
+threads = $WORKERS
 
 [admin]
 listen = "127.0.0.1:$P_ADMIN"
@@ -129,12 +141,13 @@ write_baseline_toml() {
 USER_LINE=""
 [[ $(id -u) == 0 ]] && USER_LINE="user root;"
 
-# nginx_main NAME: the main-context lines of an nginx config: one worker, not a daemon, its
-# pid and error log in $TMP/NAME.pid and $TMP/NAME.err.
+# nginx_main NAME [WORKERS]: the main-context lines of an nginx config: WORKERS worker
+# processes (default 1), not a daemon, its pid and error log in $TMP/NAME.pid and
+# $TMP/NAME.err.
 nginx_main() {
     cat <<CONF
 $USER_LINE
-worker_processes 1;
+worker_processes ${2:-1};
 worker_rlimit_nofile 16384;
 daemon off;
 pid $TMP/$1.pid;
@@ -168,7 +181,7 @@ nginx_temp_paths() {
 # "hello\n" on $P_B1 and $P_B2, keep-alive without limits, no access log.
 write_backend_conf() {
     cat >"$1" <<EOF
-$(nginx_main backend)
+$(nginx_main backend "$BACKEND_WORKERS")
 http {
     access_log off;
     $(nginx_temp_paths backend-tmp)

@@ -2,7 +2,8 @@
 # Side-by-side HTTP load benchmark: lb-proxy vs nginx vs HAProxy (see benches/README.md).
 #
 # Method (/work/shared/PERFORMANCE.md): two nginx backends on loopback answer "hello\n";
-# each proxy (one worker/thread each) balances them round-robin. For each proxy, wrk -t1
+# each proxy (WORKERS workers/threads each, default 1) balances them round-robin. For each
+# proxy, wrk -t$WRK_THREADS (default WORKERS)
 # runs a keep-alive load (-c64) and a new-connection-per-request load (-c32,
 # "Connection: close"); we record req/s, p99 latency and the proxy's CPU time per request
 # (utime+stime from /proc/PID/stat over the run, summed over the proxy's processes, divided
@@ -30,7 +31,11 @@
 #      caches; it runs for the wrk run only and is stopped by PID),
 #      PERF=1 (where each proxy's CPU goes, kernel included: perf record -e cpu-clock
 #      on the proxy's processes during separate 3 s keep-alive and new-connection runs;
-#      top PERF_TOP symbols, default 25).
+#      top PERF_TOP symbols, default 25),
+#      WORKERS (default 1: lb-proxy threads, nginx worker_processes, HAProxy nbthread),
+#      WRK_THREADS (default WORKERS), BACKEND_WORKERS (default 1), LB_ENV / BASELINE_ENV
+#      (environment of the lb-proxy / baseline process, e.g. BASELINE_ENV=LB_REUSEPORT=1:
+#      per-worker SO_REUSEPORT listeners beside the shared one; see benches/README.md).
 # Loopback only; every process started here is stopped by PID on exit.
 set -euo pipefail
 
@@ -81,7 +86,7 @@ write_backend_conf "$TMP/backend.conf"
 
 # --- nginx as proxy -------------------------------------------------------------------
 cat >"$TMP/nginx.conf" <<EOF
-$(nginx_main nginx)
+$(nginx_main nginx "$WORKERS")
 http {
     access_log off;
     $(nginx_temp_paths nginx-tmp)
@@ -110,7 +115,7 @@ EOF
 # --- HAProxy --------------------------------------------------------------------------
 cat >"$TMP/haproxy.cfg" <<EOF
 global
-    nbthread 1
+    nbthread $WORKERS
     maxconn 8000
     pidfile $TMP/haproxy.pid
 defaults
@@ -159,8 +164,8 @@ start_proxy() { # name; a fresh process, listening
     case $1 in
     nginx) nginx -p "$TMP" -e "$TMP/nginx.err" -c "$TMP/nginx.conf" 2>>"$TMP/nginx.err" & ;;
     haproxy) haproxy -db -f "$TMP/haproxy.cfg" >>"$TMP/haproxy.log" 2>&1 & ;;
-    lb-proxy) RUST_LOG=warn "$LB" --config "$TMP/lb.toml" >>"$TMP/lb.log" 2>&1 & ;;
-    baseline) RUST_LOG=warn "$BASELINE" --config "$TMP/baseline.toml" >>"$TMP/baseline.log" 2>&1 & ;;
+    lb-proxy) env $LB_ENV RUST_LOG=warn "$LB" --config "$TMP/lb.toml" >>"$TMP/lb.log" 2>&1 & ;;
+    baseline) env $BASELINE_ENV RUST_LOG=warn "$BASELINE" --config "$TMP/baseline.toml" >>"$TMP/baseline.log" 2>&1 & ;;
     esac
     MAINPID[$1]=$!
     PIDS+=("$!")
@@ -200,8 +205,8 @@ RESULTS=$TMP/results.tsv
 # 32 asking for a new connection per request.
 load_args() {
     case $1 in
-    keepalive | tls-keepalive) ARGS=(-t1 -c64) ;;
-    *) ARGS=(-t1 -c32 -H "Connection: close") ;;
+    keepalive | tls-keepalive) ARGS=(-t"$WRK_THREADS" -c64) ;;
+    *) ARGS=(-t"$WRK_THREADS" -c32 -H "Connection: close") ;;
     esac
 }
 run_wrk() { # proxy mode round
@@ -316,9 +321,9 @@ run_idle() { # proxy round; on a freshly started proxy, so memory freed by earli
 warm_up() {
     local p
     for p in "${PROXIES[@]}"; do
-        timeout 30 wrk -t1 -c64 -d1s "http://127.0.0.1:${PORT[$p]}/" >/dev/null || die "warm-up failed against $p"
+        timeout 30 wrk -t"$WRK_THREADS" -c64 -d1s "http://127.0.0.1:${PORT[$p]}/" >/dev/null || die "warm-up failed against $p"
         if [[ $TLS == 1 ]]; then
-            timeout 30 wrk -t1 -c32 -d1s "https://127.0.0.1:${TLS_PORT[$p]}/" >/dev/null || die "TLS warm-up failed against $p"
+            timeout 30 wrk -t"$WRK_THREADS" -c32 -d1s "https://127.0.0.1:${TLS_PORT[$p]}/" >/dev/null || die "TLS warm-up failed against $p"
         fi
     done
 }
@@ -458,8 +463,9 @@ fi
 
 # --- table ----------------------------------------------------------------------------
 python3 - "$RESULTS" "$TMP/idle.tsv" "$STRACE_TSV" "$SEGS_TSV" "$DURATION" "$REPEAT" "$IDLE_CONNS" "$LOADAVG" "$BASELINE" "$NOISE" <<'EOF'
-import statistics, sys
+import os, statistics, sys
 res, idle, strace, segs, dur, rep, nidle, load, baseline, noise = sys.argv[1:11]
+wrk_t, workers = os.environ["WRK_THREADS"], os.environ["WORKERS"]
 P = ["lb-proxy", "nginx", "haproxy"] + (["baseline"] if baseline else [])
 vals = {}
 # (mode, round) -> proxy -> (CPU, p99), to set lb-proxy against nginx round by round.
@@ -495,7 +501,7 @@ rows = [
     ("TLS new conn/request -c32: **CPU-µs/request**", "tls-close", "cpu", "{:.1f}"),
 ]
 rows = [r for r in rows if (P[0], r[1], r[2]) in vals]
-print(f"\nDURATION={dur}s REPEAT={rep} (medians), wrk -t1, loadavg at start {load}"
+print(f"\nDURATION={dur}s REPEAT={rep} (medians), wrk -t{wrk_t}, workers {workers}, loadavg at start {load}"
       + (f", NOISE={noise}" if noise else "") + "\n")
 extra = " baseline |" if baseline else ""
 print("| metric | lb-proxy | nginx | HAProxy |" + extra + " lb-proxy/nginx | lb-proxy/HAProxy |" + (" lb-proxy/baseline |" if baseline else ""))

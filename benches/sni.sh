@@ -3,9 +3,10 @@
 # nginx stream (ssl_preread). See benches/README.md.
 #
 # Method: one nginx terminates TLS on two loopback ports (self-signed certificate) and
-# answers "hello\n" on / and a BIG_MB file on /big. Each router (one worker/thread each)
-# reads the ClientHello, matches its SNI against one route and splices to the two
-# backends round-robin, without terminating TLS. For each router, wrk -t1 runs:
+# answers "hello\n" on / and a BIG_MB file on /big. Each router (WORKERS workers/threads
+# each, default 1) reads the ClientHello, matches its SNI against one route and splices to
+# the two backends round-robin, without terminating TLS. For each router, wrk
+# -t$WRK_THREADS (default WORKERS) runs:
 #   keepalive  -c64, HTTPS keep-alive requests through one TLS session per connection;
 #   close      -c32, "Connection: close": a new TCP+TLS connection per request;
 #   bulk       -c4 on /big: bulk throughput.
@@ -17,7 +18,11 @@
 # Env: DURATION (s, default 10), REPEAT (default 1), BIG_MB (default 256),
 #      LB_SNI_BIN (skip the cargo build), KEEP_TMP=1,
 #      BASELINE_BIN (another lb-sni build, measured in the same rounds as a fourth router
-#      "baseline": a change compared side by side, not against a figure from another run).
+#      "baseline": a change compared side by side, not against a figure from another run),
+#      WORKERS (default 1: lb-sni threads, nginx worker_processes, HAProxy nbthread),
+#      WRK_THREADS (default WORKERS), BACKEND_WORKERS (default 1), LB_ENV / BASELINE_ENV
+#      (environment of the lb-sni / baseline process, e.g. BASELINE_ENV=LB_REUSEPORT=1:
+#      per-worker SO_REUSEPORT listeners beside the shared one; see benches/README.md).
 # Loopback only; every process started here is stopped by PID on exit.
 set -euo pipefail
 
@@ -58,7 +63,7 @@ echo hello >"$TMP/www/index.txt"
 head -c "$((BIG_MB << 20))" /dev/zero >"$TMP/www/big"
 
 cat >"$TMP/backend.conf" <<EOF
-$(nginx_main backend)
+$(nginx_main backend "$BACKEND_WORKERS")
 http {
     access_log off;
     $(nginx_temp_paths backend-tmp)
@@ -78,7 +83,7 @@ EOF
 
 cat >"$TMP/nginx.conf" <<EOF
 load_module /usr/lib/nginx/modules/ngx_stream_module.so;
-$(nginx_main nginx)
+$(nginx_main nginx "$WORKERS")
 stream {
     map \$ssl_preread_server_name \$pool {
         default backends;
@@ -96,7 +101,7 @@ EOF
 
 cat >"$TMP/haproxy.cfg" <<EOF
 global
-    nbthread 1
+    nbthread $WORKERS
     maxconn 8000
     pidfile $TMP/haproxy.pid
 defaults
@@ -134,8 +139,8 @@ start_router() {
     case $1 in
     nginx) nginx -p "$TMP" -e "$TMP/nginx.err" -c "$TMP/nginx.conf" 2>>"$TMP/nginx.err" & ;;
     haproxy) haproxy -db -f "$TMP/haproxy.cfg" >>"$TMP/haproxy.log" 2>&1 & ;;
-    lb-sni) RUST_LOG=warn "$LB" --config "$TMP/lb.toml" >>"$TMP/lb.log" 2>&1 & ;;
-    baseline) RUST_LOG=warn "$BASELINE" --config "$TMP/baseline.toml" >>"$TMP/baseline.log" 2>&1 & ;;
+    lb-sni) env $LB_ENV RUST_LOG=warn "$LB" --config "$TMP/lb.toml" >>"$TMP/lb.log" 2>&1 & ;;
+    baseline) env $BASELINE_ENV RUST_LOG=warn "$BASELINE" --config "$TMP/baseline.toml" >>"$TMP/baseline.log" 2>&1 & ;;
     esac
     MAINPID[$1]=$!
     PIDS+=("$!")
@@ -157,11 +162,11 @@ run_wrk() { # router mode round
     local r=$1 mode=$2 round=$3 args url out u0 s0 u1 s1
     url="https://$NAME:${PORT[$r]}/"
     case $mode in
-    keepalive) args=(-t1 -c64) ;;
-    close) args=(-t1 -c32 -H "Connection: close") ;;
+    keepalive) args=(-t"$WRK_THREADS" -c64) ;;
+    close) args=(-t"$WRK_THREADS" -c32 -H "Connection: close") ;;
     # A whole file per request: its time is the transfer's, so wrk's 2 s default
     # timeout would count slow transfers as errors (they finish; only the count is wrong).
-    bulk) args=(-t1 -c4 --timeout 30s); url="${url}big" ;;
+    bulk) args=(-t"$WRK_THREADS" -c4 --timeout 30s); url="${url}big" ;;
     esac
     read -r u0 s0 < <(cpu_ticks "$r")
     out=$(timeout $((DURATION + 30)) wrk "${args[@]}" -d"${DURATION}s" --latency "$url") || die "wrk failed against $r"
@@ -196,7 +201,7 @@ EOF
 }
 
 LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
-for r in "${ROUTERS[@]}"; do timeout 30 wrk -t1 -c16 -d1s "https://$NAME:${PORT[$r]}/" >/dev/null || die "warm-up failed against $r"; done
+for r in "${ROUTERS[@]}"; do timeout 30 wrk -t"$WRK_THREADS" -c16 -d1s "https://$NAME:${PORT[$r]}/" >/dev/null || die "warm-up failed against $r"; done
 for round in $(seq "$REPEAT"); do
     log "round $round/$REPEAT"
     for r in $(rotated "$round" "${ROUTERS[@]}"); do
@@ -207,8 +212,9 @@ for round in $(seq "$REPEAT"); do
 done
 
 python3 - "$RESULTS" "$DURATION" "$REPEAT" "$LOADAVG" "${ROUTERS[@]}" <<'EOF'
-import statistics, sys
+import os, statistics, sys
 res, dur, rep, load = sys.argv[1:5]
+wrk_t, workers = os.environ["WRK_THREADS"], os.environ["WORKERS"]
 R = sys.argv[5:]
 vals = {}
 for line in open(res):
@@ -228,7 +234,7 @@ rows = [
     ("bulk -c4: **CPU-s/GB**", "bulk", "cpu", "{:.3f}"),
     ("bulk -c4: kernel share of CPU", "bulk", "ks", "{:.0%}"),
 ]
-print(f"\nDURATION={dur}s REPEAT={rep} (medians), wrk -t1, loadavg at start {load}\n")
+print(f"\nDURATION={dur}s REPEAT={rep} (medians), wrk -t{wrk_t}, workers {workers}, loadavg at start {load}\n")
 others = R[1:]
 print("| metric | " + " | ".join(R) + " | " + " | ".join(f"{R[0]}/{o}" for o in others) + " |")
 print("|---|" + "---:|" * (len(R) + len(others)))

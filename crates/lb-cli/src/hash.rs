@@ -9,7 +9,6 @@
 
 use std::time::Instant;
 
-use lb_core::hash::hash_key;
 use lb_core::select::{NoLoads, Node, Params, PickInput, StrategyKind, Table};
 
 /// What to analyse.
@@ -126,22 +125,22 @@ impl Analysis {
     }
 }
 
-fn nodes(weights: &[u32]) -> Vec<Node> {
+fn nodes(kind: StrategyKind, weights: &[u32]) -> Vec<Node> {
     weights
         .iter()
         .enumerate()
         .map(|(i, &w)| Node {
-            id_hash: lb_core::hash::hash_id(&format!("backend-{i}")),
+            id_hash: kind.hash_id(&format!("backend-{i}")),
             weight: w,
         })
         .collect()
 }
 
-fn placement(table: &Table, keys: usize) -> Vec<usize> {
+fn placement(kind: StrategyKind, table: &Table, keys: usize) -> Vec<usize> {
     (0..keys)
         .map(|k| {
             let input = PickInput {
-                key_hash: hash_key(format!("key-{k}").as_bytes()),
+                key_hash: kind.hash_key(format!("key-{k}").as_bytes()),
                 random: 0,
             };
             table
@@ -166,7 +165,7 @@ fn counts(placed: &[usize], n: usize) -> Vec<usize> {
 pub fn analyse(a: &HashArgs) -> Result<Analysis, String> {
     let kind: StrategyKind = a.strategy.parse().map_err(|e| format!("{e}"))?;
     if !kind.uses_key() {
-        return Err(format!("{kind} does not hash keys, so there is no placement to analyse: use modulo, consistent, rendezvous, maglev or consistent-bounded"));
+        return Err(format!("{kind} does not hash keys, so there is no placement to analyse: use modulo, consistent, rendezvous, maglev, consistent-bounded or consistent-nginx"));
     }
     let n = a.backends;
     if n == 0 || a.keys == 0 {
@@ -186,8 +185,8 @@ pub fn analyse(a: &HashArgs) -> Result<Analysis, String> {
         return Err(format!("weight {w} is out of range: 1-256"));
     }
     let params = Params::default().with_vnodes(a.vnodes.clamp(1, 1000));
-    let table = Table::build(kind, &nodes(&weights), &params);
-    let before = placement(&table, a.keys);
+    let table = Table::build(kind, &nodes(kind, &weights), &params);
+    let before = placement(kind, &table, a.keys);
     let load = counts(&before, n);
     let total: u64 = weights.iter().map(|&w| u64::from(w)).sum();
     let change = match (a.add, a.remove) {
@@ -213,7 +212,11 @@ pub fn analyse(a: &HashArgs) -> Result<Analysis, String> {
         _ => None,
     };
     let moved = change.map(|(what, count, after_w, ideal)| {
-        let after = placement(&Table::build(kind, &nodes(&after_w), &params), a.keys);
+        let after = placement(
+            kind,
+            &Table::build(kind, &nodes(kind, &after_w), &params),
+            a.keys,
+        );
         let moved = before.iter().zip(&after).filter(|(b, a)| b != a).count();
         let mut arrived = vec![0usize; after_w.len()];
         for (b, a) in before.iter().zip(&after) {
@@ -237,7 +240,7 @@ pub fn analyse(a: &HashArgs) -> Result<Analysis, String> {
         let start = Instant::now();
         for k in 0..rounds {
             let input = PickInput {
-                key_hash: hash_key(&k.to_le_bytes()),
+                key_hash: kind.hash_key(&k.to_le_bytes()),
                 random: 0,
             };
             std::hint::black_box(table.candidates(input, &NoLoads).next());
@@ -291,6 +294,21 @@ mod tests {
             m.arrived.iter().sum::<usize>() as f64 / r.keys as f64,
             m.fraction
         );
+    }
+
+    #[test]
+    fn consistent_nginx_moves_exactly_the_removed_backends_keys() {
+        let mut a = args("consistent-nginx", 5);
+        a.weights = vec![1, 2, 1, 2, 1];
+        a.remove = Some(1);
+        let r = analyse(&a).unwrap();
+        assert_eq!(r.strategy, StrategyKind::ConsistentNginx);
+        let m = r.moved.as_ref().unwrap();
+        // A ring: the keys that move are exactly the removed (last) backend's.
+        assert_eq!(m.fraction, r.load[4] as f64 / r.keys as f64, "{m:?}");
+        for (i, &arrived) in m.arrived.iter().enumerate() {
+            assert_eq!(m.after[i], r.load[i] + arrived, "backend {i}: {m:?}");
+        }
     }
 
     #[test]

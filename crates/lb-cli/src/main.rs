@@ -81,7 +81,7 @@ enum Cmd {
     },
     /// Offline analysis of a hashing strategy: load spread, keys moved, pick cost.
     Hash {
-        /// modulo, consistent, rendezvous, maglev or consistent-bounded.
+        /// modulo, consistent, rendezvous, maglev, consistent-bounded or consistent-nginx.
         #[arg(long)]
         strategy: String,
         /// Number of backends.
@@ -440,17 +440,7 @@ fn ring_serve(listen: &str, threads: usize, opts: ServeOptions) -> ExitCode {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-        let addr = listener.local_addr().map_err(|e| e.to_string())?;
-        let snap = prepared.pool.snapshot();
-        tracing::info!(
-            listen = %addr,
-            strategy = %prepared.pool.settings().strategy,
-            nodes = snap.members().len(),
-            health = %lb_cli::serve::describe(&prepared.health),
-            "lb ring serving"
-        );
-        // Scripts wait for this line to know the port (useful with port 0).
-        println!("lb ring listening on {addr}");
+        // `run` prints `lb ring listening on ADDR` once the pool is ready.
         lb_cli::serve::run(prepared, listener, shutdown()).await
     });
     match result {

@@ -51,6 +51,7 @@ fn ring_equals_admin_route_and_lb_route_through_membership_changes() {
         (StrategyKind::Consistent, "consistent"),
         (StrategyKind::Maglev, "maglev"),
         (StrategyKind::Rendezvous, "rendezvous"),
+        (StrategyKind::ConsistentNginx, "consistent-nginx"),
     ] {
         let web = pool("web", kind, NODES);
         let a = rt.block_on(admin(vec![web], None));

@@ -45,6 +45,8 @@
 //! - [`pool`]: [`Pool`], its [`Snapshot`]s, membership [`Change`]s and the per-request [`Lease`].
 //! - [`backend`]: [`Backend`] (declared) and [`BackendState`] (observed, in atomics).
 //! - [`select`]: the [`Select`] trait and the eight strategies.
+//! - [`forward`]: one request's attempts over a pool: preference order, sticky first,
+//!   retries, the retry budget, and outcomes (with whose fault) to passive health.
 //! - [`hash`]: the fixed xxh3 seed every placement uses.
 //! - [`metrics`]: lock-free counters, histograms and Prometheus text.
 //! - [`name`]: host/SNI name normalisation and route host patterns.
@@ -101,6 +103,7 @@ pub mod backend;
 pub mod certs;
 pub mod clock;
 mod error;
+pub mod forward;
 #[cfg(feature = "runtime")]
 mod futures;
 pub mod hash;

@@ -180,8 +180,11 @@ impl ReasonCounters {
 pub struct PoolStats {
     /// Request durations (first byte in to response head out).
     pub duration: Histogram,
-    /// Retries made.
+    /// Retries made (`lb_retries_total`).
     pub retries: AtomicU64,
+    /// Requests retrying now, held against the retry budget
+    /// ([`Attempts`](crate::forward::Attempts)).
+    pub retries_in_flight: AtomicU64,
 }
 
 /// Writes a `# HELP` and `# TYPE` header.

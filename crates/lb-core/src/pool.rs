@@ -166,7 +166,7 @@ pub struct Pool {
     shared: Arc<PoolShared>,
     writer: Mutex<()>,
     version: AtomicU64,
-    stats: PoolStats,
+    stats: Arc<PoolStats>,
     #[cfg(feature = "runtime")]
     changed: tokio::sync::watch::Sender<u64>,
 }
@@ -178,6 +178,17 @@ impl Pool {
         name: impl Into<Arc<str>>,
         settings: PoolSettings,
         backends: Vec<Backend>,
+    ) -> Result<Pool, PoolError> {
+        Pool::with_stats(name, settings, backends, Arc::default())
+    }
+
+    /// Like [`new`](Self::new), counting into `stats`, which other pools may share: the
+    /// endpoint pools of one directory count retries (and hold the retry budget) together.
+    pub fn with_stats(
+        name: impl Into<Arc<str>>,
+        settings: PoolSettings,
+        backends: Vec<Backend>,
+        stats: Arc<PoolStats>,
     ) -> Result<Pool, PoolError> {
         let settings = Arc::new(settings);
         let shared = Arc::new(PoolShared::default());
@@ -197,7 +208,7 @@ impl Pool {
             shared,
             writer: Mutex::new(()),
             version: AtomicU64::new(1),
-            stats: PoolStats::default(),
+            stats,
             #[cfg(feature = "runtime")]
             changed: tokio::sync::watch::Sender::new(1),
         })
@@ -364,7 +375,7 @@ impl Group {
             }
             let w = u32::from(m.backend.weight());
             nodes.push(Node {
-                id_hash: hash::hash_id(m.backend.id()),
+                id_hash: kind.hash_id(m.backend.id()),
                 weight: w,
             });
             idx.push(i as u32);
@@ -460,12 +471,13 @@ impl Snapshot {
     #[inline]
     pub fn select<'a>(self: &'a Arc<Self>, key: &[u8]) -> Selection<'a> {
         self.select_with(PickInput {
-            key_hash: hash::hash_key(key),
+            key_hash: self.settings.strategy.hash_key(key),
             random: hash::thread_random(),
         })
     }
 
-    /// Like [`select`](Self::select) with an explicit key hash and random word.
+    /// Like [`select`](Self::select) with an explicit key hash and random word; the key
+    /// hash must be the pool's [`StrategyKind::hash_key`] of the key.
     pub fn select_with<'a>(self: &'a Arc<Self>, input: PickInput) -> Selection<'a> {
         Selection {
             snap: self,
@@ -483,7 +495,7 @@ impl Snapshot {
     /// `lb route` and `/api/v1/route`, ignoring health (`None` for an empty pool).
     pub fn route(&self, key: &[u8]) -> Option<&Member> {
         let input = PickInput {
-            key_hash: hash::hash_key(key),
+            key_hash: self.settings.strategy.hash_key(key),
             random: 0,
         };
         let mut it = self

@@ -564,3 +564,21 @@ fn binary_names() {
     assert!("lb".parse::<Binary>().is_err());
     assert_eq!(Binary::Sni.to_string(), "lb-sni");
 }
+
+#[test]
+fn consistent_nginx_is_a_strategy_of_both_binaries() {
+    for binary in [Binary::Proxy, Binary::Sni] {
+        let text = format!(
+            "{MINIMAL}[pool.web]\nstrategy = \"consistent-nginx\"\nbackends = [\"127.0.0.1:1\", {{ addr = \"127.0.0.1:2\", weight = 2 }}]\n"
+        );
+        let c = ok(&text, binary);
+        let settings = c.pool("web").unwrap().pool_settings();
+        assert_eq!(settings.strategy, StrategyKind::ConsistentNginx);
+        assert!(settings.strategy.is_deterministic());
+    }
+    let e = err(
+        &format!("{MINIMAL}[pool.web]\nstrategy = \"nginx\"\n"),
+        Binary::Proxy,
+    );
+    assert_names(&e, "pool.web.strategy", &["consistent-nginx"]);
+}

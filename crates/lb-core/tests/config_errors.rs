@@ -267,3 +267,98 @@ fn port_zero_listener_and_admin_do_not_collide() {
     let c = Config::parse(text, Path::new("t.toml"), Binary::Proxy);
     assert!(c.is_ok(), "{:?}", c.err().map(|e| e.to_string()));
 }
+
+#[test]
+fn resolver_endpoint_keys_and_pool_answers_are_checked() {
+    let http = "[resolver.d]\nkind = \"http\"\nurl = \"http://127.0.0.1:1/{name}\"\n";
+    let cases: [(String, &str, &[&str]); 7] = [
+        (
+            format!("{http}connect_timeout = \"soon\"\n"),
+            "resolver.d.connect_timeout",
+            &["bad duration", "\"soon\""],
+        ),
+        (
+            format!("{http}response_timeout = \"0s\"\n"),
+            "resolver.d.response_timeout",
+            &["greater than 0s"],
+        ),
+        (
+            format!("{http}idle_timeout = 5\n"),
+            "resolver.d.idle_timeout",
+            &["invalid type"],
+        ),
+        (
+            format!("{http}retries = 101\n"),
+            "resolver.d.retries",
+            &["101", "0 to 100"],
+        ),
+        (
+            format!("{http}max_conns_per_backend = -1\n"),
+            "resolver.d.max_conns_per_backend",
+            &["-1", "unlimited"],
+        ),
+        (
+            format!("{http}bare = \"word\"\n"),
+            "resolver.d.bare",
+            &["\"word\"", "\"pool\""],
+        ),
+        (
+            "[resolver.s]\nkind = \"static\"\nmap = { \"a.test\" = \"pool:pod9\" }\n".to_owned(),
+            "resolver.s.map.\"a.test\"",
+            &["unknown pool \"pod9\""],
+        ),
+    ];
+    for (text, key, fragments) in cases {
+        let msg = err(&format!("{MINIMAL}{text}"), Binary::Sni);
+        assert_names(&msg, key, fragments);
+    }
+}
+
+#[test]
+fn resolver_endpoint_keys_default_to_the_pool_defaults() {
+    let text = format!(
+        "{MINIMAL}[pool.pod0]\n[resolver.d]\nkind = \"static\"\nmap = {{ \"a.test\" = \"pool:pod0\", \"b.test\" = \"127.0.0.1:9\" }}\n\
+         [resolver.e]\nkind = \"resp\"\nurl = \"redis://127.0.0.1:6379\"\nbare = \"pool\"\nretries = 0\nconnect_timeout = \"250ms\"\nmax_conns_per_backend = 7\n"
+    );
+    let c = ok(&text, Binary::Proxy);
+    let d = c.resolver("d").unwrap();
+    let pool = lb_core::config::PoolConfig::with_defaults("x");
+    assert_eq!(
+        (
+            d.connect_timeout,
+            d.response_timeout,
+            d.idle_timeout,
+            d.retries,
+            d.max_conns_per_backend,
+            d.bare_pool
+        ),
+        (
+            pool.connect_timeout,
+            pool.response_timeout,
+            pool.idle_timeout,
+            pool.retries,
+            0,
+            false
+        )
+    );
+    match &d.kind {
+        ResolverKind::Static { map } => {
+            assert_eq!(map["a.test"], StaticAnswer::Pool("pod0".into()));
+            assert_eq!(
+                map["b.test"],
+                vec!["127.0.0.1:9".parse::<std::net::SocketAddr>().unwrap()]
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let e = c.resolver("e").unwrap();
+    assert_eq!(
+        (
+            e.retries,
+            e.connect_timeout,
+            e.max_conns_per_backend,
+            e.bare_pool
+        ),
+        (0, std::time::Duration::from_millis(250), 7, true)
+    );
+}

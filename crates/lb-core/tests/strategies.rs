@@ -655,3 +655,102 @@ fn duplicate_addresses_and_ids_are_refused() {
     );
     assert_eq!(p.snapshot().members().len(), 3);
 }
+
+// ---------------------------------------------------------------------------------------
+// consistent-nginx: nginx's ring (the placement itself is checked against the real nginx
+// in lb-proxy's `tests/nginx_placement.rs`).
+
+/// Nodes as a pool builds them for `consistent-nginx`: the id hash is nginx's.
+fn nginx_nodes(ids: &[usize], weights: &[u32]) -> Vec<Node> {
+    ids.iter()
+        .zip(weights)
+        .map(|(&i, &w)| Node {
+            id_hash: StrategyKind::ConsistentNginx.hash_id(&addr(i).to_string()),
+            weight: w,
+        })
+        .collect()
+}
+
+fn nginx_order(t: &Table, key: &[u8]) -> Vec<usize> {
+    let input = PickInput {
+        key_hash: StrategyKind::ConsistentNginx.hash_key(key),
+        random: 0,
+    };
+    t.candidates(input, &NoLoads).collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Two tables built independently from the same members answer the same order for
+    /// every key, and each order names every member once.
+    #[test]
+    fn consistent_nginx_is_deterministic(
+        weights in proptest::collection::vec(1u32..=4, 1..12),
+        keys in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..24), 1..40),
+    ) {
+        let ids: Vec<usize> = (0..weights.len()).collect();
+        let a = build(StrategyKind::ConsistentNginx, &nginx_nodes(&ids, &weights));
+        let b = build(StrategyKind::ConsistentNginx, &nginx_nodes(&ids, &weights));
+        for k in &keys {
+            let order = nginx_order(&a, k);
+            assert_permutation(&order, weights.len());
+            prop_assert_eq!(&order, &nginx_order(&b, k));
+        }
+    }
+
+    /// Removing one member moves exactly its keys, each to its next choice; adding it back
+    /// takes exactly those keys back.
+    #[test]
+    fn consistent_nginx_moves_only_the_removed_backends_keys(
+        weights in proptest::collection::vec(1u32..=3, 2..10),
+        gone in any::<proptest::sample::Index>(),
+        seed in any::<u64>(),
+    ) {
+        let n = weights.len();
+        let gone = gone.index(n);
+        let ids: Vec<usize> = (0..n).collect();
+        let full = build(StrategyKind::ConsistentNginx, &nginx_nodes(&ids, &weights));
+        let rest_ids: Vec<usize> = ids.iter().copied().filter(|&i| i != gone).collect();
+        let rest_w: Vec<u32> = rest_ids.iter().map(|&i| weights[i]).collect();
+        let rest = build(StrategyKind::ConsistentNginx, &nginx_nodes(&rest_ids, &rest_w));
+        for k in 0..500u64 {
+            let key = format!("k{}", mix64(seed ^ k));
+            let before = nginx_order(&full, key.as_bytes());
+            let after: Vec<usize> = nginx_order(&rest, key.as_bytes()).iter().map(|&j| rest_ids[j]).collect();
+            // The order without `gone` is the order with it, minus `gone`.
+            let expected: Vec<usize> = before.iter().copied().filter(|&i| i != gone).collect();
+            prop_assert_eq!(after, expected, "key {}", key);
+        }
+    }
+}
+
+#[test]
+fn consistent_nginx_through_the_pool_skips_a_down_backend() {
+    let p = pool(StrategyKind::ConsistentNginx, &[1, 2, 1, 2, 1]);
+    let before = picks(&p, 10_000);
+    let down = addr(1);
+    let on_down = before.iter().filter(|a| **a == Some(down)).count();
+    // Weight 2 of 7: about 2,857 keys.
+    assert!((2_000..3_700).contains(&on_down), "{on_down}");
+    p.snapshot().members()[1].state().set_healthy(false);
+    let during = picks(&p, 10_000);
+    for (b, d) in before.iter().zip(&during) {
+        assert_ne!(*d, Some(down));
+        if *b != Some(down) {
+            assert_eq!(b, d, "a healthy backend's key moved");
+        }
+    }
+    p.snapshot().members()[1].state().set_healthy(true);
+    assert_eq!(picks(&p, 10_000), before);
+    // `route` (lb route, /api/v1/route) places by the same CRC-32 hashes.
+    let snap = p.snapshot();
+    for (k, want) in before.iter().enumerate().take(1000) {
+        let key = format!("key-{k}");
+        assert_eq!(
+            snap.route(key.as_bytes()).map(|m| m.backend().addr()),
+            *want,
+            "{key}"
+        );
+    }
+}

@@ -11,7 +11,6 @@ use std::borrow::Cow;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,11 +21,13 @@ use hyper::header::{self, HeaderValue};
 use hyper::http::request::Parts;
 use hyper::{Method, Request, Response, StatusCode, Uri, Version};
 use lb_core::config::Cidr;
+use lb_core::forward::RetryPolicy;
+use lb_core::forward::{Attempts, Failure, Verdict};
 use lb_core::hash;
 use lb_core::metrics::Reason;
 use lb_core::name::normalize_name;
-use lb_core::resolve::Resolution;
-use lb_core::Outcome;
+use lb_core::resolve::Answer;
+use lb_core::select::PickInput;
 
 use crate::body::{ReqBody, RespBody, UpstreamBody};
 use crate::cookie;
@@ -245,8 +246,13 @@ fn proxy<'a>(
         let route = rt
             .route(&host, parts.uri.path())
             .ok_or(Reason::UnknownHost)?;
-        let h2 = match &route.target {
-            Target::Pool(p) if p.upstreams.protocol() == UpstreamProtocol::H2 => {
+        // A directory route asks its directory first: the answer is endpoints, or a pool.
+        let resolved = match &route.target {
+            Target::Pool(p) => Resolved::Pool(p),
+            Target::Directory(d) => resolve(rt, d, &host).await?,
+        };
+        let h2 = match resolved {
+            Resolved::Pool(p) if p.upstreams.protocol() == UpstreamProtocol::H2 => {
                 Some(p.upstreams.tls())
             }
             _ => None,
@@ -292,13 +298,18 @@ fn proxy<'a>(
         let real = real_client(conn, view);
         let client_ip = real.map(IpText::new);
         let ip = client_ip.as_ref().unwrap_or(&peer);
-        let key: &[u8] = match &route.target {
-            Target::Pool(p) => {
+        let key: &[u8] = match &resolved {
+            Resolved::Pool(p) => {
                 key::extract(p.key(), &parts.uri, view, &host).unwrap_or(ip.as_bytes())
             }
-            Target::Directory(_) => ip.as_bytes(),
+            // A directory's endpoints are picked by client IP, in both binaries.
+            Resolved::Endpoints(..) => ip.as_bytes(),
         };
-        let key_hash = hash::hash_key(key);
+        // The pool's strategy decides the key hash (`consistent-nginx` hashes as nginx).
+        let key_hash = match &route.target {
+            Target::Pool(p) => p.handle.pool.settings().strategy.hash_key(key),
+            Target::Directory(_) => hash::hash_key(key),
+        };
         // x-forwarded-host shares the client's Host value when normalising changed nothing.
         let same_host = matches!(&host, Cow::Borrowed(h) if h.len() == raw_host.len());
         let (fields, upgrade, authority) = match (raw, &host_of_map) {
@@ -377,14 +388,44 @@ fn proxy<'a>(
             tls: conn.tls,
             upgrade,
         };
-        match &route.target {
-            Target::Pool(p) => {
-                out.pool = Some(p.clone());
-                forward_pool(p, &mut ctx, &mut body, key_hash, conn, out).await
+        let via = match &resolved {
+            Resolved::Pool(p) => {
+                out.pool = Some(Arc::clone(p));
+                Via::pool(p)
             }
-            Target::Directory(d) => {
-                forward_directory(d, &mut ctx, &mut body, &host, key_hash, conn, out).await
+            Resolved::Endpoints(d, pool) => Via::endpoints(d, pool),
+        };
+        forward(via, &mut ctx, &mut body, key_hash, conn, out).await
+    }
+}
+
+/// Where a request goes once its route is known: a pool (the route's, or the one a
+/// directory named), or the endpoints a directory answered, as their pool.
+enum Resolved<'a> {
+    Pool(&'a Arc<PoolTarget>),
+    Endpoints(&'a DirectoryTarget, Arc<lb_core::Pool>),
+}
+
+/// Asks a route's directory about `host`. A pool name the config does not have is a bad
+/// answer (`502 directory-unavailable`), logged by lb-core's cache when it arrives.
+async fn resolve<'a>(
+    rt: &'a Runtime,
+    d: &'a DirectoryTarget,
+    host: &str,
+) -> Result<Resolved<'a>, Reason> {
+    match d.cache.lookup_target(host).await.answer {
+        Ok(Answer::Endpoints(pool)) => Ok(Resolved::Endpoints(d, pool)),
+        Ok(Answer::Pool(name)) => match rt.pools.get(&*name) {
+            Some(p) => Ok(Resolved::Pool(p)),
+            None => {
+                tracing::debug!(resolver = %d.name, name = host, pool = %name, "directory named an unknown pool");
+                Err(Reason::DirectoryUnavailable)
             }
+        },
+        Ok(_) => Err(Reason::UnknownHost),
+        Err(e) => {
+            tracing::warn!(resolver = %d.name, name = host, error = %e, "directory lookup failed");
+            Err(Reason::DirectoryUnavailable)
         }
     }
 }
@@ -513,6 +554,9 @@ enum Attempt {
     /// Failed after sending: retry only if idempotent and replayable.
     Failed(Reason),
     TimedOut,
+    /// The client's side failed (its body malformed, short, too large, or reset): its
+    /// fault, never the backend's.
+    ClientFault(Reason),
 }
 
 #[allow(clippy::manual_async_fn)] // not an `async fn`: see `handle_request`
@@ -547,6 +591,10 @@ fn attempt<'a>(
             Ok(resp) => Attempt::Done(resp),
             Err(e) if e.timed_out => Attempt::TimedOut,
             Err(e) => {
+                if let Some(reason) = e.client_fault() {
+                    tracing::debug!(backend = %addr, error = %e.error, "the client's request body failed");
+                    return Attempt::ClientFault(reason);
+                }
                 tracing::debug!(backend = %addr, error = %e.error, "upstream exchange failed");
                 match e.body {
                     Some(body) => Attempt::NotSent(Reason::UpstreamReset, body),
@@ -582,9 +630,46 @@ fn relay(
     Response::from_parts(parts, RespBody::upstream(body, idle, lease))
 }
 
+/// What [`forward`] tries: a pool with its retry policy, upstream connections and
+/// timeouts.
+struct Via<'a> {
+    pool: &'a lb_core::Pool,
+    retry: &'a RetryPolicy,
+    upstreams: &'a Arc<Upstreams>,
+    response_timeout: Duration,
+    idle_timeout: Duration,
+    sticky: Option<&'a str>,
+}
+
+impl<'a> Via<'a> {
+    fn pool(p: &'a PoolTarget) -> Via<'a> {
+        Via {
+            pool: &p.handle.pool,
+            retry: &p.retry,
+            upstreams: &p.upstreams,
+            response_timeout: p.config.response_timeout,
+            idle_timeout: p.config.idle_timeout,
+            sticky: p.config.sticky.as_deref(),
+        }
+    }
+
+    fn endpoints(d: &'a DirectoryTarget, pool: &'a lb_core::Pool) -> Via<'a> {
+        Via {
+            pool,
+            retry: &d.retry,
+            upstreams: &d.upstreams,
+            response_timeout: d.response_timeout,
+            idle_timeout: d.idle_timeout,
+            sticky: None,
+        }
+    }
+}
+
+/// Tries the candidates of `via` for one request (lb-core's [`Attempts`]); only the HTTP
+/// rules are here: what may be sent again, and which answers are failures.
 #[allow(clippy::manual_async_fn)] // not an `async fn`: see `handle_request`
-fn forward_pool<'a>(
-    p: &'a PoolTarget,
+fn forward<'a>(
+    via: Via<'a>,
     ex: &'a mut Exchange<'a>,
     body: &'a mut ReqBody,
     key_hash: u64,
@@ -592,77 +677,51 @@ fn forward_pool<'a>(
     out: &'a mut Handled,
 ) -> impl Future<Output = Result<Response<RespBody>, Reason>> + Send + 'a {
     async move {
-        let cfg = &p.config;
-        let pool = &p.handle.pool;
+        let pool = via.pool;
         let snap = pool.snapshot();
-        let mut sel = snap.select_with(lb_core::select::PickInput {
-            key_hash,
-            random: hash::thread_random(),
-        });
         // Sticky sessions: the backend the cookie names goes first when usable; the normal
         // preference order follows (without it) if connecting to it fails.
-        let sticky = cfg.sticky.as_deref().map(|name| {
+        let sticky = via.sticky.map(|name| {
             let named = ex.fields.view().cookie(name).and_then(cookie::parse_sticky);
             (name, named)
         });
-        let mut pinned = sticky
-            .and_then(|(_, named)| named)
-            .and_then(|id| snap.lease_sticky(id));
-        let pinned_addr = pinned.as_ref().map(lb_core::Lease::addr);
-        let mut last = Reason::NoHealthyBackend;
+        let input = PickInput {
+            key_hash,
+            random: hash::thread_random(),
+        };
+        let mut attempts =
+            Attempts::new(pool, &snap, input, via.retry).sticky_first(sticky.and_then(|s| s.1));
+        let mut lease = attempts.first().ok_or(Reason::NoHealthyBackend)?;
         let mut next_body = Some(take_body(body));
         loop {
-            if out.tries > cfg.retries {
-                return Err(last);
-            }
-            let lease = match pinned.take() {
-                Some(l) => l,
-                None => match sel.by_ref().find(|l| Some(l.addr()) != pinned_addr) {
-                    Some(l) => l,
-                    None => return Err(last),
-                },
-            };
-            let _retry_guard = if out.tries > 0 {
-                let in_flight = p.retries_in_flight.load(Ordering::Relaxed);
-                if in_flight >= p.budget().allowed(pool.active()) {
-                    return Err(last);
-                }
-                pool.stats().retries.fetch_add(1, Ordering::Relaxed);
-                Some(RetryGuard::new(&p.retries_in_flight))
-            } else {
-                None
-            };
-            out.tries += 1;
+            out.tries = attempts.tries();
             out.backend = Some(lease.addr());
-            let b = match next_body.take() {
-                Some(b) => b,
-                None => take_body(body),
-            };
-            match attempt(
-                &p.upstreams,
+            let b = next_body.take().unwrap_or_else(|| take_body(body));
+            let head = ex.head();
+            let tried = attempt(
+                via.upstreams,
                 lease.addr(),
-                ex.head(),
+                head,
                 b,
-                cfg.response_timeout,
+                via.response_timeout,
                 client,
-            )
-            .await
-            {
+            );
+            let (verdict, reason) = match tried.await {
                 Attempt::Done(resp) => {
                     let status = resp.status().as_u16();
                     lease.member().state().count_status(status);
-                    let retry_status = (status == 502 && cfg.retry_on.status_502)
-                        || (status == 503 && cfg.retry_on.status_503);
-                    if retry_status && ex.idempotent && ex.replayable && out.tries <= cfg.retries {
-                        lease.report(Outcome::Failure);
-                        last = Reason::UpstreamReset;
-                        continue;
-                    }
-                    lease.report(if status >= 500 {
-                        Outcome::Failure
+                    if status >= 500 {
+                        let failed = Verdict::Backend {
+                            failure: Failure::Status(status),
+                            replayable: ex.idempotent && ex.replayable,
+                        };
+                        if let Some(next) = attempts.report(&lease, failed) {
+                            lease = next;
+                            continue;
+                        }
                     } else {
-                        Outcome::Success
-                    });
+                        attempts.report(&lease, Verdict::Served);
+                    }
                     let set_cookie = sticky.and_then(|(name, named)| {
                         let id = lease.sticky_id();
                         (named != Some(id))
@@ -670,108 +729,72 @@ fn forward_pool<'a>(
                             .flatten()
                     });
                     let addr = lease.addr();
-                    let mut resp = relay(resp, cfg.idle_timeout, Some(lease), ex, addr);
+                    let mut resp = relay(resp, via.idle_timeout, Some(lease), ex, addr);
                     if let Some(v) = set_cookie {
                         resp.headers_mut().append(header::SET_COOKIE, v);
                     }
                     return Ok(resp);
                 }
                 Attempt::NotSent(reason, unsent) => {
-                    lease.report(Outcome::Failure);
-                    last = reason;
-                    if reason == Reason::UpstreamConnect && !cfg.retry_on.connect {
-                        return Err(last);
-                    }
                     next_body = Some(unsent);
+                    (backend_failed(Failure::Connect, true), reason)
                 }
-                Attempt::Failed(reason) => {
-                    lease.report(Outcome::Failure);
-                    last = reason;
-                    if !(cfg.retry_on.reset && ex.idempotent && ex.replayable) {
-                        return Err(last);
-                    }
-                }
-                Attempt::TimedOut => {
-                    lease.report(Outcome::Failure);
-                    return Err(Reason::UpstreamTimeout);
-                }
+                Attempt::Failed(reason) => (
+                    backend_failed(Failure::Reset, ex.idempotent && ex.replayable),
+                    reason,
+                ),
+                Attempt::TimedOut => (
+                    backend_failed(Failure::Timeout, false),
+                    Reason::UpstreamTimeout,
+                ),
+                Attempt::ClientFault(reason) => (Verdict::Client, reason),
+            };
+            match attempts.report(&lease, verdict) {
+                Some(next) => lease = next,
+                None => return Err(reason),
             }
         }
     }
 }
 
-struct RetryGuard<'a>(&'a std::sync::atomic::AtomicU64);
-
-impl<'a> RetryGuard<'a> {
-    fn new(c: &'a std::sync::atomic::AtomicU64) -> Self {
-        c.fetch_add(1, Ordering::Relaxed);
-        RetryGuard(c)
+fn backend_failed(failure: Failure, replayable: bool) -> Verdict {
+    Verdict::Backend {
+        failure,
+        replayable,
     }
 }
 
-impl Drop for RetryGuard<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
-}
+#[cfg(test)]
+mod size {
+    use super::*;
 
-/// Response timeout for directory-routed requests (directories have no pool settings).
-const DIRECTORY_RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
-const DIRECTORY_IDLE: Duration = Duration::from_secs(60);
-
-#[allow(clippy::manual_async_fn)] // not an `async fn`: see `handle_request`
-fn forward_directory<'a>(
-    d: &'a DirectoryTarget,
-    ex: &'a mut Exchange<'a>,
-    body: &'a mut ReqBody,
-    host: &'a str,
-    key_hash: u64,
-    client: &'a ConnInfo,
-    out: &'a mut Handled,
-) -> impl Future<Output = Result<Response<RespBody>, Reason>> + Send + 'a {
-    async move {
-        let lookup = d.cache.lookup(host).await;
-        let endpoints = match lookup.result {
-            Ok(Resolution::Found(eps)) => eps,
-            Ok(Resolution::NotFound) => return Err(Reason::UnknownHost),
-            Err(e) => {
-                tracing::warn!(resolver = %d.name, name = host, error = %e, "directory lookup failed");
-                return Err(Reason::DirectoryUnavailable);
-            }
+    /// The per-request future is boxed once per request (see [`handle`]): its size is
+    /// what every request allocates. A change that grows it much should be deliberate.
+    #[tokio::test]
+    async fn request_future_size() {
+        let text = "[admin]\nlisten = \"127.0.0.1:0\"\n[[listener]]\nlisten = \"127.0.0.1:0\"\n[pool.p]\nbackends = [\"127.0.0.1:1\"]\n[[route]]\npool = \"p\"\n";
+        let config = lb_core::config::Config::parse(
+            text,
+            std::path::Path::new("t.toml"),
+            lb_core::config::Binary::Proxy,
+        )
+        .expect("config");
+        let rt = Arc::new(Runtime::build(&config, None, Arc::default()).expect("runtime"));
+        let conn = ConnInfo {
+            client: "127.0.0.1:1".parse().expect("addr"),
+            local: "127.0.0.1:2".parse().expect("addr"),
+            slot: None,
+            trusted: None,
+            tls: false,
+            idle: Duration::from_secs(1),
+            max_body: 0,
+            max_header: 0,
         };
-        let n = endpoints.len();
-        let start = (key_hash % n.max(1) as u64) as usize;
-        let mut last = Reason::UpstreamConnect;
-        let mut next_body = Some(take_body(body));
-        for i in 0..n {
-            let addr = endpoints[(start + i) % n];
-            out.tries += 1;
-            out.backend = Some(addr);
-            let b = next_body.take().unwrap_or_else(|| take_body(body));
-            match attempt(
-                &d.upstreams,
-                addr,
-                ex.head(),
-                b,
-                DIRECTORY_RESPONSE_TIMEOUT,
-                client,
-            )
-            .await
-            {
-                Attempt::Done(resp) => return Ok(relay(resp, DIRECTORY_IDLE, None, ex, addr)),
-                Attempt::NotSent(reason, unsent) => {
-                    last = reason;
-                    next_body = Some(unsent);
-                }
-                Attempt::Failed(reason) => {
-                    last = reason;
-                    if !(ex.idempotent && ex.replayable) {
-                        return Err(last);
-                    }
-                }
-                Attempt::TimedOut => return Err(Reason::UpstreamTimeout),
-            }
-        }
-        Err(last)
+        let (parts, body) = Request::new(None::<Incoming>).into_parts();
+        let fut = handle_request(rt, conn, parts, body, None);
+        let size = std::mem::size_of_val(&fut);
+        eprintln!("request future: {size} bytes");
+        // 3,336 bytes before lb-core's Attempts and directory pools, 3,424 after (rustc 1.95).
+        assert!(size <= 4096, "the request future grew to {size} bytes");
     }
 }

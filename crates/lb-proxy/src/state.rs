@@ -6,13 +6,14 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::header::{HeaderName, HeaderValue};
+use lb_core::admin::AdminView;
 use lb_core::certs::CertError;
-use lb_core::config::{Config, Directory, KeySpec, RetryBudget, RouteTarget};
+use lb_core::config::{Config, Directory, KeySpec, RouteTarget};
+use lb_core::forward::RetryPolicy;
 use lb_core::metrics::ReasonCounters;
 use lb_core::name::HostPattern;
 use lb_core::server::{build_pools, Generation, PoolBuildError, RunningPool};
@@ -28,8 +29,6 @@ pub struct PoolTarget {
     pub running: Arc<RunningPool>,
     /// Pooled connections to its backends.
     pub upstreams: Arc<Upstreams>,
-    /// Retries in flight (retry budget).
-    pub retries_in_flight: AtomicU64,
 }
 
 impl std::ops::Deref for PoolTarget {
@@ -44,10 +43,6 @@ impl PoolTarget {
     pub fn key(&self) -> &KeySpec {
         &self.config.key
     }
-    /// The retry budget.
-    pub fn budget(&self) -> RetryBudget {
-        self.config.retry_budget
-    }
 }
 
 /// A directory as the proxy runs it.
@@ -56,8 +51,14 @@ pub struct DirectoryTarget {
     pub name: String,
     /// The cached directory.
     pub cache: Arc<Directory>,
-    /// Pooled connections to the endpoints it names.
+    /// Pooled connections to the endpoints it names (`connect_timeout`, `idle_timeout`).
     pub upstreams: Arc<Upstreams>,
+    /// `retries` towards its endpoints.
+    pub retry: RetryPolicy,
+    /// An endpoint's response head within this, else 504.
+    pub response_timeout: Duration,
+    /// Idle time of a response body (and of pooled connections).
+    pub idle_timeout: Duration,
 }
 
 /// Where a route sends requests.
@@ -135,9 +136,6 @@ pub enum BuildError {
     },
 }
 
-const DIRECTORY_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-const DIRECTORY_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-
 impl Runtime {
     /// Builds a runtime; `previous` lends its pools so live state survives a reload.
     /// Must run inside a tokio runtime (health monitors and sweepers are spawned).
@@ -151,25 +149,21 @@ impl Runtime {
         for (name, running) in build_pools(config, &previous_pools)? {
             let upstreams = Upstreams::for_pool(&running.config)?;
             spawn_sweeper(&upstreams);
-            pools.insert(
-                name,
-                Arc::new(PoolTarget {
-                    running,
-                    upstreams,
-                    retries_in_flight: AtomicU64::new(0),
-                }),
-            );
+            pools.insert(name, Arc::new(PoolTarget { running, upstreams }));
         }
         let mut directories = BTreeMap::new();
         for (name, rc) in &config.resolvers {
-            let upstreams = Upstreams::new(DIRECTORY_CONNECT_TIMEOUT, DIRECTORY_IDLE_TIMEOUT);
+            let upstreams = Upstreams::new(rc.connect_timeout, rc.idle_timeout);
             spawn_sweeper(&upstreams);
             directories.insert(
                 name.clone(),
                 Arc::new(DirectoryTarget {
                     name: name.clone(),
-                    cache: rc.build()?,
+                    cache: rc.build_for(config)?,
                     upstreams,
+                    retry: rc.retry_policy(),
+                    response_timeout: rc.response_timeout,
+                    idle_timeout: rc.idle_timeout,
                 }),
             );
         }
@@ -250,5 +244,14 @@ impl Generation for Runtime {
             .iter()
             .map(|(n, p)| (n.as_str(), &*p.running))
             .collect()
+    }
+
+    fn admin_view(&self, token: Option<String>) -> AdminView {
+        let pools = self.pools.iter().map(|(n, p)| (n.as_str(), &p.handle));
+        AdminView::from_pools(pools, token).with_directory_retries(
+            self.directories
+                .iter()
+                .map(|(n, d)| (n.as_str(), &*d.cache)),
+        )
     }
 }

@@ -13,7 +13,9 @@
 //!    sending a byte, while the client has sent nothing beyond what was buffered
 //!    (`retry_on` has `reset`): the buffered bytes are replayed to the next one.
 //! 5. The PROXY header towards the backend (the pool's `proxy_protocol`) and every byte
-//!    read so far are written in one go, then both directions are spliced.
+//!    read so far are written in one go, then both directions are spliced
+//!    ([`splice_tcp`](lb_core::server::tunnel::splice_tcp): bulk data through pipes with
+//!    splice(2)).
 //!
 //! Refusals: TLS listeners answer a fatal `unrecognized_name` alert for an unknown or
 //! invalid name and `internal_error` when no backend can take the connection, then close;
@@ -27,19 +29,23 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lb_core::config::{any_contains, KeySpec, ListenerConfig, ListenerProtocol, ProxyProtocol};
+use lb_core::forward::{Attempts, Failure, Verdict};
 use lb_core::metrics::Reason;
 use lb_core::name::{normalize_name, IpText};
 use lb_core::proxy_protocol::{self, Header, Version};
-use lb_core::resolve::Resolution;
-use lb_core::{Lease, Outcome};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use lb_core::resolve::Answer;
+use lb_core::select::PickInput;
+use lb_core::server::RunningPool;
+use lb_core::Lease;
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
+use crate::connect;
 use crate::head::{parse_head, HeadError};
 use crate::hello::{parse_client_hello, HelloError, MAX_HELLO_BYTES};
 use crate::metrics::SniMetrics;
-use crate::state::{Runtime, Target};
+use crate::state::{DirectoryTarget, Runtime, Target};
 use crate::{internal_error_alert, unrecognized_name_alert};
 use lb_core::server::tunnel::{self, End};
 
@@ -101,7 +107,7 @@ pub async fn handle(mut client: TcpStream, peer: SocketAddr, ctx: Ctx) {
     let mut log = Log {
         started: Instant::now(),
         client: peer,
-        local: client.local_addr().unwrap_or(ctx.listener.listen),
+        local: local_addr(&client, ctx.listener.listen),
         name: None,
         alpn: String::new(),
         target: None,
@@ -112,7 +118,10 @@ pub async fn handle(mut client: TcpStream, peer: SocketAddr, ctx: Ctx) {
         end: "closed",
     };
     let protocol = ctx.listener.protocol;
-    if let Err(reason) = serve(&mut client, &ctx, &mut log).await {
+    // Boxed: the task's future stays small, and tokio moves a task's whole future several
+    // times while it spawns and ends it (about 750 bytes nine times a connection, a
+    // fifth of lb-sni's instructions per new connection, before this box).
+    if let Err(reason) = Box::pin(serve(&mut client, &ctx, &mut log)).await {
         ctx.metrics.errors.inc(reason);
         log.reason = Some(reason);
         refuse(&mut client, protocol, reason).await;
@@ -120,6 +129,15 @@ pub async fn handle(mut client: TcpStream, peer: SocketAddr, ctx: Ctx) {
     if tracing::enabled!(target: "access", tracing::Level::INFO) {
         log.emit(protocol);
     }
+}
+
+/// The address a connection came in on: the listener's own when it names one IP and port
+/// (no `getsockname` per connection), else the socket's.
+fn local_addr(client: &TcpStream, listen: SocketAddr) -> SocketAddr {
+    if listen.port() != 0 && !listen.ip().is_unspecified() {
+        return listen;
+    }
+    client.local_addr().unwrap_or(listen)
 }
 
 /// What was peeked: where it goes, and what to hash.
@@ -175,139 +193,161 @@ async fn serve(client: &mut TcpStream, ctx: &Ctx, log: &mut Log) -> Result<(), R
     log.target = Some(routed.target.clone());
 
     let local = log.local;
-    match &routed.target {
-        Target::Pool(p) => {
+    let resolved = match &routed.target {
+        Target::Pool(p) => Resolved::Pool(p),
+        // A name always exists here: directory routes are never taken without one.
+        Target::Directory(d) => resolve(&ctx.runtime, d, log.name.as_deref().unwrap_or("")).await?,
+    };
+    match resolved {
+        Resolved::Pool(p) => {
             let cfg = &p.config;
             let ip = IpText::new(log.client.ip());
             let key = match (&cfg.key, routed.name_key, log.name.as_deref()) {
                 (KeySpec::Sni, true, Some(n)) => n.as_bytes(),
                 _ => ip.as_bytes(),
             };
-            let snap = p.pool().snapshot();
-            let mut candidates = snap.select(key);
-            let attempts = cfg.retries.saturating_add(1);
             let preamble = Preamble::new(cfg.proxy_protocol, log.client, local, &buf);
-            let mut last = Reason::NoHealthyBackend;
-            while log.tries < attempts {
-                let Some(lease) = candidates.next() else {
-                    break;
-                };
-                log.tries += 1;
-                log.backend = Some(lease.addr());
-                let retry_reset = cfg.retry_on.reset && log.tries < attempts;
-                match attempt(
-                    client,
-                    lease.addr(),
-                    cfg.connect_timeout,
-                    &preamble,
-                    retry_reset,
-                    l.idle_timeout,
-                )
-                .await
-                {
-                    Attempt::Ready(mut up, first) => {
-                        lease.report(Outcome::Success);
-                        return splice(client, &mut up, ctx, log, buf.len(), first, Some(lease))
-                            .await;
-                    }
-                    Attempt::Failed(reason) => {
-                        lease.report(Outcome::Failure);
-                        last = reason;
-                        let retry = match reason {
-                            Reason::UpstreamConnect => cfg.retry_on.connect,
-                            _ => cfg.retry_on.reset,
-                        };
-                        if !retry {
-                            break;
-                        }
-                    }
-                }
-            }
-            if log.tries > 1 {
-                p.pool()
-                    .stats()
-                    .retries
-                    .fetch_add(u64::from(log.tries - 1), Ordering::Relaxed);
-            }
-            Err(last)
+            let pool = p.pool();
+            let snap = pool.snapshot();
+            let attempts = Attempts::new(pool, &snap, pick(key), &p.retry);
+            let timeouts = (cfg.connect_timeout, l.idle_timeout);
+            try_candidates(client, ctx, log, attempts, &preamble, timeouts).await
         }
-        Target::Directory { name, cache } => {
-            // A name always exists here: directory routes are never taken without one.
-            let host = log.name.as_deref().unwrap_or("");
-            let endpoints = match cache.lookup(host).await.result {
-                Ok(Resolution::Found(eps)) => eps,
-                Ok(Resolution::NotFound) => return Err(Reason::UnknownHost),
-                Err(e) => {
-                    tracing::warn!(resolver = %name, name = host, error = %e, "directory lookup failed");
-                    return Err(Reason::DirectoryUnavailable);
-                }
-            };
-            let n = endpoints.len();
-            if n == 0 {
-                return Err(Reason::NoHealthyBackend);
-            }
+        Resolved::Endpoints(d, pool) => {
+            // A directory's endpoints are picked by client IP, in both binaries.
             let ip = IpText::new(log.client.ip());
-            let start = (lb_core::hash::hash_key(ip.as_bytes()) % n as u64) as usize;
             let preamble = Preamble::new(None, log.client, local, &buf);
-            let mut last = Reason::UpstreamConnect;
-            for i in 0..n {
-                let addr = endpoints[(start + i) % n];
-                log.tries += 1;
-                log.backend = Some(addr);
-                let retry_reset = i + 1 < n;
-                match attempt(
-                    client,
-                    addr,
-                    DIRECTORY_CONNECT_TIMEOUT,
-                    &preamble,
-                    retry_reset,
-                    l.idle_timeout,
-                )
-                .await
-                {
-                    Attempt::Ready(mut up, first) => {
-                        return splice(client, &mut up, ctx, log, buf.len(), first, None).await
-                    }
-                    Attempt::Failed(reason) => last = reason,
-                }
-            }
-            Err(last)
+            let snap = pool.snapshot();
+            let attempts = Attempts::new(&pool, &snap, pick(ip.as_bytes()), &d.retry);
+            let timeouts = (d.connect_timeout, l.idle_timeout);
+            try_candidates(client, ctx, log, attempts, &preamble, timeouts).await
         }
     }
 }
 
-/// Connect timeout for directory-routed connections (directories have no pool settings).
-const DIRECTORY_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// The pick input for `key`.
+fn pick(key: &[u8]) -> PickInput {
+    PickInput {
+        key_hash: lb_core::hash::hash_key(key),
+        random: lb_core::hash::thread_random(),
+    }
+}
 
-/// Reads at least one more byte into `buf` (never past `cap` bytes in all) before
-/// `deadline`.
+/// Where a connection goes once its route is known: a pool (the route's, or the one a
+/// directory named), or the endpoints a directory answered, as their pool.
+enum Resolved<'a> {
+    Pool(&'a Arc<RunningPool>),
+    Endpoints(&'a DirectoryTarget, Arc<lb_core::Pool>),
+}
+
+/// Asks a route's directory about `name`. A pool name the config does not have is a bad
+/// answer (alert 80 / `502`), logged by lb-core's cache when it arrives.
+async fn resolve<'a>(
+    rt: &'a Runtime,
+    d: &'a DirectoryTarget,
+    name: &str,
+) -> Result<Resolved<'a>, Reason> {
+    match d.cache.lookup_target(name).await.answer {
+        Ok(Answer::Endpoints(pool)) => Ok(Resolved::Endpoints(d, pool)),
+        Ok(Answer::Pool(pool)) => match rt.pools.get(&*pool) {
+            Some(p) => Ok(Resolved::Pool(p)),
+            None => {
+                tracing::debug!(resolver = %d.name, name, pool = %pool, "directory named an unknown pool");
+                Err(Reason::DirectoryUnavailable)
+            }
+        },
+        Ok(_) => Err(Reason::UnknownHost),
+        Err(e) => {
+            tracing::warn!(resolver = %d.name, name, error = %e, "directory lookup failed");
+            Err(Reason::DirectoryUnavailable)
+        }
+    }
+}
+
+/// Connects to the candidates in turn until one takes the connection, then splices.
+/// A failure is retried while nothing from the backend has reached the client (the
+/// preamble is replayed to the next one); lb-core's [`Attempts`] applies `retries`,
+/// `retry_on`, the budget and passive health.
+async fn try_candidates(
+    client: &mut TcpStream,
+    ctx: &Ctx,
+    log: &mut Log,
+    mut attempts: Attempts<'_>,
+    preamble: &Preamble<'_>,
+    (connect_timeout, idle): (Duration, Duration),
+) -> Result<(), Reason> {
+    let mut lease = attempts.first().ok_or(Reason::NoHealthyBackend)?;
+    loop {
+        log.tries = attempts.tries();
+        log.backend = Some(lease.addr());
+        // Waiting for the backend's first bytes is worth it only if a reset may be retried.
+        let retry_reset = attempts.may_retry(Failure::Reset);
+        match attempt(
+            client,
+            lease.addr(),
+            connect_timeout,
+            preamble,
+            retry_reset,
+            idle,
+        )
+        .await
+        {
+            Attempt::Ready(mut up, first) => {
+                attempts.report(&lease, Verdict::Served);
+                drop(attempts);
+                let replayed = preamble.read.len();
+                return splice(client, &mut up, ctx, log, replayed, first, Some(lease)).await;
+            }
+            Attempt::Failed(reason) => {
+                let failure = match reason {
+                    Reason::UpstreamConnect => Failure::Connect,
+                    _ => Failure::Reset,
+                };
+                // Nothing from this backend has reached the client: replayable.
+                let failed = Verdict::Backend {
+                    failure,
+                    replayable: true,
+                };
+                match attempts.report(&lease, failed) {
+                    Some(next) => lease = next,
+                    None => return Err(reason),
+                }
+            }
+        }
+    }
+}
+
+/// Reads at least one more byte into `buf` (never past about `cap` bytes in all: at most
+/// the spare capacity reserved for [`READ_CHUNK`] more) before `deadline`. Data already
+/// there is read without arming a timer; a short read leaves the socket marked drained
+/// (see [`tunnel::try_recv`]), so neither the next peek nor the tunnel's first read costs
+/// an `EAGAIN`.
 async fn read_more(
     client: &mut TcpStream,
     buf: &mut Vec<u8>,
     cap: usize,
     deadline: Instant,
 ) -> Result<(), Reason> {
-    let old = buf.len();
-    let want = cap.saturating_sub(old).min(READ_CHUNK);
+    let want = cap.saturating_sub(buf.len()).min(READ_CHUNK);
     if want == 0 {
         return Err(Reason::HeaderTooLarge);
     }
-    buf.resize(old + want, 0);
-    let r = tokio::time::timeout_at(deadline, client.read(&mut buf[old..])).await;
-    let n = match r {
-        Err(_) => {
-            buf.truncate(old);
-            return Err(Reason::HeaderTimeout);
+    buf.reserve_exact(want);
+    loop {
+        match tunnel::try_recv(client, buf) {
+            Ok(n) if n > 0 => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                match tokio::time::timeout_at(deadline, client.readable()).await {
+                    Err(_) => return Err(Reason::HeaderTimeout),
+                    Ok(Err(_)) => return Err(Reason::BadRequest),
+                    Ok(Ok(())) => {}
+                }
+            }
+            // EOF or an error: the client gave up before a full hello/head, nothing to
+            // answer.
+            _ => return Err(Reason::BadRequest),
         }
-        Ok(Err(_)) | Ok(Ok(0)) => {
-            buf.truncate(old);
-            // The client gave up before a full hello/head: nothing to answer.
-            return Err(Reason::BadRequest);
-        }
-        Ok(Ok(n)) => n,
-    };
-    buf.truncate(old + n);
-    Ok(())
+    }
 }
 
 async fn peek_hello(
@@ -464,7 +504,12 @@ async fn attempt(
     retry_reset: bool,
     idle: Duration,
 ) -> Attempt {
-    let mut up = match tokio::time::timeout(connect_timeout, TcpStream::connect(addr)).await {
+    let connected = async {
+        let up = connect::start(addr)?;
+        up.writable().await?;
+        Ok::<_, io::Error>(up)
+    };
+    let mut up = match tokio::time::timeout(connect_timeout, connected).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             tracing::debug!(backend = %addr, error = %e, "connect failed");
@@ -475,8 +520,12 @@ async fn attempt(
             return Attempt::Failed(Reason::UpstreamConnect);
         }
     };
-    let _ = up.set_nodelay(true);
+    // The first write says whether the connect succeeded (see `connect`).
     if let Err(e) = preamble.write_to(&mut up).await {
+        if connect::is_connect_error(&e) {
+            tracing::debug!(backend = %addr, error = %e, "connect failed");
+            return Attempt::Failed(Reason::UpstreamConnect);
+        }
         tracing::debug!(backend = %addr, error = %e, "backend closed before the replay");
         return Attempt::Failed(Reason::UpstreamReset);
     }
@@ -485,7 +534,7 @@ async fn attempt(
     }
     let mut first = Vec::with_capacity(tunnel::BUFFER);
     tokio::select! {
-        r = up.read_buf(&mut first) => match r {
+        r = first_bytes(&up, &mut first) => match r {
             Ok(n) if n > 0 => Attempt::Ready(up, Some(first)),
             _ => {
                 tracing::debug!(backend = %addr, "backend closed before answering");
@@ -495,6 +544,18 @@ async fn attempt(
         _ = client.readable() => Attempt::Ready(up, None),
         // Silent both ways for the whole idle timeout: splice, which ends it the same way.
         _ = tokio::time::sleep(idle) => Attempt::Ready(up, None),
+    }
+}
+
+/// Waits for the backend's first bytes and reads them (a short read marks the socket
+/// drained: the tunnel's first read waits instead of failing with `EAGAIN`).
+async fn first_bytes(up: &TcpStream, first: &mut Vec<u8>) -> io::Result<usize> {
+    loop {
+        up.readable().await?;
+        match tunnel::try_recv(up, first) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            r => return r,
+        }
     }
 }
 
@@ -524,9 +585,9 @@ async fn splice(
         m.bytes_out.fetch_add(first.len() as u64, Ordering::Relaxed);
         log.moved.down = first.len() as u64;
     }
-    let end = tunnel::splice(
-        client.split(),
-        up.split(),
+    let end = tunnel::splice_tcp(
+        client,
+        up,
         ctx.listener.idle_timeout,
         &m.bytes_in,
         &m.bytes_out,

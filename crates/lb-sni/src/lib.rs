@@ -34,6 +34,7 @@
 pub mod alert;
 pub mod app;
 pub mod conn;
+mod connect;
 pub mod head;
 pub mod hello;
 pub mod metrics;

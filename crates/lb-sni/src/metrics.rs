@@ -93,6 +93,9 @@ impl MetricsSource for Render {
                 );
             }
         }
-        render_directories(out, rt.directories.iter().map(|(n, d)| (n.as_str(), &**d)));
+        render_directories(
+            out,
+            rt.directories.iter().map(|(n, d)| (n.as_str(), &*d.cache)),
+        );
     }
 }

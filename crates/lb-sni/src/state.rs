@@ -5,8 +5,11 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
+use std::time::Duration;
 
+use lb_core::admin::AdminView;
 use lb_core::config::{Config, Directory, RouteTarget};
+use lb_core::forward::RetryPolicy;
 use lb_core::name::HostPattern;
 use lb_core::server::{build_pools, Generation, PoolBuildError, RunningPool};
 
@@ -18,12 +21,19 @@ pub enum Target {
     /// A configured pool.
     Pool(Arc<RunningPool>),
     /// A directory lookup of the name.
-    Directory {
-        /// The resolver's name (for logs and metrics).
-        name: Arc<str>,
-        /// The cached directory.
-        cache: Arc<Directory>,
-    },
+    Directory(Arc<DirectoryTarget>),
+}
+
+/// A directory as lb-sni runs it.
+pub struct DirectoryTarget {
+    /// The resolver's name (for logs and metrics).
+    pub name: Arc<str>,
+    /// The cached directory; its answers' endpoints are kept as pools.
+    pub cache: Arc<Directory>,
+    /// `retries` towards its endpoints.
+    pub retry: RetryPolicy,
+    /// Connect timeout towards its endpoints.
+    pub connect_timeout: Duration,
 }
 
 impl Target {
@@ -31,7 +41,7 @@ impl Target {
     pub fn name(&self) -> &str {
         match self {
             Target::Pool(p) => p.pool().name(),
-            Target::Directory { name, .. } => name,
+            Target::Directory(d) => &d.name,
         }
     }
 }
@@ -68,7 +78,7 @@ pub struct Runtime {
     /// Pools by name.
     pub pools: BTreeMap<String, Arc<RunningPool>>,
     /// Directories by name.
-    pub directories: BTreeMap<String, Arc<Directory>>,
+    pub directories: BTreeMap<String, Arc<DirectoryTarget>>,
     /// Counters, carried over from generation to generation.
     pub metrics: Arc<SniMetrics>,
 }
@@ -93,7 +103,13 @@ impl Generation for Runtime {
         let pools = build_pools(config, &previous.map(Generation::pools).unwrap_or_default())?;
         let mut directories = BTreeMap::new();
         for (name, rc) in &config.resolvers {
-            directories.insert(name.clone(), rc.build()?);
+            let d = DirectoryTarget {
+                name: Arc::from(name.as_str()),
+                cache: rc.build_for(config)?,
+                retry: rc.retry_policy(),
+                connect_timeout: rc.connect_timeout,
+            };
+            directories.insert(name.clone(), Arc::new(d));
         }
         let routes = config
             .routes
@@ -102,10 +118,7 @@ impl Generation for Runtime {
                 // Validation guarantees every route names a defined pool or resolver.
                 let target = match &rc.target {
                     RouteTarget::Pool(p) => Target::Pool(pools.get(p)?.clone()),
-                    RouteTarget::Resolver(r) => Target::Directory {
-                        name: Arc::from(r.as_str()),
-                        cache: directories.get(r)?.clone(),
-                    },
+                    RouteTarget::Resolver(r) => Target::Directory(directories.get(r)?.clone()),
                 };
                 Some(Route {
                     host: rc.host.clone(),
@@ -125,6 +138,15 @@ impl Generation for Runtime {
 
     fn pools(&self) -> BTreeMap<&str, &RunningPool> {
         self.pools.iter().map(|(n, p)| (n.as_str(), &**p)).collect()
+    }
+
+    fn admin_view(&self, token: Option<String>) -> AdminView {
+        let pools = self.pools.iter().map(|(n, p)| (n.as_str(), &p.handle));
+        AdminView::from_pools(pools, token).with_directory_retries(
+            self.directories
+                .iter()
+                .map(|(n, d)| (n.as_str(), &*d.cache)),
+        )
     }
 }
 

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use lb_core::{Backend, Change, PoolError, Snapshot};
+use lb_core::{Backend, Change, Snapshot};
 
 use super::proto::{push_bulk, push_header, push_int};
 use super::{After, Conn, Ring};
@@ -20,7 +20,7 @@ pub(super) fn error(out: &mut Vec<u8>, msg: &str) {
     out.extend_from_slice(b"\r\n");
 }
 
-fn simple(out: &mut Vec<u8>, s: &str) {
+pub(super) fn simple(out: &mut Vec<u8>, s: &str) {
     out.push(b'+');
     out.extend_from_slice(s.as_bytes());
     out.extend_from_slice(b"\r\n");
@@ -151,13 +151,13 @@ pub(super) fn execute(
             wrong_arity(out, name);
         } else {
             let weight = if n == 3 { Some(arg(2)) } else { None };
-            return ring_add(ring, arg(1), weight, out);
+            return ring_add(arg(1), weight, out);
         }
     } else if is("RING.DEL") {
         if n != 2 {
             wrong_arity(out, name);
         } else {
-            return ring_del(ring, arg(1), out);
+            return ring_del(arg(1), out);
         }
     } else if is("COMMAND") {
         push_header(out, b'*', 0);
@@ -228,15 +228,9 @@ fn parse_addr(raw: &[u8]) -> Result<SocketAddr, String> {
         })
 }
 
-fn pool_error(e: PoolError) -> String {
-    match e {
-        PoolError::Duplicate(a) => format!("ERR {a} is already a node of the ring"),
-        PoolError::UnknownBackend(a) => format!("ERR {a} is not a node of the ring"),
-        other => format!("ERR {other}"),
-    }
-}
-
-fn ring_add(ring: &Ring, addr: &[u8], weight: Option<&[u8]>, out: &mut Vec<u8>) -> After {
+/// `RING.ADD addr [weight]`: the change to write through the pool's source, or an error
+/// reply for a bad address or weight.
+fn ring_add(addr: &[u8], weight: Option<&[u8]>, out: &mut Vec<u8>) -> After {
     let addr = match parse_addr(addr) {
         Ok(a) => a,
         Err(e) => {
@@ -257,42 +251,21 @@ fn ring_add(ring: &Ring, addr: &[u8], weight: Option<&[u8]>, out: &mut Vec<u8>) 
             }
         },
     };
-    let backend = match Backend::new(addr).with_weight(weight) {
-        Ok(b) => b,
+    match Backend::new(addr).with_weight(weight) {
+        Ok(b) => After::Write(Change::Add(b)),
         Err(e) => {
-            error(out, &pool_error(e));
-            return After::Continue;
-        }
-    };
-    match ring.pool.apply(Change::Add(backend)) {
-        Ok(()) => {
-            tracing::info!(node = %addr, weight, "ring node added");
-            simple(out, "OK");
-            After::Reload
-        }
-        Err(e) => {
-            error(out, &pool_error(e));
+            error(out, &format!("ERR {e}"));
             After::Continue
         }
     }
 }
 
-fn ring_del(ring: &Ring, addr: &[u8], out: &mut Vec<u8>) -> After {
-    let addr = match parse_addr(addr) {
-        Ok(a) => a,
+/// `RING.DEL addr`: the change to write through the pool's source.
+fn ring_del(addr: &[u8], out: &mut Vec<u8>) -> After {
+    match parse_addr(addr) {
+        Ok(a) => After::Write(Change::Remove(a)),
         Err(e) => {
             error(out, &e);
-            return After::Continue;
-        }
-    };
-    match ring.pool.apply(Change::Remove(addr)) {
-        Ok(()) => {
-            tracing::info!(node = %addr, "ring node removed");
-            simple(out, "OK");
-            After::Reload
-        }
-        Err(e) => {
-            error(out, &pool_error(e));
             After::Continue
         }
     }
@@ -428,6 +401,7 @@ fn info(ring: &Ring, snap: &Snapshot, section: &str) -> String {
             members.len(),
             up
         ));
+        super::follow::info(ring, &mut s);
         for (i, m) in members.iter().enumerate() {
             s.push_str(&format!(
                 "node{i}:addr={},weight={},state={}\r\n",

@@ -11,12 +11,12 @@
 //! |---|---|
 //! | `GET key` | the owner's `ip:port` as a bulk string; nil when no backend is usable |
 //! | `MGET key [key ...]` | an array of those |
-//! | `RING.ADD addr [weight]` | `+OK`; an error for a duplicate or a bad address/weight (0–256) |
-//! | `RING.DEL addr` | `+OK`; an error when `addr` is not a node |
+//! | `RING.ADD addr [weight]` | `+OK`; an error for a duplicate or a bad address/weight (0–256), or when the pool's membership comes from a file or DNS |
+//! | `RING.DEL addr` | `+OK`; an error when `addr` is not a node, or when the membership comes from a file or DNS |
 //! | `RING.NODES` | an array of `[addr, weight, state]` (`up`, `down`, `draining`, `ejected`) |
 //! | `PING [msg]`, `ECHO msg` | `+PONG` / the message |
 //! | `HELLO [2\|3] [AUTH u p] [SETNAME n]` | server facts; `3` switches the connection to RESP3 |
-//! | `INFO [section]` | `server`, `clients`, `stats`, `ring` sections |
+//! | `INFO [section]` | `server`, `clients`, `stats`, `ring` sections (`ring` shows the membership source and its last sync) |
 //! | `SELECT db`, `CLIENT SETNAME\|SETINFO ...` | `+OK` (accepted, ignored) |
 //! | `COMMAND ...`, `CONFIG GET ...` | an empty array (so `redis-cli` and `redis-benchmark` start quietly) |
 //! | `QUIT` | `+OK`, then the connection closes |
@@ -25,6 +25,14 @@
 //! [`proto`]) gets `-ERR Protocol error: ...` and the connection is closed; lengths are
 //! bounded by [`proto::Limits`] before anything is buffered. Pipelined commands are parsed
 //! from one read and answered with one write.
+//!
+//! ## Membership
+//! A ring over `--backends` is static: `RING.ADD`/`RING.DEL` change this process only. A
+//! ring over a config's pool ([`follow`]) serves that pool as lb-proxy runs it: its
+//! discovery source (`file`, `dns`, `redis`) keeps the membership current, and
+//! `RING.ADD`/`RING.DEL` go through the source as the admin API's writes do — to Redis for
+//! a `redis` pool (so every proxy and ring server of the fleet follows), refused for
+//! `file` and `dns` pools, whose membership is owned elsewhere.
 //!
 //! ## Health
 //! Health is lb-core's: when the binary runs a [`HealthMonitor`](lb_core::health::HealthMonitor)
@@ -36,6 +44,7 @@
 //! on the stack; a batch of pipelined commands loads the pool's snapshot once.
 
 mod exec;
+pub mod follow;
 pub mod proto;
 
 use std::future::Future;
@@ -43,6 +52,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use lb_core::discovery::{PoolHandle, Source, StaticSource};
 use lb_core::Pool;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -88,9 +98,10 @@ struct Stats {
 }
 
 /// A pool served over RESP.
-#[derive(Debug)]
 pub struct Ring {
     pool: Arc<Pool>,
+    /// Where membership comes from, and where `RING.ADD`/`RING.DEL` go.
+    source: Arc<dyn Source>,
     settings: RingSettings,
     stats: Stats,
     started: Instant,
@@ -98,11 +109,29 @@ pub struct Ring {
 }
 
 impl Ring {
-    /// A ring answering from `pool`; `health` describes its checks for `INFO`
-    /// (e.g. `tcp every 1s`, or `none`).
+    /// A static ring answering from `pool` (`RING.ADD`/`RING.DEL` change it locally);
+    /// `health` describes its checks for `INFO` (e.g. `tcp every 1s`, or `none`).
     pub fn new(pool: Arc<Pool>, settings: RingSettings, health: impl Into<String>) -> Arc<Ring> {
+        Ring::with_source(
+            PoolHandle {
+                pool,
+                source: Arc::new(StaticSource),
+            },
+            settings,
+            health,
+        )
+    }
+
+    /// A ring answering from a pool with its membership source: `RING.ADD`/`RING.DEL`
+    /// are written through `handle.source` (see [`follow`]).
+    pub fn with_source(
+        handle: PoolHandle,
+        settings: RingSettings,
+        health: impl Into<String>,
+    ) -> Arc<Ring> {
         Arc::new(Ring {
-            pool,
+            pool: handle.pool,
+            source: handle.source,
             settings,
             stats: Stats::default(),
             started: Instant::now(),
@@ -113,6 +142,16 @@ impl Ring {
     /// The pool answered from.
     pub fn pool(&self) -> &Arc<Pool> {
         &self.pool
+    }
+}
+
+impl std::fmt::Debug for Ring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ring")
+            .field("pool", &self.pool.name())
+            .field("source", &self.source.kind())
+            .field("health", &self.health)
+            .finish()
     }
 }
 
@@ -167,11 +206,12 @@ pub async fn serve(listener: TcpListener, ring: Arc<Ring>, shutdown: impl Future
 }
 
 /// What the connection does after a command.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 enum After {
     Continue,
-    /// The membership changed: load the snapshot again.
-    Reload,
+    /// `RING.ADD`/`RING.DEL`: write the change through the source (awaited in order, so
+    /// pipelined replies stay in order), reply, then load the snapshot again.
+    Write(lb_core::Change),
     /// Reply, then close (QUIT).
     Close,
 }
@@ -245,7 +285,10 @@ async fn connection(ring: &Ring, mut stream: TcpStream, id: u64) -> std::io::Res
                     done += 1;
                     match exec::execute(ring, &mut conn, cmd, &snap, &mut out) {
                         After::Continue => {}
-                        After::Reload => snap = ring.pool.snapshot(),
+                        After::Write(change) => {
+                            follow::write_through(ring, change, &mut out).await;
+                            snap = ring.pool.snapshot();
+                        }
                         After::Close => {
                             close = true;
                             break;

@@ -384,6 +384,25 @@ fn render_metrics(state: &AdminState, view: &AdminView) -> String {
             h.pool.stats().retries.load(Ordering::Relaxed) as f64,
         );
     }
+    for (name, stats) in &view.directory_retries {
+        if view.pools.contains_key(name) {
+            continue; // a pool of the same name is shown; never two samples of one series
+        }
+        metrics::sample(
+            &mut out,
+            "lb_retries_total",
+            &[("pool", name)],
+            stats.retries.load(Ordering::Relaxed) as f64,
+        );
+    }
+    metrics::header(
+        &mut out,
+        "lb_worker_threads",
+        "gauge",
+        "Worker threads serving connections (`threads`; 0 = one per core).",
+    );
+    let workers = crate::rt::worker_threads() as f64;
+    metrics::sample(&mut out, "lb_worker_threads", &[], workers);
     if let Some(extra) = state.extra() {
         extra.render(&mut out);
     }

@@ -21,6 +21,7 @@ mod api;
 mod json;
 
 pub use api::handle;
+pub use json::rfc3339;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -45,6 +46,9 @@ pub struct AdminView {
     pub pools: BTreeMap<String, PoolHandle>,
     /// The bearer token, if any.
     pub token: Option<String>,
+    /// The retry counters of directories' endpoint pools, by resolver name: shown as
+    /// `lb_retries_total{pool="<resolver>"}`.
+    pub directory_retries: BTreeMap<String, Arc<crate::metrics::PoolStats>>,
 }
 
 impl AdminView {
@@ -59,7 +63,20 @@ impl AdminView {
                 .map(|(n, h)| (n.to_owned(), h.clone()))
                 .collect(),
             token,
+            directory_retries: BTreeMap::new(),
         }
+    }
+
+    /// Adds the retry counters of directories (by resolver name) to `lb_retries_total`.
+    pub fn with_directory_retries<'a>(
+        mut self,
+        directories: impl IntoIterator<Item = (&'a str, &'a crate::config::Directory)>,
+    ) -> AdminView {
+        for (name, d) in directories {
+            self.directory_retries
+                .insert(name.to_owned(), d.endpoint_pools().stats.clone());
+        }
+        self
     }
 }
 

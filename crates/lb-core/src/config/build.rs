@@ -5,12 +5,19 @@
 
 use std::sync::Arc;
 
+use std::collections::BTreeSet;
+
 use super::{
-    HealthKind, PoolConfig, ProxyProtocol, ResolverConfig, ResolverKind, UpstreamProtocol,
+    Config, HealthKind, PoolConfig, ProxyProtocol, ResolverConfig, ResolverKind, StaticAnswer,
+    UpstreamProtocol,
 };
+use crate::forward::RetryPolicy;
 use crate::health::{CheckKind, HealthSettings, ProbeOptions};
 use crate::proxy_protocol::Version;
-use crate::resolve::{CacheSettings, Cached, HttpResolver, Resolver, RespResolver, StaticResolver};
+use crate::resolve::{
+    CacheSettings, Cached, EndpointPools, HttpResolver, Resolution, Resolver, RespResolver,
+    StaticResolver,
+};
 
 /// A directory as the binaries use it: cached, behind a trait object.
 pub type Directory = Cached<Box<dyn Resolver>>;
@@ -69,18 +76,49 @@ impl PoolConfig {
 }
 
 impl ResolverConfig {
-    /// Builds the cached directory this section describes.
+    /// `retries` (other keys at the pool defaults) for the endpoints it answers.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            retries: self.retries,
+            ..RetryPolicy::default()
+        }
+    }
+
+    /// Builds the cached directory this section describes, its answers' endpoints kept as
+    /// pools ([`EndpointPools`]) and pool-name answers checked against `config`'s pools.
+    pub fn build_for(&self, config: &Config) -> Result<Arc<Directory>, BuildError> {
+        let known: BTreeSet<String> = config.pools.keys().cloned().collect();
+        self.build_with(Some(Arc::new(known)))
+    }
+
+    /// Builds the cached directory this section describes (pool-name answers are not
+    /// checked: see [`build_for`](Self::build_for)).
     pub fn build(&self) -> Result<Arc<Directory>, BuildError> {
+        self.build_with(None)
+    }
+
+    fn build_with(
+        &self,
+        known_pools: Option<Arc<BTreeSet<String>>>,
+    ) -> Result<Arc<Directory>, BuildError> {
         let err = |reason: String| BuildError {
             name: self.name.clone(),
             reason,
         };
         let inner: Box<dyn Resolver> = match &self.kind {
-            ResolverKind::Static { map } => Box::new(StaticResolver::new(
-                map.iter().map(|(k, v)| (k.clone(), v.clone())),
-            )),
+            ResolverKind::Static { map } => {
+                Box::new(StaticResolver::from_answers(map.iter().map(|(k, v)| {
+                    let answer = match v {
+                        StaticAnswer::Endpoints(eps) => Resolution::Found(Arc::from(eps.clone())),
+                        StaticAnswer::Pool(p) => Resolution::Pool(Arc::from(p.as_str())),
+                    };
+                    (k.clone(), answer)
+                })))
+            }
             ResolverKind::Http { url } => Box::new(
-                HttpResolver::new(url.as_str(), self.timeout).map_err(|e| err(e.to_string()))?,
+                HttpResolver::new(url.as_str(), self.timeout)
+                    .map_err(|e| err(e.to_string()))?
+                    .with_bare_pool(self.bare_pool),
             ),
             ResolverKind::Custom(custom) => Box::new(custom.resolver()),
             ResolverKind::Resp { url, prefix } => {
@@ -97,7 +135,8 @@ impl ResolverConfig {
                 let raw = format!("redis://{host}:{}", url.port);
                 Box::new(
                     RespResolver::from_url(&raw, prefix.clone(), self.timeout)
-                        .map_err(|e| err(e.to_string()))?,
+                        .map_err(|e| err(e.to_string()))?
+                        .with_bare_pool(self.bare_pool),
                 )
             }
         };
@@ -108,6 +147,13 @@ impl ResolverConfig {
             max_entries: self.max_entries.get(),
             ..CacheSettings::named(self.name.clone())
         };
-        Ok(Arc::new(Cached::new(inner, settings)))
+        let pools = EndpointPools {
+            settings: EndpointPools::settings(self.max_conns_per_backend),
+            known_pools,
+            ..EndpointPools::new(&self.name)
+        };
+        Ok(Arc::new(
+            Cached::new(inner, settings).with_endpoint_pools(pools),
+        ))
     }
 }

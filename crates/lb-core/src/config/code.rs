@@ -3,12 +3,12 @@
 //!
 //! ```
 //! use lb_core::config::{Binary, Config, ListenerConfig, ListenerProtocol, ResolverConfig,
-//!     ResolverKind, RouteConfig, RouteTarget};
+//!     ResolverKind, RouteConfig, RouteTarget, StaticAnswer};
 //!
 //! let mut config = Config::new(Binary::Proxy);
 //! config.admin.listen = "127.0.0.1:0".parse().unwrap();
 //! config.listeners.push(ListenerConfig::new("127.0.0.1:0".parse().unwrap(), ListenerProtocol::Http));
-//! let map = [("a.example".to_owned(), vec!["127.0.0.1:8080".parse().unwrap()])].into();
+//! let map = [("a.example".to_owned(), StaticAnswer::Endpoints(vec!["127.0.0.1:8080".parse().unwrap()]))].into();
 //! config.resolvers.insert("dir".into(), ResolverConfig::new("dir", ResolverKind::Static { map }));
 //! config.routes.push(RouteConfig::new(RouteTarget::Resolver("dir".into())));
 //! assert_eq!(config.routes[0].host.to_string(), "*");
@@ -78,7 +78,9 @@ impl RouteConfig {
 
 impl ResolverConfig {
     /// A resolver named `name` over `kind`, with the file's defaults: `ttl` 30 s,
-    /// `negative_ttl` 5 s, `stale_ttl` 5 min, `timeout` 1 s, `max_entries` 100000.
+    /// `negative_ttl` 5 s, `stale_ttl` 5 min, `timeout` 1 s, `max_entries` 100000,
+    /// `connect_timeout` 2 s, `response_timeout` 30 s, `idle_timeout` 60 s, `retries` 2,
+    /// `max_conns_per_backend` 0 (unlimited), `bare` off.
     pub fn new(name: impl Into<String>, kind: ResolverKind) -> ResolverConfig {
         ResolverConfig {
             name: name.into(),
@@ -88,6 +90,12 @@ impl ResolverConfig {
             stale_ttl: Duration::from_secs(300),
             timeout: Duration::from_secs(1),
             max_entries: NonZeroUsize::MIN.saturating_add(100_000 - 1),
+            connect_timeout: Duration::from_secs(2),
+            response_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            retries: 2,
+            max_conns_per_backend: 0,
+            bare_pool: false,
         }
     }
 
@@ -159,7 +167,11 @@ mod tests {
             "127.0.0.1:8080".parse().unwrap(),
             ListenerProtocol::Http,
         ));
-        let map = [("a.test".to_owned(), vec!["127.0.0.1:1".parse().unwrap()])].into();
+        let map = [(
+            "a.test".to_owned(),
+            super::super::types::StaticAnswer::Endpoints(vec!["127.0.0.1:1".parse().unwrap()]),
+        )]
+        .into();
         code.resolvers.insert(
             "dir".into(),
             ResolverConfig::new("dir", ResolverKind::Static { map }),

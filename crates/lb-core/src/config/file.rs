@@ -222,6 +222,12 @@ pub(crate) struct FileResolver {
     pub stale_ttl: Option<String>,
     pub timeout: Option<String>,
     pub max_entries: Option<i64>,
+    pub connect_timeout: Option<String>,
+    pub response_timeout: Option<String>,
+    pub idle_timeout: Option<String>,
+    pub retries: Option<i64>,
+    pub max_conns_per_backend: Option<i64>,
+    pub bare: Option<String>,
 }
 
 /// A static map value: `"h:p"` or `["h:p", ...]`.

@@ -84,7 +84,7 @@ pub use pool::{
 };
 pub use types::{
     AdminConfig, CertKey, Config, ListenerConfig, ListenerProtocol, ResolverConfig, ResolverKind,
-    RouteConfig, RouteTarget, TlsFiles, TlsVersion,
+    RouteConfig, RouteTarget, StaticAnswer, TlsFiles, TlsVersion,
 };
 
 use std::fmt;

@@ -12,6 +12,7 @@ use regex::Regex;
 
 use super::net::{is_token, RedisUrl};
 use crate::backend::Backend;
+pub use crate::forward::{RetryBudget, RetryOn};
 use crate::outlier::OutlierSettings;
 use crate::pool::PoolSettings;
 use crate::select::{Params, StrategyKind};
@@ -213,57 +214,6 @@ impl Discovery {
     }
 }
 
-/// Which failures are retried (`retry_on`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct RetryOn {
-    /// Connect failures (any request).
-    pub connect: bool,
-    /// Reset or EOF before any response byte (idempotent requests).
-    pub reset: bool,
-    /// A 502 answer (idempotent requests).
-    pub status_502: bool,
-    /// A 503 answer (idempotent requests).
-    pub status_503: bool,
-}
-
-impl Default for RetryOn {
-    /// `["connect", "reset"]`.
-    fn default() -> Self {
-        RetryOn {
-            connect: true,
-            reset: true,
-            status_502: false,
-            status_503: false,
-        }
-    }
-}
-
-/// Envoy's retry budget: retries in flight at most `max(min_concurrent, ratio × active)`.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct RetryBudget {
-    /// 0.0..=1.0. Default 0.2.
-    pub ratio: f64,
-    /// Default 3.
-    pub min_concurrent: u32,
-}
-
-impl Default for RetryBudget {
-    fn default() -> Self {
-        RetryBudget {
-            ratio: 0.2,
-            min_concurrent: 3,
-        }
-    }
-}
-
-impl RetryBudget {
-    /// Retries allowed in flight with `active` requests.
-    pub fn allowed(&self, active: u64) -> u64 {
-        let by_ratio = (self.ratio * active as f64).floor() as u64;
-        by_ratio.max(u64::from(self.min_concurrent))
-    }
-}
-
 /// PROXY protocol version sent to backends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ProxyProtocol {
@@ -457,6 +407,15 @@ impl PoolConfig {
             max_conns_per_backend: self.max_conns_per_backend,
             outlier: self.outlier,
             initial_up: self.health.initial_up,
+        }
+    }
+
+    /// `retries`, `retry_on` and `retry_budget` together.
+    pub fn retry_policy(&self) -> crate::forward::RetryPolicy {
+        crate::forward::RetryPolicy {
+            retries: self.retries,
+            retry_on: self.retry_on,
+            budget: self.retry_budget,
         }
     }
 

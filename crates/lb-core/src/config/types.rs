@@ -199,15 +199,31 @@ pub enum ResolverKind {
         /// Key prefix. Default empty.
         prefix: String,
     },
-    /// `kind = "static"`: a fixed map of normalised names to endpoints (never empty).
+    /// `kind = "static"`: a fixed map of normalised names to endpoints (never empty) or
+    /// to a pool (`"pool:NAME"`).
     Static {
-        /// Name → endpoints.
-        map: BTreeMap<String, Vec<SocketAddr>>,
+        /// Name → answer.
+        map: BTreeMap<String, StaticAnswer>,
     },
     /// An embedder's own [`Resolver`](crate::resolve::Resolver), given from code (never
     /// from a file): see [`ResolverConfig::custom`].
     #[cfg(feature = "runtime")]
     Custom(super::code::CustomResolver),
+}
+
+/// One name's answer in a static directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StaticAnswer {
+    /// `"h:p"` or `["h:p", ...]` (never empty).
+    Endpoints(Vec<SocketAddr>),
+    /// `"pool:NAME"`: a pool of the config.
+    Pool(String),
+}
+
+impl PartialEq<Vec<SocketAddr>> for StaticAnswer {
+    fn eq(&self, other: &Vec<SocketAddr>) -> bool {
+        matches!(self, StaticAnswer::Endpoints(eps) if eps == other)
+    }
 }
 
 /// `[resolver.X]`.
@@ -228,6 +244,18 @@ pub struct ResolverConfig {
     pub timeout: Duration,
     /// Cache size bound. Default 100000.
     pub max_entries: NonZeroUsize,
+    /// Connect timeout towards the endpoints it answers. Default 2 s.
+    pub connect_timeout: Duration,
+    /// lb-proxy: an endpoint's response head within this, else 504. Default 30 s.
+    pub response_timeout: Duration,
+    /// lb-proxy: an idle pooled connection to an endpoint is closed after this. Default 60 s.
+    pub idle_timeout: Duration,
+    /// Further endpoints tried after the first. Default 2.
+    pub retries: u32,
+    /// Requests (lb-sni: connections) per endpoint at most; 0 = unlimited (the default).
+    pub max_conns_per_backend: u32,
+    /// `bare = "pool"`: a text answer that is one bare word names a pool. Default off.
+    pub bare_pool: bool,
 }
 
 /// Resolves a path from the config against the config file's directory.

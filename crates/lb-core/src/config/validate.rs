@@ -228,7 +228,7 @@ pub(crate) fn validate(
     for (name, r) in file.resolver {
         let key = root.key("resolver").key(&name);
         c.ident(&key, &name, "resolver");
-        if let Some(r) = super::validate_route::resolver(&mut c, &key, &name, r) {
+        if let Some(r) = super::validate_route::resolver(&mut c, &key, &name, r, &pool_names) {
             resolvers.insert(name, r);
         }
     }

@@ -1,14 +1,13 @@
 //! Validation of `[[route]]` and `[resolver.X]`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use super::error::{KeyPath, Problem};
 use super::file::{FileResolver, FileRoute};
 use super::net::{is_header_value, is_token, RedisUrl, UrlTemplate};
-use super::types::{ResolverConfig, ResolverKind, RouteConfig, RouteTarget};
+use super::types::{ResolverConfig, ResolverKind, RouteConfig, RouteTarget, StaticAnswer};
 use super::validate::Checker;
 use super::Binary;
 use crate::name::{normalize_name, HostPattern};
@@ -177,6 +176,7 @@ pub(crate) fn resolver(
     key: &KeyPath,
     name: &str,
     r: FileResolver,
+    pools: &BTreeSet<String>,
 ) -> Option<ResolverConfig> {
     let not_for = |c: &mut Checker<'_>, k: &str, present: bool| {
         if present {
@@ -265,8 +265,29 @@ pub(crate) fn resolver(
                         Problem::Invalid("at least one endpoint is needed"),
                     );
                 }
-                let addrs: Vec<SocketAddr> = eps.0.iter().filter_map(|e| c.addr(&nk, e)).collect();
-                if map.insert(norm.clone(), addrs).is_some() {
+                let answer = match eps.0.as_slice() {
+                    [one] if one.starts_with("pool:") => {
+                        let pool = one["pool:".len()..].trim().to_owned();
+                        if !pools.contains(&pool) {
+                            c.fail(
+                                nk.clone(),
+                                Problem::UnknownPool {
+                                    name: pool.clone(),
+                                    defined: pools
+                                        .iter()
+                                        .map(String::as_str)
+                                        .collect::<Vec<_>>()
+                                        .join(", "),
+                                },
+                            );
+                        }
+                        StaticAnswer::Pool(pool)
+                    }
+                    _ => StaticAnswer::Endpoints(
+                        eps.0.iter().filter_map(|e| c.addr(&nk, e)).collect(),
+                    ),
+                };
+                if map.insert(norm.clone(), answer).is_some() {
                     c.fail(
                         nk,
                         Problem::Duplicate {
@@ -321,6 +342,58 @@ pub(crate) fn resolver(
         (1, 100_000_000),
         "1 to 100000000",
     );
+    let d = super::PoolConfig::with_defaults(name);
+    let connect_timeout = c.dur(
+        &key.key("connect_timeout"),
+        r.connect_timeout.as_ref(),
+        d.connect_timeout,
+        true,
+    );
+    let response_timeout = c.dur(
+        &key.key("response_timeout"),
+        r.response_timeout.as_ref(),
+        d.response_timeout,
+        true,
+    );
+    let idle_timeout = c.dur(
+        &key.key("idle_timeout"),
+        r.idle_timeout.as_ref(),
+        d.idle_timeout,
+        true,
+    );
+    let retries = c.num(
+        &key.key("retries"),
+        r.retries,
+        d.retries,
+        (0, 100),
+        "0 to 100",
+    );
+    let max_conns_per_backend = c.num(
+        &key.key("max_conns_per_backend"),
+        r.max_conns_per_backend,
+        0u32,
+        (0, i64::from(u32::MAX)),
+        "0 (unlimited) to 4294967295",
+    );
+    let bare_pool = match r.bare.as_deref() {
+        None => false,
+        Some("pool") if r.kind != "static" => true,
+        Some("pool") => {
+            c.fail(key.key("bare"), Problem::KeyNotForKind(r.kind.clone()));
+            false
+        }
+        Some(other) => {
+            c.fail(
+                key.key("bare"),
+                Problem::UnknownValue {
+                    what: "bare answer meaning",
+                    value: other.to_owned(),
+                    expected: "\"pool\" (a bare word answered names a pool)",
+                },
+            );
+            false
+        }
+    };
     Some(ResolverConfig {
         name: name.to_owned(),
         kind: kind?,
@@ -329,5 +402,11 @@ pub(crate) fn resolver(
         stale_ttl,
         timeout,
         max_entries: NonZeroUsize::new(max_entries)?,
+        connect_timeout,
+        response_timeout,
+        idle_timeout,
+        retries,
+        max_conns_per_backend,
+        bare_pool,
     })
 }

@@ -32,6 +32,7 @@
 //! to go because nothing references them.
 
 mod clock;
+mod endpoints;
 #[cfg(test)]
 mod tests;
 
@@ -47,7 +48,9 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use self::clock::{Clock, NameHasher};
+pub use self::endpoints::{Answer, Directed, EndpointPools};
 use super::{BoxFuture, Resolution, ResolveError, Resolver};
+use crate::pool::Pool;
 
 /// Settings of one [`Cached`] resolver; the defaults are those of `[resolver.X]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -177,6 +180,12 @@ impl CacheStats {
 struct Entry {
     /// The last good answer, if any.
     good: Option<Resolution>,
+    /// A `Found` answer's endpoints as a pool: their passive health lives as long as
+    /// the name stays cached (and across refreshes).
+    pool: Option<Arc<Pool>>,
+    /// How a fresh `good` is counted: `hit`, or `negative` for `NotFound` and for a
+    /// pool name the config does not have.
+    fresh: Answered,
     /// `good` is served as fresh until then.
     fresh_until: Instant,
     /// A `Found` in `good` may be served stale until then.
@@ -195,6 +204,7 @@ type Flight = watch::Receiver<Option<Result<Resolution, ResolveError>>>;
 pub struct Cached<R> {
     inner: R,
     settings: CacheSettings,
+    pools: EndpointPools,
     map: papaya::HashMap<Arc<str>, Entry, NameHasher>,
     /// In-flight upstream lookups by name; also orders "store answer, end flight".
     flights: Mutex<HashMap<Arc<str>, Flight>>,
@@ -226,6 +236,7 @@ impl<R: Resolver> Cached<R> {
         Cached {
             clock: Mutex::new(Clock::new(settings.max_entries)),
             inner,
+            pools: EndpointPools::new(&settings.name),
             settings,
             map,
             flights: Mutex::new(HashMap::new()),
@@ -361,17 +372,29 @@ impl<R: Resolver> Cached<R> {
         let old = self.map.get(name, &guard);
         let (entry, lookup) = match result {
             Ok(res) => {
-                let ttl = match res {
-                    Resolution::Found(_) => s.ttl,
-                    Resolution::NotFound => s.negative_ttl,
+                let unknown = self.pools.is_unknown(&res);
+                if let Some(pool) = unknown {
+                    tracing::warn!(resolver = %s.name, name, pool, "bad directory answer: no such pool");
+                }
+                let (ttl, fresh) = match res {
+                    Resolution::Found(_) | Resolution::Pool(_) if unknown.is_none() => {
+                        (s.ttl, Answered::Hit)
+                    }
+                    _ => (s.negative_ttl, Answered::Negative),
                 };
                 let fresh_until = now + ttl;
-                let stale_until = match res {
-                    Resolution::Found(_) => fresh_until + s.stale_ttl,
-                    Resolution::NotFound => fresh_until,
+                let stale_until = match fresh {
+                    Answered::Hit => fresh_until + s.stale_ttl,
+                    _ => fresh_until,
+                };
+                let pool = match &res {
+                    Resolution::Found(eps) => Some(self.pools.keep(name, eps, old)),
+                    _ => None,
                 };
                 let entry = Entry {
                     good: Some(res.clone()),
+                    pool,
+                    fresh,
                     fresh_until,
                     stale_until,
                     error: None,
@@ -388,8 +411,8 @@ impl<R: Resolver> Cached<R> {
             }
             Err(err) => {
                 let stale = old.and_then(|e| match &e.good {
-                    Some(found @ Resolution::Found(_)) if now < e.stale_until => {
-                        Some(found.clone())
+                    Some(good) if e.fresh == Answered::Hit && now < e.stale_until => {
+                        Some(good.clone())
                     }
                     _ => None,
                 });
@@ -405,6 +428,8 @@ impl<R: Resolver> Cached<R> {
                 };
                 let entry = (!s.error_backoff.is_zero()).then(|| Entry {
                     good: old.and_then(|e| e.good.clone()),
+                    pool: old.and_then(|e| e.pool.clone()),
+                    fresh: old.map_or(Answered::Negative, |e| e.fresh),
                     fresh_until: old.map_or(now, |e| e.fresh_until),
                     stale_until: old.map_or(now, |e| e.stale_until),
                     error: Some((err, now + s.error_backoff)),
@@ -487,13 +512,9 @@ impl Future for LookupFuture<'_> {
 fn answer_from(entry: &Entry, now: Instant) -> Option<Lookup> {
     match &entry.good {
         Some(res) if now < entry.fresh_until => {
-            let answered = match res {
-                Resolution::Found(_) => Answered::Hit,
-                Resolution::NotFound => Answered::Negative,
-            };
             return Some(Lookup {
                 result: Ok(res.clone()),
-                answered,
+                answered: entry.fresh,
             });
         }
         _ => {}
@@ -503,8 +524,8 @@ fn answer_from(entry: &Entry, now: Instant) -> Option<Lookup> {
         return None;
     }
     match &entry.good {
-        Some(found @ Resolution::Found(_)) if now < entry.stale_until => Some(Lookup {
-            result: Ok(found.clone()),
+        Some(good) if entry.fresh == Answered::Hit && now < entry.stale_until => Some(Lookup {
+            result: Ok(good.clone()),
             answered: Answered::Stale,
         }),
         _ => Some(Lookup {

@@ -7,6 +7,8 @@
 //! | response | result |
 //! |---|---|
 //! | `200` with `{"endpoint":"h:p"}` or `{"endpoints":["h:p", ...]}` | `Found` |
+//! | `200` with `{"pool":"NAME"}` | `Pool` |
+//! | `200` `text/plain`: the trimmed body read as a RESP value is ([`parse_text_answer`]; a bare word names a pool with [`HttpResolver::with_bare_pool`]) | `Found` or `Pool` |
 //! | `200` with an empty list, both keys, neither, bad JSON or a bad endpoint | `BadAnswer` |
 //! | `404` | `NotFound` |
 //! | any other status, or a connect/IO error | `Unavailable` |
@@ -26,7 +28,9 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-use super::{parse_endpoint, BoxFuture, Resolution, ResolveError, Resolver};
+use super::{
+    parse_endpoint, parse_text_answer, pool_answer, BoxFuture, Resolution, ResolveError, Resolver,
+};
 
 /// Largest response body read from the directory (64 KiB).
 pub const MAX_BODY: usize = 64 * 1024;
@@ -55,6 +59,7 @@ pub enum TemplateError {
 struct Answer {
     endpoint: Option<String>,
     endpoints: Option<Vec<String>>,
+    pool: Option<String>,
 }
 
 /// An HTTP/JSON directory; see the module docs.
@@ -63,6 +68,7 @@ pub struct HttpResolver {
     /// The template split at each `{name}`: `parts.len() - 1` placeholders.
     parts: Arc<[String]>,
     timeout: Duration,
+    bare_pool: bool,
     client: Client<HttpConnector, Empty<Bytes>>,
 }
 
@@ -133,8 +139,16 @@ impl HttpResolver {
         Ok(HttpResolver {
             parts,
             timeout,
+            bare_pool: false,
             client,
         })
+    }
+
+    /// With `true` (`bare = "pool"`), a `text/plain` answer that is one word without `:`
+    /// names a pool (`pod0`), as a host → pod directory answers.
+    pub fn with_bare_pool(mut self, bare_pool: bool) -> Self {
+        self.bare_pool = bare_pool;
+        self
     }
 
     /// The URL asked for `name`.
@@ -149,7 +163,7 @@ impl HttpResolver {
             .parse()
             .map_err(|_| ResolveError::BadAnswer(format!("cannot build a URL for {name:?}")))?;
         let req = Request::get(uri)
-            .header(hyper::header::ACCEPT, "application/json")
+            .header(hyper::header::ACCEPT, "application/json, text/plain")
             .body(Empty::new())
             .map_err(|e| ResolveError::Unavailable(format!("request: {e}")))?;
         let resp = self
@@ -158,6 +172,15 @@ impl HttpResolver {
             .await
             .map_err(|e| ResolveError::Unavailable(describe(&e)))?;
         let status = resp.status();
+        let text = resp
+            .headers()
+            .get(hyper::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.trim_start()
+                    .to_ascii_lowercase()
+                    .starts_with("text/plain")
+            });
         let body = match Limited::new(resp.into_body(), MAX_BODY).collect().await {
             Ok(body) => body.to_bytes(),
             Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
@@ -168,7 +191,11 @@ impl HttpResolver {
             Err(e) => return Err(ResolveError::Unavailable(format!("reading body: {e}"))),
         };
         match status {
-            StatusCode::OK => parse_answer(&body).map(Resolution::Found),
+            StatusCode::OK if text => match std::str::from_utf8(&body) {
+                Ok(t) => parse_text_answer(t, self.bare_pool),
+                Err(_) => Err(ResolveError::BadAnswer("text answer is not UTF-8".into())),
+            },
+            StatusCode::OK => parse_json(&body),
             StatusCode::NOT_FOUND => Ok(Resolution::NotFound),
             other => Err(ResolveError::Unavailable(format!(
                 "directory answered {other}"
@@ -189,10 +216,29 @@ fn describe(e: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
+/// Parses a `200` JSON body: a pool name, or a non-empty endpoint list.
+fn parse_json(body: &[u8]) -> Result<Resolution, ResolveError> {
+    let mut answer: Answer = serde_json::from_slice(body)
+        .map_err(|e| ResolveError::BadAnswer(format!("invalid JSON: {e}")))?;
+    match (answer.pool.take(), &answer.endpoint, &answer.endpoints) {
+        (Some(pool), None, None) => pool_answer(&pool),
+        (Some(_), _, _) => Err(ResolveError::BadAnswer(
+            "\"pool\" together with \"endpoint\" or \"endpoints\"".into(),
+        )),
+        (None, _, _) => endpoints_of(answer).map(Resolution::Found),
+    }
+}
+
 /// Parses a `200` body into a non-empty endpoint list.
+#[cfg(test)]
 fn parse_answer(body: &[u8]) -> Result<Arc<[SocketAddr]>, ResolveError> {
     let answer: Answer = serde_json::from_slice(body)
         .map_err(|e| ResolveError::BadAnswer(format!("invalid JSON: {e}")))?;
+    endpoints_of(answer)
+}
+
+/// The endpoint list of a JSON answer.
+fn endpoints_of(answer: Answer) -> Result<Arc<[SocketAddr]>, ResolveError> {
     let list = match (answer.endpoint, answer.endpoints) {
         (Some(one), None) => vec![one],
         (None, Some(many)) => many,
@@ -243,6 +289,21 @@ impl Resolver for HttpResolver {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_answers_may_name_a_pool() {
+        assert_eq!(
+            parse_json(br#"{"pool":"pod0"}"#),
+            Ok(Resolution::Pool(Arc::from("pod0")))
+        );
+        assert!(parse_json(br#"{"pool":"pod0","endpoint":"127.0.0.1:1"}"#).is_err());
+        assert!(parse_json(br#"{"pool":"not a name"}"#).is_err());
+        assert!(parse_json(br#"{"pool":""}"#).is_err());
+        assert!(matches!(
+            parse_json(br#"{"endpoint":"127.0.0.1:1"}"#),
+            Ok(Resolution::Found(e)) if e.len() == 1
+        ));
+    }
 
     #[test]
     fn percent_encoding_keeps_unreserved_only() {

@@ -13,7 +13,10 @@ mod resp;
 mod static_map;
 pub mod testing;
 
-pub use cached::{Answered, CacheSettings, CacheStats, Cached, Lookup, LookupFuture};
+pub use cached::{
+    Answer, Answered, CacheSettings, CacheStats, Cached, Directed, EndpointPools, Lookup,
+    LookupFuture,
+};
 #[cfg(feature = "http")]
 pub use http::{percent_encode, HttpResolver, TemplateError, MAX_BODY as HTTP_MAX_BODY};
 pub use resp::{RespResolver, RespUrlError};
@@ -28,12 +31,19 @@ use std::sync::Arc;
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// What a directory says about a name.
+///
+/// More kinds of answer may come, so a `match` needs a catch-all arm.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Resolution {
     /// The endpoints serving the name (never empty).
     Found(Arc<[SocketAddr]>),
     /// The directory knows the name does not exist (cached for `negative_ttl`).
     NotFound,
+    /// The name is served by this pool of the config, exactly as a route naming it
+    /// would be (a host → pod directory). A name the config has no pool for is cached
+    /// for `negative_ttl` and answered as a bad answer by the binaries.
+    Pool(Arc<str>),
 }
 
 /// Why a directory could not answer. Never "not found": that is [`Resolution::NotFound`].
@@ -108,6 +118,53 @@ impl<R: Resolver + ?Sized> Resolver for Box<R> {
     fn resolve<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Resolution, ResolveError>> {
         (**self).resolve(name)
     }
+}
+
+/// Reads a directory's text answer (a RESP value, or an HTTP `text/plain` body),
+/// trimmed: `pool:NAME` names a pool; otherwise one `h:p` or several separated by commas
+/// and/or spaces. With `bare_pool` (`bare = "pool"`), a single word without `:` names a
+/// pool too (`pod0`), as a host → pod directory answers.
+///
+/// ```
+/// use lb_core::resolve::{parse_text_answer, Resolution};
+///
+/// assert_eq!(parse_text_answer(" pool:pod0\n", false), Ok(Resolution::Pool("pod0".into())));
+/// assert_eq!(parse_text_answer("pod0", true), Ok(Resolution::Pool("pod0".into())));
+/// assert!(parse_text_answer("pod0", false).is_err());
+/// assert!(matches!(parse_text_answer("127.0.0.1:1, 127.0.0.1:2", true), Ok(Resolution::Found(e)) if e.len() == 2));
+/// ```
+pub fn parse_text_answer(text: &str, bare_pool: bool) -> Result<Resolution, ResolveError> {
+    let text = text.trim();
+    if let Some(name) = text.strip_prefix("pool:") {
+        return pool_answer(name.trim());
+    }
+    if bare_pool && !text.is_empty() && !text.contains([':', ',', ' ']) {
+        return pool_answer(text);
+    }
+    let endpoints = text
+        .split(|c: char| c == ',' || c.is_ascii_whitespace())
+        .filter(|s| !s.is_empty())
+        .map(parse_endpoint)
+        .collect::<Result<Vec<_>, _>>()?;
+    if endpoints.is_empty() {
+        return Err(ResolveError::BadAnswer("empty endpoint list".into()));
+    }
+    Ok(Resolution::Found(Arc::from(endpoints)))
+}
+
+/// A pool-name answer, if `name` can be a pool's name (letters, digits, `-`, `_`, `.`).
+pub(crate) fn pool_answer(name: &str) -> Result<Resolution, ResolveError> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if !ok {
+        return Err(ResolveError::BadAnswer(format!(
+            "{name:?} is not a pool name"
+        )));
+    }
+    Ok(Resolution::Pool(Arc::from(name)))
 }
 
 /// Parses an endpoint as given by a directory: `ip:port` or `[v6]:port`.

@@ -5,6 +5,7 @@
 //! | reply | result |
 //! |---|---|
 //! | bulk (or simple) string: one `h:p`, or several separated by commas and/or spaces | `Found` |
+//! | `pool:NAME` (or, with [`RespResolver::with_bare_pool`], a bare word) | `Pool` |
 //! | nil (`$-1`, or RESP3 `_`) | `NotFound` |
 //! | an error reply | `Unavailable` |
 //! | an empty list, a bad endpoint, any other type | `BadAnswer` |
@@ -26,14 +27,14 @@ mod conn;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
 use self::conn::Request;
-use super::{parse_endpoint, BoxFuture, Resolution, ResolveError, Resolver};
+use super::{parse_text_answer, BoxFuture, Resolution, ResolveError, Resolver};
 use crate::resp::{encode_command, Frame};
 
 /// Requests queued towards the connection task before callers wait.
@@ -85,6 +86,7 @@ pub struct RespResolver {
     target: Target,
     prefix: String,
     timeout: Duration,
+    bare_pool: bool,
     current: Mutex<Option<Conn>>,
     /// Serialises connecting, so concurrent first lookups open one connection.
     connecting: tokio::sync::Mutex<()>,
@@ -116,11 +118,19 @@ impl RespResolver {
         Ok(Self::with_target(parse_url(url)?, prefix.into(), timeout))
     }
 
+    /// With `true` (`bare = "pool"`), a value that is one word without `:` names a pool
+    /// (`pod0`), as `pool:pod0` always does.
+    pub fn with_bare_pool(mut self, bare_pool: bool) -> Self {
+        self.bare_pool = bare_pool;
+        self
+    }
+
     fn with_target(target: Target, prefix: String, timeout: Duration) -> Self {
         RespResolver {
             target,
             prefix,
             timeout,
+            bare_pool: false,
             current: Mutex::new(None),
             connecting: tokio::sync::Mutex::new(()),
             next_id: AtomicU64::new(1),
@@ -253,8 +263,14 @@ fn parse_url(url: &str) -> Result<Target, RespUrlError> {
     })
 }
 
-/// Interprets the reply to `GET`.
+/// Interprets the reply to `GET` (no bare pool names).
+#[cfg(test)]
 fn interpret(frame: Frame) -> Result<Resolution, ResolveError> {
+    interpret_with(frame, false)
+}
+
+/// Interprets the reply to `GET`; `bare_pool`: see [`parse_text_answer`].
+fn interpret_with(frame: Frame, bare_pool: bool) -> Result<Resolution, ResolveError> {
     let text = match frame {
         Frame::Bulk(None) | Frame::Null => return Ok(Resolution::NotFound),
         Frame::Bulk(Some(bytes)) => String::from_utf8(bytes)
@@ -272,22 +288,14 @@ fn interpret(frame: Frame) -> Result<Resolution, ResolveError> {
             )))
         }
     };
-    let endpoints = text
-        .split(|c: char| c == ',' || c.is_ascii_whitespace())
-        .filter(|s| !s.is_empty())
-        .map(parse_endpoint)
-        .collect::<Result<Vec<_>, _>>()?;
-    if endpoints.is_empty() {
-        return Err(ResolveError::BadAnswer("empty endpoint list".into()));
-    }
-    Ok(Resolution::Found(Arc::from(endpoints)))
+    parse_text_answer(&text, bare_pool)
 }
 
 impl Resolver for RespResolver {
     fn resolve<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Resolution, ResolveError>> {
         Box::pin(async move {
             let key = [self.prefix.as_bytes(), name.as_bytes()].concat();
-            interpret(self.command(&[b"GET", &key]).await?)
+            interpret_with(self.command(&[b"GET", &key]).await?, self.bare_pool)
         })
     }
 }
@@ -295,6 +303,7 @@ impl Resolver for RespResolver {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     #[test]
     fn urls() {
@@ -346,6 +355,16 @@ mod tests {
             interpret(bulk("127.0.0.1:1 [::1]:2")),
             Ok(Resolution::Found(Arc::from(vec![a, b])))
         );
+        assert_eq!(
+            interpret(bulk("pool:pod0")),
+            Ok(Resolution::Pool(Arc::from("pod0")))
+        );
+        assert!(interpret(bulk("pod0")).is_err());
+        assert_eq!(
+            interpret_with(bulk("pod0"), true),
+            Ok(Resolution::Pool(Arc::from("pod0")))
+        );
+        assert!(interpret(bulk("pool:")).is_err());
         assert_eq!(interpret(Frame::Bulk(None)), Ok(Resolution::NotFound));
         assert_eq!(interpret(Frame::Null), Ok(Resolution::NotFound));
         assert_eq!(

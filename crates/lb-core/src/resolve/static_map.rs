@@ -20,7 +20,7 @@ use super::{BoxFuture, Resolution, ResolveError, Resolver};
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct StaticResolver {
-    map: HashMap<String, Arc<[SocketAddr]>>,
+    map: HashMap<String, Resolution>,
 }
 
 impl StaticResolver {
@@ -31,17 +31,37 @@ impl StaticResolver {
         let map = entries
             .into_iter()
             .filter(|(_, eps)| !eps.is_empty())
-            .map(|(name, eps)| (normalise(&name), Arc::from(eps)))
+            .map(|(name, eps)| (normalise(&name), Resolution::Found(Arc::from(eps))))
+            .collect();
+        StaticResolver { map }
+    }
+
+    /// Builds the map from answers of any kind (endpoints, or a pool by name as
+    /// `map = { "name" = "pool:pod0" }` gives). Names are normalised as in
+    /// [`new`](Self::new); `NotFound` answers and empty endpoint lists are left out.
+    ///
+    /// ```
+    /// use lb_core::resolve::{Resolution, StaticResolver};
+    ///
+    /// let r = StaticResolver::from_answers([("a.example".to_string(), Resolution::Pool("pod0".into()))]);
+    /// assert_eq!(r.get("a.example"), Resolution::Pool("pod0".into()));
+    /// ```
+    pub fn from_answers(entries: impl IntoIterator<Item = (String, Resolution)>) -> Self {
+        let map = entries
+            .into_iter()
+            .filter(|(_, r)| match r {
+                Resolution::Found(eps) => !eps.is_empty(),
+                Resolution::NotFound => false,
+                _ => true,
+            })
+            .map(|(name, r)| (normalise(&name), r))
             .collect();
         StaticResolver { map }
     }
 
     /// The answer for `name`, synchronously.
     pub fn get(&self, name: &str) -> Resolution {
-        match self.map.get(name) {
-            Some(eps) => Resolution::Found(eps.clone()),
-            None => Resolution::NotFound,
-        }
+        self.map.get(name).cloned().unwrap_or(Resolution::NotFound)
     }
 
     /// Number of names in the map.

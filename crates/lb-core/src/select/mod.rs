@@ -16,6 +16,7 @@
 //! | [`Rendezvous`] | highest weighted score `-w / ln(h(key, id))` | the runners-up by score | yes |
 //! | [`Maglev`] | `table[hash(key) scaled to 0..M]` | the next distinct table entries | yes |
 //! | [`Consistent`] with `bound` | like `consistent`, skipping backends over their load cap | ring successors | load-dependent |
+//! | [`ConsistentNginx`] | nginx's `hash $key consistent`: first CRC-32 point at or after `crc32(key)` | the ring's successors, distinct backends | yes |
 //!
 //! Because the fallback order depends only on the key and the membership, skipping an
 //! unavailable backend moves only that backend's keys, and they come back when it does.
@@ -78,10 +79,13 @@
 //! }
 //! ```
 //!
-//! Costs per pick: O(1) for all but [`Rendezvous`] (O(n)); no strategy allocates or locks
+//! Costs per pick: O(1) for all but [`Rendezvous`] (O(n)) and [`ConsistentNginx`]
+//! (O(log points)); no strategy allocates or locks
 //! on a pick (round-robin's cursor is one relaxed `fetch_add`). Every hash derives from
 //! [`hash`](crate::hash)'s fixed seed and fixed `mix64` constants documented in each
-//! module, so placement is identical across processes and restarts. Node indices below
+//! module, so placement is identical across processes and restarts; `consistent-nginx`
+//! alone hashes with nginx's CRC-32 instead ([`StrategyKind::hash_key`],
+//! [`StrategyKind::hash_id`]). Node indices below
 //! [`Seen::INLINE`] are deduplicated in an inline bitset; for larger pools the tables keep
 //! a per-node position index (see `walk.rs`), so pools of any size work without allocating.
 //!
@@ -102,6 +106,7 @@
 //! ```
 
 pub mod consistent;
+mod consistent_nginx;
 pub mod least_conn;
 pub mod maglev;
 pub mod modulo;
@@ -111,6 +116,9 @@ pub mod round_robin;
 mod walk;
 
 pub use consistent::Consistent;
+pub use consistent_nginx::{
+    nginx_id_hash, nginx_key_hash, nginx_points, ConsistentNginx, NGINX_POINTS_PER_WEIGHT,
+};
 pub use least_conn::LeastConn;
 pub use maglev::Maglev;
 pub use modulo::Modulo;
@@ -124,7 +132,8 @@ use std::str::FromStr;
 /// One backend as a strategy sees it: its placement identity and weight.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Node {
-    /// `hash::hash_id(id)`: placement follows the id, not the address.
+    /// [`StrategyKind::hash_id`] of the backend's id (`hash::hash_id(id)` for every
+    /// strategy but `consistent-nginx`): placement follows the id, not the address.
     pub id_hash: u64,
     /// Weight, 1..=256. Weight-0 (draining) backends are never passed to a build.
     pub weight: u32,
@@ -133,7 +142,8 @@ pub struct Node {
 /// Per-pick input.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PickInput {
-    /// `hash::hash_key(key)`; ignored by round-robin, random and least-conn.
+    /// [`StrategyKind::hash_key`] of the key (`hash::hash_key(key)` for every strategy but
+    /// `consistent-nginx`); ignored by round-robin, random and least-conn.
     pub key_hash: u64,
     /// A random word; used by random and least-conn (tests pass a fixed value).
     pub random: u64,
@@ -166,6 +176,7 @@ impl Loads for [u64] {
 #[non_exhaustive]
 pub struct Params {
     /// Ring points per unit of weight (`consistent`, `consistent-bounded`). Default 160.
+    /// `consistent-nginx` always uses nginx's 160.
     pub vnodes: u32,
     /// Maglev table size lower bound; the table is the next prime at or above
     /// `max(minimum_table, 100 × total nodes)`, capped at 65537 × 8. Default 65537.
@@ -232,11 +243,13 @@ pub enum StrategyKind {
     Maglev,
     /// `consistent-bounded`: consistent hashing with bounded loads.
     ConsistentBounded,
+    /// `consistent-nginx`: nginx's `hash $key consistent` ring, placement for placement.
+    ConsistentNginx,
 }
 
 impl StrategyKind {
     /// Every strategy, in documentation order.
-    pub const ALL: [StrategyKind; 8] = [
+    pub const ALL: [StrategyKind; 9] = [
         StrategyKind::RoundRobin,
         StrategyKind::Random,
         StrategyKind::LeastConn,
@@ -245,6 +258,7 @@ impl StrategyKind {
         StrategyKind::Rendezvous,
         StrategyKind::Maglev,
         StrategyKind::ConsistentBounded,
+        StrategyKind::ConsistentNginx,
     ];
 
     /// The config name.
@@ -258,6 +272,26 @@ impl StrategyKind {
             StrategyKind::Rendezvous => "rendezvous",
             StrategyKind::Maglev => "maglev",
             StrategyKind::ConsistentBounded => "consistent-bounded",
+            StrategyKind::ConsistentNginx => "consistent-nginx",
+        }
+    }
+
+    /// The key hash this strategy places by: CRC-32 of the key for `consistent-nginx`
+    /// (as nginx), [`hash_key`](crate::hash::hash_key) for the others.
+    #[inline]
+    pub fn hash_key(self, key: &[u8]) -> u64 {
+        match self {
+            StrategyKind::ConsistentNginx => nginx_key_hash(key),
+            _ => crate::hash::hash_key(key),
+        }
+    }
+
+    /// A backend's [`Node::id_hash`] for this strategy: [`nginx_id_hash`] for
+    /// `consistent-nginx`, [`hash_id`](crate::hash::hash_id) for the others.
+    pub fn hash_id(self, id: &str) -> u64 {
+        match self {
+            StrategyKind::ConsistentNginx => nginx_id_hash(id),
+            _ => crate::hash::hash_id(id),
         }
     }
 
@@ -269,6 +303,7 @@ impl StrategyKind {
                 | StrategyKind::Consistent
                 | StrategyKind::Rendezvous
                 | StrategyKind::Maglev
+                | StrategyKind::ConsistentNginx
         )
     }
 
@@ -291,7 +326,7 @@ impl fmt::Display for StrategyKind {
 
 /// An unknown strategy name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown strategy {0:?}: expected one of round-robin, random, least-conn, modulo, consistent, rendezvous, maglev, consistent-bounded")]
+#[error("unknown strategy {0:?}: expected one of round-robin, random, least-conn, modulo, consistent, rendezvous, maglev, consistent-bounded, consistent-nginx")]
 pub struct UnknownStrategy(pub String);
 
 impl FromStr for StrategyKind {
@@ -304,7 +339,7 @@ impl FromStr for StrategyKind {
     }
 }
 
-/// A built strategy of any kind: static dispatch over the eight tables.
+/// A built strategy of any kind: static dispatch over the tables.
 #[derive(Debug)]
 pub enum Table {
     /// See [`RoundRobin`].
@@ -321,6 +356,8 @@ pub enum Table {
     Rendezvous(Rendezvous),
     /// See [`Maglev`].
     Maglev(Maglev),
+    /// See [`ConsistentNginx`].
+    ConsistentNginx(ConsistentNginx),
 }
 
 impl Table {
@@ -336,6 +373,9 @@ impl Table {
             }
             StrategyKind::Rendezvous => Table::Rendezvous(Rendezvous::build(nodes, params)),
             StrategyKind::Maglev => Table::Maglev(Maglev::build(nodes, params)),
+            StrategyKind::ConsistentNginx => {
+                Table::ConsistentNginx(ConsistentNginx::build(nodes, params))
+            }
         }
     }
 
@@ -353,6 +393,7 @@ impl Table {
             Table::Consistent(t) => Candidates::Consistent(t.candidates(input, loads)),
             Table::Rendezvous(t) => Candidates::Rendezvous(t.candidates(input, loads)),
             Table::Maglev(t) => Candidates::Maglev(t.candidates(input, loads)),
+            Table::ConsistentNginx(t) => Candidates::ConsistentNginx(t.candidates(input, loads)),
         }
     }
 }
@@ -373,6 +414,8 @@ pub enum Candidates<'a, L: Loads + ?Sized + 'a> {
     Rendezvous(<Rendezvous as Select>::Iter<'a, L>),
     /// Table order.
     Maglev(<Maglev as Select>::Iter<'a, L>),
+    /// nginx's ring order.
+    ConsistentNginx(<ConsistentNginx as Select>::Iter<'a, L>),
 }
 
 impl<'a, L: Loads + ?Sized + 'a> Iterator for Candidates<'a, L> {
@@ -387,6 +430,7 @@ impl<'a, L: Loads + ?Sized + 'a> Iterator for Candidates<'a, L> {
             Candidates::Consistent(i) => i.next(),
             Candidates::Rendezvous(i) => i.next(),
             Candidates::Maglev(i) => i.next(),
+            Candidates::ConsistentNginx(i) => i.next(),
         }
     }
 }

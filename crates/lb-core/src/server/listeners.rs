@@ -116,26 +116,29 @@ impl Listeners {
     }
 
     async fn open(&mut self, cfg: &ListenerConfig) -> Result<(), ServeError> {
-        let listener = TcpListener::bind(cfg.listen)
-            .await
-            .map_err(|source| ServeError::Bind {
-                addr: cfg.listen,
-                source,
-            })?;
-        let bound = listener.local_addr().map_err(|source| ServeError::Bind {
+        let err = |source| ServeError::Bind {
             addr: cfg.listen,
             source,
-        })?;
-        // Linux copies TCP_NODELAY to every accepted socket: set once here, it spares
-        // a setsockopt per connection (see [`ACCEPTED_NODELAY`]).
-        if let Err(e) = socket2::SockRef::from(&listener).set_tcp_nodelay(true) {
-            tracing::warn!(listen = %bound, error = %e, "TCP_NODELAY on the listening socket failed");
-        }
+        };
         let (stop, shutdown) = Shutdown::new();
         let active = Arc::new(AtomicU64::new(0));
-        self.gauges.set(bound, Some(active.clone()));
         let config = Arc::new(ArcSwap::from_pointee(cfg.clone()));
-        let task = tokio::spawn((self.serve)(listener, config.clone(), active, shutdown));
+        let (bound, task) = if let Some(n) = crate::rt::reuse_port_workers() {
+            let serve = &self.serve;
+            super::reuseport::spawn(cfg.listen, n, serve, &config, &active, &shutdown)
+                .map_err(err)?
+        } else {
+            let listener = TcpListener::bind(cfg.listen).await.map_err(err)?;
+            let bound = listener.local_addr().map_err(err)?;
+            // Linux copies TCP_NODELAY to every accepted socket: set once here, it spares
+            // a setsockopt per connection (see [`ACCEPTED_NODELAY`]).
+            if let Err(e) = socket2::SockRef::from(&listener).set_tcp_nodelay(true) {
+                tracing::warn!(listen = %bound, error = %e, "TCP_NODELAY on the listening socket failed");
+            }
+            let serve = (self.serve)(listener, config.clone(), active.clone(), shutdown);
+            (bound, tokio::spawn(serve))
+        };
+        self.gauges.set(bound, Some(active));
         tracing::info!(listen = %bound, protocol = cfg.protocol.as_str(), "listening");
         self.open.insert(
             cfg.listen,

@@ -10,6 +10,7 @@
 
 mod listeners;
 mod pools;
+mod reuseport;
 mod shell;
 pub mod tunnel;
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::config::{Config, Discovery, PoolConfig};
 use crate::discovery::{self, PoolHandle, Source, StaticSource};
+use crate::forward::RetryPolicy;
 use crate::health::{checker_for, HealthMonitor};
 use crate::{Change, Pool};
 
@@ -18,6 +19,8 @@ pub struct RunningPool {
     pub handle: PoolHandle,
     /// The `[pool.NAME]` section it was built from.
     pub config: PoolConfig,
+    /// Its `retries`, `retry_on` and `retry_budget`, as [`Attempts`](crate::forward::Attempts) take them.
+    pub retry: RetryPolicy,
     monitor: Option<HealthMonitor>,
 }
 
@@ -121,6 +124,7 @@ pub fn build_pools(
             Arc::new(RunningPool {
                 handle: PoolHandle { pool, source },
                 config: pc.clone(),
+                retry: pc.retry_policy(),
                 monitor,
             }),
         );

@@ -13,6 +13,10 @@
 //! then holds no buffer at all while idle; any other stream (an upgraded HTTP connection,
 //! a TLS stream) waits in a small scratch array that lives in the tunnel's future.
 //!
+//! Two plain TCP sockets go through [`splice_tcp`] instead: the same rules, but once a
+//! direction carries data in bulk its bytes move through a pipe with splice(2) and never
+//! enter user space (see its docs).
+//!
 //! ```no_run
 //! # async fn demo(mut client: tokio::net::TcpStream, mut backend: tokio::net::TcpStream) {
 //! use std::sync::atomic::AtomicU64;
@@ -36,6 +40,10 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
+mod tcp;
+
+pub use tcp::{splice_tcp, try_recv, PIPE_BYTES};
+
 /// Bytes per read while data flows.
 pub const BUFFER: usize = 32 * 1024;
 
@@ -50,6 +58,9 @@ pub struct Moved {
     pub up: u64,
     /// Backend → client.
     pub down: u64,
+    /// Of `up + down`, the bytes that went through a pipe with splice(2) without being
+    /// copied through user space ([`splice_tcp`] only).
+    pub spliced: u64,
 }
 
 /// How a tunnel ended.
@@ -126,52 +137,127 @@ where
     CW: AsyncWrite + Unpin + Send,
     UW: AsyncWrite + Unpin + Send,
 {
-    let start = Instant::now();
-    // Milliseconds since `start` of the last byte moved either way.
-    let last = AtomicU64::new(0);
-    let up = AtomicU64::new(0);
-    let down = AtomicU64::new(0);
+    let flow = Flow::new(up_total, down_total);
     let (cr, cw) = client;
     let (ur, uw) = upstream;
     let both = async {
         tokio::try_join!(
-            pipe(cr, uw, start, &last, &up, up_total),
-            pipe(ur, cw, start, &last, &down, down_total)
+            pipe(cr, uw, flow.counts(Dir::Up)),
+            pipe(ur, cw, flow.counts(Dir::Down))
         )
     };
-    let moved = |up: &AtomicU64, down: &AtomicU64| Moved {
-        up: up.load(Ordering::Relaxed),
-        down: down.load(Ordering::Relaxed),
-    };
-    tokio::select! {
-        r = both => match r {
-            Ok(_) => End::Closed(moved(&up, &down)),
-            Err(e) => End::Error(moved(&up, &down), e),
-        },
-        _ = watchdog(start, &last, idle) => End::Idle(moved(&up, &down)),
+    flow.run(both, idle).await
+}
+
+/// One direction of a tunnel.
+#[derive(Debug, Clone, Copy)]
+enum Dir {
+    /// Client → backend.
+    Up,
+    /// Backend → client.
+    Down,
+}
+
+/// What a tunnel counts: its own bytes each way and when one last moved, beside the
+/// shared totals.
+struct Flow<'a> {
+    start: Instant,
+    /// Milliseconds since `start` of the last byte moved either way.
+    last: AtomicU64,
+    up: AtomicU64,
+    down: AtomicU64,
+    spliced: AtomicU64,
+    up_total: &'a AtomicU64,
+    down_total: &'a AtomicU64,
+}
+
+impl<'a> Flow<'a> {
+    fn new(up_total: &'a AtomicU64, down_total: &'a AtomicU64) -> Self {
+        Flow {
+            start: Instant::now(),
+            last: AtomicU64::new(0),
+            up: AtomicU64::new(0),
+            down: AtomicU64::new(0),
+            spliced: AtomicU64::new(0),
+            up_total,
+            down_total,
+        }
+    }
+
+    fn counts(&self, dir: Dir) -> Counts<'_> {
+        let (moved, total) = match dir {
+            Dir::Up => (&self.up, self.up_total),
+            Dir::Down => (&self.down, self.down_total),
+        };
+        Counts {
+            flow: self,
+            moved,
+            total,
+        }
+    }
+
+    fn moved(&self) -> Moved {
+        Moved {
+            up: self.up.load(Ordering::Relaxed),
+            down: self.down.load(Ordering::Relaxed),
+            spliced: self.spliced.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Runs both directions until they end, one fails, or `idle` passes without a byte.
+    async fn run<F>(&self, both: F, idle: Duration) -> End
+    where
+        F: Future<Output = io::Result<((), ())>>,
+    {
+        tokio::select! {
+            r = both => match r {
+                Ok(_) => End::Closed(self.moved()),
+                Err(e) => End::Error(self.moved(), e),
+            },
+            _ = self.watchdog(idle) => End::Idle(self.moved()),
+        }
+    }
+
+    async fn watchdog(&self, idle: Duration) {
+        let idle_ms = u64::try_from(idle.as_millis()).unwrap_or(u64::MAX).max(1);
+        loop {
+            let last = self.last.load(Ordering::Relaxed);
+            let deadline = self.start + Duration::from_millis(last.saturating_add(idle_ms));
+            tokio::time::sleep_until(deadline).await;
+            let since = self.start.elapsed().as_millis() as u64;
+            if since.saturating_sub(self.last.load(Ordering::Relaxed)) >= idle_ms {
+                return;
+            }
+        }
     }
 }
 
-async fn watchdog(start: Instant, last: &AtomicU64, idle: Duration) {
-    let idle_ms = u64::try_from(idle.as_millis()).unwrap_or(u64::MAX).max(1);
-    loop {
-        let deadline =
-            start + Duration::from_millis(last.load(Ordering::Relaxed).saturating_add(idle_ms));
-        tokio::time::sleep_until(deadline).await;
-        let since = start.elapsed().as_millis() as u64;
-        if since.saturating_sub(last.load(Ordering::Relaxed)) >= idle_ms {
-            return;
+/// The counters of one direction.
+#[derive(Clone, Copy)]
+struct Counts<'a> {
+    flow: &'a Flow<'a>,
+    moved: &'a AtomicU64,
+    total: &'a AtomicU64,
+}
+
+impl Counts<'_> {
+    /// Counts `n` bytes delivered to the far side (`spliced`: through a pipe).
+    fn add(&self, n: usize, spliced: bool) {
+        let n = n as u64;
+        self.moved.fetch_add(n, Ordering::Relaxed);
+        self.total.fetch_add(n, Ordering::Relaxed);
+        if spliced {
+            self.flow.spliced.fetch_add(n, Ordering::Relaxed);
         }
+        let now = self.flow.start.elapsed().as_millis() as u64;
+        self.flow.last.store(now, Ordering::Relaxed);
     }
 }
 
 async fn pipe<R: TunnelRead, W: AsyncWrite + Unpin>(
     mut from: R,
     mut to: W,
-    start: Instant,
-    last: &AtomicU64,
-    moved: &AtomicU64,
-    total: &AtomicU64,
+    counts: Counts<'_>,
 ) -> io::Result<()> {
     let mut buf: Option<Vec<u8>> = None;
     let mut scratch = R::Scratch::default();
@@ -204,9 +290,7 @@ async fn pipe<R: TunnelRead, W: AsyncWrite + Unpin>(
             to.shutdown().await?;
             return Ok(());
         }
-        moved.fetch_add(n as u64, Ordering::Relaxed);
-        total.fetch_add(n as u64, Ordering::Relaxed);
-        last.store(start.elapsed().as_millis() as u64, Ordering::Relaxed);
+        counts.add(n, false);
     }
 }
 

@@ -17,9 +17,10 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use super::h1::{H1Conn, Io};
+use super::h1::{self, H1Conn, Io};
 use super::Origin;
-use crate::body::ReqBody;
+use crate::body::{BodyError, ReqBody};
+use lb_core::metrics::Reason;
 
 /// Why no connection could be had.
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +83,37 @@ pub struct SendFailed {
     pub body: Option<ReqBody>,
     /// No response head came by the deadline.
     pub timed_out: bool,
+}
+
+impl SendFailed {
+    /// Why the exchange failed when the client, not the backend, is to blame: its
+    /// request body was malformed, shorter than announced or reset (`400`), or over
+    /// `max_body_bytes` (`413`). Such a failure is never reported against the backend.
+    pub fn client_fault(&self) -> Option<Reason> {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&*self.error);
+        while let Some(e) = cause {
+            if let Some(h1) = e.downcast_ref::<h1::H1Error>() {
+                match h1 {
+                    h1::H1Error::BodyLength => return Some(Reason::BadRequest),
+                    h1::H1Error::Body(b) => return Some(body_fault(b)),
+                    _ => {}
+                }
+            }
+            if let Some(b) = e.downcast_ref::<BodyError>() {
+                return Some(body_fault(b));
+            }
+            cause = e.source();
+        }
+        None
+    }
+}
+
+/// The client's reason for a failed request body.
+fn body_fault(e: &BodyError) -> Reason {
+    match e {
+        BodyError::TooLarge(_) => Reason::BodyTooLarge,
+        _ => Reason::BadRequest,
+    }
 }
 
 impl Sender {

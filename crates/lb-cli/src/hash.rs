@@ -184,10 +184,7 @@ pub fn analyse(a: &HashArgs) -> Result<Analysis, String> {
     if let Some(w) = weights.iter().find(|&&w| w == 0 || w > 256) {
         return Err(format!("weight {w} is out of range: 1-256"));
     }
-    let params = Params {
-        vnodes: a.vnodes.clamp(1, 1000),
-        ..Params::default()
-    };
+    let params = Params::default().with_vnodes(a.vnodes.clamp(1, 1000));
     let table = Table::build(kind, &nodes(kind, &weights), &params);
     let before = placement(kind, &table, a.keys);
     let load = counts(&before, n);

@@ -113,12 +113,13 @@ fn a_backend_failing_health_checks_shows_as_down() {
     let api = common::pool("api", StrategyKind::RoundRobin, &["127.0.0.1:19020"]);
     api.snapshot().members()[0].state().set_draining(true);
     let (admin, _monitor) = rt.block_on(async {
-        let settings = HealthSettings {
-            interval: Duration::from_millis(100),
-            timeout: Duration::from_millis(200),
-            rise: 1,
-            fall: 2,
-            ..HealthSettings::new(CheckKind::Tcp)
+        let settings = {
+            let mut s = HealthSettings::new(CheckKind::Tcp);
+            s.interval = Duration::from_millis(100);
+            s.timeout = Duration::from_millis(200);
+            s.rise = 1;
+            s.fall = 2;
+            s
         };
         let monitor = HealthMonitor::spawn(
             web.clone(),

@@ -88,6 +88,17 @@ impl Backend {
     pub fn metadata(&self) -> &BTreeMap<String, String> {
         &self.metadata
     }
+
+    /// One metadata value: `lease.backend().meta("zone")`.
+    ///
+    /// ```
+    /// let b = lb_core::Backend::new("127.0.0.1:7001".parse().unwrap()).with_metadata("zone", "eu-1");
+    /// assert_eq!(b.meta("zone"), Some("eu-1"));
+    /// assert_eq!(b.meta("rack"), None);
+    /// ```
+    pub fn meta(&self, key: &str) -> Option<&str> {
+        self.metadata.get(key).map(String::as_str)
+    }
 }
 
 /// Validates a weight: 0..=256.

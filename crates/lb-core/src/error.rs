@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 
 /// Why a membership change was refused. The pool is unchanged when one is returned.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PoolError {
     /// A weight outside 0..=256.
     #[error("weight {0} is out of range: expected 0 (drain) to 256")]

@@ -30,7 +30,7 @@
 //! // Directory routing: a name → endpoints resolver behind a cache (TTL, negative TTL,
 //! // stale-if-error, single-flight). Any `Resolver` can be wrapped.
 //! let directory = StaticResolver::new([("tenant-1.example.com".to_owned(), vec!["127.0.0.1:19001".parse()?])]);
-//! let settings = CacheSettings { ttl: Duration::from_secs(30), ..CacheSettings::named("directory") };
+//! let settings = CacheSettings::named("directory").with_ttls(Duration::from_secs(30), Duration::from_secs(5));
 //! let cached = Cached::new(directory, settings);
 //! let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
 //! let found = rt.block_on(cached.lookup("tenant-1.example.com")).result?;
@@ -61,25 +61,51 @@
 //! - [`resp`]: a bounded, incremental RESP2/RESP3 codec.
 //! - [`rt`]: the tokio runtime for a `threads` setting.
 //! - [`tls`]: rustls client settings shared by HTTPS probes and upstream TLS.
-//! - [`config`]: the TOML config model of both binaries, validated into runtime types.
+//! - [`config`]: the TOML config model of both binaries, validated into runtime types (or
+//!   built from code: [`config::Config::new`]).
+//! - `tower` (feature `tower`): a tower `Layer` that picks a backend from a pool per request.
+//!
+//! ## Extending it
+//! Each extension point is a small trait with a documented contract (what each answer and
+//! error means, timeouts, cancellation) and a check you run against your implementation:
+//!
+//! | you have | implement | check it with |
+//! |---|---|---|
+//! | a directory (name → endpoints) | [`resolve::Resolver`], wrapped in [`resolve::Cached`] | [`resolve::testing::check_resolver`] |
+//! | a health probe | [`health::Checker`], run by [`health::HealthMonitor`] | [`health::testing::check_checker`] |
+//! | a service registry | [`discovery::Source`], publishing with [`discovery::publish`] | [`discovery::testing::check_source`] |
+//!
+//! Backend metadata (zone, rack, version) rides on the backend:
+//! [`Backend::with_metadata`], read back with [`Backend::meta`]. Selection strategies are
+//! a closed set ([`StrategyKind`]): each is a table rebuilt on membership changes and read
+//! without locks, dispatched statically on the request path.
+//!
+//! The repository's `examples/` directory holds runnable programs, each checked by the
+//! tests: a shard router (`cargo run -p lb-examples --bin shard_router`), a custom
+//! resolver, a Redis health probe, a custom registry, lb-proxy built from code, and a
+//! tower client.
 //!
 //! ## Features
 //! `runtime` (tokio background work), `http` (HTTP probes and directory), `tls` (HTTPS
 //! probes and upstream TLS settings), `config` (TOML model), `admin` (admin API and metrics), `discovery` (file,
 //! DNS and Redis membership sources), `server` (running pools, listeners, reload and drain
-//! for a binary: [`server`]). With `default-features = false` the crate is pools,
-//! strategies and health state only.
+//! for a binary: [`server`]), `tower` (the tower layer; tower-service and tower-layer
+//! only). With `default-features = false` the crate is pools, strategies and health state
+//! only, with no async runtime, HTTP or TLS dependency: an embedder who only wants a ring
+//! depends on `lb-core = { default-features = false }`.
 
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 #![warn(missing_docs)]
 
 pub mod backend;
-#[cfg(feature = "tls")]
+#[cfg(all(feature = "tls", feature = "config"))]
 pub mod certs;
 pub mod clock;
 mod error;
 pub mod forward;
+#[cfg(feature = "runtime")]
+mod futures;
 pub mod hash;
 pub mod metrics;
 pub mod name;
@@ -106,9 +132,11 @@ pub mod rt;
 pub mod server;
 #[cfg(feature = "tls")]
 pub mod tls;
+#[cfg(feature = "tower")]
+pub mod tower;
 
 pub use backend::{Backend, BackendState, BackendStatus};
 pub use error::PoolError;
 pub use outlier::{Outcome, OutlierSettings};
-pub use pool::{Change, Lease, Member, Pool, PoolSettings, Selection, Snapshot};
+pub use pool::{Change, Chosen, Lease, Member, Pool, PoolSettings, Selection, Snapshot};
 pub use select::{Select, StrategyKind};

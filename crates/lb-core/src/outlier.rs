@@ -25,6 +25,7 @@ pub enum Outcome {
 
 /// Passive ejection settings (`outlier = { ... }` in a pool).
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct OutlierSettings {
     /// Failures in a row that eject a backend; 0 disables ejection. Default 5.
     pub consecutive_errors: u32,

@@ -12,6 +12,60 @@
 //! ejection, slow-start age). Health changes and drains only flip atomics and rebuild
 //! nothing.
 //!
+//! Share a pool as an `Arc<Pool>`: request handlers, the health monitor and discovery
+//! sources all hold it. [`Pool::subscribe`] (feature `runtime`) wakes a task on every
+//! published change.
+//!
+//! ## The request path, with fallback
+//! Keep the snapshot in a local for the whole request (a [`Selection`] borrows it), try
+//! the candidates in order, report each attempt's [`Outcome`] so a failing backend gets
+//! ejected, and let each [`Lease`] drop when its attempt ends:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use lb_core::{Backend, Change, Outcome, Pool, PoolSettings, StrategyKind};
+//!
+//! # fn send(addr: std::net::SocketAddr, _key: &str) -> Result<String, ()> {
+//! #     if addr.port() == 7002 { Err(()) } else { Ok(format!("answer from {addr}")) }
+//! # }
+//! /// Sends `key` to its shard, or to the next one in its preference order.
+//! fn get(pool: &Pool, key: &str) -> Option<String> {
+//!     let snap = pool.snapshot();
+//!     for lease in snap.select(key.as_bytes()) {
+//!         match send(lease.addr(), key) {
+//!             Ok(answer) => {
+//!                 lease.report(Outcome::Success);
+//!                 return Some(answer);
+//!             }
+//!             // Counts towards ejection (`OutlierSettings`); the loop tries the next one.
+//!             Err(()) => lease.report(Outcome::Failure),
+//!         }
+//!     }
+//!     None // every backend is down, draining, ejected or full
+//! }
+//!
+//! let shards = ["shard-a", "shard-b", "shard-c"]
+//!     .iter()
+//!     .zip(7001..)
+//!     .map(|(id, port)| Backend::new(([127, 0, 0, 1], port).into()).with_id(*id))
+//!     .collect();
+//! let pool = Arc::new(Pool::new("shards", PoolSettings::with_strategy(StrategyKind::Consistent), shards)?);
+//! // 127.0.0.1:7002 fails in `send` above: its keys are answered by their next shard.
+//! for i in 0..20 {
+//!     assert!(get(&pool, &format!("user:{i}")).is_some());
+//! }
+//!
+//! // Run-time changes: placement follows the id, so remove by looking the id up.
+//! let addr = pool.snapshot().members().iter().find(|m| m.backend().id() == "shard-b").map(|m| m.backend().addr());
+//! pool.apply(Change::Remove(addr.ok_or("no shard-b")?))?;
+//! pool.apply(Change::Add(Backend::new(([127, 0, 0, 1], 7004).into()).with_id("shard-d")))?;
+//! assert_eq!(pool.snapshot().members().len(), 3);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! The repository's `examples/shard_router.rs` is the same as an HTTP service, and
+//! the `tower` module (feature `tower`) wraps one attempt of it as a tower layer.
+//!
 //! Sticky sessions: every snapshot also holds its members' [`hash::sticky_id`] values,
 //! sorted, so [`Snapshot::lease_sticky`] finds the backend a cookie names by binary search
 //! (no lock, no allocation) and leases it if it is usable.
@@ -34,6 +88,7 @@ use crate::select::{Candidates, Loads, Node, Params, PickInput, StrategyKind, Ta
 
 /// How a pool picks and protects its backends.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct PoolSettings {
     /// The selection strategy. Default `round-robin`.
     pub strategy: StrategyKind,
@@ -663,6 +718,17 @@ impl Lease {
         hash::sticky_id(self.member().backend.id())
     }
 
+    /// The chosen member as a cheap handle (one reference count) that does not hold the
+    /// request slot: hand it to code that needs the backend while the lease stays with
+    /// whoever reports the outcome (the [`tower`](crate::tower) layer does this).
+    #[inline]
+    pub fn chosen(&self) -> Chosen {
+        Chosen {
+            snap: Arc::clone(&self.snap),
+            member: self.member,
+        }
+    }
+
     /// Feeds passive outlier detection with this attempt's outcome.
     pub fn report(&self, outcome: Outcome) {
         let m = self.member();
@@ -682,6 +748,33 @@ impl Lease {
                 }
             }
         }
+    }
+}
+
+/// The member a [`Lease`] chose, without the lease: see [`Lease::chosen`].
+#[derive(Clone, Debug)]
+pub struct Chosen {
+    snap: Arc<Snapshot>,
+    member: u32,
+}
+
+impl Chosen {
+    /// The chosen member.
+    #[inline]
+    pub fn member(&self) -> &Member {
+        &self.snap.members[self.member as usize]
+    }
+
+    /// The chosen backend (its metadata: [`Backend::meta`]).
+    #[inline]
+    pub fn backend(&self) -> &Backend {
+        &self.member().backend
+    }
+
+    /// The chosen backend's address.
+    #[inline]
+    pub fn addr(&self) -> SocketAddr {
+        self.member().backend.addr()
     }
 }
 

@@ -73,9 +73,10 @@ fn temp_dir(tag: &str) -> PathBuf {
 }
 
 fn fast() -> Options {
-    Options {
-        file_poll: Duration::from_millis(50),
-        ..Options::default()
+    {
+        let mut s = Options::default();
+        s.file_poll = Duration::from_millis(50);
+        s
     }
 }
 
@@ -354,9 +355,10 @@ impl Dns {
     }
 
     fn options(&self) -> Options {
-        Options {
-            dns_nameservers: vec![self.addr],
-            ..Options::default()
+        {
+            let mut s = Options::default();
+            s.dns_nameservers = vec![self.addr];
+            s
         }
     }
 }
@@ -684,9 +686,10 @@ async fn redis_outage_keeps_membership_and_resyncs_after() {
     r.cmd(&["HSET", "lb:o", "127.0.0.1:9001", "1", "127.0.0.1:9002", "1"])
         .await;
     let pool = empty_pool();
-    let opts = Options {
-        redis_backoff_max: Duration::from_millis(500),
-        ..Options::default()
+    let opts = {
+        let mut s = Options::default();
+        s.redis_backoff_max = Duration::from_millis(500);
+        s
     };
     let src = start_with(
         pool.clone(),

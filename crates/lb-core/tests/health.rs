@@ -132,20 +132,22 @@ async fn dead_addr() -> SocketAddr {
 // Helpers for the monitor.
 
 fn fast(kind: CheckKind) -> HealthSettings {
-    HealthSettings {
-        kind,
-        interval: Duration::from_millis(50),
-        timeout: Duration::from_millis(500),
-        rise: 2,
-        fall: 3,
-        ..HealthSettings::default()
+    {
+        let mut s = HealthSettings::default();
+        s.kind = kind;
+        s.interval = Duration::from_millis(50);
+        s.timeout = Duration::from_millis(500);
+        s.rise = 2;
+        s.fall = 3;
+        s
     }
 }
 
 fn pool_of(addrs: &[SocketAddr], initial_up: bool) -> Arc<Pool> {
-    let settings = PoolSettings {
-        initial_up,
-        ..PoolSettings::default()
+    let settings = {
+        let mut s = PoolSettings::default();
+        s.initial_up = initial_up;
+        s
     };
     let backends = addrs.iter().map(|&a| Backend::new(a)).collect();
     Arc::new(Pool::new("web", settings, backends).unwrap())
@@ -607,10 +609,11 @@ async fn a_silent_backend_times_out_without_delaying_another() {
     let (silent, _listener) = silent_listener().await;
     let failing = http_server(503).await;
     let pool = pool_of(&[silent, failing.addr], true);
-    let settings = HealthSettings {
-        timeout: Duration::from_millis(1000),
-        fall: 2,
-        ..fast(CheckKind::http())
+    let settings = {
+        let mut s = fast(CheckKind::http());
+        s.timeout = Duration::from_millis(1000);
+        s.fall = 2;
+        s
     };
     let monitor = spawn(&pool, settings);
     let mut rx = monitor.subscribe();
@@ -679,9 +682,10 @@ async fn initial_down_needs_rise_successes() {
     let a = http_server(200).await;
     let b = http_server(200).await;
     let pool = pool_of(&[a.addr], false);
-    let settings = HealthSettings {
-        initial_up: false,
-        ..fast(CheckKind::http())
+    let settings = {
+        let mut s = fast(CheckKind::http());
+        s.initial_up = false;
+        s
     };
     assert!(pool.snapshot().select(b"k").next().is_none(), "starts down");
     let monitor = spawn(&pool, settings.clone());
@@ -756,11 +760,12 @@ async fn monitor_stops_on_shutdown_stop_drop_and_pool_drop() {
 async fn dead_backend_is_down_within_the_spec_bound() {
     let server = http_server(200).await;
     let pool = pool_of(&[server.addr], true);
-    let settings = HealthSettings {
-        interval: Duration::from_millis(100),
-        timeout: Duration::from_millis(200),
-        fall: 3,
-        ..fast(CheckKind::http())
+    let settings = {
+        let mut s = fast(CheckKind::http());
+        s.interval = Duration::from_millis(100);
+        s.timeout = Duration::from_millis(200);
+        s.fall = 3;
+        s
     };
     let monitor = spawn(&pool, settings.clone());
     let mut rx = monitor.subscribe();
@@ -796,9 +801,10 @@ async fn port_override_probes_another_port() {
     let dead = dead_addr().await;
     // Traffic would go to `dead`, but probes go to the health port.
     let pool = pool_of(&[dead], false);
-    let settings = HealthSettings {
-        port: Some(health.addr.port()),
-        ..fast(CheckKind::http())
+    let settings = {
+        let mut s = fast(CheckKind::http());
+        s.port = Some(health.addr.port());
+        s
     };
     let monitor = spawn(&pool, settings);
     let mut rx = monitor.subscribe();

@@ -27,9 +27,10 @@ fn shares(pool: &Pool, picks: usize) -> HashMap<SocketAddr, usize> {
 
 #[test]
 fn slow_start_ramps_a_new_backend_then_gives_it_a_full_share() {
-    let settings = PoolSettings {
-        slow_start: Duration::from_millis(600),
-        ..PoolSettings::with_strategy(StrategyKind::RoundRobin)
+    let settings = {
+        let mut s = PoolSettings::with_strategy(StrategyKind::RoundRobin);
+        s.slow_start = Duration::from_millis(600);
+        s
     };
     let pool = Pool::new(
         "p",
@@ -55,9 +56,10 @@ fn slow_start_ramps_a_new_backend_then_gives_it_a_full_share() {
 
 #[test]
 fn a_lone_backend_in_slow_start_still_takes_traffic() {
-    let settings = PoolSettings {
-        slow_start: Duration::from_secs(60),
-        ..PoolSettings::with_strategy(StrategyKind::Random)
+    let settings = {
+        let mut s = PoolSettings::with_strategy(StrategyKind::Random);
+        s.slow_start = Duration::from_secs(60);
+        s
     };
     let pool = Pool::new("p", settings, vec![]).expect("pool");
     pool.apply(Change::Add(Backend::new(addr(1)))).expect("add");
@@ -72,13 +74,16 @@ fn a_lone_backend_in_slow_start_still_takes_traffic() {
 
 #[test]
 fn consecutive_failures_eject_and_the_share_limit_holds() {
-    let settings = PoolSettings {
-        outlier: OutlierSettings {
-            consecutive_errors: 3,
-            base_ejection: Duration::from_secs(30),
-            max_ejected: 0.5,
-        },
-        ..PoolSettings::with_strategy(StrategyKind::Consistent)
+    let settings = {
+        let mut s = PoolSettings::with_strategy(StrategyKind::Consistent);
+        s.outlier = {
+            let mut s = OutlierSettings::default();
+            s.consecutive_errors = 3;
+            s.base_ejection = Duration::from_secs(30);
+            s.max_ejected = 0.5;
+            s
+        };
+        s
     };
     let pool = Pool::new(
         "p",
@@ -150,9 +155,10 @@ fn backups_only_when_no_primary_is_usable() {
 
 #[test]
 fn max_conns_per_backend_skips_full_backends_and_all_full_yields_nothing() {
-    let settings = PoolSettings {
-        max_conns_per_backend: 1,
-        ..PoolSettings::with_strategy(StrategyKind::Maglev)
+    let settings = {
+        let mut s = PoolSettings::with_strategy(StrategyKind::Maglev);
+        s.max_conns_per_backend = 1;
+        s
     };
     let pool = Pool::new(
         "p",
@@ -227,9 +233,10 @@ fn sticky_ids_lease_only_usable_primaries_and_agree_across_pools() {
             Backend::new(addr(3)).with_id("web-3").with_backup(true),
         ]
     };
-    let settings = || PoolSettings {
-        max_conns_per_backend: 1,
-        ..PoolSettings::with_strategy(StrategyKind::RoundRobin)
+    let settings = || {
+        let mut s = PoolSettings::with_strategy(StrategyKind::RoundRobin);
+        s.max_conns_per_backend = 1;
+        s
     };
     let pool = Pool::new("p", settings(), backends()).expect("pool");
     // Another instance with the same membership in another order maps ids the same way.

@@ -74,9 +74,11 @@ async fn pp_backend() -> (SocketAddr, Arc<Mutex<Vec<Parsed>>>) {
 }
 
 fn probe(proxy_protocol: Option<Version>, http2: bool) -> ProbeOptions {
-    ProbeOptions {
-        proxy_protocol,
-        http2,
+    {
+        let mut s = ProbeOptions::default();
+        s.proxy_protocol = proxy_protocol;
+        s.http2 = http2;
+        s
     }
 }
 
@@ -171,12 +173,13 @@ async fn http2_probes_reach_backends_that_speak_only_http2() {
         "{err:?}"
     );
     // The settings a pool with protocol = "h2" produces pick the same probe.
-    let settings = HealthSettings {
-        probe: probe(None, true),
-        ..HealthSettings::new(CheckKind::Http {
+    let settings = {
+        let mut s = HealthSettings::new(CheckKind::Http {
             path: "/health".to_owned(),
             expect: 200,
-        })
+        });
+        s.probe = probe(None, true);
+        s
     };
     let checker = checker_for(&settings).unwrap().unwrap();
     checker.check(addr).await.unwrap();

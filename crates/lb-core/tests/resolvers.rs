@@ -254,13 +254,15 @@ async fn http_unreachable_directory_is_unavailable() {
 // ---------------------------------------------------------------- Cached over HTTP
 
 fn cache_settings() -> CacheSettings {
-    CacheSettings {
-        name: "dir".into(),
-        ttl: Duration::from_millis(300),
-        negative_ttl: Duration::from_millis(150),
-        stale_ttl: Duration::from_millis(600),
-        max_entries: 1000,
-        error_backoff: Duration::ZERO,
+    {
+        let mut s = CacheSettings::default();
+        s.name = "dir".into();
+        s.ttl = Duration::from_millis(300);
+        s.negative_ttl = Duration::from_millis(150);
+        s.stale_ttl = Duration::from_millis(600);
+        s.max_entries = 1000;
+        s.error_backoff = Duration::ZERO;
+        s
     }
 }
 
@@ -268,13 +270,11 @@ fn cache_settings() -> CacheSettings {
 async fn cached_ttl_expiry_asks_again() {
     let dir = Directory::start().await;
     dir.set("a", reply(200, r#"{"endpoint":"127.0.0.1:1"}"#));
-    let cache = Cached::new(
-        dir.resolver(T),
-        CacheSettings {
-            ttl: Duration::from_secs(1),
-            ..cache_settings()
-        },
-    );
+    let cache = Cached::new(dir.resolver(T), {
+        let mut s = cache_settings();
+        s.ttl = Duration::from_secs(1);
+        s
+    });
     assert_eq!(cache.lookup("a").await.answered, Answered::Miss);
     for _ in 0..10 {
         assert_eq!(cache.lookup("a").await.answered, Answered::Hit);
@@ -294,13 +294,11 @@ async fn cached_ttl_expiry_asks_again() {
 #[tokio::test]
 async fn cached_negative_ttl_is_separate() {
     let dir = Directory::start().await;
-    let cache = Cached::new(
-        dir.resolver(T),
-        CacheSettings {
-            ttl: Duration::from_secs(60),
-            ..cache_settings()
-        },
-    );
+    let cache = Cached::new(dir.resolver(T), {
+        let mut s = cache_settings();
+        s.ttl = Duration::from_secs(60);
+        s
+    });
     assert_eq!(cache.lookup("nx").await.result, Ok(Resolution::NotFound));
     assert_eq!(cache.lookup("nx").await.answered, Answered::Negative);
     assert_eq!(dir.calls(), 1);
@@ -338,14 +336,12 @@ async fn cached_stale_if_error_then_error() {
 async fn cached_size_bound_holds_under_10x_inserts() {
     let dir = Directory::start().await;
     *dir.fallback.lock().unwrap() = reply(200, r#"{"endpoint":"127.0.0.1:5"}"#);
-    let cache = Cached::new(
-        dir.resolver(T),
-        CacheSettings {
-            max_entries: 50,
-            ttl: Duration::from_secs(60),
-            ..cache_settings()
-        },
-    );
+    let cache = Cached::new(dir.resolver(T), {
+        let mut s = cache_settings();
+        s.max_entries = 50;
+        s.ttl = Duration::from_secs(60);
+        s
+    });
     for i in 0..500 {
         assert!(cache.lookup(&format!("n{i}")).await.result.is_ok());
         assert!(cache.len() <= 50, "{} entries after {i}", cache.len());

@@ -88,7 +88,7 @@ proptest! {
         let nodes: Vec<Node> = weights.iter().enumerate().map(|(i, &w)| node(i, w)).collect();
         // Few vnodes: coprime weights up to 256 would otherwise put ~1M points on the ring,
         // slow to build in a debug test; the walk is the same.
-        let params = Params { vnodes: 4, ..Params::default() };
+        let params = Params::default().with_vnodes(4);
         for kind in StrategyKind::ALL {
             let t = Table::build(kind, &nodes, &params);
             for round in 0..3u64 {
@@ -107,7 +107,7 @@ proptest! {
         key_hash in any::<u64>(),
     ) {
         let nodes: Vec<Node> = weights.iter().enumerate().map(|(i, &w)| node(i, w)).collect();
-        let params = Params { vnodes, maglev_min_table: min_table };
+        let params = Params::default().with_vnodes(vnodes).with_maglev_min_table(min_table);
         for kind in [StrategyKind::Consistent, StrategyKind::Maglev] {
             let t = Table::build(kind, &nodes, &params);
             let order: Vec<usize> = t.candidates(PickInput { key_hash, random: 0 }, &NoLoads).collect();
@@ -295,10 +295,7 @@ fn ten_equal_backends_spread_evenly() {
         Table::build(
             StrategyKind::Consistent,
             &nodes(0..10, |_| 1),
-            &Params {
-                vnodes,
-                ..Params::default()
-            },
+            &Params::default().with_vnodes(vnodes),
         )
     };
     let at_160 = max_over_mean(&ring(160));
@@ -345,10 +342,7 @@ fn weights_are_honoured_by_every_weighted_strategy() {
     let t = Table::build(
         StrategyKind::Consistent,
         &ns,
-        &Params {
-            vnodes: 4000,
-            ..Params::default()
-        },
+        &Params::default().with_vnodes(4000),
     );
     assert_weighted("consistent (4000 vnodes)", &counts(&t, 5, KEYS), &weights);
 }

@@ -120,6 +120,7 @@ impl ResolverConfig {
                     .map_err(|e| err(e.to_string()))?
                     .with_bare_pool(self.bare_pool),
             ),
+            ResolverKind::Custom(custom) => Box::new(custom.resolver()),
             ResolverKind::Resp { url, prefix } => {
                 if url.db != 0 || url.username.is_some() {
                     return Err(err(

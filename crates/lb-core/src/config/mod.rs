@@ -55,6 +55,7 @@
 
 #[cfg(feature = "http")]
 mod build;
+mod code;
 mod duration;
 mod error;
 mod file;
@@ -70,6 +71,8 @@ mod validate_route;
 
 #[cfg(feature = "http")]
 pub use build::{BuildError, Directory};
+#[cfg(feature = "runtime")]
+pub use code::CustomResolver;
 pub use duration::{format_duration, parse_duration, parse_percent};
 pub use error::{ConfigError, Issue, KeyPath, Position, Problem, Segment};
 pub use net::{

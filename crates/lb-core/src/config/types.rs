@@ -14,6 +14,7 @@ use crate::name::HostPattern;
 
 /// A validated config of one binary.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct Config {
     /// Which binary it was validated for.
     pub binary: Binary,
@@ -138,6 +139,7 @@ impl ListenerProtocol {
 
 /// `[[listener]]`.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct ListenerConfig {
     /// Address to bind (required).
     pub listen: SocketAddr,
@@ -200,6 +202,7 @@ pub enum RouteTarget {
 
 /// `[[route]]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RouteConfig {
     /// Default `*`.
     pub host: HostPattern,
@@ -269,6 +272,10 @@ pub enum ResolverKind {
         /// Name → answer.
         map: BTreeMap<String, StaticAnswer>,
     },
+    /// An embedder's own [`Resolver`](crate::resolve::Resolver), given from code (never
+    /// from a file): see [`ResolverConfig::custom`].
+    #[cfg(feature = "runtime")]
+    Custom(super::code::CustomResolver),
 }
 
 /// One name's answer in a static directory.
@@ -288,6 +295,7 @@ impl PartialEq<Vec<SocketAddr>> for StaticAnswer {
 
 /// `[resolver.X]`.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct ResolverConfig {
     /// Its name.
     pub name: String,

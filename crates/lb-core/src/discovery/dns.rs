@@ -49,6 +49,7 @@ const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What a `dns` source resolves.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DnsSettings {
     /// The name (A/AAAA with `port`, SRV without).
     pub name: String,

@@ -7,7 +7,9 @@
 //! as one snapshot), so a membership update never blocks requests.
 //!
 //! [`start`] is the one entry point the binaries use: it turns a pool's validated
-//! `discovery` setting into a running source.
+//! `discovery` setting into a running source. Your own registry plugs in by implementing
+//! [`Source`] (see its contract) and publishing with [`publish`]; [`testing::check_source`]
+//! checks it.
 //!
 //! | kind | membership | updates | admin writes |
 //! |---|---|---|---|
@@ -38,6 +40,7 @@ mod file;
 mod redis;
 #[cfg(feature = "discovery")]
 mod start;
+pub mod testing;
 
 #[cfg(feature = "discovery")]
 pub use dns::{DnsSettings, DnsSource};
@@ -53,6 +56,7 @@ pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T
 
 /// The kind of a membership source, as shown by the admin API.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SourceKind {
     /// The config's `backends` list; admin writes apply locally.
     Static,
@@ -62,22 +66,26 @@ pub enum SourceKind {
     Dns,
     /// A Redis hash shared by a fleet.
     Redis,
+    /// An embedder's own source, by the name it shows in the admin API.
+    Custom(&'static str),
 }
 
 impl SourceKind {
-    /// `static`, `file`, `dns` or `redis`.
+    /// `static`, `file`, `dns`, `redis`, or a custom source's name.
     pub fn as_str(self) -> &'static str {
         match self {
             SourceKind::Static => "static",
             SourceKind::File => "file",
             SourceKind::Dns => "dns",
             SourceKind::Redis => "redis",
+            SourceKind::Custom(name) => name,
         }
     }
 }
 
 /// Why an admin write was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum WriteError {
     /// The pool refused the change (duplicate, unknown backend, bad weight).
     #[error(transparent)]
@@ -94,7 +102,34 @@ pub enum WriteError {
     Unsupported(&'static str),
 }
 
-/// A pool's membership source.
+/// A pool's membership source: the extension point for your own service registry.
+///
+/// A source *feeds* a pool by calling [`publish`] (or [`Pool::apply`]) from its own
+/// background task; this trait is how the rest of the system (admin API, reload, start-up)
+/// talks to it. A custom source is a task that reads your registry and publishes, plus a
+/// handle implementing `Source` that owns the task.
+///
+/// # Contract
+/// - **Publishing**: build the whole membership off the request path and publish it with
+///   [`publish`] (it skips identical answers, so a periodic resync rebuilds nothing). A
+///   publish error ([`PoolError`]: duplicate address or id, bad weight) means that answer
+///   was refused and the pool is unchanged: log it and keep the last good membership.
+///   Never publish an empty list because the registry failed: a failing source keeps the
+///   pool as it is.
+/// - **`ready`** resolves after the first successful sync; [`wait_ready`] bounds it.
+///   Cancel-safe: dropping the future changes nothing.
+/// - **`last_sync`** is the time of the last successful read (`None` only for sources
+///   that never read anything, like [`StaticSource`]).
+/// - **`write`** applies an admin write: apply it to the pool (a local source), write it
+///   through to the shared store (then the store's update reaches every instance), or
+///   refuse it with [`WriteError::Conflict`] when the source owns membership,
+///   [`WriteError::Unavailable`] when the store is unreachable, or
+///   [`WriteError::Unsupported`] for a change it cannot represent. A refused write leaves
+///   the pool unchanged. Bound the call; the admin API waits for it.
+/// - **`stop`** ends the background task (idempotent; also on drop); the pool keeps its
+///   membership.
+///
+/// [`testing::check_source`] runs these rules against your implementation.
 pub trait Source: Send + Sync + 'static {
     /// What kind of source this is.
     fn kind(&self) -> SourceKind;

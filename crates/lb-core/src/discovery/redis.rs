@@ -76,6 +76,7 @@ const UPDATE: &str = "local cur = redis.call('HGET', KEYS[1], ARGV[1]) \
 
 /// What a `redis` source follows.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct RedisSettings {
     /// The server.
     pub url: RedisUrl,

@@ -10,6 +10,7 @@ use crate::pool::Pool;
 
 /// Knobs that the config file does not expose, with production defaults.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Options {
     /// How often a `file` source reads its file. Default 1 s.
     pub file_poll: Duration,
@@ -36,6 +37,7 @@ impl Default for Options {
 
 /// Why a discovery source could not be started.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum DiscoveryError {
     /// Called outside a tokio runtime.
     #[error("discovery needs a tokio runtime")]

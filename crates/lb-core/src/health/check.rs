@@ -33,7 +33,12 @@ pub type Source = Arc<dyn std::error::Error + Send + Sync>;
 
 /// Why a probe failed. Cheap to clone (sources are shared), so it travels in
 /// [`HealthEvent`](super::HealthEvent)s.
+///
+/// Every variant counts the same towards `fall` (one failed probe); the variant only says
+/// why, in logs (`kind` field) and events. A custom [`Checker`] picks the closest one, or
+/// [`CheckError::Other`] with its own label.
 #[derive(Clone, Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CheckError {
     /// The TCP connection was refused, reset or unreachable.
     #[error("connect failed: {0}")]
@@ -55,10 +60,32 @@ pub enum CheckError {
     /// The TLS handshake failed (certificate, name, protocol).
     #[error("TLS handshake failed: {0}")]
     Tls(#[source] Source),
+    /// A custom probe's own failure (a Redis `PING` answered `-LOADING`, a gRPC health
+    /// service answered `NOT_SERVING`, ...), with a short label for logs.
+    #[error("{kind} probe failed: {source}")]
+    Other {
+        /// A short machine-readable label (`redis`, `grpc`, ...), shown as `kind`.
+        kind: &'static str,
+        /// What went wrong.
+        #[source]
+        source: Source,
+    },
 }
 
 impl CheckError {
-    /// A short machine-readable label: `connect`, `timeout`, `status`, `protocol`, `tls`.
+    /// A custom probe's failure: `CheckError::other("redis", "answered -LOADING")`.
+    pub fn other(
+        kind: &'static str,
+        reason: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> CheckError {
+        CheckError::Other {
+            kind,
+            source: Arc::from(reason.into()),
+        }
+    }
+
+    /// A short machine-readable label: `connect`, `timeout`, `status`, `protocol`, `tls`,
+    /// or a custom probe's own label.
     pub fn kind(&self) -> &'static str {
         match self {
             CheckError::Connect(_) => "connect",
@@ -66,12 +93,14 @@ impl CheckError {
             CheckError::Status { .. } => "status",
             CheckError::Protocol(_) => "protocol",
             CheckError::Tls(_) => "tls",
+            CheckError::Other { kind, .. } => kind,
         }
     }
 }
 
 /// Why a checker could not be built from its settings.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CheckerError {
     /// The probe kind needs a cargo feature this build lacks (`http` or `tls`).
     #[error("{kind} health checks need lb-core's `{feature}` feature")]
@@ -101,10 +130,57 @@ pub enum CheckerError {
     Tls(#[source] Source),
 }
 
-/// One active probe of one address.
+/// One active probe of one address: the extension point for health checks.
+///
+/// # Contract
+/// - **Answer**: `Ok(())` means "send traffic here"; any `Err` is one failed probe. One
+///   answer never flips a backend alone: the [`HealthState`](super::HealthState) takes it
+///   down after `fall` failures in a row and up after `rise` successes.
+/// - **No state between probes**: open a fresh connection (or otherwise see what a new
+///   client would see); the monitor may call `check` for many addresses at once, from
+///   several tasks, so `&self` must be shareable.
+/// - **Timeouts**: bound the whole probe yourself and answer [`CheckError::Timeout`]. The
+///   [`HealthMonitor`](super::HealthMonitor) also wraps every call in the pool's `timeout`
+///   and counts expiry as a failure, so a checker that hangs costs one failed probe, never
+///   a stuck loop.
+/// - **Cancellation**: the future may be dropped at any `.await` (timeout, backend
+///   removed, monitor stopped). Hold nothing that needs cleanup beyond `Drop`.
+/// - **Addresses**: `addr` is the address to probe (the backend's, or its health `port`
+///   override), never a name.
+///
+/// [`testing::check_checker`](super::testing::check_checker) runs these rules against
+/// your implementation with real loopback sockets.
+///
+/// ```
+/// use std::net::SocketAddr;
+/// use lb_core::health::{BoxFuture, CheckError, Checker};
+///
+/// /// Healthy when the port accepts a connection and sends a banner starting with "OK".
+/// struct Banner;
+///
+/// impl Checker for Banner {
+///     fn check<'a>(&'a self, addr: SocketAddr) -> BoxFuture<'a, Result<(), CheckError>> {
+///         Box::pin(async move {
+///             use tokio::io::AsyncReadExt;
+///             let mut s = tokio::net::TcpStream::connect(addr)
+///                 .await
+///                 .map_err(|e| CheckError::Connect(e.into()))?;
+///             let mut buf = [0u8; 2];
+///             s.read_exact(&mut buf).await.map_err(|e| CheckError::other("banner", e))?;
+///             if &buf == b"OK" { Ok(()) } else { Err(CheckError::other("banner", "no OK banner")) }
+///         })
+///     }
+/// }
+/// ```
 pub trait Checker: Send + Sync + 'static {
     /// Probes `addr` once: `Ok(())` when healthy.
     fn check<'a>(&'a self, addr: SocketAddr) -> BoxFuture<'a, Result<(), CheckError>>;
+}
+
+impl<C: Checker + ?Sized> Checker for Arc<C> {
+    fn check<'a>(&'a self, addr: SocketAddr) -> BoxFuture<'a, Result<(), CheckError>> {
+        (**self).check(addr)
+    }
 }
 
 /// Runs `probe` with a deadline, turning expiry into [`CheckError::Timeout`].

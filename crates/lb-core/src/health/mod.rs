@@ -14,6 +14,9 @@
 //!   [`BackendState::set_healthy`](crate::BackendState::set_healthy) on transitions and
 //!   publishing [`HealthEvent`]s. It follows the pool's membership as it changes.
 //!
+//! - [`testing`] (feature `runtime`): [`testing::check_checker`] runs the [`Checker`]
+//!   contract against your own probe.
+//!
 //! Health is one atomic per backend: a transition flips it and rebuilds nothing, and the
 //! request path only reads it. Passive ejection from real traffic lives in
 //! [`outlier`](crate::outlier) and works alongside.
@@ -44,6 +47,8 @@ pub mod check;
 pub mod http;
 #[cfg(feature = "runtime")]
 pub mod monitor;
+#[cfg(feature = "runtime")]
+pub mod testing;
 #[cfg(feature = "tls")]
 pub mod tls;
 

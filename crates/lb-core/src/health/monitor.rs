@@ -42,6 +42,7 @@ const MIN_PERIOD: Duration = Duration::from_millis(1);
 
 /// A health transition of one backend.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct HealthEvent {
     /// The pool's name.
     pub pool: Arc<str>,
@@ -69,6 +70,10 @@ impl HealthMonitor {
     /// `settings.initial_up`: with `false` they are marked down at once and need `rise`
     /// successes. Set [`PoolSettings::initial_up`](crate::PoolSettings::initial_up) to the
     /// same value so a new backend is never briefly up before its task starts.
+    ///
+    /// `checker` is the probe: `settings.kind` is not read here (it is what
+    /// [`checker_for`](super::checker_for) builds a checker from), so a custom [`Checker`]
+    /// comes with any kind. `settings` gives the timing, `rise`/`fall` and `port`.
     ///
     /// Must be called within a tokio runtime.
     pub fn spawn<S>(

@@ -73,6 +73,7 @@ impl CheckKind {
 
 /// Active health checking of one pool.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct HealthSettings {
     /// The probe. Default [`CheckKind::None`].
     pub kind: CheckKind,
@@ -98,6 +99,7 @@ pub struct HealthSettings {
 /// How a probe talks to a backend, beyond its kind: what the pool's traffic looks like,
 /// so a backend that insists on it does not fail its checks.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ProbeOptions {
     /// Start every probe connection with a PROXY header of this version naming the probe's
     /// own connection (as HAProxy's `check-send-proxy`): backends that expect one from the
@@ -131,6 +133,21 @@ impl HealthSettings {
             kind,
             ..HealthSettings::default()
         }
+    }
+
+    /// These settings probing every `interval`, each probe bounded by `timeout`.
+    pub fn with_timing(mut self, interval: Duration, timeout: Duration) -> HealthSettings {
+        self.interval = interval;
+        self.timeout = timeout;
+        self
+    }
+
+    /// These settings taking a backend up after `rise` good probes in a row and down after
+    /// `fall` failed ones.
+    pub fn with_rise_fall(mut self, rise: u32, fall: u32) -> HealthSettings {
+        self.rise = rise;
+        self.fall = fall;
+        self
     }
 
     /// True when probes run (`kind` is not `none`).

@@ -54,6 +54,7 @@ use crate::pool::Pool;
 
 /// Settings of one [`Cached`] resolver; the defaults are those of `[resolver.X]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CacheSettings {
     /// The resolver's name, the `resolver` label of `lb_resolver_lookups_total`.
     pub name: String,
@@ -91,6 +92,13 @@ impl CacheSettings {
             name: name.into(),
             ..CacheSettings::default()
         }
+    }
+
+    /// These settings with `ttl` for found answers and `negative_ttl` for not-found ones.
+    pub fn with_ttls(mut self, ttl: Duration, negative_ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self.negative_ttl = negative_ttl;
+        self
     }
 }
 

@@ -4,12 +4,14 @@
 //! provided ones are [`StaticResolver`] (a fixed map), [`HttpResolver`] (an HTTP/JSON
 //! directory) and [`RespResolver`] (a Redis-protocol `GET name`). Wrap any of them in
 //! [`Cached`] for TTLs, negative caching, stale-if-error, a size bound and single-flight.
+//! [`testing::check_resolver`] checks your own implementation against the trait's contract.
 
 mod cached;
 #[cfg(feature = "http")]
 mod http;
 mod resp;
 mod static_map;
+pub mod testing;
 
 pub use cached::{
     Answer, Answered, CacheSettings, CacheStats, Cached, Directed, EndpointPools, Lookup,
@@ -58,8 +60,49 @@ pub enum ResolveError {
     BadAnswer(String),
 }
 
-/// Maps a name to a [`Resolution`]. Names arrive normalised (lower case, no port, no
-/// trailing dot, a valid DNS name).
+/// Maps a name to a [`Resolution`]: the extension point for your own directory.
+///
+/// # Contract
+/// - **Names** arrive normalised (lower case, no port, no trailing dot, a valid DNS
+///   name; see [`name`](crate::name)).
+/// - **Answers**: `Ok(Resolution::Found(endpoints))` with at least one endpoint, or
+///   `Ok(Resolution::NotFound)` when the directory *knows* the name does not exist
+///   ([`Cached`] keeps that for `negative_ttl`; lb-proxy answers 404). An
+///   `Err` means the directory could not answer: [`ResolveError::Unavailable`] (down,
+///   refused, 5xx), [`ResolveError::Timeout`] or [`ResolveError::BadAnswer`] (an answer you
+///   cannot use). [`Cached`] serves a stale answer for `stale_ttl` on any error, and the
+///   proxies answer `502 directory-unavailable` when there is none. Never answer an error
+///   for "not found", nor `NotFound` for "could not ask".
+/// - **Timeouts**: bound your own call and answer [`ResolveError::Timeout`]; [`Cached`]
+///   does not add a deadline of its own.
+/// - **Cancellation**: the future may be dropped at any `.await` (the client went away).
+///   [`Cached`] runs one lookup per name at a time (single-flight) and lets waiters share
+///   it, so a dropped caller never leaves a half-done entry.
+/// - **Cost**: called per cache miss, not per request; it may allocate and take locks.
+///
+/// [`testing::check_resolver`] runs these rules against your implementation.
+///
+/// ```
+/// use std::collections::HashMap;
+/// use std::net::SocketAddr;
+/// use std::sync::{Arc, RwLock};
+/// use lb_core::resolve::{BoxFuture, Resolution, ResolveError, Resolver};
+///
+/// /// Tenants → endpoints, updated by another task.
+/// #[derive(Default)]
+/// struct Tenants(RwLock<HashMap<String, Arc<[SocketAddr]>>>);
+///
+/// impl Resolver for Tenants {
+///     fn resolve<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Resolution, ResolveError>> {
+///         let table = self.0.read().map_err(|_| ResolveError::Unavailable("poisoned".into()));
+///         let answer = table.map(|t| match t.get(name) {
+///             Some(eps) if !eps.is_empty() => Resolution::Found(eps.clone()),
+///             _ => Resolution::NotFound,
+///         });
+///         Box::pin(std::future::ready(answer))
+///     }
+/// }
+/// ```
 pub trait Resolver: Send + Sync + 'static {
     /// Looks `name` up.
     fn resolve<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Resolution, ResolveError>>;

@@ -1,6 +1,13 @@
 //! `consistent` (and `consistent-bounded`): a ketama-style hash ring with weighted virtual
 //! nodes.
 //!
+//! Consistent hashing is Karger et al., "Consistent Hashing and Random Trees: Distributed
+//! Caching Protocols for Relieving Hot Spots on the World Wide Web" (STOC 1997); *Ketama*
+//! (Richard Jones, last.fm, 2007, the ring of libmemcached and most memcached clients)
+//! made 160 points per server the common layout, and 160 is the default `vnodes` here.
+//! The points are placed by our own hash (below), so placement is not byte-compatible
+//! with a ketama client's.
+//!
 //! # Algorithm
 //! Every backend puts `weight × vnodes` points on a 64-bit ring (weights first divided by
 //! their gcd, so a pool of equal weights has `vnodes` points per backend whatever the
@@ -28,7 +35,7 @@
 //! therefore moves only its keys (to their next distinct owner), and they come back when
 //! it does. `consistent-bounded` walks the same order and skips backends over their load
 //! cap (see [`pool`](crate::pool)): Mirrokni, Thorup and Zadimoghaddam, "Consistent Hashing
-//! with Bounded Loads" (2017).
+//! with Bounded Loads" (SODA 2018, arXiv:1608.01350).
 //!
 //! # Cost and when to use it
 //! O(1) expected per pick (a directory read and a short scan), 12 bytes per point plus a

@@ -20,6 +20,64 @@
 //!
 //! Because the fallback order depends only on the key and the membership, skipping an
 //! unavailable backend moves only that backend's keys, and they come back when it does.
+//! Each strategy's module ([`consistent`], [`maglev`], [`rendezvous`], ...) explains its
+//! algorithm, what moves on a change, its cost and when to use it.
+//!
+//! ## What moves when a backend leaves
+//! A *down* backend (health, drain, ejection) changes no table: its keys take their next
+//! choice in the order above and come back when it does. A *removed* backend changes the
+//! membership, and the table is rebuilt:
+//!
+//! - [`Consistent`] (Karger et al., "Consistent Hashing and Random Trees", STOC 1997, laid
+//!   out as the *Ketama* ring of libmemcached: 160 points per backend): exactly the
+//!   removed backend's keys move, each to the next point's owner. Adding a backend takes
+//!   about `1/(n+1)` of the keys, only from the others.
+//! - [`Rendezvous`] (Thaler and Ravishankar, "Using Name-Based Mappings to Increase Hit
+//!   Rates", IEEE/ACM ToN 1998): exactly the removed backend's keys move, each to its
+//!   runner-up; the spread is as even as the hash, but a pick costs O(n).
+//! - [`Maglev`] (Eisenbud et al., "Maglev: A Fast and Reliable Software Network Load
+//!   Balancer", NSDI 2016): the removed backend's keys move, plus a few tenths of a
+//!   percent of the others' (the table is refilled in turns); in exchange a pick is one
+//!   table read and the spread is within about 1 %.
+//! - `consistent-bounded` (Mirrokni, Thorup and Zadimoghaddam, "Consistent Hashing with
+//!   Bounded Loads", SODA 2018, arXiv:1608.01350): the ring of [`Consistent`], but a
+//!   backend above `bound ×` its fair share of the requests in flight is skipped, so a hot
+//!   key spills over to the next backend on the ring instead of overloading one.
+//! - [`Modulo`]: about `(n-1)/n` of all keys move. Kept as the counter-example.
+//!
+//! ```
+//! use lb_core::hash::{hash_id, hash_key};
+//! use lb_core::select::{Node, NoLoads, Params, PickInput, StrategyKind, Table};
+//!
+//! /// The id each key is placed on, for a list of backend ids.
+//! fn place(kind: StrategyKind, ids: &[&str], keys: &[String]) -> Vec<String> {
+//!     let nodes: Vec<Node> = ids.iter().map(|id| Node { id_hash: hash_id(id), weight: 1 }).collect();
+//!     let table = Table::build(kind, &nodes, &Params::default());
+//!     keys.iter()
+//!         .map(|k| {
+//!             let input = PickInput { key_hash: hash_key(k.as_bytes()), random: 0 };
+//!             ids[table.candidates(input, &NoLoads).next().unwrap()].to_string()
+//!         })
+//!         .collect()
+//! }
+//!
+//! let keys: Vec<String> = (0..10_000).map(|i| format!("key:{i}")).collect();
+//! let before = ["a", "b", "c", "d", "e"];
+//! let after = ["a", "b", "d", "e"]; // "c" leaves
+//! for kind in [StrategyKind::Consistent, StrategyKind::Rendezvous, StrategyKind::Maglev, StrategyKind::Modulo] {
+//!     let (old, new) = (place(kind, &before, &keys), place(kind, &after, &keys));
+//!     let moved = old.iter().zip(&new).filter(|(o, n)| o != n).count();
+//!     let others = old.iter().zip(&new).filter(|(o, n)| o != n && *o != "c").count();
+//!     match kind {
+//!         // Exactly c's keys (about a fifth) move, and nothing else.
+//!         StrategyKind::Consistent | StrategyKind::Rendezvous => assert_eq!(others, 0),
+//!         // c's keys, plus a few of the others'.
+//!         StrategyKind::Maglev => assert!(others * 100 < keys.len()),
+//!         // Most keys move.
+//!         _ => assert!(moved * 2 > keys.len()),
+//!     }
+//! }
+//! ```
 //!
 //! Costs per pick: O(1) for all but [`Rendezvous`] (O(n)) and [`ConsistentNginx`]
 //! (O(log points)); no strategy allocates or locks
@@ -47,14 +105,14 @@
 //! assert_eq!(order, table.candidates(input, &NoLoads).collect::<Vec<_>>());
 //! ```
 
-mod consistent;
+pub mod consistent;
 mod consistent_nginx;
-mod least_conn;
-mod maglev;
-mod modulo;
-mod random;
-mod rendezvous;
-mod round_robin;
+pub mod least_conn;
+pub mod maglev;
+pub mod modulo;
+pub mod random;
+pub mod rendezvous;
+pub mod round_robin;
 mod walk;
 
 pub use consistent::Consistent;
@@ -115,6 +173,7 @@ impl Loads for [u64] {
 
 /// Build-time parameters of the strategies.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct Params {
     /// Ring points per unit of weight (`consistent`, `consistent-bounded`). Default 160.
     /// `consistent-nginx` always uses nginx's 160.
@@ -130,6 +189,20 @@ impl Default for Params {
             vnodes: 160,
             maglev_min_table: 65_537,
         }
+    }
+}
+
+impl Params {
+    /// These parameters with `vnodes` ring points per unit of weight.
+    pub fn with_vnodes(mut self, vnodes: u32) -> Params {
+        self.vnodes = vnodes;
+        self
+    }
+
+    /// These parameters with a Maglev table of at least `entries` entries.
+    pub fn with_maglev_min_table(mut self, entries: u32) -> Params {
+        self.maglev_min_table = entries;
+        self
     }
 }
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Side-by-side RESP benchmark: `lb ring serve` against a real redis-server answering GET
-# for the same keys (issue 6; see README "lb ring serve" for the latest table).
+# for the same keys (issue 6; the latest table is in benches/RESULTS.md).
 #
 # Method: redis-server (no persistence) is preloaded with KEYS keys `key:000000000000` ...
 # holding 14-byte values (the length of "127.0.0.1:7001"); `lb ring serve` (release build,

@@ -15,7 +15,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lb_core::config::{
-    Binary, Config, ListenerConfig, ListenerProtocol, ResolverConfig, RouteConfig, RouteTarget,
+    AccessTarget, Binary, Config, ListenerConfig, ListenerProtocol, ResolverConfig, RouteConfig,
+    RouteTarget,
 };
 use lb_core::resolve::{BoxFuture, Resolution, ResolveError, Resolver};
 use lb_examples::demo::{self, named_backend, Error};
@@ -45,6 +46,8 @@ async fn main() -> Result<(), Error> {
 
     let mut config = Config::new(Binary::Proxy);
     config.admin.listen = "127.0.0.1:0".parse()?;
+    // The example prints its own lines; the access log (stdout by default) stays off.
+    config.log.access = AccessTarget::Off;
     config.listeners.push(ListenerConfig::new(
         "127.0.0.1:0".parse()?,
         ListenerProtocol::Http,

@@ -2,12 +2,13 @@
 //! ([`Pending`]), completed with the outcome ([`Pending::finish`]) and carried by the
 //! response body ([`Record`]), which writes the line when it is dropped: when the body
 //! has been sent, or the exchange failed. `bytes_out` counts the response body bytes
-//! handed to the client connection.
+//! handed to the client connection, `bytes_in` the request body bytes handed to the
+//! backend's (heads are counted by neither).
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use hyper::body::Body;
 use hyper::header;
 use hyper::http::request::Parts;
 use lb_core::metrics::Reason;
@@ -23,11 +24,10 @@ pub struct Pending {
     start: Instant,
     client: SocketAddr,
     method: hyper::Method,
-    host: String,
-    path: String,
-    bytes_in: u64,
+    // Host, path and user agent in one buffer (one allocation), split at `ends`.
+    texts: String,
+    ends: [usize; 2],
     request_id: String,
-    user_agent: String,
 }
 
 fn text(v: Option<&[u8]>) -> String {
@@ -35,16 +35,32 @@ fn text(v: Option<&[u8]>) -> String {
         .unwrap_or_default()
 }
 
+/// The request body bytes forwarded: known when the body was read whole (kept for
+/// replay, counted once however many attempts send it), or counted as it streams.
+pub enum BytesIn {
+    /// A body read whole before it was sent (or none: 0).
+    Known(u64),
+    /// A streamed body, counted by its [`Meter`](crate::body::Meter) frame by frame.
+    Counted(Arc<AtomicU64>),
+}
+
+impl BytesIn {
+    fn get(&self) -> u64 {
+        match self {
+            BytesIn::Known(n) => *n,
+            BytesIn::Counted(c) => c.load(Ordering::Relaxed),
+        }
+    }
+}
+
 impl Pending {
-    /// Copies the request's fields for the line. `bytes_in`: the request body's length as
-    /// framed (its `Content-Length`, or what the body announces), 0 without a body.
-    pub fn capture<B: Body>(
+    /// Copies the request's fields for the line.
+    pub fn capture(
         log: &AccessLog,
         start: Instant,
         client: SocketAddr,
         parts: &Parts,
         raw: Option<&RawHead>,
-        body: Option<&B>,
     ) -> Pending {
         let view = match raw {
             Some(r) => View::Raw(r),
@@ -56,27 +72,27 @@ impl Pending {
                 .get(header::HOST.as_str())
                 .or_else(|| parts.uri.authority().map(|a| a.as_str().as_bytes())),
         };
-        let length = view
-            .get(header::CONTENT_LENGTH.as_str())
-            .and_then(|v| std::str::from_utf8(v).ok()?.trim().parse().ok());
-        let bytes_in = length
-            .or_else(|| body.and_then(|b| b.size_hint().exact()))
-            .unwrap_or(0);
+        let (path, agent) = (parts.uri.path(), view.get(header::USER_AGENT.as_str()));
+        let bytes = |v: Option<&[u8]>| v.map_or(0, <[u8]>::len);
+        let mut texts = String::with_capacity(bytes(host) + path.len() + bytes(agent));
+        texts.push_str(&String::from_utf8_lossy(host.unwrap_or_default()));
+        let ends = [texts.len(), texts.len() + path.len()];
+        texts.push_str(path);
+        texts.push_str(&String::from_utf8_lossy(agent.unwrap_or_default()));
         Pending {
             log: log.clone(),
             start,
             client,
             method: parts.method.clone(),
-            host: text(host),
-            path: parts.uri.path().to_owned(),
-            bytes_in,
+            texts,
+            ends,
             request_id: text(view.get("x-request-id")),
-            user_agent: text(view.get(header::USER_AGENT.as_str())),
         }
     }
 
     /// The record of the finished exchange, for the response body to carry.
-    /// `request_id`: the id sent upstream when the client sent none (made by the proxy).
+    /// `request_id`: the id sent upstream (the client's, or one made by the proxy), when
+    /// the request got that far; else the client's is logged.
     #[allow(clippy::too_many_arguments)]
     pub fn finish(
         self,
@@ -86,13 +102,15 @@ impl Pending {
         tries: u32,
         error: Option<Reason>,
         request_id: Option<&[u8]>,
+        bytes_in: BytesIn,
     ) -> Box<Record> {
         let mut p = self;
-        if p.request_id.is_empty() {
-            p.request_id = text(request_id);
+        if let Some(id) = request_id.filter(|id| *id != p.request_id.as_bytes()) {
+            p.request_id = text(Some(id));
         }
         Box::new(Record {
             req: p,
+            bytes_in,
             status,
             pool: pool.cloned(),
             backend,
@@ -111,6 +129,8 @@ pub struct Record {
     backend: Option<SocketAddr>,
     tries: u32,
     error: Option<Reason>,
+    /// Request body bytes handed to the backend's connection (see [`BytesIn`]).
+    bytes_in: BytesIn,
     /// Response body bytes handed to the client connection so far.
     pub bytes_out: u64,
 }
@@ -121,10 +141,10 @@ impl Drop for Record {
         let mut l = r.log.line();
         l.addr("client", Some(r.client))
             .str("method", r.method.as_str())
-            .str("host", &r.host)
-            .str("path", &r.path)
+            .str("host", &r.texts[..r.ends[0]])
+            .str("path", &r.texts[r.ends[0]..r.ends[1]])
             .num("status", u64::from(self.status))
-            .num("bytes_in", r.bytes_in)
+            .num("bytes_in", self.bytes_in.get())
             .num("bytes_out", self.bytes_out)
             .num("duration_ms", r.start.elapsed().as_millis() as u64)
             .str(
@@ -135,7 +155,7 @@ impl Drop for Record {
             .num("tries", u64::from(self.tries))
             .str("error", self.error.map_or("", Reason::as_str))
             .str("request_id", &r.request_id)
-            .str("user_agent", &r.user_agent);
+            .str("user_agent", &r.texts[r.ends[1]..]);
         r.log.send(l);
     }
 }

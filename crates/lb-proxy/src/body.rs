@@ -2,16 +2,19 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
+use lb_core::backend::BackendState;
 use lb_core::{Lease, Outcome};
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 
-use crate::access::Record;
+use crate::access::{BytesIn, Record};
 use crate::upstream::h1::{H1Body, H1Error, RawFields};
 
 /// Errors of proxied bodies.
@@ -31,16 +34,40 @@ pub enum BodyError {
     Stalled(Duration),
 }
 
+/// Where a request body's bytes are counted as they go upstream: the backend's bytes-in
+/// figure (the stats page), and the access-log record's (only with a log on, and only
+/// for a streamed body: a kept body's size is known when it is read).
+#[derive(Default)]
+pub struct Meter {
+    /// The backend of the current attempt (a reference count, set per attempt).
+    pub backend: Option<Arc<BackendState>>,
+    /// The access-log record's count of request body bytes forwarded.
+    pub logged: Option<Arc<AtomicU64>>,
+}
+
+impl Meter {
+    /// Counts `n` body bytes handed to the upstream side.
+    pub fn count(&self, n: u64) {
+        if let Some(b) = &self.backend {
+            b.watch().add_bytes(n, 0);
+        }
+        if let Some(l) = &self.logged {
+            l.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+}
+
 pin_project! {
     /// A request body sent upstream: nothing, replayable bytes, or the client's stream.
+    /// Its data bytes are counted ([`Meter`]) as they are handed to the upstream side.
     #[project = ReqProj]
     pub enum ReqBody {
         /// No body.
         Empty,
         /// A buffered body (kept for replay on retry); `None` once sent.
-        Full { data: Option<Bytes> },
+        Full { data: Option<Bytes>, meter: Meter },
         /// The client's body, streamed with a size limit.
-        Stream { #[pin] inner: Incoming, seen: u64, limit: u64 },
+        Stream { #[pin] inner: Incoming, seen: u64, limit: u64, meter: Meter },
     }
 }
 
@@ -50,7 +77,37 @@ impl ReqBody {
         if data.is_empty() {
             ReqBody::Empty
         } else {
-            ReqBody::Full { data: Some(data) }
+            ReqBody::Full {
+                data: Some(data),
+                meter: Meter::default(),
+            }
+        }
+    }
+
+    /// How the access log learns the request body bytes forwarded: a kept body's size
+    /// now (counted once however many attempts send it), a streamed body's count as its
+    /// frames go upstream (one shared counter, made only with a log on).
+    pub fn count_for_log(&mut self) -> BytesIn {
+        match self {
+            ReqBody::Empty => BytesIn::Known(0),
+            ReqBody::Full { data, .. } => {
+                BytesIn::Known(data.as_ref().map_or(0, |d| d.len() as u64))
+            }
+            ReqBody::Stream { meter, .. } => {
+                let counted = Arc::new(AtomicU64::new(0));
+                meter.logged = Some(Arc::clone(&counted));
+                BytesIn::Counted(counted)
+            }
+        }
+    }
+
+    /// Counts the bytes sent from now on as the bytes in of `backend` (the attempt's).
+    pub fn count_to(&mut self, backend: &Arc<BackendState>) {
+        match self {
+            ReqBody::Empty => {}
+            ReqBody::Full { meter, .. } | ReqBody::Stream { meter, .. } => {
+                meter.backend = Some(Arc::clone(backend));
+            }
         }
     }
 }
@@ -65,14 +122,23 @@ impl Body for ReqBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         match self.project() {
             ReqProj::Empty => Poll::Ready(None),
-            ReqProj::Full { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
-            ReqProj::Stream { inner, seen, limit } => match inner.poll_frame(cx) {
+            ReqProj::Full { data, meter } => Poll::Ready(data.take().map(|d| {
+                meter.count(d.len() as u64);
+                Ok(Frame::data(d))
+            })),
+            ReqProj::Stream {
+                inner,
+                seen,
+                limit,
+                meter,
+            } => match inner.poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
                     if let Some(d) = frame.data_ref() {
                         *seen += d.len() as u64;
                         if *limit > 0 && *seen > *limit {
                             return Poll::Ready(Some(Err(BodyError::TooLarge(*limit))));
                         }
+                        meter.count(d.len() as u64);
                     }
                     Poll::Ready(Some(Ok(frame)))
                 }
@@ -86,7 +152,7 @@ impl Body for ReqBody {
     fn is_end_stream(&self) -> bool {
         match self {
             ReqBody::Empty => true,
-            ReqBody::Full { data } => data.is_none(),
+            ReqBody::Full { data, .. } => data.is_none(),
             ReqBody::Stream { inner, .. } => inner.is_end_stream(),
         }
     }
@@ -94,7 +160,7 @@ impl Body for ReqBody {
     fn size_hint(&self) -> SizeHint {
         match self {
             ReqBody::Empty => SizeHint::with_exact(0),
-            ReqBody::Full { data } => {
+            ReqBody::Full { data, .. } => {
                 SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
             }
             ReqBody::Stream { inner, .. } => inner.size_hint(),

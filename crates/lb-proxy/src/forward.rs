@@ -30,7 +30,7 @@ use lb_core::resolve::Answer;
 use lb_core::select::PickInput;
 
 use crate::access;
-use crate::body::{ReqBody, RespBody, UpstreamBody};
+use crate::body::{Meter, ReqBody, RespBody, UpstreamBody};
 use crate::cookie;
 use crate::fields::{Fields, Forwarded, RawHead, View};
 use crate::headers::{
@@ -82,6 +82,10 @@ struct Handled {
     error: Option<Reason>,
     /// The `X-Request-Id` made here when the client sent none (kept-bytes path).
     request_id: Option<[u8; 32]>,
+    /// The `X-Request-Id` sent upstream on the header-map path (only with a log on).
+    forwarded_id: Option<HeaderValue>,
+    /// The request body bytes forwarded (only with a log on).
+    bytes_in: access::BytesIn,
 }
 
 /// A response made by the proxy itself, with `x-lb-error`.
@@ -136,15 +140,18 @@ fn handle_request(
     async move {
         let start = Instant::now();
         // What the access log needs from the request, copied only when it is on.
-        let logged = rt.access.as_ref().map(|log| {
-            access::Pending::capture(log, start, conn.client, &parts, raw.as_ref(), body.as_ref())
-        });
+        let logged = rt
+            .access
+            .as_ref()
+            .map(|log| access::Pending::capture(log, start, conn.client, &parts, raw.as_ref()));
         let mut out = Handled {
             pool: None,
             backend: None,
             tries: 0,
             error: None,
             request_id: None,
+            forwarded_id: None,
+            bytes_in: access::BytesIn::Known(0),
         };
         let from_hyper = body.is_some() && parts.version <= hyper::Version::HTTP_11;
         // The request's parts stay here, borrowed by the levels below.
@@ -176,10 +183,12 @@ fn handle_request(
             out.backend,
             out.tries,
             out.error,
-            match &out.request_id {
-                Some(id) => Some(&id[..]),
-                None => parts.headers.get("x-request-id").map(HeaderValue::as_bytes),
+            match (&out.request_id, &out.forwarded_id) {
+                (Some(id), _) => Some(&id[..]),
+                (None, Some(v)) => Some(v.as_bytes()),
+                (None, None) => None,
             },
+            out.bytes_in,
         );
         resp.body_mut().log_at_end(record);
         resp
@@ -305,6 +314,9 @@ fn proxy<'a>(
             }
             _ => ReqBody::Empty,
         };
+        if rt.access.is_some() {
+            out.bytes_in = body.count_for_log();
+        }
         let mut replayable = !matches!(body, ReqBody::Stream { .. });
         let peer = IpText::new(conn.client.ip());
         let real = real_client(conn, view);
@@ -361,6 +373,10 @@ fn proxy<'a>(
                     forwarded_host,
                     h2.is_some(),
                 );
+                if rt.access.is_some() {
+                    // The id as it goes upstream: the client's, or the one just made.
+                    out.forwarded_id = parts.headers.get("x-request-id").cloned();
+                }
                 let upgrade = if upgrading {
                     // Never resent once it left: the backend may already have switched protocols.
                     replayable = false;
@@ -478,6 +494,7 @@ async fn read_body(
         inner: body,
         seen: 0,
         limit: max_body,
+        meter: Meter::default(),
     })
 }
 
@@ -549,7 +566,10 @@ impl Exchange<'_> {
 fn take_body(body: &mut ReqBody) -> ReqBody {
     match body {
         ReqBody::Empty => ReqBody::Empty,
-        ReqBody::Full { data } => ReqBody::Full { data: data.clone() },
+        ReqBody::Full { data, .. } => ReqBody::Full {
+            data: data.clone(),
+            meter: Meter::default(),
+        },
         ReqBody::Stream { .. } => std::mem::replace(body, ReqBody::Empty),
     }
 }
@@ -706,7 +726,9 @@ fn forward<'a>(
         loop {
             out.tries = attempts.tries();
             out.backend = Some(lease.addr());
-            let b = next_body.take().unwrap_or_else(|| take_body(body));
+            let mut b = next_body.take().unwrap_or_else(|| take_body(body));
+            // Its bytes count as the bytes in of this attempt's backend (the stats page).
+            b.count_to(lease.member().state());
             let head = ex.head();
             let tried = attempt(
                 via.upstreams,

@@ -1,7 +1,8 @@
 //! HTTP/2 to upstreams (`protocol = "h2"`, prior knowledge on cleartext): requests arrive
 //! as HTTP/2, concurrent requests share one multiplexed connection, a closed connection
 //! is replaced, and gRPC-style streaming (h2c client → proxy → h2 backend) passes
-//! `te: trailers`, DATA frames in order and the `grpc-status` trailers.
+//! `te: trailers`, DATA frames in order and the `grpc-status` trailers; an HTTP/2 request
+//! body's bytes count as the backend's bytes in (`/api/v1/stats`).
 
 mod common;
 
@@ -345,4 +346,52 @@ async fn health_checks_of_an_h2_pool_speak_http2() {
     .await;
     assert!(up, "the h2 backend never came up");
     assert!(b.seen().iter().all(|s| s.version == hyper::Version::HTTP_2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_request_body_counts_as_the_backends_bytes_in() {
+    let b = h2_backend(1).await;
+    let p = proxy(&config(b.addr, "")).await;
+    let bytes_in = || async {
+        let r = admin(p.admin, "GET", "/api/v1/stats", None, None).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let v: serde_json::Value = serde_json::from_str(&r.text()).expect("stats JSON");
+        let pool = v["pools"]
+            .as_array()
+            .and_then(|ps| ps.iter().find(|p| p["name"] == "grpc").cloned())
+            .unwrap_or_else(|| panic!("no pool grpc in {v}"));
+        pool["backends"][0]["bytes_in"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no bytes_in in {pool}"))
+    };
+    let before = bytes_in().await;
+
+    // h2c client → proxy → h2 backend, a streamed body without a length.
+    let stream = TcpStream::connect(p.addr).await.expect("connect");
+    let (mut tx, conn) = hyper::client::conn::http2::handshake::<_, _, ChanBody>(
+        TokioExecutor::new(),
+        TokioIo::new(stream),
+    )
+    .await
+    .expect("h2c handshake");
+    tokio::spawn(conn);
+    let (body_tx, body_rx) = mpsc::channel(4);
+    for n in [1000usize, 2345] {
+        body_tx
+            .send(Frame::data(Bytes::from(vec![b'z'; n])))
+            .await
+            .expect("send");
+    }
+    drop(body_tx);
+    let req = Request::post("http://grpc.test/grpc.Echo/Stream")
+        .body(ChanBody(body_rx))
+        .expect("request");
+    let exchange = async move {
+        let resp = tx.send_request(req).await.expect("response head");
+        assert_eq!(resp.status(), 200);
+        resp.into_body().collect().await.expect("the whole answer")
+    };
+    tokio::time::timeout(T, exchange).await.expect("in time");
+
+    assert_eq!(bytes_in().await - before, 3345, "the body's bytes, once");
 }

@@ -241,7 +241,7 @@ impl H1Conn {
                 upgrade: head.upgrade,
             };
             let out = self.encode_head(head, &body);
-            if let ReqBody::Full { data: Some(d) } = &body {
+            if let ReqBody::Full { data: Some(d), .. } = &body {
                 if matches!(out, Out::Done) {
                     self.wdata = d.clone();
                 }
@@ -253,6 +253,14 @@ impl H1Conn {
                     error: e.into(),
                     body: (written == 0).then_some(body),
                 });
+            }
+            // A kept body went out with the head, not through `poll_frame`.
+            if let ReqBody::Full {
+                data: Some(d),
+                meter,
+            } = &body
+            {
+                meter.count(d.len() as u64);
             }
             let fail = |error| SendError { error, body: None };
             let mut early = None;
@@ -297,7 +305,7 @@ impl H1Conn {
         let length = || head.fields.view().get(header::CONTENT_LENGTH.as_str());
         let (out, add) = match body {
             ReqBody::Empty => (Out::Done, Added::None),
-            ReqBody::Full { data } => {
+            ReqBody::Full { data, .. } => {
                 let n = data.as_ref().map_or(0, |d| d.len() as u64);
                 (
                     Out::Done,

@@ -1,4 +1,4 @@
-//! A minimal client of the admin API (SPEC.md "Admin API"): one HTTP/1.1 request per call
+//! A minimal client of the admin API (lb-core's `admin` module serves it): one HTTP/1.1 request per call
 //! on a fresh connection, over hyper's low-level client (no connection pool, no TLS).
 //!
 //! Every call returns the decoded JSON body on a 2xx answer, or an [`AdminError`] that

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-/// The in-repo copy of `shared/testdata/client-hello`.
+/// The captured ClientHellos (`tests/data/client-hello`, listed in its `manifest.json`).
 pub const VECTOR_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/client-hello");
 
 /// One captured ClientHello and what `manifest.json` says about it.

@@ -24,7 +24,7 @@
 //! files must exist and be readable at validation time (their PEM content is parsed by the
 //! binary that uses them); a discovery file may appear later.
 //!
-//! Defaults are those of SPEC.md "Names and defaults"; every runtime field documents its
+//! Defaults are those of docs/config.md (the config reference); every runtime field documents its
 //! own.
 //!
 //! ```
@@ -58,6 +58,7 @@ mod build;
 mod duration;
 mod error;
 mod file;
+mod keys;
 mod net;
 mod pool;
 mod source;
@@ -71,6 +72,7 @@ mod validate_route;
 pub use build::{BuildError, Directory};
 pub use duration::{format_duration, parse_duration, parse_percent};
 pub use error::{ConfigError, Issue, KeyPath, Position, Problem, Segment};
+pub use keys::{known_keys, KeyTable};
 pub use net::{
     any_contains, is_header_value, is_token, parse_socket_addr, Cidr, CidrError, RedisUrl,
     UrlTemplate,

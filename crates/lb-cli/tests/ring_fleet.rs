@@ -198,6 +198,7 @@ fn rings_and_proxy_on_one_redis_pool() {
     }
 }
 
+#[allow(clippy::too_many_lines)] // one scenario, step by step: split, its steps would lose their order
 async fn fleet() {
     let mut redis = RedisServer::start().await;
     let mut backends = Vec::new();

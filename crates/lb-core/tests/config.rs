@@ -141,6 +141,7 @@ fn spec_example_for_lb_sni() {
 }
 
 #[test]
+#[allow(clippy::too_many_lines)] // one assertion per default: the list is the test
 fn every_default_applies() {
     let text = format!(
         "{MINIMAL}\n[pool.p]\nbackends = [\"127.0.0.1:1\"]\n[pool.q.health]\nkind = \"http\"\n\
@@ -252,6 +253,7 @@ fn every_default_applies() {
 }
 
 #[test]
+#[allow(clippy::too_many_lines)] // one assertion per key: the list is the test
 fn every_key_set_explicitly() {
     let dir = temp_dir("config");
     // Listener certificates are loaded at validation: real pairs (a.pem + a.key, and

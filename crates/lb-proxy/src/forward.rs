@@ -218,6 +218,7 @@ fn is_idempotent(m: &Method) -> bool {
     )
 }
 
+#[allow(clippy::too_many_lines)] // the retry loop reads top to bottom: pick, connect, send, classify
 #[allow(clippy::manual_async_fn)] // not an `async fn`: see `handle_request`
 fn proxy<'a>(
     rt: &'a Runtime,

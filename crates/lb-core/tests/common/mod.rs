@@ -1,6 +1,7 @@
 //! Helpers shared by the config tests.
 
 #![allow(dead_code)]
+#![allow(unreachable_pub)] // helpers `pub` for the test files that include this module
 
 use std::net::SocketAddr;
 use std::path::Path;

@@ -2,6 +2,7 @@
 //! a plain HTTP/1.1 client, raw TCP writes and the proxy started from config text.
 
 #![allow(dead_code)]
+#![allow(unreachable_pub)] // helpers `pub` for the test files that include this module
 
 use std::collections::HashMap;
 use std::convert::Infallible;

@@ -2,6 +2,7 @@
 //! ClientHello builder. Written independently of the parser under test.
 
 #![allow(dead_code)] // each test binary uses a different subset
+#![allow(unreachable_pub)] // helpers `pub` for the test files that include this module
 
 use std::path::PathBuf;
 

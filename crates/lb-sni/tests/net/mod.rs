@@ -2,6 +2,7 @@
 //! backends with self-signed certificates (openssl), recording TCP backends, a rustls client.
 
 #![allow(dead_code)] // each test binary uses a different subset
+#![allow(unreachable_pub)] // helpers `pub` for the test files that include this module
 
 use std::net::SocketAddr;
 use std::path::Path;

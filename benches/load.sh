@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Side-by-side HTTP load benchmark: lb-proxy vs nginx vs HAProxy (see benches/README.md).
 #
-# Method (/work/shared/PERFORMANCE.md): two nginx backends on loopback answer "hello\n";
+# Method (the same for every proxy, so the figures compare): two nginx backends on loopback answer "hello\n";
 # each proxy (WORKERS workers/threads each, default 1) balances them round-robin. For each
 # proxy, wrk -t$WRK_THREADS (default WORKERS)
 # runs a keep-alive load (-c64) and a new-connection-per-request load (-c32,

@@ -1,4 +1,4 @@
-//! A minimal client of the admin API (SPEC.md "Admin API"): one HTTP/1.1 request per call
+//! A minimal client of the admin API (lb-core's `admin` module serves it): one HTTP/1.1 request per call
 //! on a fresh connection, over hyper's low-level client (no connection pool), in plain
 //! HTTP or, for `https://` URLs, over TLS verified against `--cacert FILE` or the system
 //! roots (lb-core's [`tls::client_config`](lb_core::tls::client_config)).

@@ -4,7 +4,7 @@
 //! backends (ids `backend-0` ...) with lb-core's own tables and hash seed, so the figures are
 //! those of a running pool: the load per backend against its weight share, the keys that
 //! move when backends are added (`backend-n` ...) or the last ones removed, and the cost of
-//! one pick. [`Analysis::report`] prints the lines of SPEC.md (`spread max/mean: 1.031`,
+//! one pick. [`Analysis::report`] prints the report lines (`spread max/mean: 1.031`,
 //! `moved: 0.0912 (ideal 0.0909)`, `pick: 23 ns`); [`svg`](crate::svg) draws the chart.
 
 use std::time::Instant;
@@ -99,7 +99,7 @@ impl Analysis {
         (ratios.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / ratios.len() as f64).sqrt()
     }
 
-    /// The report lines of SPEC.md.
+    /// The report lines: spread, moved keys and the cost of a pick, one per line.
     pub fn report(&self) -> String {
         let n = self.load.len();
         let mean = self.keys as f64 / n as f64;

@@ -130,6 +130,7 @@ impl Panel {
 }
 
 /// The chart as SVG text.
+#[allow(clippy::too_many_lines)] // one SVG document written top to bottom: axes, bars, legend
 pub fn svg(a: &Analysis) -> String {
     let n = a.load.len();
     let after_n = a.moved.as_ref().map_or(0, |m| m.after.len());

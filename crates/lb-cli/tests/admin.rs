@@ -73,6 +73,7 @@ async fn pools_and_pool_as_tables_and_json() {
     assert_eq!(v["pools"].as_array().map(Vec::len), Some(2));
 }
 
+#[allow(clippy::too_many_lines)] // one scenario, step by step: split, its steps would lose their order
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backend_add_drain_remove_round_trip_and_server_errors() {
     let web = pool("web", StrategyKind::Consistent, BACKENDS);

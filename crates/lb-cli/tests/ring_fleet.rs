@@ -13,7 +13,6 @@ mod redis_server;
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -25,9 +24,9 @@ use hyper_util::rt::TokioIo;
 use lb_core::config::{Binary, Config};
 use lb_core::resp::Frame;
 use redis_server::RedisServer;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinHandle;
+
+use lb_test_support::{temp_dir, HttpBackend};
+use tokio::net::TcpStream;
 
 const KEYS: usize = 10_000;
 /// A change made through one member reaches the others within this (pub/sub delivers in
@@ -36,65 +35,6 @@ const CONVERGENCE: Duration = Duration::from_secs(2);
 /// Generous bound for things with backoff in them (reconnect after a Redis restart,
 /// health checks going down).
 const SLOW: Duration = Duration::from_secs(20);
-
-/// A tiny HTTP/1.1 backend answering every request with its name (and closing); a TCP
-/// health check just connects. Stops listening when dropped or killed.
-struct Backend {
-    name: String,
-    addr: SocketAddr,
-    task: JoinHandle<()>,
-}
-
-impl Backend {
-    async fn start(name: &str) -> Backend {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let body = name.to_owned();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((mut s, _)) = listener.accept().await else {
-                    continue;
-                };
-                let body = body.clone();
-                tokio::spawn(async move {
-                    let mut buf = Vec::new();
-                    let mut chunk = [0u8; 4096];
-                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match s.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                        }
-                        if buf.len() > 65536 {
-                            return;
-                        }
-                    }
-                    let resp = format!(
-                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
-                    let _ = s.write_all(resp.as_bytes()).await;
-                    let _ = s.shutdown().await;
-                });
-            }
-        });
-        Backend {
-            name: name.to_owned(),
-            addr,
-            task,
-        }
-    }
-
-    /// Stops listening: connects are refused from now on.
-    fn kill(&self) {
-        self.task.abort();
-    }
-}
-
-impl Drop for Backend {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
 
 /// One keep-alive HTTP/1.1 connection.
 struct Http {
@@ -193,12 +133,6 @@ async fn info_ring(c: &mut Resp) -> String {
     text(&r).expect("INFO text")
 }
 
-fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("lb-ring-fleet-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&d).expect("temp dir");
-    d
-}
-
 fn config_text(redis: &RedisServer) -> String {
     format!(
         "[admin]\nlisten = \"127.0.0.1:0\"\n\n[[listener]]\nlisten = \"127.0.0.1:0\"\n\n\
@@ -264,11 +198,12 @@ fn rings_and_proxy_on_one_redis_pool() {
     }
 }
 
+#[allow(clippy::too_many_lines)] // one scenario, step by step: split, its steps would lose their order
 async fn fleet() {
     let mut redis = RedisServer::start().await;
     let mut backends = Vec::new();
     for i in 1..=5 {
-        backends.push(Backend::start(&format!("b{i}")).await);
+        backends.push(HttpBackend::start(&format!("b{i}")).await);
     }
     for (i, b) in backends.iter().enumerate() {
         let w = if i == 4 { "2" } else { "1" };
@@ -278,7 +213,7 @@ async fn fleet() {
     }
     let names: HashMap<String, String> = backends
         .iter()
-        .map(|b| (b.addr.to_string(), b.name.clone()))
+        .map(|b| (b.addr.to_string(), b.tag.clone()))
         .collect();
     let mut all: Vec<String> = names.keys().cloned().collect();
     all.sort();

@@ -2,56 +2,13 @@
 //! global allocator, enabled only on the server's thread, sees no allocation over 20 000
 //! pipelined `GET`s and 2 000 `MGET` keys once the connection is warm (its read, reply and
 //! argument buffers grown to the batch size).
-#![allow(unsafe_code)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::io::{Read, Write};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use lb_cli::ring::{serve, Ring, RingSettings};
 use lb_core::{Backend, Pool, PoolSettings, StrategyKind};
-
-struct Counting;
-
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-
-thread_local! {
-    static COUNT_HERE: Cell<bool> = const { Cell::new(false) };
-}
-
-fn count() {
-    // `try_with`: the thread-local may already be gone while a thread shuts down.
-    if COUNT_HERE.try_with(Cell::get).unwrap_or(false) {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-// SAFETY: every call is forwarded unchanged to `System`; counting touches only a
-// const-initialised thread-local `Cell` without a destructor and an atomic, neither of
-// which allocates.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count();
-        // SAFETY: same contract as ours.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count();
-        // SAFETY: same contract as ours.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count();
-        // SAFETY: same contract as ours.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as ours.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+use lb_test_support::alloc::{count_this_thread, tracked_allocations, Counting};
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
@@ -95,12 +52,12 @@ fn get_and_mget_allocate_nothing_per_command() {
         rt.block_on(async move {
             let listener = tokio::net::TcpListener::from_std(listener).unwrap();
             let ring = Ring::new(pool, RingSettings::default(), "none");
-            COUNT_HERE.with(|c| c.set(true));
+            count_this_thread(true);
             serve(listener, ring, async move {
                 let _ = stop_rx.await;
             })
             .await;
-            COUNT_HERE.with(|c| c.set(false));
+            count_this_thread(false);
         });
     });
 
@@ -116,7 +73,7 @@ fn get_and_mget_allocate_nothing_per_command() {
         client.write_all(&wire).unwrap();
         client.read_exact(&mut replies).unwrap();
     }
-    let before = ALLOCS.load(Ordering::Relaxed);
+    let before = tracked_allocations();
     for round in WARM..WARM + 100 {
         batch(round * 200, 200, &mut wire);
         client.write_all(&wire).unwrap();
@@ -127,7 +84,7 @@ fn get_and_mget_allocate_nothing_per_command() {
             &replies[..21]
         );
     }
-    assert_eq!(ALLOCS.load(Ordering::Relaxed) - before, 0, "GETs allocated");
+    assert_eq!(tracked_allocations() - before, 0, "GETs allocated");
     // MGET of 100 keys, 20 times.
     let keys: Vec<String> = (0..100).map(|i| format!("order:{i}")).collect();
     let mut args: Vec<&[u8]> = vec![b"MGET"];
@@ -138,13 +95,13 @@ fn get_and_mget_allocate_nothing_per_command() {
                                             // The first MGET of 100 keys grows the connection's argument vector (4 doublings).
     client.write_all(&wire).unwrap();
     client.read_exact(&mut mget).unwrap();
-    let before = ALLOCS.load(Ordering::Relaxed);
+    let before = tracked_allocations();
     for _ in 0..20 {
         client.write_all(&wire).unwrap();
         client.read_exact(&mut mget).unwrap();
         assert!(mget.starts_with(b"*100\r\n$14\r\n"));
     }
-    let allocated = ALLOCS.load(Ordering::Relaxed) - before;
+    let allocated = tracked_allocations() - before;
     drop(client);
     let _ = stop_tx.send(());
     server.join().unwrap();

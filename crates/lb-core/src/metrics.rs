@@ -1,7 +1,7 @@
 //! Metrics primitives: lock-free counters and histograms, and Prometheus text rendering.
 //!
 //! Everything counted on the request path is a relaxed atomic increment; rendering walks the
-//! atomics when `/metrics` is scraped. The metric names are the SPEC's contract:
+//! atomics when `/metrics` is scraped. The metric names are a contract (dashboards and tests name them):
 //! `lb_requests_total{pool,backend,class}`, `lb_request_duration_seconds{pool}`,
 //! `lb_proxy_errors_total{reason}`, `lb_backend_up`, `lb_backend_active`,
 //! `lb_connections_active{listener}`, `lb_resolver_lookups_total{resolver,result}`,

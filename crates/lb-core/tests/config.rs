@@ -1,4 +1,4 @@
-//! The config model on valid files: the SPEC example for both binaries, every default,
+//! The config model on valid files: the full example for both binaries, every default,
 //! every key set explicitly, and the runtime helpers (pool building, reload).
 
 #![cfg(feature = "config")]
@@ -12,10 +12,12 @@ use common::*;
 use lb_core::config::*;
 use lb_core::name::HostPattern;
 use lb_core::{Pool, StrategyKind};
+use lb_test_support::cert::write_pem;
+use lb_test_support::temp_dir;
 
 #[test]
 fn spec_example_for_lb_proxy() {
-    let c = ok(SPEC_EXAMPLE, Binary::Proxy);
+    let c = ok(FULL_EXAMPLE, Binary::Proxy);
     assert_eq!(c.binary, Binary::Proxy);
     assert_eq!(c.threads, 0);
     assert_eq!(c.admin.listen, sa("127.0.0.1:9091"));
@@ -99,7 +101,7 @@ fn spec_example_for_lb_proxy() {
 #[test]
 fn spec_example_for_lb_sni() {
     // lb-sni hashes only client-ip or sni: the proxy's path-regex key is refused, by name.
-    let msg = err(SPEC_EXAMPLE, Binary::Sni);
+    let msg = err(FULL_EXAMPLE, Binary::Sni);
     assert_names(
         &msg,
         "pool.web.key",
@@ -111,7 +113,7 @@ fn spec_example_for_lb_sni() {
     );
     assert_eq!(msg.lines().count(), 1, "only the key is wrong: {msg}");
 
-    let text = SPEC_EXAMPLE.replace(
+    let text = FULL_EXAMPLE.replace(
         r#"key = "path-regex:^/documents/([^/?]+)""#,
         r#"key = "sni""#,
     );
@@ -139,6 +141,7 @@ fn spec_example_for_lb_sni() {
 }
 
 #[test]
+#[allow(clippy::too_many_lines)] // one assertion per default: the list is the test
 fn every_default_applies() {
     let text = format!(
         "{MINIMAL}\n[pool.p]\nbackends = [\"127.0.0.1:1\"]\n[pool.q.health]\nkind = \"http\"\n\
@@ -251,15 +254,20 @@ fn every_default_applies() {
 }
 
 #[test]
+#[allow(clippy::too_many_lines)] // one assertion per key: the list is the test
 fn every_key_set_explicitly() {
-    let dir = temp_dir();
+    let dir = temp_dir("config");
     // Listener certificates are loaded at validation: real pairs (a.pem + a.key, and
     // cert.pem with its key copied to key.pem).
-    write_ca(&dir.join("a.pem"));
-    write_ca(&dir.join("cert.pem"));
+    write_pem(&dir.join("a.pem"), &dir.join("a.key"), &["lb-test-ca"]);
+    write_pem(
+        &dir.join("cert.pem"),
+        &dir.join("cert.key"),
+        &["lb-test-ca"],
+    );
     std::fs::copy(dir.join("cert.key"), dir.join("key.pem")).unwrap();
     // The CA bundle's content is checked (it must hold a certificate).
-    write_ca(&dir.join("ca.pem"));
+    write_pem(&dir.join("ca.pem"), &dir.join("ca.key"), &["lb-test-ca"]);
     let text = r#"
 threads = 4
 [admin]

@@ -9,6 +9,7 @@ use std::path::Path;
 
 use common::*;
 use lb_core::config::*;
+use lb_test_support::temp_dir;
 
 #[test]
 fn unknown_keys_at_every_depth() {
@@ -162,7 +163,7 @@ fn unreadable_tls_files_are_named() {
 
 #[test]
 fn bad_ca_files_are_named() {
-    let dir = temp_dir();
+    let dir = temp_dir("config");
     let bad = dir.join("not-a-ca.pem");
     std::fs::write(&bad, "hello\n").unwrap();
     let text = format!(

@@ -6,7 +6,6 @@ mod redis_server;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,6 +16,7 @@ use lb_core::config::{Discovery, RedisUrl};
 use lb_core::discovery::{start_with, Options, SourceKind, WriteError};
 use lb_core::resp::Frame;
 use lb_core::{Backend, BackendStatus, Change, Pool, PoolError, PoolSettings, StrategyKind};
+use lb_test_support::{temp_dir, until_timed};
 use redis_server::RedisServer;
 use tokio::net::UdpSocket;
 
@@ -51,25 +51,6 @@ fn members(pool: &Pool) -> Vec<(String, u16, bool)> {
 
 fn addrs(pool: &Pool) -> Vec<String> {
     members(pool).into_iter().map(|m| m.0).collect()
-}
-
-/// Polls `f` every 20 ms until true or `within` has passed; returns the time it took.
-async fn eventually(within: Duration, mut f: impl FnMut() -> bool) -> Option<Duration> {
-    let t0 = Instant::now();
-    while t0.elapsed() < within {
-        if f() {
-            return Some(t0.elapsed());
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    f().then(|| t0.elapsed())
-}
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("lb-disc-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }
 
 fn fast() -> Options {
@@ -147,7 +128,7 @@ async fn file_atomic_rename_and_truncated_write() {
         &path,
         r#"["127.0.0.1:9001", "127.0.0.1:9003", "127.0.0.1:9004"]"#,
     );
-    let took = eventually(Duration::from_secs(3), || {
+    let took = until_timed(Duration::from_secs(3), || {
         addrs(&pool) == ["127.0.0.1:9001", "127.0.0.1:9003", "127.0.0.1:9004"]
     })
     .await;
@@ -164,7 +145,7 @@ async fn file_atomic_rename_and_truncated_write() {
     pool.apply(Change::Remove("127.0.0.1:9003".parse().unwrap()))
         .unwrap();
     assert!(
-        eventually(Duration::from_secs(3), || addrs(&pool).len() == 3)
+        until_timed(Duration::from_secs(3), || addrs(&pool).len() == 3)
             .await
             .is_some(),
         "the file's list was not restored"
@@ -209,7 +190,7 @@ async fn file_that_appears_later_and_toml() {
         "backends = [\"127.0.0.1:9001\", { addr = \"[::1]:9002\", weight = 3, backup = true }]\n",
     );
     assert!(
-        eventually(Duration::from_secs(3), || addrs(&pool).len() == 2)
+        until_timed(Duration::from_secs(3), || addrs(&pool).len() == 2)
             .await
             .is_some()
     );
@@ -384,7 +365,7 @@ async fn dns_a_and_aaaa_follow_the_ttl() {
     )
     .unwrap();
     assert_eq!(src.kind(), SourceKind::Dns);
-    let first = eventually(Duration::from_secs(5), || addrs(&pool).len() == 3).await;
+    let first = until_timed(Duration::from_secs(5), || addrs(&pool).len() == 3).await;
     assert!(
         first.is_some(),
         "first answer never published: {:?}",
@@ -398,7 +379,7 @@ async fn dns_a_and_aaaa_follow_the_ttl() {
 
     // The records change; a 1 s TTL means the change is seen within about a second.
     server.set_ips("web.test", &["127.0.0.12"], 1);
-    let took = eventually(Duration::from_secs(5), || {
+    let took = until_timed(Duration::from_secs(5), || {
         addrs(&pool) == ["127.0.0.12:8080"]
     })
     .await;
@@ -450,18 +431,18 @@ async fn dns_ttl_is_clamped_to_min_and_max() {
     )
     .unwrap();
     assert!(
-        eventually(Duration::from_secs(5), || addrs(&long) == ["127.0.0.20:80"])
+        until_timed(Duration::from_secs(5), || addrs(&long) == ["127.0.0.20:80"])
             .await
             .is_some()
     );
     assert!(
-        eventually(Duration::from_secs(5), || addrs(&zero) == ["127.0.0.30:80"])
+        until_timed(Duration::from_secs(5), || addrs(&zero) == ["127.0.0.30:80"])
             .await
             .is_some()
     );
     server.set_ips("long.test", &["127.0.0.21"], 86_400);
     assert!(
-        eventually(Duration::from_secs(4), || addrs(&long) == ["127.0.0.21:80"])
+        until_timed(Duration::from_secs(4), || addrs(&long) == ["127.0.0.21:80"])
             .await
             .is_some(),
         "max_ttl did not bound a day-long TTL"
@@ -505,7 +486,7 @@ async fn dns_srv_weights_and_priorities() {
     )
     .unwrap();
     assert!(
-        eventually(Duration::from_secs(5), || addrs(&pool).len() == 4)
+        until_timed(Duration::from_secs(5), || addrs(&pool).len() == 4)
             .await
             .is_some(),
         "{:?}",
@@ -560,7 +541,7 @@ async fn redis_follows_events_and_resyncs_missed_writes() {
     )
     .unwrap();
     assert!(
-        eventually(Duration::from_secs(5), || addrs(&pool).len() == 2)
+        until_timed(Duration::from_secs(5), || addrs(&pool).len() == 2)
             .await
             .is_some()
     );
@@ -570,7 +551,7 @@ async fn redis_follows_events_and_resyncs_missed_writes() {
     // An operator's own tooling: HSET + PUBLISH.
     r.cmd(&["HSET", "lb:web", "127.0.0.1:9003", "0"]).await;
     r.cmd(&["PUBLISH", "lb:web:events", "127.0.0.1:9003"]).await;
-    let took = eventually(Duration::from_secs(3), || addrs(&pool).len() == 3).await;
+    let took = until_timed(Duration::from_secs(3), || addrs(&pool).len() == 3).await;
     assert!(took.is_some(), "event not followed");
     let m = pool.snapshot();
     let drained = m.member("127.0.0.1:9003".parse().unwrap()).unwrap();
@@ -588,13 +569,13 @@ async fn redis_follows_events_and_resyncs_missed_writes() {
     )
     .unwrap();
     assert!(
-        eventually(Duration::from_secs(3), || addrs(&other).len() == 3)
+        until_timed(Duration::from_secs(3), || addrs(&other).len() == 3)
             .await
             .is_some()
     );
     r.cmd(&["HDEL", "lb:web", "127.0.0.1:9001"]).await;
     assert!(
-        eventually(Duration::from_secs(3), || addrs(&other).len() == 2)
+        until_timed(Duration::from_secs(3), || addrs(&other).len() == 2)
             .await
             .is_some(),
         "resync missed a silent write"
@@ -618,7 +599,7 @@ async fn redis_admin_writes() {
     )
     .unwrap();
     assert!(
-        eventually(Duration::from_secs(5), || addrs(&pool).len() == 1)
+        until_timed(Duration::from_secs(5), || addrs(&pool).len() == 1)
             .await
             .is_some()
     );
@@ -698,7 +679,7 @@ async fn redis_outage_keeps_membership_and_resyncs_after() {
     )
     .unwrap();
     assert!(
-        eventually(Duration::from_secs(5), || addrs(&pool).len() == 2)
+        until_timed(Duration::from_secs(5), || addrs(&pool).len() == 2)
             .await
             .is_some()
     );
@@ -721,7 +702,7 @@ async fn redis_outage_keeps_membership_and_resyncs_after() {
     r.resume().await;
     // Data survived the restart; a write made while instances reconnect is picked up.
     r.cmd(&["HSET", "lb:o", "127.0.0.1:9004", "1"]).await;
-    let took = eventually(Duration::from_secs(5), || addrs(&pool).len() == 3).await;
+    let took = until_timed(Duration::from_secs(5), || addrs(&pool).len() == 3).await;
     assert!(
         took.is_some(),
         "no resync after the restart: {:?}",
@@ -781,7 +762,7 @@ async fn redis_auth_and_database() {
     let _b = start_with(b.clone(), &disc(":s3cret@", 0), &Options::default()).unwrap();
     let src_w = start_with(wrong.clone(), &disc(":nope@", 2), &Options::default()).unwrap();
     assert!(
-        eventually(Duration::from_secs(5), || src_a.last_sync().is_some())
+        until_timed(Duration::from_secs(5), || src_a.last_sync().is_some())
             .await
             .is_some()
     );

@@ -14,6 +14,7 @@ use lb_core::health::{
     HealthSettings, HttpChecker, HttpsChecker, TcpChecker,
 };
 use lb_core::{Backend, Change, Pool, PoolSettings};
+use lb_test_support::{self_signed, until, Cert};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::broadcast;
@@ -201,18 +202,6 @@ async fn no_event_for(
     }
 }
 
-/// Waits (bounded) until `cond` holds.
-async fn until(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < within {
-        if cond() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    cond()
-}
-
 // ---------------------------------------------------------------------------------------
 // Checkers.
 
@@ -327,48 +316,6 @@ async fn checker_for_follows_the_kind() {
 // ---------------------------------------------------------------------------------------
 // HTTPS.
 
-struct Cert {
-    dir: PathBuf,
-    cert: PathBuf,
-    key: PathBuf,
-}
-
-impl Drop for Cert {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn self_signed(tag: &str) -> Cert {
-    let dir = std::env::temp_dir().join(format!("lb-health-{}-{tag}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let out = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-        ])
-        .args(["-nodes", "-days", "2", "-subj", "/CN=localhost"])
-        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
-        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "openssl: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Cert { dir, cert, key }
-}
-
 async fn https_server(cert: &Cert, status: u16) -> Server {
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -425,7 +372,7 @@ fn https(
 
 #[tokio::test]
 async fn https_checker_verifies_as_configured() {
-    let cert = self_signed("verify");
+    let cert = self_signed(&["localhost", "127.0.0.1"]);
     let server = https_server(&cert, 200).await;
     let addr = server.addr;
 
@@ -516,7 +463,7 @@ async fn https_checker_rejects_plain_http_and_bad_settings() {
     assert!(matches!(err, CheckError::Tls(_)), "{err:?}");
     plain.await.unwrap();
 
-    let cert = self_signed("settings");
+    let cert = self_signed(&["localhost", "127.0.0.1"]);
     let bad = https(Some("not a name"), true, Some(&cert.cert)).unwrap_err();
     assert!(matches!(bad, CheckerError::BadSni(_)), "{bad:?}");
     // A CA file without certificates (here: the key) has no roots.

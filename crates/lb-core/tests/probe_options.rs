@@ -6,7 +6,6 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,6 +18,7 @@ use lb_core::health::{
     ProbeOptions, TcpChecker,
 };
 use lb_core::proxy_protocol::{parse, Parsed, Version};
+use lb_test_support::self_signed;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -185,53 +185,11 @@ async fn http2_probes_reach_backends_that_speak_only_http2() {
     checker.check(addr).await.unwrap();
 }
 
-struct Cert {
-    dir: PathBuf,
-    cert: PathBuf,
-    key: PathBuf,
-}
-
-impl Drop for Cert {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn self_signed() -> Cert {
-    let dir = std::env::temp_dir().join(format!("lb-probe-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let out = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-        ])
-        .args(["-nodes", "-days", "2", "-subj", "/CN=localhost"])
-        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
-        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl must be installed (.ci/run installs it)");
-    assert!(
-        out.status.success(),
-        "openssl: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Cert { dir, cert, key }
-}
-
 #[tokio::test]
 async fn https_probes_offer_h2_by_alpn_and_send_the_proxy_header_before_the_handshake() {
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-    let cert = self_signed();
+    let cert = self_signed(&["localhost", "127.0.0.1"]);
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert.cert)
         .unwrap()
         .map(|c| c.unwrap())

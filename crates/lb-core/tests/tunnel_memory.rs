@@ -1,52 +1,15 @@
 //! A 1 GiB transfer through `splice_tcp` completes with bounded memory: a counting global
 //! allocator (its own test binary, so no other test allocates beside it) records the peak
 //! of live heap bytes while the gibibyte crosses, and it stays within a few buffers.
-#![allow(unsafe_code)]
 
 mod tunnel_support;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use lb_core::server::tunnel::End;
+use lb_test_support::alloc::{peak_bytes, reset_peak, Counting};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tunnel_support::tcp_tunnel;
-
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-fn grew(n: usize) {
-    let now = LIVE.fetch_add(n, Ordering::Relaxed) + n;
-    PEAK.fetch_max(now, Ordering::Relaxed);
-}
-
-// SAFETY: every call is forwarded unchanged to `System`; counting touches only atomics.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        grew(layout.size());
-        // SAFETY: same contract as ours.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        grew(layout.size());
-        // SAFETY: same contract as ours.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        grew(new_size);
-        // SAFETY: same contract as ours.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: same contract as ours.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
@@ -71,8 +34,7 @@ async fn a_gibibyte_crosses_with_bounded_memory() {
     let mut inp = vec![0u8; CHUNK];
     let mut want = vec![0u8; CHUNK];
     // Everything allocated so far stays; the peak is measured from here.
-    let base = LIVE.load(Ordering::Relaxed);
-    PEAK.store(base, Ordering::Relaxed);
+    let base = reset_peak();
     let sender = tokio::spawn(async move {
         let mut word = 0u64;
         while word * 8 < GIB {
@@ -106,7 +68,7 @@ async fn a_gibibyte_crosses_with_bounded_memory() {
         m.spliced > GIB - (1 << 20),
         "the bulk went through splice(2): {m:?}"
     );
-    let peak = PEAK.load(Ordering::Relaxed) - base;
+    let peak = peak_bytes() - base;
     assert!(
         peak < 4 << 20,
         "peak heap growth while 1 GiB crossed: {peak} bytes"

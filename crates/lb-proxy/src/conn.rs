@@ -2,7 +2,7 @@
 //! request-smuggling checks on the bytes as they arrive.
 //!
 //! [`ClientIo`] wraps the accepted `TcpStream`. It feeds every byte read to a
-//! [`Tracker`](crate::head::Tracker), which knows whether the stream is between requests,
+//! [`Tracker`], which knows whether the stream is between requests,
 //! in a head or in a body, and learns from the service (through [`Shared`]) whether a
 //! request is in flight. From those it keeps one timer:
 //!

@@ -1,6 +1,6 @@
 //! One request through the proxy: route → key → pick → forward, with retries.
 //!
-//! The retry rules are SPEC's: a connect failure moves any request to the next candidate;
+//! The retry rules (docs/config.md, `retries` and `retry_on`): a connect failure moves any request to the next candidate;
 //! a reset or EOF before any response byte (and 502/503 when listed in `retry_on`) is
 //! retried only for idempotent methods whose body is empty or was small enough (≤ 64 KiB)
 //! to keep for replay. Retries follow the strategy's preference order and stay within the
@@ -217,6 +217,7 @@ fn is_idempotent(m: &Method) -> bool {
     )
 }
 
+#[allow(clippy::too_many_lines)] // the retry loop reads top to bottom: pick, connect, send, classify
 #[allow(clippy::manual_async_fn)] // not an `async fn`: see `handle_request`
 fn proxy<'a>(
     rt: &'a Runtime,

@@ -6,7 +6,7 @@
 //! connection closed, through [`ClientIo::refuse`]), keeps the fields in the head's bytes
 //! ([`RawHead`]; a head that does not fit gets a header map whose values share those
 //! bytes), hands the request to
-//! [`forward`](crate::forward), and writes the response head and body to
+//! [`forward`], and writes the response head and body to
 //! the socket, the head and a small first body frame in one write. It keeps no buffer
 //! while a connection waits for its next request: a read lands in a per-thread space and the
 //! head's bytes are copied into this thread's shared buffer ([`slab`](crate::slab)), so
@@ -704,7 +704,7 @@ mod date {
     }
 
     /// Appends the current date in IMF-fixdate form.
-    pub fn extend(out: &mut Vec<u8>) {
+    pub(crate) fn extend(out: &mut Vec<u8>) {
         let now = SystemTime::now();
         let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         CACHED.with(|c| {

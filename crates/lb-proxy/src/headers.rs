@@ -268,7 +268,7 @@ fn request_id() -> HeaderValue {
 }
 
 /// Whether the client's `X-Forwarded-For` chain is appended to: always without
-/// `trusted_proxies` (SPEC); with them, only from a peer inside them (from any other peer
+/// `trusted_proxies` (docs/config.md, `[[listener]]`); with them, only from a peer inside them (from any other peer
 /// a chain is a spoofing attempt, and only the peer is sent).
 pub(crate) fn believed(conn: &ConnInfo) -> bool {
     match &conn.trusted {

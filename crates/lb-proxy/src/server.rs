@@ -1,8 +1,8 @@
 //! Listeners: accept with a connection limit, serve HTTP/1.1 and h2c, drain on shutdown.
 //!
-//! Each client stream is wrapped in a [`ClientIo`](crate::conn::ClientIo) that owns the
+//! Each client stream is wrapped in a [`ClientIo`] that owns the
 //! header and idle timeouts and the head checks (408, 431, smuggling 400). A connection
-//! starts in [`front`](crate::front), which serves the common HTTP/1.1 request itself;
+//! starts in [`front`], which serves the common HTTP/1.1 request itself;
 //! the first request it does not serve hands the connection to hyper-util's server
 //! (HTTP/1.1 with bodies and upgrades, h2c) for the rest of its life. Each request holds
 //! an [`InFlight`](crate::conn::InFlight) guard until its response is out, so the

@@ -11,7 +11,7 @@
 //! (`Sec-WebSocket-Accept`, ...). Once hyper has written it, both connections are handed
 //! over (`hyper::upgrade::on` on the client's side; on the backend's, our HTTP/1.1
 //! client's connection with any bytes read after the 101 first) and spliced by lb-core's
-//! [`tunnel`](lb_core::server::tunnel): bytes both ways, half-close passed on, and both
+//! [`tunnel`]: bytes both ways, half-close passed on, and both
 //! closed after the listener's `idle_timeout` with no byte either way. The backend counts
 //! as active until the tunnel ends. A drain waits for open tunnels within its grace period
 //! ([`TunnelStats::all_closed`]). Any other answer is relayed like any response.

@@ -153,6 +153,7 @@ async fn traffic_matches(
     }
 }
 
+#[allow(clippy::too_many_lines)] // one scenario, step by step: split, its steps would lose their order
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fleet_agrees_converges_and_survives_redis_restart() {
     let mut redis = RedisServer::start().await;

@@ -1,4 +1,4 @@
-//! Request framing on the wire (SPEC.md "Request framing"): raw bytes to the real proxy,
+//! Request framing on the wire (the rules listed in `src/http1/mod.rs`): raw bytes to the real proxy,
 //! a backend that records every byte it receives, and for each rule the answer, that the
 //! connection closes, and that nothing of the refused request reached the backend. Also
 //! absolute-form targets, path routes by whole segments, and a keep-alive connection
@@ -67,7 +67,7 @@ fn assert_bad_request(text: &str, what: &str) {
     );
 }
 
-/// One request per rule of SPEC.md "Request framing", each with a unique path so the
+/// One request per framing rule of `src/http1/mod.rs`, each with a unique path so the
 /// recorder's bytes can be searched for it.
 fn refused_requests() -> Vec<(&'static str, Vec<u8>)> {
     let cases: [(&str, &str); 18] = [
@@ -197,7 +197,7 @@ async fn malformed_chunked_bodies_are_400_and_the_upstream_connection_is_dropped
     }
     let (accepted, ended) = (rec.accepted.clone(), rec.ended.clone());
     assert!(
-        eventually(5, || {
+        eventually(Duration::from_secs(5), || {
             let (a, e) = (accepted.clone(), ended.clone());
             async move {
                 let a = a.load(std::sync::atomic::Ordering::SeqCst);

@@ -2,60 +2,21 @@
 //! allocated once, when it is built (about 70 bytes per key of `max_keys`), and that a
 //! million requests of distinct keys allocate nothing more, while the table never holds
 //! more than `max_keys` keys.
-#![allow(unsafe_code)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::sync::Arc;
 use std::time::Duration;
 
 use lb_core::config::{KeySpec, RateLimitConfig};
 use lb_proxy::limit::RateLimit;
-
-/// Counts allocations and bytes per thread (the harness allocates on other threads).
-struct Counting;
-
-thread_local! {
-    static ALLOCS: Cell<u64> = const { Cell::new(0) };
-    static BYTES: Cell<u64> = const { Cell::new(0) };
-}
-
-fn count(size: usize) {
-    // `try_with`: the thread-locals may already be gone while a thread shuts down.
-    let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
-    let _ = BYTES.try_with(|c| c.set(c.get() + size as u64));
-}
-
-// SAFETY: every call is forwarded unchanged to `System`; counting touches only
-// const-initialised thread-local `Cell`s without destructors, which never allocate.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count(layout.size());
-        // SAFETY: same contract as ours.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count(layout.size());
-        // SAFETY: same contract as ours.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count(new_size);
-        // SAFETY: same contract as ours.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as ours.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+use lb_test_support::alloc::{live_bytes, thread_allocations, Counting};
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+/// Allocations on this thread, and the heap's live bytes (this binary runs one test).
 fn counts() -> (u64, u64) {
-    (ALLOCS.with(Cell::get), BYTES.with(Cell::get))
+    (thread_allocations(), live_bytes() as u64)
 }
 
 #[test]

@@ -195,7 +195,7 @@ async fn one_client_one_upstream(version: &str, expected: Version) {
     // The client connection ends: its upstream connection is closed with it, the other
     // client's stays.
     a.close();
-    let closed = eventually(10, || async {
+    let closed = eventually(Duration::from_secs(10), || async {
         b.closed.lock().expect("lock").contains(&first)
     })
     .await;
@@ -280,7 +280,7 @@ async fn health_checks_of_a_proxy_protocol_pool_send_the_header_too() {
         b.addr
     ))
     .await;
-    let up = eventually(10, || async {
+    let up = eventually(Duration::from_secs(10), || async {
         get(p.addr, "pp.test", "/").await.status == 200
     })
     .await;

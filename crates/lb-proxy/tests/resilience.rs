@@ -42,7 +42,10 @@ async fn http_health_check_takes_backend_out_and_back() {
 
     b.health.store(503, Ordering::SeqCst);
     assert!(
-        eventually(5, || async { state_of(&p, b.addr).await == "down" }).await,
+        eventually(Duration::from_secs(5), || async {
+            state_of(&p, b.addr).await == "down"
+        })
+        .await,
         "b marked down"
     );
     let before = b.count();
@@ -52,7 +55,10 @@ async fn http_health_check_takes_backend_out_and_back() {
 
     b.health.store(200, Ordering::SeqCst);
     assert!(
-        eventually(5, || async { state_of(&p, b.addr).await == "up" }).await,
+        eventually(Duration::from_secs(5), || async {
+            state_of(&p, b.addr).await == "up"
+        })
+        .await,
         "b back up"
     );
     let m = spread(p.addr, "web.test", "/", 10).await;

@@ -162,6 +162,7 @@ async fn load(
 }
 
 #[test]
+#[allow(clippy::too_many_lines)] // one browser session: load, fail a backend, read the page twice
 fn under_load_a_failing_backend_shows_down_with_its_reason_and_numbers_move() {
     chromium();
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -53,6 +53,7 @@ async fn with_cookie(p: &Proxy, cookie: &str) -> Resp {
     get_h(p.addr, "web.test", "/", &[("cookie", cookie)]).await
 }
 
+#[allow(clippy::too_many_lines)] // one scenario, step by step: split, its steps would lose their order
 #[tokio::test]
 async fn a_cookie_pins_a_backend_on_every_instance_until_it_goes() {
     let backends = [

@@ -5,8 +5,7 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,6 +14,7 @@ use common::*;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use lb_core::config::{Binary, Config};
+use lb_test_support::{self_signed, temp_dir, write_self_signed, Cert};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -22,70 +22,6 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
 const T: Duration = Duration::from_secs(10);
-
-/// A self-signed certificate for some DNS names, in a temp dir removed on drop.
-struct Cert {
-    dir: PathBuf,
-    cert: PathBuf,
-    key: PathBuf,
-}
-
-impl Drop for Cert {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-static SEQ: AtomicUsize = AtomicUsize::new(0);
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let n = SEQ.fetch_add(1, Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("lb-proxy-tls-{}-{tag}-{n}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// Writes a self-signed certificate for `names` (the first is the CN) into `dir`.
-fn write_cert(dir: &Path, names: &[&str]) -> (PathBuf, PathBuf) {
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let san: Vec<String> = names.iter().map(|n| format!("DNS:{n}")).collect();
-    let out = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-        ])
-        .args([
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            &format!("/CN={}", names[0]),
-        ])
-        .args(["-addext", &format!("subjectAltName={}", san.join(","))])
-        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl must be installed (.ci/run installs it)");
-    assert!(
-        out.status.success(),
-        "openssl: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (cert, key)
-}
-
-fn self_signed(names: &[&str]) -> Cert {
-    let dir = temp_dir(names[0].trim_start_matches("*."));
-    let (cert, key) = write_cert(&dir, names);
-    Cert { dir, cert, key }
-}
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
@@ -295,7 +231,7 @@ async fn min_version_1_3_refuses_a_tls_1_2_client() {
 async fn reload_rereads_certificates_and_a_bad_file_keeps_the_old_ones() {
     let (a, b) = (Backend::start("a").await, Backend::start("b").await);
     let dir = temp_dir("reload");
-    let (cert, key) = write_cert(&dir, &["a.test"]);
+    let (cert, key) = write_self_signed(&dir, &["a.test"]);
     let old = dir.join("old.pem");
     std::fs::copy(&cert, &old).unwrap();
     let tls = format!("tls = {{ cert = {cert:?}, key = {key:?} }}\n");
@@ -307,7 +243,7 @@ async fn reload_rereads_certificates_and_a_bad_file_keeps_the_old_ones() {
         .starts_with("HTTP/1.1 200"));
 
     // Renewed in place (a new key too), then reloaded: new handshakes get the new one.
-    write_cert(&dir, &["a.test"]);
+    write_self_signed(&dir, &["a.test"]);
     let renewed = dir.join("renewed.pem");
     std::fs::copy(&cert, &renewed).unwrap();
     p.app.reload(parse(&text)).await.unwrap();

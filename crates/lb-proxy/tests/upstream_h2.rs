@@ -230,10 +230,13 @@ async fn a_closed_connection_is_replaced() {
     let p = proxy(&config(b.addr, "")).await;
     let r = get(p.addr, "grpc.test", "/bye").await;
     assert_eq!(r.status, 200);
-    let closed = eventually(10, || async { b.closed.load(Ordering::SeqCst) == 1 }).await;
+    let closed = eventually(Duration::from_secs(10), || async {
+        b.closed.load(Ordering::SeqCst) == 1
+    })
+    .await;
     assert!(closed, "the backend closed its connection (GOAWAY)");
     // Let the proxy's side of the connection notice the close before the next request.
-    let gone = eventually(10, || async {
+    let gone = eventually(Duration::from_secs(10), || async {
         let r = get(p.addr, "grpc.test", "/after").await;
         r.status == 200
     })
@@ -340,7 +343,7 @@ async fn health_checks_of_an_h2_pool_speak_http2() {
          rise = 1\ninitial = \"down\"\n",
     ))
     .await;
-    let up = eventually(10, || async {
+    let up = eventually(Duration::from_secs(10), || async {
         get(p.addr, "grpc.test", "/x").await.status == 200
     })
     .await;

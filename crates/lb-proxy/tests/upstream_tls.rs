@@ -7,58 +7,20 @@ mod common;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use common::*;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use lb_test_support::{self_signed, Cert};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-
-/// A self-signed certificate for `backend.test` and 127.0.0.1, in a temp dir removed on drop.
-struct Cert {
-    dir: PathBuf,
-    cert: PathBuf,
-    key: PathBuf,
-}
-
-impl Drop for Cert {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn self_signed(tag: &str) -> Cert {
-    static SEQ: AtomicUsize = AtomicUsize::new(0);
-    let n = SEQ.fetch_add(1, Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("lb-proxy-tls-{}-{tag}-{n}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let out = std::process::Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
-        .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"])
-        .args(["-subj", "/CN=backend.test"])
-        .args(["-addext", "subjectAltName=DNS:backend.test,IP:127.0.0.1"])
-        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl must be installed");
-    assert!(
-        out.status.success(),
-        "openssl: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Cert { dir, cert, key }
-}
 
 /// What a TLS backend saw of one request.
 #[derive(Clone, Debug)]
@@ -172,7 +134,7 @@ fn ca(cert: &Cert) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verified_with_the_ca_file_and_the_backend_sees_the_sni() {
-    let cert = self_signed("ca");
+    let cert = self_signed(&["backend.test", "127.0.0.1"]);
     let b = tls_backend(&cert, "secure").await;
     let p = proxy(&pool(
         &[b.addr],
@@ -204,7 +166,7 @@ async fn verified_with_the_ca_file_and_the_backend_sees_the_sni() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_without_a_ca_is_502_upstream_connect() {
-    let cert = self_signed("noca");
+    let cert = self_signed(&["backend.test", "127.0.0.1"]);
     let b = tls_backend(&cert, "secure").await;
     let p = proxy(&pool(
         &[b.addr],
@@ -223,8 +185,8 @@ async fn verify_without_a_ca_is_502_upstream_connect() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_handshake_moves_to_the_next_backend() {
-    let good_cert = self_signed("good");
-    let other_cert = self_signed("other");
+    let good_cert = self_signed(&["backend.test", "127.0.0.1"]);
+    let other_cert = self_signed(&["backend.test", "127.0.0.1"]);
     let good = tls_backend(&good_cert, "good").await;
     // Same names, another key: not signed by the configured CA.
     let bad = tls_backend(&other_cert, "bad").await;
@@ -250,7 +212,7 @@ async fn a_failed_handshake_moves_to_the_next_backend() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_false_accepts_any_certificate_and_names_the_ip() {
-    let cert = self_signed("any");
+    let cert = self_signed(&["backend.test", "127.0.0.1"]);
     let b = tls_backend(&cert, "whoever").await;
     let p = proxy(&pool(&[b.addr], "tls = { verify = false }")).await;
     let r = get(p.addr, "web.test", "/x").await;
@@ -262,7 +224,7 @@ async fn verify_false_accepts_any_certificate_and_names_the_ip() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verified_by_ip_without_sni() {
-    let cert = self_signed("ip");
+    let cert = self_signed(&["backend.test", "127.0.0.1"]);
     let b = tls_backend(&cert, "by-ip").await;
     let p = proxy(&pool(
         &[b.addr],
@@ -276,7 +238,7 @@ async fn verified_by_ip_without_sni() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn h2_over_tls_is_negotiated_by_alpn() {
-    let cert = self_signed("h2");
+    let cert = self_signed(&["backend.test", "127.0.0.1"]);
     let b = tls_backend(&cert, "h2tls").await;
     let p = proxy(&pool(
         &[b.addr],
@@ -306,7 +268,7 @@ async fn h2_over_tls_is_negotiated_by_alpn() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_health_checks_use_the_pools_tls_settings() {
-    let cert = self_signed("health");
+    let cert = self_signed(&["backend.test", "127.0.0.1"]);
     let b = tls_backend(&cert, "checked").await;
     let p = proxy(&pool(
         &[b.addr],
@@ -318,7 +280,7 @@ async fn https_health_checks_use_the_pools_tls_settings() {
         ),
     ))
     .await;
-    let probed = eventually(10, || async {
+    let probed = eventually(Duration::from_secs(10), || async {
         b.seen()
             .iter()
             .any(|s| s.path == "/health" && s.sni.as_deref() == Some("backend.test"))
@@ -328,7 +290,7 @@ async fn https_health_checks_use_the_pools_tls_settings() {
     assert_eq!(get(p.addr, "web.test", "/x").await.status, 200);
 
     b.health.store(500, Ordering::SeqCst);
-    let down = eventually(10, || async {
+    let down = eventually(Duration::from_secs(10), || async {
         let r = get(p.addr, "web.test", "/x").await;
         r.status == 503 && r.header("x-lb-error") == "no-healthy-backend"
     })
@@ -336,7 +298,7 @@ async fn https_health_checks_use_the_pools_tls_settings() {
     assert!(down, "a failing https probe takes the backend out");
 
     b.health.store(200, Ordering::SeqCst);
-    let up = eventually(10, || async {
+    let up = eventually(Duration::from_secs(10), || async {
         get(p.addr, "web.test", "/x").await.status == 200
     })
     .await;

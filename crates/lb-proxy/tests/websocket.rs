@@ -361,7 +361,10 @@ async fn messages_echo_both_ways_and_a_client_close_reaches_the_backend() {
     // The client closes its side: the backend sees EOF, closes too, and so does the proxy.
     s.shutdown().await.expect("shutdown");
     assert!(
-        eventually(5, || async { seen.eofs.load(Ordering::SeqCst) == 1 }).await,
+        eventually(Duration::from_secs(5), || async {
+            seen.eofs.load(Ordering::SeqCst) == 1
+        })
+        .await,
         "the backend saw the client's close"
     );
     assert!(closed_within(&mut s, 5).await, "the client side closed too");
@@ -369,7 +372,7 @@ async fn messages_echo_both_ways_and_a_client_close_reaches_the_backend() {
     // The tunnel counted while open, and its bytes, are on /metrics.
     let m = admin(p.admin, "GET", "/metrics", None, None).await.text();
     assert!(
-        eventually(5, || async {
+        eventually(Duration::from_secs(5), || async {
             admin(p.admin, "GET", "/metrics", None, None)
                 .await
                 .text()
@@ -421,7 +424,10 @@ async fn idle_tunnels_close_after_idle_timeout_and_active_ones_stay() {
         "closed after {after:?}, want ~300 ms"
     );
     assert!(
-        eventually(5, || async { seen.eofs.load(Ordering::SeqCst) >= 1 }).await,
+        eventually(Duration::from_secs(5), || async {
+            seen.eofs.load(Ordering::SeqCst) >= 1
+        })
+        .await,
         "the backend side of the idle tunnel was closed too"
     );
     assert_eq!(seen.eofs.load(Ordering::SeqCst), 1, "only the idle one");

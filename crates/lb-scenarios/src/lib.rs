@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,6 +20,11 @@ use lb_core::{Backend as CoreBackend, Pool};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::task::JoinHandle;
+
+use lb_test_support::backend::read_head;
+pub use lb_test_support::eventually;
+/// The plain HTTP/1.1 backend answering its tag (see [`lb_test_support::HttpBackend`]).
+pub use lb_test_support::HttpBackend as Backend;
 
 /// Generous bound on any one exchange.
 pub const T: Duration = Duration::from_secs(10);
@@ -168,96 +173,6 @@ pub fn parse_answer(text: &str) -> Seen {
         error,
         body: body.to_owned(),
     }
-}
-
-/// Polls `f` every 50 ms for at most `secs` seconds until it is true.
-pub async fn eventually<F, Fut>(secs: u64, mut f: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..(secs * 20) {
-        if f().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
-}
-
-/// A plain TCP HTTP/1.1 backend: `GET /health` answers its `health` status; anything
-/// else `200` with its tag as body (counted). Every answer closes the connection.
-pub struct Backend {
-    /// Where it listens.
-    pub addr: SocketAddr,
-    /// Its tag (the body it answers).
-    pub tag: String,
-    /// The status `/health` answers (200 by default).
-    pub health: Arc<AtomicU16>,
-    served: Arc<AtomicUsize>,
-    task: JoinHandle<()>,
-}
-
-impl Drop for Backend {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-impl Backend {
-    /// Starts a backend answering `tag`.
-    pub async fn start(tag: &str) -> Backend {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let health = Arc::new(AtomicU16::new(200));
-        let served = Arc::new(AtomicUsize::new(0));
-        let (h, s, t) = (health.clone(), served.clone(), tag.to_owned());
-        let task = tokio::spawn(async move {
-            while let Ok((mut stream, _)) = listener.accept().await {
-                let (h, s, t) = (h.clone(), s.clone(), t.clone());
-                tokio::spawn(async move {
-                    let head = read_head(&mut stream).await;
-                    let health = head.starts_with("GET /health ");
-                    let (status, body) = if health {
-                        (h.load(Ordering::SeqCst), "health".to_owned())
-                    } else {
-                        s.fetch_add(1, Ordering::SeqCst);
-                        (200, t)
-                    };
-                    let resp = format!(
-                        "HTTP/1.1 {status} X\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
-                    let _ = stream.write_all(resp.as_bytes()).await;
-                    let _ = stream.shutdown().await;
-                });
-            }
-        });
-        Backend {
-            addr,
-            tag: tag.to_owned(),
-            health,
-            served,
-            task,
-        }
-    }
-
-    /// Requests served (health checks excluded).
-    pub fn served(&self) -> usize {
-        self.served.load(Ordering::SeqCst)
-    }
-}
-
-async fn read_head(s: &mut TcpStream) -> String {
-    let mut buf = Vec::new();
-    let mut b = [0u8; 1024];
-    while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 65536 {
-        match tokio::time::timeout(T, s.read(&mut b)).await {
-            Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&b[..n]),
-            _ => break,
-        }
-    }
-    String::from_utf8_lossy(&buf).into_owned()
 }
 
 /// A loopback port nothing listens on: connecting is refused.
@@ -447,7 +362,7 @@ impl Redis {
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let redis = Redis { child, addr };
         assert!(
-            eventually(10, || async {
+            eventually(Duration::from_secs(10), || async {
                 redis.command(&["PING"]).await.contains("PONG")
             })
             .await,

@@ -3,6 +3,8 @@
 //! with its own strategy and health: a backend its health check took down gets nothing.
 //! Both binaries.
 
+use std::time::Duration;
+
 use std::sync::atomic::Ordering;
 
 use lb_scenarios::*;
@@ -56,7 +58,7 @@ async fn pool_names_from_every_resolver_kind_follow_the_pools_health() {
         }
         // The health check takes pod-b down: no request reaches it, whatever answered.
         b.health.store(503, Ordering::SeqCst);
-        let down = eventually(5, || async {
+        let down = eventually(Duration::from_secs(5), || async {
             r.states("pod")
                 .await
                 .iter()

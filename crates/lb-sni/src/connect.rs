@@ -15,7 +15,7 @@ use tokio::net::TcpStream;
 
 /// Starts a non-blocking connect to `addr` with `TCP_NODELAY`; the stream is writable once
 /// the connection is made or has failed.
-pub fn start(addr: SocketAddr) -> io::Result<TcpStream> {
+pub(crate) fn start(addr: SocketAddr) -> io::Result<TcpStream> {
     let family = if addr.is_ipv4() {
         AddressFamily::INET
     } else {
@@ -32,7 +32,7 @@ pub fn start(addr: SocketAddr) -> io::Result<TcpStream> {
 }
 
 /// True when a write failed because the connection was never made.
-pub fn is_connect_error(e: &io::Error) -> bool {
+pub(crate) fn is_connect_error(e: &io::Error) -> bool {
     use io::ErrorKind as K;
     matches!(
         e.kind(),

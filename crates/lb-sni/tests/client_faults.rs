@@ -3,6 +3,9 @@
 
 mod net;
 
+use std::time::Duration;
+
+use lb_test_support::until;
 use net::*;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -46,7 +49,7 @@ async fn clients_that_give_up_eject_no_backend() {
     }
     // The heads did reach the backends before their clients were gone.
     assert!(
-        eventually_count(|| a.count() + b.count()).await > 0,
+        until(Duration::from_secs(3), || a.count() + b.count() > 0).await,
         "nothing was forwarded"
     );
     // Default outlier settings eject after five failures in a row; 90 give-ups later:
@@ -56,15 +59,4 @@ async fn clients_that_give_up_eject_no_backend() {
         assert_eq!(status, "HTTP/1.1 200 OK");
     }
     assert!(a.count() > 0 && b.count() > 0, "both still serve");
-}
-
-/// `f()` once it is non-zero, or after 3 s.
-async fn eventually_count(f: impl Fn() -> usize) -> usize {
-    for _ in 0..60 {
-        if f() > 0 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    f()
 }

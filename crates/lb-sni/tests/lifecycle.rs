@@ -9,21 +9,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use lb_test_support::{eventually, tcp_echo};
 use net::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-
-async fn until<F, Fut>(what: &str, limit: Duration, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let started = Instant::now();
-    while !f().await {
-        assert!(started.elapsed() < limit, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 #[tokio::test]
 async fn health_checks_take_a_dead_backend_out_and_bring_it_back() {
@@ -44,11 +33,14 @@ async fn health_checks_take_a_dead_backend_out_and_bring_it_back() {
         body
     };
     drop(b); // stops accepting: its port refuses connections
-    until("b marked down", Duration::from_secs(5), || async {
-        let s = state(r.admin).await;
-        s.contains("\"down\"")
-    })
-    .await;
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            let s = state(r.admin).await;
+            s.contains("\"down\"")
+        })
+        .await,
+        "timed out waiting for b marked down"
+    );
     // With retries = 0 a pick of the dead backend would fail: none fails now.
     for _ in 0..20 {
         assert_eq!(http_get(r.addr(), "x.test").await.1, "a");
@@ -56,10 +48,13 @@ async fn health_checks_take_a_dead_backend_out_and_bring_it_back() {
     // Back on the same port: up again after `rise` probes.
     let listener = TcpListener::bind(b_addr).await.unwrap();
     let b = rec_backend_on(listener, "b", None);
-    until("b up again", Duration::from_secs(5), || async {
-        !state(r.admin).await.contains("\"down\"")
-    })
-    .await;
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            !state(r.admin).await.contains("\"down\"")
+        })
+        .await,
+        "timed out waiting for b up again"
+    );
     let mut seen_b = false;
     for _ in 0..20 {
         seen_b |= http_get(r.addr(), "x.test").await.1 == "b";
@@ -268,18 +263,7 @@ async fn the_binary_reloads_on_sighup_keeps_serving_a_bad_file_and_drains_on_sig
 
     // SIGTERM with a tunnel open: new connections are refused, the open one finishes,
     // then the process exits 0.
-    let (echo, _t) = {
-        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = l.local_addr().unwrap();
-        let t = tokio::spawn(async move {
-            let Ok((mut s, _)) = l.accept().await else {
-                return;
-            };
-            let (mut r, mut w) = s.split();
-            let _ = tokio::io::copy(&mut r, &mut w).await;
-        });
-        (addr, t)
-    };
+    let (echo, _t) = tcp_echo().await;
     std::fs::write(&path, config(echo)).unwrap();
     let reloads = p
         .seen
@@ -382,10 +366,13 @@ async fn a_discovered_pool_follows_its_file_through_a_reload() {
     let tmp = dir.join("web.json.tmp");
     std::fs::write(&tmp, format!("[\"{}\"]", b.addr)).unwrap();
     std::fs::rename(&tmp, &members).unwrap();
-    until("the file's new member", Duration::from_secs(5), || async {
-        http_get(r.addr(), "x.test").await.1 == "b"
-    })
-    .await;
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            http_get(r.addr(), "x.test").await.1 == "b"
+        })
+        .await,
+        "timed out waiting for the file's new member"
+    );
     // A reload that rebuilds the pool (new strategy) keeps following the file, never the
     // (empty) `backends` of the config.
     let config = lb_core::config::Config::parse(

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use lb_core::proxy_protocol;
+use lb_test_support::tcp_echo;
 use net::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -282,28 +283,9 @@ async fn accepted_proxy_header_sets_the_client_address_only_from_trusted_peers()
     assert_eq!(be.count(), n);
 }
 
-/// A backend that echoes every byte until EOF, then closes (half-close test).
-async fn echo_backend() -> (SocketAddr, tokio::task::JoinHandle<()>) {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    let t = tokio::spawn(async move {
-        loop {
-            let Ok((mut s, _)) = l.accept().await else {
-                return;
-            };
-            tokio::spawn(async move {
-                let (mut r, mut w) = s.split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
-                let _ = w.shutdown().await;
-            });
-        }
-    });
-    (addr, t)
-}
-
 #[tokio::test]
 async fn tunnels_half_close_stream_both_ways_and_end_when_idle() {
-    let (echo, _t) = echo_backend().await;
+    let (echo, _t) = tcp_echo().await;
     let r = router(&format!(
         "[[listener]]\nlisten = \"127.0.0.1:0\"\nprotocol = \"http\"\nidle_timeout = \"500ms\"\n[pool.p]\nbackends = [\"{echo}\"]\n[[route]]\npool = \"p\"\n"
     ))

@@ -33,7 +33,7 @@ pool = "b"
 
 #[tokio::test]
 async fn tls_client_reaches_the_backend_named_by_its_sni() {
-    let (ca, cb) = (self_signed("a.test"), self_signed("x.b.test"));
+    let (ca, cb) = (self_signed(&["a.test"]), self_signed(&["x.b.test"]));
     let (ba, bb) = (
         tls_backend(&ca, "from-a").await,
         tls_backend(&cb, "from-b").await,
@@ -68,16 +68,16 @@ async fn tls_client_reaches_the_backend_named_by_its_sni() {
 
 #[tokio::test]
 async fn unknown_sni_gets_the_unrecognized_name_alert() {
-    let ca = self_signed("a.test");
+    let ca = self_signed(&["a.test"]);
     let ba = tls_backend(&ca, "from-a").await;
     let r = router(&two_pools(ba.addr, ba.addr)).await;
-    let cz = self_signed("zzz.test");
+    let cz = self_signed(&["zzz.test"]);
     let err = tls_get(r.addr(), "zzz.test", client_config(&cz, &[]))
         .await
         .unwrap_err();
     assert!(err.contains("UnrecognisedName"), "{err}");
     // The bare suffix does not match "*.b.test".
-    let cbare = self_signed("b.test");
+    let cbare = self_signed(&["b.test"]);
     let err = tls_get(r.addr(), "b.test", client_config(&cbare, &[]))
         .await
         .unwrap_err();
@@ -111,7 +111,7 @@ async fn no_usable_backend_gets_the_internal_error_alert() {
     .await;
     let out = raw_exchange(r.addr(), &vector_bytes("curl-sni-alpn.bin")).await;
     assert_eq!(out, [21, 3, 3, 0, 2, 2, 80]);
-    let ca = self_signed("app1.test");
+    let ca = self_signed(&["app1.test"]);
     let err = tls_get(r.addr(), "app1.test", client_config(&ca, &[]))
         .await
         .unwrap_err();
@@ -199,7 +199,7 @@ async fn no_sni_goes_to_a_star_route_and_alpn_can_pick_the_route() {
 
 #[tokio::test]
 async fn bad_hellos_close_cleanly_and_the_router_keeps_serving() {
-    let ca = self_signed("a.test");
+    let ca = self_signed(&["a.test"]);
     let ba = tls_backend(&ca, "from-a").await;
     let r = router(&two_pools(ba.addr, ba.addr)).await;
     let good = vector_bytes("openssl-sni-alpn.bin");
@@ -314,7 +314,7 @@ async fn curl_sees_the_right_certificate_and_the_alert() {
         eprintln!("curl not installed; skipped (the rustls tests cover the same paths)");
         return;
     }
-    let ca = self_signed("a.test");
+    let ca = self_signed(&["a.test"]);
     let ba = tls_backend(&ca, "from-a").await;
     let r = router(&two_pools(ba.addr, ba.addr)).await;
     let port = r.addr().port();

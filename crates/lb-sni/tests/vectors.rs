@@ -6,22 +6,6 @@ use common::{handshake_of, reframe, vector, vectors};
 use lb_sni::hello::{parse_client_hello, HelloError};
 
 #[test]
-fn the_outside_folder_matches_the_in_repo_copy_when_present() {
-    let outside = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/testdata/client-hello"
-    );
-    let outside = std::path::Path::new(outside);
-    if !outside.join("manifest.json").exists() {
-        return; // a clone without shared/ beside it: the in-repo copy is authoritative
-    }
-    for v in vectors() {
-        let theirs = std::fs::read(outside.join(&v.name)).expect("vector in shared/");
-        assert_eq!(theirs, v.bytes, "{} differs from shared/", v.name);
-    }
-}
-
-#[test]
 fn every_vector_parses_with_the_manifest_sni_and_alpn() {
     for v in vectors() {
         assert_eq!(v.bytes.len(), v.declared_len, "{}", v.name);

@@ -1,5 +1,8 @@
 //! The `lb` command line: its clap definitions ([`Cli`]) and [`run`], which dispatches to
 //! the library's modules. `main.rs` only parses and calls [`run`].
+// The doc comments of the argument types are clap's help text, where `[ipv6]:port` is text,
+// not a doc link.
+#![allow(rustdoc::broken_intra_doc_links)]
 
 mod admin;
 mod tools;

@@ -2,10 +2,10 @@
 //! FILE --pool NAME`).
 //!
 //! The pool runs exactly as the proxies run it: [`start`] hands the config, cut down to
-//! that one pool, to lb-core's [`build_pools`](lb_core::server::build_pools) — the same
+//! that one pool, to lb-core's [`build_pools`] — the same
 //! call lb-proxy and lb-sni make — so the ring gets the same strategy, the same discovery
 //! source (`file`, `dns` or `redis`) and the same health checks, and waits like them for
-//! the source's first sync ([`discovery_ready`](lb_core::server::discovery_ready)).
+//! the source's first sync ([`discovery_ready`]).
 //! Ring servers and proxies of one fleet that read the same membership therefore answer
 //! the same backend for every key.
 //!

@@ -201,6 +201,7 @@ struct Conn {
     args: Vec<std::ops::Range<usize>>,
 }
 
+#[allow(clippy::too_many_lines)] // the connection's read-execute-write loop with its limits, kept whole for the no-allocation proof
 async fn connection(ring: &Ring, mut stream: TcpStream, id: u64) -> std::io::Result<()> {
     let limits = ring.settings.limits;
     let mut conn = Conn {

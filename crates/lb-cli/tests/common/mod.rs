@@ -2,6 +2,7 @@
 //! `lb` binary, and a RESP client over a plain TCP stream.
 
 #![allow(dead_code)]
+#![allow(unreachable_pub)] // helpers `pub` for the test files that include this module
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

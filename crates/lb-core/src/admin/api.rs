@@ -303,6 +303,7 @@ fn route(view: &AdminView, query: &str) -> Resp {
     }
 }
 
+#[allow(clippy::too_many_lines)] // one block per metric family, in the order /metrics prints them
 fn render_metrics(state: &AdminState, view: &AdminView) -> String {
     let mut out = String::with_capacity(4096);
     metrics::header(

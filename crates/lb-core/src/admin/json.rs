@@ -9,7 +9,7 @@ use crate::discovery::PoolHandle;
 
 /// `POOL` of the admin API.
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
-pub struct PoolJson {
+pub(crate) struct PoolJson {
     /// Pool name.
     pub name: String,
     /// Strategy name.
@@ -24,7 +24,7 @@ pub struct PoolJson {
 
 /// One backend of `POOL`.
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
-pub struct BackendJson {
+pub(crate) struct BackendJson {
     /// `host:port`.
     pub addr: String,
     /// Stable id.
@@ -112,7 +112,7 @@ pub fn rfc3339(t: SystemTime) -> String {
 }
 
 /// Decodes `%XX` escapes; `None` on a bad escape or non-UTF-8 result.
-pub fn percent_decode(s: &str) -> Option<String> {
+pub(crate) fn percent_decode(s: &str) -> Option<String> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

@@ -24,7 +24,7 @@
 //! files must exist and be readable at validation time (their PEM content is parsed by the
 //! binary that uses them); a discovery file may appear later.
 //!
-//! Defaults are those of SPEC.md "Names and defaults"; every runtime field documents its
+//! Defaults are those of docs/config.md (the config reference); every runtime field documents its
 //! own.
 //!
 //! ```
@@ -59,6 +59,7 @@ mod code;
 mod duration;
 mod error;
 mod file;
+mod keys;
 mod net;
 mod pool;
 mod source;
@@ -75,6 +76,7 @@ pub use build::{BuildError, Directory};
 pub use code::CustomResolver;
 pub use duration::{format_duration, parse_duration, parse_percent};
 pub use error::{ConfigError, Issue, KeyPath, Position, Problem, Segment};
+pub use keys::{known_keys, KeyTable};
 pub use net::{
     any_contains, is_header_value, is_token, parse_socket_addr, Cidr, CidrError, RedisUrl,
     UrlTemplate,

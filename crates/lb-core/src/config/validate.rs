@@ -328,6 +328,7 @@ fn admin(c: &mut Checker<'_>, a: FileAdmin) -> AdminConfig {
     out
 }
 
+#[allow(clippy::too_many_lines)] // one check per key of the table, in the table's order: split, the table's rules would scatter
 fn listener(c: &mut Checker<'_>, key: &KeyPath, l: FileListener) -> Option<ListenerConfig> {
     let listen = c.addr(&key.key("listen"), &l.listen);
     let pkey = key.key("protocol");

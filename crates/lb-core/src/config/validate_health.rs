@@ -13,6 +13,7 @@ use super::types::resolve_path;
 use super::validate::Checker;
 use crate::name::normalize_name;
 
+#[allow(clippy::too_many_lines)] // one check per key of the table, in the table's order: split, the table's rules would scatter
 pub(crate) fn discovery(c: &mut Checker<'_>, key: &KeyPath, f: FileDiscovery) -> Discovery {
     let kind = f.kind.clone();
     let only = |c: &mut Checker<'_>, allowed: &[&str]| {
@@ -163,6 +164,7 @@ pub(crate) fn discovery(c: &mut Checker<'_>, key: &KeyPath, f: FileDiscovery) ->
     }
 }
 
+#[allow(clippy::too_many_lines)] // one check per key of the table, in the table's order: split, the table's rules would scatter
 pub(crate) fn health(c: &mut Checker<'_>, key: &KeyPath, h: FileHealth) -> HealthConfig {
     let d = HealthConfig::default();
     let kind = match h.kind.as_deref() {

@@ -11,7 +11,7 @@ use super::validate::Checker;
 use super::validate_pool::key_spec;
 
 /// The default of `max_keys`.
-pub const DEFAULT_MAX_KEYS: usize = 100_000;
+pub(super) const DEFAULT_MAX_KEYS: usize = 100_000;
 
 /// `rate = "COUNT/s"` or `"COUNT/m"`: requests per period.
 pub(crate) fn parse_rate(s: &str) -> Option<(NonZeroU32, Duration)> {

@@ -22,6 +22,7 @@ const PROXY_KEYS: &str =
     "client-ip, host, path, uri, header:NAME, cookie:NAME, query:NAME or path-regex:RE";
 const SNI_KEYS: &str = "client-ip or sni";
 
+#[allow(clippy::too_many_lines)] // one check per key of the table, in the table's order: split, the table's rules would scatter
 pub(crate) fn pool(c: &mut Checker<'_>, key: &KeyPath, name: &str, p: FilePool) -> PoolConfig {
     let d = PoolConfig::with_defaults(name);
     let strategy = match p.strategy.as_deref().map(str::parse::<StrategyKind>) {

@@ -12,6 +12,7 @@ use super::validate::Checker;
 use super::Binary;
 use crate::name::{normalize_name, HostPattern};
 
+#[allow(clippy::too_many_lines)] // one check per key of the table, in the table's order: split, the table's rules would scatter
 pub(crate) fn route(
     c: &mut Checker<'_>,
     key: &KeyPath,
@@ -184,6 +185,7 @@ pub(crate) fn route(
     })
 }
 
+#[allow(clippy::too_many_lines)] // one check per key of the table, in the table's order: split, the table's rules would scatter
 pub(crate) fn resolver(
     c: &mut Checker<'_>,
     key: &KeyPath,

@@ -1,6 +1,6 @@
 //! `discovery = { kind = "redis", url, key, resync }`: one membership shared by a fleet.
 //!
-//! ## Data model (SPEC.md "Redis membership")
+//! ## Data model
 //! A hash at `key`: field = backend address (`ip:port`, `[v6]:port`), value = weight
 //! (`0`..`256`; `0` = draining). Every change is followed by `PUBLISH <key>:events <addr>`.
 //! A missing key is an empty pool. A field that is not an address, or a value that is not a

@@ -63,7 +63,7 @@ pub struct Consistent {
 
 /// The ring point `replica` of a backend with this id hash.
 #[inline]
-pub fn vnode_point(id_hash: u64, replica: u64) -> u64 {
+pub(crate) fn vnode_point(id_hash: u64, replica: u64) -> u64 {
     mix64(id_hash ^ mix64(replica))
 }
 

@@ -61,7 +61,7 @@ fn is_prime(m: u64) -> bool {
 }
 
 /// The table size for `nodes` backends.
-pub fn table_size(nodes: usize, params: &Params) -> u64 {
+pub(crate) fn table_size(nodes: usize, params: &Params) -> u64 {
     let mut m = u64::from(params.maglev_min_table)
         .max(100 * nodes as u64)
         .clamp(2, MAX_TABLE);

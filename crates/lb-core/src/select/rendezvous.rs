@@ -39,13 +39,13 @@ pub struct Rendezvous {
 
 /// The raw 64-bit score hash of `key_hash` against a backend id hash.
 #[inline]
-pub fn score_hash(key_hash: u64, id_hash: u64) -> u64 {
+pub(crate) fn score_hash(key_hash: u64, id_hash: u64) -> u64 {
     mix64(key_hash ^ id_hash)
 }
 
 /// The weighted score `-w / ln(u)` for a score hash.
 #[inline]
-pub fn weighted_score(hash: u64, weight: f64) -> f64 {
+pub(crate) fn weighted_score(hash: u64, weight: f64) -> f64 {
     // 52 bits so that `k + ½` is exact: u ∈ [2⁻⁵³, 1 − 2⁻⁵³], never 0 or 1.
     let u = ((hash >> 12) as f64 + 0.5) * (1.0 / (1u64 << 52) as f64);
     -weight / u.ln()

@@ -38,7 +38,7 @@ impl Slot for u32 {
 
 /// A slot list plus what a walk needs to deduplicate without allocating.
 #[derive(Debug, Clone)]
-pub struct SlotTable<T> {
+pub(crate) struct SlotTable<T> {
     slots: Box<[T]>,
     nodes: usize,
     /// For node `Seen::INLINE + k`: its positions are `positions[starts[k]..starts[k + 1]]`.
@@ -50,7 +50,7 @@ pub struct SlotTable<T> {
 
 impl<T: Slot> SlotTable<T> {
     /// Wraps `slots` (every entry `< nodes`) for `nodes` distinct nodes.
-    pub fn new(slots: Vec<T>, nodes: usize) -> SlotTable<T> {
+    pub(crate) fn new(slots: Vec<T>, nodes: usize) -> SlotTable<T> {
         let mut count = vec![0u32; nodes];
         for s in &slots {
             if let Some(c) = count.get_mut(s.node()) {
@@ -92,25 +92,25 @@ impl<T: Slot> SlotTable<T> {
 
     /// The slots.
     #[inline]
-    pub fn slots(&self) -> &[T] {
+    pub(crate) fn slots(&self) -> &[T] {
         &self.slots
     }
 
     /// Number of slots.
     #[inline]
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.slots.len()
     }
 
     /// Number of distinct nodes the walk yields.
     #[inline]
-    pub fn nodes(&self) -> usize {
+    pub(crate) fn nodes(&self) -> usize {
         self.nodes
     }
 
     /// A walk from slot `start` (must be `< len()`, or 0 for an empty table).
     #[inline]
-    pub fn walk(&self, start: usize) -> SlotWalk<'_, T> {
+    pub(crate) fn walk(&self, start: usize) -> SlotWalk<'_, T> {
         SlotWalk {
             table: self,
             start,
@@ -184,12 +184,12 @@ impl<T: Slot> Iterator for SlotWalk<'_, T> {
 
 /// `x` scaled into `0..n` (Lemire's multiply-shift: uniform for a uniform `x`, no division).
 #[inline]
-pub fn fastrange(x: u64, n: u64) -> u64 {
+pub(crate) fn fastrange(x: u64, n: u64) -> u64 {
     ((u128::from(x) * u128::from(n)) >> 64) as u64
 }
 
 /// Greatest common divisor of the weights (1 for an empty list).
-pub fn weight_gcd(weights: impl IntoIterator<Item = u32>) -> u32 {
+pub(crate) fn weight_gcd(weights: impl IntoIterator<Item = u32>) -> u32 {
     fn gcd(mut a: u32, mut b: u32) -> u32 {
         while b != 0 {
             (a, b) = (b, a % b);

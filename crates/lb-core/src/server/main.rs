@@ -41,7 +41,7 @@ impl ServerArgs {
 
 /// Runs a server binary to its end: `--check`, or the process logs ([`logging`](super::logging)),
 /// the config, the runtime of its `threads`, `start` (the binary's [`Shell`]), the pid
-/// file, then signals ([`supervise`]) until SIGTERM/SIGINT and a drain of at most
+/// file, then signals (`supervise` in `run`) until SIGTERM/SIGINT and a drain of at most
 /// [`GRACE`]. Exit codes: 0 after a drain or a valid check, 1 for a bad config or a failed
 /// start, 2 for a usage error.
 pub fn main<G, F, Fut>(name: &str, binary: Binary, args: ServerArgs, start: F) -> ExitCode

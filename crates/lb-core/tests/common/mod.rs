@@ -1,14 +1,14 @@
 //! Helpers shared by the config tests.
 
 #![allow(dead_code)]
+#![allow(unreachable_pub)] // helpers `pub` for the test files that include this module
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::Path;
 
 use lb_core::config::{Binary, Config, ConfigError};
 
-pub const SPEC_EXAMPLE: &str = r#"
+pub const FULL_EXAMPLE: &str = r#"
 threads = 0                    # worker threads; 0 = one per core (benchmarks compare with 1)
 
 [admin]
@@ -89,35 +89,4 @@ pub fn assert_names(msg: &str, key: &str, fragments: &[&str]) {
 
 pub fn sa(s: &str) -> SocketAddr {
     s.parse().unwrap()
-}
-
-/// A fresh directory under the system temp dir (removed by the caller).
-pub fn temp_dir() -> PathBuf {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "lb-config-test-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// Writes a real self-signed certificate (PEM) to `path`, as a CA bundle (openssl CLI).
-pub fn write_ca(path: &Path) {
-    let key = path.with_extension("key");
-    let out = std::process::Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
-        .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"])
-        .args(["-subj", "/CN=lb test CA", "-keyout"])
-        .arg(&key)
-        .arg("-out")
-        .arg(path)
-        .output()
-        .expect("openssl must be installed");
-    assert!(
-        out.status.success(),
-        "openssl: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }

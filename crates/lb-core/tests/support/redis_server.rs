@@ -3,6 +3,7 @@
 //! Shared by lb-core's and lb-proxy's discovery tests (included with `#[path]`).
 
 #![allow(dead_code)]
+#![allow(unreachable_pub)] // helpers `pub` for the test files that include this module
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -1,6 +1,7 @@
 //! Shared by the tunnel tests: connected loopback pairs, a tunnel task in the middle,
 //! deterministic random payloads and an order-sensitive hash.
 #![allow(dead_code)]
+#![allow(unreachable_pub)] // helpers `pub` for the test files that include this module
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

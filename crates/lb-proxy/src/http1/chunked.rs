@@ -21,9 +21,9 @@
 use super::ChunkError;
 
 /// The longest chunk-size line (size, extensions, CRLF) accepted.
-pub const MAX_SIZE_LINE: u32 = 4096;
+pub(crate) const MAX_SIZE_LINE: u32 = 4096;
 /// The longest trailer section (its field lines, not the final CRLF) accepted.
-pub const MAX_TRAILERS: u32 = 64 * 1024;
+pub(crate) const MAX_TRAILERS: u32 = 64 * 1024;
 
 /// Where the decoder is; the numbers it needs are in [`Chunked`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

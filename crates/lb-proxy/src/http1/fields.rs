@@ -226,7 +226,7 @@ impl<'a> Framing<'a> {
     /// The authority a request is for (RFC 9112 §3.2): the target's for an
     /// absolute-form target, else the `Host` field. HTTP/1.1 needs exactly one `Host`
     /// field; no request may have two; an absolute-form target's authority and `Host`
-    /// must agree (as SPEC.md says; RFC 9112 §3.2.2 lets the target win, we refuse the
+    /// must agree (our rule, listed in `http1/mod.rs`; RFC 9112 §3.2.2 lets the target win, we refuse the
     /// ambiguity instead).
     pub fn request_host(
         &self,

@@ -112,7 +112,8 @@ fn absolute_form_targets_name_the_host() {
     );
 }
 
-/// One captured request per rule of SPEC.md "Request framing", with the error it gets.
+/// One captured request per framing rule of the module docs (`http1/mod.rs`), with the
+/// error it gets.
 pub(crate) const REFUSED: &[(&str, &[u8], Error)] = &[
     (
         "CL with TE",

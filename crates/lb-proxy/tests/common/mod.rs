@@ -2,6 +2,7 @@
 //! a plain HTTP/1.1 client, raw TCP writes and the proxy started from config text.
 
 #![allow(dead_code)]
+#![allow(unreachable_pub)] // helpers `pub` for the test files that include this module
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -23,6 +24,9 @@ use lb_proxy::app::{self, App};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
+
+#[allow(unused_imports)] // each test binary uses a different subset
+pub use lb_test_support::eventually;
 
 /// Size of one generated chunk when streaming.
 pub const CHUNK: usize = 64 * 1024;
@@ -383,21 +387,6 @@ pub async fn spread(addr: SocketAddr, host: &str, path: &str, n: usize) -> HashM
         *m.entry(r.text()).or_insert(0) += 1;
     }
     m
-}
-
-/// Polls `f` every 50 ms for at most `secs` seconds until it is true.
-pub async fn eventually<F, Fut>(secs: u64, mut f: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..(secs * 20) {
-        if f().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
 }
 
 /// Reads a head up to and including its blank line, byte by byte so that nothing after it

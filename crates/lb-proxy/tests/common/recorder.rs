@@ -7,6 +7,8 @@
 //! connection. Tests read what reached it with [`Recorder::bytes`], and how many
 //! requests it framed and answered with [`Recorder::requests`].
 
+#![allow(unreachable_pub)] // helpers `pub` for the test files that include this module
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

@@ -1,5 +1,6 @@
 //! Running a server binary (lb-proxy or lb-sni) as an operator does, for the command-line
 //! and access-log tests of both crates (lb-sni includes this file by path).
+#![allow(unreachable_pub)] // helpers `pub` for the test files that include this module
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;

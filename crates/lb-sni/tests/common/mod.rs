@@ -2,10 +2,11 @@
 //! ClientHello builder. Written independently of the parser under test.
 
 #![allow(dead_code)] // each test binary uses a different subset
+#![allow(unreachable_pub)] // helpers `pub` for the test files that include this module
 
 use std::path::PathBuf;
 
-/// The in-repo copy of `shared/testdata/client-hello`.
+/// The captured ClientHellos (`tests/data/client-hello`, listed in its `manifest.json`).
 pub const VECTOR_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/client-hello");
 
 /// One captured ClientHello and what `manifest.json` says about it.

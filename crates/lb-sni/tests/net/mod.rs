@@ -2,9 +2,10 @@
 //! backends with self-signed certificates (openssl), recording TCP backends, a rustls client.
 
 #![allow(dead_code)] // each test binary uses a different subset
+#![allow(unreachable_pub)] // helpers `pub` for the test files that include this module
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -19,56 +20,8 @@ use tokio::task::JoinHandle;
 
 pub const T: Duration = Duration::from_secs(10);
 
-/// A self-signed certificate for some DNS names, in a temp dir removed on drop.
-pub struct Cert {
-    pub dir: PathBuf,
-    pub cert: PathBuf,
-    pub key: PathBuf,
-}
-
-impl Drop for Cert {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-static SEQ: AtomicUsize = AtomicUsize::new(0);
-
-pub fn temp_dir(tag: &str) -> PathBuf {
-    let n = SEQ.fetch_add(1, Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("lb-sni-{}-{tag}-{n}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-pub fn self_signed(name: &str) -> Cert {
-    let dir = temp_dir(name);
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let out = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-        ])
-        .args(["-nodes", "-days", "2", "-subj", &format!("/CN={name}")])
-        .args(["-addext", &format!("subjectAltName=DNS:{name}")])
-        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl must be installed (.ci/run installs it)");
-    assert!(
-        out.status.success(),
-        "openssl: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Cert { dir, cert, key }
-}
+#[allow(unused_imports)] // each test binary uses a different subset
+pub use lb_test_support::{self_signed, temp_dir, Cert, TempDir};
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
@@ -224,18 +177,12 @@ pub struct Router {
     pub app: Option<App>,
     pub addrs: Vec<SocketAddr>,
     pub admin: SocketAddr,
-    pub dir: PathBuf,
+    pub dir: TempDir,
 }
 
 impl Router {
     pub fn addr(&self) -> SocketAddr {
         self.addrs[0]
-    }
-}
-
-impl Drop for Router {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

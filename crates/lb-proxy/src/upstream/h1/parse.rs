@@ -181,7 +181,7 @@ const MAX_SKIPS: usize = 4;
 /// for the response, nor dropped after it. The lines the relay removes (the hop-by-hop
 /// fields: `Connection`, `Keep-Alive`, `Proxy-Connection`, `TE`, `Transfer-Encoding`,
 /// `Upgrade`) are skipped. A head this does not fit (a 101, a `Connection` naming other
-/// fields, more than [`MAX_SKIPS`] hop-by-hop lines, a line not ended by CRLF, a
+/// fields, more than `MAX_SKIPS` hop-by-hop lines, a line not ended by CRLF, a
 /// `Content-Length` on a 204 or 304) gets a header map as before.
 #[derive(Debug)]
 pub struct RawFields {

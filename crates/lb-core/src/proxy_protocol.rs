@@ -257,6 +257,10 @@ fn parse_v1(buf: &[u8]) -> Result<Parsed, ParseError> {
     if window[cr] == b'\n' {
         return Err(ParseError::Malformed("line ends without CR"));
     }
+    if cr + 2 > V1_MAX {
+        // A CR in the last byte allowed: its LF would be one byte too many.
+        return Err(ParseError::TooLong);
+    }
     match buf.get(cr + 1) {
         None => return Err(ParseError::Incomplete),
         Some(b'\n') => {}
@@ -566,6 +570,29 @@ mod tests {
     /// Found by the fuzz target (fuzz/regressions/proxy_protocol/v1-bare-lf-then-crlf): a
     /// bare LF in a v1 line was an error only while no CRLF followed it, so the answer
     /// changed as bytes arrived ("line ends without CR", then "bad port").
+    /// Found by the fuzz target (fuzz/regressions/proxy_protocol/v1-header-of-108-bytes): a
+    /// CR as the 107th byte, with its LF after it, was accepted as a 108-byte header.
+    #[test]
+    fn a_v1_header_is_at_most_107_bytes_with_its_crlf() {
+        let line = |len: usize| {
+            let mut l = b"PROXY UNKNOWN ".to_vec();
+            l.resize(len - 2, b'x');
+            l.extend_from_slice(b"\r\n");
+            l
+        };
+        let longest = line(V1_MAX);
+        assert_eq!(parse(&longest).map(|p| p.consumed), Ok(V1_MAX));
+        let over = line(V1_MAX + 1);
+        for end in V1_MAX..=over.len() {
+            assert_eq!(
+                parse(&over[..end]),
+                Err(ParseError::TooLong),
+                "first {end} bytes"
+            );
+        }
+        assert_eq!(parse(&over[..V1_MAX - 1]), Err(ParseError::Incomplete));
+    }
+
     #[test]
     fn a_bare_lf_ends_a_v1_line_whatever_follows() {
         let wire = b"PROXY TCP4 192.0.2.1 198.51.100.2 51000 443-\nGET / HTTP/1.1\r\n\r\n";

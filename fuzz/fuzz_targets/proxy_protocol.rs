@@ -4,8 +4,11 @@
 //! and the format's maximum, parses the same from its own bytes, and every strict prefix
 //! of it is `Incomplete`; an answer other than `Incomplete` is final (a prefix that answers
 //! gives the same answer as the whole); a header with addresses of one family re-encodes
-//! (`Header::encode`) to bytes that parse to the same version and addresses.
+//! (`Header::encode`) to bytes that parse to the same version and addresses (IPv4-mapped
+//! ones as IPv4).
 //! Seeds: `seeds/proxy_protocol/` (v1 and v2 headers, TCP4/TCP6/UNKNOWN/LOCAL).
+
+use std::net::SocketAddr;
 
 use lb_core::proxy_protocol::{parse, Header, ParseError, Version, V1_MAX, V2_MAX};
 
@@ -34,18 +37,17 @@ fn check(data: &[u8]) {
             }
         }
         if let (Some(src), Some(dst)) = (p.src, p.dst) {
-            if src.is_ipv4() == dst.is_ipv4() {
-                let header = Header {
-                    version: p.version,
-                    src,
-                    dst,
-                };
-                let enc = header.encode();
+            // `encode` unmaps IPv4-mapped addresses and sends mixed families as IPv6: compare
+            // canonical forms, and only for one family (which it sends as it is).
+            let canon = |a: SocketAddr| SocketAddr::new(a.ip().to_canonical(), a.port());
+            if canon(src).is_ipv4() == canon(dst).is_ipv4() {
+                let version = p.version;
+                let enc = Header { version, src, dst }.encode();
                 let back = parse(enc.as_bytes()).expect("an encoded header parses");
                 assert_eq!(back.consumed, enc.as_bytes().len());
                 assert_eq!(
                     (back.version, back.src, back.dst),
-                    (p.version, p.src, p.dst)
+                    (version, Some(canon(src)), Some(canon(dst)))
                 );
             }
         }

@@ -24,6 +24,8 @@ fn inputs(kind: &str, target: &str) -> Vec<(PathBuf, Vec<u8>)> {
 }
 
 mod proxy_protocol {
+    use std::net::SocketAddr;
+
     use lb_core::proxy_protocol::{parse, Header, ParseError, Version, V1_MAX, V2_MAX};
 
     /// The fuzz target's checks (fuzz/fuzz_targets/proxy_protocol.rs), every prefix.
@@ -45,12 +47,18 @@ mod proxy_protocol {
                 );
             }
             if let (Some(src), Some(dst)) = (p.src, p.dst) {
-                if src.is_ipv4() == dst.is_ipv4() {
+                // `encode` unmaps IPv4-mapped addresses and sends mixed families as IPv6: compare
+                // canonical forms, and only for one family (which it sends as it is).
+                let canon = |a: SocketAddr| SocketAddr::new(a.ip().to_canonical(), a.port());
+                if canon(src).is_ipv4() == canon(dst).is_ipv4() {
                     let version = p.version;
                     let enc = Header { version, src, dst }.encode();
                     let back = parse(enc.as_bytes()).expect("an encoded header parses");
                     assert_eq!(back.consumed, enc.as_bytes().len());
-                    assert_eq!((back.version, back.src, back.dst), (version, p.src, p.dst));
+                    assert_eq!(
+                        (back.version, back.src, back.dst),
+                        (version, Some(canon(src)), Some(canon(dst)))
+                    );
                 }
             }
         }

@@ -244,15 +244,23 @@ pub fn parse(buf: &[u8]) -> Result<Parsed, ParseError> {
 
 fn parse_v1(buf: &[u8]) -> Result<Parsed, ParseError> {
     let window = &buf[..buf.len().min(V1_MAX)];
-    let Some(cr) = window.iter().position(|&b| b == b'\r') else {
+    // The line ends at its first CR or LF, whatever follows: so an answer, once given,
+    // does not change as more bytes arrive (a bare LF is an error at once, not only when
+    // no CR comes later).
+    let Some(cr) = window.iter().position(|&b| b == b'\r' || b == b'\n') else {
         return if buf.len() >= V1_MAX {
             Err(ParseError::TooLong)
-        } else if window.contains(&b'\n') {
-            Err(ParseError::Malformed("line ends without CR"))
         } else {
             Err(ParseError::Incomplete)
         };
     };
+    if window[cr] == b'\n' {
+        return Err(ParseError::Malformed("line ends without CR"));
+    }
+    if cr + 2 > V1_MAX {
+        // A CR in the last byte allowed: its LF would be one byte too many.
+        return Err(ParseError::TooLong);
+    }
     match buf.get(cr + 1) {
         None => return Err(ParseError::Incomplete),
         Some(b'\n') => {}
@@ -557,6 +565,44 @@ mod tests {
             (any::<[u8; 16]>(), any::<u16>())
                 .prop_map(|(o, p)| SocketAddr::new(IpAddr::from(o), p)),
         ]
+    }
+
+    /// Found by the fuzz target (fuzz/regressions/proxy_protocol/v1-bare-lf-then-crlf): a
+    /// bare LF in a v1 line was an error only while no CRLF followed it, so the answer
+    /// changed as bytes arrived ("line ends without CR", then "bad port").
+    /// Found by the fuzz target (fuzz/regressions/proxy_protocol/v1-header-of-108-bytes): a
+    /// CR as the 107th byte, with its LF after it, was accepted as a 108-byte header.
+    #[test]
+    fn a_v1_header_is_at_most_107_bytes_with_its_crlf() {
+        let line = |len: usize| {
+            let mut l = b"PROXY UNKNOWN ".to_vec();
+            l.resize(len - 2, b'x');
+            l.extend_from_slice(b"\r\n");
+            l
+        };
+        let longest = line(V1_MAX);
+        assert_eq!(parse(&longest).map(|p| p.consumed), Ok(V1_MAX));
+        let over = line(V1_MAX + 1);
+        for end in V1_MAX..=over.len() {
+            assert_eq!(
+                parse(&over[..end]),
+                Err(ParseError::TooLong),
+                "first {end} bytes"
+            );
+        }
+        assert_eq!(parse(&over[..V1_MAX - 1]), Err(ParseError::Incomplete));
+    }
+
+    #[test]
+    fn a_bare_lf_ends_a_v1_line_whatever_follows() {
+        let wire = b"PROXY TCP4 192.0.2.1 198.51.100.2 51000 443-\nGET / HTTP/1.1\r\n\r\n";
+        let want = Err(ParseError::Malformed("line ends without CR"));
+        for end in wire.iter().position(|&b| b == b'\n').unwrap() + 1..=wire.len() {
+            assert_eq!(parse(&wire[..end]), want, "first {end} bytes");
+        }
+        let mut long = b"PROXY TCP4 1.2.3.4\n".to_vec();
+        long.resize(V1_MAX + 10, b'A');
+        assert_eq!(parse(&long), want);
     }
 
     proptest! {

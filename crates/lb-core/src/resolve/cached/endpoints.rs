@@ -244,6 +244,7 @@ impl Unrouted {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::Reason;
     use crate::outlier::Outcome;
     use crate::resolve::{CacheSettings, Cached, StaticResolver};
 
@@ -308,6 +309,27 @@ mod tests {
             d.lookup_target("nope.test").await.answered,
             Answered::Negative
         );
+    }
+
+    #[tokio::test]
+    async fn route_gives_a_pool_endpoints_or_why_not() {
+        let d = directory();
+        let pools: std::collections::BTreeMap<String, u32> = [("pod0".to_owned(), 7)].into();
+        let pool = |n: &str| pools.get(n);
+        match d.route("two.test", pool).await {
+            Ok(Routing::Endpoints(p)) => assert_eq!(p.snapshot().members().len(), 2),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            d.route("pod.test", pool).await,
+            Ok(Routing::Pool(&7))
+        ));
+        let unknown_pool = d.route("nope.test", pool).await;
+        assert!(matches!(unknown_pool, Err(Unrouted::Unavailable)));
+        let not_found = d.route("none.test", pool).await;
+        assert!(matches!(not_found, Err(Unrouted::UnknownHost)));
+        assert_eq!(Unrouted::UnknownHost.reason(), Reason::UnknownHost);
+        assert_eq!(Unrouted::Unavailable.reason(), Reason::DirectoryUnavailable);
     }
 
     #[test]

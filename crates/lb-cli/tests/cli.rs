@@ -179,3 +179,50 @@ fn hash_writes_an_svg_chart_with_weights() {
     assert_eq!(code, 1);
     assert!(err.contains("/nonexistent-dir/x.svg"), "{err}");
 }
+
+/// `lb hash ... | head`: a reader that goes away must not make `lb hash`
+/// panic ("failed printing to stdout: Broken pipe"); it exits 0 quietly.
+/// The pipe's read end is closed before `lb` starts, so every write to
+/// stdout fails with EPIPE whatever the timing.
+#[test]
+fn hash_exits_quietly_when_stdout_is_closed() {
+    let svg = write("closed.svg", "");
+    let (reader, writer) = std::io::pipe().unwrap_or_else(|e| panic!("pipe: {e}"));
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_lb"))
+        .args(["hash", "--strategy", "rendezvous", "--backends", "5"])
+        .args(["--keys", "1000", "--svg"])
+        .arg(&svg)
+        .stdout(writer)
+        .output()
+        .unwrap_or_else(|e| panic!("running lb: {e}"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!err.contains("Broken pipe"), "{err}");
+    assert_eq!(out.status.code(), Some(0), "{err}");
+}
+
+/// The same as a person sees it: read the first line, then drop the pipe.
+#[test]
+fn hash_survives_a_reader_that_stops_after_one_line() {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lb"))
+        .args(["hash", "--strategy", "modulo", "--backends", "5"])
+        .args(["--keys", "1000", "--add", "1"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("running lb: {e}"));
+    let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+    let mut first = String::new();
+    std::io::BufReader::new(stdout)
+        .read_line(&mut first)
+        .unwrap_or_else(|e| panic!("reading lb: {e}"));
+    assert!(first.starts_with("backends: 5"), "{first}");
+    let out = child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("waiting for lb: {e}"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(0), "{err}");
+}

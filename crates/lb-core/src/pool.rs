@@ -550,8 +550,10 @@ impl Snapshot {
         }
         self.shared.total_active.fetch_add(1, Ordering::AcqRel);
         Some(Lease {
-            snap: Arc::clone(self),
-            member: i as u32,
+            chosen: Chosen {
+                snap: Arc::clone(self),
+                member: i as u32,
+            },
             started: clock::now_nanos(),
         })
     }
@@ -652,8 +654,10 @@ impl<'a> Selection<'a> {
         }
         self.snap.shared.total_active.fetch_add(1, Ordering::AcqRel);
         Some(Lease {
-            snap: Arc::clone(self.snap),
-            member: group.members[n],
+            chosen: Chosen {
+                snap: Arc::clone(self.snap),
+                member: group.members[n],
+            },
             started: clock::now_nanos(),
         })
     }
@@ -687,8 +691,8 @@ impl Iterator for Selection<'_> {
 /// A backend chosen for one request: counted as active until dropped.
 #[derive(Debug)]
 pub struct Lease {
-    snap: Arc<Snapshot>,
-    member: u32,
+    /// The member; the lease adds holding its request slot.
+    chosen: Chosen,
     /// Clock nanos when it was taken: how long it is held feeds the stats page.
     started: u64,
 }
@@ -697,19 +701,19 @@ impl Lease {
     /// The chosen member.
     #[inline]
     pub fn member(&self) -> &Member {
-        &self.snap.members[self.member as usize]
+        self.chosen.member()
     }
 
     /// The chosen backend.
     #[inline]
     pub fn backend(&self) -> &Backend {
-        &self.member().backend
+        self.chosen.backend()
     }
 
     /// The chosen backend's address.
     #[inline]
     pub fn addr(&self) -> SocketAddr {
-        self.member().backend.addr()
+        self.chosen.addr()
     }
 
     /// The chosen backend's [`hash::sticky_id`] (what a sticky cookie names it by).
@@ -723,10 +727,7 @@ impl Lease {
     /// whoever reports the outcome (the [`tower`](crate::tower) layer does this).
     #[inline]
     pub fn chosen(&self) -> Chosen {
-        Chosen {
-            snap: Arc::clone(&self.snap),
-            member: self.member,
-        }
+        self.chosen.clone()
     }
 
     /// Feeds passive outlier detection with this attempt's outcome.
@@ -736,7 +737,7 @@ impl Lease {
             Outcome::Success => outlier::record_success(&m.state),
             Outcome::Failure => {
                 let now = clock::now_nanos();
-                let snap = &self.snap;
+                let snap = &self.chosen.snap;
                 if outlier::record_failure(
                     &m.state,
                     &snap.settings.outlier,
@@ -786,6 +787,10 @@ impl Drop for Lease {
             .watch()
             .observe_held(std::time::Duration::from_nanos(held));
         self.member().state.release();
-        self.snap.shared.total_active.fetch_sub(1, Ordering::AcqRel);
+        self.chosen
+            .snap
+            .shared
+            .total_active
+            .fetch_sub(1, Ordering::AcqRel);
     }
 }

@@ -619,14 +619,7 @@ impl ClientIo {
     /// for at most [`LINGER`], then fails. For [`front`](crate::front), which judges
     /// heads with the codec, when no response is being written.
     pub fn refuse(&mut self, reason: Reason) {
-        self.errors.inc(reason);
-        tracing::info!(
-            target: "lb::access",
-            client = %self.client,
-            status = reason.status(),
-            error = reason.as_str(),
-            "refused before routing"
-        );
+        self.count_refusal(reason, "refused before routing");
         self.pending = None;
         self.closing = Closing::Answer(reason, 0);
     }
@@ -737,15 +730,20 @@ impl ClientIo {
     }
 
     fn start_replace(&mut self, reason: Reason) {
+        self.count_refusal(reason, "refused by the HTTP parser");
+        self.closing = Closing::Replacing(reason, 0);
+    }
+
+    /// Counts a refused head and logs it as an access line saying `what` refused it.
+    fn count_refusal(&self, reason: Reason, what: &'static str) {
         self.errors.inc(reason);
         tracing::info!(
             target: "lb::access",
             client = %self.client,
             status = reason.status(),
             error = reason.as_str(),
-            "refused by the HTTP parser"
+            "{what}"
         );
-        self.closing = Closing::Replacing(reason, 0);
     }
 }
 

@@ -26,7 +26,7 @@ use lb_core::forward::{Attempts, Failure, Verdict};
 use lb_core::hash;
 use lb_core::metrics::Reason;
 use lb_core::name::normalize_name;
-use lb_core::resolve::Answer;
+use lb_core::resolve::Routing;
 use lb_core::select::PickInput;
 
 use crate::access;
@@ -443,20 +443,10 @@ async fn resolve<'a>(
     d: &'a DirectoryTarget,
     host: &str,
 ) -> Result<Resolved<'a>, Reason> {
-    match d.cache.lookup_target(host).await.answer {
-        Ok(Answer::Endpoints(pool)) => Ok(Resolved::Endpoints(d, pool)),
-        Ok(Answer::Pool(name)) => match rt.pools.get(&*name) {
-            Some(p) => Ok(Resolved::Pool(p)),
-            None => {
-                tracing::debug!(resolver = %d.name, name = host, pool = %name, "directory named an unknown pool");
-                Err(Reason::DirectoryUnavailable)
-            }
-        },
-        Ok(_) => Err(Reason::UnknownHost),
-        Err(e) => {
-            tracing::warn!(resolver = %d.name, name = host, error = %e, "directory lookup failed");
-            Err(Reason::DirectoryUnavailable)
-        }
+    match d.cache.route(host, |p| rt.pools.get(p)).await {
+        Ok(Routing::Pool(p)) => Ok(Resolved::Pool(p)),
+        Ok(Routing::Endpoints(pool)) => Ok(Resolved::Endpoints(d, pool)),
+        Err(e) => Err(e.reason()),
     }
 }
 

@@ -33,7 +33,7 @@ use lb_core::forward::{Attempts, Failure, Verdict};
 use lb_core::metrics::Reason;
 use lb_core::name::{normalize_name, IpText};
 use lb_core::proxy_protocol::{self, Header, Version};
-use lb_core::resolve::Answer;
+use lb_core::resolve::Routing;
 use lb_core::select::PickInput;
 use lb_core::server::RunningPool;
 use lb_core::Lease;
@@ -248,20 +248,10 @@ async fn resolve<'a>(
     d: &'a DirectoryTarget,
     name: &str,
 ) -> Result<Resolved<'a>, Reason> {
-    match d.cache.lookup_target(name).await.answer {
-        Ok(Answer::Endpoints(pool)) => Ok(Resolved::Endpoints(d, pool)),
-        Ok(Answer::Pool(pool)) => match rt.pools.get(&*pool) {
-            Some(p) => Ok(Resolved::Pool(p)),
-            None => {
-                tracing::debug!(resolver = %d.name, name, pool = %pool, "directory named an unknown pool");
-                Err(Reason::DirectoryUnavailable)
-            }
-        },
-        Ok(_) => Err(Reason::UnknownHost),
-        Err(e) => {
-            tracing::warn!(resolver = %d.name, name, error = %e, "directory lookup failed");
-            Err(Reason::DirectoryUnavailable)
-        }
+    match d.cache.route(name, |p| rt.pools.get(p)).await {
+        Ok(Routing::Pool(p)) => Ok(Resolved::Pool(p)),
+        Ok(Routing::Endpoints(pool)) => Ok(Resolved::Endpoints(d, pool)),
+        Err(e) => Err(e.reason()),
     }
 }
 

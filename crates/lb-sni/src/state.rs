@@ -156,16 +156,8 @@ impl Generation for Runtime {
 
     fn admin_view(&self, token: Option<String>) -> AdminView {
         let pools = self.pools.iter().map(|(n, p)| (n.as_str(), &p.handle));
-        let mut view = AdminView::from_pools(pools, token).with_directory_retries(
-            self.directories
-                .iter()
-                .map(|(n, d)| (n.as_str(), &*d.cache)),
-        );
-        view.resolvers = self
-            .directories
-            .iter()
-            .map(|(n, d)| (n.clone(), d.cache.clone()))
-            .collect();
+        let directories = self.directories.iter().map(|(n, d)| (n.as_str(), &d.cache));
+        let mut view = AdminView::from_pools(pools, token).with_directories(directories);
         view.routes = self
             .routes
             .iter()

@@ -1,5 +1,6 @@
 //! `lb check`, `lb hash` and `lb ring serve`.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -36,15 +37,37 @@ pub(super) fn hash(args: HashArgs, svg: Option<PathBuf>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    print!("{}", a.report());
+    if let Err(e) = print_out(format_args!("{}", a.report())) {
+        return stdout_failed(e);
+    }
     if let Some(path) = svg {
         if let Err(e) = std::fs::write(&path, crate::svg::svg(&a)) {
             eprintln!("lb hash: writing {}: {e}", path.display());
             return ExitCode::FAILURE;
         }
-        println!("svg: {}", path.display());
+        if let Err(e) = print_out(format_args!("svg: {}\n", path.display())) {
+            return stdout_failed(e);
+        }
     }
     ExitCode::SUCCESS
+}
+
+/// Writes to a locked stdout and flushes, returning the error instead of
+/// panicking as `print!` does when the reader has gone (`lb hash | head`).
+fn print_out(args: std::fmt::Arguments<'_>) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_fmt(args)?;
+    out.flush()
+}
+
+/// A reader that closed the pipe early (`| head`) is not an error: exit 0
+/// quietly, as `cat` or `rg` do. Any other write error is reported.
+fn stdout_failed(e: std::io::Error) -> ExitCode {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        return ExitCode::SUCCESS;
+    }
+    eprintln!("lb hash: writing stdout: {e}");
+    ExitCode::FAILURE
 }
 
 pub(super) fn ring_serve(listen: &str, threads: usize, opts: ServeOptions) -> ExitCode {

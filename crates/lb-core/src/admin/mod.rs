@@ -101,14 +101,16 @@ impl AdminView {
         }
     }
 
-    /// Adds the retry counters of directories (by resolver name) to `lb_retries_total`.
-    pub fn with_directory_retries<'a>(
+    /// Adds the directories (by resolver name): listed as resolvers, and their retry
+    /// counters in `lb_retries_total`.
+    pub fn with_directories<'a>(
         mut self,
-        directories: impl IntoIterator<Item = (&'a str, &'a crate::config::Directory)>,
+        directories: impl IntoIterator<Item = (&'a str, &'a Arc<crate::config::Directory>)>,
     ) -> AdminView {
         for (name, d) in directories {
             self.directory_retries
                 .insert(name.to_owned(), d.endpoint_pools().stats.clone());
+            self.resolvers.insert(name.to_owned(), d.clone());
         }
         self
     }

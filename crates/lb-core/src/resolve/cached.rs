@@ -48,7 +48,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use self::clock::{Clock, NameHasher};
-pub use self::endpoints::{Answer, Directed, EndpointPools};
+pub use self::endpoints::{Answer, Directed, EndpointPools, Routing, Unrouted};
 use super::{BoxFuture, Resolution, ResolveError, Resolver};
 use crate::pool::Pool;
 

@@ -15,7 +15,7 @@ pub mod testing;
 
 pub use cached::{
     Answer, Answered, CacheSettings, CacheStats, Cached, Directed, EndpointPools, Lookup,
-    LookupFuture,
+    LookupFuture, Routing, Unrouted,
 };
 #[cfg(feature = "http")]
 pub use http::{percent_encode, HttpResolver, TemplateError, MAX_BODY as HTTP_MAX_BODY};

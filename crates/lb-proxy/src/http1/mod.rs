@@ -70,6 +70,17 @@ pub enum Version {
     Http11,
 }
 
+impl Version {
+    /// The version of httparse's minor version number (`0` is HTTP/1.0).
+    pub(super) fn from_minor(minor: u8) -> Self {
+        if minor == 0 {
+            Version::Http10
+        } else {
+            Version::Http11
+        }
+    }
+}
+
 /// How a message's body is framed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Body {

@@ -116,16 +116,10 @@ pub fn parse_request_head<'b, 'f>(
 ) -> Result<Status<RequestHead<'b, 'f>>, Error> {
     let window = &buf[..buf.len().min(limits.max_head)];
     let mut req = httparse::Request::new(&mut []);
-    let len = match httparse::ParserConfig::default()
-        .parse_request_with_uninit_headers(&mut req, window, fields)
-    {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) if buf.len() >= limits.max_head => {
-            return Err(Error::HeadTooLarge)
-        }
-        Ok(httparse::Status::Partial) => return Ok(Status::Incomplete),
-        Err(httparse::Error::TooManyHeaders) => return Err(Error::TooManyFields),
-        Err(e) => return Err(classify(window, e)),
+    let parsed = httparse::ParserConfig::default()
+        .parse_request_with_uninit_headers(&mut req, window, fields);
+    let Status::Complete(len) = head_len(parsed, buf.len(), window, limits)? else {
+        return Ok(Status::Incomplete);
     };
     let httparse::Request {
         method: Some(method),
@@ -137,11 +131,7 @@ pub fn parse_request_head<'b, 'f>(
         // A complete parse sets all three.
         return Err(Error::Syntax("request line"));
     };
-    let version = if version == 0 {
-        Version::Http10
-    } else {
-        Version::Http11
-    };
+    let version = Version::from_minor(version);
     let form = Target::parse(method, target).ok_or(Error::BadTarget)?;
     let mut framing = Framing::default();
     for h in headers.iter() {
@@ -165,6 +155,24 @@ pub fn parse_request_head<'b, 'f>(
         connection,
         connection_names_fields: framing.connection_names_fields,
     }))
+}
+
+/// httparse's answer for `window` (the first `max_head` bytes of a `buf_len`-byte
+/// buffer) as the head's length, for requests and responses alike: a partial head that
+/// already fills `max_head` is [`Error::HeadTooLarge`], a refused one is [`classify`]d.
+pub(super) fn head_len(
+    parsed: httparse::Result<usize>,
+    buf_len: usize,
+    window: &[u8],
+    limits: &Limits,
+) -> Result<Status<usize>, Error> {
+    match parsed {
+        Ok(httparse::Status::Complete(n)) => Ok(Status::Complete(n)),
+        Ok(httparse::Status::Partial) if buf_len >= limits.max_head => Err(Error::HeadTooLarge),
+        Ok(httparse::Status::Partial) => Ok(Status::Incomplete),
+        Err(httparse::Error::TooManyHeaders) => Err(Error::TooManyFields),
+        Err(e) => Err(classify(window, e)),
+    }
 }
 
 /// Which rule a head httparse refused broke: the first field line that shows it, else

@@ -3,7 +3,7 @@
 use std::mem::MaybeUninit;
 
 use super::fields::Framing;
-use super::request::classify;
+use super::request::head_len;
 use super::{Body, Error, Limits, Status, Version};
 
 /// A response head, borrowing the buffer it was parsed from and the caller's field slots.
@@ -46,16 +46,10 @@ pub fn parse_response_head<'b, 'f>(
 ) -> Result<Status<ResponseHead<'b, 'f>>, Error> {
     let window = &buf[..buf.len().min(limits.max_head)];
     let mut resp = httparse::Response::new(&mut []);
-    let len = match httparse::ParserConfig::default()
-        .parse_response_with_uninit_headers(&mut resp, window, fields)
-    {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) if buf.len() >= limits.max_head => {
-            return Err(Error::HeadTooLarge)
-        }
-        Ok(httparse::Status::Partial) => return Ok(Status::Incomplete),
-        Err(httparse::Error::TooManyHeaders) => return Err(Error::TooManyFields),
-        Err(e) => return Err(classify(window, e)),
+    let parsed = httparse::ParserConfig::default()
+        .parse_response_with_uninit_headers(&mut resp, window, fields);
+    let Status::Complete(len) = head_len(parsed, buf.len(), window, limits)? else {
+        return Ok(Status::Incomplete);
     };
     let httparse::Response {
         version: Some(version),
@@ -67,11 +61,7 @@ pub fn parse_response_head<'b, 'f>(
         // A complete parse sets both.
         return Err(Error::Syntax("status line"));
     };
-    let version = if version == 0 {
-        Version::Http10
-    } else {
-        Version::Http11
-    };
+    let version = Version::from_minor(version);
     Ok(Status::Complete(ResponseHead {
         code,
         version,

@@ -143,6 +143,35 @@ impl<R: Resolver> Cached<R> {
         }
     }
 
+    /// Routes `name` by [`lookup_target`](Self::lookup_target)'s answer, for a binary
+    /// whose config pools `pool` finds by name: the directory's endpoints or the pool it
+    /// named. A pool name the config does not have is a bad answer
+    /// ([`Unrouted::Unavailable`], logged at debug here, and by the cache when it
+    /// arrived); a failed lookup is logged at warn. Each binary maps [`Unrouted`] to its
+    /// protocol.
+    pub async fn route<'p, P: ?Sized + 'p>(
+        &self,
+        name: &str,
+        pool: impl FnOnce(&str) -> Option<&'p P>,
+    ) -> Result<Routing<'p, P>, Unrouted> {
+        let resolver = &self.settings().name;
+        match self.lookup_target(name).await.answer {
+            Ok(Answer::Endpoints(endpoints)) => Ok(Routing::Endpoints(endpoints)),
+            Ok(Answer::Pool(named)) => match pool(&named) {
+                Some(p) => Ok(Routing::Pool(p)),
+                None => {
+                    tracing::debug!(%resolver, name, pool = %named, "directory named an unknown pool");
+                    Err(Unrouted::Unavailable)
+                }
+            },
+            Ok(_) => Err(Unrouted::UnknownHost),
+            Err(e) => {
+                tracing::warn!(%resolver, name, error = %e, "directory lookup failed");
+                Err(Unrouted::Unavailable)
+            }
+        }
+    }
+
     /// The pool kept with `name`'s entry when it holds these endpoints; else (the entry
     /// was evicted or replaced meanwhile) a pool for this request alone.
     fn endpoint_pool(&self, name: &str, eps: &Arc<[SocketAddr]>) -> Arc<Pool> {
@@ -183,9 +212,39 @@ pub struct Directed {
     pub answered: Answered,
 }
 
+/// Where [`Cached::route`] sends a name.
+#[derive(Debug)]
+pub enum Routing<'p, P: ?Sized> {
+    /// The config's pool the directory named.
+    Pool(&'p P),
+    /// The directory's endpoints, as the pool kept with the cached entry.
+    Endpoints(Arc<Pool>),
+}
+
+/// Why [`Cached::route`] found no route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unrouted {
+    /// The directory knows the name does not exist (`unknown-host`).
+    UnknownHost,
+    /// The lookup failed, or the answer named a pool the config does not have
+    /// (`directory-unavailable`).
+    Unavailable,
+}
+
+impl Unrouted {
+    /// The [`Reason`](crate::metrics::Reason) it is counted and answered as.
+    pub fn reason(self) -> crate::metrics::Reason {
+        match self {
+            Unrouted::UnknownHost => crate::metrics::Reason::UnknownHost,
+            Unrouted::Unavailable => crate::metrics::Reason::DirectoryUnavailable,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::Reason;
     use crate::outlier::Outcome;
     use crate::resolve::{CacheSettings, Cached, StaticResolver};
 
@@ -250,6 +309,27 @@ mod tests {
             d.lookup_target("nope.test").await.answered,
             Answered::Negative
         );
+    }
+
+    #[tokio::test]
+    async fn route_gives_a_pool_endpoints_or_why_not() {
+        let d = directory();
+        let pools: std::collections::BTreeMap<String, u32> = [("pod0".to_owned(), 7)].into();
+        let pool = |n: &str| pools.get(n);
+        match d.route("two.test", pool).await {
+            Ok(Routing::Endpoints(p)) => assert_eq!(p.snapshot().members().len(), 2),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            d.route("pod.test", pool).await,
+            Ok(Routing::Pool(&7))
+        ));
+        let unknown_pool = d.route("nope.test", pool).await;
+        assert!(matches!(unknown_pool, Err(Unrouted::Unavailable)));
+        let not_found = d.route("none.test", pool).await;
+        assert!(matches!(not_found, Err(Unrouted::UnknownHost)));
+        assert_eq!(Unrouted::UnknownHost.reason(), Reason::UnknownHost);
+        assert_eq!(Unrouted::Unavailable.reason(), Reason::DirectoryUnavailable);
     }
 
     #[test]

@@ -54,6 +54,8 @@ cat >"$TMP/lb.toml" <<CONF
 threads = 1
 [admin]
 listen = "127.0.0.1:$P_ADMIN"
+[log]
+access = "off"
 [[listener]]
 listen = "127.0.0.1:$P_LB"
 idle_timeout = "120s"

@@ -101,6 +101,10 @@ threads = $WORKERS
 [admin]
 listen = "127.0.0.1:$P_ADMIN"
 
+# nginx and HAProxy run without access logs here; so does lb (its default is stdout).
+[log]
+access = "off"
+
 [[listener]]
 listen = "127.0.0.1:$P_LB"
 idle_timeout = "120s"

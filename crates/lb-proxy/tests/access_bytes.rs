@@ -98,25 +98,6 @@ fn read_request(r: &mut BufReader<TcpStream>) -> Option<(String, usize)> {
     }
 }
 
-fn config(
-    dir: &std::path::Path,
-    listen: u16,
-    admin: u16,
-    backend: SocketAddr,
-    log: &str,
-) -> std::path::PathBuf {
-    let path = dir.join("lb.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "[admin]\nlisten = \"127.0.0.1:{admin}\"\n{log}\n[[listener]]\nlisten = \"127.0.0.1:{listen}\"\n\
-             [pool.web]\nbackends = [\"{backend}\"]\n[[route]]\nhost = \"web.test\"\npool = \"web\"\n"
-        ),
-    )
-    .expect("write config");
-    path
-}
-
 /// A chunked request of `sizes` chunks of `x`, and the body's size.
 fn chunked_post(path: &str, sizes: &[usize]) -> (String, usize) {
     let mut req = format!(

@@ -11,25 +11,6 @@ use shell_support::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_lb-proxy");
 
-fn config(
-    dir: &std::path::Path,
-    listen: u16,
-    admin: u16,
-    backend: &str,
-    log: &str,
-) -> std::path::PathBuf {
-    let path = dir.join("lb.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "[admin]\nlisten = \"127.0.0.1:{admin}\"\n{log}\n[[listener]]\nlisten = \"127.0.0.1:{listen}\"\n\
-             [pool.web]\nbackends = [\"{backend}\"]\n[[route]]\nhost = \"web.test\"\npool = \"web\"\n"
-        ),
-    )
-    .expect("write config");
-    path
-}
-
 #[test]
 fn flags_check_help_version() {
     let dir = tmpdir("proxy-flags");
@@ -47,7 +28,7 @@ fn access_log_text_pid_file_reopen_and_drain() {
         &dir,
         listen,
         admin,
-        &backend.to_string(),
+        backend,
         "[log]\naccess = \"access.log\"",
     );
     let pid_file = dir.join("lb-proxy.pid");
@@ -149,7 +130,7 @@ fn access_log_json_and_bytes_of_a_streamed_response() {
         &dir,
         listen,
         admin,
-        &backend.to_string(),
+        backend,
         &format!("[log]\naccess = \"{}\"\nformat = \"json\"", log.display()),
     );
     let mut p = Proc::start(BIN, &cfg, None);

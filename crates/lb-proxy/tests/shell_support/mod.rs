@@ -564,3 +564,24 @@ impl Drop for StopNamed<'_> {
         }
     }
 }
+
+/// An lb-proxy config in `dir`: the admin API on `admin`, `log` (a `[log]` section or
+/// nothing), one listener on `listen`, and host `web.test` routed to a pool of `backend`.
+pub fn config(
+    dir: &Path,
+    listen: u16,
+    admin: u16,
+    backend: impl std::fmt::Display,
+    log: &str,
+) -> PathBuf {
+    let path = dir.join("lb.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[admin]\nlisten = \"127.0.0.1:{admin}\"\n{log}\n[[listener]]\nlisten = \"127.0.0.1:{listen}\"\n\
+             [pool.web]\nbackends = [\"{backend}\"]\n[[route]]\nhost = \"web.test\"\npool = \"web\"\n"
+        ),
+    )
+    .expect("write config");
+    path
+}

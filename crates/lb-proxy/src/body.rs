@@ -15,6 +15,8 @@ use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 
 use crate::access::{BytesIn, Record};
+use crate::pipe::{ClientBodyError, PipeBody};
+use crate::upgrade::Switch;
 use crate::upstream::h1::{H1Body, H1Error, RawFields};
 
 /// Errors of proxied bodies.
@@ -32,6 +34,47 @@ pub enum BodyError {
     /// No bytes moved for `idle_timeout`.
     #[error("body stalled for {0:?}")]
     Stalled(Duration),
+    /// The client's HTTP/1 body broke (read by the connection, see [`crate::pipe`]).
+    #[error("request body: {0}")]
+    Client(#[from] ClientBodyError),
+}
+
+/// A client's request body: from the HTTP/1 connection, or an HTTP/2 stream.
+#[derive(Debug)]
+pub enum InBody {
+    /// Read by the HTTP/1 connection ([`crate::pipe`]).
+    H1(PipeBody),
+    /// An HTTP/2 request stream.
+    H2(Incoming),
+}
+
+impl Body for InBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        match self.get_mut() {
+            InBody::H1(b) => Pin::new(b).poll_frame(cx),
+            InBody::H2(b) => Pin::new(b).poll_frame(cx).map_err(BodyError::from),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            InBody::H1(b) => b.is_end_stream(),
+            InBody::H2(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            InBody::H1(b) => b.size_hint(),
+            InBody::H2(b) => b.size_hint(),
+        }
+    }
 }
 
 /// Where a request body's bytes are counted as they go upstream: the backend's bytes-in
@@ -67,7 +110,7 @@ pin_project! {
         /// A buffered body (kept for replay on retry); `None` once sent.
         Full { data: Option<Bytes>, meter: Meter },
         /// The client's body, streamed with a size limit.
-        Stream { #[pin] inner: Incoming, seen: u64, limit: u64, meter: Meter },
+        Stream { #[pin] inner: InBody, seen: u64, limit: u64, meter: Meter },
     }
 }
 
@@ -142,7 +185,7 @@ impl Body for ReqBody {
                     }
                     Poll::Ready(Some(Ok(frame)))
                 }
-                Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+                Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
                 Poll::Ready(None) => Poll::Ready(None),
                 Poll::Pending => Poll::Pending,
             },
@@ -222,6 +265,8 @@ pin_project! {
     pub enum RespBody {
         /// Made here (errors, admin-style answers).
         Local { data: Option<Bytes>, access: Option<Box<Record>> },
+        /// A 101's: no body; the client's connection takes the tunnel after the head.
+        Switched { tunnel: Option<Box<Switch>>, access: Option<Box<Record>> },
         /// Relayed from a backend. Holds the lease (active count) until the body ends;
         /// an HTTP/1.1 body gives its connection back itself.
         Upstream {
@@ -248,11 +293,19 @@ impl RespBody {
         }
     }
 
-    /// An empty local body (a 101's).
-    pub fn empty() -> RespBody {
-        RespBody::Local {
-            data: None,
+    /// A 101's body: the tunnel to run once the head is written ([`RespBody::take_switch`]).
+    pub fn switched(tunnel: Box<Switch>) -> RespBody {
+        RespBody::Switched {
+            tunnel: Some(tunnel),
             access: None,
+        }
+    }
+
+    /// The tunnel of a 101 (once).
+    pub fn take_switch(&mut self) -> Option<Box<Switch>> {
+        match self {
+            RespBody::Switched { tunnel, .. } => tunnel.take(),
+            _ => None,
         }
     }
 
@@ -260,9 +313,9 @@ impl RespBody {
     /// line is written when the body is dropped.
     pub fn log_at_end(&mut self, record: Box<Record>) {
         match self {
-            RespBody::Local { access, .. } | RespBody::Upstream { access, .. } => {
-                *access = Some(record)
-            }
+            RespBody::Local { access, .. }
+            | RespBody::Upstream { access, .. }
+            | RespBody::Switched { access, .. } => *access = Some(record),
         }
     }
 
@@ -288,7 +341,7 @@ impl RespBody {
     pub fn raw_fields(&self) -> Option<&RawFields> {
         match self {
             RespBody::Upstream { inner, .. } => inner.raw_fields(),
-            RespBody::Local { .. } => None,
+            RespBody::Local { .. } | RespBody::Switched { .. } => None,
         }
     }
 }
@@ -302,6 +355,7 @@ impl Body for RespBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         match self.project() {
+            RespProj::Switched { .. } => Poll::Ready(None),
             RespProj::Local { data, access } => Poll::Ready(data.take().map(|d| {
                 if let Some(a) = access {
                     a.bytes_out += d.len() as u64;
@@ -372,6 +426,7 @@ impl Body for RespBody {
     fn is_end_stream(&self) -> bool {
         match self {
             RespBody::Local { data, .. } => data.is_none(),
+            RespBody::Switched { .. } => true,
             RespBody::Upstream { inner, .. } => inner.is_end_stream(),
         }
     }
@@ -381,6 +436,7 @@ impl Body for RespBody {
             RespBody::Local { data, .. } => {
                 SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
             }
+            RespBody::Switched { .. } => SizeHint::with_exact(0),
             RespBody::Upstream { inner, .. } => inner.size_hint(),
         }
     }

@@ -614,10 +614,19 @@ fn refuse(
 }
 
 impl ClientIo {
-    /// Refuses the connection with `reason`'s canned answer, as for a head refused on
-    /// its bytes: the next read writes the answer, shuts the write side, drains input
-    /// for at most [`LINGER`], then fails. For [`front`](crate::front), which judges
-    /// heads with the codec, when no response is being written.
+    /// After the last response to a request whose body was left unread: reads discard
+    /// input for at most [`LINGER`] (so closing does not reset the connection under the
+    /// answer), then fail.
+    pub fn linger(&mut self) {
+        let until = Instant::now() + LINGER;
+        self.timer.as_mut().reset(until);
+        self.armed = Some(until);
+        self.timer_waker = None;
+        self.closing = Closing::Linger;
+    }
+
+    /// Refuses the connection with `reason`'s canned answer (see [`ClientIo::linger`]
+    /// for what follows it).
     pub fn refuse(&mut self, reason: Reason) {
         self.count_refusal(reason, "refused before routing");
         self.pending = None;

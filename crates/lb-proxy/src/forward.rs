@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 
 use http_body_util::BodyExt;
 use hyper::body::Body as _;
-use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::http::request::Parts;
 use hyper::{Method, Request, Response, StatusCode, Uri, Version};
@@ -30,7 +29,7 @@ use lb_core::resolve::Routing;
 use lb_core::select::PickInput;
 
 use crate::access;
-use crate::body::{Meter, ReqBody, RespBody, UpstreamBody};
+use crate::body::{InBody, Meter, ReqBody, RespBody, UpstreamBody};
 use crate::cookie;
 use crate::fields::{Fields, Forwarded, RawHead, View};
 use crate::headers::{
@@ -118,7 +117,7 @@ pub type Handling = Pin<Box<dyn Future<Output = Response<RespBody>> + Send>>;
 pub fn handle(
     rt: Arc<Runtime>,
     conn: ConnInfo,
-    req: Request<Option<Incoming>>,
+    req: Request<Option<InBody>>,
     raw: Option<RawHead>,
 ) -> Handling {
     let (parts, body) = req.into_parts();
@@ -134,7 +133,7 @@ fn handle_request(
     rt: Arc<Runtime>,
     conn: ConnInfo,
     mut parts: Parts,
-    body: Option<Incoming>,
+    body: Option<InBody>,
     raw: Option<RawHead>,
 ) -> impl Future<Output = Response<RespBody>> + Send {
     async move {
@@ -223,7 +222,7 @@ fn proxy<'a>(
     rt: &'a Runtime,
     conn: &'a ConnInfo,
     parts: &'a mut Parts,
-    body: Option<Incoming>,
+    body: Option<InBody>,
     raw: Option<&'a RawHead>,
     out: &'a mut Handled,
 ) -> impl Future<Output = Result<Response<RespBody>, Reason>> + Send + 'a {
@@ -296,13 +295,13 @@ fn proxy<'a>(
                 return Ok(r);
             }
         }
-        // Only the general path has a body (`front` keeps none).
-        let content_length = match raw {
-            Some(_) => None,
-            None => view
+        // A request without a body (most) looks up no field.
+        let content_length = match body {
+            Some(_) => view
                 .get(header::CONTENT_LENGTH.as_str())
                 .and_then(|v| std::str::from_utf8(v).ok())
                 .and_then(|v| v.parse::<u64>().ok()),
+            None => None,
         };
         if conn.max_body > 0 && content_length.is_some_and(|l| l > conn.max_body) {
             return Err(Reason::BodyTooLarge);
@@ -381,14 +380,10 @@ fn proxy<'a>(
                 let upgrade = if upgrading {
                     // Never resent once it left: the backend may already have switched protocols.
                     replayable = false;
-                    parts
-                        .extensions
-                        .remove::<hyper::upgrade::OnUpgrade>()
-                        .map(|on| ClientUpgrade {
-                            on,
-                            idle: conn.idle,
-                            stats: rt.tunnels.clone(),
-                        })
+                    Some(ClientUpgrade {
+                        idle: conn.idle,
+                        stats: rt.tunnels.clone(),
+                    })
                 } else {
                     None
                 };
@@ -468,7 +463,7 @@ fn map_host(parts: &Parts) -> Result<(HeaderValue, bool), Reason> {
 /// The request body as it goes upstream: small bodies of idempotent requests are kept
 /// for replay, everything else streams.
 async fn read_body(
-    body: Incoming,
+    body: InBody,
     idempotent: bool,
     content_length: Option<u64>,
     max_body: u64,
@@ -813,7 +808,7 @@ mod size {
             max_body: 0,
             max_header: 0,
         };
-        let (parts, body) = Request::new(None::<Incoming>).into_parts();
+        let (parts, body) = Request::new(None::<InBody>).into_parts();
         let fut = handle_request(rt, conn, parts, body, None);
         let size = std::mem::size_of_val(&fut);
         eprintln!("request future: {size} bytes");

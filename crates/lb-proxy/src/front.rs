@@ -39,29 +39,30 @@ use std::io::{self, Write};
 use std::mem::MaybeUninit;
 use std::pin::{pin, Pin};
 use std::sync::Arc;
-use std::task::Poll;
+use std::task::{Context, Poll};
 
 use arc_swap::ArcSwap;
 use bytes::{Bytes, BytesMut};
 use hyper::body::Body;
+use hyper::body::Frame;
 use hyper::header::{self, HeaderMap};
 use hyper::{Method, Request, Response, StatusCode, Uri, Version};
 use lb_core::metrics::Reason;
 use lb_core::server::Shutdown;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
-use crate::body::RespBody;
+use crate::body::{InBody, RespBody};
 use crate::conn::{ClientIo, Shared};
 use crate::fields::RawHead;
 use crate::forward::{self, ConnInfo};
 use crate::headers::field_map;
 use crate::http1::{self, fields::decimal_length};
+use crate::pipe::{ClientBodyError, Pipe};
 use crate::state::Runtime;
-use crate::upstream::h1::RawFields;
+use crate::upstream::h1::{Decoded, RawFields, Reading};
 
-/// The most header fields of a head served here; a head with more goes to hyper (which
-/// takes up to [`MAX_HEADERS`](crate::head::MAX_HEADERS)).
-pub const MAX_FIELDS: usize = 64;
+/// The most header fields of a request head (more: `431 header-too-large`).
+pub const MAX_FIELDS: usize = crate::head::MAX_HEADERS as usize;
 
 /// One read takes at most this much (into the thread's [`SPACE`]; only a head's bytes are
 /// kept).
@@ -141,7 +142,8 @@ pub struct Ctx<'a> {
     pub shared: &'a Arc<Shared>,
 }
 
-/// Serves requests on `io` until the connection ends or a request needs hyper.
+/// Serves requests on `io` until the connection ends, or until it turns out to speak
+/// HTTP/2 (h2c prior knowledge): then its bytes are back in `io`, for hyper.
 pub async fn serve(io: &mut ClientIo, ctx: &Ctx<'_>, drain: &Drain) -> Ended {
     // Bytes read and not yet taken by a request.
     let mut buf = Bytes::new();
@@ -154,21 +156,20 @@ pub async fn serve(io: &mut ClientIo, ctx: &Ctx<'_>, drain: &Drain) -> Ended {
         let req = loop {
             if !buf.is_empty() {
                 if first && !crate::sniff::cannot_be_h2(&buf) {
-                    io.unread(buf);
-                    return Ended::Handoff;
-                }
-                match take_request(&mut buf, ctx) {
-                    Taken::Request(req) => break req,
-                    Taken::Partial => {}
-                    Taken::Other => {
+                    if http1::h2c_preface(&buf) == http1::Status::Complete(true) {
                         io.unread(buf);
                         return Ended::Handoff;
                     }
-                    // hyper's reads (the connection goes to it, as for a head refused
-                    // on its bytes) write the answer and close.
-                    Taken::Refused(reason) => {
-                        io.refuse(reason);
-                        return Ended::Handoff;
+                } else {
+                    match take_request(&mut buf, ctx) {
+                        Taken::Request(req) => break req,
+                        Taken::Partial => {}
+                        // The answer is written by the next read, which then fails.
+                        Taken::Refused(reason) => {
+                            io.refuse(reason);
+                            drain_to_close(io).await;
+                            return Ended::Closed;
+                        }
                     }
                 }
             }
@@ -179,12 +180,8 @@ pub async fn serve(io: &mut ClientIo, ctx: &Ctx<'_>, drain: &Drain) -> Ended {
             match read_more(io, &mut buf, between, drain, &mut listening).await {
                 Read::Data => {}
                 Read::Eof if buf.is_empty() => return Ended::Closed,
-                // A head cut short: hyper's answer to it is what it would have been.
-                Read::Eof => {
-                    io.unread(buf);
-                    return Ended::Handoff;
-                }
-                Read::Failed | Read::Drained => return Ended::Closed,
+                // A head cut short by the client's close: nobody to answer.
+                Read::Eof | Read::Failed | Read::Drained => return Ended::Closed,
             }
         };
         first = false;
@@ -193,28 +190,200 @@ pub async fn serve(io: &mut ClientIo, ctx: &Ctx<'_>, drain: &Drain) -> Ended {
             handling,
             head_request,
             close,
+            http10,
+            trailers,
+            body,
         } = req;
-        let resp = handling.await;
+        let mut handling = handling;
+        let mut body = body.map(|pipe| Pump::new(pipe, std::mem::take(&mut buf)));
+        let resp = match body.as_mut() {
+            None => handling.as_mut().await,
+            Some(pump) => {
+                poll_fn(|cx| loop {
+                    if let Poll::Ready(r) = handling.as_mut().poll(cx) {
+                        return Poll::Ready(r);
+                    }
+                    if pump.poll(io, cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                })
+                .await
+            }
+        };
+        drop(handling);
+        // A body not read to its end (the answer came first, or it broke) leaves bytes
+        // that cannot be told from a next request: the connection closes after this.
+        let unread = match body {
+            None => false,
+            Some(pump) => match pump.finish() {
+                Some(rest) => {
+                    buf = rest;
+                    false
+                }
+                None => true,
+            },
+        };
+        let mut resp = resp;
+        let switch = resp.body_mut().take_switch();
+        let asked = Asked {
+            head_request,
+            close: close || unread || drain.is_draining(),
+            http10,
+            trailers,
+        };
         // Encoded before any await, so the response's parts are not kept in this
         // connection's future; only the body is, pinned here while it is sent.
-        let out = encode_response(resp, head_request, close || drain.is_draining());
+        let out = encode_response(resp, asked);
+        if let Some(switch) = switch {
+            if io.write_all(&out.head).await.is_err() || io.flush().await.is_err() {
+                return Ended::Closed;
+            }
+            guard.upgraded();
+            switch.run(io, std::mem::take(&mut buf)).await;
+            return Ended::Closed;
+        }
         let sent = match out.body {
             None if out.last => write_last(io, &out.head).await.is_ok(),
             None => io.write_all(&out.head).await.is_ok(),
-            Some((body, framing)) => {
+            Some((body, framing, trailers)) => {
                 let body = pin!(body);
-                send_body(io, out.head, body, framing, out.last).await
+                send_body(io, out.head, body, framing, trailers, out.last).await
             }
         };
         let kept = sent && !out.last;
         // Released before the flush, so that ClientIo sees every response out with no
-        // request in flight (it then recognises hyper's own 400 after a handoff).
+        // request in flight.
         drop(guard);
         io.response_done();
-        if io.flush().await.is_err() || !kept {
+        if io.flush().await.is_err() {
+            return Ended::Closed;
+        }
+        if !kept {
+            if sent && unread {
+                // The client may still be sending the body: read it away for a while, so
+                // that closing does not reset the connection under the answer.
+                io.linger();
+                drain_to_close(io).await;
+            }
             return Ended::Closed;
         }
     }
+}
+
+/// Reads and discards until the connection fails or ends (a refused or lingering
+/// connection's reads fail once its answer is out and the linger time is over).
+async fn drain_to_close(io: &mut ClientIo) {
+    let mut sink = [0u8; 512];
+    while let Ok(n) = io.read(&mut sink).await {
+        if n == 0 {
+            return;
+        }
+    }
+}
+
+/// A request body being read off the connection for its handling (see [`crate::pipe`]).
+struct Pump {
+    pipe: Arc<Pipe>,
+    reading: Reading,
+    /// Bytes read and not yet decoded (the body's, then maybe a next request's).
+    buf: BytesMut,
+    /// `Expect: 100-continue` not yet answered: how much of the interim answer is out.
+    cont: Option<usize>,
+    /// The body was read to its end, or failed.
+    done: bool,
+    failed: bool,
+}
+
+/// The interim answer to `Expect: 100-continue`.
+const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+/// The most a read for a request body asks for.
+const BODY_READ: usize = 16 * 1024;
+
+impl Pump {
+    fn new(body: BodyStart, after_head: Bytes) -> Pump {
+        Pump {
+            pipe: body.pipe,
+            reading: body.reading,
+            buf: BytesMut::from(&after_head[..]),
+            // Bytes of the body already here: the client did not wait for the answer.
+            cont: (body.expect_continue && after_head.is_empty()).then_some(0),
+            done: false,
+            failed: false,
+        }
+    }
+
+    /// Reads and hands over the next frame when the body asks for one. `Ready` when it
+    /// made progress (the caller polls the handling again), `Pending` when it waits for
+    /// the body to ask or for the client's bytes.
+    fn poll(&mut self, io: &mut ClientIo, cx: &mut Context<'_>) -> Poll<()> {
+        if self.done || !self.pipe.wants(cx) {
+            return Poll::Pending;
+        }
+        if let Some(pos) = self.cont {
+            // Answered the first time the body is read, as hyper's server does.
+            match Pin::new(&mut *io).poll_write(cx, &CONTINUE[pos..]) {
+                Poll::Ready(Ok(n)) if n > 0 && pos + n < CONTINUE.len() => {
+                    self.cont = Some(pos + n);
+                    return Poll::Ready(());
+                }
+                Poll::Ready(Ok(n)) if n > 0 => self.cont = None,
+                Poll::Ready(_) => return self.fail(ClientBodyError::Io, cx),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        loop {
+            match self.reading.decode(&mut self.buf) {
+                Ok(Decoded::Data(d)) => {
+                    let last = self.reading.is_end();
+                    self.pipe.put(Frame::data(d), last, cx);
+                    self.done = last;
+                    return Poll::Ready(());
+                }
+                Ok(Decoded::Trailers(t)) => {
+                    self.pipe.put(Frame::trailers(t), true, cx);
+                    self.done = true;
+                    return Poll::Ready(());
+                }
+                Ok(Decoded::End) => {
+                    self.pipe.finish(None, cx);
+                    self.done = true;
+                    return Poll::Ready(());
+                }
+                Ok(Decoded::More) => {}
+                Err(_) => return self.fail(ClientBodyError::Framing, cx),
+            }
+            self.buf.reserve(self.reading.want().min(BODY_READ));
+            match tokio_util::io::poll_read_buf(Pin::new(&mut *io), cx, &mut self.buf) {
+                Poll::Ready(Ok(0)) => return self.fail(ClientBodyError::Truncated, cx),
+                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Err(_)) => return self.fail(ClientBodyError::Io, cx),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+
+    fn fail(&mut self, e: ClientBodyError, cx: &Context<'_>) -> Poll<()> {
+        self.pipe.finish(Some(e), cx);
+        self.done = true;
+        self.failed = true;
+        Poll::Ready(())
+    }
+
+    /// The bytes after a body read whole (a next request's), or `None` when it was not.
+    fn finish(self) -> Option<Bytes> {
+        if !self.done || self.failed || !self.reading.is_end() {
+            return None;
+        }
+        Some(self.buf.freeze())
+    }
+}
+
+/// A request body as parsed with its head: how to read it, and its pipe.
+struct BodyStart {
+    pipe: Arc<Pipe>,
+    reading: Reading,
+    expect_continue: bool,
 }
 
 /// A parsed request, its handling started (boxed, not yet polled: the parsed request
@@ -222,8 +391,15 @@ pub async fn serve(io: &mut ClientIo, ctx: &Ctx<'_>, drain: &Drain) -> Ended {
 struct Started {
     handling: forward::Handling,
     head_request: bool,
-    /// The client asked to close after it.
+    /// The connection closes after it (asked by the client, or HTTP/1.0 without
+    /// `keep-alive`).
     close: bool,
+    /// An HTTP/1.0 client: no chunked response; `keep-alive` said when kept.
+    http10: bool,
+    /// The client accepts trailers (`TE: trailers`).
+    trailers: bool,
+    /// The request's body, read as its handling asks for it.
+    body: Option<BodyStart>,
 }
 
 enum Taken {
@@ -232,25 +408,24 @@ enum Taken {
     Refused(Reason),
     /// The head is not complete yet.
     Partial,
-    /// Not a request served here.
-    Other,
 }
 
 /// Room in a request's field map for the forwarding fields the proxy adds
 /// (`X-Forwarded-For`, `-Proto`, `-Host`, `X-Request-Id`), so the map is allocated once.
 const ADDED_FIELDS: usize = 4;
 
-/// Parses the head at the front of `buf`; a complete head served here is taken off it
-/// and becomes the request (its values share the head's bytes).
+/// Parses the head at the front of `buf`; a complete head is taken off it and becomes
+/// the request (its values share the head's bytes).
 fn take_request(buf: &mut Bytes, ctx: &Ctx<'_>) -> Taken {
     let (taken, used) = parse_request(buf, ctx);
     match taken {
-        // Pipelined bytes after the head (rare) stay, sharing the head's buffer.
+        // Pipelined bytes after the head (a body, rarely a next request) stay, sharing
+        // the head's buffer.
         Taken::Request(_) => *buf = buf.slice(used..),
         // An incomplete head waits for more in a buffer of its own, so a slow client
         // does not keep a shared one (see `slab`) alive.
         Taken::Partial => *buf = Bytes::copy_from_slice(buf),
-        Taken::Other | Taken::Refused(_) => {}
+        Taken::Refused(_) => {}
     }
     taken
 }
@@ -266,67 +441,83 @@ fn parse_request(bytes: &Bytes, ctx: &Ctx<'_>) -> (Taken, usize) {
     let head = match http1::parse_request_head(bytes, &limits, &mut fields) {
         Ok(http1::Status::Complete(h)) => h,
         Ok(http1::Status::Incomplete) => return (Taken::Partial, 0),
-        // More fields than served here: hyper takes up to its own limit.
-        Err(http1::Error::TooManyFields) => return (Taken::Other, 0),
         Err(e) => return (Taken::Refused(e.reason()), 0),
     };
-    let (len, method, path) = (head.len, head.method, head.target);
-    if head.version != http1::Version::Http11
-        || !matches!(head.form, http1::Target::Origin(_))
-        || head.body != http1::Body::Empty
-    {
-        return (Taken::Other, 0);
+    let len = head.len;
+    // A tunnel through a reverse proxy is not something it serves.
+    if head.method == "CONNECT" {
+        return (Taken::Refused(Reason::BadRequest), 0);
     }
-    let Ok(method) = Method::from_bytes(method.as_bytes()) else {
-        return (Taken::Other, 0);
+    let Ok(method) = Method::from_bytes(head.method.as_bytes()) else {
+        return (Taken::Refused(Reason::BadRequest), 0);
     };
-    if method == Method::CONNECT {
-        return (Taken::Other, 0);
-    }
-    // A target the `http` types refuse: hyper answers it (400, or 414 when too long).
-    let Ok(uri) = Uri::from_maybe_shared(bytes.slice_ref(path.as_bytes())) else {
-        return (Taken::Other, 0);
+    let Ok(uri) = Uri::from_maybe_shared(bytes.slice_ref(head.target.as_bytes())) else {
+        return (Taken::Refused(Reason::BadRequest), 0);
     };
+    let http10 = head.version == http1::Version::Http10;
+    let mut trailers = false;
+    // Fields the kept-bytes path leaves to the header map's path.
+    let mut special = false;
     for h in head.fields.iter() {
         let name = h.name.as_bytes();
-        let refused = match name.len() {
-            2 => name.eq_ignore_ascii_case(b"te"),
-            6 => name.eq_ignore_ascii_case(b"expect"),
-            7 => name.eq_ignore_ascii_case(b"upgrade"),
-            _ => false,
-        };
-        if refused {
-            return (Taken::Other, 0);
+        match name.len() {
+            2 if name.eq_ignore_ascii_case(b"te") => {
+                special = true;
+                trailers |= h
+                    .value
+                    .split(|&b| b == b',')
+                    .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"trailers"));
+            }
+            6 if name.eq_ignore_ascii_case(b"expect") => special = true,
+            7 if name.eq_ignore_ascii_case(b"upgrade") => special = true,
+            _ => {}
         }
     }
-    let mut request = Request::new(None);
+    let body = match head.body {
+        http1::Body::Empty | http1::Body::Close => None,
+        b => Some(BodyStart {
+            pipe: Pipe::new(match b {
+                http1::Body::Length(n) => Some(n),
+                _ => None,
+            }),
+            reading: Reading::for_request(b),
+            expect_continue: head.expect_continue,
+        }),
+    };
+    let mut request = Request::new(body.as_ref().map(|b| InBody::H1(b.pipe.body())));
     *request.method_mut() = method;
     *request.uri_mut() = uri;
-    *request.version_mut() = Version::HTTP_11;
-    // The usual head: its fields stay in its bytes (see `fields`).
-    let head_request = request.method() == Method::HEAD;
-    if let Some(raw) = RawHead::new(bytes.slice(..len), head.fields) {
-        let close = raw.options.close;
-        let started = Started {
-            handling: forward::handle(ctx.rt.load_full(), ctx.info.clone(), request, Some(raw)),
-            head_request,
-            close,
-        };
-        return (Taken::Request(started), len);
-    }
-    // httparse checked the characters already; `field_map` applies the types' own checks.
-    let named = head.fields.iter().map(|h| (h.name.as_bytes(), h.value));
-    let Some((headers, connection)) =
-        field_map(bytes, named, head.fields.len() + ADDED_FIELDS, true)
-    else {
-        return (Taken::Other, 0);
+    *request.version_mut() = if http10 {
+        Version::HTTP_10
+    } else {
+        Version::HTTP_11
     };
-    *request.headers_mut() = headers;
-    let close = connection.close;
+    let head_request = request.method() == Method::HEAD;
+    let close = !head.keep_alive;
+    let usual =
+        !http10 && !special && !head.upgrade && matches!(head.form, http1::Target::Origin(_));
+    // The usual head: its fields stay in its bytes (see `fields`).
+    let raw = if usual {
+        RawHead::new(bytes.slice(..len), head.fields)
+    } else {
+        None
+    };
+    if raw.is_none() {
+        // httparse checked the characters already; `field_map` applies the types' own checks.
+        let named = head.fields.iter().map(|h| (h.name.as_bytes(), h.value));
+        let Some((headers, _)) = field_map(bytes, named, head.fields.len() + ADDED_FIELDS, true)
+        else {
+            return (Taken::Refused(Reason::BadRequest), 0);
+        };
+        *request.headers_mut() = headers;
+    }
     let started = Started {
-        handling: forward::handle(ctx.rt.load_full(), ctx.info.clone(), request, None),
+        handling: forward::handle(ctx.rt.load_full(), ctx.info.clone(), request, raw),
         head_request,
         close,
+        http10,
+        trailers,
+        body,
     };
     (Taken::Request(started), len)
 }
@@ -390,6 +581,8 @@ enum Framing {
     Length(u64),
     /// Chunked transfer coding.
     Chunked,
+    /// Until the connection closes (an HTTP/1.0 client and a body of unknown length).
+    Close,
 }
 
 /// A response encoded for the wire.
@@ -398,35 +591,82 @@ struct Encoded {
     head: Vec<u8>,
     /// The body to send after the head, and its framing (none for `HEAD`, 204, 304 and
     /// empty bodies, which are dropped here).
-    body: Option<(RespBody, Framing)>,
+    body: Option<(RespBody, Framing, Trailers)>,
     /// The connection closes after this response.
     last: bool,
 }
 
-/// Encodes `resp`'s head; `close`: the connection closes after it.
-fn encode_response(resp: Response<RespBody>, head_request: bool, close: bool) -> Encoded {
+/// The trailers a response may send: the names its `Trailer` field declares, when the
+/// client accepts trailers (`TE: trailers`) and the body is chunked (as hyper's server).
+#[derive(Default)]
+struct Trailers(Option<Bytes>);
+
+impl Trailers {
+    fn allows(&self, name: &str) -> bool {
+        self.0.as_ref().is_some_and(|declared| {
+            declared
+                .split(|&b| b == b',')
+                .any(|n| n.trim_ascii().eq_ignore_ascii_case(name.as_bytes()))
+        })
+    }
+}
+
+/// What the client side says of the request a response answers.
+#[derive(Clone, Copy)]
+struct Asked {
+    head_request: bool,
+    /// The connection closes after this response.
+    close: bool,
+    http10: bool,
+    /// The client accepts trailers.
+    trailers: bool,
+}
+
+/// Encodes `resp`'s head (see the module docs for the rules).
+fn encode_response(resp: Response<RespBody>, asked: Asked) -> Encoded {
     let (parts, body) = resp.into_parts();
     // The status line, `date`, `content-length` and `connection` fit in 128 bytes.
     let raw = body.raw_fields().map_or(0, RawFields::bytes_len);
     let mut head = Vec::with_capacity(128 + raw + parts.headers.len() * 48);
-    match encode_head(
-        &mut head,
-        parts.status,
-        &parts.headers,
-        &body,
-        head_request,
-        close,
-    ) {
+    if parts.status == StatusCode::SWITCHING_PROTOCOLS {
+        // The tunnel follows (`RespBody::take_switch`): the fields as they are.
+        head.extend_from_slice(b"HTTP/1.1 101 Switching Protocols\r\n");
+        for (name, value) in &parts.headers {
+            write_field(&mut head, name.as_str().as_bytes(), value.as_bytes());
+        }
+        head.extend_from_slice(b"\r\n");
+        return Encoded {
+            head,
+            body: None,
+            last: false,
+        };
+    }
+    let mut asked = asked;
+    match encode_head(&mut head, parts.status, &parts.headers, &body, &mut asked) {
         Some(Framing::Length(0)) => Encoded {
             head,
             body: None,
-            last: close,
+            last: asked.close,
         },
-        Some(framing) => Encoded {
-            head,
-            body: Some((body, framing)),
-            last: close,
-        },
+        Some(framing) => {
+            let trailers = if asked.trailers && framing == Framing::Chunked {
+                let declared = match body.raw_fields() {
+                    Some(raw) => raw.value(b"trailer").map(Bytes::copy_from_slice),
+                    None => parts
+                        .headers
+                        .get(header::TRAILER)
+                        .map(|v| Bytes::copy_from_slice(v.as_bytes())),
+                };
+                Trailers(declared)
+            } else {
+                Trailers::default()
+            };
+            Encoded {
+                head,
+                body: Some((body, framing, trailers)),
+                last: asked.close || framing == Framing::Close,
+            }
+        }
         // hyper answers a 1xx from the service, which it cannot send, with a 500.
         None => Encoded {
             head: b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
@@ -437,19 +677,27 @@ fn encode_response(resp: Response<RespBody>, head_request: bool, close: bool) ->
     }
 }
 
+fn write_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
 /// Encodes the status line and fields of a response (see the module docs for the rules);
-/// `None` for a 1xx status, which is not sent.
+/// `None` for a 1xx status, which is not sent. A `Connection: close` among the fields,
+/// or a body that runs to the connection's end, sets `asked.close`.
 fn encode_head(
     out: &mut Vec<u8>,
     status: StatusCode,
     headers: &HeaderMap,
     body: &RespBody,
-    head_request: bool,
-    close: bool,
+    asked: &mut Asked,
 ) -> Option<Framing> {
     if status.is_informational() {
         return None;
     }
+    let head_request = asked.head_request;
     if status == StatusCode::OK {
         out.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
     } else {
@@ -495,7 +743,7 @@ fn encode_head(
                 framing = Some(Framing::Length(n));
             }
             header::TRANSFER_ENCODING => {
-                if framing.is_some() || head_request || no_body {
+                if framing.is_some() || head_request || no_body || asked.http10 {
                     continue;
                 }
                 framing = Some(Framing::Chunked);
@@ -506,14 +754,16 @@ fn encode_head(
                     continue;
                 }
             }
-            header::CONNECTION => connection = true,
+            header::CONNECTION => {
+                connection = true;
+                if value.as_bytes().eq_ignore_ascii_case(b"close") {
+                    asked.close = true;
+                }
+            }
             header::DATE => date = true,
             _ => {}
         }
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
+        write_field(out, name.as_str().as_bytes(), value.as_bytes());
     }
     let framing = match framing {
         Some(f) => f,
@@ -528,14 +778,23 @@ fn encode_head(
                 Framing::Length(n)
             }
             None if head_request => Framing::Length(0),
+            // HTTP/1.0 has no chunked coding: the body runs to the connection's end.
+            None if asked.http10 => {
+                asked.close = true;
+                Framing::Close
+            }
             None => {
                 out.extend_from_slice(b"transfer-encoding: chunked\r\n");
                 Framing::Chunked
             }
         },
     };
-    if close && !connection {
-        out.extend_from_slice(b"connection: close\r\n");
+    if !connection {
+        if asked.close {
+            out.extend_from_slice(b"connection: close\r\n");
+        } else if asked.http10 {
+            out.extend_from_slice(b"connection: keep-alive\r\n");
+        }
     }
     if !date {
         out.extend_from_slice(b"date: ");
@@ -557,12 +816,14 @@ async fn send_body(
     mut out: Vec<u8>,
     mut body: Pin<&mut RespBody>,
     framing: Framing,
+    trailers: Trailers,
     last: bool,
 ) -> bool {
     let mut left = match framing {
         Framing::Length(n) => n,
-        Framing::Chunked => u64::MAX,
+        Framing::Chunked | Framing::Close => u64::MAX,
     };
+    let mut sent_trailers = false;
     loop {
         // Take a frame that is ready; if none is, send what is pending, then wait.
         let next = match poll_fn(|cx| Poll::Ready(body.as_mut().poll_frame(cx))).await {
@@ -583,8 +844,20 @@ async fn send_body(
         let data = match next {
             Some(Ok(frame)) => match frame.into_data() {
                 Ok(data) => data,
-                // Trailers: not sent (see the module docs).
-                Err(_) => continue,
+                Err(frame) => {
+                    // Trailers: sent when declared and accepted (see `Trailers`).
+                    if let (Framing::Chunked, Ok(map)) = (framing, frame.into_trailers()) {
+                        out.extend_from_slice(b"0\r\n");
+                        for (name, value) in &map {
+                            if trailers.allows(name.as_str()) {
+                                write_field(&mut out, name.as_str().as_bytes(), value.as_bytes());
+                            }
+                        }
+                        out.extend_from_slice(b"\r\n");
+                        sent_trailers = true;
+                    }
+                    continue;
+                }
             },
             Some(Err(e)) => {
                 tracing::debug!(error = %e, "response body failed: connection closed");
@@ -593,7 +866,7 @@ async fn send_body(
             }
             None => break,
         };
-        if data.is_empty() {
+        if data.is_empty() || sent_trailers {
             continue;
         }
         match framing {
@@ -609,6 +882,7 @@ async fn send_body(
                 // Writing to a Vec cannot fail.
                 let _ = write!(out, "{:x}\r\n", data.len());
             }
+            Framing::Close => {}
         }
         if data.len() <= COALESCE {
             out.extend_from_slice(&data);
@@ -637,15 +911,17 @@ async fn send_body(
             break;
         }
     }
-    if framing == Framing::Chunked {
-        out.extend_from_slice(b"0\r\n\r\n");
-    } else if left != 0 {
-        tracing::debug!(
-            missing = left,
-            "response body shorter than its length: connection closed"
-        );
-        let _ = write_out(io, &out, &[]).await;
-        return false;
+    match framing {
+        Framing::Chunked if !sent_trailers => out.extend_from_slice(b"0\r\n\r\n"),
+        Framing::Length(_) if left != 0 => {
+            tracing::debug!(
+                missing = left,
+                "response body shorter than its length: connection closed"
+            );
+            let _ = write_out(io, &out, &[]).await;
+            return false;
+        }
+        _ => {}
     }
     if last {
         return write_last(io, &out).await.is_ok();

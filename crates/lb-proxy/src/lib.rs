@@ -42,6 +42,7 @@ pub mod headers;
 pub mod http1;
 pub mod key;
 pub mod limit;
+pub mod pipe;
 pub mod server;
 pub mod slab;
 pub mod sniff;

@@ -33,6 +33,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::time::{Duration, Instant};
 use tokio_rustls::TlsAcceptor;
 
+use crate::body::InBody;
 use crate::conn::{ClientIo, Limits, NeverTimer, Shared, Tracked};
 use crate::forward::{self, ConnInfo};
 use crate::front::{self, Drain, Ended};
@@ -313,7 +314,7 @@ async fn serve_with_hyper(
         // A copy and, only behind trusted proxies, one reference count.
         let info = info.clone();
         async move {
-            let resp = forward::handle(rt, info, req.map(Some), None).await;
+            let resp = forward::handle(rt, info, req.map(|b| Some(InBody::H2(b))), None).await;
             // hyper encodes from the header map: the fields kept as bytes go into it.
             let (mut parts, body) = resp.into_parts();
             if let Some(raw) = body.raw_fields() {

@@ -8,9 +8,10 @@
 //!
 //! When the backend answers `101 Switching Protocols`, the 101 goes to the client with its
 //! `Upgrade` header, `Connection: upgrade` and the protocol's own fields
-//! (`Sec-WebSocket-Accept`, ...). Once hyper has written it, both connections are handed
-//! over (`hyper::upgrade::on` on the client's side; on the backend's, our HTTP/1.1
-//! client's connection with any bytes read after the 101 first) and spliced by lb-core's
+//! (`Sec-WebSocket-Accept`, ...). Once the client's connection has written it, it runs
+//! the [`Switch`] the 101 carries: the client's stream (any bytes it sent after its
+//! request first) and our HTTP/1.1 client's connection to the backend (any bytes read
+//! after the 101 first) are spliced by lb-core's
 //! [`tunnel`]: bytes both ways, half-close passed on, and both
 //! closed after the listener's `idle_timeout` with no byte either way. The backend counts
 //! as active until the tunnel ends. A drain waits for open tunnels within its grace period
@@ -24,13 +25,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use hyper::http::response::Parts;
-use hyper::upgrade::OnUpgrade;
 use hyper::Response;
-use hyper_util::rt::TokioIo;
 use lb_core::metrics;
 use lb_core::server::tunnel::{self, End};
 use lb_core::Lease;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 
 use crate::body::RespBody;
@@ -93,8 +94,6 @@ impl TunnelStats {
 
 /// The client side of an upgrade request: what its tunnel needs once a 101 is out.
 pub struct ClientUpgrade {
-    /// Resolves to the client's connection after hyper has written the 101.
-    pub on: OnUpgrade,
     /// The listener's `idle_timeout`.
     pub idle: Duration,
     /// Where the tunnel is counted.
@@ -119,32 +118,64 @@ impl Drop for Open {
     }
 }
 
-/// Answers the client with the backend's 101 (`head`, headers already prepared) and
-/// starts the tunnel that joins the client's connection, once hyper has written it, to
-/// `upstream` (the backend's connection, bytes after its 101 first). `lease` keeps the
-/// backend active until the tunnel ends.
+/// Answers the client with the backend's 101 (`head`, headers already prepared); its
+/// body carries the [`Switch`] the client's connection runs once the 101 is written.
+/// `lease` keeps the backend active until the tunnel ends.
 pub fn switch(
     head: Parts,
-    mut upstream: Upgraded,
+    upstream: Upgraded,
     client: ClientUpgrade,
     lease: Option<Lease>,
     backend: SocketAddr,
 ) -> Response<RespBody> {
-    let ClientUpgrade { on, idle, stats } = client;
-    // Counted from the 101 on, so a drain that starts while hyper writes it waits too.
+    let ClientUpgrade { idle, stats } = client;
+    // Counted from the 101 on, so a drain that starts while it is written waits too.
     let open = Open::new(stats.clone());
-    tokio::spawn(async move {
-        let c = match on.await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::debug!(backend = %backend, error = %e, "upgrade not completed");
+    let switch = Switch {
+        upstream,
+        idle,
+        stats,
+        open,
+        lease,
+        backend,
+    };
+    Response::from_parts(head, RespBody::switched(Box::new(switch)))
+}
+
+/// An exchange that switched protocols: the backend's connection, ready to be joined to
+/// the client's once the 101 is out.
+pub struct Switch {
+    upstream: Upgraded,
+    idle: Duration,
+    stats: Arc<TunnelStats>,
+    open: Open,
+    lease: Option<Lease>,
+    backend: SocketAddr,
+}
+
+impl Switch {
+    /// Joins `client` (its 101 written) to the backend until both ends close or neither
+    /// moves a byte for `idle_timeout`. `early`: bytes the client sent after its request
+    /// before the 101 (the first frames of the new protocol), sent to the backend first.
+    pub async fn run<C: AsyncRead + AsyncWrite + Unpin + Send>(self, client: &mut C, early: Bytes) {
+        let Switch {
+            mut upstream,
+            idle,
+            stats,
+            open,
+            lease,
+            backend,
+        } = self;
+        if !early.is_empty() {
+            if let Err(e) = upstream.write_all(&early).await {
+                tracing::debug!(backend = %backend, error = %e, "tunnel ended before it started");
                 return;
             }
-        };
-        let (mut c, u) = (TokioIo::new(c), &mut upstream);
+            stats.up.fetch_add(early.len() as u64, Ordering::Relaxed);
+        }
         let end = tunnel::splice(
-            tokio::io::split(&mut c),
-            tokio::io::split(u),
+            tokio::io::split(client),
+            tokio::io::split(&mut upstream),
             idle,
             &stats.up,
             &stats.down,
@@ -157,7 +188,10 @@ pub fn switch(
             End::Error(m, _) => (m, "error"),
         };
         if let Some(l) = &lease {
-            l.member().state().watch().add_bytes(moved.up, moved.down);
+            l.member()
+                .state()
+                .watch()
+                .add_bytes(moved.up + early.len() as u64, moved.down);
         }
         drop(lease);
         tracing::debug!(
@@ -167,6 +201,5 @@ pub fn switch(
             end = how,
             "tunnel ended"
         );
-    });
-    Response::from_parts(head, RespBody::empty())
+    }
 }

@@ -214,6 +214,19 @@ impl RawFields {
         out.extend_from_slice(&self.block[at..self.end as usize]);
     }
 
+    /// The value of the first kept field named `name` (ASCII case-insensitive), trimmed.
+    pub fn value(&self, name: &[u8]) -> Option<&[u8]> {
+        self.block[self.start as usize..self.end as usize]
+            .split(|&b| b == b'\n')
+            .find_map(|line| {
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                let colon = line.iter().position(|&b| b == b':')?;
+                line[..colon]
+                    .eq_ignore_ascii_case(name)
+                    .then(|| line[colon + 1..].trim_ascii())
+            })
+    }
+
     /// Appends the kept fields to `map` (for hyper's server, which encodes from one).
     pub fn append_to(&self, map: &mut HeaderMap) {
         let mut kept = Vec::with_capacity(self.bytes_len() + 2);
@@ -293,6 +306,23 @@ impl Reading {
         })
     }
 
+    /// How a client's request body framed as `body` is read (the client side reads
+    /// request bodies with the same decoder as response bodies).
+    pub fn for_request(body: http1::Body) -> Reading {
+        let state = match body {
+            http1::Body::Length(n) => State::Length(n),
+            http1::Body::Chunked => State::Chunked(Chunked::new()),
+            // A request body is never delimited by the connection's end.
+            http1::Body::Empty | http1::Body::Close => State::Done,
+        };
+        Reading {
+            state,
+            keep: true,
+            raw: None,
+            trailer: 0,
+        }
+    }
+
     /// True once the body is complete (or there is none).
     pub fn is_end(&self) -> bool {
         self.state == State::Done
@@ -307,7 +337,8 @@ impl Reading {
         }
     }
 
-    pub(super) fn want(&self) -> usize {
+    /// How many bytes the next read should make room for.
+    pub fn want(&self) -> usize {
         match self.state {
             State::Length(n) => (n.min(READ_MAX as u64) as usize).max(READ_CHUNK),
             State::Chunked(c) => (c.data_left().min(READ_MAX as u64) as usize).max(READ_CHUNK),

@@ -52,7 +52,7 @@ use lb_core::server::Shutdown;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use crate::body::{InBody, RespBody};
-use crate::conn::{ClientIo, Shared};
+use crate::conn::ClientIo;
 use crate::fields::RawHead;
 use crate::forward::{self, ConnInfo};
 use crate::headers::field_map;
@@ -62,7 +62,7 @@ use crate::state::Runtime;
 use crate::upstream::h1::{Decoded, RawFields, Reading};
 
 /// The most header fields of a request head (more: `431 header-too-large`).
-pub const MAX_FIELDS: usize = crate::head::MAX_HEADERS as usize;
+pub const MAX_FIELDS: usize = 100;
 
 /// One read takes at most this much (into the thread's [`SPACE`]; only a head's bytes are
 /// kept).
@@ -138,8 +138,6 @@ pub struct Ctx<'a> {
     pub info: &'a ConnInfo,
     /// The running configuration, loaded per request.
     pub rt: &'a ArcSwap<Runtime>,
-    /// The in-flight state [`ClientIo`] reads.
-    pub shared: &'a Arc<Shared>,
 }
 
 /// Serves requests on `io` until the connection ends, or until it turns out to speak
@@ -157,7 +155,7 @@ pub async fn serve(io: &mut ClientIo, ctx: &Ctx<'_>, drain: &Drain) -> Ended {
             if !buf.is_empty() {
                 if first && !crate::sniff::cannot_be_h2(&buf) {
                     if http1::h2c_preface(&buf) == http1::Status::Complete(true) {
-                        io.unread(buf);
+                        io.into_h2(buf);
                         return Ended::Handoff;
                     }
                 } else {
@@ -185,7 +183,7 @@ pub async fn serve(io: &mut ClientIo, ctx: &Ctx<'_>, drain: &Drain) -> Ended {
             }
         };
         first = false;
-        let guard = ctx.shared.enter();
+        io.busy();
         let Started {
             handling,
             head_request,
@@ -238,7 +236,7 @@ pub async fn serve(io: &mut ClientIo, ctx: &Ctx<'_>, drain: &Drain) -> Ended {
             if io.write_all(&out.head).await.is_err() || io.flush().await.is_err() {
                 return Ended::Closed;
             }
-            guard.upgraded();
+            io.tunnel();
             switch.run(io, std::mem::take(&mut buf)).await;
             return Ended::Closed;
         }
@@ -251,9 +249,6 @@ pub async fn serve(io: &mut ClientIo, ctx: &Ctx<'_>, drain: &Drain) -> Ended {
             }
         };
         let kept = sent && !out.last;
-        // Released before the flush, so that ClientIo sees every response out with no
-        // request in flight.
-        drop(guard);
         io.response_done();
         if io.flush().await.is_err() {
             return Ended::Closed;
@@ -434,9 +429,11 @@ fn take_request(buf: &mut Bytes, ctx: &Ctx<'_>) -> Taken {
 /// was taken).
 fn parse_request(bytes: &Bytes, ctx: &Ctx<'_>) -> (Taken, usize) {
     let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_FIELDS];
-    // The listener's `max_header_bytes` is enforced on these bytes by `ClientIo` already.
     let limits = http1::Limits {
-        max_head: usize::MAX,
+        max_head: match ctx.info.max_header {
+            0 => usize::MAX,
+            n => usize::try_from(n).unwrap_or(usize::MAX),
+        },
     };
     let head = match http1::parse_request_head(bytes, &limits, &mut fields) {
         Ok(http1::Status::Complete(h)) => h,

@@ -6,7 +6,6 @@
 //! ## Layout
 //! - [`server`]: listeners, connection limits, HTTP/1.1 and h2c, graceful drain.
 //! - [`conn`]: the client stream under hyper: header/idle timeouts, 408, 431, smuggling 400.
-//! - [`head`]: where request heads start and end in the byte stream (no allocation).
 //! - [`slab`]: request-long byte strings cut from one shared buffer per thread.
 //! - [`sniff`]: HTTP/1 or h2c told apart on the first bytes, so hyper's read buffer stays 8 KiB.
 //! - [`front`]: the common HTTP/1.1 request served without hyper; anything else goes to hyper.
@@ -37,7 +36,6 @@ pub mod demo;
 pub mod fields;
 pub mod forward;
 pub mod front;
-pub mod head;
 pub mod headers;
 pub mod http1;
 pub mod key;

@@ -1,17 +1,16 @@
-//! Listeners: accept with a connection limit, serve HTTP/1.1 and h2c, drain on shutdown.
+//! Listeners: accept with a connection limit, serve HTTP/1.x and HTTP/2, drain on shutdown.
 //!
-//! Each client stream is wrapped in a [`ClientIo`] that owns the
-//! header and idle timeouts and the head checks (408, 431, smuggling 400). A connection
-//! starts in [`front`], which serves the common HTTP/1.1 request itself;
-//! the first request it does not serve hands the connection to hyper-util's server
-//! (HTTP/1.1 with bodies and upgrades, h2c) for the rest of its life. Each request holds
-//! an [`InFlight`](crate::conn::InFlight) guard until its response is out, so the
-//! connection layer knows when a request is in flight.
+//! Each client stream is wrapped in a [`ClientIo`] that owns the header and idle
+//! timeouts and the canned answers (400, 408, 431). A connection is served by [`front`],
+//! lb-proxy's own HTTP/1 engine, unless its first bytes are the HTTP/2 preface (h2c prior
+//! knowledge, or a client that chose h2 by ALPN): then hyper's HTTP/2 server takes it.
+//! Each HTTP/2 request holds an [`InFlight`](crate::conn::InFlight) guard until its
+//! response is out, so the connection layer knows when the connection is idle.
 //!
 //! Accepting and draining are lb-core's [`accept_loop`], with lb-proxy's own way to accept
 //! ([`FreshListener`]). On the listener's stop signal an idle connection closes at once; a
-//! busy one closes after its response (`connection: close`); hyper's connections get its
-//! graceful shutdown. The drain ends when every connection and upgraded tunnel has ended.
+//! busy one closes after its response (`connection: close`); HTTP/2 connections get
+//! hyper's graceful shutdown. The drain ends when every connection and tunnel has ended.
 
 use std::future::Future;
 use std::io;
@@ -20,9 +19,9 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use hyper::server::conn::http2;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use lb_core::config::{any_contains, Cidr, ListenerConfig};
 use lb_core::metrics::Reason;
 use lb_core::proxy_protocol;
@@ -34,7 +33,7 @@ use tokio::time::{Duration, Instant};
 use tokio_rustls::TlsAcceptor;
 
 use crate::body::InBody;
-use crate::conn::{ClientIo, Limits, NeverTimer, Shared, Tracked};
+use crate::conn::{ClientIo, Limits, Shared, Tracked};
 use crate::forward::{self, ConnInfo};
 use crate::front::{self, Drain, Ended};
 use crate::state::Runtime;
@@ -50,23 +49,14 @@ pub async fn serve(
     active: Arc<AtomicU64>,
     shutdown: Shutdown,
 ) {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
     let limits = Limits {
         header_timeout: cfg.header_timeout,
         idle_timeout: cfg.idle_timeout,
         max_header_bytes: cfg.max_header_bytes.get(),
     };
-    // ClientIo answers heads over max_header_bytes itself; hyper's buffer must hold one
-    // byte more so its own 431 (without x-lb-error) never comes first. hyper's header
-    // timeout never fires (NeverTimer): it only makes hyper read again after each
-    // response, when ClientIo arms its idle timer (see crate::conn).
-    builder
-        .http1()
-        .timer(NeverTimer::new())
-        .header_read_timeout(limits.hyper_header_timeout())
-        .max_buf_size(limits.max_header_bytes.saturating_add(1).max(8192))
-        .keep_alive(true);
-    builder.http2().timer(TokioTimer::new());
+    // hyper serves HTTP/2 only (h2c prior knowledge, ALPN h2); HTTP/1 is `front`'s.
+    let mut builder = http2::Builder::new(TokioExecutor::new());
+    builder.timer(TokioTimer::new());
     let builder = Arc::new(builder);
     let max_body = cfg.max_body_bytes.map_or(0, |n| n.get());
     let trusted: Option<Arc<[Cidr]>> =
@@ -273,13 +263,13 @@ impl Handshake {
     }
 }
 
-/// Serves HTTP/1.1 and HTTP/2 on one client stream until it closes or the listener drains.
+/// Serves HTTP/1.x and HTTP/2 on one client stream until it closes or the listener drains.
 async fn serve_connection(
     io: ClientStream,
     info: ConnInfo,
     limits: Limits,
     rt: Arc<ArcSwap<Runtime>>,
-    builder: Arc<auto::Builder<TokioExecutor>>,
+    builder: Arc<http2::Builder<TokioExecutor>>,
     drain: Drain,
 ) {
     let client = info.client;
@@ -288,7 +278,6 @@ async fn serve_connection(
     let ctx = front::Ctx {
         info: &info,
         rt: &rt,
-        shared: &shared,
     };
     // Boxed only when hyper takes over: a connection served here keeps a small task.
     if front::serve(&mut io, &ctx, &drain).await == Ended::Closed {
@@ -297,19 +286,18 @@ async fn serve_connection(
     Box::pin(serve_with_hyper(io, info, rt, builder, shared, drain)).await;
 }
 
-/// hyper-util's server for the rest of a connection [`front`] handed over.
+/// hyper's HTTP/2 server for a connection [`front`] found speaking it.
 async fn serve_with_hyper(
     io: ClientIo,
     info: ConnInfo,
     rt: Arc<ArcSwap<Runtime>>,
-    builder: Arc<auto::Builder<TokioExecutor>>,
+    builder: Arc<http2::Builder<TokioExecutor>>,
     shared: Arc<Shared>,
     mut drain: Drain,
 ) {
     let client = info.client;
     let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         let guard = shared.enter();
-        let connect = req.method() == hyper::Method::CONNECT;
         let rt = rt.load_full();
         // A copy and, only behind trusted proxies, one reference count.
         let info = info.clone();
@@ -321,15 +309,10 @@ async fn serve_with_hyper(
                 raw.append_to(&mut parts.headers);
             }
             let resp = hyper::Response::from_parts(parts, body);
-            let status = resp.status();
-            if status == hyper::StatusCode::SWITCHING_PROTOCOLS || (connect && status.is_success())
-            {
-                guard.upgraded();
-            }
             Ok::<_, std::convert::Infallible>(resp.map(|b| Tracked::new(b, guard)))
         }
     });
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
+    let conn = builder.serve_connection(TokioIo::new(io), svc);
     let mut conn = std::pin::pin!(conn);
     let ended = tokio::select! {
         r = conn.as_mut() => r,

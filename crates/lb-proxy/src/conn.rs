@@ -10,6 +10,7 @@
 //! | between requests, no byte yet | `idle_timeout` | close silently (like nginx) |
 //! | inside a head | `header_timeout` from its first byte | `408 header-timeout`, close |
 //! | a request in flight ([`ClientIo::busy`]) | none (the request's own timers) | |
+//! | reading its body ([`ClientIo::body`]) | `idle_timeout` without a byte | the read fails (`408`) |
 //! | HTTP/2 (h2c) with no stream open | `idle_timeout` | close |
 //! | a tunnel (after a 101) | none (the tunnel's own idle timer) | |
 //!
@@ -148,6 +149,8 @@ enum Wait {
     Head,
     /// A request in flight, or a tunnel: no timer here.
     Busy,
+    /// A request body being read: `idle_timeout` without a byte of it.
+    Body,
     /// HTTP/2: idle while no stream is open.
     H2,
 }
@@ -222,6 +225,13 @@ impl ClientIo {
     /// until [`ClientIo::response_done`].
     pub fn busy(&mut self) {
         self.wait = Wait::Busy;
+        self.deadline = None;
+    }
+
+    /// The request's body is being read: a read that waits `idle_timeout` without a
+    /// byte of it fails with [`io::ErrorKind::TimedOut`] (the client stalled).
+    pub fn body(&mut self) {
+        self.wait = Wait::Body;
         self.deadline = None;
     }
 
@@ -342,14 +352,26 @@ impl AsyncRead for ClientIo {
         let before = buf.filled().len();
         match Pin::new(&mut this.io).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
-                if this.wait == Wait::Idle && buf.filled().len() > before {
-                    // The next head's first byte: `header_timeout` from now.
-                    this.wait = Wait::Head;
-                    this.deadline = Some(Instant::now() + this.limits.header_timeout);
+                if buf.filled().len() > before {
+                    match this.wait {
+                        // The next head's first byte: `header_timeout` from now.
+                        Wait::Idle => {
+                            this.wait = Wait::Head;
+                            this.deadline = Some(Instant::now() + this.limits.header_timeout);
+                        }
+                        // Body bytes: the stall timer starts again at the next wait.
+                        Wait::Body => this.deadline = None,
+                        _ => {}
+                    }
                 }
                 Poll::Ready(Ok(()))
             }
-            Poll::Pending => poll_timer(this, cx, buf),
+            Poll::Pending => {
+                if this.wait == Wait::Body && this.deadline.is_none() {
+                    this.deadline = Some(Instant::now() + this.limits.idle_timeout);
+                }
+                poll_timer(this, cx, buf)
+            }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
         }
     }
@@ -390,6 +412,10 @@ fn poll_timer(
         }
         // Idle: the driver sees a clean end between requests (or streams) and closes.
         Wait::Idle | Wait::H2 => Poll::Ready(Ok(())),
+        Wait::Body => Poll::Ready(Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "no request body byte within idle_timeout",
+        ))),
         Wait::Busy => Poll::Pending,
     }
 }

@@ -472,7 +472,10 @@ async fn read_body(
         let data = http_body_util::Limited::new(body, REPLAY_LIMIT as usize)
             .collect()
             .await
-            .map_err(|_| Reason::BadRequest)?
+            .map_err(|e| match e.downcast_ref::<crate::body::BodyError>() {
+                Some(b) => crate::upstream::body_fault(b),
+                None => Reason::BadRequest,
+            })?
             .to_bytes();
         return Ok(ReqBody::full(data));
     }

@@ -193,7 +193,10 @@ pub async fn serve(io: &mut ClientIo, ctx: &Ctx<'_>, drain: &Drain) -> Ended {
             body,
         } = req;
         let mut handling = handling;
-        let mut body = body.map(|pipe| Pump::new(pipe, std::mem::take(&mut buf)));
+        let mut body = body.map(|pipe| {
+            io.body();
+            Pump::new(pipe, std::mem::take(&mut buf))
+        });
         let resp = match body.as_mut() {
             None => handling.as_mut().await,
             Some(pump) => {
@@ -352,6 +355,9 @@ impl Pump {
             match tokio_util::io::poll_read_buf(Pin::new(&mut *io), cx, &mut self.buf) {
                 Poll::Ready(Ok(0)) => return self.fail(ClientBodyError::Truncated, cx),
                 Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::TimedOut => {
+                    return self.fail(ClientBodyError::Stalled, cx)
+                }
                 Poll::Ready(Err(_)) => return self.fail(ClientBodyError::Io, cx),
                 Poll::Pending => return Poll::Pending,
             }

@@ -30,9 +30,12 @@ pub enum ClientBodyError {
     /// The chunked framing (or the trailer section) is malformed.
     #[error("malformed chunked request body")]
     Framing,
-    /// Reading the client connection failed (reset, or a timeout ended it).
+    /// Reading the client connection failed (reset).
     #[error("the client connection failed inside the request body")]
     Io,
+    /// No byte of the body came for the listener's `idle_timeout`.
+    #[error("no request body byte within idle_timeout")]
+    Stalled,
 }
 
 /// Where the body stands.

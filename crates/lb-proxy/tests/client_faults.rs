@@ -67,3 +67,49 @@ async fn broken_request_bodies_are_the_clients_fault_and_eject_no_backend() {
     let m = spread(p.addr, "web.test", "/", 4).await;
     assert_eq!(m.len(), 2, "{m:?}");
 }
+
+/// A client that stops sending its body is the client's timeout: `408` after the
+/// listener's `idle_timeout` without a body byte, however short the pool's
+/// `response_timeout` (the backend waits on the client, so its timer waits too), and no
+/// backend is marked down for it.
+#[tokio::test]
+async fn stalled_request_bodies_time_out_as_the_clients_and_eject_no_backend() {
+    let a = Backend::start("a").await;
+    let b = Backend::start("b").await;
+    let p = proxy(&format!(
+        "idle_timeout = \"1s\"\n\
+         [pool.web]\nbackends = [\"{}\", \"{}\"]\nresponse_timeout = \"200ms\"\n\
+         [[route]]\nhost = \"web.test\"\npool = \"web\"\n",
+        a.addr, b.addr
+    ))
+    .await;
+    let stalled =
+        b"POST /upload HTTP/1.1\r\nHost: web.test\r\nContent-Length: 100\r\n\r\nonly ten b";
+    let started = std::time::Instant::now();
+    // Eight at once: more than the five failures in a row that would eject a backend.
+    let addr = p.addr;
+    let clients = (0..8).map(|_| async move {
+        let mut s = TcpStream::connect(addr).await.expect("connect");
+        s.write_all(stalled).await.expect("write");
+        let mut out = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out)).await;
+        String::from_utf8_lossy(&out).into_owned()
+    });
+    let tasks: Vec<_> = clients.map(tokio::spawn).collect();
+    for t in tasks {
+        let answer = t.await.expect("client task");
+        assert_eq!(raw_status(&answer), 408, "{answer}");
+        assert!(answer.contains("x-lb-error: header-timeout"), "{answer}");
+    }
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(900),
+        "answered before idle_timeout: {took:?}"
+    );
+    assert_eq!(states(&p, "web").await, ["up", "up"]);
+    let m = admin(p.admin, "GET", "/metrics", None, None).await.text();
+    assert!(
+        m.contains("lb_proxy_errors_total{reason=\"upstream-timeout\"} 0"),
+        "{m}"
+    );
+}

@@ -109,9 +109,12 @@ impl SendFailed {
 }
 
 /// The client's reason for a failed request body.
-fn body_fault(e: &BodyError) -> Reason {
+pub(crate) fn body_fault(e: &BodyError) -> Reason {
     match e {
         BodyError::TooLarge(_) => Reason::BodyTooLarge,
+        // A client that stops sending its body: the client's timeout (408), as nginx's
+        // `client_body_timeout`.
+        BodyError::Client(crate::pipe::ClientBodyError::Stalled) => Reason::HeaderTimeout,
         _ => Reason::BadRequest,
     }
 }

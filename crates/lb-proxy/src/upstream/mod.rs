@@ -31,6 +31,7 @@
 
 mod client;
 mod connect;
+pub(crate) use connect::body_fault;
 pub mod h1;
 
 use std::collections::HashMap;

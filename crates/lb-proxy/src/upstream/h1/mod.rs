@@ -17,6 +17,7 @@
 use std::future::{poll_fn, Future};
 use std::io::{self, IoSlice, Write as _};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{ready, Context, Poll, Waker};
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -204,14 +205,30 @@ impl H1Conn {
                 }
                 None => Box::pin(tokio::time::sleep_until(deadline)),
             };
+            // While the client's body is still being sent, the backend waits on the
+            // client: the response timeout runs again from the body's end (a client that
+            // stalls its body is bounded by its own timer, and never blamed on the backend).
+            let uploading = AtomicBool::new(false);
+            let timeout = deadline.saturating_duration_since(Instant::now());
+            let mut deadline = deadline;
             let result = {
-                let mut exchange = std::pin::pin!(self.exchange(head, body));
+                let mut exchange = std::pin::pin!(self.exchange(head, body, &uploading));
+                let mut was_uploading = false;
                 poll_fn(|cx| {
                     if let Poll::Ready(r) = exchange.as_mut().poll(cx) {
                         return Poll::Ready(r);
                     }
+                    let now_uploading = uploading.load(Ordering::Relaxed);
+                    if was_uploading && !now_uploading {
+                        // The body is out: the backend has `timeout` from now.
+                        deadline = Instant::now() + timeout;
+                        timer.as_mut().reset(deadline);
+                    }
+                    was_uploading = now_uploading;
                     while timer.as_mut().poll(cx).is_ready() {
-                        if Instant::now() >= deadline {
+                        if uploading.load(Ordering::Relaxed) {
+                            deadline = Instant::now() + timeout;
+                        } else if Instant::now() >= deadline {
                             return Poll::Ready(Err(SendError {
                                 error: H1Error::Timeout,
                                 body: None,
@@ -234,6 +251,7 @@ impl H1Conn {
         &'a mut self,
         head: Head<'a>,
         body: ReqBody,
+        uploading: &'a AtomicBool,
     ) -> impl Future<Output = Result<Response<Reading>, SendError>> + Send + 'a {
         async move {
             let expect = Expect {
@@ -265,7 +283,10 @@ impl H1Conn {
             let fail = |error| SendError { error, body: None };
             let mut early = None;
             if !matches!(out, Out::Done) {
-                early = self.stream_body(body, out, expect).await.map_err(fail)?;
+                uploading.store(true, Ordering::Relaxed);
+                let streamed = self.stream_body(body, out, expect).await;
+                uploading.store(false, Ordering::Relaxed);
+                early = streamed.map_err(fail)?;
             }
             let resp = match early {
                 Some(mut r) => {

@@ -6,20 +6,20 @@
 //! backend's (heads are counted by neither).
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use hyper::header;
 use hyper::http::request::Parts;
 use lb_core::metrics::Reason;
 use lb_core::server::AccessLog;
+use lb_core::server::RunningPool;
 use std::time::Instant;
 
-use crate::fields::{RawHead, View};
-use crate::state::PoolTarget;
+use crate::request::body::BytesIn;
+use crate::request::fields::{RawHead, View};
 
 /// What the line needs from the request, copied when it arrives (only with a log on).
-pub struct Pending {
+pub(crate) struct Pending {
     log: AccessLog,
     start: Instant,
     client: SocketAddr,
@@ -35,27 +35,9 @@ fn text(v: Option<&[u8]>) -> String {
         .unwrap_or_default()
 }
 
-/// The request body bytes forwarded: known when the body was read whole (kept for
-/// replay, counted once however many attempts send it), or counted as it streams.
-pub enum BytesIn {
-    /// A body read whole before it was sent (or none: 0).
-    Known(u64),
-    /// A streamed body, counted by its [`Meter`](crate::body::Meter) frame by frame.
-    Counted(Arc<AtomicU64>),
-}
-
-impl BytesIn {
-    fn get(&self) -> u64 {
-        match self {
-            BytesIn::Known(n) => *n,
-            BytesIn::Counted(c) => c.load(Ordering::Relaxed),
-        }
-    }
-}
-
 impl Pending {
     /// Copies the request's fields for the line.
-    pub fn capture(
+    pub(crate) fn capture(
         log: &AccessLog,
         start: Instant,
         client: SocketAddr,
@@ -94,10 +76,10 @@ impl Pending {
     /// `request_id`: the id sent upstream (the client's, or one made by the proxy), when
     /// the request got that far; else the client's is logged.
     #[allow(clippy::too_many_arguments)]
-    pub fn finish(
+    pub(crate) fn finish(
         self,
         status: u16,
-        pool: Option<&Arc<PoolTarget>>,
+        pool: Option<&Arc<RunningPool>>,
         backend: Option<SocketAddr>,
         tries: u32,
         error: Option<Reason>,
@@ -122,10 +104,10 @@ impl Pending {
 }
 
 /// A finished exchange whose line is written when the response body is dropped.
-pub struct Record {
+pub(crate) struct Record {
     req: Pending,
     status: u16,
-    pool: Option<Arc<PoolTarget>>,
+    pool: Option<Arc<RunningPool>>,
     backend: Option<SocketAddr>,
     tries: u32,
     error: Option<Reason>,

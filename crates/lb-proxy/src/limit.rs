@@ -43,8 +43,9 @@ use lb_core::config::RateLimitConfig;
 use lb_core::metrics;
 use lb_core::name::HostPattern;
 
-use crate::fields::View;
-use crate::key::{self, IpText};
+use crate::request::fields::View;
+use crate::request::key;
+use lb_core::name::IpText;
 
 /// Shards per table (fewer when `max_keys` is smaller).
 pub const SHARDS: usize = 64;

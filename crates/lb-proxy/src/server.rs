@@ -1,7 +1,7 @@
 //! Listeners: accept with a connection limit, serve HTTP/1.x and HTTP/2, drain on shutdown.
 //!
 //! Each client stream is wrapped in a [`ClientIo`] that owns the header and idle
-//! timeouts and the canned answers (400, 408, 431). A connection is served by [`front`],
+//! timeouts and the canned answers (400, 408, 431). A connection is served by [`client`](crate::client),
 //! lb-proxy's own HTTP/1 engine, unless its first bytes are the HTTP/2 preface (h2c prior
 //! knowledge, or a client that chose h2 by ALPN): then hyper's HTTP/2 server takes it.
 //! Each HTTP/2 request holds an [`InFlight`](crate::conn::InFlight) guard until its
@@ -20,8 +20,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use hyper::server::conn::http2;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use lb_core::config::{any_contains, Cidr, ListenerConfig};
 use lb_core::metrics::Reason;
 use lb_core::proxy_protocol;
@@ -32,17 +31,17 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::time::{Duration, Instant};
 use tokio_rustls::TlsAcceptor;
 
-use crate::body::InBody;
-use crate::conn::{ClientIo, Limits, Shared, Tracked};
-use crate::forward::{self, ConnInfo};
-use crate::front::{self, Drain, Ended};
+use crate::client::ctx::Drain;
+use crate::client::io::Limits;
+use crate::client::serve_connection;
+use crate::proxy::conn::ConnInfo;
 use crate::state::Runtime;
 use crate::stream::ClientStream;
 
 /// Serves one listener through lb-core's [`accept_loop`], counting open client
 /// connections in `active`, until `shutdown` resolves, then waits for in-flight
 /// connections and upgraded tunnels (the caller bounds the wait).
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     cfg: ListenerConfig,
     runtime: Arc<ArcSwap<Runtime>>,
@@ -52,9 +51,8 @@ pub async fn serve(
     let limits = Limits {
         header_timeout: cfg.header_timeout,
         idle_timeout: cfg.idle_timeout,
-        max_header_bytes: cfg.max_header_bytes.get(),
     };
-    // hyper serves HTTP/2 only (h2c prior knowledge, ALPN h2); HTTP/1 is `front`'s.
+    // hyper serves HTTP/2 only (h2c prior knowledge, ALPN h2); HTTP/1 is the client side's own.
     let mut builder = http2::Builder::new(TokioExecutor::new());
     builder.timer(TokioTimer::new());
     let builder = Arc::new(builder);
@@ -144,7 +142,7 @@ pub async fn serve(
 
 /// lb-proxy's way to accept, plugged into lb-core's [`accept_loop`]: non-blocking sockets
 /// that are not registered with the poller (see `ClientStream::Fresh`).
-pub struct FreshListener(AsyncFd<std::net::TcpListener>);
+pub(crate) struct FreshListener(AsyncFd<std::net::TcpListener>);
 
 impl Accept for FreshListener {
     type Conn = std::net::TcpStream;
@@ -260,68 +258,5 @@ impl Handshake {
                 None
             }
         }
-    }
-}
-
-/// Serves HTTP/1.x and HTTP/2 on one client stream until it closes or the listener drains.
-async fn serve_connection(
-    io: ClientStream,
-    info: ConnInfo,
-    limits: Limits,
-    rt: Arc<ArcSwap<Runtime>>,
-    builder: Arc<http2::Builder<TokioExecutor>>,
-    drain: Drain,
-) {
-    let client = info.client;
-    let shared = Arc::new(Shared::default());
-    let mut io = ClientIo::new(io, client, limits, shared.clone(), rt.load().errors.clone());
-    let ctx = front::Ctx {
-        info: &info,
-        rt: &rt,
-    };
-    // Boxed only when hyper takes over: a connection served here keeps a small task.
-    if front::serve(&mut io, &ctx, &drain).await == Ended::Closed {
-        return;
-    }
-    Box::pin(serve_with_hyper(io, info, rt, builder, shared, drain)).await;
-}
-
-/// hyper's HTTP/2 server for a connection [`front`] found speaking it.
-async fn serve_with_hyper(
-    io: ClientIo,
-    info: ConnInfo,
-    rt: Arc<ArcSwap<Runtime>>,
-    builder: Arc<http2::Builder<TokioExecutor>>,
-    shared: Arc<Shared>,
-    mut drain: Drain,
-) {
-    let client = info.client;
-    let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-        let guard = shared.enter();
-        let rt = rt.load_full();
-        // A copy and, only behind trusted proxies, one reference count.
-        let info = info.clone();
-        async move {
-            let resp = forward::handle(rt, info, req.map(|b| Some(InBody::H2(b))), None).await;
-            // hyper encodes from the header map: the fields kept as bytes go into it.
-            let (mut parts, body) = resp.into_parts();
-            if let Some(raw) = body.raw_fields() {
-                raw.append_to(&mut parts.headers);
-            }
-            let resp = hyper::Response::from_parts(parts, body);
-            Ok::<_, std::convert::Infallible>(resp.map(|b| Tracked::new(b, guard)))
-        }
-    });
-    let conn = builder.serve_connection(TokioIo::new(io), svc);
-    let mut conn = std::pin::pin!(conn);
-    let ended = tokio::select! {
-        r = conn.as_mut() => r,
-        _ = drain.wait() => {
-            conn.as_mut().graceful_shutdown();
-            conn.await
-        }
-    };
-    if let Err(e) = ended {
-        tracing::debug!(client = %client, error = %e, "client connection ended");
     }
 }

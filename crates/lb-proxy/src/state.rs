@@ -20,7 +20,7 @@ use lb_core::server::{build_pools, Generation, PoolBuildError, RunningPool};
 use tokio_rustls::TlsAcceptor;
 
 use crate::limit::{label, RateLimit};
-use crate::upgrade::TunnelStats;
+use crate::tunnel::TunnelStats;
 use crate::upstream::{spawn_sweeper, Upstreams, UpstreamsError};
 
 /// A pool as the proxy runs it: lb-core's [`RunningPool`] (pool, source, config, health
@@ -104,7 +104,7 @@ impl Route {
 /// What follows `prefix` in `target` (a path, with its query or not) when the path is
 /// under it by whole segments (see [`Route::matches_path`]): empty, or starting with `/`
 /// or `?`.
-pub fn under_prefix<'a>(prefix: &str, target: &'a str) -> Option<&'a str> {
+pub(crate) fn under_prefix<'a>(prefix: &str, target: &'a str) -> Option<&'a str> {
     let rest = target.strip_prefix(prefix.trim_end_matches('/'))?;
     (rest.is_empty() || rest.starts_with(['/', '?'])).then_some(rest)
 }

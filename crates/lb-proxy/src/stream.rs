@@ -29,7 +29,7 @@ pub enum MaybeTls<T> {
 /// (add, then delete at close) less per connection, as HAProxy's speculative reads do.
 /// (Only one read is tried directly: such a read must zero its buffer first, where
 /// tokio's reads into uninitialised memory.)
-pub enum ClientStream {
+pub(crate) enum ClientStream {
     /// Not registered yet.
     Fresh {
         /// The socket (`None` once registering failed).
@@ -46,17 +46,17 @@ type Registered = MaybeTls<tokio_rustls::server::TlsStream<TcpStream>>;
 
 impl ClientStream {
     /// A TLS connection, handshake done.
-    pub fn tls(s: tokio_rustls::server::TlsStream<TcpStream>) -> ClientStream {
+    pub(crate) fn tls(s: tokio_rustls::server::TlsStream<TcpStream>) -> ClientStream {
         ClientStream::Ready(MaybeTls::Tls(Box::new(s)))
     }
 
     /// A plain connection already registered with the poller.
-    pub fn plain(s: TcpStream) -> ClientStream {
+    pub(crate) fn plain(s: TcpStream) -> ClientStream {
         ClientStream::Ready(MaybeTls::Plain(s))
     }
 
     /// True for a cleartext stream (where h2c may be spoken, and a shutdown is only a FIN).
-    pub fn is_plain(&self) -> bool {
+    pub(crate) fn is_plain(&self) -> bool {
         match self {
             ClientStream::Fresh { .. } => true,
             ClientStream::Ready(s) => s.is_plain(),
@@ -77,7 +77,11 @@ impl ClientStream {
 
     /// Sends some of `buf` with `MSG_MORE` on plain TCP (the bytes wait for more, or for
     /// the FIN of [`ClientStream::shutdown_write`]); TLS writes as usual.
-    pub fn poll_send_more(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    pub(crate) fn poll_send_more(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         self.poll_either(
             cx,
             |s| send_more(s, buf),
@@ -97,7 +101,7 @@ impl ClientStream {
     }
 
     /// Shuts the write side of plain TCP at once (the FIN; nothing for TLS).
-    pub fn shutdown_write(&self) -> io::Result<()> {
+    pub(crate) fn shutdown_write(&self) -> io::Result<()> {
         let shut = |fd| Ok(rustix::net::shutdown(fd, rustix::net::Shutdown::Write)?);
         match self {
             ClientStream::Fresh { sock: Some(s), .. } => shut(s.as_fd()),
@@ -218,7 +222,7 @@ impl AsyncWrite for ClientStream {
 }
 
 /// A connection to a backend: TLS is the client side of rustls.
-pub type UpstreamStream = MaybeTls<tokio_rustls::client::TlsStream<TcpStream>>;
+pub(crate) type UpstreamStream = MaybeTls<tokio_rustls::client::TlsStream<TcpStream>>;
 
 impl<T> MaybeTls<T> {
     /// True for a cleartext stream (where h2c may be spoken, and a shutdown is only a FIN).

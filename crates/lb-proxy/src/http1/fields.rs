@@ -82,8 +82,9 @@ pub struct Framing<'a> {
     /// `Host` fields seen, and the first one's value.
     hosts: u8,
     host: Option<&'a [u8]>,
-    /// The `Connection` options, and whether one names other fields.
+    /// The `Connection` options.
     pub connection: ConnectionOptions,
+    /// Some `Connection` option names other fields (to be removed as well).
     pub connection_names_fields: bool,
     /// `Expect: 100-continue` (RFC 9110 §10.1.1).
     pub expect_continue: bool,

@@ -17,9 +17,10 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use super::h1::{self, H1Conn, Io};
+use super::h1::{H1Conn, Io};
 use super::Origin;
-use crate::body::{BodyError, ReqBody};
+use crate::error::{BodyError, H1Error};
+use crate::request::body::ReqBody;
 use lb_core::metrics::Reason;
 
 /// Why no connection could be had.
@@ -68,7 +69,7 @@ pub enum ConnectError {
 }
 
 /// A request sender on one upstream connection.
-pub enum Sender {
+pub(crate) enum Sender {
     /// HTTP/1.1: the connection itself, one exchange at a time.
     H1(Box<H1Conn>),
     /// HTTP/2: a handle on a multiplexed connection (cloning it shares the connection).
@@ -92,10 +93,10 @@ impl SendFailed {
     pub fn client_fault(&self) -> Option<Reason> {
         let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&*self.error);
         while let Some(e) = cause {
-            if let Some(h1) = e.downcast_ref::<h1::H1Error>() {
+            if let Some(h1) = e.downcast_ref::<H1Error>() {
                 match h1 {
-                    h1::H1Error::BodyLength => return Some(Reason::BadRequest),
-                    h1::H1Error::Body(b) => return Some(body_fault(b)),
+                    H1Error::BodyLength => return Some(Reason::BadRequest),
+                    H1Error::Body(b) => return Some(body_fault(b)),
                     _ => {}
                 }
             }
@@ -114,7 +115,7 @@ pub(crate) fn body_fault(e: &BodyError) -> Reason {
         BodyError::TooLarge(_) => Reason::BodyTooLarge,
         // A client that stops sending its body: the client's timeout (408), as nginx's
         // `client_body_timeout`.
-        BodyError::Client(crate::pipe::ClientBodyError::Stalled) => Reason::HeaderTimeout,
+        BodyError::Client(crate::error::ClientBodyError::Stalled) => Reason::HeaderTimeout,
         _ => Reason::BadRequest,
     }
 }
@@ -122,7 +123,7 @@ pub(crate) fn body_fault(e: &BodyError) -> Reason {
 impl Sender {
     /// True when the connection is known to be gone (HTTP/2; an idle HTTP/1.1
     /// connection is checked when it is taken from its pool).
-    pub fn is_closed(&self) -> bool {
+    pub(crate) fn is_closed(&self) -> bool {
         match self {
             Sender::H1(_) => false,
             Sender::H2(s) => s.is_closed(),

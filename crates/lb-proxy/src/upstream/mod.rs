@@ -29,10 +29,11 @@
 //! the HTTP/2 handshake); [`h1`] is our HTTP/1.1 client, driven inside the request's task;
 //! `client` holds a client connection's own ones ([`ClientSlot`]).
 
+mod body;
 mod client;
 mod connect;
 pub(crate) use connect::body_fault;
-pub mod h1;
+pub(crate) mod h1;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -46,13 +47,15 @@ use lb_core::config::{PoolConfig, UpstreamProtocol};
 use lb_core::tls::ClientTlsError;
 use tokio::time::Instant;
 
-use crate::fields::Fields;
+use crate::request::fields::Fields;
 use hyper::{Method, Request, Response, Uri, Version};
 
-use crate::body::{ReqBody, UpstreamBody};
-pub use client::{ClientSlot, Origin};
+use crate::error::H1Error;
+use crate::request::body::ReqBody;
+pub(crate) use body::UpstreamBody;
+pub(crate) use client::{ClientSlot, Origin};
 use connect::{unreachable_h1, Link};
-pub use connect::{ConnectError, SendFailed, Sender};
+pub(crate) use connect::{ConnectError, SendFailed, Sender};
 use h1::{H1Body, H1Conn};
 
 /// Most idle connections kept per backend.
@@ -221,7 +224,7 @@ impl Conn {
                         Ok(resp.map(|reading| UpstreamBody::H1(H1Body::new(c, reading, home))))
                     }
                     Err(e) => Err(SendFailed {
-                        timed_out: matches!(e.error, h1::H1Error::Timeout),
+                        timed_out: matches!(e.error, H1Error::Timeout),
                         error: Box::new(e.error),
                         body: e.body,
                     }),
@@ -471,7 +474,7 @@ impl Upstreams {
 }
 
 /// Starts a task that sweeps stale idle connections until `upstreams` is dropped.
-pub fn spawn_sweeper(upstreams: &Arc<Upstreams>) {
+pub(crate) fn spawn_sweeper(upstreams: &Arc<Upstreams>) {
     let weak = Arc::downgrade(upstreams);
     let every =
         (upstreams.idle_timeout / 2).clamp(Duration::from_millis(100), Duration::from_secs(5));

@@ -30,76 +30,21 @@ use tokio::time::{Instant, Sleep};
 mod parse;
 
 use parse::State;
-pub use parse::{parse_head, Decoded, RawFields, Reading};
+pub(crate) use parse::{parse_head, Decoded, RawFields, Reading};
 
 use super::{Head, Returner};
-use crate::body::{BodyError, ReqBody};
+use crate::error::H1Error;
+use crate::request::body::ReqBody;
 
-/// Largest response head (status line and fields), and largest trailer block.
-pub const MAX_HEAD: usize = 64 * 1024;
+pub(crate) use crate::error::MAX_HEAD;
 /// Most fields in a response head (or trailer block).
-pub const MAX_HEADERS: usize = 100;
+pub(crate) const MAX_HEADERS: usize = 100;
 /// What the read buffer starts with, and the least it grows by.
 const READ_CHUNK: usize = 4096;
 /// The most one read asks for while a large body streams.
 const READ_MAX: usize = 64 * 1024;
 /// A write buffer grown past this (a huge head) is released after the exchange.
 const WRITE_KEEP: usize = 16 * 1024;
-/// Why an exchange on an upstream HTTP/1.1 connection failed.
-#[derive(Debug, thiserror::Error)]
-pub enum H1Error {
-    /// Reading or writing the connection failed.
-    #[error("upstream i/o: {0}")]
-    Io(#[from] io::Error),
-    /// The backend closed the connection before a complete response head.
-    #[error("connection closed before a complete response head")]
-    ClosedBeforeHead,
-    /// The response head is not HTTP/1.x.
-    #[error("malformed response head: {0}")]
-    Parse(httparse::Error),
-    /// A field name or value in the head could not be kept.
-    #[error("malformed response header field")]
-    Field,
-    /// The response head exceeds [`MAX_HEAD`].
-    #[error("response head larger than {MAX_HEAD} bytes")]
-    HeadTooLarge,
-    /// The response's framing is invalid or contradicts itself.
-    #[error("invalid response framing: {0}")]
-    Framing(&'static str),
-    /// A chunk of a chunked body is malformed.
-    #[error("malformed chunked body: {0}")]
-    Chunk(&'static str),
-    /// The body ended (connection closed) before its announced end.
-    #[error("response body truncated")]
-    Truncated,
-    /// `101 Switching Protocols` to a request that asked no upgrade.
-    #[error("101 to a request without an upgrade")]
-    UnexpectedSwitch,
-    /// The request body failed (the client's stream, or its size limit).
-    #[error("request body: {0}")]
-    Body(Box<BodyError>),
-    /// The request body did not match its `Content-Length`.
-    #[error("request body does not match its Content-Length")]
-    BodyLength,
-    /// The codec refused the response's head or framing.
-    #[error("invalid response: {0}")]
-    Codec(crate::http1::Error),
-    /// No complete response head by the response deadline.
-    #[error("no response head before the deadline")]
-    Timeout,
-}
-
-impl From<crate::http1::Error> for H1Error {
-    fn from(e: crate::http1::Error) -> Self {
-        match e {
-            crate::http1::Error::HeadTooLarge | crate::http1::Error::TooManyFields => {
-                H1Error::HeadTooLarge
-            }
-            e => H1Error::Codec(e),
-        }
-    }
-}
-
 /// A failed exchange; `body` is the request's body back when none of its bytes were
 /// written.
 pub struct SendError {
@@ -110,7 +55,7 @@ pub struct SendError {
 }
 
 /// The connection's byte stream: plain TCP or TLS over TCP.
-pub type Io = crate::stream::UpstreamStream;
+pub(crate) type Io = crate::stream::UpstreamStream;
 
 /// How the request body goes out.
 enum Out {
@@ -470,7 +415,7 @@ impl H1Conn {
                         if let (true, Ok(trailers)) = (chunked, frame.into_trailers()) {
                             ended = true;
                             self.wbuf.extend_from_slice(b"0\r\n");
-                            crate::fields::write_map(&mut self.wbuf, &trailers);
+                            crate::request::fields::write_map(&mut self.wbuf, &trailers);
                             self.wbuf.extend_from_slice(b"\r\n");
                         }
                     }

@@ -12,10 +12,11 @@ use hyper::body::SizeHint;
 use hyper::header::HeaderMap;
 use hyper::{Response, StatusCode, Version};
 
-use super::{H1Error, MAX_HEAD, MAX_HEADERS, READ_CHUNK, READ_MAX};
-use crate::headers::{append_lines, field_map, is_hop_by_hop};
+use super::{MAX_HEAD, MAX_HEADERS, READ_CHUNK, READ_MAX};
+use crate::error::H1Error;
 use crate::http1::fields::{ConnectionOptions, Framing};
 use crate::http1::{self, Chunked, Event};
+use crate::request::headers::{append_lines, field_map, is_hop_by_hop};
 
 /// Where each field of a parsed block lies in it: name start/end, value start/end.
 type Spans = [(u32, u32, u32, u32); MAX_HEADERS];
@@ -57,7 +58,7 @@ fn record(window: &[u8], fields: &[httparse::Header<'_>], spans: &mut Spans) -> 
 /// responses other than 101. `Ok(None)`: incomplete, more bytes needed. On success the
 /// head's bytes are consumed and the response's body says how to read the rest.
 /// `head_request`: the request was `HEAD`; `upgrade`: it asked for an upgrade.
-pub fn parse_head(
+pub(crate) fn parse_head(
     buf: &mut BytesMut,
     head_request: bool,
     upgrade: bool,

@@ -15,13 +15,13 @@
 use bytes::Bytes;
 use hyper::header::{self, HeaderMap, HeaderValue};
 
-use crate::cookie;
-use crate::headers::{append_lines, field_map, forwarded_for, is_hop_by_hop};
 use crate::http1::fields::ConnectionOptions;
-use crate::key::IpText;
+use crate::request::cookie;
+use crate::request::headers::{append_lines, field_map, forwarded_for, is_hop_by_hop};
+use lb_core::name::IpText;
 
 /// The most fields a [`RawHead`] records; a head with more gets a header map.
-pub const MAX_RAW_FIELDS: usize = 32;
+pub(crate) const MAX_RAW_FIELDS: usize = 32;
 
 /// Where one field lies in the head: its line's start, the name's end, the value.
 #[derive(Clone, Copy, Debug, Default)]
@@ -230,7 +230,7 @@ pub struct Forwarded {
 }
 
 /// Writes each field of `headers` as `name: value` and CRLF.
-pub fn write_map(out: &mut Vec<u8>, headers: &HeaderMap) {
+pub(crate) fn write_map(out: &mut Vec<u8>, headers: &HeaderMap) {
     for (name, value) in headers {
         out.extend_from_slice(name.as_str().as_bytes());
         out.extend_from_slice(b": ");

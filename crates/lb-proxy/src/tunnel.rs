@@ -1,8 +1,8 @@
-//! HTTP/1.1 upgrades (WebSocket) through the proxy.
+//! HTTP/1.1 upgrades (WebSocket) through the proxy: the tunnel after a 101.
 //!
 //! A request from an HTTP/1.1 client with `Connection: upgrade` and an `Upgrade` header
 //! keeps those two headers (every other hop-by-hop header is still removed, see
-//! [`forward`](crate::forward)) and goes out on an upstream connection, fresh or pooled,
+//! [`proxy`](crate::proxy)) and goes out on an upstream connection, fresh or pooled,
 //! that never goes back to the pool. It is not retried once sent; only a failure before
 //! it left (a connect failure) moves it to the next backend.
 //!
@@ -26,15 +26,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use hyper::http::response::Parts;
-use hyper::Response;
 use lb_core::metrics;
 use lb_core::server::tunnel::{self, End};
 use lb_core::Lease;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 
-use crate::body::RespBody;
 use crate::upstream::h1::Upgraded;
 
 /// Tunnels open now and the bytes moved through them, for `/metrics` and for drain.
@@ -93,7 +90,7 @@ impl TunnelStats {
 }
 
 /// The client side of an upgrade request: what its tunnel needs once a 101 is out.
-pub struct ClientUpgrade {
+pub(crate) struct ClientUpgrade {
     /// The listener's `idle_timeout`.
     pub idle: Duration,
     /// Where the tunnel is counted.
@@ -118,33 +115,9 @@ impl Drop for Open {
     }
 }
 
-/// Answers the client with the backend's 101 (`head`, headers already prepared); its
-/// body carries the [`Switch`] the client's connection runs once the 101 is written.
-/// `lease` keeps the backend active until the tunnel ends.
-pub fn switch(
-    head: Parts,
-    upstream: Upgraded,
-    client: ClientUpgrade,
-    lease: Option<Lease>,
-    backend: SocketAddr,
-) -> Response<RespBody> {
-    let ClientUpgrade { idle, stats } = client;
-    // Counted from the 101 on, so a drain that starts while it is written waits too.
-    let open = Open::new(stats.clone());
-    let switch = Switch {
-        upstream,
-        idle,
-        stats,
-        open,
-        lease,
-        backend,
-    };
-    Response::from_parts(head, RespBody::switched(Box::new(switch)))
-}
-
 /// An exchange that switched protocols: the backend's connection, ready to be joined to
 /// the client's once the 101 is out.
-pub struct Switch {
+pub(crate) struct Switch {
     upstream: Upgraded,
     idle: Duration,
     stats: Arc<TunnelStats>,
@@ -154,10 +127,35 @@ pub struct Switch {
 }
 
 impl Switch {
+    /// The tunnel of a 101 from `backend`: `upstream` is its connection (bytes after the
+    /// 101 first), `lease` keeps it active until the tunnel ends. Counted as open from
+    /// now, so a drain that starts while the 101 is written waits too.
+    pub(crate) fn new(
+        upstream: Upgraded,
+        client: ClientUpgrade,
+        lease: Option<Lease>,
+        backend: SocketAddr,
+    ) -> Switch {
+        let ClientUpgrade { idle, stats } = client;
+        let open = Open::new(stats.clone());
+        Switch {
+            upstream,
+            idle,
+            stats,
+            open,
+            lease,
+            backend,
+        }
+    }
+
     /// Joins `client` (its 101 written) to the backend until both ends close or neither
     /// moves a byte for `idle_timeout`. `early`: bytes the client sent after its request
     /// before the 101 (the first frames of the new protocol), sent to the backend first.
-    pub async fn run<C: AsyncRead + AsyncWrite + Unpin + Send>(self, client: &mut C, early: Bytes) {
+    pub(crate) async fn run<C: AsyncRead + AsyncWrite + Unpin + Send>(
+        self,
+        client: &mut C,
+        early: Bytes,
+    ) {
         let Switch {
             mut upstream,
             idle,

@@ -19,24 +19,7 @@ use std::task::{Context, Poll, Waker};
 use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
 
-use crate::body::BodyError;
-
-/// Why a client's request body could not be read to its end: the client's fault.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ClientBodyError {
-    /// The client closed its connection before the body's end.
-    #[error("the client closed its connection inside the request body")]
-    Truncated,
-    /// The chunked framing (or the trailer section) is malformed.
-    #[error("malformed chunked request body")]
-    Framing,
-    /// Reading the client connection failed (reset).
-    #[error("the client connection failed inside the request body")]
-    Io,
-    /// No byte of the body came for the listener's `idle_timeout`.
-    #[error("no request body byte within idle_timeout")]
-    Stalled,
-}
+use crate::error::{BodyError, ClientBodyError};
 
 /// Where the body stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,11 +50,11 @@ struct State {
 
 /// The shared slot between a connection and its request's body (see the module docs).
 #[derive(Debug)]
-pub struct Pipe(Mutex<State>);
+pub(crate) struct Pipe(Mutex<State>);
 
 impl Pipe {
     /// A pipe for a body of `length` bytes, or of unknown length (chunked).
-    pub fn new(length: Option<u64>) -> Arc<Pipe> {
+    pub(crate) fn new(length: Option<u64>) -> Arc<Pipe> {
         Arc::new(Pipe(Mutex::new(State {
             frame: None,
             end: End::Open,
@@ -84,7 +67,7 @@ impl Pipe {
     }
 
     /// The body for the request's handling.
-    pub fn body(self: &Arc<Self>) -> PipeBody {
+    pub(crate) fn body(self: &Arc<Self>) -> PipeBody {
         PipeBody(Arc::clone(self))
     }
 
@@ -95,7 +78,7 @@ impl Pipe {
 
     /// True when the body asked for a frame the connection should now read; otherwise
     /// the connection's waker is kept, to be woken when it asks.
-    pub fn wants(&self, cx: &Context<'_>) -> bool {
+    pub(crate) fn wants(&self, cx: &Context<'_>) -> bool {
         let mut s = self.lock();
         if s.wanted && s.frame.is_none() && s.end == End::Open && !s.dropped {
             return true;
@@ -110,12 +93,13 @@ impl Pipe {
     }
 
     /// True once nobody will read the rest of the body.
-    pub fn is_dropped(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_dropped(&self) -> bool {
         self.lock().dropped
     }
 
     /// Hands a frame to the body; `last`: the body ends with it.
-    pub fn put(&self, frame: Frame<Bytes>, last: bool, cx: &Context<'_>) {
+    pub(crate) fn put(&self, frame: Frame<Bytes>, last: bool, cx: &Context<'_>) {
         let mut s = self.lock();
         if let (Some(left), Some(d)) = (s.left.as_mut(), frame.data_ref()) {
             *left = left.saturating_sub(d.len() as u64);
@@ -129,7 +113,7 @@ impl Pipe {
     }
 
     /// Ends the body: read whole, or failed with `error`.
-    pub fn finish(&self, error: Option<ClientBodyError>, cx: &Context<'_>) {
+    pub(crate) fn finish(&self, error: Option<ClientBodyError>, cx: &Context<'_>) {
         let mut s = self.lock();
         s.end = match error {
             None => End::Done,

@@ -9,102 +9,44 @@
 
 use std::borrow::Cow;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use http_body_util::BodyExt;
 use hyper::body::Body as _;
 use hyper::header::{self, HeaderValue};
 use hyper::http::request::Parts;
-use hyper::{Method, Request, Response, StatusCode, Uri, Version};
-use lb_core::config::Cidr;
-use lb_core::forward::RetryPolicy;
-use lb_core::forward::{Attempts, Failure, Verdict};
+use hyper::{Method, Request, Response, Uri, Version};
 use lb_core::hash;
 use lb_core::metrics::Reason;
 use lb_core::name::normalize_name;
 use lb_core::resolve::Routing;
-use lb_core::select::PickInput;
+
+use lb_core::config::UpstreamProtocol;
+use lb_core::name::IpText;
+
+pub(crate) mod attempt;
+pub(crate) mod conn;
+pub(crate) mod forwarding;
 
 use crate::access;
-use crate::body::{InBody, Meter, ReqBody, RespBody, UpstreamBody};
-use crate::cookie;
-use crate::fields::{Fields, Forwarded, RawHead, View};
-use crate::headers::{
-    believed, check_framing, prepare_headers, real_client, request_id_text, shared_value,
-    strip_keeping_upgrade, X_LB_ERROR,
-};
-use crate::key::{self, IpText};
+use crate::proxy::attempt::{forward, Exchange, Handled, Via};
+use crate::proxy::conn::ConnInfo;
+use crate::proxy::forwarding::{believed, prepare_headers, real_client};
+use crate::request::body::{InBody, Meter, ReqBody};
+use crate::request::fields::{Fields, Forwarded, RawHead, View};
+use crate::request::headers::{check_framing, request_id_text, shared_value};
+use crate::request::key;
+use crate::response::{local_error, RespBody};
 use crate::state::{DirectoryTarget, PoolTarget, Route, Runtime, Target};
-use crate::upgrade::{self, ClientUpgrade};
-use crate::upstream::{ClientSlot, Head, Origin, Upstreams};
-use lb_core::config::UpstreamProtocol;
+use crate::tunnel::ClientUpgrade;
 
 /// Bodies up to this size are kept so idempotent requests can be replayed on retry.
-pub const REPLAY_LIMIT: u64 = 64 * 1024;
-
-/// Facts about the client connection a request came on.
-#[derive(Clone, Debug)]
-pub struct ConnInfo {
-    /// The client's address: the peer's, or the source of the PROXY header the peer (a
-    /// trusted balancer) sent first.
-    pub client: SocketAddr,
-    /// The address the client connected to: the listener's, or the PROXY header's
-    /// destination.
-    pub local: SocketAddr,
-    /// This connection's own upstream connections to PROXY protocol pools; allocated only
-    /// when some pool uses the PROXY protocol as the connection is accepted.
-    pub slot: Option<Arc<ClientSlot>>,
-    /// The listener's `trusted_proxies`, when it has any: then `X-Forwarded-For` from a
-    /// peer inside them names the client, and from any other peer it is dropped.
-    pub trusted: Option<Arc<[Cidr]>>,
-    /// True on TLS listeners (sticky cookies then get `Secure`).
-    pub tls: bool,
-    /// The listener's `idle_timeout`: also how long an upgraded (WebSocket) tunnel may
-    /// go without a byte either way.
-    pub idle: Duration,
-    /// `max_body_bytes` of the listener (0 = unlimited).
-    pub max_body: u64,
-    /// `max_header_bytes` of the listener (0 = unchecked here). HTTP/1 heads are
-    /// measured on the bytes by [`conn`](crate::conn); HTTP/2 header blocks are measured
-    /// here, per request.
-    pub max_header: u64,
-}
-
-/// What happened to a request, for the access log and metrics.
-struct Handled {
-    pool: Option<Arc<PoolTarget>>,
-    backend: Option<SocketAddr>,
-    tries: u32,
-    error: Option<Reason>,
-    /// The `X-Request-Id` made here when the client sent none (kept-bytes path).
-    request_id: Option<[u8; 32]>,
-    /// The `X-Request-Id` sent upstream on the header-map path (only with a log on).
-    forwarded_id: Option<HeaderValue>,
-    /// The request body bytes forwarded (only with a log on).
-    bytes_in: access::BytesIn,
-}
-
-/// A response made by the proxy itself, with `x-lb-error`.
-pub fn local_error(reason: Reason) -> Response<RespBody> {
-    let mut r = Response::new(RespBody::local(format!("{}\n", reason.as_str())));
-    *r.status_mut() = StatusCode::from_u16(reason.status()).unwrap_or(StatusCode::BAD_GATEWAY);
-    let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-    h.insert(X_LB_ERROR, HeaderValue::from_static(reason.as_str()));
-    if reason == Reason::NoHealthyBackend {
-        h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    }
-    if reason == Reason::UnknownHost {
-        *r.body_mut() = RespBody::local("app not found\n");
-    }
-    r
-}
+pub(crate) const REPLAY_LIMIT: u64 = 64 * 1024;
 
 /// The future of one request, boxed (see [`handle`]).
-pub type Handling = Pin<Box<dyn Future<Output = Response<RespBody>> + Send>>;
+pub(crate) type Handling = Pin<Box<dyn Future<Output = Response<RespBody>> + Send>>;
 
 /// Handles one request end to end, writing one access-log line. The body is `None` when
 /// the request has none (as [`front`](crate::front) parses them). `raw`: the fields kept
@@ -114,7 +56,7 @@ pub type Handling = Pin<Box<dyn Future<Output = Response<RespBody>> + Send>>;
 /// [`front`](crate::front)'s loop) would otherwise keep room for the exchange's state
 /// (3.3 KB) for as long as it lives. Allocated per request instead, it is freed when the
 /// response is out, so an idle connection holds none of it.
-pub fn handle(
+pub(crate) fn handle(
     rt: Arc<Runtime>,
     conn: ConnInfo,
     req: Request<Option<InBody>>,
@@ -150,7 +92,7 @@ fn handle_request(
             error: None,
             request_id: None,
             forwarded_id: None,
-            bytes_in: access::BytesIn::Known(0),
+            bytes_in: crate::request::body::BytesIn::Known(0),
         };
         let from_hyper = body.is_some() && parts.version <= hyper::Version::HTTP_11;
         // The request's parts stay here, borrowed by the levels below.
@@ -178,7 +120,7 @@ fn handle_request(
         let mut resp = resp;
         let record = pending.finish(
             resp.status().as_u16(),
-            out.pool.as_ref(),
+            out.pool.as_ref().map(|p| &p.running),
             out.backend,
             out.tries,
             out.error,
@@ -472,7 +414,7 @@ async fn read_body(
         let data = http_body_util::Limited::new(body, REPLAY_LIMIT as usize)
             .collect()
             .await
-            .map_err(|e| match e.downcast_ref::<crate::body::BodyError>() {
+            .map_err(|e| match e.downcast_ref::<crate::error::BodyError>() {
                 Some(b) => crate::upstream::body_fault(b),
                 None => Reason::BadRequest,
             })?
@@ -522,272 +464,10 @@ fn absolute_uri(uri: Uri, tls: bool, host: &HeaderValue) -> Result<Uri, Reason> 
     Uri::from_parts(parts).map_err(|_| Reason::BadRequest)
 }
 
-struct Exchange<'a> {
-    method: &'a Method,
-    uri: &'a Uri,
-    /// HTTP/1.1, or HTTP/2 for h2 pools.
-    version: Version,
-    /// The fields to send, kept for every attempt (an HTTP/1.1 request is encoded
-    /// from them by reference).
-    fields: Fields<'a>,
-    idempotent: bool,
-    replayable: bool,
-    /// The client connection is TLS.
-    tls: bool,
-    /// An HTTP/1.1 upgrade request's client side, until a response is relayed.
-    upgrade: Option<ClientUpgrade>,
-}
-
-impl Exchange<'_> {
-    /// The upstream request's head, borrowed for one attempt.
-    fn head(&self) -> Head<'_> {
-        Head {
-            method: self.method,
-            uri: self.uri,
-            version: self.version,
-            fields: &self.fields,
-            upgrade: self.upgrade.is_some(),
-        }
-    }
-}
-
-/// A body for the next attempt: the replayable copy, or the stream if not yet sent.
-fn take_body(body: &mut ReqBody) -> ReqBody {
-    match body {
-        ReqBody::Empty => ReqBody::Empty,
-        ReqBody::Full { data, .. } => ReqBody::Full {
-            data: data.clone(),
-            meter: Meter::default(),
-        },
-        ReqBody::Stream { .. } => std::mem::replace(body, ReqBody::Empty),
-    }
-}
-
-// Returned once per attempt and matched at once: boxing the response would cost an
-// allocation per request to save a move.
-#[allow(clippy::large_enum_variant)]
-enum Attempt {
-    Done(Response<UpstreamBody>),
-    /// Failed before the request left: safe to retry anything; its body comes back.
-    NotSent(Reason, ReqBody),
-    /// Failed after sending: retry only if idempotent and replayable.
-    Failed(Reason),
-    TimedOut,
-    /// The client's side failed (its body malformed, short, too large, or reset): its
-    /// fault, never the backend's.
-    ClientFault(Reason),
-}
-
-#[allow(clippy::manual_async_fn)] // not an `async fn`: see `handle_request`
-fn attempt<'a>(
-    upstreams: &'a Arc<Upstreams>,
-    addr: SocketAddr,
-    head: Head<'a>,
-    body: ReqBody,
-    timeout: Duration,
-    client: &'a ConnInfo,
-) -> impl Future<Output = Attempt> + Send + 'a {
-    async move {
-        let origin = Origin {
-            client: client.client,
-            local: client.local,
-            slot: client.slot.as_ref(),
-        };
-        let conn = match upstreams.checkout(addr, &origin).await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::debug!(backend = %addr, error = %e, "upstream connect failed");
-                return Attempt::NotSent(Reason::UpstreamConnect, body);
-            }
-        };
-        // The timeout covers the response head only: a streaming body (gRPC) is bounded by
-        // the stall timer of its relay, not by this.
-        // Inline: the request's future is boxed once per request and freed after it (an
-        // idle connection holds none), so the send state (0.7 KB) costs no allocation of
-        // its own.
-        let deadline = tokio::time::Instant::now() + timeout;
-        match conn.send(head, body, deadline).await {
-            Ok(resp) => Attempt::Done(resp),
-            Err(e) if e.timed_out => Attempt::TimedOut,
-            Err(e) => {
-                if let Some(reason) = e.client_fault() {
-                    tracing::debug!(backend = %addr, error = %e.error, "the client's request body failed");
-                    return Attempt::ClientFault(reason);
-                }
-                tracing::debug!(backend = %addr, error = %e.error, "upstream exchange failed");
-                match e.body {
-                    Some(body) => Attempt::NotSent(Reason::UpstreamReset, body),
-                    None => Attempt::Failed(Reason::UpstreamReset),
-                }
-            }
-        }
-    }
-}
-
-/// The response to the client: the backend's, with its body streamed and the connection
-/// going back to its pool at the end; for an upgrade request, a 101 starts the tunnel
-/// and any other answer is relayed on a connection that is not pooled again.
-fn relay(
-    resp: Response<UpstreamBody>,
-    idle: Duration,
-    lease: Option<lb_core::Lease>,
-    ex: &mut Exchange<'_>,
-    backend: SocketAddr,
-) -> Response<RespBody> {
-    let upgrade = ex.upgrade.take();
-    let (mut parts, body) = resp.into_parts();
-    let switching = upgrade.is_some() && parts.status == StatusCode::SWITCHING_PROTOCOLS;
-    strip_keeping_upgrade(&mut parts.headers, switching);
-    let body = match (upgrade, body) {
-        (Some(client), UpstreamBody::H1(b)) if switching => match b.into_upgraded() {
-            Some(upstream) => return upgrade::switch(parts, upstream, client, lease, backend),
-            // A 101's body keeps its connection for the tunnel (`H1Body::new`).
-            None => return local_error(Reason::UpstreamReset),
-        },
-        (_, body) => body,
-    };
-    Response::from_parts(parts, RespBody::upstream(body, idle, lease))
-}
-
-/// What [`forward`] tries: a pool with its retry policy, upstream connections and
-/// timeouts.
-struct Via<'a> {
-    pool: &'a lb_core::Pool,
-    retry: &'a RetryPolicy,
-    upstreams: &'a Arc<Upstreams>,
-    response_timeout: Duration,
-    idle_timeout: Duration,
-    sticky: Option<&'a str>,
-}
-
-impl<'a> Via<'a> {
-    fn pool(p: &'a PoolTarget) -> Via<'a> {
-        Via {
-            pool: &p.handle.pool,
-            retry: &p.retry,
-            upstreams: &p.upstreams,
-            response_timeout: p.config.response_timeout,
-            idle_timeout: p.config.idle_timeout,
-            sticky: p.config.sticky.as_deref(),
-        }
-    }
-
-    fn endpoints(d: &'a DirectoryTarget, pool: &'a lb_core::Pool) -> Via<'a> {
-        Via {
-            pool,
-            retry: &d.retry,
-            upstreams: &d.upstreams,
-            response_timeout: d.response_timeout,
-            idle_timeout: d.idle_timeout,
-            sticky: None,
-        }
-    }
-}
-
-/// Tries the candidates of `via` for one request (lb-core's [`Attempts`]); only the HTTP
-/// rules are here: what may be sent again, and which answers are failures.
-#[allow(clippy::manual_async_fn)] // not an `async fn`: see `handle_request`
-fn forward<'a>(
-    via: Via<'a>,
-    ex: &'a mut Exchange<'a>,
-    body: &'a mut ReqBody,
-    key_hash: u64,
-    client: &'a ConnInfo,
-    out: &'a mut Handled,
-) -> impl Future<Output = Result<Response<RespBody>, Reason>> + Send + 'a {
-    async move {
-        let pool = via.pool;
-        let snap = pool.snapshot();
-        // Sticky sessions: the backend the cookie names goes first when usable; the normal
-        // preference order follows (without it) if connecting to it fails.
-        let sticky = via.sticky.map(|name| {
-            let named = ex.fields.view().cookie(name).and_then(cookie::parse_sticky);
-            (name, named)
-        });
-        let input = PickInput {
-            key_hash,
-            random: hash::thread_random(),
-        };
-        let mut attempts =
-            Attempts::new(pool, &snap, input, via.retry).sticky_first(sticky.and_then(|s| s.1));
-        let mut lease = attempts.first().ok_or(Reason::NoHealthyBackend)?;
-        let mut next_body = Some(take_body(body));
-        loop {
-            out.tries = attempts.tries();
-            out.backend = Some(lease.addr());
-            let mut b = next_body.take().unwrap_or_else(|| take_body(body));
-            // Its bytes count as the bytes in of this attempt's backend (the stats page).
-            b.count_to(lease.member().state());
-            let head = ex.head();
-            let tried = attempt(
-                via.upstreams,
-                lease.addr(),
-                head,
-                b,
-                via.response_timeout,
-                client,
-            );
-            let (verdict, reason) = match tried.await {
-                Attempt::Done(resp) => {
-                    let status = resp.status().as_u16();
-                    lease.member().state().count_status(status);
-                    if status >= 500 {
-                        let failed = Verdict::Backend {
-                            failure: Failure::Status(status),
-                            replayable: ex.idempotent && ex.replayable,
-                        };
-                        if let Some(next) = attempts.report(&lease, failed) {
-                            lease = next;
-                            continue;
-                        }
-                    } else {
-                        attempts.report(&lease, Verdict::Served);
-                    }
-                    let set_cookie = sticky.and_then(|(name, named)| {
-                        let id = lease.sticky_id();
-                        (named != Some(id))
-                            .then(|| cookie::set_sticky(name, id, ex.tls))
-                            .flatten()
-                    });
-                    let addr = lease.addr();
-                    let mut resp = relay(resp, via.idle_timeout, Some(lease), ex, addr);
-                    if let Some(v) = set_cookie {
-                        resp.headers_mut().append(header::SET_COOKIE, v);
-                    }
-                    return Ok(resp);
-                }
-                Attempt::NotSent(reason, unsent) => {
-                    next_body = Some(unsent);
-                    (backend_failed(Failure::Connect, true), reason)
-                }
-                Attempt::Failed(reason) => (
-                    backend_failed(Failure::Reset, ex.idempotent && ex.replayable),
-                    reason,
-                ),
-                Attempt::TimedOut => (
-                    backend_failed(Failure::Timeout, false),
-                    Reason::UpstreamTimeout,
-                ),
-                Attempt::ClientFault(reason) => (Verdict::Client, reason),
-            };
-            match attempts.report(&lease, verdict) {
-                Some(next) => lease = next,
-                None => return Err(reason),
-            }
-        }
-    }
-}
-
-fn backend_failed(failure: Failure, replayable: bool) -> Verdict {
-    Verdict::Backend {
-        failure,
-        replayable,
-    }
-}
-
 #[cfg(test)]
 mod size {
     use super::*;
+    use std::time::Duration;
 
     /// The per-request future is boxed once per request (see [`handle`]): its size is
     /// what every request allocates. A change that grows it much should be deliberate.

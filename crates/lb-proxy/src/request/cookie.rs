@@ -15,13 +15,7 @@ use hyper::header::{HeaderMap, HeaderValue, COOKIE};
 
 /// The value of cookie `name` in one `Cookie` header value (the first one if repeated),
 /// without surrounding whitespace or double quotes. Names compare exactly.
-///
-/// ```
-/// use lb_proxy::cookie::find;
-/// assert_eq!(find(b"a=1;  lb_sticky=00ff ; b=2", b"lb_sticky"), Some(&b"00ff"[..]));
-/// assert_eq!(find(b"lb_sticky2=x", b"lb_sticky"), None);
-/// ```
-pub fn find<'a>(header: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+pub(crate) fn find<'a>(header: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
     header.split(|&b| b == b';').find_map(|pair| {
         let pair = trim(pair);
         let eq = pair.iter().position(|&b| b == b'=')?;
@@ -37,7 +31,7 @@ pub fn find<'a>(header: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
 }
 
 /// The value of cookie `name` in any of the request's `Cookie` headers (the first match).
-pub fn find_in<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a [u8]> {
+pub(crate) fn find_in<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a [u8]> {
     headers
         .get_all(COOKIE)
         .iter()
@@ -56,7 +50,7 @@ fn trim(mut b: &[u8]) -> &[u8] {
 
 /// A sticky cookie's value as a sticky id: exactly 16 lowercase hex digits, else `None`
 /// (an unknown or garbled cookie is ignored, and the request is picked as usual).
-pub fn parse_sticky(value: &[u8]) -> Option<u64> {
+pub(crate) fn parse_sticky(value: &[u8]) -> Option<u64> {
     if value.len() != 16 {
         return None;
     }
@@ -73,7 +67,7 @@ pub fn parse_sticky(value: &[u8]) -> Option<u64> {
 /// `Set-Cookie: NAME=<16 hex digits>; Path=/; HttpOnly`, plus `; Secure` on TLS
 /// connections. `None` only if `name` is not a valid header value (validation rules that
 /// out: a cookie name is a token).
-pub fn set_sticky(name: &str, sticky: u64, secure: bool) -> Option<HeaderValue> {
+pub(crate) fn set_sticky(name: &str, sticky: u64, secure: bool) -> Option<HeaderValue> {
     let secure = if secure { "; Secure" } else { "" };
     HeaderValue::from_str(&format!("{name}={sticky:016x}; Path=/; HttpOnly{secure}")).ok()
 }
@@ -81,6 +75,15 @@ pub fn set_sticky(name: &str, sticky: u64, secure: bool) -> Option<HeaderValue> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn find_takes_the_named_cookie_trimmed() {
+        assert_eq!(
+            find(b"a=1;  lb_sticky=00ff ; b=2", b"lb_sticky"),
+            Some(&b"00ff"[..])
+        );
+        assert_eq!(find(b"lb_sticky2=x", b"lb_sticky"), None);
+    }
     use proptest::prelude::*;
 
     #[test]

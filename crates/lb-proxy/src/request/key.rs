@@ -7,12 +7,10 @@
 use hyper::Uri;
 use lb_core::config::KeySpec;
 
-use crate::fields::View;
-
-pub use lb_core::name::IpText;
+use crate::request::fields::View;
 
 /// Extracts the key for `spec` from a request; `None` means "use the client IP".
-pub fn extract<'a>(
+pub(crate) fn extract<'a>(
     spec: &'a KeySpec,
     uri: &'a Uri,
     fields: View<'a>,
@@ -44,8 +42,9 @@ pub fn extract<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fields::RawHead;
+    use crate::request::fields::RawHead;
     use hyper::header::HeaderName;
+    use lb_core::name::IpText;
 
     /// The same request's fields as a header map and as a head kept as bytes.
     fn views(uri: &str, headers: &[(&str, &str)]) -> (hyper::HeaderMap, RawHead) {

@@ -21,11 +21,11 @@ use std::cell::RefCell;
 use bytes::{Bytes, BytesMut};
 
 /// The size of each shared buffer.
-pub const CHUNK: usize = 16 * 1024;
+pub(crate) const CHUNK: usize = 16 * 1024;
 
 /// Copies larger than this get an allocation of their own (so one copy never leaves
 /// most of a buffer unused).
-pub const MAX_COPY: usize = CHUNK / 4;
+pub(crate) const MAX_COPY: usize = CHUNK / 4;
 
 thread_local! {
     static CURRENT: RefCell<BytesMut> = RefCell::new(BytesMut::new());
@@ -33,7 +33,7 @@ thread_local! {
 
 /// `parts` concatenated, as one slice of this thread's shared buffer (or an allocation of
 /// its own when longer than [`MAX_COPY`]).
-pub fn copy(parts: &[&[u8]]) -> Bytes {
+pub(crate) fn copy(parts: &[&[u8]]) -> Bytes {
     let len: usize = parts.iter().map(|p| p.len()).sum();
     if len > MAX_COPY {
         return Bytes::from(parts.concat());

@@ -15,7 +15,7 @@
 use crate::http1::{h2c_preface, Status};
 
 /// True when `first` (non-empty) cannot be the beginning of the HTTP/2 preface.
-pub fn cannot_be_h2(first: &[u8]) -> bool {
+pub(crate) fn cannot_be_h2(first: &[u8]) -> bool {
     h2c_preface(first) == Status::Complete(false)
 }
 

@@ -44,7 +44,7 @@ use crate::stream::ClientStream;
 
 /// How long a connection refused with a canned answer keeps draining input before it is
 /// dropped, so the client can read the answer.
-pub const LINGER: Duration = Duration::from_secs(2);
+pub(crate) const LINGER: Duration = Duration::from_secs(2);
 
 /// Reads in a row discarded while draining before yielding to other tasks.
 const DRAIN_READS: usize = 16;
@@ -53,13 +53,13 @@ const DRAIN_READS: usize = 16;
 /// connection with no stream open is idle). One per connection, shared with every
 /// [`InFlight`] guard.
 #[derive(Debug, Default)]
-pub struct Shared {
+pub(crate) struct Shared {
     state: AtomicU32,
 }
 
 impl Shared {
     /// Marks a request in flight until the guard is dropped (with its response body).
-    pub fn enter(self: &Arc<Self>) -> InFlight {
+    pub(crate) fn enter(self: &Arc<Self>) -> InFlight {
         self.state.fetch_add(1, Ordering::Relaxed);
         InFlight(self.clone())
     }
@@ -71,7 +71,7 @@ impl Shared {
 
 /// An HTTP/2 request in flight: from the service call until its response body is dropped.
 #[derive(Debug)]
-pub struct InFlight(Arc<Shared>);
+pub(crate) struct InFlight(Arc<Shared>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
@@ -90,7 +90,7 @@ pin_project! {
 
 impl<B> Tracked<B> {
     /// Wraps `inner`, holding `guard` for as long as the body lives.
-    pub fn new(inner: B, guard: InFlight) -> Self {
+    pub(crate) fn new(inner: B, guard: InFlight) -> Self {
         Tracked { inner, guard }
     }
 }
@@ -120,17 +120,15 @@ impl<B: Body<Data = Bytes>> Body for Tracked<B> {
 
 /// The timeouts and limits of one listener, as the connection layer needs them.
 #[derive(Clone, Copy, Debug)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// Whole request head within this, from its first byte (or from accept).
     pub header_timeout: Duration,
     /// Between requests with no byte of the next one.
     pub idle_timeout: Duration,
-    /// Request heads over this many bytes get 431.
-    pub max_header_bytes: usize,
 }
 
 /// The canned answer for `reason` (408, 431 or 400), with `x-lb-error`, closing.
-pub fn canned(reason: Reason) -> &'static [u8] {
+pub(crate) fn canned(reason: Reason) -> &'static [u8] {
     match reason {
         Reason::HeaderTimeout => b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain\r\nx-lb-error: header-timeout\r\ncontent-length: 15\r\nconnection: close\r\n\r\nheader-timeout\n",
         Reason::HeaderTooLarge => b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain\r\nx-lb-error: header-too-large\r\ncontent-length: 17\r\nconnection: close\r\n\r\nheader-too-large\n",
@@ -169,7 +167,7 @@ enum Closing {
 }
 
 /// The client stream with its timer. See the module docs.
-pub struct ClientIo {
+pub(crate) struct ClientIo {
     io: ClientStream,
     /// Bytes put back by [`ClientIo::into_h2`], handed out before the socket is read again.
     stash: Bytes,
@@ -195,7 +193,7 @@ pub struct ClientIo {
 
 impl ClientIo {
     /// Wraps an accepted client stream; `header_timeout` runs from now.
-    pub fn new(
+    pub(crate) fn new(
         io: ClientStream,
         client: SocketAddr,
         limits: Limits,
@@ -223,34 +221,34 @@ impl ClientIo {
 
     /// A request head is complete: its request is in flight, and no timer runs here
     /// until [`ClientIo::response_done`].
-    pub fn busy(&mut self) {
+    pub(crate) fn busy(&mut self) {
         self.wait = Wait::Busy;
         self.deadline = None;
     }
 
     /// The request's body is being read: a read that waits `idle_timeout` without a
     /// byte of it fails with [`io::ErrorKind::TimedOut`] (the client stalled).
-    pub fn body(&mut self) {
+    pub(crate) fn body(&mut self) {
         self.wait = Wait::Body;
         self.deadline = None;
     }
 
     /// A response went out: the connection is idle (`idle_timeout`) until the next
     /// head's first byte (then `header_timeout`).
-    pub fn response_done(&mut self) {
+    pub(crate) fn response_done(&mut self) {
         self.wait = Wait::Idle;
         self.deadline = Some(Instant::now() + self.limits.idle_timeout);
     }
 
     /// The connection became a tunnel (after a 101): its own idle timer bounds it.
-    pub fn tunnel(&mut self) {
+    pub(crate) fn tunnel(&mut self) {
         self.busy();
         self.tunnel = true;
     }
 
     /// The connection speaks HTTP/2 from here, starting with `bytes` (already read):
     /// idle (`idle_timeout`) whenever no stream is open.
-    pub fn into_h2(&mut self, bytes: Bytes) {
+    pub(crate) fn into_h2(&mut self, bytes: Bytes) {
         self.stash = bytes;
         self.wait = Wait::H2;
         self.seen = u32::MAX;
@@ -259,7 +257,7 @@ impl ClientIo {
     /// After the last response to a request whose body was left unread: reads discard
     /// input for at most [`LINGER`] (so closing does not reset the connection under the
     /// answer), then fail.
-    pub fn linger(&mut self) {
+    pub(crate) fn linger(&mut self) {
         let until = Instant::now() + LINGER;
         self.timer.as_mut().reset(until);
         self.armed = Some(until);
@@ -269,7 +267,7 @@ impl ClientIo {
 
     /// Refuses the connection with `reason`'s canned answer: the next read writes it,
     /// shuts the write side and drains input for at most [`LINGER`], then fails.
-    pub fn refuse(&mut self, reason: Reason) {
+    pub(crate) fn refuse(&mut self, reason: Reason) {
         self.count_refusal(reason, "refused before routing");
         self.closing = Closing::Answer(reason, 0);
     }
@@ -296,7 +294,11 @@ impl ClientIo {
     /// them. A tunnel and our own canned answers take the usual write, and TLS does in
     /// [`ClientStream::poll_send_more`](crate::stream::ClientStream::poll_send_more).
     /// (A poll function, so that the connection's future keeps no readiness future.)
-    pub fn poll_write_last(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    pub(crate) fn poll_write_last(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         if !self.last_with_fin() {
             return Pin::new(self).poll_write(cx, buf);
         }
@@ -304,7 +306,7 @@ impl ClientIo {
     }
 
     /// Sends the FIN after [`ClientIo::poll_write_last`] (plain TCP; nothing for TLS).
-    pub fn end_last(&mut self) -> io::Result<()> {
+    pub(crate) fn end_last(&mut self) -> io::Result<()> {
         if !self.last_with_fin() {
             return Ok(());
         }

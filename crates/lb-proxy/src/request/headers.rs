@@ -1,27 +1,16 @@
-//! The headers of a forwarded request: hop-by-hop removal (keeping an upgrade's when
-//! asked), the forwarding headers (`X-Forwarded-For`/`-Proto`/`-Host`, `X-Request-Id`),
-//! the client behind trusted proxies, and the route's edits. Values the proxy adds are made
-//! once and shared by reference count, so a retry's copy of the map allocates nothing.
-//!
-//! This is the general path, on a header map. A request whose fields stay in its head's
-//! bytes gets the same forwarding fields from [`fields`](crate::fields), written after
-//! its lines.
-
-use std::net::IpAddr;
+//! Header fields as a map: building one from a head's fields, hop-by-hop removal
+//! (keeping an upgrade's when asked), values the proxy makes (shared by reference count,
+//! so a retry's copy of the map allocates nothing), request ids. The forwarding headers
+//! themselves are the proxy's ([`proxy::forwarding`](crate::proxy::forwarding)).
 
 use bytes::Bytes;
 
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::http::request::Parts;
 use hyper::Version;
-use lb_core::config::any_contains;
 use lb_core::hash;
 
-use crate::fields::View;
-use crate::forward::ConnInfo;
 use crate::http1::fields::{is_plain_connection_option, ConnectionOptions};
-use crate::key::IpText;
-use crate::state::Route;
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1) never forwarded.
 ///
@@ -61,10 +50,10 @@ pub(crate) fn as_text(value: &[u8]) -> Option<&str> {
 }
 
 // Names built once at compile time, so no request parses them.
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub(crate) const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub(crate) const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub(crate) const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+pub(crate) const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub(crate) const X_LB_ERROR: HeaderName = HeaderName::from_static("x-lb-error");
 
 /// Which hop-by-hop names (bit i = `HOP_BY_HOP[i]`) occur in `headers`: one pass over the
@@ -244,7 +233,7 @@ fn connection_names_headers(headers: &HeaderMap) -> bool {
 /// an HTTP/2 backend) shares it, a reference count. Invalid bytes give `None`, like
 /// `HeaderValue::from_bytes`.
 pub(crate) fn shared_value(parts: &[&[u8]]) -> Option<HeaderValue> {
-    HeaderValue::from_maybe_shared(crate::slab::copy(parts)).ok()
+    HeaderValue::from_maybe_shared(crate::request::slab::copy(parts)).ok()
 }
 
 /// A request id: 32 random hex digits.
@@ -262,19 +251,9 @@ pub(crate) fn request_id_text() -> [u8; 32] {
 }
 
 /// A request id as a header value.
-fn request_id() -> HeaderValue {
+pub(crate) fn request_id() -> HeaderValue {
     // Hex digits are always a valid header value.
     shared_value(&[&request_id_text()]).unwrap_or_else(|| HeaderValue::from_static("0"))
-}
-
-/// Whether the client's `X-Forwarded-For` chain is appended to: always without
-/// `trusted_proxies` (docs/config.md, `[[listener]]`); with them, only from a peer inside them (from any other peer
-/// a chain is a spoofing attempt, and only the peer is sent).
-pub(crate) fn believed(conn: &ConnInfo) -> bool {
-    match &conn.trusted {
-        Some(t) => any_contains(t, conn.client.ip()),
-        None => true,
-    }
 }
 
 /// The `X-Forwarded-For` value sent upstream, in parts to concatenate: the client's chain
@@ -289,97 +268,6 @@ pub(crate) fn forwarded_for<'a>(
         Some(prev) => [prev, b", ", ip],
         None => [b"", b"", ip],
     }
-}
-
-/// The client behind trusted proxies: when the peer is inside the listener's
-/// `trusted_proxies`, the rightmost `X-Forwarded-For` address that is not itself trusted
-/// (the leftmost one if all are); `None` means the peer itself. An unparsable entry stops
-/// the walk at the last good address. No allocation.
-pub(crate) fn real_client(conn: &ConnInfo, fields: View<'_>) -> Option<IpAddr> {
-    let trusted = conn.trusted.as_deref()?;
-    if !any_contains(trusted, conn.client.ip()) {
-        return None;
-    }
-    let mut client = None;
-    for value in fields.values(X_FORWARDED_FOR.as_str()).rev() {
-        let Some(text) = as_text(value) else {
-            return client;
-        };
-        for part in text.rsplit(',') {
-            let Ok(ip) = part.trim().parse::<IpAddr>() else {
-                return client;
-            };
-            client = Some(ip);
-            if !any_contains(trusted, ip) {
-                return client;
-            }
-        }
-    }
-    client
-}
-
-/// Sets the forwarding headers (`host_header`: a Host to send when the client gave the
-/// authority only in the URI; `forwarded_host`: the normalised host) and the route's edits.
-/// `h2_upstream`: the request goes to an HTTP/2 backend, where `te: trailers` is
-/// end-to-end in effect (gRPC requires it), so exactly that value is kept, and where an
-/// HTTP/1.1 upgrade cannot be carried (its `Upgrade` is dropped like any hop-by-hop field).
-/// Returns true when the request asks an HTTP/1.1 upgrade, whose `Upgrade` and
-/// `Connection: upgrade` are then kept (see [`upgrade`](crate::upgrade)).
-pub(crate) fn prepare_headers(
-    parts: &mut Parts,
-    route: &Route,
-    conn: &ConnInfo,
-    ip: &IpText,
-    host_header: Option<HeaderValue>,
-    forwarded_host: Option<HeaderValue>,
-    h2_upstream: bool,
-) -> bool {
-    let h = &mut parts.headers;
-    // Room for the four forwarding headers at once, instead of regrowing per insert.
-    h.reserve(4);
-    let te = h2_upstream
-        .then(|| h.get(header::TE))
-        .flatten()
-        .filter(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"))
-        .cloned();
-    let upgrading = strip_keeping_upgrade(h, parts.version == Version::HTTP_11 && !h2_upstream);
-    if let Some(te) = te {
-        h.insert(header::TE, te);
-    }
-    let prev = h.get(&X_FORWARDED_FOR).map(HeaderValue::as_bytes);
-    if let Some(v) = shared_value(&forwarded_for(prev, believed(conn), ip.as_bytes())) {
-        h.insert(X_FORWARDED_FOR, v);
-    }
-    h.insert(
-        X_FORWARDED_PROTO,
-        HeaderValue::from_static(if conn.tls { "https" } else { "http" }),
-    );
-    if let Some(v) = forwarded_host {
-        h.insert(X_FORWARDED_HOST, v);
-    }
-    if let header::Entry::Vacant(e) = h.entry(X_REQUEST_ID) {
-        e.insert(request_id());
-    }
-    match host_header {
-        Some(v) => {
-            h.insert(header::HOST, v);
-        }
-        None => {
-            // Several Host fields: only the first (the one routed on) goes upstream.
-            let mut all = h.get_all(header::HOST).iter();
-            if let (Some(first), Some(_)) = (all.next(), all.next()) {
-                let first = first.clone();
-                h.insert(header::HOST, first);
-            }
-        }
-    }
-    for n in &route.remove_headers {
-        h.remove(n);
-    }
-    for (n, v) in &route.set_headers {
-        h.insert(n.clone(), v.clone());
-    }
-    upgrading
 }
 
 #[cfg(test)]
@@ -493,9 +381,9 @@ mod tests {
             v.as_ref().map(HeaderValue::as_bytes),
             Some(&b"10.0.0.1, 127.0.0.1"[..])
         );
-        let long = vec![b'a'; crate::slab::MAX_COPY + 1];
+        let long = vec![b'a'; crate::request::slab::MAX_COPY + 1];
         let v = shared_value(&[&long, b"b"]);
-        assert_eq!(v.map(|v| v.len()), Some(crate::slab::MAX_COPY + 2));
+        assert_eq!(v.map(|v| v.len()), Some(crate::request::slab::MAX_COPY + 2));
         assert_eq!(shared_value(&[b"ok", b"\n"]), None);
         assert_eq!(shared_value(&[&[b'x'; 300][..], b"\r"]), None);
         assert_eq!(shared_value(&[]).map(|v| v.len()), Some(0));

@@ -1,0 +1,228 @@
+//! lb-proxy's HTTP/1 engine: one client connection, request after request.
+//!
+//! Each head is parsed with the codec ([`parse`](crate::client::parse); a head it
+//! refuses is answered `400` or `431` and the connection closed, through
+//! [`ClientIo::refuse`]) and handed to the proxy ([`proxy::handle`](crate::proxy::handle));
+//! its body, if any, is read off the connection as the request asks for it
+//! ([`Pump`]); the answer is written ([`write`](crate::client::write)), and the next
+//! request (pipelined bytes first) follows on the same connection. Bodies (length or
+//! chunked, with trailers), `Expect: 100-continue`, HTTP/1.0 (keep-alive when asked),
+//! absolute-form targets and upgrades (the connection runs the tunnel after the 101) are
+//! all served here; only the HTTP/2 preface hands the connection to hyper
+//! ([`Ended::Handoff`]).
+//!
+//! It keeps no buffer while a connection waits for its next request: a read lands in a
+//! per-thread space and the head's bytes are copied into this thread's shared buffer
+//! ([`slab`](crate::request::slab)), so an idle keep-alive connection holds no buffer
+//! and a request allocates none for its head. Timeouts are the connection layer's
+//! ([`ClientIo`]), told where the engine is (busy, reading a body, idle, a tunnel).
+
+use std::cell::RefCell;
+use std::future::{poll_fn, Future};
+use std::pin::{pin, Pin};
+use std::task::Poll;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
+
+use crate::client::ctx::{Ctx, Drain, Ended, Listening};
+use crate::client::io::ClientIo;
+use crate::client::parse::{take_request, Started, Taken};
+use crate::client::pump::Pump;
+use crate::client::write::{encode_response, send_body, write_last, Asked};
+use crate::http1;
+
+/// One read takes at most this much (into the thread's [`SPACE`]; only a head's bytes are
+/// kept).
+const READ_CHUNK: usize = 4096;
+
+/// Serves requests on `io` until the connection ends, or until it turns out to speak
+/// HTTP/2 (h2c prior knowledge): then its bytes are back in `io`, for hyper.
+pub(crate) async fn serve(io: &mut ClientIo, ctx: &Ctx<'_>, drain: &Drain) -> Ended {
+    // Bytes read and not yet taken by a request.
+    let mut buf = Bytes::new();
+    let mut listening = Listening {
+        signal: pin!(drain.signalled()),
+        registered: false,
+    };
+    let mut first = true;
+    loop {
+        let req = loop {
+            if !buf.is_empty() {
+                if first && !crate::client::sniff::cannot_be_h2(&buf) {
+                    if http1::h2c_preface(&buf) == http1::Status::Complete(true) {
+                        io.into_h2(buf);
+                        return Ended::Handoff;
+                    }
+                } else {
+                    match take_request(&mut buf, ctx) {
+                        Taken::Request(req) => break req,
+                        Taken::Partial => {}
+                        // The answer is written by the next read, which then fails.
+                        Taken::Refused(reason) => {
+                            io.refuse(reason);
+                            drain_to_close(io).await;
+                            return Ended::Closed;
+                        }
+                    }
+                }
+            }
+            // A connection accepted just as the drain starts has not sent its first request
+            // yet; it is answered (with `Connection: close`), not closed as idle: its client
+            // never saw an idle connection to retry on (header_timeout still bounds it).
+            let between = !first && buf.is_empty();
+            match read_more(io, &mut buf, between, drain, &mut listening).await {
+                Read::Data => {}
+                Read::Eof if buf.is_empty() => return Ended::Closed,
+                // A head cut short by the client's close: nobody to answer.
+                Read::Eof | Read::Failed | Read::Drained => return Ended::Closed,
+            }
+        };
+        first = false;
+        io.busy();
+        let Started {
+            handling,
+            head_request,
+            close,
+            http10,
+            trailers,
+            body,
+        } = req;
+        let mut handling = handling;
+        let mut body = body.map(|pipe| {
+            io.body();
+            Pump::new(pipe, std::mem::take(&mut buf))
+        });
+        let resp = match body.as_mut() {
+            None => handling.as_mut().await,
+            Some(pump) => {
+                poll_fn(|cx| loop {
+                    if let Poll::Ready(r) = handling.as_mut().poll(cx) {
+                        return Poll::Ready(r);
+                    }
+                    if pump.poll(io, cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                })
+                .await
+            }
+        };
+        drop(handling);
+        // A body not read to its end (the answer came first, or it broke) leaves bytes
+        // that cannot be told from a next request: the connection closes after this.
+        let unread = match body {
+            None => false,
+            Some(pump) => match pump.finish() {
+                Some(rest) => {
+                    buf = rest;
+                    false
+                }
+                None => true,
+            },
+        };
+        let mut resp = resp;
+        let switch = resp.body_mut().take_switch();
+        let asked = Asked {
+            head_request,
+            close: close || unread || drain.is_draining(),
+            http10,
+            trailers,
+        };
+        // Encoded before any await, so the response's parts are not kept in this
+        // connection's future; only the body is, pinned here while it is sent.
+        let out = encode_response(resp, asked);
+        if let Some(switch) = switch {
+            if io.write_all(&out.head).await.is_err() || io.flush().await.is_err() {
+                return Ended::Closed;
+            }
+            io.tunnel();
+            switch.run(io, std::mem::take(&mut buf)).await;
+            return Ended::Closed;
+        }
+        let sent = match out.body {
+            None if out.last => write_last(io, &out.head).await.is_ok(),
+            None => io.write_all(&out.head).await.is_ok(),
+            Some((body, framing, trailers)) => {
+                let body = pin!(body);
+                send_body(io, out.head, body, framing, trailers, out.last).await
+            }
+        };
+        let kept = sent && !out.last;
+        io.response_done();
+        if io.flush().await.is_err() {
+            return Ended::Closed;
+        }
+        if !kept {
+            if sent && unread {
+                // The client may still be sending the body: read it away for a while, so
+                // that closing does not reset the connection under the answer.
+                io.linger();
+                drain_to_close(io).await;
+            }
+            return Ended::Closed;
+        }
+    }
+}
+
+/// Reads and discards until the connection fails or ends (a refused or lingering
+/// connection's reads fail once its answer is out and the linger time is over).
+async fn drain_to_close(io: &mut ClientIo) {
+    let mut sink = [0u8; 512];
+    while let Ok(n) = io.read(&mut sink).await {
+        if n == 0 {
+            return;
+        }
+    }
+}
+
+enum Read {
+    Data,
+    Eof,
+    Failed,
+    Drained,
+}
+
+/// Reads once more into `buf`. While `idle` (between requests) a drain ends the wait.
+async fn read_more<F: Future<Output = ()>>(
+    io: &mut ClientIo,
+    buf: &mut Bytes,
+    idle: bool,
+    drain: &Drain,
+    listening: &mut Listening<Pin<&mut F>>,
+) -> Read {
+    poll_fn(|cx| {
+        SPACE.with_borrow_mut(|space| {
+            // The thread's read space: the bytes are copied out only when they arrive, so a
+            // connection waiting for its next request holds no buffer.
+            let mut rb = ReadBuf::new(&mut space[..]);
+            match Pin::new(&mut *io).poll_read(cx, &mut rb) {
+                Poll::Ready(Ok(())) if rb.filled().is_empty() => Poll::Ready(Read::Eof),
+                Poll::Ready(Ok(())) => {
+                    *buf = if buf.is_empty() {
+                        // The usual case: a whole head, cut from the shared buffer.
+                        crate::request::slab::copy(&[rb.filled()])
+                    } else {
+                        let mut joined = BytesMut::with_capacity(buf.len() + rb.filled().len());
+                        joined.extend_from_slice(buf);
+                        joined.extend_from_slice(rb.filled());
+                        joined.freeze()
+                    };
+                    Poll::Ready(Read::Data)
+                }
+                Poll::Ready(Err(_)) => Poll::Ready(Read::Failed),
+                Poll::Pending if idle && listening.drained(drain, cx) => Poll::Ready(Read::Drained),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+    })
+    .await
+}
+
+thread_local! {
+    /// Where [`read_more`] reads, one per thread. Initialised once: a fresh socket's first
+    /// read goes through `std::io::Read`, which needs initialised memory, and a buffer on
+    /// the stack would be zeroed at every read. Borrowed only for one `poll_read` inside
+    /// `read_more`, which reads the socket and calls nothing that reads into it again, so
+    /// the borrow cannot be taken twice (`with_borrow_mut` would panic).
+    static SPACE: RefCell<[u8; READ_CHUNK]> = const { RefCell::new([0; READ_CHUNK]) };
+}

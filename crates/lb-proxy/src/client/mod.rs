@@ -1,0 +1,51 @@
+//! The client side: one connection, from the accepted stream to its end.
+//!
+//! The stream (plain TCP or TLS) is wrapped in a [`ClientIo`](io::ClientIo), which keeps
+//! its timeouts and canned answers; [`h1`] serves HTTP/1.x on it, request after request,
+//! until the connection ends or its first bytes turn out to be the HTTP/2 preface (h2c
+//! prior knowledge, or a client that chose h2 by ALPN): then [`h2`] (hyper's HTTP/2
+//! server) takes it.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use hyper::server::conn::http2;
+use hyper_util::rt::TokioExecutor;
+
+pub(crate) mod ctx;
+pub(crate) mod h1;
+pub(crate) mod h2;
+pub(crate) mod io;
+pub(crate) mod parse;
+pub(crate) mod pump;
+pub(crate) mod sniff;
+pub(crate) mod write;
+
+use crate::client::ctx::{Ctx, Drain, Ended};
+use crate::client::io::{ClientIo, Limits, Shared};
+use crate::proxy::conn::ConnInfo;
+use crate::state::Runtime;
+use crate::stream::ClientStream;
+
+/// Serves HTTP/1.x and HTTP/2 on one client stream until it closes or the listener drains.
+pub(crate) async fn serve_connection(
+    io: ClientStream,
+    info: ConnInfo,
+    limits: Limits,
+    rt: Arc<ArcSwap<Runtime>>,
+    builder: Arc<http2::Builder<TokioExecutor>>,
+    drain: Drain,
+) {
+    let client = info.client;
+    let shared = Arc::new(Shared::default());
+    let mut io = ClientIo::new(io, client, limits, shared.clone(), rt.load().errors.clone());
+    let ctx = Ctx {
+        info: &info,
+        rt: &rt,
+    };
+    // Boxed only when hyper takes over: a connection served here keeps a small task.
+    if h1::serve(&mut io, &ctx, &drain).await == Ended::Closed {
+        return;
+    }
+    Box::pin(h2::serve(io, info, rt, builder, shared, drain)).await;
+}

@@ -1,0 +1,161 @@
+//! A client's request head parsed with the codec and turned into a request whose
+//! handling has started: its fields kept in the head's bytes when they are plain
+//! enough ([`RawHead`]), else a header map sharing those bytes; its body read as the
+//! handling asks for it.
+
+use std::mem::MaybeUninit;
+
+use bytes::Bytes;
+use hyper::{Method, Request, Uri, Version};
+use lb_core::metrics::Reason;
+
+use crate::client::ctx::Ctx;
+use crate::client::pump::BodyStart;
+use crate::http1;
+use crate::proxy::{self, Handling};
+use crate::request::body::InBody;
+use crate::request::fields::RawHead;
+use crate::request::headers::field_map;
+use crate::request::pipe::Pipe;
+use crate::upstream::h1::Reading;
+
+/// The most header fields of a request head (more: `431 header-too-large`).
+pub(crate) const MAX_FIELDS: usize = 100;
+
+/// A parsed request, its handling started (boxed, not yet polled: the parsed request
+/// moves into its box once instead of travelling back through the callers).
+pub(crate) struct Started {
+    pub(crate) handling: Handling,
+    pub(crate) head_request: bool,
+    /// The connection closes after it (asked by the client, or HTTP/1.0 without
+    /// `keep-alive`).
+    pub(crate) close: bool,
+    /// An HTTP/1.0 client: no chunked response; `keep-alive` said when kept.
+    pub(crate) http10: bool,
+    /// The client accepts trailers (`TE: trailers`).
+    pub(crate) trailers: bool,
+    /// The request's body, read as its handling asks for it.
+    pub(crate) body: Option<BodyStart>,
+}
+
+pub(crate) enum Taken {
+    Request(Started),
+    /// A head the codec refuses: answered with this reason, and the connection closed.
+    Refused(Reason),
+    /// The head is not complete yet.
+    Partial,
+}
+
+/// Room in a request's field map for the forwarding fields the proxy adds
+/// (`X-Forwarded-For`, `-Proto`, `-Host`, `X-Request-Id`), so the map is allocated once.
+const ADDED_FIELDS: usize = 4;
+
+/// Parses the head at the front of `buf`; a complete head is taken off it and becomes
+/// the request (its values share the head's bytes).
+pub(crate) fn take_request(buf: &mut Bytes, ctx: &Ctx<'_>) -> Taken {
+    let (taken, used) = parse_request(buf, ctx);
+    match taken {
+        // Pipelined bytes after the head (a body, rarely a next request) stay, sharing
+        // the head's buffer.
+        Taken::Request(_) => *buf = buf.slice(used..),
+        // An incomplete head waits for more in a buffer of its own, so a slow client
+        // does not keep a shared one (see `slab`) alive.
+        Taken::Partial => *buf = Bytes::copy_from_slice(buf),
+        Taken::Refused(_) => {}
+    }
+    taken
+}
+
+/// The request at the front of `bytes` and how many bytes its head took (0 when none
+/// was taken).
+fn parse_request(bytes: &Bytes, ctx: &Ctx<'_>) -> (Taken, usize) {
+    let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_FIELDS];
+    let limits = http1::Limits {
+        max_head: match ctx.info.max_header {
+            0 => usize::MAX,
+            n => usize::try_from(n).unwrap_or(usize::MAX),
+        },
+    };
+    let head = match http1::parse_request_head(bytes, &limits, &mut fields) {
+        Ok(http1::Status::Complete(h)) => h,
+        Ok(http1::Status::Incomplete) => return (Taken::Partial, 0),
+        Err(e) => return (Taken::Refused(e.reason()), 0),
+    };
+    let len = head.len;
+    // A tunnel through a reverse proxy is not something it serves.
+    if head.method == "CONNECT" {
+        return (Taken::Refused(Reason::BadRequest), 0);
+    }
+    let Ok(method) = Method::from_bytes(head.method.as_bytes()) else {
+        return (Taken::Refused(Reason::BadRequest), 0);
+    };
+    let Ok(uri) = Uri::from_maybe_shared(bytes.slice_ref(head.target.as_bytes())) else {
+        return (Taken::Refused(Reason::BadRequest), 0);
+    };
+    let http10 = head.version == http1::Version::Http10;
+    let mut trailers = false;
+    // Fields the kept-bytes path leaves to the header map's path.
+    let mut special = false;
+    for h in head.fields.iter() {
+        let name = h.name.as_bytes();
+        match name.len() {
+            2 if name.eq_ignore_ascii_case(b"te") => {
+                special = true;
+                trailers |= h
+                    .value
+                    .split(|&b| b == b',')
+                    .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"trailers"));
+            }
+            6 if name.eq_ignore_ascii_case(b"expect") => special = true,
+            7 if name.eq_ignore_ascii_case(b"upgrade") => special = true,
+            _ => {}
+        }
+    }
+    let body = match head.body {
+        http1::Body::Empty | http1::Body::Close => None,
+        b => Some(BodyStart {
+            pipe: Pipe::new(match b {
+                http1::Body::Length(n) => Some(n),
+                _ => None,
+            }),
+            reading: Reading::for_request(b),
+            expect_continue: head.expect_continue,
+        }),
+    };
+    let mut request = Request::new(body.as_ref().map(|b| InBody::H1(b.pipe.body())));
+    *request.method_mut() = method;
+    *request.uri_mut() = uri;
+    *request.version_mut() = if http10 {
+        Version::HTTP_10
+    } else {
+        Version::HTTP_11
+    };
+    let head_request = request.method() == Method::HEAD;
+    let close = !head.keep_alive;
+    let usual =
+        !http10 && !special && !head.upgrade && matches!(head.form, http1::Target::Origin(_));
+    // The usual head: its fields stay in its bytes (see `fields`).
+    let raw = if usual {
+        RawHead::new(bytes.slice(..len), head.fields)
+    } else {
+        None
+    };
+    if raw.is_none() {
+        // httparse checked the characters already; `field_map` applies the types' own checks.
+        let named = head.fields.iter().map(|h| (h.name.as_bytes(), h.value));
+        let Some((headers, _)) = field_map(bytes, named, head.fields.len() + ADDED_FIELDS, true)
+        else {
+            return (Taken::Refused(Reason::BadRequest), 0);
+        };
+        *request.headers_mut() = headers;
+    }
+    let started = Started {
+        handling: proxy::handle(ctx.rt.load_full(), ctx.info.clone(), request, raw),
+        head_request,
+        close,
+        http10,
+        trailers,
+        body,
+    };
+    (Taken::Request(started), len)
+}

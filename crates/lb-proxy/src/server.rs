@@ -41,6 +41,9 @@ use crate::stream::ClientStream;
 /// Serves one listener through lb-core's [`accept_loop`], counting open client
 /// connections in `active`, until `shutdown` resolves, then waits for in-flight
 /// connections and upgraded tunnels (the caller bounds the wait).
+///
+/// Long (about 100 lines) because it is one sequence read top to bottom: the listener's
+/// settings taken once, then the closure each accepted connection runs.
 pub(crate) async fn serve(
     listener: TcpListener,
     cfg: ListenerConfig,

@@ -167,6 +167,8 @@ pub enum BuildError {
 impl Runtime {
     /// Builds a runtime; `previous` lends its pools so live state survives a reload.
     /// Must run inside a tokio runtime (health monitors and sweepers are spawned).
+    /// Long (about 90 lines): one pass over the config's sections, in the order they
+    /// depend on each other (pools, resolvers, routes, listeners' TLS).
     pub fn build(
         config: &Config,
         previous: Option<&Runtime>,

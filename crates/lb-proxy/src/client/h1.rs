@@ -47,121 +47,138 @@ pub(crate) async fn serve(io: &mut ClientIo, ctx: &Ctx<'_>, drain: &Drain) -> En
     };
     let mut first = true;
     loop {
-        let req = loop {
-            if !buf.is_empty() {
-                if first && !crate::client::sniff::cannot_be_h2(&buf) {
-                    if http1::h2c_preface(&buf) == http1::Status::Complete(true) {
-                        io.into_h2(buf);
-                        return Ended::Handoff;
-                    }
-                } else {
-                    match take_request(&mut buf, ctx) {
-                        Taken::Request(req) => break req,
-                        Taken::Partial => {}
-                        // The answer is written by the next read, which then fails.
-                        Taken::Refused(reason) => {
-                            io.refuse(reason);
-                            drain_to_close(io).await;
-                            return Ended::Closed;
-                        }
-                    }
-                }
-            }
-            // A connection accepted just as the drain starts has not sent its first request
-            // yet; it is answered (with `Connection: close`), not closed as idle: its client
-            // never saw an idle connection to retry on (header_timeout still bounds it).
-            let between = !first && buf.is_empty();
-            match read_more(io, &mut buf, between, drain, &mut listening).await {
-                Read::Data => {}
-                Read::Eof if buf.is_empty() => return Ended::Closed,
-                // A head cut short by the client's close: nobody to answer.
-                Read::Eof | Read::Failed | Read::Drained => return Ended::Closed,
-            }
+        let req = match next_request(io, ctx, drain, &mut buf, &mut listening, first).await {
+            Ok(req) => req,
+            Err(ended) => return ended,
         };
         first = false;
-        io.busy();
-        let Started {
-            handling,
-            head_request,
-            close,
-            http10,
-            trailers,
-            body,
-        } = req;
-        let mut handling = handling;
-        let mut body = body.map(|pipe| {
-            io.body();
-            Pump::new(pipe, std::mem::take(&mut buf))
-        });
-        let resp = match body.as_mut() {
-            None => handling.as_mut().await,
-            Some(pump) => {
-                poll_fn(|cx| loop {
-                    if let Poll::Ready(r) = handling.as_mut().poll(cx) {
-                        return Poll::Ready(r);
-                    }
-                    if pump.poll(io, cx).is_pending() {
-                        return Poll::Pending;
-                    }
-                })
-                .await
-            }
-        };
-        drop(handling);
-        // A body not read to its end (the answer came first, or it broke) leaves bytes
-        // that cannot be told from a next request: the connection closes after this.
-        let unread = match body {
-            None => false,
-            Some(pump) => match pump.finish() {
-                Some(rest) => {
-                    buf = rest;
-                    false
-                }
-                None => true,
-            },
-        };
-        let mut resp = resp;
-        let switch = resp.body_mut().take_switch();
-        let asked = Asked {
-            head_request,
-            close: close || unread || drain.is_draining(),
-            http10,
-            trailers,
-        };
-        // Encoded before any await, so the response's parts are not kept in this
-        // connection's future; only the body is, pinned here while it is sent.
-        let out = encode_response(resp, asked);
-        if let Some(switch) = switch {
-            if io.write_all(&out.head).await.is_err() || io.flush().await.is_err() {
-                return Ended::Closed;
-            }
-            io.tunnel();
-            switch.run(io, std::mem::take(&mut buf)).await;
-            return Ended::Closed;
-        }
-        let sent = match out.body {
-            None if out.last => write_last(io, &out.head).await.is_ok(),
-            None => io.write_all(&out.head).await.is_ok(),
-            Some((body, framing, trailers)) => {
-                let body = pin!(body);
-                send_body(io, out.head, body, framing, trailers, out.last).await
-            }
-        };
-        let kept = sent && !out.last;
-        io.response_done();
-        if io.flush().await.is_err() {
-            return Ended::Closed;
-        }
-        if !kept {
-            if sent && unread {
-                // The client may still be sending the body: read it away for a while, so
-                // that closing does not reset the connection under the answer.
-                io.linger();
-                drain_to_close(io).await;
-            }
+        if !answer(io, req, &mut buf, drain).await {
             return Ended::Closed;
         }
     }
+}
+
+/// Reads until the next request's head is complete (pipelined bytes in `buf` first).
+/// `Err`: the connection ended (closed, refused, drained) or speaks HTTP/2.
+async fn next_request<F: Future<Output = ()>>(
+    io: &mut ClientIo,
+    ctx: &Ctx<'_>,
+    drain: &Drain,
+    buf: &mut Bytes,
+    listening: &mut Listening<Pin<&mut F>>,
+    first: bool,
+) -> Result<Started, Ended> {
+    loop {
+        if !buf.is_empty() {
+            if first && !crate::client::sniff::cannot_be_h2(buf) {
+                if http1::h2c_preface(buf) == http1::Status::Complete(true) {
+                    io.switch_to_h2(std::mem::take(buf));
+                    return Err(Ended::Handoff);
+                }
+            } else {
+                match take_request(buf, ctx) {
+                    Taken::Request(req) => return Ok(req),
+                    Taken::Partial => {}
+                    // The answer is written by the next read, which then fails.
+                    Taken::Refused(reason) => {
+                        io.refuse(reason);
+                        drain_to_close(io).await;
+                        return Err(Ended::Closed);
+                    }
+                }
+            }
+        }
+        // A connection accepted just as the drain starts has not sent its first request
+        // yet; it is answered (with `Connection: close`), not closed as idle: its client
+        // never saw an idle connection to retry on (header_timeout still bounds it).
+        let between = !first && buf.is_empty();
+        match read_more(io, buf, between, drain, listening).await {
+            Read::Data => {}
+            // The client closed (inside a head cut short, nobody is left to answer), a
+            // read failed, or the listener drains.
+            Read::Eof | Read::Failed | Read::Drained => return Err(Ended::Closed),
+        }
+    }
+}
+
+/// Answers one request: drives its handling while its body is read, then writes the
+/// response (or runs the tunnel after a 101). True when the connection stays open for
+/// the next request, whose bytes (if any came already) are left in `buf`.
+async fn answer(io: &mut ClientIo, req: Started, buf: &mut Bytes, drain: &Drain) -> bool {
+    io.busy();
+    let Started {
+        mut handling,
+        head_request,
+        close,
+        http10,
+        trailers,
+        body,
+    } = req;
+    let mut body = body.map(|pipe| {
+        io.body();
+        Pump::new(pipe, std::mem::take(buf))
+    });
+    let mut resp = match body.as_mut() {
+        None => handling.as_mut().await,
+        Some(pump) => {
+            poll_fn(|cx| loop {
+                if let Poll::Ready(r) = handling.as_mut().poll(cx) {
+                    return Poll::Ready(r);
+                }
+                if pump.poll(io, cx).is_pending() {
+                    return Poll::Pending;
+                }
+            })
+            .await
+        }
+    };
+    drop(handling);
+    // A body not read to its end (the answer came first, or it broke) leaves bytes that
+    // cannot be told from a next request: the connection closes after this.
+    let unread = match body.map(Pump::finish) {
+        None => false,
+        Some(Some(rest)) => {
+            *buf = rest;
+            false
+        }
+        Some(None) => true,
+    };
+    let switch = resp.body_mut().take_switch();
+    let asked = Asked {
+        head_request,
+        close: close || unread || drain.is_draining(),
+        http10,
+        trailers,
+    };
+    // Encoded before any await, so the response's parts are not kept in this
+    // connection's future; only the body is, pinned here while it is sent.
+    let out = encode_response(resp, asked);
+    if let Some(switch) = switch {
+        if io.write_all(&out.head).await.is_ok() && io.flush().await.is_ok() {
+            io.tunnel();
+            switch.run(io, std::mem::take(buf)).await;
+        }
+        return false;
+    }
+    let sent = match out.body {
+        None if out.last => write_last(io, &out.head).await.is_ok(),
+        None => io.write_all(&out.head).await.is_ok(),
+        Some((body, framing, trailers)) => {
+            let body = pin!(body);
+            send_body(io, out.head, body, framing, trailers, out.last).await
+        }
+    };
+    io.response_done();
+    if io.flush().await.is_err() {
+        return false;
+    }
+    if sent && unread {
+        // The client may still be sending the body: read it away for a while, so that
+        // closing does not reset the connection under the answer.
+        io.linger();
+        drain_to_close(io).await;
+    }
+    sent && !out.last
 }
 
 /// Reads and discards until the connection fails or ends (a refused or lingering

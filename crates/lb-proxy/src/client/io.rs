@@ -169,7 +169,7 @@ enum Closing {
 /// The client stream with its timer. See the module docs.
 pub(crate) struct ClientIo {
     io: ClientStream,
-    /// Bytes put back by [`ClientIo::into_h2`], handed out before the socket is read again.
+    /// Bytes put back by [`ClientIo::switch_to_h2`], handed out before the socket is read again.
     stash: Bytes,
     timer: Pin<Box<Sleep>>,
     /// The deadline the timer is set to, if it was set since it last fired.
@@ -248,7 +248,7 @@ impl ClientIo {
 
     /// The connection speaks HTTP/2 from here, starting with `bytes` (already read):
     /// idle (`idle_timeout`) whenever no stream is open.
-    pub(crate) fn into_h2(&mut self, bytes: Bytes) {
+    pub(crate) fn switch_to_h2(&mut self, bytes: Bytes) {
         self.stash = bytes;
         self.wait = Wait::H2;
         self.seen = u32::MAX;

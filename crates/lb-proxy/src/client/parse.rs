@@ -93,35 +93,8 @@ fn parse_request(bytes: &Bytes, ctx: &Ctx<'_>) -> (Taken, usize) {
         return (Taken::Refused(Reason::BadRequest), 0);
     };
     let http10 = head.version == http1::Version::Http10;
-    let mut trailers = false;
-    // Fields the kept-bytes path leaves to the header map's path.
-    let mut special = false;
-    for h in head.fields.iter() {
-        let name = h.name.as_bytes();
-        match name.len() {
-            2 if name.eq_ignore_ascii_case(b"te") => {
-                special = true;
-                trailers |= h
-                    .value
-                    .split(|&b| b == b',')
-                    .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"trailers"));
-            }
-            6 if name.eq_ignore_ascii_case(b"expect") => special = true,
-            7 if name.eq_ignore_ascii_case(b"upgrade") => special = true,
-            _ => {}
-        }
-    }
-    let body = match head.body {
-        http1::Body::Empty | http1::Body::Close => None,
-        b => Some(BodyStart {
-            pipe: Pipe::new(match b {
-                http1::Body::Length(n) => Some(n),
-                _ => None,
-            }),
-            reading: Reading::for_request(b),
-            expect_continue: head.expect_continue,
-        }),
-    };
+    let (trailers, special) = scan(head.fields);
+    let body = body_start(head.body, head.expect_continue);
     let mut request = Request::new(body.as_ref().map(|b| InBody::H1(b.pipe.body())));
     *request.method_mut() = method;
     *request.uri_mut() = uri;
@@ -158,4 +131,41 @@ fn parse_request(bytes: &Bytes, ctx: &Ctx<'_>) -> (Taken, usize) {
         body,
     };
     (Taken::Request(started), len)
+}
+
+/// What the engine itself needs from the fields: whether the client accepts trailers
+/// (`TE: trailers`), and whether any field (`TE`, `Expect`, `Upgrade`) sends the request
+/// to the header map's path.
+fn scan(fields: &[httparse::Header<'_>]) -> (bool, bool) {
+    let (mut trailers, mut special) = (false, false);
+    for h in fields {
+        let name = h.name.as_bytes();
+        match name.len() {
+            2 if name.eq_ignore_ascii_case(b"te") => {
+                special = true;
+                trailers |= h
+                    .value
+                    .split(|&b| b == b',')
+                    .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"trailers"));
+            }
+            6 if name.eq_ignore_ascii_case(b"expect") => special = true,
+            7 if name.eq_ignore_ascii_case(b"upgrade") => special = true,
+            _ => {}
+        }
+    }
+    (trailers, special)
+}
+
+/// How a request body framed as `body` is read, and its pipe; `None` without a body.
+fn body_start(body: http1::Body, expect_continue: bool) -> Option<BodyStart> {
+    let length = match body {
+        http1::Body::Empty | http1::Body::Close => return None,
+        http1::Body::Length(n) => Some(n),
+        http1::Body::Chunked => None,
+    };
+    Some(BodyStart {
+        pipe: Pipe::new(length),
+        reading: Reading::for_request(body),
+        expect_continue,
+    })
 }

@@ -13,12 +13,13 @@ use std::pin::Pin;
 use std::task::Poll;
 
 use bytes::Bytes;
-use hyper::body::Body;
+use hyper::body::{Body, Frame};
 use hyper::header::{self, HeaderMap};
 use hyper::{Response, StatusCode};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::client::io::ClientIo;
+use crate::error::BodyError;
 use crate::http1::fields::decimal_length;
 use crate::response::RespBody;
 use crate::upstream::h1::RawFields;
@@ -150,16 +151,7 @@ fn encode_head(
     if status.is_informational() {
         return None;
     }
-    let head_request = asked.head_request;
-    if status == StatusCode::OK {
-        out.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
-    } else {
-        out.extend_from_slice(b"HTTP/1.1 ");
-        out.extend_from_slice(status.as_str().as_bytes());
-        out.push(b' ');
-        out.extend_from_slice(status.canonical_reason().unwrap_or("<none>").as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
+    status_line(out, status);
     let no_body = matches!(status, StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED);
     // What the body says of itself: nothing left, or an exact size.
     let ended = body.is_end_stream();
@@ -168,38 +160,100 @@ fn encode_head(
     } else {
         body.size_hint().exact()
     };
-    let mut framing = None;
-    let mut date = false;
-    let mut connection = false;
+    let mut seen = Seen::default();
     if let Some(raw) = body.raw_fields() {
         // The backend's fields from their bytes; none of them is hop-by-hop.
         raw.write(out);
-        date = raw.has_date;
+        seen.date = raw.has_date;
         if raw.has_length {
             // Its value is what the body reads to (a 204 or 304 with a length has a map).
-            framing = Some(Framing::Length(exact.unwrap_or(0)));
+            seen.framing = Some(Framing::Length(exact.unwrap_or(0)));
         }
     }
+    let omit_te = asked.head_request || no_body || asked.http10;
+    map_fields(
+        out,
+        headers,
+        &mut seen,
+        ended && !asked.head_request,
+        omit_te,
+    );
+    if seen.close {
+        asked.close = true;
+    }
+    let framing = match seen.framing {
+        Some(f) => f,
+        None if no_body => Framing::Length(0),
+        None => body_framing(out, exact, asked),
+    };
+    if !seen.connection {
+        if asked.close {
+            out.extend_from_slice(b"connection: close\r\n");
+        } else if asked.http10 {
+            out.extend_from_slice(b"connection: keep-alive\r\n");
+        }
+    }
+    if !seen.date {
+        out.extend_from_slice(b"date: ");
+        date::extend(out);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    Some(if asked.head_request || no_body {
+        Framing::Length(0)
+    } else {
+        framing
+    })
+}
+
+fn status_line(out: &mut Vec<u8>, status: StatusCode) {
+    if status == StatusCode::OK {
+        out.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
+        return;
+    }
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(status.canonical_reason().unwrap_or("<none>").as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// What the response's own fields said.
+#[derive(Default)]
+struct Seen {
+    framing: Option<Framing>,
+    date: bool,
+    connection: bool,
+    /// `Connection: close`.
+    close: bool,
+}
+
+/// Writes the fields of the response's map. `no_length`: a `Content-Length` other than
+/// `0` is left out (no body will be sent, as hyper does); `omit_te`: no chunked coding
+/// (`HEAD`, 204, 304, an HTTP/1.0 client).
+fn map_fields(
+    out: &mut Vec<u8>,
+    headers: &HeaderMap,
+    seen: &mut Seen,
+    no_length: bool,
+    omit_te: bool,
+) {
     for (name, value) in headers {
         match *name {
             header::CONTENT_LENGTH => {
-                if framing.is_some() {
-                    continue;
-                }
-                if ended && !head_request && value.as_bytes() != b"0" {
-                    // A length with no body to send: hyper leaves the field out too.
+                if seen.framing.is_some() || (no_length && value.as_bytes() != b"0") {
                     continue;
                 }
                 let Some(n) = decimal_length(value.as_bytes()) else {
                     continue;
                 };
-                framing = Some(Framing::Length(n));
+                seen.framing = Some(Framing::Length(n));
             }
             header::TRANSFER_ENCODING => {
-                if framing.is_some() || head_request || no_body || asked.http10 {
+                if seen.framing.is_some() || omit_te {
                     continue;
                 }
-                framing = Some(Framing::Chunked);
+                seen.framing = Some(Framing::Chunked);
                 if !value.as_bytes().ends_with(b"chunked") {
                     out.extend_from_slice(b"transfer-encoding: ");
                     out.extend_from_slice(value.as_bytes());
@@ -208,58 +262,39 @@ fn encode_head(
                 }
             }
             header::CONNECTION => {
-                connection = true;
-                if value.as_bytes().eq_ignore_ascii_case(b"close") {
-                    asked.close = true;
-                }
+                seen.connection = true;
+                seen.close |= value.as_bytes().eq_ignore_ascii_case(b"close");
             }
-            header::DATE => date = true,
+            header::DATE => seen.date = true,
             _ => {}
         }
         write_field(out, name.as_str().as_bytes(), value.as_bytes());
     }
-    let framing = match framing {
-        Some(f) => f,
-        None if no_body => Framing::Length(0),
-        None => match exact {
-            Some(n) => {
-                if !(head_request && n == 0) {
-                    out.extend_from_slice(b"content-length: ");
-                    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
-                    out.extend_from_slice(b"\r\n");
-                }
-                Framing::Length(n)
+}
+
+/// The framing of a body whose fields named none: its exact size as `Content-Length`,
+/// else chunked (HTTP/1.0: until the connection closes, which sets `asked.close`).
+fn body_framing(out: &mut Vec<u8>, exact: Option<u64>, asked: &mut Asked) -> Framing {
+    match exact {
+        Some(n) => {
+            if !(asked.head_request && n == 0) {
+                out.extend_from_slice(b"content-length: ");
+                out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+                out.extend_from_slice(b"\r\n");
             }
-            None if head_request => Framing::Length(0),
-            // HTTP/1.0 has no chunked coding: the body runs to the connection's end.
-            None if asked.http10 => {
-                asked.close = true;
-                Framing::Close
-            }
-            None => {
-                out.extend_from_slice(b"transfer-encoding: chunked\r\n");
-                Framing::Chunked
-            }
-        },
-    };
-    if !connection {
-        if asked.close {
-            out.extend_from_slice(b"connection: close\r\n");
-        } else if asked.http10 {
-            out.extend_from_slice(b"connection: keep-alive\r\n");
+            Framing::Length(n)
+        }
+        None if asked.head_request => Framing::Length(0),
+        // HTTP/1.0 has no chunked coding: the body runs to the connection's end.
+        None if asked.http10 => {
+            asked.close = true;
+            Framing::Close
+        }
+        None => {
+            out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+            Framing::Chunked
         }
     }
-    if !date {
-        out.extend_from_slice(b"date: ");
-        date::extend(out);
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b"\r\n");
-    Some(if head_request || no_body {
-        Framing::Length(0)
-    } else {
-        framing
-    })
 }
 
 /// Writes the head in `out` and the body after it; true when the body was sent whole.
@@ -276,38 +311,19 @@ pub(crate) async fn send_body(
         Framing::Length(n) => n,
         Framing::Chunked | Framing::Close => u64::MAX,
     };
-    let mut sent_trailers = false;
+    let mut ended = false;
     loop {
-        // Take a frame that is ready; if none is, send what is pending, then wait.
-        let next = match poll_fn(|cx| Poll::Ready(body.as_mut().poll_frame(cx))).await {
-            Poll::Ready(next) => next,
-            Poll::Pending => {
-                if !out.is_empty() {
-                    if io.write_all(&out).await.is_err() {
-                        return false;
-                    }
-                    out.clear();
-                }
-                if io.flush().await.is_err() {
-                    return false;
-                }
-                poll_fn(|cx| body.as_mut().poll_frame(cx)).await
-            }
+        let Some(next) = next_frame(io, &mut out, body.as_mut()).await else {
+            return false;
         };
         let data = match next {
             Some(Ok(frame)) => match frame.into_data() {
                 Ok(data) => data,
                 Err(frame) => {
-                    // Trailers: sent when declared and accepted (see `Trailers`).
+                    // Trailers end a chunked body (sent when declared and accepted).
                     if let (Framing::Chunked, Ok(map)) = (framing, frame.into_trailers()) {
-                        out.extend_from_slice(b"0\r\n");
-                        for (name, value) in &map {
-                            if trailers.allows(name.as_str()) {
-                                write_field(&mut out, name.as_str().as_bytes(), value.as_bytes());
-                            }
-                        }
-                        out.extend_from_slice(b"\r\n");
-                        sent_trailers = true;
+                        last_chunk(&mut out, &map, &trailers);
+                        ended = true;
                     }
                     continue;
                 }
@@ -319,53 +335,23 @@ pub(crate) async fn send_body(
             }
             None => break,
         };
-        if data.is_empty() || sent_trailers {
+        if data.is_empty() || ended {
             continue;
         }
-        match framing {
-            Framing::Length(_) => {
-                if data.len() as u64 > left {
-                    tracing::debug!("response body longer than its length: connection closed");
-                    let _ = write_out(io, &out, &[]).await;
-                    return false;
-                }
-                left -= data.len() as u64;
-            }
-            Framing::Chunked => {
-                // Writing to a Vec cannot fail.
-                let _ = write!(out, "{:x}\r\n", data.len());
-            }
-            Framing::Close => {}
+        if !frame_prefix(&mut out, data.len(), framing, &mut left) {
+            tracing::debug!("response body longer than its length: connection closed");
+            let _ = write_out(io, &out, &[]).await;
+            return false;
         }
-        if data.len() <= COALESCE {
-            out.extend_from_slice(&data);
-            if framing == Framing::Chunked {
-                out.extend_from_slice(b"\r\n");
-            }
-            // Small frames that keep coming (a fast backend's small chunks) are gathered
-            // up to a bound, then written: the backend waits on the client, not on memory.
-            if out.len() >= COALESCE && left != 0 {
-                if write_out(io, &out, &[]).await.is_err() {
-                    return false;
-                }
-                out.clear();
-            }
-        } else {
-            if write_out(io, &out, &data).await.is_err() {
-                return false;
-            }
-            out.clear();
-            if framing == Framing::Chunked {
-                // The chunk's CRLF goes out with whatever follows it.
-                out.extend_from_slice(b"\r\n");
-            }
+        if !push(io, &mut out, data, framing, left).await {
+            return false;
         }
         if left == 0 {
             break;
         }
     }
     match framing {
-        Framing::Chunked if !sent_trailers => out.extend_from_slice(b"0\r\n\r\n"),
+        Framing::Chunked if !ended => out.extend_from_slice(b"0\r\n\r\n"),
         Framing::Length(_) if left != 0 => {
             tracing::debug!(
                 missing = left,
@@ -380,6 +366,90 @@ pub(crate) async fn send_body(
         return write_last(io, &out).await.is_ok();
     }
     write_out(io, &out, &[]).await.is_ok()
+}
+
+/// The body's next frame: one that is ready, or, when none is, what is pending in `out`
+/// is sent first and then the frame waited for. `None` when writing failed.
+async fn next_frame(
+    io: &mut ClientIo,
+    out: &mut Vec<u8>,
+    mut body: Pin<&mut RespBody>,
+) -> Option<Option<Result<Frame<Bytes>, BodyError>>> {
+    if let Poll::Ready(next) = poll_fn(|cx| Poll::Ready(body.as_mut().poll_frame(cx))).await {
+        return Some(next);
+    }
+    if !out.is_empty() {
+        io.write_all(out).await.ok()?;
+        out.clear();
+    }
+    io.flush().await.ok()?;
+    Some(poll_fn(|cx| body.as_mut().poll_frame(cx)).await)
+}
+
+/// The last chunk and the trailer section: the fields `trailers` allows.
+fn last_chunk(out: &mut Vec<u8>, map: &HeaderMap, trailers: &Trailers) {
+    out.extend_from_slice(b"0\r\n");
+    for (name, value) in map {
+        if trailers.allows(name.as_str()) {
+            write_field(out, name.as_str().as_bytes(), value.as_bytes());
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Accounts a data frame of `len` bytes: its chunk-size line, or its share of the
+/// length left. False when it is longer than the length left.
+fn frame_prefix(out: &mut Vec<u8>, len: usize, framing: Framing, left: &mut u64) -> bool {
+    match framing {
+        Framing::Length(_) => {
+            if len as u64 > *left {
+                return false;
+            }
+            *left -= len as u64;
+        }
+        Framing::Chunked => {
+            // Writing to a Vec cannot fail.
+            let _ = write!(out, "{len:x}\r\n");
+        }
+        Framing::Close => {}
+    }
+    true
+}
+
+/// Sends `data` after what is pending in `out`: small frames are gathered in `out` up
+/// to [`COALESCE`] bytes, larger ones written from where they are. False when writing
+/// failed.
+async fn push(
+    io: &mut ClientIo,
+    out: &mut Vec<u8>,
+    data: Bytes,
+    framing: Framing,
+    left: u64,
+) -> bool {
+    if data.len() <= COALESCE {
+        out.extend_from_slice(&data);
+        if framing == Framing::Chunked {
+            out.extend_from_slice(b"\r\n");
+        }
+        // Small frames that keep coming (a fast backend's small chunks) are gathered up
+        // to a bound, then written: the backend waits on the client, not on memory.
+        if out.len() >= COALESCE && left != 0 {
+            if write_out(io, out, &[]).await.is_err() {
+                return false;
+            }
+            out.clear();
+        }
+        return true;
+    }
+    if write_out(io, out, &data).await.is_err() {
+        return false;
+    }
+    out.clear();
+    if framing == Framing::Chunked {
+        // The chunk's CRLF goes out with whatever follows it.
+        out.extend_from_slice(b"\r\n");
+    }
+    true
 }
 
 /// Writes `buf`, the last bytes of a connection that closes after them, and sends the

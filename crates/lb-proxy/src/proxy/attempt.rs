@@ -13,6 +13,7 @@ use lb_core::forward::{Attempts, Failure, RetryPolicy, Verdict};
 use lb_core::hash;
 use lb_core::metrics::Reason;
 use lb_core::select::PickInput;
+use lb_core::Lease;
 
 use crate::proxy::conn::ConnInfo;
 use crate::request::body::{Meter, ReqBody};
@@ -262,18 +263,7 @@ pub(crate) fn forward<'a>(
                     } else {
                         attempts.report(&lease, Verdict::Served);
                     }
-                    let set_cookie = sticky.and_then(|(name, named)| {
-                        let id = lease.sticky_id();
-                        (named != Some(id))
-                            .then(|| cookie::set_sticky(name, id, ex.tls))
-                            .flatten()
-                    });
-                    let addr = lease.addr();
-                    let mut resp = relay(resp, via.idle_timeout, Some(lease), ex, addr);
-                    if let Some(v) = set_cookie {
-                        resp.headers_mut().append(header::SET_COOKIE, v);
-                    }
-                    return Ok(resp);
+                    return Ok(answer(resp, lease, sticky, via.idle_timeout, ex));
                 }
                 Attempt::NotSent(reason, unsent) => {
                     next_body = Some(unsent);
@@ -295,6 +285,29 @@ pub(crate) fn forward<'a>(
             }
         }
     }
+}
+
+/// The backend's answer relayed to the client, with a sticky cookie naming the backend
+/// that served when the client's cookie named another (or none).
+fn answer(
+    resp: Response<UpstreamBody>,
+    lease: Lease,
+    sticky: Option<(&str, Option<u64>)>,
+    idle: Duration,
+    ex: &mut Exchange<'_>,
+) -> Response<RespBody> {
+    let set_cookie = sticky.and_then(|(name, named)| {
+        let id = lease.sticky_id();
+        (named != Some(id))
+            .then(|| cookie::set_sticky(name, id, ex.tls))
+            .flatten()
+    });
+    let addr = lease.addr();
+    let mut resp = relay(resp, idle, Some(lease), ex, addr);
+    if let Some(v) = set_cookie {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+    resp
 }
 
 fn backend_failed(failure: Failure, replayable: bool) -> Verdict {

@@ -82,7 +82,7 @@ async fn next_request<F: Future<Output = ()>>(
                     // The answer is written by the next read, which then fails.
                     Taken::Refused(reason) => {
                         io.refuse(reason);
-                        drain_to_close(io).await;
+                        Box::pin(drain_to_close(io)).await;
                         return Err(Ended::Closed);
                     }
                 }
@@ -156,7 +156,9 @@ async fn answer(io: &mut ClientIo, req: Started, buf: &mut Bytes, drain: &Drain)
     if let Some(switch) = switch {
         if io.write_all(&out.head).await.is_ok() && io.flush().await.is_ok() {
             io.tunnel();
-            switch.run(io, std::mem::take(buf)).await;
+            // Boxed: the tunnel's state (two scratch buffers) is only for upgraded
+            // connections, not in every connection's future.
+            Box::pin(switch.run(io, std::mem::take(buf))).await;
         }
         return false;
     }
@@ -176,7 +178,7 @@ async fn answer(io: &mut ClientIo, req: Started, buf: &mut Bytes, drain: &Drain)
         // The client may still be sending the body: read it away for a while, so that
         // closing does not reset the connection under the answer.
         io.linger();
-        drain_to_close(io).await;
+        Box::pin(drain_to_close(io)).await;
     }
     sent && !out.last
 }

@@ -49,3 +49,56 @@ pub(crate) async fn serve_connection(
     }
     Box::pin(h2::serve(io, info, rt, builder, shared, drain)).await;
 }
+
+#[cfg(test)]
+mod size {
+    use super::*;
+    use std::time::Duration;
+
+    /// A connection's future is what every open connection holds (boxed once, see
+    /// `server`): an idle keep-alive connection's memory is mostly this. A change that
+    /// grows it much should be deliberate.
+    #[tokio::test]
+    async fn connection_future_size() {
+        let text = "[admin]\nlisten = \"127.0.0.1:0\"\n[[listener]]\nlisten = \"127.0.0.1:0\"\n[pool.p]\nbackends = [\"127.0.0.1:1\"]\n[[route]]\npool = \"p\"\n";
+        let config = lb_core::config::Config::parse(
+            text,
+            std::path::Path::new("t.toml"),
+            lb_core::config::Binary::Proxy,
+        )
+        .expect("config");
+        let rt = Runtime::build(&config, None, Arc::default()).expect("runtime");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let _client = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let (stream, peer) = listener.accept().await.expect("accept");
+        let info = ConnInfo {
+            client: peer,
+            local: addr,
+            slot: None,
+            trusted: None,
+            tls: false,
+            idle: Duration::from_secs(1),
+            max_body: 0,
+            max_header: 0,
+        };
+        let limits = Limits {
+            header_timeout: Duration::from_secs(1),
+            idle_timeout: Duration::from_secs(1),
+        };
+        let (_stop, shutdown) = lb_core::server::Shutdown::new();
+        let fut = serve_connection(
+            ClientStream::plain(stream),
+            info,
+            limits,
+            Arc::new(ArcSwap::from_pointee(rt)),
+            Arc::new(http2::Builder::new(TokioExecutor::new())),
+            Drain::new(shutdown),
+        );
+        let size = std::mem::size_of_val(&fut);
+        eprintln!("connection future: {size} bytes");
+        assert!(size <= 4096, "the connection future grew to {size} bytes");
+    }
+}

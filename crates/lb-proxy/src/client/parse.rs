@@ -94,8 +94,27 @@ fn parse_request(bytes: &Bytes, ctx: &Ctx<'_>) -> (Taken, usize) {
     };
     let http10 = head.version == http1::Version::Http10;
     let (trailers, special) = scan(head.fields);
-    let body = body_start(head.body, head.expect_continue);
-    let mut request = Request::new(body.as_ref().map(|b| InBody::H1(b.pipe.body())));
+    // A body whose bytes all came with the head (a small `Content-Length` body, the
+    // usual POST) is taken whole: no pipe, and it goes upstream with the head.
+    let mut used = len;
+    let mut whole = None;
+    if let http1::Body::Length(n) = head.body {
+        if let Some(end) = usize::try_from(n).ok().and_then(|n| len.checked_add(n)) {
+            if end <= bytes.len() {
+                whole = Some(bytes.slice(len..end));
+                used = end;
+            }
+        }
+    }
+    let body = match whole {
+        Some(_) => None,
+        None => body_start(head.body, head.expect_continue),
+    };
+    let in_body = match whole {
+        Some(data) => Some(InBody::Whole(Some(data))),
+        None => body.as_ref().map(|b| InBody::H1(b.pipe.body())),
+    };
+    let mut request = Request::new(in_body);
     *request.method_mut() = method;
     *request.uri_mut() = uri;
     *request.version_mut() = if http10 {
@@ -130,7 +149,7 @@ fn parse_request(bytes: &Bytes, ctx: &Ctx<'_>) -> (Taken, usize) {
         trailers,
         body,
     };
-    (Taken::Request(started), len)
+    (Taken::Request(started), used)
 }
 
 /// What the engine itself needs from the fields: whether the client accepts trailers

@@ -53,6 +53,8 @@ pub(crate) struct Exchange<'a> {
     pub(crate) tls: bool,
     /// An HTTP/1.1 upgrade request's client side, until a response is relayed.
     pub(crate) upgrade: Option<ClientUpgrade>,
+    /// The request's `Content-Length` (its body's exact size).
+    pub(crate) length: Option<u64>,
 }
 
 impl Exchange<'_> {
@@ -64,6 +66,7 @@ impl Exchange<'_> {
             version: self.version,
             fields: &self.fields,
             upgrade: self.upgrade.is_some(),
+            length: self.length,
         }
     }
 }

@@ -237,14 +237,8 @@ fn proxy<'a>(
                 return Ok(r);
             }
         }
-        // A request without a body (most) looks up no field.
-        let content_length = match body {
-            Some(_) => view
-                .get(header::CONTENT_LENGTH.as_str())
-                .and_then(|v| std::str::from_utf8(v).ok())
-                .and_then(|v| v.parse::<u64>().ok()),
-            None => None,
-        };
+        // The body's exact size is its `Content-Length` (the codec's, or hyper's for HTTP/2).
+        let content_length = body.as_ref().and_then(|b| b.size_hint().exact());
         if conn.max_body > 0 && content_length.is_some_and(|l| l > conn.max_body) {
             return Err(Reason::BodyTooLarge);
         }
@@ -354,6 +348,7 @@ fn proxy<'a>(
             replayable,
             tls: conn.tls,
             upgrade,
+            length: content_length,
         };
         let via = match &resolved {
             Resolved::Pool(p) => {
@@ -410,6 +405,11 @@ async fn read_body(
     content_length: Option<u64>,
     max_body: u64,
 ) -> Result<ReqBody, Reason> {
+    // A body that came whole with its head is sent with the upstream head, in one write.
+    let body = match body {
+        InBody::Whole(data) => return Ok(data.map_or(ReqBody::Empty, ReqBody::full)),
+        b => b,
+    };
     if idempotent && content_length.is_some_and(|l| l <= REPLAY_LIMIT) {
         let data = http_body_util::Limited::new(body, REPLAY_LIMIT as usize)
             .collect()

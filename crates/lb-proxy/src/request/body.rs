@@ -17,7 +17,10 @@ use crate::request::pipe::PipeBody;
 /// A client's request body: from the HTTP/1 connection, or an HTTP/2 stream.
 #[derive(Debug)]
 pub enum InBody {
-    /// Read by the HTTP/1 connection ([`crate::pipe`]).
+    /// A body that came whole with its head (a `Content-Length` body read in the same
+    /// read): its bytes; `None` once taken.
+    Whole(Option<Bytes>),
+    /// Read by the HTTP/1 connection as the request asks for it (see its pipe).
     H1(PipeBody),
     /// An HTTP/2 request stream.
     H2(Incoming),
@@ -32,6 +35,7 @@ impl Body for InBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         match self.get_mut() {
+            InBody::Whole(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
             InBody::H1(b) => Pin::new(b).poll_frame(cx),
             InBody::H2(b) => Pin::new(b).poll_frame(cx).map_err(BodyError::from),
         }
@@ -39,6 +43,7 @@ impl Body for InBody {
 
     fn is_end_stream(&self) -> bool {
         match self {
+            InBody::Whole(data) => data.is_none(),
             InBody::H1(b) => b.is_end_stream(),
             InBody::H2(b) => b.is_end_stream(),
         }
@@ -46,6 +51,9 @@ impl Body for InBody {
 
     fn size_hint(&self) -> SizeHint {
         match self {
+            InBody::Whole(data) => {
+                SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
+            }
             InBody::H1(b) => b.size_hint(),
             InBody::H2(b) => b.size_hint(),
         }

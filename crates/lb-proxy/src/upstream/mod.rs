@@ -170,6 +170,9 @@ pub struct Head<'a> {
     /// The request asks for an HTTP/1.1 upgrade: only then is a `101` an answer, and the
     /// backend saw `Connection: upgrade`, so its connection is not pooled again.
     pub upgrade: bool,
+    /// The `Content-Length` among `fields` (the client's, as its body's exact size), so
+    /// the HTTP/1.1 client frames the body without looking it up again.
+    pub length: Option<u64>,
 }
 
 /// A connection checked out for one exchange.

@@ -22,7 +22,6 @@ use std::task::{ready, Context, Poll, Waker};
 
 use bytes::{Buf, Bytes, BytesMut};
 use hyper::body::{Body, Frame, SizeHint};
-use hyper::header;
 use hyper::{Method, Response};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
@@ -269,26 +268,21 @@ impl H1Conn {
     /// Writes the request head into `wbuf`, adding the framing header it needs.
     fn encode_head(&mut self, head: Head<'_>, body: &ReqBody) -> Out {
         // As hyper's client does: a known length is sent as is; a stream without one is
-        // chunked, except for methods that (almost) never carry a body. A request without
-        // a body (most) looks up no header.
-        let length = || head.fields.view().get(header::CONTENT_LENGTH.as_str());
+        // chunked, except for methods that (almost) never carry a body.
         let (out, add) = match body {
             ReqBody::Empty => (Out::Done, Added::None),
             ReqBody::Full { data, .. } => {
                 let n = data.as_ref().map_or(0, |d| d.len() as u64);
                 (
                     Out::Done,
-                    if length().is_some() {
+                    if head.length.is_some() {
                         Added::None
                     } else {
                         Added::Length(n)
                     },
                 )
             }
-            ReqBody::Stream { .. } => match length()
-                .and_then(|v| std::str::from_utf8(v).ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-            {
+            ReqBody::Stream { .. } => match head.length {
                 Some(n) => (Out::Length(n), Added::None),
                 None if matches!(*head.method, Method::GET | Method::HEAD | Method::CONNECT) => {
                     (Out::Done, Added::None)
@@ -363,69 +357,85 @@ impl H1Conn {
         out: Out,
         expect: Expect,
     ) -> Result<Option<Response<Reading>>, H1Error> {
-        let chunked = matches!(out, Out::Chunked);
-        let mut left = match out {
-            Out::Length(n) => n,
-            _ => 0,
+        let mut st = Streaming {
+            chunked: matches!(out, Out::Chunked),
+            left: match out {
+                Out::Length(n) => n,
+                _ => 0,
+            },
+            ended: false,
+            written: 0,
         };
-        let mut ended = false;
-        let mut written = 0usize;
-        poll_fn(|cx| {
-            // The backend may answer (and stop reading) before the body is all sent.
-            if let Poll::Ready(r) = self.poll_head(cx, expect) {
-                return Poll::Ready(r.map(Some));
-            }
-            loop {
-                ready!(self.poll_write_out(cx, &mut written))?;
-                if ended {
-                    return Poll::Ready(Ok(None));
-                }
-                // What TLS holds back goes out before the body is waited for (a no-op
-                // on TCP), so the backend is never left waiting on buffered bytes.
-                ready!(Pin::new(&mut self.io).poll_flush(cx))?;
-                let frame = match ready!(Pin::new(&mut body).poll_frame(cx)) {
-                    None => {
-                        ended = true;
-                        if chunked {
-                            self.wbuf.extend_from_slice(b"0\r\n\r\n");
-                        } else if left > 0 {
-                            return Poll::Ready(Err(H1Error::BodyLength));
-                        }
-                        continue;
-                    }
-                    Some(Err(e)) => return Poll::Ready(Err(H1Error::Body(Box::new(e)))),
-                    Some(Ok(f)) => f,
-                };
-                match frame.into_data() {
-                    Ok(data) => {
-                        if data.is_empty() {
-                            continue;
-                        }
-                        if chunked {
-                            // Writing to a Vec cannot fail.
-                            let _ = write!(self.wbuf, "{:x}\r\n", data.len());
-                            self.wtail = b"\r\n";
-                        } else {
-                            let n = data.len() as u64;
-                            if n > left {
-                                return Poll::Ready(Err(H1Error::BodyLength));
-                            }
-                            left -= n;
-                        }
-                        self.wdata = data;
-                    }
-                    Err(frame) => {
-                        if let (true, Ok(trailers)) = (chunked, frame.into_trailers()) {
-                            ended = true;
-                            self.wbuf.extend_from_slice(b"0\r\n");
-                            crate::request::fields::write_map(&mut self.wbuf, &trailers);
-                            self.wbuf.extend_from_slice(b"\r\n");
-                        }
-                    }
-                }
-            }
+        poll_fn(|cx| match self.poll_send_body(cx, &mut body, &mut st) {
+            Poll::Ready(Ok(())) => Poll::Ready(Ok(None)),
+            // Waiting (on the client's body or the socket), or the write failed: the
+            // backend may have answered (and stopped reading) before the body is all
+            // sent. Looked for only then, not at every step.
+            sending => match self.poll_head(cx, expect) {
+                Poll::Ready(Ok(r)) => Poll::Ready(Ok(Some(r))),
+                Poll::Ready(Err(e)) if sending.is_pending() => Poll::Ready(Err(e)),
+                _ => sending.map(|r| r.map(|()| None)),
+            },
         })
         .await
+    }
+
+    /// Sends the body's frames as they come, until it ended and all is written.
+    fn poll_send_body(
+        &mut self,
+        cx: &mut Context<'_>,
+        body: &mut ReqBody,
+        st: &mut Streaming,
+    ) -> Poll<Result<(), H1Error>> {
+        loop {
+            ready!(self.poll_write_out(cx, &mut st.written))?;
+            if st.ended {
+                return Poll::Ready(Ok(()));
+            }
+            // What TLS holds back goes out before the body is waited for (a no-op on
+            // TCP), so the backend is never left waiting on buffered bytes.
+            ready!(Pin::new(&mut self.io).poll_flush(cx))?;
+            let frame = match ready!(Pin::new(&mut *body).poll_frame(cx)) {
+                None => {
+                    st.ended = true;
+                    if st.chunked {
+                        self.wbuf.extend_from_slice(b"0\r\n\r\n");
+                    } else if st.left > 0 {
+                        return Poll::Ready(Err(H1Error::BodyLength));
+                    }
+                    continue;
+                }
+                Some(Err(e)) => return Poll::Ready(Err(H1Error::Body(Box::new(e)))),
+                Some(Ok(f)) => f,
+            };
+            match frame.into_data() {
+                Ok(data) => {
+                    if data.is_empty() {
+                        continue;
+                    }
+                    if st.chunked {
+                        // Writing to a Vec cannot fail.
+                        let _ = write!(self.wbuf, "{:x}\r\n", data.len());
+                        self.wtail = b"\r\n";
+                    } else {
+                        let n = data.len() as u64;
+                        if n > st.left {
+                            return Poll::Ready(Err(H1Error::BodyLength));
+                        }
+                        st.left -= n;
+                    }
+                    self.wdata = data;
+                }
+                Err(frame) => {
+                    if let (true, Ok(trailers)) = (st.chunked, frame.into_trailers()) {
+                        st.ended = true;
+                        self.wbuf.extend_from_slice(b"0\r\n");
+                        crate::request::fields::write_map(&mut self.wbuf, &trailers);
+                        self.wbuf.extend_from_slice(b"\r\n");
+                    }
+                }
+            }
+        }
     }
 
     /// Reads until a final response head is parsed (1xx interim answers are skipped).
@@ -457,6 +467,15 @@ impl H1Conn {
         self.rbuf.reserve(want.max(READ_CHUNK));
         tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.rbuf)
     }
+}
+
+/// Where a streamed request body stands.
+struct Streaming {
+    chunked: bool,
+    /// Bytes of a `Content-Length` body still to send.
+    left: u64,
+    ended: bool,
+    written: usize,
 }
 
 enum Added {

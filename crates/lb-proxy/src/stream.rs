@@ -63,6 +63,15 @@ impl ClientStream {
         }
     }
 
+    /// The plain TCP socket (registered with the poller first), for splicing a tunnel;
+    /// `None` for TLS.
+    pub(crate) fn tcp(&mut self) -> Option<&TcpStream> {
+        match self.register().ok()? {
+            MaybeTls::Plain(s) => Some(s),
+            MaybeTls::Tls(_) => None,
+        }
+    }
+
     /// Registers a fresh socket with the poller (a no-op once registered).
     fn register(&mut self) -> io::Result<&mut Registered> {
         if let ClientStream::Fresh { sock, .. } = self {

@@ -30,6 +30,7 @@ use lb_core::metrics;
 use lb_core::server::tunnel::{self, End};
 use lb_core::Lease;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 use crate::upstream::h1::Upgraded;
@@ -41,6 +42,8 @@ pub struct TunnelStats {
     active: AtomicU64,
     up: AtomicU64,
     down: AtomicU64,
+    /// Of those, the bytes moved by splice(2) (plain TCP on both sides).
+    spliced: AtomicU64,
     /// Woken when the last open tunnel ends.
     closed: Notify,
 }
@@ -86,6 +89,14 @@ impl TunnelStats {
             let v = n.load(Ordering::Relaxed) as f64;
             metrics::sample(out, "lb_tunnel_bytes_total", &[("direction", dir)], v);
         }
+        metrics::header(
+            out,
+            "lb_tunnel_spliced_bytes_total",
+            "counter",
+            "Of the tunnel bytes, those moved by splice(2), kernel to kernel.",
+        );
+        let v = self.spliced.load(Ordering::Relaxed) as f64;
+        metrics::sample(out, "lb_tunnel_spliced_bytes_total", &[], v);
     }
 }
 
@@ -151,53 +162,122 @@ impl Switch {
     /// Joins `client` (its 101 written) to the backend until both ends close or neither
     /// moves a byte for `idle_timeout`. `early`: bytes the client sent after its request
     /// before the 101 (the first frames of the new protocol), sent to the backend first.
+    /// Bytes are copied through user space; [`Switch::run_tcp`] splices.
     pub(crate) async fn run<C: AsyncRead + AsyncWrite + Unpin + Send>(
-        self,
+        mut self,
         client: &mut C,
         early: Bytes,
     ) {
-        let Switch {
-            mut upstream,
-            idle,
-            stats,
-            open,
-            lease,
-            backend,
-        } = self;
-        if !early.is_empty() {
-            if let Err(e) = upstream.write_all(&early).await {
-                tracing::debug!(backend = %backend, error = %e, "tunnel ended before it started");
-                return;
-            }
-            stats.up.fetch_add(early.len() as u64, Ordering::Relaxed);
+        if !self.send_early(&early).await {
+            return;
         }
         let end = tunnel::splice(
             tokio::io::split(client),
-            tokio::io::split(&mut upstream),
-            idle,
-            &stats.up,
-            &stats.down,
+            tokio::io::split(&mut self.upstream),
+            self.idle,
+            &self.stats.up,
+            &self.stats.down,
         )
         .await;
+        self.ended(&end, early.len() as u64, 0);
+    }
+
+    /// True when the backend's side is plain TCP, so [`Switch::run_tcp`] can splice.
+    pub(crate) fn is_plain(&mut self) -> bool {
+        self.upstream.tcp().is_some()
+    }
+
+    /// [`Switch::run`] for a plain TCP client and a plain TCP backend ([`Switch::is_plain`]):
+    /// the bytes move through pipes with splice(2), never through user space (lb-core's
+    /// [`splice_tcp`](tunnel::splice_tcp)).
+    pub(crate) async fn run_tcp(mut self, client: &TcpStream, early: Bytes) {
+        if !self.send_early(&early).await {
+            return;
+        }
+        let Some((pre, upstream)) = self.upstream.tcp() else {
+            // Callers check `is_plain` first.
+            tracing::debug!(backend = %self.backend, "tunnel to a TLS backend not spliced");
+            return;
+        };
+        // What the backend sent after its 101 goes to the client first.
+        if let Err(e) = write_all(client, &pre).await {
+            tracing::debug!(backend = %self.backend, error = %e, "tunnel ended before it started");
+            return;
+        }
+        self.stats
+            .down
+            .fetch_add(pre.len() as u64, Ordering::Relaxed);
+        let end = tunnel::splice_tcp(
+            client,
+            upstream,
+            self.idle,
+            &self.stats.up,
+            &self.stats.down,
+        )
+        .await;
+        self.ended(&end, early.len() as u64, pre.len() as u64);
+    }
+
+    /// Sends the client's early bytes to the backend; false when that failed.
+    async fn send_early(&mut self, early: &[u8]) -> bool {
+        if early.is_empty() {
+            return true;
+        }
+        if let Err(e) = self.upstream.write_all(early).await {
+            tracing::debug!(backend = %self.backend, error = %e, "tunnel ended before it started");
+            return false;
+        }
+        self.stats
+            .up
+            .fetch_add(early.len() as u64, Ordering::Relaxed);
+        true
+    }
+
+    /// Counts what the tunnel moved (`up`, `down`: bytes sent before the splice) for the
+    /// backend, and logs its end.
+    fn ended(self, end: &End, up: u64, down: u64) {
+        let Switch {
+            open,
+            lease,
+            backend,
+            stats,
+            ..
+        } = self;
         drop(open);
-        let (moved, how) = match &end {
+        let (moved, how) = match end {
             End::Closed(m) => (m, "closed"),
             End::Idle(m) => (m, "idle-timeout"),
             End::Error(m, _) => (m, "error"),
         };
+        stats.spliced.fetch_add(moved.spliced, Ordering::Relaxed);
         if let Some(l) = &lease {
             l.member()
                 .state()
                 .watch()
-                .add_bytes(moved.up + early.len() as u64, moved.down);
+                .add_bytes(moved.up + up, moved.down + down);
         }
         drop(lease);
         tracing::debug!(
             backend = %backend,
-            up = moved.up,
-            down = moved.down,
+            up = moved.up + up,
+            down = moved.down + down,
+            spliced = moved.spliced,
             end = how,
             "tunnel ended"
         );
     }
+}
+
+/// Writes all of `buf` to a shared TCP socket.
+async fn write_all(s: &TcpStream, mut buf: &[u8]) -> std::io::Result<()> {
+    while !buf.is_empty() {
+        s.writable().await?;
+        match s.try_write(buf) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => buf = &buf[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }

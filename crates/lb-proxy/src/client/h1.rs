@@ -158,7 +158,14 @@ async fn answer(io: &mut ClientIo, req: Started, buf: &mut Bytes, drain: &Drain)
             io.tunnel();
             // Boxed: the tunnel's state (two scratch buffers) is only for upgraded
             // connections, not in every connection's future.
-            Box::pin(switch.run(io, std::mem::take(buf))).await;
+            let (mut switch, early) = (switch, std::mem::take(buf));
+            if switch.is_plain() {
+                if let Some(tcp) = io.tcp() {
+                    Box::pin(switch.run_tcp(tcp, early)).await;
+                    return false;
+                }
+            }
+            Box::pin(switch.run(io, early)).await;
         }
         return false;
     }

@@ -246,6 +246,12 @@ impl ClientIo {
         self.tunnel = true;
     }
 
+    /// The plain TCP socket under a tunnel (see [`ClientIo::tunnel`]), to splice it;
+    /// `None` on TLS.
+    pub(crate) fn tcp(&mut self) -> Option<&tokio::net::TcpStream> {
+        self.io.tcp()
+    }
+
     /// The connection speaks HTTP/2 from here, starting with `bytes` (already read):
     /// idle (`idle_timeout`) whenever no stream is open.
     pub(crate) fn switch_to_h2(&mut self, bytes: Bytes) {

@@ -51,3 +51,14 @@ impl AsyncWrite for Upgraded {
         Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
     }
 }
+
+impl Upgraded {
+    /// The bytes read after the 101, and the plain TCP socket, to splice the tunnel;
+    /// `None` on TLS (the bytes then stay first in line for reads).
+    pub(crate) fn tcp(&mut self) -> Option<(Bytes, &tokio::net::TcpStream)> {
+        match &self.io {
+            crate::stream::MaybeTls::Plain(s) => Some((std::mem::take(&mut self.pre), s)),
+            crate::stream::MaybeTls::Tls(_) => None,
+        }
+    }
+}

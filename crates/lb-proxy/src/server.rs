@@ -4,7 +4,7 @@
 //! timeouts and the canned answers (400, 408, 431). A connection is served by [`client`](crate::client),
 //! lb-proxy's own HTTP/1 engine, unless its first bytes are the HTTP/2 preface (h2c prior
 //! knowledge, or a client that chose h2 by ALPN): then hyper's HTTP/2 server takes it.
-//! Each HTTP/2 request holds an [`InFlight`](crate::conn::InFlight) guard until its
+//! Each HTTP/2 request holds an [`InFlight`](crate::client::io::InFlight) guard until its
 //! response is out, so the connection layer knows when the connection is idle.
 //!
 //! Accepting and draining are lb-core's [`accept_loop`], with lb-proxy's own way to accept

@@ -205,7 +205,7 @@ async fn post_is_not_retried_after_reset_but_is_after_refuse() {
 
 #[tokio::test]
 async fn h2c_prior_knowledge_and_methods_starting_with_p_are_served() {
-    // The listener tells HTTP/1 from the h2c preface on its first read (lb_proxy::sniff): both
+    // The listener tells HTTP/1 from the h2c preface on its first read (client::sniff): both
     // must still work, including methods whose first letter is the preface's.
     let b = Backend::start("a").await;
     let p = proxy(&one_pool(&[b.addr], "")).await;

@@ -1,4 +1,4 @@
-//! The proxy's own HTTP/1.1 server for the common request (`lb_proxy::front`), on raw
+//! The proxy's own HTTP/1.1 server for the common request (the HTTP/1 engine, `client::h1`), on raw
 //! client sockets: keep-alive, pipelining, `Connection: close`, `HEAD`, response framing
 //! (lengths, chunked, large bodies, bodies cut short), the `Date` field, heads split into
 //! single bytes, the hand-over to hyper when a request has a body, and draining.

@@ -1,7 +1,7 @@
 //! The client connection's byte stream: its timeouts and its canned answers.
 //!
 //! [`ClientIo`] wraps the accepted stream (plain TCP or TLS). The connection's driver
-//! ([`front`](crate::front)) says where it is, and this layer keeps the one timer that
+//! ([`h1`](crate::client::h1)) says where it is, and this layer keeps the one timer that
 //! goes with it:
 //!
 //! | where | timer | on expiry |

@@ -1,16 +1,7 @@
-//! Telling HTTP/1 from an HTTP/2 preface without growing hyper's read buffer.
-//!
-//! [`front`](crate::front) looks at a connection's first bytes: when they could still be
-//! the h2c preface (including too few bytes to tell), the connection goes to hyper-util's
-//! `auto` server, which tells HTTP/2 apart itself.
-//!
-//! `auto` reads up to 24 bytes to look for the preface and hands them to hyper's HTTP/1
-//! parser as a separate first read. hyper then finds an incomplete head in its 8 KiB
-//! read buffer and, to make room for the next full read, regrows it to 16 KiB, which the
-//! connection then keeps for its whole life. So when `front` hands over an HTTP/1
-//! connection, [`ClientIo::unread`](crate::conn::ClientIo::unread) answers that probe with
-//! an empty read when the bytes put back cannot start the preface: `auto` picks HTTP/1
-//! with nothing to replay, and hyper's first read gets the head whole.
+//! Telling HTTP/1 from the HTTP/2 preface on a connection's first bytes: the HTTP/1
+//! engine ([`h1`](crate::client::h1)) parses a head only once the bytes cannot be the
+//! preface, reads more while they still could be (too few to tell), and hands the
+//! connection to hyper's HTTP/2 server once the whole preface is there.
 
 use crate::http1::{h2c_preface, Status};
 

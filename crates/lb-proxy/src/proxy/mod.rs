@@ -49,11 +49,11 @@ pub(crate) const REPLAY_LIMIT: u64 = 64 * 1024;
 pub(crate) type Handling = Pin<Box<dyn Future<Output = Response<RespBody>> + Send>>;
 
 /// Handles one request end to end, writing one access-log line. The body is `None` when
-/// the request has none (as [`front`](crate::front) parses them). `raw`: the fields kept
+/// the request has none (as the HTTP/1 engine parses them). `raw`: the fields kept
 /// as bytes ([`fields`](crate::fields)); the request's header map is then empty.
 ///
 /// The future is boxed: a connection (hyper's slot for the service's future, or
-/// [`front`](crate::front)'s loop) would otherwise keep room for the exchange's state
+/// the HTTP/1 engine's loop) would otherwise keep room for the exchange's state
 /// (3.3 KB) for as long as it lives. Allocated per request instead, it is freed when the
 /// response is out, so an idle connection holds none of it.
 pub(crate) fn handle(

@@ -1,6 +1,6 @@
 //! A request's fields as the client sent them, without a header map.
 //!
-//! [`front`](crate::front) parses the common request with httparse. When its head is
+//! The HTTP/1 engine ([`parse`](crate::client::parse)) parses a request with the codec. When its head is
 //! plain enough (see [`RawHead::new`]) the fields stay in the head's bytes: a
 //! [`RawHead`] records where each one lies. The request is routed and keyed from them
 //! ([`View`]), and the upstream HTTP/1.1 head is written from their lines
@@ -10,7 +10,7 @@
 //!
 //! A request whose route edits headers (`set_headers`, `remove_headers`) or whose pool
 //! speaks HTTP/2 gets a map made from these fields ([`RawHead::to_map`]) and takes the
-//! general path of [`headers`](crate::headers).
+//! general path of [`headers`](crate::request::headers) and [`forwarding`](crate::proxy::forwarding).
 
 use bytes::Bytes;
 use hyper::header::{self, HeaderMap, HeaderValue};

@@ -1,7 +1,7 @@
 //! A client's HTTP/1 request body, read by the connection and handed to the request.
 //!
-//! The connection ([`front`](crate::front)) owns the client stream and reads the body off
-//! it with the codec; the request's handling ([`forward`](crate::forward)) owns the body
+//! The connection ([`h1`](crate::client::h1)) owns the client stream and reads the body off
+//! it with the codec; the request's handling ([`proxy`](crate::proxy)) owns the body
 //! as a [`PipeBody`] and sends it upstream. Between them is one [`Pipe`]: a slot for one
 //! frame, the body's end, and the two wakers. The connection reads only when the body
 //! asks for more (nothing is read ahead, so memory per body is one frame), and `Expect:

@@ -14,7 +14,7 @@
 //!
 //! A slice keeps its whole buffer alive, so only bytes that end with their request are
 //! cut from here (a head that is still incomplete is copied out, see
-//! [`front`](crate::front)).
+//! [`h1`](crate::client::h1)).
 
 use std::cell::RefCell;
 

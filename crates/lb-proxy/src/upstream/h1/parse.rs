@@ -178,7 +178,7 @@ fn scan<'a>(
 const MAX_SKIPS: usize = 4;
 
 /// A backend's response fields kept as the bytes they came in, for
-/// [`front`](crate::front) to write to the client as they are: no header map is built
+/// the client side ([`write`](crate::client::write)) to write to the client as they are: no header map is built
 /// for the response, nor dropped after it. The lines the relay removes (the hop-by-hop
 /// fields: `Connection`, `Keep-Alive`, `Proxy-Connection`, `TE`, `Transfer-Encoding`,
 /// `Upgrade`) are skipped. A head this does not fit (a 101, a `Connection` naming other
@@ -228,7 +228,7 @@ impl RawFields {
             })
     }
 
-    /// Appends the kept fields to `map` (for hyper's server, which encodes from one).
+    /// Appends the kept fields to `map` (for hyper's HTTP/2 server, which encodes from one).
     pub fn append_to(&self, map: &mut HeaderMap) {
         let mut kept = Vec::with_capacity(self.bytes_len() + 2);
         self.write(&mut kept);

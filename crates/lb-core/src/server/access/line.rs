@@ -85,20 +85,59 @@ fn push_time(out: &mut Vec<u8>, now: SystemTime) {
     ]);
 }
 
-/// Appends `v` in decimal.
+/// `00` to `99`, two digits a pair.
+const PAIRS: &[u8; 200] = b"\
+0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
+/// Appends `v` in decimal (two digits a step; one or two digits without a copy).
 fn push_u64(out: &mut Vec<u8>, mut v: u64) {
+    if v < 10 {
+        out.push(b'0' + v as u8);
+        return;
+    }
+    if v < 100 {
+        let i = v as usize * 2;
+        out.extend_from_slice(&[PAIRS[i], PAIRS[i + 1]]);
+        return;
+    }
     let mut digits = [0u8; 20];
     let mut i = digits.len();
-    loop {
+    while v >= 100 {
+        let pair = (v % 100) as usize * 2;
+        v /= 100;
+        i -= 2;
+        digits[i] = PAIRS[pair];
+        digits[i + 1] = PAIRS[pair + 1];
+    }
+    if v >= 10 {
+        i -= 2;
+        digits[i] = PAIRS[v as usize * 2];
+        digits[i + 1] = PAIRS[v as usize * 2 + 1];
+    } else {
         i -= 1;
-        digits[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
+        digits[i] = b'0' + v as u8;
     }
     out.extend_from_slice(&digits[i..]);
 }
+
+/// The bytes that make a text value quoted: controls, space, `"`, `=`, `\\`, DEL.
+const QUOTED: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b <= b' ' as usize {
+        t[b] = true;
+        b += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'=' as usize] = true;
+    t[b'\\' as usize] = true;
+    t[0x7f] = true;
+    t
+};
 
 /// Appends `a` as `ip:port` (`[ip]:port` for IPv6), as its `Display` does.
 fn push_addr(out: &mut Vec<u8>, a: SocketAddr) {
@@ -181,9 +220,7 @@ impl Line {
     /// holds spaces, quotes, `=` or control characters, and empty when empty).
     pub fn str(&mut self, key: &str, value: &str) -> &mut Line {
         self.key(key);
-        let plain = !value
-            .bytes()
-            .any(|b| b <= b' ' || b == b'"' || b == b'=' || b == b'\\' || b == 0x7f);
+        let plain = !value.bytes().any(|b| QUOTED[usize::from(b)]);
         if !self.json && plain {
             self.buf.extend_from_slice(value.as_bytes());
         } else {
@@ -255,7 +292,7 @@ mod tests {
 
     #[test]
     fn numbers_addresses_and_times_match_display() {
-        for n in [0, 7, 10, 99, 1234567, u64::MAX] {
+        for n in [0, 7, 10, 99, 100, 101, 999, 1000, 65535, 1234567, u64::MAX] {
             assert_eq!(text(|b| push_u64(b, n)), n.to_string());
         }
         let addrs: [SocketAddr; 4] = [
@@ -273,6 +310,14 @@ mod tests {
         let t2 = t + Duration::from_millis(999);
         assert_eq!(text(|b| push_time(b, t2)), "2026-11-18T11:06:41.041Z");
         assert_eq!(text(|b| push_time(b, t)), "2026-11-18T11:06:40.042Z");
+    }
+
+    #[test]
+    fn text_values_are_quoted_for_spaces_quotes_equals_and_controls() {
+        for b in 0..=255u8 {
+            let want = b <= b' ' || b == b'"' || b == b'=' || b == b'\\' || b == 0x7f;
+            assert_eq!(QUOTED[usize::from(b)], want, "byte {b}");
+        }
     }
 
     #[test]

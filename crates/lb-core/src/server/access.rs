@@ -54,6 +54,10 @@ pub const WAKE_LINES: usize = QUEUE_LINES / 8;
 struct Batch {
     bytes: Vec<u8>,
     lines: usize,
+    /// The reopen count ([`Shared::reopens`]) its last line saw.
+    reopens: u64,
+    /// Where the lines sent after a reopen begin, when it has both kinds.
+    reopened_at: Option<usize>,
 }
 
 /// One thread's batch, shared with the writer.
@@ -82,8 +86,10 @@ struct Shared {
     idle: AtomicBool,
     /// The last [`AccessLog`] is gone: write what is left and end.
     closing: AtomicBool,
-    /// Set by [`AccessLog::reopen`]; the writer reopens before its next write.
+    /// Set by [`AccessLog::reopen`]; the writer reopens at its next pass.
     reopen: AtomicBool,
+    /// Reopens asked for: a line sent after one goes to the new file.
+    reopens: AtomicU64,
     /// Flushes asked for ([`AccessLog::flush`]) and done, in order.
     flush_asked: AtomicU64,
     flushed: Mutex<u64>,
@@ -100,6 +106,13 @@ impl Shared {
     fn append(self: &Arc<Shared>, line: &[u8]) {
         let push = |slot: &Slot| {
             let mut b = lock(&slot.batch);
+            let reopens = self.reopens.load(Ordering::SeqCst);
+            if b.reopens != reopens {
+                b.reopens = reopens;
+                if b.reopened_at.is_none() {
+                    b.reopened_at = Some(b.bytes.len());
+                }
+            }
             b.bytes.extend_from_slice(line);
             b.lines += 1;
         };
@@ -309,10 +322,12 @@ impl AccessLog {
         );
     }
 
-    /// Reopens a file target (after log rotation renamed it): lines written from then on
-    /// go to a new file of the configured name. Nothing to do for stdout. Never blocks.
+    /// Reopens a file target (after log rotation renamed it): lines sent before are
+    /// written to the old file, and lines written from then on go to a new file of the
+    /// configured name. Nothing to do for stdout. Never blocks.
     pub fn reopen(&self) {
         if let AccessTarget::File(_) = self.0.config.access {
+            self.0.shared.reopens.fetch_add(1, Ordering::SeqCst);
             self.0.shared.reopen.store(true, Ordering::SeqCst);
             self.0.writer.unpark();
         }
@@ -366,10 +381,8 @@ impl Writer {
             // Read before writing: what was sent before these were set gets written now.
             let closing = self.shared.closing.load(Ordering::SeqCst);
             let asked = self.shared.flush_asked.load(Ordering::SeqCst);
-            if self.shared.reopen.swap(false, Ordering::SeqCst) {
-                self.sink.reopen();
-            }
-            let wrote = self.write_batches();
+            let reopen = self.shared.reopen.swap(false, Ordering::SeqCst);
+            let wrote = self.write_batches(reopen);
             {
                 let mut done = lock(&self.shared.flushed);
                 if *done < asked {
@@ -404,26 +417,28 @@ impl Writer {
     }
 
     /// Writes every thread's batch, one `write(2)` each (more only for a partial write).
-    /// Returns the lines written.
-    fn write_batches(&mut self) -> usize {
+    /// With `reopen`, the lines sent before the reopen was asked for go to the old file
+    /// and the rest to the new one. Returns the lines written.
+    fn write_batches(&mut self, reopen: bool) -> usize {
         let slots: Vec<Arc<Slot>> = lock(&self.shared.slots).clone();
         let mut total = 0;
+        // The lines sent after the reopen, kept for the new file.
+        let mut after = Vec::new();
         for slot in &slots {
-            let lines = {
+            let (lines, reopened_at) = {
                 let mut b = lock(&slot.batch);
                 if b.lines == 0 {
                     continue;
                 }
                 std::mem::swap(&mut b.bytes, &mut self.spare);
-                std::mem::take(&mut b.lines)
+                (std::mem::take(&mut b.lines), b.reopened_at.take())
             };
-            match self.sink.file.write_all(&self.spare) {
-                Ok(()) => self.failing = false,
-                Err(e) => {
-                    if !std::mem::replace(&mut self.failing, true) {
-                        tracing::warn!(error = %e, "access log write failed");
-                    }
+            match reopened_at.filter(|_| reopen) {
+                Some(at) => {
+                    write(&mut self.sink, &self.spare[..at], &mut self.failing);
+                    after.extend_from_slice(&self.spare[at..]);
                 }
+                None => write(&mut self.sink, &self.spare, &mut self.failing),
             }
             self.shared.queued.fetch_sub(lines, Ordering::SeqCst);
             total += lines;
@@ -433,9 +448,28 @@ impl Writer {
             }
         }
         drop(slots);
+        if reopen {
+            self.sink.reopen();
+            write(&mut self.sink, &after, &mut self.failing);
+        }
         // Forget the batches of threads that are gone, once written.
         lock(&self.shared.slots).retain(|s| Arc::strong_count(s) > 1 || lock(&s.batch).lines > 0);
         total
+    }
+}
+
+/// Writes `bytes` whole; warns of a failure once until a write succeeds again.
+fn write(sink: &mut Sink, bytes: &[u8], failing: &mut bool) {
+    if bytes.is_empty() {
+        return;
+    }
+    match sink.file.write_all(bytes) {
+        Ok(()) => *failing = false,
+        Err(e) => {
+            if !std::mem::replace(failing, true) {
+                tracing::warn!(error = %e, "access log write failed");
+            }
+        }
     }
 }
 
@@ -649,6 +683,31 @@ mod tests {
         );
         drop(reader); // the writer's write fails (EPIPE) and it goes on
         drop(log);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn lines_sent_before_a_reopen_go_to_the_old_file() {
+        let d = tmpdir("reopen-pending");
+        let (log, path) = log_to(&d, AccessFormat::Text);
+        for n in 0..100 {
+            let mut l = log.line();
+            l.num("old", n);
+            log.send(l);
+        }
+        // No flush: some of these may still wait in their batch.
+        std::fs::rename(&path, d.join("access.log.1")).expect("rename");
+        log.reopen();
+        log.flush(Duration::from_secs(5));
+        let mut l = log.line();
+        l.str("new", "yes");
+        log.send(l);
+        log.flush(Duration::from_secs(5));
+        let old = std::fs::read_to_string(d.join("access.log.1")).expect("old");
+        let new = std::fs::read_to_string(&path).expect("new");
+        assert_eq!(old.lines().count(), 100, "{old}");
+        assert!(!old.contains("new=yes"), "{old}");
+        assert!(new.contains("new=yes") && !new.contains("old="), "{new}");
         let _ = std::fs::remove_dir_all(&d);
     }
 }

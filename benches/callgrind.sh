@@ -19,12 +19,16 @@
 #      natively and `strace -c -f` attaches after the warm-up, for syscalls per request;
 #      STRACE_LOG=FILE: the full trace in FILE instead),
 #      VG_EXTRA (more valgrind options, e.g. --cache-sim=yes for
-#      simulated cache misses in the dump), CG_OUT (keep the dump), KEEP_TMP=1.
+#      simulated cache misses in the dump), CG_OUT (keep the dump), KEEP_TMP=1,
+#      ACCESS (lb-proxy's `[log] access`: default "off"; "stdout" writes to the log file
+#      of the run), ACCESS_FORMAT (text or json, default text).
 # Under callgrind it also prints calls per request of allocator functions and syscall
 # wrappers (from the dump's call counts).
 # Loopback only; every process started here is stopped by PID on exit.
 set -euo pipefail
 REQS=${REQS:-20000}
+ACCESS=${ACCESS:-off}
+ACCESS_FORMAT=${ACCESS_FORMAT:-text}
 CONNS=${CONNS:-64}
 CLOSE=${CLOSE:-0}
 MODE=${MODE:-get}
@@ -69,7 +73,8 @@ threads = 1
 [admin]
 listen = "127.0.0.1:$P_ADMIN"
 [log]
-access = "off"
+access = "$ACCESS"
+format = "$ACCESS_FORMAT"
 [[listener]]
 listen = "127.0.0.1:$P_LB"
 idle_timeout = "120s"
@@ -203,7 +208,7 @@ timeout 60 callgrind_control -d "$VG" >/dev/null
 echo "load of $REQS requests took $(( $(date +%s) - START )) s under callgrind" >&2
 DUMP=$(ls -t "$TMP"/cg.out.* | head -1)
 TOTAL=$(callgrind_annotate "$DUMP" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1; exit}')
-echo "Ir total $TOTAL over $REQS requests: $((TOTAL / REQS)) Ir/request (MODE=$MODE CONNS=$CONNS CLOSE=$CLOSE)"
+echo "Ir total $TOTAL over $REQS requests: $((TOTAL / REQS)) Ir/request (MODE=$MODE CONNS=$CONNS CLOSE=$CLOSE ACCESS=$ACCESS)"
 # --threshold=100 lists every function; the frames above main (100 %) are dropped.
 top() { callgrind_annotate --threshold=100 --auto=no "$@" "$DUMP" 2>/dev/null |
     sed -n '/file:function/,$p' | grep -E '^ *[0-9,]+ \(' | grep -v '(100.0%)' | head -30 |

@@ -24,15 +24,21 @@ pub(crate) struct Pending {
     start: Instant,
     client: SocketAddr,
     method: hyper::Method,
-    // Host, path and user agent in one buffer (one allocation), split at `ends`.
+    // Host, path, user agent and request id in one buffer (one allocation, room left for
+    // the id the proxy makes), split at `ends`.
     texts: String,
-    ends: [usize; 2],
-    request_id: String,
+    ends: [usize; 3],
 }
 
-fn text(v: Option<&[u8]>) -> String {
-    v.map(|b| String::from_utf8_lossy(b).into_owned())
-        .unwrap_or_default()
+/// Length of the ids the proxy makes (the room kept for one).
+const MADE_ID: usize = 32;
+
+/// Appends `v` as text (invalid UTF-8 replaced; valid, the common case, copied as is).
+fn push_text(out: &mut String, v: &[u8]) {
+    match std::str::from_utf8(v) {
+        Ok(s) => out.push_str(s),
+        Err(_) => out.push_str(&String::from_utf8_lossy(v)),
+    }
 }
 
 impl Pending {
@@ -55,21 +61,41 @@ impl Pending {
                 .or_else(|| parts.uri.authority().map(|a| a.as_str().as_bytes())),
         };
         let (path, agent) = (parts.uri.path(), view.get(header::USER_AGENT.as_str()));
+        let id = view.get("x-request-id").unwrap_or_default();
         let bytes = |v: Option<&[u8]>| v.map_or(0, <[u8]>::len);
-        let mut texts = String::with_capacity(bytes(host) + path.len() + bytes(agent));
-        texts.push_str(&String::from_utf8_lossy(host.unwrap_or_default()));
-        let ends = [texts.len(), texts.len() + path.len()];
+        let mut texts =
+            String::with_capacity(bytes(host) + path.len() + bytes(agent) + id.len().max(MADE_ID));
+        push_text(&mut texts, host.unwrap_or_default());
+        let host_end = texts.len();
         texts.push_str(path);
-        texts.push_str(&String::from_utf8_lossy(agent.unwrap_or_default()));
+        let path_end = texts.len();
+        push_text(&mut texts, agent.unwrap_or_default());
+        let agent_end = texts.len();
+        push_text(&mut texts, id);
         Pending {
             log: log.clone(),
             start,
             client,
             method: parts.method.clone(),
             texts,
-            ends,
-            request_id: text(view.get("x-request-id")),
+            ends: [host_end, path_end, agent_end],
         }
+    }
+
+    fn host(&self) -> &str {
+        &self.texts[..self.ends[0]]
+    }
+
+    fn path(&self) -> &str {
+        &self.texts[self.ends[0]..self.ends[1]]
+    }
+
+    fn user_agent(&self) -> &str {
+        &self.texts[self.ends[1]..self.ends[2]]
+    }
+
+    fn request_id(&self) -> &str {
+        &self.texts[self.ends[2]..]
     }
 
     /// The record of the finished exchange, for the response body to carry.
@@ -87,8 +113,9 @@ impl Pending {
         bytes_in: BytesIn,
     ) -> Box<Record> {
         let mut p = self;
-        if let Some(id) = request_id.filter(|id| *id != p.request_id.as_bytes()) {
-            p.request_id = text(Some(id));
+        if let Some(id) = request_id.filter(|id| *id != p.request_id().as_bytes()) {
+            p.texts.truncate(p.ends[2]);
+            push_text(&mut p.texts, id);
         }
         Box::new(Record {
             req: p,
@@ -123,8 +150,8 @@ impl Drop for Record {
         let mut l = r.log.line();
         l.addr("client", Some(r.client))
             .str("method", r.method.as_str())
-            .str("host", &r.texts[..r.ends[0]])
-            .str("path", &r.texts[r.ends[0]..r.ends[1]])
+            .str("host", r.host())
+            .str("path", r.path())
             .num("status", u64::from(self.status))
             .num("bytes_in", self.bytes_in.get())
             .num("bytes_out", self.bytes_out)
@@ -136,8 +163,8 @@ impl Drop for Record {
             .addr("backend", self.backend)
             .num("tries", u64::from(self.tries))
             .str("error", self.error.map_or("", Reason::as_str))
-            .str("request_id", &r.request_id)
-            .str("user_agent", &r.texts[r.ends[1]..]);
+            .str("request_id", r.request_id())
+            .str("user_agent", r.user_agent());
         r.log.send(l);
     }
 }

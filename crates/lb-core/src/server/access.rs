@@ -1,49 +1,169 @@
 //! The access log of both binaries (`[log]`): one line per request or connection, written
 //! when it ends, as `key=value` text or JSON.
 //!
-//! A request never waits for the log: a line is formatted by the task that ends the
-//! request and handed to a dedicated writer thread through a bounded queue
-//! ([`QUEUE_LINES`]); when the queue is full the line is dropped and counted
-//! (`lb_access_log_dropped_total`) rather than blocking. The writer batches what is queued,
-//! writes it through a buffer and flushes when the queue is empty. With `access = "off"`
-//! there is no [`AccessLog`] at all: the request path pays one branch on an `Option`.
+//! A request never waits for the log, and pays for little more than formatting its line:
+//!
+//! - The line is formatted by the task that ends the request, straight into bytes (no
+//!   `core::fmt` on the common path), in a buffer the thread reuses; the seconds of `time`
+//!   are formatted once a second per thread ([`line`]).
+//! - It is appended to its thread's batch (a mutex only the writer thread ever contends
+//!   for), whole lines only, so lines are never torn or interleaved.
+//! - A dedicated writer thread takes every thread's batch and writes each with one
+//!   `write(2)` (as nginx's `access_log ... buffer=` does). It is not woken per line: it
+//!   wakes every [`FLUSH_INTERVAL`] while lines come, earlier when [`WAKE_LINES`] wait,
+//!   and sleeps until the next line once a whole interval brought none, that first line
+//!   waking it at once. So a line reaches the file within [`FLUSH_INTERVAL`] (plus the
+//!   write), and a quiet log costs no wake-ups.
+//! - At most [`QUEUE_LINES`] lines wait for the writer; past that a new line is dropped
+//!   and counted (`lb_access_log_dropped_total`) rather than blocking.
+//!
+//! With `access = "off"` there is no [`AccessLog`] at all: the request path pays one
+//! branch on an `Option`.
 //!
 //! A file target is reopened on [`AccessLog::reopen`] (SIGHUP): rename the file, send
 //! SIGHUP, and the lines after it go to a new file of the configured name.
 
-use std::fmt::Write as _;
+mod line;
+
+use std::cell::RefCell;
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufWriter, Write};
-use std::net::SocketAddr;
+use std::io::{self, Write};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
-use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::Thread;
+use std::time::{Duration, Instant, SystemTime};
+
+pub use line::Line;
 
 use crate::config::{AccessFormat, AccessTarget, LogConfig};
 
-/// Lines queued for the writer at most; past that, new lines are dropped (and counted).
+/// Lines waiting for the writer at most; past that, new lines are dropped (and counted).
 pub const QUEUE_LINES: usize = 16 * 1024;
 
-enum Msg {
-    Line(String),
-    /// Look at the reopen flag now.
-    Wake,
-    Flush(mpsc::Sender<()>),
+/// While lines come, the writer writes what waits this often: the longest a line waits.
+pub const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
+
+/// The writer is woken before its interval is up when this many lines wait, well before
+/// [`QUEUE_LINES`] would drop any.
+pub const WAKE_LINES: usize = QUEUE_LINES / 8;
+
+/// Lines of one thread waiting for the writer: whole lines only.
+#[derive(Default)]
+struct Batch {
+    bytes: Vec<u8>,
+    lines: usize,
+    /// The reopen count ([`Shared::reopens`]) its last line saw.
+    reopens: u64,
+    /// Where the lines sent after a reopen begin, when it has both kinds.
+    reopened_at: Option<usize>,
+}
+
+/// One thread's batch, shared with the writer.
+#[derive(Default)]
+struct Slot {
+    batch: Mutex<Batch>,
+    /// The writer is gone: the thread forgets this slot.
+    closed: AtomicBool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// What the senders and the writer thread share.
+#[derive(Default)]
+struct Shared {
+    /// Tells this log's slots from other logs' in a thread's list.
+    id: u64,
+    /// Every thread's batch (a thread adds its own with its first line).
+    slots: Mutex<Vec<Arc<Slot>>>,
+    /// Lines sent and not yet written (the bound of [`QUEUE_LINES`]).
+    queued: AtomicUsize,
+    dropped: AtomicU64,
+    /// The writer sleeps until woken (it found nothing to write for an interval).
+    idle: AtomicBool,
+    /// The last [`AccessLog`] is gone: write what is left and end.
+    closing: AtomicBool,
+    /// Set by [`AccessLog::reopen`]; the writer reopens at its next pass.
+    reopen: AtomicBool,
+    /// Reopens asked for: a line sent after one goes to the new file.
+    reopens: AtomicU64,
+    /// Flushes asked for ([`AccessLog::flush`]) and done, in order.
+    flush_asked: AtomicU64,
+    flushed: Mutex<u64>,
+    flushed_cv: Condvar,
+}
+
+thread_local! {
+    /// This thread's slot in each running log, by the log's id.
+    static SLOTS: RefCell<Vec<(u64, Arc<Slot>)>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Shared {
+    /// Appends one whole line to the calling thread's batch.
+    fn append(self: &Arc<Shared>, line: &[u8]) {
+        let push = |slot: &Slot| {
+            let mut b = lock(&slot.batch);
+            let reopens = self.reopens.load(Ordering::SeqCst);
+            if b.reopens != reopens {
+                b.reopens = reopens;
+                if b.reopened_at.is_none() {
+                    b.reopened_at = Some(b.bytes.len());
+                }
+            }
+            b.bytes.extend_from_slice(line);
+            b.lines += 1;
+        };
+        let done = SLOTS
+            .try_with(|slots| {
+                let Ok(mut slots) = slots.try_borrow_mut() else {
+                    return false;
+                };
+                if let Some((_, slot)) = slots.iter().find(|(id, _)| *id == self.id) {
+                    push(slot);
+                    return true;
+                }
+                // This thread's first line of this log; forget the slots of stopped logs.
+                slots.retain(|(_, s)| !s.closed.load(Ordering::Relaxed));
+                let slot = self.add_slot();
+                push(&slot);
+                slots.push((self.id, slot));
+                true
+            })
+            .unwrap_or(false);
+        if !done {
+            // A thread whose thread-locals are gone (or re-entered): a batch of its own
+            // for this line, which the writer drops once written.
+            push(&self.add_slot());
+        }
+    }
+
+    fn add_slot(&self) -> Arc<Slot> {
+        let slot = Arc::new(Slot::default());
+        lock(&self.slots).push(slot.clone());
+        slot
+    }
 }
 
 struct Inner {
-    tx: SyncSender<Msg>,
-    /// Set by [`AccessLog::reopen`]; the writer reopens before its next write.
-    reopen: Arc<AtomicBool>,
+    shared: Arc<Shared>,
+    /// The writer thread, to wake it.
+    writer: Thread,
     format: AccessFormat,
     config: LogConfig,
-    dropped: AtomicU64,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.shared.closing.store(true, Ordering::SeqCst);
+        self.writer.unpark();
+    }
 }
 
 /// A running access log; clones share one writer thread, which ends (after writing every
-/// queued line) when the last clone is gone.
+/// line sent) when the last clone is gone.
 #[derive(Clone)]
 pub struct AccessLog(Arc<Inner>);
 
@@ -83,24 +203,40 @@ pub fn for_generation(
     })
 }
 
-/// Where the writer thread writes.
-enum Sink {
-    Stdout(BufWriter<io::Stdout>),
-    File(PathBuf, BufWriter<File>),
+/// Where the writer thread writes: a file of its own, or its own descriptor of stdout
+/// (written directly, past std's line-buffered `Stdout` and its lock). Unbuffered: the
+/// writer hands it whole batches.
+struct Sink {
+    path: Option<PathBuf>,
+    file: File,
 }
 
 impl Sink {
     fn open(target: &AccessTarget) -> io::Result<Sink> {
         Ok(match target {
-            AccessTarget::File(p) => Sink::File(p.clone(), BufWriter::new(append(p)?)),
-            _ => Sink::Stdout(BufWriter::new(io::stdout())),
+            AccessTarget::File(p) => Sink {
+                path: Some(p.clone()),
+                file: append(p)?,
+            },
+            _ => Sink {
+                path: None,
+                file: File::from(io::stdout().as_fd().try_clone_to_owned()?),
+            },
         })
     }
 
-    fn out(&mut self) -> &mut dyn Write {
-        match self {
-            Sink::Stdout(w) => w,
-            Sink::File(_, w) => w,
+    /// Reopens a file target (after log rotation renamed it).
+    fn reopen(&mut self) {
+        if let Some(path) = &self.path {
+            match append(path) {
+                Ok(f) => {
+                    self.file = f;
+                    tracing::info!(file = %path.display(), "access log reopened");
+                }
+                Err(e) => {
+                    tracing::error!(file = %path.display(), error = %e, "access log reopen failed; writing to the old file")
+                }
+            }
         }
     }
 }
@@ -108,6 +244,8 @@ impl Sink {
 fn append(p: &Path) -> io::Result<File> {
     OpenOptions::new().create(true).append(true).open(p)
 }
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 impl AccessLog {
     /// Starts the access log `config` asks for: `None` for `access = "off"`. Fails when
@@ -117,18 +255,19 @@ impl AccessLog {
             return Ok(None);
         }
         let sink = Sink::open(&config.access)?;
-        let (tx, rx) = mpsc::sync_channel(QUEUE_LINES);
-        let reopen = Arc::new(AtomicBool::new(false));
-        let flag = reopen.clone();
-        std::thread::Builder::new()
+        let shared = Arc::new(Shared {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            ..Shared::default()
+        });
+        let theirs = shared.clone();
+        let writer = std::thread::Builder::new()
             .name("lb-access-log".into())
-            .spawn(move || write_lines(rx, sink, &flag))?;
+            .spawn(move || Writer::new(theirs, sink).run())?;
         Ok(Some(AccessLog(Arc::new(Inner {
-            tx,
-            reopen,
+            shared,
+            writer: writer.thread().clone(),
             format: config.format,
             config: config.clone(),
-            dropped: AtomicU64::new(0),
         }))))
     }
 
@@ -139,46 +278,32 @@ impl AccessLog {
 
     /// A new line, stamped with the current time (`time`, RFC 3339 UTC, milliseconds).
     pub fn line(&self) -> Line {
-        let mut l = Line {
-            buf: String::with_capacity(256),
-            json: self.0.format == AccessFormat::Json,
-            empty: true,
-        };
-        if l.json {
-            l.buf.push('{');
-        }
-        l.key("time");
-        let t = SystemTime::now();
-        let secs = crate::admin::rfc3339(t);
-        let millis = t
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_millis());
-        // `…:SSZ` → `…:SS.mmmZ`.
-        let _ = write!(
-            l.buf,
-            "{}{}.{millis:03}Z{}",
-            if l.json { "\"" } else { "" },
-            secs.trim_end_matches('Z'),
-            if l.json { "\"" } else { "" }
-        );
-        l
+        Line::new(self.0.format == AccessFormat::Json, SystemTime::now())
     }
 
-    /// Queues `line` for the writer; drops it (counted) when the queue is full. Never blocks.
-    pub fn send(&self, line: Line) {
-        let mut buf = line.buf;
-        if line.json {
-            buf.push('}');
+    /// Queues `line` for the writer; drops it (counted) when [`QUEUE_LINES`] already
+    /// wait. Never blocks (the thread's batch is locked only against the writer's swap).
+    pub fn send(&self, mut line: Line) {
+        let s = &self.0.shared;
+        let before = s.queued.fetch_add(1, Ordering::SeqCst);
+        if before >= QUEUE_LINES {
+            s.queued.fetch_sub(1, Ordering::Relaxed);
+            s.dropped.fetch_add(1, Ordering::Relaxed);
+        } else {
+            s.append(line.end());
+            // Wake the writer when it sleeps for want of lines, or when many wait.
+            if before + 1 == WAKE_LINES
+                || (s.idle.load(Ordering::SeqCst) && s.idle.swap(false, Ordering::SeqCst))
+            {
+                self.0.writer.unpark();
+            }
         }
-        buf.push('\n');
-        if let Err(TrySendError::Full(_)) = self.0.tx.try_send(Msg::Line(buf)) {
-            self.0.dropped.fetch_add(1, Ordering::Relaxed);
-        }
+        line.recycle();
     }
 
     /// Lines dropped because the writer could not keep up.
     pub fn dropped(&self) -> u64 {
-        self.0.dropped.load(Ordering::Relaxed)
+        self.0.shared.dropped.load(Ordering::Relaxed)
     }
 
     /// Appends `lb_access_log_dropped_total` in Prometheus text.
@@ -197,218 +322,156 @@ impl AccessLog {
         );
     }
 
-    /// Reopens a file target (after log rotation renamed it): lines written from then on
-    /// go to a new file of the configured name. Nothing to do for stdout. Never blocks:
-    /// with the queue full the writer is busy and sees the request after its batch.
+    /// Reopens a file target (after log rotation renamed it): lines sent before are
+    /// written to the old file, and lines written from then on go to a new file of the
+    /// configured name. Nothing to do for stdout. Never blocks.
     pub fn reopen(&self) {
         if let AccessTarget::File(_) = self.0.config.access {
-            self.0.reopen.store(true, Ordering::Release);
-            let _ = self.0.tx.try_send(Msg::Wake);
+            self.0.shared.reopens.fetch_add(1, Ordering::SeqCst);
+            self.0.shared.reopen.store(true, Ordering::SeqCst);
+            self.0.writer.unpark();
         }
     }
 
-    /// Waits (up to `timeout`) until every line queued so far is written: for a clean exit.
+    /// Waits (up to `timeout`) until every line sent so far is written: for a clean exit.
     pub fn flush(&self, timeout: Duration) {
-        let (tx, rx) = mpsc::channel();
-        if self.0.tx.send(Msg::Flush(tx)).is_ok() {
-            let _ = rx.recv_timeout(timeout);
+        let s = &self.0.shared;
+        let want = s.flush_asked.fetch_add(1, Ordering::SeqCst) + 1;
+        self.0.writer.unpark();
+        let deadline = Instant::now() + timeout;
+        let mut done = lock(&s.flushed);
+        while *done < want {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            done = s
+                .flushed_cv
+                .wait_timeout(done, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
         }
     }
 }
 
-/// The writer thread: batches what is queued, flushes when the queue is empty, reopens
-/// the file when `reopen` is set.
-fn write_lines(rx: Receiver<Msg>, mut sink: Sink, reopen_wanted: &AtomicBool) {
-    while let Ok(first) = rx.recv() {
-        let mut next = Some(first);
-        while let Some(msg) = next {
-            if reopen_wanted.swap(false, Ordering::Acquire) {
-                reopen(&mut sink);
-            }
-            match msg {
-                Msg::Line(l) => {
-                    let _ = sink.out().write_all(l.as_bytes());
+/// The writer thread's state.
+struct Writer {
+    shared: Arc<Shared>,
+    sink: Sink,
+    /// The buffer swapped with a thread's batch (they trade buffers, keeping capacity).
+    spare: Vec<u8>,
+    /// The last write failed (warned once until one succeeds).
+    failing: bool,
+}
+
+impl Writer {
+    fn new(shared: Arc<Shared>, sink: Sink) -> Writer {
+        Writer {
+            shared,
+            sink,
+            spare: Vec::new(),
+            failing: false,
+        }
+    }
+
+    /// Writes batches every [`FLUSH_INTERVAL`] while lines come, sleeps while none do;
+    /// ends once the last [`AccessLog`] is gone and every line is written.
+    fn run(mut self) {
+        loop {
+            // Read before writing: what was sent before these were set gets written now.
+            let closing = self.shared.closing.load(Ordering::SeqCst);
+            let asked = self.shared.flush_asked.load(Ordering::SeqCst);
+            let reopen = self.shared.reopen.swap(false, Ordering::SeqCst);
+            let wrote = self.write_batches(reopen);
+            {
+                let mut done = lock(&self.shared.flushed);
+                if *done < asked {
+                    *done = asked;
+                    self.shared.flushed_cv.notify_all();
                 }
-                Msg::Wake => {}
-                Msg::Flush(done) => {
-                    let _ = sink.out().flush();
-                    let _ = done.send(());
+            }
+            if closing {
+                break;
+            }
+            if wrote > 0 {
+                std::thread::park_timeout(FLUSH_INTERVAL);
+                continue;
+            }
+            // Nothing came for a whole interval: sleep until a line (or anything) comes.
+            // A sender adds to `queued` then looks at `idle`; this sets `idle` then looks
+            // at `queued`: one of the two sees the other (all SeqCst).
+            self.shared.idle.store(true, Ordering::SeqCst);
+            if self.shared.queued.load(Ordering::SeqCst) == 0 {
+                std::thread::park();
+            } else {
+                // A line on its way into a batch: write it within an interval.
+                std::thread::park_timeout(FLUSH_INTERVAL);
+            }
+            self.shared.idle.store(false, Ordering::SeqCst);
+        }
+        // Threads still holding these slots forget them at their next new log.
+        for slot in lock(&self.shared.slots).drain(..) {
+            slot.closed.store(true, Ordering::Relaxed);
+            *lock(&slot.batch) = Batch::default();
+        }
+    }
+
+    /// Writes every thread's batch, one `write(2)` each (more only for a partial write).
+    /// With `reopen`, the lines sent before the reopen was asked for go to the old file
+    /// and the rest to the new one. Returns the lines written.
+    fn write_batches(&mut self, reopen: bool) -> usize {
+        let slots: Vec<Arc<Slot>> = lock(&self.shared.slots).clone();
+        let mut total = 0;
+        // The lines sent after the reopen, kept for the new file.
+        let mut after = Vec::new();
+        for slot in &slots {
+            let (lines, reopened_at) = {
+                let mut b = lock(&slot.batch);
+                if b.lines == 0 {
+                    continue;
                 }
+                std::mem::swap(&mut b.bytes, &mut self.spare);
+                (std::mem::take(&mut b.lines), b.reopened_at.take())
+            };
+            match reopened_at.filter(|_| reopen) {
+                Some(at) => {
+                    write(&mut self.sink, &self.spare[..at], &mut self.failing);
+                    after.extend_from_slice(&self.spare[at..]);
+                }
+                None => write(&mut self.sink, &self.spare, &mut self.failing),
             }
-            next = rx.try_recv().ok();
-        }
-        if let Err(e) = sink.out().flush() {
-            tracing::warn!(error = %e, "access log write failed");
-        }
-    }
-    let _ = sink.out().flush();
-}
-
-fn reopen(sink: &mut Sink) {
-    if let Sink::File(path, w) = sink {
-        let _ = w.flush();
-        match append(path) {
-            Ok(f) => {
-                *w = BufWriter::new(f);
-                tracing::info!(file = %path.display(), "access log reopened");
-            }
-            Err(e) => {
-                tracing::error!(file = %path.display(), error = %e, "access log reopen failed; writing to the old file")
+            self.shared.queued.fetch_sub(lines, Ordering::SeqCst);
+            total += lines;
+            self.spare.clear();
+            if self.spare.capacity() > 1 << 20 {
+                self.spare = Vec::new(); // a burst's buffer: give it back
             }
         }
-    }
-}
-
-/// One access-log line being built: fields in the order they are added.
-pub struct Line {
-    buf: String,
-    json: bool,
-    empty: bool,
-}
-
-impl Line {
-    fn key(&mut self, key: &str) {
-        if !self.empty {
-            self.buf.push(if self.json { ',' } else { ' ' });
+        drop(slots);
+        if reopen {
+            self.sink.reopen();
+            write(&mut self.sink, &after, &mut self.failing);
         }
-        self.empty = false;
-        if self.json {
-            self.buf.push('"');
-            self.buf.push_str(key);
-            self.buf.push_str("\":");
-        } else {
-            self.buf.push_str(key);
-            self.buf.push('=');
-        }
-    }
-
-    /// A string field (quoted and escaped as JSON needs it; in text, quoted only when it
-    /// holds spaces, quotes, `=` or control characters, and empty when empty).
-    pub fn str(&mut self, key: &str, value: &str) -> &mut Line {
-        self.key(key);
-        let plain = !value
-            .bytes()
-            .any(|b| b <= b' ' || b == b'"' || b == b'=' || b == b'\\' || b == 0x7f);
-        if !self.json && plain {
-            self.buf.push_str(value);
-        } else {
-            quote(&mut self.buf, value);
-        }
-        self
-    }
-
-    /// A number field.
-    pub fn num(&mut self, key: &str, value: u64) -> &mut Line {
-        self.key(key);
-        let _ = write!(self.buf, "{value}");
-        self
-    }
-
-    /// An address field; empty (`""` in JSON) when there is none.
-    pub fn addr(&mut self, key: &str, value: Option<SocketAddr>) -> &mut Line {
-        self.key(key);
-        let q = if self.json { "\"" } else { "" };
-        match value {
-            Some(a) => {
-                let _ = write!(self.buf, "{q}{a}{q}");
-            }
-            None => self.buf.push_str(q.repeat(2).as_str()),
-        }
-        self
+        // Forget the batches of threads that are gone, once written.
+        lock(&self.shared.slots).retain(|s| Arc::strong_count(s) > 1 || lock(&s.batch).lines > 0);
+        total
     }
 }
 
-/// `value` as a JSON string literal.
-fn quote(buf: &mut String, value: &str) {
-    buf.push('"');
-    for c in value.chars() {
-        match c {
-            '"' => buf.push_str("\\\""),
-            '\\' => buf.push_str("\\\\"),
-            '\n' => buf.push_str("\\n"),
-            '\r' => buf.push_str("\\r"),
-            '\t' => buf.push_str("\\t"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                let _ = write!(buf, "\\u{:04x}", c as u32);
+/// Writes `bytes` whole; warns of a failure once until a write succeeds again.
+fn write(sink: &mut Sink, bytes: &[u8], failing: &mut bool) {
+    if bytes.is_empty() {
+        return;
+    }
+    match sink.file.write_all(bytes) {
+        Ok(()) => *failing = false,
+        Err(e) => {
+            if !std::mem::replace(failing, true) {
+                tracing::warn!(error = %e, "access log write failed");
             }
-            c => buf.push(c),
         }
     }
-    buf.push('"');
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn log_to(dir: &Path, format: AccessFormat) -> (AccessLog, PathBuf) {
-        let path = dir.join("access.log");
-        let cfg = LogConfig {
-            access: AccessTarget::File(path.clone()),
-            format,
-        };
-        (AccessLog::start(&cfg).expect("open").expect("on"), path)
-    }
-
-    fn tmpdir(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("lb-access-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).expect("mkdir");
-        d
-    }
-
-    #[test]
-    fn text_and_json_lines_escape_and_parse() {
-        let d = tmpdir("fmt");
-        let (log, path) = log_to(&d, AccessFormat::Json);
-        let mut l = log.line();
-        l.str("path", "/a \"b\"\n")
-            .num("status", 200)
-            .addr("backend", None)
-            .str("error", "");
-        log.send(l);
-        log.flush(Duration::from_secs(5));
-        let text = std::fs::read_to_string(&path).expect("read");
-        let v: serde_json::Value = serde_json::from_str(text.trim()).expect("one JSON line");
-        assert_eq!(v["path"], "/a \"b\"\n");
-        assert_eq!(v["status"], 200);
-        assert_eq!(v["backend"], "");
-        assert!(v["time"].as_str().expect("time").ends_with('Z'));
-
-        let cfg = LogConfig {
-            access: AccessTarget::File(d.join("t.log")),
-            format: AccessFormat::Text,
-        };
-        let log = AccessLog::start(&cfg).expect("open").expect("on");
-        let mut l = log.line();
-        l.str("ua", "curl 8")
-            .str("host", "a.example")
-            .str("error", "");
-        log.send(l);
-        log.flush(Duration::from_secs(5));
-        let t = std::fs::read_to_string(d.join("t.log")).expect("read");
-        assert!(t.ends_with(" ua=\"curl 8\" host=a.example error=\n"), "{t}");
-        let _ = std::fs::remove_dir_all(&d);
-    }
-
-    #[test]
-    fn reopen_after_rename_writes_a_new_file() {
-        let d = tmpdir("reopen");
-        let (log, path) = log_to(&d, AccessFormat::Text);
-        let mut l = log.line();
-        l.str("n", "one");
-        log.send(l);
-        log.flush(Duration::from_secs(5));
-        std::fs::rename(&path, d.join("access.log.1")).expect("rename");
-        log.reopen();
-        let mut l = log.line();
-        l.str("n", "two");
-        log.send(l);
-        log.flush(Duration::from_secs(5));
-        let old = std::fs::read_to_string(d.join("access.log.1")).expect("old");
-        let new = std::fs::read_to_string(&path).expect("new");
-        assert!(old.contains("n=one") && !old.contains("n=two"), "{old}");
-        assert!(new.contains("n=two") && !new.contains("n=one"), "{new}");
-        let _ = std::fs::remove_dir_all(&d);
-    }
-}
+mod tests;

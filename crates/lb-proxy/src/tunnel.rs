@@ -183,8 +183,8 @@ impl Switch {
     }
 
     /// True when the backend's side is plain TCP, so [`Switch::run_tcp`] can splice.
-    pub(crate) fn is_plain(&mut self) -> bool {
-        self.upstream.tcp().is_some()
+    pub(crate) fn is_plain(&self) -> bool {
+        self.upstream.is_plain()
     }
 
     /// [`Switch::run`] for a plain TCP client and a plain TCP backend ([`Switch::is_plain`]):

@@ -6,10 +6,11 @@
 //! - The line is formatted by the task that ends the request, straight into bytes (no
 //!   `core::fmt` on the common path), in a buffer the thread reuses; the seconds of `time`
 //!   are formatted once a second per thread ([`line`]).
-//! - It is appended to its thread's batch (a mutex only the writer thread ever contends
-//!   for), whole lines only, so lines are never torn or interleaved.
-//! - A dedicated writer thread takes every thread's batch and writes each with one
-//!   `write(2)` (as nginx's `access_log ... buffer=` does). It is not woken per line: it
+//! - It is appended to the one batch, under a mutex held for that copy only, whole lines
+//!   only: lines are never torn or interleaved, and they stay in the order their requests
+//!   ended, across worker threads.
+//! - A dedicated writer thread takes the batch and writes it with one `write(2)` (as
+//!   nginx's `access_log ... buffer=` does). It is not woken per line: it
 //!   wakes every [`FLUSH_INTERVAL`] while lines come, earlier when [`WAKE_LINES`] wait,
 //!   and sleeps until the next line once a whole interval brought none, that first line
 //!   waking it at once. So a line reaches the file within [`FLUSH_INTERVAL`] (plus the
@@ -25,7 +26,6 @@
 
 mod line;
 
-use std::cell::RefCell;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::fd::AsFd;
@@ -49,7 +49,7 @@ pub const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
 /// [`QUEUE_LINES`] would drop any.
 pub const WAKE_LINES: usize = QUEUE_LINES / 8;
 
-/// Lines of one thread waiting for the writer: whole lines only.
+/// Lines waiting for the writer, in the order they were sent: whole lines only.
 #[derive(Default)]
 struct Batch {
     bytes: Vec<u8>,
@@ -60,14 +60,6 @@ struct Batch {
     reopened_at: Option<usize>,
 }
 
-/// One thread's batch, shared with the writer.
-#[derive(Default)]
-struct Slot {
-    batch: Mutex<Batch>,
-    /// The writer is gone: the thread forgets this slot.
-    closed: AtomicBool,
-}
-
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -75,10 +67,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// What the senders and the writer thread share.
 #[derive(Default)]
 struct Shared {
-    /// Tells this log's slots from other logs' in a thread's list.
-    id: u64,
-    /// Every thread's batch (a thread adds its own with its first line).
-    slots: Mutex<Vec<Arc<Slot>>>,
+    /// The lines waiting, from every thread: one batch keeps them in the order the
+    /// requests ended (each sender holds its lock for one copy of a line).
+    batch: Mutex<Batch>,
     /// Lines sent and not yet written (the bound of [`QUEUE_LINES`]).
     queued: AtomicUsize,
     dropped: AtomicU64,
@@ -96,54 +87,19 @@ struct Shared {
     flushed_cv: Condvar,
 }
 
-thread_local! {
-    /// This thread's slot in each running log, by the log's id.
-    static SLOTS: RefCell<Vec<(u64, Arc<Slot>)>> = const { RefCell::new(Vec::new()) };
-}
-
 impl Shared {
-    /// Appends one whole line to the calling thread's batch.
-    fn append(self: &Arc<Shared>, line: &[u8]) {
-        let push = |slot: &Slot| {
-            let mut b = lock(&slot.batch);
-            let reopens = self.reopens.load(Ordering::SeqCst);
-            if b.reopens != reopens {
-                b.reopens = reopens;
-                if b.reopened_at.is_none() {
-                    b.reopened_at = Some(b.bytes.len());
-                }
+    /// Appends one whole line to the batch.
+    fn append(&self, line: &[u8]) {
+        let mut b = lock(&self.batch);
+        let reopens = self.reopens.load(Ordering::SeqCst);
+        if b.reopens != reopens {
+            b.reopens = reopens;
+            if b.reopened_at.is_none() {
+                b.reopened_at = Some(b.bytes.len());
             }
-            b.bytes.extend_from_slice(line);
-            b.lines += 1;
-        };
-        let done = SLOTS
-            .try_with(|slots| {
-                let Ok(mut slots) = slots.try_borrow_mut() else {
-                    return false;
-                };
-                if let Some((_, slot)) = slots.iter().find(|(id, _)| *id == self.id) {
-                    push(slot);
-                    return true;
-                }
-                // This thread's first line of this log; forget the slots of stopped logs.
-                slots.retain(|(_, s)| !s.closed.load(Ordering::Relaxed));
-                let slot = self.add_slot();
-                push(&slot);
-                slots.push((self.id, slot));
-                true
-            })
-            .unwrap_or(false);
-        if !done {
-            // A thread whose thread-locals are gone (or re-entered): a batch of its own
-            // for this line, which the writer drops once written.
-            push(&self.add_slot());
         }
-    }
-
-    fn add_slot(&self) -> Arc<Slot> {
-        let slot = Arc::new(Slot::default());
-        lock(&self.slots).push(slot.clone());
-        slot
+        b.bytes.extend_from_slice(line);
+        b.lines += 1;
     }
 }
 
@@ -245,8 +201,6 @@ fn append(p: &Path) -> io::Result<File> {
     OpenOptions::new().create(true).append(true).open(p)
 }
 
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-
 impl AccessLog {
     /// Starts the access log `config` asks for: `None` for `access = "off"`. Fails when
     /// the file cannot be opened for appending.
@@ -255,10 +209,7 @@ impl AccessLog {
             return Ok(None);
         }
         let sink = Sink::open(&config.access)?;
-        let shared = Arc::new(Shared {
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-            ..Shared::default()
-        });
+        let shared = Arc::new(Shared::default());
         let theirs = shared.clone();
         let writer = std::thread::Builder::new()
             .name("lb-access-log".into())
@@ -282,7 +233,7 @@ impl AccessLog {
     }
 
     /// Queues `line` for the writer; drops it (counted) when [`QUEUE_LINES`] already
-    /// wait. Never blocks (the thread's batch is locked only against the writer's swap).
+    /// wait. Never waits on the writer (the batch is locked for a copy, or a swap).
     pub fn send(&self, mut line: Line) {
         let s = &self.0.shared;
         let before = s.queued.fetch_add(1, Ordering::SeqCst);
@@ -358,7 +309,7 @@ impl AccessLog {
 struct Writer {
     shared: Arc<Shared>,
     sink: Sink,
-    /// The buffer swapped with a thread's batch (they trade buffers, keeping capacity).
+    /// The buffer swapped with the batch (they trade buffers, keeping capacity).
     spare: Vec<u8>,
     /// The last write failed (warned once until one succeeds).
     failing: bool,
@@ -409,52 +360,40 @@ impl Writer {
             }
             self.shared.idle.store(false, Ordering::SeqCst);
         }
-        // Threads still holding these slots forget them at their next new log.
-        for slot in lock(&self.shared.slots).drain(..) {
-            slot.closed.store(true, Ordering::Relaxed);
-            *lock(&slot.batch) = Batch::default();
-        }
+        *lock(&self.shared.batch) = Batch::default();
     }
 
-    /// Writes every thread's batch, one `write(2)` each (more only for a partial write).
-    /// With `reopen`, the lines sent before the reopen was asked for go to the old file
-    /// and the rest to the new one. Returns the lines written.
+    /// Writes the batch, one `write(2)` (more only for a partial write); the number of
+    /// lines written. With `reopen`, the lines sent before it go to the old file, the rest
+    /// to the new one.
     fn write_batches(&mut self, reopen: bool) -> usize {
-        let slots: Vec<Arc<Slot>> = lock(&self.shared.slots).clone();
-        let mut total = 0;
-        // The lines sent after the reopen, kept for the new file.
-        let mut after = Vec::new();
-        for slot in &slots {
-            let (lines, reopened_at) = {
-                let mut b = lock(&slot.batch);
-                if b.lines == 0 {
-                    continue;
-                }
-                std::mem::swap(&mut b.bytes, &mut self.spare);
-                (std::mem::take(&mut b.lines), b.reopened_at.take())
-            };
-            match reopened_at.filter(|_| reopen) {
-                Some(at) => {
-                    write(&mut self.sink, &self.spare[..at], &mut self.failing);
-                    after.extend_from_slice(&self.spare[at..]);
-                }
-                None => write(&mut self.sink, &self.spare, &mut self.failing),
+        let (lines, reopened_at) = {
+            let mut b = lock(&self.shared.batch);
+            if b.lines == 0 && !reopen {
+                return 0;
             }
-            self.shared.queued.fetch_sub(lines, Ordering::SeqCst);
-            total += lines;
-            self.spare.clear();
-            if self.spare.capacity() > 1 << 20 {
-                self.spare = Vec::new(); // a burst's buffer: give it back
+            std::mem::swap(&mut b.bytes, &mut self.spare);
+            (std::mem::take(&mut b.lines), b.reopened_at.take())
+        };
+        match reopened_at.filter(|_| reopen) {
+            Some(at) => {
+                write(&mut self.sink, &self.spare[..at], &mut self.failing);
+                self.sink.reopen();
+                write(&mut self.sink, &self.spare[at..], &mut self.failing);
+            }
+            None => {
+                write(&mut self.sink, &self.spare, &mut self.failing);
+                if reopen {
+                    self.sink.reopen();
+                }
             }
         }
-        drop(slots);
-        if reopen {
-            self.sink.reopen();
-            write(&mut self.sink, &after, &mut self.failing);
+        self.shared.queued.fetch_sub(lines, Ordering::SeqCst);
+        self.spare.clear();
+        if self.spare.capacity() > 1 << 20 {
+            self.spare = Vec::new(); // a burst's buffer: give it back
         }
-        // Forget the batches of threads that are gone, once written.
-        lock(&self.shared.slots).retain(|s| Arc::strong_count(s) > 1 || lock(&s.batch).lines > 0);
-        total
+        lines
     }
 }
 

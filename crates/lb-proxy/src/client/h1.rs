@@ -158,7 +158,7 @@ async fn answer(io: &mut ClientIo, req: Started, buf: &mut Bytes, drain: &Drain)
             io.tunnel();
             // Boxed: the tunnel's state (two scratch buffers) is only for upgraded
             // connections, not in every connection's future.
-            let (mut switch, early) = (switch, std::mem::take(buf));
+            let early = std::mem::take(buf);
             if switch.is_plain() {
                 if let Some(tcp) = io.tcp() {
                     Box::pin(switch.run_tcp(tcp, early)).await;

@@ -53,6 +53,11 @@ impl AsyncWrite for Upgraded {
 }
 
 impl Upgraded {
+    /// True on plain TCP (see [`Upgraded::tcp`]).
+    pub(crate) fn is_plain(&self) -> bool {
+        matches!(self.io, crate::stream::MaybeTls::Plain(_))
+    }
+
     /// The bytes read after the 101, and the plain TCP socket, to splice the tunnel;
     /// `None` on TLS (the bytes then stay first in line for reads).
     pub(crate) fn tcp(&mut self) -> Option<(Bytes, &tokio::net::TcpStream)> {

@@ -134,16 +134,7 @@ fn upgrade_twice_under_load_loses_nothing() {
     );
 
     // Second upgrade, of the process the first one started.
-    install(&built, exe);
-    let before = load.ok();
-    assert!(signal_pid(second, "USR2"));
-    let third = next_pid(&pid_file, second);
-    wait_for(|| gone(second), "the second process to exit");
-    let during2 = load.ok() - before;
-    wait_for(
-        || load.ok() > before + during2 + 50,
-        "load on the third process",
-    );
+    let (third, during2) = upgrade_again(&built, exe, &pid_file, second, &load);
     stop.store(true, Ordering::Relaxed);
     for c in clients {
         c.join().expect("client");

@@ -802,3 +802,28 @@ pub fn pool_members(body: &[u8]) -> Vec<String> {
     m.sort();
     m
 }
+
+/// The second upgrade of the upgrade tests, under the same `load`: `exe` replaced by a
+/// fresh copy of `built` again and SIGUSR2 sent to `second` (the process the first
+/// upgrade started); waits until the pid file names a third process, `second` has
+/// exited, and the third has answered 50 more. Returns the third's pid and what `load`
+/// counted from SIGUSR2 to the second's exit.
+pub fn upgrade_again(
+    built: &Path,
+    exe: &Path,
+    pid_file: &Path,
+    second: u32,
+    load: &Load,
+) -> (u32, u64) {
+    install(built, exe);
+    let before = load.ok();
+    assert!(signal_pid(second, "USR2"), "SIGUSR2 to {second}");
+    let third = next_pid(pid_file, second);
+    wait_for(|| gone(second), "the second process to exit");
+    let during = load.ok() - before;
+    wait_for(
+        || load.ok() > before + during + 50,
+        "load on the third process",
+    );
+    (third, during)
+}

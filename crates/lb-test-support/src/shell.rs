@@ -136,6 +136,25 @@ fn serve_backend(s: TcpStream) {
     }
 }
 
+/// Spawns `cmd`, trying again for up to a second while exec(2) fails with ETXTBSY: a test
+/// that has just written a binary (an upgrade test's [`install`]) can find it "busy" when
+/// another test thread forked at that moment, since the forked child holds a copy of the
+/// write descriptor until its own exec closes it.
+fn spawn(cmd: &mut Command) -> Child {
+    const ETXTBSY: i32 = 26;
+    let mut tries = 0;
+    loop {
+        match cmd.spawn() {
+            Ok(child) => return child,
+            Err(e) if e.raw_os_error() == Some(ETXTBSY) && tries < 50 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("spawn: {e:?}"),
+        }
+    }
+}
+
 /// A running binary; killed when dropped if still running.
 pub struct Proc(Child);
 
@@ -145,17 +164,16 @@ pub type Lines = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
 impl Proc {
     /// Starts `bin` with `--config` and `--pid-file`, collecting its stderr lines.
     pub fn start_logged(bin: &Path, config: &Path, pid_file: &Path) -> (Proc, Lines) {
-        let mut child = Command::new(bin)
-            .arg("--config")
+        let mut cmd = Command::new(bin);
+        cmd.arg("--config")
             .arg(config)
             .arg("--pid-file")
             .arg(pid_file)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn");
+            .stderr(Stdio::piped());
+        let mut child = spawn(&mut cmd);
         let err = child.stderr.take().expect("stderr");
         let lines = Lines::default();
         let l = lines.clone();
@@ -174,13 +192,10 @@ impl Proc {
         if let Some(p) = pid_file {
             c.arg("--pid-file").arg(p);
         }
-        let child = c
-            .env("RUST_LOG", "info")
+        c.env("RUST_LOG", "info")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn");
-        Proc(child)
+            .stderr(Stdio::null());
+        Proc(spawn(&mut c))
     }
 
     /// Its process id.

@@ -197,6 +197,33 @@ http {
 EOF
 }
 
+# write_haproxy_sni_cfg FILE PORT: HAProxy as a TCP router on the TLS SNI (sni.sh,
+# sni-conn.sh): $WORKERS threads listening on PORT, the ClientHello awaited (up to 5 s),
+# round-robin over $P_B1 and $P_B2.
+write_haproxy_sni_cfg() {
+    cat >"$1" <<EOF
+global
+    nbthread $WORKERS
+    maxconn 8000
+    pidfile $TMP/haproxy.pid
+defaults
+    mode tcp
+    timeout connect 2s
+    timeout client 120s
+    timeout server 120s
+frontend fe
+    bind 127.0.0.1:$2
+    tcp-request inspect-delay 5s
+    tcp-request content accept if { req.ssl_hello_type 1 }
+    use_backend be if { req.ssl_sni -m found }
+    default_backend be
+backend be
+    balance roundrobin
+    server b1 127.0.0.1:$P_B1
+    server b2 127.0.0.1:$P_B2
+EOF
+}
+
 # make_cert: a self-signed ECDSA P-256 certificate for bench.local, in $TMP/cert.pem and
 # $TMP/key.pem.
 make_cert() {

@@ -55,27 +55,7 @@ http {
 }
 EOF
 write_lb_toml "$TMP/lb.toml"
-cat >"$TMP/haproxy.cfg" <<EOF
-global
-    nbthread $WORKERS
-    maxconn 8000
-    pidfile $TMP/haproxy.pid
-defaults
-    mode tcp
-    timeout connect 2s
-    timeout client 120s
-    timeout server 120s
-frontend fe
-    bind 127.0.0.1:$P_LB
-    tcp-request inspect-delay 5s
-    tcp-request content accept if { req.ssl_hello_type 1 }
-    use_backend be if { req.ssl_sni -m found }
-    default_backend be
-backend be
-    balance roundrobin
-    server b1 127.0.0.1:$P_B1
-    server b2 127.0.0.1:$P_B2
-EOF
+write_haproxy_sni_cfg "$TMP/haproxy.cfg" "$P_LB"
 
 nginx -p "$TMP" -e "$TMP/backend.err" -c "$TMP/backend.conf" 2>>"$TMP/backend.err" &
 PIDS+=("$!")

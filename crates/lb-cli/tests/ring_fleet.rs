@@ -85,15 +85,7 @@ impl Http {
     async fn members(&mut self) -> Vec<String> {
         let (status, body) = self.get("admin", "/api/v1/pools/web", &[]).await;
         assert_eq!(status, 200);
-        let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
-        let mut m: Vec<String> = v["backends"]
-            .as_array()
-            .expect("backends")
-            .iter()
-            .map(|b| b["addr"].as_str().unwrap_or("").to_owned())
-            .collect();
-        m.sort();
-        m
+        lb_test_support::shell::pool_members(&body)
     }
 }
 

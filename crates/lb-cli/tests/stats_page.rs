@@ -7,89 +7,21 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lb_core::health::{CheckKind, HealthMonitor, HealthSettings, TcpChecker};
 use lb_core::StrategyKind;
-
-fn chromium() -> &'static str {
-    for name in ["chromium", "chromium-browser"] {
-        if Command::new(name)
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-        {
-            return name;
-        }
-    }
-    panic!("headless Chromium is needed for the stats page test: apt-get install -y chromium (CI's .ci/run installs it)");
-}
+use lb_test_support::browser::{self, chromium, headless};
 
 fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("lb-stats-page-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("scratch dir");
-    d
-}
-
-/// Runs headless Chromium on `url` with `extra` flags (a fresh profile, no network but
-/// loopback, no background services); returns stdout. Bounded to 90 s.
-fn headless(url: &str, extra: &[String], profile: &Path) -> String {
-    let mut child = Command::new(chromium())
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-dev-shm-usage",
-            "--hide-scrollbars",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .args(extra)
-        .arg(url)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start chromium");
-    let mut stdout = child.stdout.take().expect("piped stdout");
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = std::io::Read::read_to_string(&mut stdout, &mut s);
-        s
-    });
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        match child.try_wait() {
-            Ok(Some(_)) => break,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
-            _ => {
-                // Ours, by its handle.
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("chromium did not finish within 90 s");
-            }
-        }
-    }
-    reader.join().unwrap_or_default()
+    browser::scratch("lb-stats-page", name)
 }
 
 /// The `<tr data-backend="ADDR">` row of the dumped DOM.
 fn row<'a>(dom: &'a str, addr: &str) -> &'a str {
-    let start = dom
-        .find(&format!("data-backend=\"{addr}\""))
-        .unwrap_or_else(|| panic!("no row for {addr} in the page:\n{dom}"));
-    let end = dom[start..].find("</tr>").map_or(dom.len(), |e| start + e);
-    &dom[start..end]
+    browser::row(dom, "data-backend", addr)
 }
 
 #[test]

@@ -1,12 +1,16 @@
 //! Metrics primitives: lock-free counters and histograms, and Prometheus text rendering.
 //!
 //! Everything counted on the request path is a relaxed atomic increment; rendering walks the
-//! atomics when `/metrics` is scraped. The metric names are a contract (dashboards and tests name them):
+//! atomics when `/metrics` is scraped. The metric names are a contract (dashboards and tests
+//! name them); docs/operations.md lists each with its type, labels and binary:
 //! `lb_requests_total{pool,backend,class}`, `lb_request_duration_seconds{pool}`,
 //! `lb_proxy_errors_total{reason}`, `lb_backend_up`, `lb_backend_active`,
 //! `lb_connections_active{listener}`, `lb_resolver_lookups_total{resolver,result}`,
-//! `lb_retries_total{pool}`, and for lb-sni `lb_bytes_total{direction}` and
-//! `lb_hello_peek_seconds`.
+//! `lb_retries_total{pool}`, `lb_worker_threads`, `lb_access_log_dropped_total`; for
+//! lb-proxy `lb_rate_limited_total{route}`, `lb_tunnels_active` and
+//! `lb_tunnel_bytes_total{direction}`; for lb-sni `lb_bytes_total{direction}`,
+//! `lb_hello_peek_seconds`, `lb_route_connections_total{route,host,target}` and
+//! `lb_backend_connections_total{pool,backend}`.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -3,14 +3,12 @@
 //! bytes-in figure of `GET /api/v1/stats`; and the access log's `request_id` is the
 //! `X-Request-Id` the backend received, on the fast path (GET) and hyper's (POST).
 
-mod shell_support;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use shell_support::*;
+use lb_test_support::shell::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_lb-proxy");
 
@@ -162,15 +160,15 @@ fn text_log_and_stats_count_request_bodies_and_log_the_forwarded_id() {
     let (backend, seen) = recording_backend();
     let (listen, admin) = (free_port(), free_port());
     let log = dir.join("access.log");
-    let cfg = config(
-        &dir,
-        listen,
-        admin,
+    let cfg = dir.join("lb.toml");
+    let mut p = serve(
+        BIN,
+        &cfg,
+        (listen, admin),
         backend,
         "[log]\naccess = \"access.log\"",
+        "",
     );
-    let mut p = Proc::start(BIN, &cfg, None);
-    wait_listening(listen);
     wait_listening(admin);
     let before = stats_bytes_in(admin);
 
@@ -221,8 +219,7 @@ fn text_log_and_stats_count_request_bodies_and_log_the_forwarded_id() {
         "the backend's bytes in grew by the bodies forwarded"
     );
 
-    p.signal("TERM");
-    assert_eq!(p.wait(Duration::from_secs(35)), Some(0));
+    assert_eq!(term(&mut p), Some(0));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -232,15 +229,15 @@ fn json_log_counts_a_chunked_body_and_logs_the_forwarded_id() {
     let (backend, seen) = recording_backend();
     let (listen, admin) = (free_port(), free_port());
     let log = dir.join("access.json");
-    let cfg = config(
-        &dir,
-        listen,
-        admin,
+    let cfg = dir.join("lb.toml");
+    let mut p = serve(
+        BIN,
+        &cfg,
+        (listen, admin),
         backend,
         &format!("[log]\naccess = \"{}\"\nformat = \"json\"", log.display()),
+        "",
     );
-    let mut p = Proc::start(BIN, &cfg, None);
-    wait_listening(listen);
 
     let (chunked, chunked_len) = chunked_post("/chunked", &[16384, 1, 4000]);
     let answer = http(listen, &chunked);
@@ -266,7 +263,6 @@ fn json_log_counts_a_chunked_body_and_logs_the_forwarded_id() {
     assert_eq!(v[1]["request_id"], got[1].0.as_str(), "{}", v[1]);
     assert_eq!(got[0].0.len(), 32, "{got:?}");
 
-    p.signal("TERM");
-    assert_eq!(p.wait(Duration::from_secs(35)), Some(0));
+    assert_eq!(term(&mut p), Some(0));
     let _ = std::fs::remove_dir_all(&dir);
 }

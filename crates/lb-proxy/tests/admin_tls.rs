@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
+use lb_test_support::cert::write_pem;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -19,33 +20,6 @@ fn scratch() -> PathBuf {
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).expect("scratch dir");
     d
-}
-
-/// A self-signed certificate for 127.0.0.1 with common name `cn`, written over `cert`/`key`.
-fn self_signed(cert: &Path, key: &Path, cn: &str) {
-    let out = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-        ])
-        .args(["-nodes", "-days", "2", "-subj", &format!("/CN={cn}")])
-        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
-        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
-        .arg("-keyout")
-        .arg(key)
-        .arg("-out")
-        .arg(cert)
-        .output()
-        .expect("openssl must be installed (.ci/run installs it)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 fn trusting(cert: &Path) -> Arc<rustls::ClientConfig> {
@@ -97,7 +71,7 @@ async fn https_get(
 async fn admin_over_https_and_renewed_on_reload() {
     let dir = scratch();
     let (cert, key) = (dir.join("admin.pem"), dir.join("admin-key.pem"));
-    self_signed(&cert, &key, "first");
+    write_pem(&cert, &key, &["127.0.0.1"]);
     let first = dir.join("first.pem");
     std::fs::copy(&cert, &first).expect("copy");
     let b = Backend::start("a").await;
@@ -127,8 +101,8 @@ async fn admin_over_https_and_renewed_on_reload() {
     let plain = raw(p.admin, b"GET /healthz HTTP/1.1\r\nHost: admin\r\n\r\n").await;
     assert!(!plain.starts_with("HTTP/"), "{plain:?}");
 
-    // A renewed certificate: new connections get it after a reload.
-    self_signed(&cert, &key, "second");
+    // A renewed certificate (a new key): new connections get it after a reload.
+    write_pem(&cert, &key, &["127.0.0.1"]);
     p.app.reload(parse(&text)).await.expect("reload");
     let renewed = https_get(p.admin, trusting(&cert), "/healthz")
         .await

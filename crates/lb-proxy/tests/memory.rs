@@ -5,11 +5,10 @@
 //! `LB_STREAM_MIB` sets the size per direction (default 1024).
 
 use std::convert::Infallible;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -18,6 +17,7 @@ use hyper::body::{Frame, Incoming};
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
+use lb_test_support::shell::output_lines;
 use tokio::net::{TcpListener, TcpStream};
 
 /// The bound on the proxy's RSS growth while 1 GiB streams through it ("a few MB"; the
@@ -183,18 +183,7 @@ fn start_binary(backend: SocketAddr) -> (Running, SocketAddr) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn lb-proxy");
-    let (tx, rx) = mpsc::channel();
-    for r in [
-        Box::new(child.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>,
-        Box::new(child.stderr.take().expect("stderr")),
-    ] {
-        let tx = tx.clone();
-        std::thread::spawn(move || {
-            for l in BufReader::new(r).lines().map_while(Result::ok) {
-                let _ = tx.send(l);
-            }
-        });
-    }
+    let rx = output_lines(&mut child);
     let run = Running(child);
     let deadline = Instant::now() + Duration::from_secs(10);
     while let Some(left) = deadline.checked_duration_since(Instant::now()) {

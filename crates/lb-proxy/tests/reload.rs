@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -12,6 +11,7 @@ use std::time::Duration;
 
 use common::*;
 use lb_core::config::{Binary, Config};
+use lb_test_support::shell::output_lines;
 
 fn web(b: SocketAddr) -> String {
     format!(
@@ -125,18 +125,7 @@ impl Running {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn lb-proxy");
-        let (tx, lines) = mpsc::channel();
-        for r in [
-            Box::new(child.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().expect("stderr")),
-        ] {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for l in BufReader::new(r).lines().map_while(Result::ok) {
-                    let _ = tx.send(l);
-                }
-            });
-        }
+        let lines = output_lines(&mut child);
         Running { child, lines }
     }
 

@@ -2,12 +2,9 @@
 //! `--help`, `--version`, `--pid-file`, and the access log (`[log]`) in text and JSON,
 //! written when each request ends, reopened on SIGHUP; SIGTERM drains and exits 0.
 
-mod shell_support;
-
 use std::collections::BTreeMap;
-use std::time::Duration;
 
-use shell_support::*;
+use lb_test_support::shell::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_lb-proxy");
 
@@ -15,7 +12,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_lb-proxy");
 fn flags_check_help_version() {
     let dir = tmpdir("proxy-flags");
     let good = config(&dir, 1, 2, "127.0.0.1:3", "");
-    flags(BIN, "lb-proxy", &good, &dir);
+    flags(BIN, "lb-proxy", env!("CARGO_PKG_VERSION"), &good, &dir);
 }
 
 #[test]
@@ -32,12 +29,7 @@ fn access_log_text_pid_file_reopen_and_drain() {
         "[log]\naccess = \"access.log\"",
     );
     let pid_file = dir.join("lb-proxy.pid");
-    let mut p = Proc::start(BIN, &cfg, Some(&pid_file));
-    wait_listening(listen);
-    wait_for(
-        || read_pid(&pid_file) == Some(p.id()),
-        "the pid file names the process",
-    );
+    let mut p = start_with_pid_file(BIN, &cfg, &pid_file, listen);
 
     let answer = http(
         listen,
@@ -98,9 +90,7 @@ fn access_log_text_pid_file_reopen_and_drain() {
     assert_eq!(miss["request_id"].len(), 0, "no request reached a backend");
 
     // Rotation: rename, SIGHUP, new lines in a new file of the configured name.
-    std::fs::rename(&log, dir.join("access.log.1")).expect("rename");
-    p.signal("HUP");
-    wait_for(|| log.exists(), "the access log reopened");
+    rotate(&p, &dir);
     let answer = http(
         listen,
         "GET /after HTTP/1.1\r\nhost: web.test\r\nconnection: close\r\n\r\n",
@@ -114,8 +104,7 @@ fn access_log_text_pid_file_reopen_and_drain() {
     assert_eq!(text_fields(&new[0])["request_id"].len(), 32, "{}", new[0]);
 
     // SIGTERM: drain, exit 0, the pid file removed.
-    p.signal("TERM");
-    assert_eq!(p.wait(Duration::from_secs(35)), Some(0));
+    assert_eq!(term(&mut p), Some(0));
     assert!(!pid_file.exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -126,15 +115,15 @@ fn access_log_json_and_bytes_of_a_streamed_response() {
     let backend = backend();
     let (listen, admin) = (free_port(), free_port());
     let log = dir.join("access.json");
-    let cfg = config(
-        &dir,
-        listen,
-        admin,
+    let cfg = dir.join("lb.toml");
+    let mut p = serve(
+        BIN,
+        &cfg,
+        (listen, admin),
         backend,
         &format!("[log]\naccess = \"{}\"\nformat = \"json\"", log.display()),
+        "",
     );
-    let mut p = Proc::start(BIN, &cfg, None);
-    wait_listening(listen);
     let body = "x".repeat(3000);
     let answer = http(
         listen,
@@ -175,7 +164,6 @@ fn access_log_json_and_bytes_of_a_streamed_response() {
     assert_eq!(v["pool"], "web");
     assert_eq!(v["error"], "");
     assert!(is_rfc3339_utc(v["time"].as_str().expect("time")));
-    p.signal("TERM");
-    assert_eq!(p.wait(Duration::from_secs(35)), Some(0));
+    assert_eq!(term(&mut p), Some(0));
     let _ = std::fs::remove_dir_all(&dir);
 }

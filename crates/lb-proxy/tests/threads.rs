@@ -1,11 +1,9 @@
 //! `threads = 0` runs one worker per core, `threads = 2` two and `1` one: the binary's
 //! `lb_worker_threads` gauge in `/metrics` says so.
 
-mod threads_support;
-
 use std::process::{Command, Stdio};
 
-use threads_support::{free_ports, gauge, metrics, Proc};
+use lb_test_support::threads::{free_ports, gauge, metrics, Proc};
 
 fn workers_with(threads: usize) -> f64 {
     // One binary at a time: two tests choosing ports at once could choose the same ones.

@@ -9,43 +9,17 @@
 //! `LB_TEST_BIN_DIR=/work/target/release cargo test -j2 -p lb-proxy --test upgrade -- --nocapture`
 //! (without `LB_TEST_BIN_DIR`, cargo's debug build is used).
 
-mod shell_support;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use shell_support::*;
+use lb_test_support::shell::*;
 
-fn setup(
-    name: &str,
-) -> (
-    std::path::PathBuf,
-    std::path::PathBuf,
-    std::path::PathBuf,
-    u16,
-) {
-    let dir = tmpdir(name);
-    let built = binary("lb-proxy", env!("CARGO_BIN_EXE_lb-proxy"));
-    std::fs::create_dir_all(dir.join("bin")).expect("mkdir");
-    let exe = dir.join("bin/lb-proxy");
-    install(&built, &exe);
-    let backend = backend();
-    let (listen, admin) = (free_port(), free_port());
-    let cfg = dir.join("lb.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[admin]\nlisten = \"127.0.0.1:{admin}\"\n[log]\naccess = \"off\"\n\
-             [[listener]]\nlisten = \"127.0.0.1:{listen}\"\n\
-             [pool.web]\nbackends = [\"{backend}\"]\n[[route]]\nhost = \"web.test\"\npool = \"web\"\n"
-        ),
-    )
-    .expect("write config");
-    (dir, exe, cfg, listen)
+fn setup(name: &str) -> Upgradable {
+    let exe = env!("CARGO_BIN_EXE_lb-proxy");
+    Upgradable::new(name, "lb-proxy", exe, "lb.toml", backend())
 }
 
 /// A download of `/slow`: its whole length, read slowly.
@@ -105,27 +79,13 @@ fn echo(ws: &mut TcpStream, msg: &[u8]) {
     assert_eq!(back, msg);
 }
 
-/// Waits until the pid file names a process other than `old`; returns it.
-fn next_pid(pid_file: &Path, old: u32) -> u32 {
-    let mut new = 0;
-    wait_for(
-        || {
-            new = read_pid(pid_file).unwrap_or(old);
-            new != old
-        },
-        "the pid file to name the new process",
-    );
-    new
-}
-
 #[test]
 fn upgrade_twice_under_load_loses_nothing() {
-    let (dir, exe, cfg, port) = setup("upgrade");
+    let u = setup("upgrade");
+    let (dir, exe, port) = (&u.dir, &u.exe, u.listen);
     let pid_file = dir.join("lb-proxy.pid");
-    let (mut first, lines) = Proc::start_logged(&exe, &cfg, &pid_file);
     let _stop = StopNamed(&pid_file);
-    wait_listening(port);
-    wait_for(|| read_pid(&pid_file) == Some(first.id()), "the pid file");
+    let (mut first, lines) = u.start(&pid_file);
 
     let stop = Arc::new(AtomicBool::new(false));
     let load = Arc::new(Load::default());
@@ -147,7 +107,7 @@ fn upgrade_twice_under_load_loses_nothing() {
     let mut ws = websocket(port);
     echo(&mut ws, b"before");
     let built = binary("lb-proxy", env!("CARGO_BIN_EXE_lb-proxy"));
-    install(&built, &exe);
+    install(&built, exe);
     let before = load.ok();
     let t0 = Instant::now();
     first.signal("USR2");
@@ -174,16 +134,7 @@ fn upgrade_twice_under_load_loses_nothing() {
     );
 
     // Second upgrade, of the process the first one started.
-    install(&built, &exe);
-    let before = load.ok();
-    assert!(signal_pid(second, "USR2"));
-    let third = next_pid(&pid_file, second);
-    wait_for(|| gone(second), "the second process to exit");
-    let during2 = load.ok() - before;
-    wait_for(
-        || load.ok() > before + during2 + 50,
-        "load on the third process",
-    );
+    let (third, during2) = upgrade_again(&built, exe, &pid_file, second, &load);
     stop.store(true, Ordering::Relaxed);
     for c in clients {
         c.join().expect("client");
@@ -207,33 +158,22 @@ fn upgrade_twice_under_load_loses_nothing() {
     assert_eq!(read_pid(&pid_file), Some(third));
     assert!(signal_pid(third, "TERM"));
     wait_for(|| gone(third), "the last process to exit");
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
 fn a_new_process_that_cannot_start_leaves_the_old_one_serving() {
-    let (dir, exe, cfg, port) = setup("upgrade-broken");
+    let u = setup("upgrade-broken");
+    let (dir, exe, cfg, port) = (&u.dir, &u.exe, &u.cfg, u.listen);
     let pid_file = dir.join("lb-proxy.pid");
-    let (mut p, lines) = Proc::start_logged(&exe, &cfg, &pid_file);
     let _stop = StopNamed(&pid_file);
-    wait_listening(port);
-    wait_for(|| read_pid(&pid_file) == Some(p.id()), "the pid file");
-    let good = std::fs::read_to_string(&cfg).expect("read");
-    std::fs::write(
-        &cfg,
-        good.replace("[pool.web]", "[pool.web]\nstrategy = \"nope\""),
-    )
-    .expect("break");
-    install(&binary("lb-proxy", env!("CARGO_BIN_EXE_lb-proxy")), &exe);
+    let (mut p, lines) = u.start(&pid_file);
+    let good = u.break_config();
+    install(&binary("lb-proxy", env!("CARGO_BIN_EXE_lb-proxy")), exe);
     p.signal("USR2");
-    wait_for(
-        || {
-            lines
-                .lock()
-                .expect("lines")
-                .iter()
-                .any(|l| l.contains("upgrade failed"))
-        },
+    wait_logged(
+        &lines,
+        "upgrade failed",
         "the old process to say the upgrade failed",
     );
     let log = lines.lock().expect("lines").join("\n");
@@ -249,7 +189,7 @@ fn a_new_process_that_cannot_start_leaves_the_old_one_serving() {
     );
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     // Fixed, the next SIGUSR2 upgrades.
-    std::fs::write(&cfg, good).expect("fix");
+    std::fs::write(cfg, good).expect("fix");
     p.signal("USR2");
     let new = next_pid(&pid_file, p.id());
     assert_eq!(p.wait(Duration::from_secs(35)), Some(0));
@@ -260,7 +200,7 @@ fn a_new_process_that_cannot_start_leaves_the_old_one_serving() {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(signal_pid(new, "TERM"));
     wait_for(|| gone(new), "the new process to exit");
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// systemd socket activation (`systemd-socket-activate`, as a `.socket` unit does): the
@@ -268,9 +208,10 @@ fn a_new_process_that_cannot_start_leaves_the_old_one_serving() {
 /// fail: systemd holds them), and SIGUSR2 hands them on as usual.
 #[test]
 fn socket_activation_then_upgrade() {
-    let (dir, exe, cfg, port) = setup("socket-activation");
+    let u = setup("socket-activation");
+    let (dir, exe, cfg, port) = (&u.dir, &u.exe, &u.cfg, u.listen);
     let admin = {
-        let text = std::fs::read_to_string(&cfg).expect("read");
+        let text = std::fs::read_to_string(cfg).expect("read");
         let at = text.find("listen = \"127.0.0.1:").expect("admin listen") + 20;
         text[at..at + text[at..].find('"').expect("quote")]
             .parse::<u16>()
@@ -285,9 +226,9 @@ fn socket_activation_then_upgrade() {
             &format!("127.0.0.1:{admin}"),
         ])
         .args(["-E", "NO_COLOR=1"])
-        .arg(&exe)
+        .arg(exe)
         .arg("--config")
-        .arg(&cfg)
+        .arg(cfg)
         .arg("--pid-file")
         .arg(&pid_file)
         .stdout(std::process::Stdio::null())
@@ -323,5 +264,5 @@ fn socket_activation_then_upgrade() {
     assert_eq!(status.code(), Some(0));
     assert!(signal_pid(new, "TERM"));
     wait_for(|| gone(new), "the new process to exit");
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(dir);
 }

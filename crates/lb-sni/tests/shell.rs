@@ -3,37 +3,15 @@
 //! line per connection when it ends, reopened on SIGHUP; SIGTERM drains and exits 0.
 
 mod common;
-#[path = "../../lb-proxy/tests/shell_support/mod.rs"]
-mod shell_support;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use shell_support::*;
+use lb_test_support::shell::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_lb-sni");
-
-fn config(
-    dir: &std::path::Path,
-    listen: u16,
-    admin: u16,
-    backend: &str,
-    log: &str,
-) -> std::path::PathBuf {
-    let path = dir.join("sni.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "[admin]\nlisten = \"127.0.0.1:{admin}\"\n{log}\n\
-             [[listener]]\nlisten = \"127.0.0.1:{listen}\"\nprotocol = \"http\"\n\
-             [pool.web]\nbackends = [\"{backend}\"]\n[[route]]\nhost = \"web.test\"\npool = \"web\"\n"
-        ),
-    )
-    .expect("write config");
-    path
-}
 
 const FIELDS: [&str; 10] = [
     "time",
@@ -51,8 +29,15 @@ const FIELDS: [&str; 10] = [
 #[test]
 fn flags_check_help_version() {
     let dir = tmpdir("sni-flags");
-    let good = config(&dir, 1, 2, "127.0.0.1:3", "");
-    flags(BIN, "lb-sni", &good, &dir);
+    let good = write_config(
+        &dir.join("sni.toml"),
+        1,
+        2,
+        "127.0.0.1:3",
+        "",
+        "protocol = \"http\"\n",
+    );
+    flags(BIN, "lb-sni", env!("CARGO_PKG_VERSION"), &good, &dir);
 }
 
 /// One connection: a request with a body, the answer read, then closed by the client.
@@ -81,25 +66,21 @@ fn access_log_text_pid_file_reopen_and_drain() {
     let backend = backend();
     let (listen, admin) = (free_port(), free_port());
     let log = dir.join("access.log");
-    let cfg = config(
-        &dir,
+    let cfg = write_config(
+        &dir.join("sni.toml"),
         listen,
         admin,
-        &backend.to_string(),
+        backend,
         "[log]\naccess = \"access.log\"",
+        "protocol = \"http\"\n",
     );
     let pid_file = dir.join("lb-sni.pid");
-    let mut p = Proc::start(BIN, &cfg, Some(&pid_file));
-    wait_listening(listen);
-    wait_for(
-        || read_pid(&pid_file) == Some(p.id()),
-        "the pid file names the process",
-    );
+    let mut p = start_with_pid_file(BIN, &cfg, &pid_file, listen);
 
     let (sent, got) = exchange(listen, "hello");
     // The probe connection of wait_listening may have logged a line first.
-    let lines = wait_lines(&log, 1);
-    let line = wait_for_line(&log, "host=web.test", &lines);
+    wait_lines(&log, 1);
+    let line = wait_for_line(&log, "host=web.test");
     let f = text_fields(&line);
     assert_eq!(
         f.keys().cloned().collect::<Vec<_>>(),
@@ -118,9 +99,7 @@ fn access_log_text_pid_file_reopen_and_drain() {
     assert!(f["duration_ms"].parse::<u64>().is_ok());
     assert_eq!(f["error"], "");
 
-    std::fs::rename(&log, dir.join("access.log.1")).expect("rename");
-    p.signal("HUP");
-    wait_for(|| log.exists(), "the access log reopened");
+    rotate(&p, &dir);
     exchange(listen, "again");
     let new = wait_lines(&log, 1);
     assert!(
@@ -128,28 +107,9 @@ fn access_log_text_pid_file_reopen_and_drain() {
         "{new:?}"
     );
 
-    p.signal("TERM");
-    assert_eq!(p.wait(Duration::from_secs(35)), Some(0));
+    assert_eq!(term(&mut p), Some(0));
     assert!(!pid_file.exists());
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-fn wait_for_line(log: &std::path::Path, needle: &str, _first: &[String]) -> String {
-    let mut found = String::new();
-    wait_for(
-        || {
-            let text = std::fs::read_to_string(log).unwrap_or_default();
-            match text.lines().find(|l| l.contains(needle)) {
-                Some(l) => {
-                    found = l.to_owned();
-                    true
-                }
-                None => false,
-            }
-        },
-        needle,
-    );
-    found
 }
 
 #[test]
@@ -158,17 +118,17 @@ fn access_log_json() {
     let backend = backend();
     let (listen, admin) = (free_port(), free_port());
     let log = dir.join("access.json");
-    let cfg = config(
-        &dir,
-        listen,
-        admin,
-        &backend.to_string(),
+    let cfg = dir.join("sni.toml");
+    let mut p = serve(
+        BIN,
+        &cfg,
+        (listen, admin),
+        backend,
         "[log]\naccess = \"access.json\"\nformat = \"json\"",
+        "protocol = \"http\"\n",
     );
-    let mut p = Proc::start(BIN, &cfg, None);
-    wait_listening(listen);
     let (sent, got) = exchange(listen, &"y".repeat(2000));
-    let line = wait_for_line(&log, "\"web.test\"", &[]);
+    let line = wait_for_line(&log, "\"web.test\"");
     let v: serde_json::Value = serde_json::from_str(&line).expect("a JSON line");
     let keys: BTreeMap<String, serde_json::Value> =
         serde_json::from_value(v.clone()).expect("an object");
@@ -177,8 +137,7 @@ fn access_log_json() {
     assert_eq!(v["bytes_out"], got.len() as u64);
     assert_eq!(v["pool"], "web");
     assert_eq!(v["error"], "");
-    p.signal("TERM");
-    assert_eq!(p.wait(Duration::from_secs(35)), Some(0));
+    assert_eq!(term(&mut p), Some(0));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -191,18 +150,9 @@ fn access_log_of_a_tls_connection() {
     let backend = echo_backend();
     let (listen, admin) = (free_port(), free_port());
     let log = dir.join("access.log");
-    let path = dir.join("sni.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "[admin]\nlisten = \"127.0.0.1:{admin}\"\n[log]\naccess = \"access.log\"\n\
-             [[listener]]\nlisten = \"127.0.0.1:{listen}\"\n\
-             [pool.web]\nbackends = [\"{backend}\"]\n[[route]]\nhost = \"web.test\"\npool = \"web\"\n"
-        ),
-    )
-    .expect("write config");
-    let mut p = Proc::start(BIN, &path, None);
-    wait_listening(listen);
+    let cfg = dir.join("sni.toml");
+    let log_section = "[log]\naccess = \"access.log\"";
+    let mut p = serve(BIN, &cfg, (listen, admin), backend, log_section, "");
     let hello = reframe(
         &build_handshake(Some(&[
             (0, server_name_ext(&[(0, b"web.test")])),
@@ -217,7 +167,7 @@ fn access_log_of_a_tls_connection() {
     let mut back = vec![0u8; hello.len()];
     s.read_exact(&mut back).expect("echo");
     drop(s);
-    let line = wait_for_line(&log, "sni=web.test", &[]);
+    let line = wait_for_line(&log, "sni=web.test");
     let f = text_fields(&line);
     let mut want: Vec<&str> = FIELDS
         .iter()
@@ -235,7 +185,6 @@ fn access_log_of_a_tls_connection() {
     assert_eq!(f["bytes_in"], hello.len().to_string());
     assert_eq!(f["bytes_out"], hello.len().to_string());
     assert_eq!(f["error"], "");
-    p.signal("TERM");
-    assert_eq!(p.wait(Duration::from_secs(35)), Some(0));
+    assert_eq!(term(&mut p), Some(0));
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,15 +1,12 @@
 //! `threads = 0` runs one worker per core, `threads = 2` two and `1` one: the binary's
 //! `lb_worker_threads` gauge in `/metrics` says so.
 
-#[path = "../../lb-proxy/tests/threads_support/mod.rs"]
-mod threads_support;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use threads_support::{free_ports, gauge, metrics, Proc};
+use lb_test_support::threads::{free_ports, gauge, metrics, Proc};
 
 fn workers_with(threads: usize) -> f64 {
     run_with(threads, None).0

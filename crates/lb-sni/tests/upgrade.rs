@@ -9,18 +9,15 @@
 //! `LB_TEST_BIN_DIR=/work/target/release cargo test -j2 -p lb-sni --test upgrade -- --nocapture`.
 
 mod common;
-#[path = "../../lb-proxy/tests/shell_support/mod.rs"]
-mod shell_support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{build_handshake, reframe, server_name_ext};
-use shell_support::*;
+use lb_test_support::shell::*;
 
 fn hello() -> Vec<u8> {
     reframe(
@@ -44,53 +41,18 @@ fn tls_connection(port: u16) -> Result<TcpStream, String> {
     Ok(s)
 }
 
-fn setup(
-    name: &str,
-) -> (
-    std::path::PathBuf,
-    std::path::PathBuf,
-    std::path::PathBuf,
-    u16,
-) {
-    let dir = tmpdir(name);
-    std::fs::create_dir_all(dir.join("bin")).expect("mkdir");
-    let exe = dir.join("bin/lb-sni");
-    install(&binary("lb-sni", env!("CARGO_BIN_EXE_lb-sni")), &exe);
-    let backend = echo_backend();
-    let (listen, admin) = (free_port(), free_port());
-    let cfg = dir.join("sni.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[admin]\nlisten = \"127.0.0.1:{admin}\"\n[log]\naccess = \"off\"\n\
-             [[listener]]\nlisten = \"127.0.0.1:{listen}\"\n\
-             [pool.web]\nbackends = [\"{backend}\"]\n[[route]]\nhost = \"web.test\"\npool = \"web\"\n"
-        ),
-    )
-    .expect("write config");
-    (dir, exe, cfg, listen)
-}
-
-fn next_pid(pid_file: &Path, old: u32) -> u32 {
-    let mut new = 0;
-    wait_for(
-        || {
-            new = read_pid(pid_file).unwrap_or(old);
-            new != old
-        },
-        "the pid file to name the new process",
-    );
-    new
+fn setup(name: &str) -> Upgradable {
+    let exe = env!("CARGO_BIN_EXE_lb-sni");
+    Upgradable::new(name, "lb-sni", exe, "sni.toml", echo_backend())
 }
 
 #[test]
 fn upgrade_twice_under_load_loses_nothing() {
-    let (dir, exe, cfg, port) = setup("sni-upgrade");
+    let u = setup("sni-upgrade");
+    let (dir, exe, port) = (&u.dir, &u.exe, u.listen);
     let pid_file = dir.join("lb-sni.pid");
-    let (mut first, lines) = Proc::start_logged(&exe, &cfg, &pid_file);
     let _stop = StopNamed(&pid_file);
-    wait_listening(port);
-    wait_for(|| read_pid(&pid_file) == Some(first.id()), "the pid file");
+    let (mut first, lines) = u.start(&pid_file);
 
     let stop = Arc::new(AtomicBool::new(false));
     let load = Arc::new(Load::default());
@@ -115,7 +77,7 @@ fn upgrade_twice_under_load_loses_nothing() {
 
     let mut open = tls_connection(port).expect("a long connection");
     let built = binary("lb-sni", env!("CARGO_BIN_EXE_lb-sni"));
-    install(&built, &exe);
+    install(&built, exe);
     let before = load.ok();
     let t0 = Instant::now();
     first.signal("USR2");
@@ -142,16 +104,7 @@ fn upgrade_twice_under_load_loses_nothing() {
         load.errors()
     );
 
-    install(&built, &exe);
-    let before = load.ok();
-    assert!(signal_pid(second, "USR2"));
-    let third = next_pid(&pid_file, second);
-    wait_for(|| gone(second), "the second process to exit");
-    let during2 = load.ok() - before;
-    wait_for(
-        || load.ok() > before + during2 + 50,
-        "load on the third process",
-    );
+    let (third, during2) = upgrade_again(&built, exe, &pid_file, second, &load);
     stop.store(true, Ordering::Relaxed);
     for c in clients {
         c.join().expect("client");
@@ -172,32 +125,21 @@ fn upgrade_twice_under_load_loses_nothing() {
     assert_eq!(read_pid(&pid_file), Some(third));
     assert!(signal_pid(third, "TERM"));
     wait_for(|| gone(third), "the last process to exit");
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
 fn a_new_process_that_cannot_start_leaves_the_old_one_serving() {
-    let (dir, exe, cfg, port) = setup("sni-upgrade-broken");
+    let u = setup("sni-upgrade-broken");
+    let (dir, port) = (&u.dir, u.listen);
     let pid_file = dir.join("lb-sni.pid");
-    let (mut p, lines) = Proc::start_logged(&exe, &cfg, &pid_file);
     let _stop = StopNamed(&pid_file);
-    wait_listening(port);
-    wait_for(|| read_pid(&pid_file) == Some(p.id()), "the pid file");
-    let good = std::fs::read_to_string(&cfg).expect("read");
-    std::fs::write(
-        &cfg,
-        good.replace("[pool.web]", "[pool.web]\nstrategy = \"nope\""),
-    )
-    .expect("break");
+    let (mut p, lines) = u.start(&pid_file);
+    u.break_config();
     p.signal("USR2");
-    wait_for(
-        || {
-            lines
-                .lock()
-                .expect("lines")
-                .iter()
-                .any(|l| l.contains("upgrade failed"))
-        },
+    wait_logged(
+        &lines,
+        "upgrade failed",
         "the old process to say the upgrade failed",
     );
     let log = lines.lock().expect("lines").join("\n");
@@ -209,5 +151,5 @@ fn a_new_process_that_cannot_start_leaves_the_old_one_serving() {
     tls_connection(port).expect("still serving");
     p.signal("TERM");
     assert_eq!(p.wait(Duration::from_secs(35)), Some(0));
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -1,12 +1,19 @@
 //! Helpers shared by the workspace's tests (a dev-dependency only, never published):
 //! self-signed certificates ([`cert`]), temp dirs removed on drop ([`dir`]), polling a
-//! condition under a deadline ([`wait`]), simple loopback backends ([`backend`]) and a
-//! counting global allocator ([`alloc`]).
+//! condition under a deadline ([`wait`]), simple loopback backends ([`backend`]), a
+//! counting global allocator ([`alloc`]) and the fuzz targets' inputs ([`fuzz`]); for the
+//! tests that run a server binary as an operator does, its process, config and load loops
+//! ([`shell`]), its worker-thread gauge ([`threads`]), and headless Chromium for the stats
+//! page ([`browser`]).
 
 pub mod alloc;
 pub mod backend;
+pub mod browser;
 pub mod cert;
 pub mod dir;
+pub mod fuzz;
+pub mod shell;
+pub mod threads;
 pub mod wait;
 
 pub use backend::{tcp_echo, HttpBackend};

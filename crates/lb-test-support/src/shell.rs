@@ -1,7 +1,7 @@
-//! Running a server binary (lb-proxy or lb-sni) as an operator does, for the command-line
-//! and access-log tests of both crates (lb-sni includes this file by path).
-#![allow(unreachable_pub)] // helpers `pub` for the test files that include this module
-#![allow(dead_code)]
+//! Running a server binary (lb-proxy or lb-sni) as an operator does, for the command-line,
+//! access-log and upgrade tests of both crates: its config written to a temp dir, the
+//! process started with a pid file, signalled and waited for, loopback backends and load
+//! loops to aim at it.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -15,6 +15,8 @@ pub const BACKEND_BODY: &str = "hello from the backend\n";
 
 const T: Duration = Duration::from_secs(15);
 
+/// A fresh `lb-shell-NAME-PID` directory under the system temp dir (the test removes it
+/// when it passes; a failed test leaves it to look at).
 pub fn tmpdir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("lb-shell-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
@@ -134,6 +136,25 @@ fn serve_backend(s: TcpStream) {
     }
 }
 
+/// Spawns `cmd`, trying again for up to a second while exec(2) fails with ETXTBSY: a test
+/// that has just written a binary (an upgrade test's [`install`]) can find it "busy" when
+/// another test thread forked at that moment, since the forked child holds a copy of the
+/// write descriptor until its own exec closes it.
+fn spawn(cmd: &mut Command) -> Child {
+    const ETXTBSY: i32 = 26;
+    let mut tries = 0;
+    loop {
+        match cmd.spawn() {
+            Ok(child) => return child,
+            Err(e) if e.raw_os_error() == Some(ETXTBSY) && tries < 50 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("spawn: {e:?}"),
+        }
+    }
+}
+
 /// A running binary; killed when dropped if still running.
 pub struct Proc(Child);
 
@@ -143,17 +164,16 @@ pub type Lines = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
 impl Proc {
     /// Starts `bin` with `--config` and `--pid-file`, collecting its stderr lines.
     pub fn start_logged(bin: &Path, config: &Path, pid_file: &Path) -> (Proc, Lines) {
-        let mut child = Command::new(bin)
-            .arg("--config")
+        let mut cmd = Command::new(bin);
+        cmd.arg("--config")
             .arg(config)
             .arg("--pid-file")
             .arg(pid_file)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn");
+            .stderr(Stdio::piped());
+        let mut child = spawn(&mut cmd);
         let err = child.stderr.take().expect("stderr");
         let lines = Lines::default();
         let l = lines.clone();
@@ -165,25 +185,25 @@ impl Proc {
         (Proc(child), lines)
     }
 
+    /// Starts `bin` with `--config` (and `--pid-file` when given), its output discarded.
     pub fn start(bin: &str, config: &Path, pid_file: Option<&Path>) -> Proc {
         let mut c = Command::new(bin);
         c.arg("--config").arg(config);
         if let Some(p) = pid_file {
             c.arg("--pid-file").arg(p);
         }
-        let child = c
-            .env("RUST_LOG", "info")
+        c.env("RUST_LOG", "info")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn");
-        Proc(child)
+            .stderr(Stdio::null());
+        Proc(spawn(&mut c))
     }
 
+    /// Its process id.
     pub fn id(&self) -> u32 {
         self.0.id()
     }
 
+    /// Sends it `sig` (`TERM`, `HUP`, `USR2`, …) with kill(1).
     pub fn signal(&self, sig: &str) {
         let st = Command::new("kill")
             .arg(format!("-{sig}"))
@@ -223,6 +243,7 @@ pub fn signal_pid(pid: u32, sig: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// Polls `f` every 20 ms until it holds; panics naming `what` after 15 s.
 pub fn wait_for(mut f: impl FnMut() -> bool, what: &str) {
     let end = Instant::now() + T;
     while !f() {
@@ -231,6 +252,7 @@ pub fn wait_for(mut f: impl FnMut() -> bool, what: &str) {
     }
 }
 
+/// Waits until something accepts connections on loopback `port`.
 pub fn wait_listening(port: u16) {
     wait_for(
         || TcpStream::connect(("127.0.0.1", port)).is_ok(),
@@ -238,6 +260,7 @@ pub fn wait_listening(port: u16) {
     );
 }
 
+/// The pid a pid file names, if it exists and holds one.
 pub fn read_pid(f: &Path) -> Option<u32> {
     std::fs::read_to_string(f).ok()?.trim().parse().ok()
 }
@@ -296,6 +319,7 @@ pub fn text_fields(line: &str) -> BTreeMap<String, String> {
     out
 }
 
+/// `keys` as owned strings, sorted (to compare with a map's keys).
 pub fn sorted(keys: &[&str]) -> Vec<String> {
     let mut v: Vec<String> = keys.iter().map(|k| (*k).to_owned()).collect();
     v.sort();
@@ -313,8 +337,9 @@ pub fn is_rfc3339_utc(t: &str) -> bool {
         && t[..4].parse::<u32>().is_ok_and(|y| y >= 2024)
 }
 
-/// `--help`, `--version`, `--check FILE`, `--config FILE --check`, and their failures.
-pub fn flags(bin: &str, name: &str, good: &Path, dir: &Path) {
+/// `--help`, `--version` (which must print `NAME VERSION`), `--check FILE`,
+/// `--config FILE --check`, and their failures.
+pub fn flags(bin: &str, name: &str, version: &str, good: &Path, dir: &Path) {
     let run = |args: &[&str]| Command::new(bin).args(args).output().expect("run");
     let g = good.to_str().expect("utf-8 path");
 
@@ -335,7 +360,7 @@ pub fn flags(bin: &str, name: &str, good: &Path, dir: &Path) {
     assert_eq!(v.status.code(), Some(0));
     assert_eq!(
         String::from_utf8_lossy(&v.stdout).trim(),
-        format!("{name} {}", env!("CARGO_PKG_VERSION"))
+        format!("{name} {version}")
     );
 
     for args in [
@@ -406,16 +431,20 @@ pub fn install(from: &Path, exe: &Path) {
 /// Counters of a load loop.
 #[derive(Default)]
 pub struct Load {
+    /// Requests (or exchanges) answered as expected.
     pub ok: std::sync::atomic::AtomicU64,
+    /// Requests that failed.
     pub errors: std::sync::atomic::AtomicU64,
     /// Requests sent on a kept-alive connection the server had just closed as idle (no
     /// byte of answer), sent again on a new connection as HTTP clients do.
     pub resent: std::sync::atomic::AtomicU64,
+    /// What the first failures said.
     pub messages: std::sync::Mutex<Vec<String>>,
 }
 
 impl Load {
-    fn fail(&self, what: String) {
+    /// Counts a failure; keeps what it said among the first 20.
+    pub fn fail(&self, what: String) {
         self.errors
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut m = self.messages.lock().expect("messages");
@@ -424,10 +453,12 @@ impl Load {
         }
     }
 
+    /// [`Load::ok`] now.
     pub fn ok(&self) -> u64 {
         self.ok.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// [`Load::errors`] now.
     pub fn errors(&self) -> u64 {
         self.errors.load(std::sync::atomic::Ordering::Relaxed)
     }
@@ -565,8 +596,29 @@ impl Drop for StopNamed<'_> {
     }
 }
 
-/// An lb-proxy config in `dir`: the admin API on `admin`, `log` (a `[log]` section or
-/// nothing), one listener on `listen`, and host `web.test` routed to a pool of `backend`.
+/// A config at `path` for either binary: the admin API on `admin`, `log` (a `[log]`
+/// section or nothing), one listener on `listen` with `listener_extra` lines (lb-sni's
+/// `protocol = "http"`, or nothing), and host `web.test` routed to a pool of `backend`.
+pub fn write_config(
+    path: &Path,
+    listen: u16,
+    admin: u16,
+    backend: impl std::fmt::Display,
+    log: &str,
+    listener_extra: &str,
+) -> PathBuf {
+    std::fs::write(
+        path,
+        format!(
+            "[admin]\nlisten = \"127.0.0.1:{admin}\"\n{log}\n[[listener]]\nlisten = \"127.0.0.1:{listen}\"\n\
+             {listener_extra}[pool.web]\nbackends = [\"{backend}\"]\n[[route]]\nhost = \"web.test\"\npool = \"web\"\n"
+        ),
+    )
+    .expect("write config");
+    path.to_path_buf()
+}
+
+/// An lb-proxy config `dir/lb.toml` (see [`write_config`]).
 pub fn config(
     dir: &Path,
     listen: u16,
@@ -574,14 +626,219 @@ pub fn config(
     backend: impl std::fmt::Display,
     log: &str,
 ) -> PathBuf {
-    let path = dir.join("lb.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "[admin]\nlisten = \"127.0.0.1:{admin}\"\n{log}\n[[listener]]\nlisten = \"127.0.0.1:{listen}\"\n\
-             [pool.web]\nbackends = [\"{backend}\"]\n[[route]]\nhost = \"web.test\"\npool = \"web\"\n"
-        ),
-    )
-    .expect("write config");
-    path
+    write_config(&dir.join("lb.toml"), listen, admin, backend, log, "")
+}
+
+/// Starts `bin` on `cfg` with `pid_file`, and waits until it listens on `listen` and the
+/// pid file names it.
+pub fn start_with_pid_file(bin: &str, cfg: &Path, pid_file: &Path, listen: u16) -> Proc {
+    let p = Proc::start(bin, cfg, Some(pid_file));
+    wait_listening(listen);
+    wait_for(
+        || read_pid(pid_file) == Some(p.id()),
+        "the pid file names the process",
+    );
+    p
+}
+
+/// Log rotation as logrotate does it: `dir/access.log` renamed to `access.log.1`, SIGHUP
+/// sent, and the wait until the process has opened a new `access.log`.
+pub fn rotate(p: &Proc, dir: &Path) {
+    let log = dir.join("access.log");
+    std::fs::rename(&log, dir.join("access.log.1")).expect("rename");
+    p.signal("HUP");
+    wait_for(|| log.exists(), "the access log reopened");
+}
+
+/// The first line of `log` containing `needle`, once there is one.
+pub fn wait_for_line(log: &Path, needle: &str) -> String {
+    let mut found = String::new();
+    wait_for(
+        || {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            match text.lines().find(|l| l.contains(needle)) {
+                Some(l) => {
+                    found = l.to_owned();
+                    true
+                }
+                None => false,
+            }
+        },
+        needle,
+    );
+    found
+}
+
+/// What an upgrade test runs: `dir/bin/NAME`, a copy of the binary to test that the test
+/// replaces, and a config (`dir/CONFIG_NAME`, the access log off) routing `web.test` to
+/// `backend`.
+#[derive(Debug)]
+pub struct Upgradable {
+    /// The test's directory ([`tmpdir`]).
+    pub dir: PathBuf,
+    /// The installed copy of the binary.
+    pub exe: PathBuf,
+    /// Its config.
+    pub cfg: PathBuf,
+    /// Its listener's port.
+    pub listen: u16,
+}
+
+impl Upgradable {
+    /// Installs `name` ([`binary`] of `cargo_built`) in a fresh `dir/bin/` and writes its
+    /// config as `config_name`.
+    pub fn new(
+        test: &str,
+        name: &str,
+        cargo_built: &str,
+        config_name: &str,
+        backend: SocketAddr,
+    ) -> Upgradable {
+        let dir = tmpdir(test);
+        std::fs::create_dir_all(dir.join("bin")).expect("mkdir");
+        let exe = dir.join("bin").join(name);
+        install(&binary(name, cargo_built), &exe);
+        let (listen, admin) = (free_port(), free_port());
+        let log = "[log]\naccess = \"off\"";
+        let cfg = write_config(&dir.join(config_name), listen, admin, backend, log, "");
+        Upgradable {
+            dir,
+            exe,
+            cfg,
+            listen,
+        }
+    }
+
+    /// Starts the installed binary with `--pid-file PID_FILE`, its log collected, and waits
+    /// until it listens and the pid file names it.
+    pub fn start(&self, pid_file: &Path) -> (Proc, Lines) {
+        let (p, lines) = Proc::start_logged(&self.exe, &self.cfg, pid_file);
+        wait_listening(self.listen);
+        wait_for(|| read_pid(pid_file) == Some(p.id()), "the pid file");
+        (p, lines)
+    }
+
+    /// Writes a config the new process refuses (an unknown strategy); returns the good one.
+    pub fn break_config(&self) -> String {
+        let good = std::fs::read_to_string(&self.cfg).expect("read");
+        std::fs::write(
+            &self.cfg,
+            good.replace("[pool.web]", "[pool.web]\nstrategy = \"nope\""),
+        )
+        .expect("break");
+        good
+    }
+}
+
+/// Waits until the pid file names a process other than `old`; returns it.
+pub fn next_pid(pid_file: &Path, old: u32) -> u32 {
+    let mut new = 0;
+    wait_for(
+        || {
+            new = read_pid(pid_file).unwrap_or(old);
+            new != old
+        },
+        "the pid file to name the new process",
+    );
+    new
+}
+
+/// Waits until a line of `lines` contains `needle`.
+pub fn wait_logged(lines: &Lines, needle: &str, what: &str) {
+    wait_for(
+        || {
+            lines
+                .lock()
+                .expect("lines")
+                .iter()
+                .any(|l| l.contains(needle))
+        },
+        what,
+    );
+}
+
+/// Writes a config at `cfg` ([`write_config`], the listener on `ports.0`, the admin API on
+/// `ports.1`), starts `bin` on it without a pid file, and waits until it listens.
+pub fn serve(
+    bin: &str,
+    cfg: &Path,
+    ports: (u16, u16),
+    backend: impl std::fmt::Display,
+    log: &str,
+    listener_extra: &str,
+) -> Proc {
+    let (listen, admin) = ports;
+    write_config(cfg, listen, admin, backend, log, listener_extra);
+    let p = Proc::start(bin, cfg, None);
+    wait_listening(listen);
+    p
+}
+
+/// SIGTERM (drain, then exit), and the exit code once it exits within 35 s.
+pub fn term(p: &mut Proc) -> Option<i32> {
+    p.signal("TERM");
+    p.wait(Duration::from_secs(35))
+}
+
+/// The lines a child writes to its stdout and stderr (both piped), as they come, from two
+/// reader threads.
+///
+/// # Panics
+/// If either stream was not piped or was already taken.
+pub fn output_lines(child: &mut Child) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    for r in [
+        Box::new(child.stdout.take().expect("stdout")) as Box<dyn Read + Send>,
+        Box::new(child.stderr.take().expect("stderr")),
+    ] {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for l in BufReader::new(r).lines().map_while(Result::ok) {
+                let _ = tx.send(l);
+            }
+        });
+    }
+    rx
+}
+
+/// The backend addresses, sorted, of a pool as the admin API's `GET /api/v1/pools/{pool}`
+/// shows it (`body`: the JSON answer).
+///
+/// # Panics
+/// If `body` is not that JSON.
+pub fn pool_members(body: &[u8]) -> Vec<String> {
+    let v: serde_json::Value = serde_json::from_slice(body).expect("json");
+    let mut m: Vec<String> = v["backends"]
+        .as_array()
+        .expect("backends")
+        .iter()
+        .map(|b| b["addr"].as_str().unwrap_or("").to_owned())
+        .collect();
+    m.sort();
+    m
+}
+
+/// The second upgrade of the upgrade tests, under the same `load`: `exe` replaced by a
+/// fresh copy of `built` again and SIGUSR2 sent to `second` (the process the first
+/// upgrade started); waits until the pid file names a third process, `second` has
+/// exited, and the third has answered 50 more. Returns the third's pid and what `load`
+/// counted from SIGUSR2 to the second's exit.
+pub fn upgrade_again(
+    built: &Path,
+    exe: &Path,
+    pid_file: &Path,
+    second: u32,
+    load: &Load,
+) -> (u32, u64) {
+    install(built, exe);
+    let before = load.ok();
+    assert!(signal_pid(second, "USR2"), "SIGUSR2 to {second}");
+    let third = next_pid(pid_file, second);
+    wait_for(|| gone(second), "the second process to exit");
+    let during = load.ok() - before;
+    wait_for(
+        || load.ok() > before + during + 50,
+        "load on the third process",
+    );
+    (third, during)
 }

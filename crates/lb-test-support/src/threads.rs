@@ -1,6 +1,5 @@
 //! Reading a server binary's `lb_worker_threads` gauge, for the threads tests of lb-proxy
-//! and lb-sni (lb-sni includes this file by path).
-#![allow(unreachable_pub)] // helpers `pub` for the test files that include this module
+//! and lb-sni.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -45,6 +44,7 @@ pub fn metrics(admin: u16, p: &mut Proc) -> String {
     }
 }
 
+/// The value of the `lb_worker_threads` sample in a `/metrics` text.
 pub fn gauge(text: &str) -> f64 {
     let line = text
         .lines()

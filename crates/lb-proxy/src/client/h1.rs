@@ -52,7 +52,10 @@ pub(crate) async fn serve(io: &mut ClientIo, ctx: &Ctx<'_>, drain: &Drain) -> En
             Err(ended) => return ended,
         };
         first = false;
-        if !answer(io, req, &mut buf, drain).await {
+        // Boxed: an idle connection (most of them, most of the time) keeps no room for
+        // the answer's state (the response being written, the request body's pump): one
+        // allocation per request, freed when it is answered.
+        if !Box::pin(answer(io, req, &mut buf, drain)).await {
             return Ended::Closed;
         }
     }

@@ -10,21 +10,21 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use crate::client::ctx::Drain;
-use crate::client::io::{ClientIo, Shared, Tracked};
+use crate::client::io::{ClientIo, Tracked};
 use crate::proxy::{self, conn::ConnInfo};
 use crate::request::body::InBody;
 use crate::state::Runtime;
 
 /// hyper's HTTP/2 server for a connection the HTTP/1 engine found speaking it.
 pub(crate) async fn serve(
-    io: ClientIo,
+    mut io: ClientIo,
     info: ConnInfo,
     rt: Arc<ArcSwap<Runtime>>,
     builder: Arc<http2::Builder<TokioExecutor>>,
-    shared: Arc<Shared>,
     mut drain: Drain,
 ) {
     let client = info.client;
+    let shared = io.streams();
     let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         let guard = shared.enter();
         let rt = rt.load_full();

@@ -179,8 +179,8 @@ pub(crate) struct ClientIo {
     /// The deadline the current state wants.
     deadline: Option<Instant>,
     wait: Wait,
-    /// HTTP/2 streams in flight.
-    shared: Arc<Shared>,
+    /// HTTP/2 streams in flight (made when the connection turns to HTTP/2).
+    shared: Option<Arc<Shared>>,
     /// `shared` when the deadline was last computed (HTTP/2).
     seen: u32,
     /// A tunnel: writes are plain and shutdown half-closes.
@@ -197,7 +197,6 @@ impl ClientIo {
         io: ClientStream,
         client: SocketAddr,
         limits: Limits,
-        shared: Arc<Shared>,
         errors: Arc<ReasonCounters>,
     ) -> ClientIo {
         let deadline = Instant::now() + limits.header_timeout;
@@ -209,7 +208,7 @@ impl ClientIo {
             timer_waker: None,
             deadline: Some(deadline),
             wait: Wait::First,
-            shared,
+            shared: None,
             seen: 0,
             tunnel: false,
             closing: Closing::No,
@@ -255,6 +254,7 @@ impl ClientIo {
     /// The connection speaks HTTP/2 from here, starting with `bytes` (already read):
     /// idle (`idle_timeout`) whenever no stream is open.
     pub(crate) fn switch_to_h2(&mut self, bytes: Bytes) {
+        self.shared = Some(Arc::default());
         self.stash = bytes;
         self.wait = Wait::H2;
         self.seen = u32::MAX;
@@ -324,9 +324,14 @@ impl ClientIo {
         self.closing == Closing::No && !self.tunnel
     }
 
+    /// The HTTP/2 streams in flight, which the server's requests enter.
+    pub(crate) fn streams(&mut self) -> Arc<Shared> {
+        self.shared.get_or_insert_with(Arc::default).clone()
+    }
+
     /// The deadline of HTTP/2, recomputed when its streams in flight change.
     fn h2_deadline(&mut self) {
-        let now = self.shared.load();
+        let now = self.shared.as_ref().map_or(0, |s| s.load());
         if now == self.seen {
             return;
         }

@@ -6,6 +6,7 @@
 //! prior knowledge, or a client that chose h2 by ALPN): then [`h2`] (hyper's HTTP/2
 //! server) takes it.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -22,32 +23,38 @@ pub(crate) mod sniff;
 pub(crate) mod write;
 
 use crate::client::ctx::{Ctx, Drain, Ended};
-use crate::client::io::{ClientIo, Limits, Shared};
+use crate::client::io::ClientIo;
+#[cfg(test)]
+use crate::client::io::Limits;
 use crate::proxy::conn::ConnInfo;
 use crate::state::Runtime;
+#[cfg(test)]
 use crate::stream::ClientStream;
 
-/// Serves HTTP/1.x and HTTP/2 on one client stream until it closes or the listener drains.
-pub(crate) async fn serve_connection(
-    io: ClientStream,
+/// Serves HTTP/1.x and HTTP/2 on one client connection until it closes or the listener
+/// drains. Not an `async fn`: an async block keeps its captures once, and the connection
+/// uses them in place (an idle connection's memory is mostly this future).
+#[allow(clippy::manual_async_fn)] // see above
+pub(crate) fn serve_connection(
+    mut io: ClientIo,
     info: ConnInfo,
-    limits: Limits,
     rt: Arc<ArcSwap<Runtime>>,
     builder: Arc<http2::Builder<TokioExecutor>>,
     drain: Drain,
-) {
-    let client = info.client;
-    let shared = Arc::new(Shared::default());
-    let mut io = ClientIo::new(io, client, limits, shared.clone(), rt.load().errors.clone());
-    let ctx = Ctx {
-        info: &info,
-        rt: &rt,
-    };
-    // Boxed only when hyper takes over: a connection served here keeps a small task.
-    if h1::serve(&mut io, &ctx, &drain).await == Ended::Closed {
-        return;
+) -> impl Future<Output = ()> + Send {
+    async move {
+        let ended = {
+            let ctx = Ctx {
+                info: &info,
+                rt: &rt,
+            };
+            h1::serve(&mut io, &ctx, &drain).await
+        };
+        // Boxed only when hyper takes over: a connection served here keeps a small task.
+        if ended == Ended::Handoff {
+            Box::pin(h2::serve(io, info, rt, builder, drain)).await;
+        }
     }
-    Box::pin(h2::serve(io, info, rt, builder, shared, drain)).await;
 }
 
 #[cfg(test)]
@@ -89,16 +96,22 @@ mod size {
             idle_timeout: Duration::from_secs(1),
         };
         let (_stop, shutdown) = lb_core::server::Shutdown::new();
+        let io = ClientIo::new(ClientStream::plain(stream), peer, limits, rt.errors.clone());
         let fut = serve_connection(
-            ClientStream::plain(stream),
+            io,
             info,
-            limits,
             Arc::new(ArcSwap::from_pointee(rt)),
             Arc::new(http2::Builder::new(TokioExecutor::new())),
             Drain::new(shutdown),
         );
         let size = std::mem::size_of_val(&fut);
-        eprintln!("connection future: {size} bytes");
+        eprintln!(
+            "connection future: {size} bytes (ClientIo {}, ConnInfo {}, Drain {}, sleep {})",
+            std::mem::size_of::<ClientIo>(),
+            std::mem::size_of::<ConnInfo>(),
+            std::mem::size_of::<Drain>(),
+            std::mem::size_of::<tokio::time::Sleep>(),
+        );
         assert!(size <= 4096, "the connection future grew to {size} bytes");
     }
 }

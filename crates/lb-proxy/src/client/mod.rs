@@ -67,30 +67,14 @@ mod size {
     /// grows it much should be deliberate.
     #[tokio::test]
     async fn connection_future_size() {
-        let text = "[admin]\nlisten = \"127.0.0.1:0\"\n[[listener]]\nlisten = \"127.0.0.1:0\"\n[pool.p]\nbackends = [\"127.0.0.1:1\"]\n[[route]]\npool = \"p\"\n";
-        let config = lb_core::config::Config::parse(
-            text,
-            std::path::Path::new("t.toml"),
-            lb_core::config::Binary::Proxy,
-        )
-        .expect("config");
-        let rt = Runtime::build(&config, None, Arc::default()).expect("runtime");
+        let rt = Runtime::for_tests();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let _client = tokio::net::TcpStream::connect(addr).await.expect("connect");
         let (stream, peer) = listener.accept().await.expect("accept");
-        let info = ConnInfo {
-            client: peer,
-            local: addr,
-            slot: None,
-            trusted: None,
-            tls: false,
-            idle: Duration::from_secs(1),
-            max_body: 0,
-            max_header: 0,
-        };
+        let info = ConnInfo::for_tests(peer, addr);
         let limits = Limits {
             header_timeout: Duration::from_secs(1),
             idle_timeout: Duration::from_secs(1),

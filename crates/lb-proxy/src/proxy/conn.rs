@@ -35,3 +35,20 @@ pub(crate) struct ConnInfo {
     /// here, per request.
     pub max_header: u64,
 }
+
+#[cfg(test)]
+impl ConnInfo {
+    /// A plain connection from `client` to `local`, without limits, for unit tests.
+    pub(crate) fn for_tests(client: SocketAddr, local: SocketAddr) -> ConnInfo {
+        ConnInfo {
+            client,
+            local,
+            slot: None,
+            trusted: None,
+            tls: false,
+            idle: Duration::from_secs(1),
+            max_body: 0,
+            max_header: 0,
+        }
+    }
+}

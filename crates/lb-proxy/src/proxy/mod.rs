@@ -467,30 +467,16 @@ fn absolute_uri(uri: Uri, tls: bool, host: &HeaderValue) -> Result<Uri, Reason> 
 #[cfg(test)]
 mod size {
     use super::*;
-    use std::time::Duration;
 
     /// The per-request future is boxed once per request (see [`handle`]): its size is
     /// what every request allocates. A change that grows it much should be deliberate.
     #[tokio::test]
     async fn request_future_size() {
-        let text = "[admin]\nlisten = \"127.0.0.1:0\"\n[[listener]]\nlisten = \"127.0.0.1:0\"\n[pool.p]\nbackends = [\"127.0.0.1:1\"]\n[[route]]\npool = \"p\"\n";
-        let config = lb_core::config::Config::parse(
-            text,
-            std::path::Path::new("t.toml"),
-            lb_core::config::Binary::Proxy,
-        )
-        .expect("config");
-        let rt = Arc::new(Runtime::build(&config, None, Arc::default()).expect("runtime"));
-        let conn = ConnInfo {
-            client: "127.0.0.1:1".parse().expect("addr"),
-            local: "127.0.0.1:2".parse().expect("addr"),
-            slot: None,
-            trusted: None,
-            tls: false,
-            idle: Duration::from_secs(1),
-            max_body: 0,
-            max_header: 0,
-        };
+        let rt = Arc::new(Runtime::for_tests());
+        let conn = ConnInfo::for_tests(
+            "127.0.0.1:1".parse().expect("addr"),
+            "127.0.0.1:2".parse().expect("addr"),
+        );
         let (parts, body) = Request::new(None::<InBody>).into_parts();
         let fut = handle_request(rt, conn, parts, body, None);
         let size = std::mem::size_of_val(&fut);

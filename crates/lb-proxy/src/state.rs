@@ -335,6 +335,23 @@ impl Generation for Runtime {
 }
 
 #[cfg(test)]
+impl Runtime {
+    /// A runtime with one pool of one (unreachable) backend and a catch-all route, for
+    /// unit tests; must run inside a tokio runtime.
+    pub(crate) fn for_tests() -> Runtime {
+        let text = "[admin]\nlisten = \"127.0.0.1:0\"\n[[listener]]\nlisten = \"127.0.0.1:0\"\n\
+                    [pool.p]\nbackends = [\"127.0.0.1:1\"]\n[[route]]\npool = \"p\"\n";
+        let config = lb_core::config::Config::parse(
+            text,
+            std::path::Path::new("t.toml"),
+            lb_core::config::Binary::Proxy,
+        )
+        .expect("a valid test config");
+        Runtime::build(&config, None, Arc::default()).expect("a test runtime")
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::under_prefix;
 
@@ -354,22 +371,5 @@ mod tests {
         ] {
             assert_eq!(under_prefix(prefix, target), rest, "{prefix} {target}");
         }
-    }
-}
-
-#[cfg(test)]
-impl Runtime {
-    /// A runtime with one pool of one (unreachable) backend and a catch-all route, for
-    /// unit tests; must run inside a tokio runtime.
-    pub(crate) fn for_tests() -> Runtime {
-        let text = "[admin]\nlisten = \"127.0.0.1:0\"\n[[listener]]\nlisten = \"127.0.0.1:0\"\n\
-                    [pool.p]\nbackends = [\"127.0.0.1:1\"]\n[[route]]\npool = \"p\"\n";
-        let config = lb_core::config::Config::parse(
-            text,
-            std::path::Path::new("t.toml"),
-            lb_core::config::Binary::Proxy,
-        )
-        .expect("a valid test config");
-        Runtime::build(&config, None, Arc::default()).expect("a test runtime")
     }
 }

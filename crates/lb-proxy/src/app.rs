@@ -1,5 +1,5 @@
 //! The whole proxy from a config: lb-core's [`Shell`] (listeners, admin API, reload, drain;
-//! the same as lb-sni's) around the HTTP listener of [`server`](crate::server).
+//! the same as lb-sni's) around the HTTP listener of `server`.
 
 use std::sync::Arc;
 
@@ -40,7 +40,7 @@ impl MetricsSource for ProxyMetrics {
 }
 
 /// A running proxy: lb-core's [`Shell`] (listeners, admin API, reload, drain) over the
-/// proxy's [`Runtime`].
+/// proxy's runtime (its configuration as running, rebuilt on reload).
 pub type App = Shell<Runtime>;
 
 /// Binds every listener and the admin API and starts serving.

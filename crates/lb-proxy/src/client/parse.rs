@@ -93,7 +93,6 @@ fn parse_request(bytes: &Bytes, ctx: &Ctx<'_>) -> (Taken, usize) {
         return (Taken::Refused(Reason::BadRequest), 0);
     };
     let http10 = head.version == http1::Version::Http10;
-    let (trailers, special) = scan(head.fields);
     // A body whose bytes all came with the head (a small `Content-Length` body, the
     // usual POST) is taken whole: no pipe, and it goes upstream with the head.
     let mut used = len;
@@ -124,8 +123,10 @@ fn parse_request(bytes: &Bytes, ctx: &Ctx<'_>) -> (Taken, usize) {
     };
     let head_request = request.method() == Method::HEAD;
     let close = !head.keep_alive;
-    let usual =
-        !http10 && !special && !head.upgrade && matches!(head.form, http1::Target::Origin(_));
+    let usual = !http10
+        && !head.negotiates
+        && !head.upgrade
+        && matches!(head.form, http1::Target::Origin(_));
     // The usual head: its fields stay in its bytes (see `fields`).
     let raw = if usual {
         RawHead::new(bytes.slice(..len), head.fields)
@@ -146,33 +147,10 @@ fn parse_request(bytes: &Bytes, ctx: &Ctx<'_>) -> (Taken, usize) {
         head_request,
         close,
         http10,
-        trailers,
+        trailers: head.te_trailers,
         body,
     };
     (Taken::Request(started), used)
-}
-
-/// What the engine itself needs from the fields: whether the client accepts trailers
-/// (`TE: trailers`), and whether any field (`TE`, `Expect`, `Upgrade`) sends the request
-/// to the header map's path.
-fn scan(fields: &[httparse::Header<'_>]) -> (bool, bool) {
-    let (mut trailers, mut special) = (false, false);
-    for h in fields {
-        let name = h.name.as_bytes();
-        match name.len() {
-            2 if name.eq_ignore_ascii_case(b"te") => {
-                special = true;
-                trailers |= h
-                    .value
-                    .split(|&b| b == b',')
-                    .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"trailers"));
-            }
-            6 if name.eq_ignore_ascii_case(b"expect") => special = true,
-            7 if name.eq_ignore_ascii_case(b"upgrade") => special = true,
-            _ => {}
-        }
-    }
-    (trailers, special)
 }
 
 /// How a request body framed as `body` is read, and its pipe; `None` without a body.

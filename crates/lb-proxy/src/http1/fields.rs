@@ -88,8 +88,14 @@ pub struct Framing<'a> {
     pub connection_names_fields: bool,
     /// `Expect: 100-continue` (RFC 9110 §10.1.1).
     pub expect_continue: bool,
+    /// Some `Expect` field (any expectation).
+    pub expect: bool,
     /// Some `Upgrade` field.
     pub upgrade: bool,
+    /// Some `TE` field.
+    pub te: bool,
+    /// A `TE` field names `trailers`: the client accepts trailers.
+    pub te_trailers: bool,
 }
 
 impl Default for Framing<'_> {
@@ -104,7 +110,10 @@ impl Default for Framing<'_> {
             connection: ConnectionOptions::default(),
             connection_names_fields: false,
             expect_continue: false,
+            expect: false,
             upgrade: false,
+            te: false,
+            te_trailers: false,
         }
     }
 }
@@ -118,7 +127,14 @@ impl<'a> Framing<'a> {
                 self.hosts = self.hosts.saturating_add(1);
                 self.host.get_or_insert(value.trim_ascii());
             }
+            2 if name.eq_ignore_ascii_case(b"te") => {
+                self.te = true;
+                self.te_trailers |= value
+                    .split(|&b| b == b',')
+                    .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"trailers"));
+            }
             6 if name.eq_ignore_ascii_case(b"expect") => {
+                self.expect = true;
                 self.expect_continue |= value.trim_ascii().eq_ignore_ascii_case(b"100-continue");
             }
             7 if name.eq_ignore_ascii_case(b"upgrade") => self.upgrade = true,

@@ -96,6 +96,11 @@ pub struct RequestHead<'b, 'f> {
     pub keep_alive: bool,
     /// `Expect: 100-continue`.
     pub expect_continue: bool,
+    /// The client accepts trailers (`TE: trailers`).
+    pub te_trailers: bool,
+    /// Some `TE`, `Expect` or `Upgrade` field: the client asks something of the
+    /// connection beyond framing.
+    pub negotiates: bool,
     /// An upgrade is asked (`Upgrade` named by `Connection`), or the method is `CONNECT`.
     pub upgrade: bool,
     /// The `Connection` options.
@@ -151,6 +156,8 @@ pub fn parse_request_head<'b, 'f>(
         host,
         keep_alive: connection.persists(version),
         expect_continue: framing.expect_continue,
+        te_trailers: framing.te_trailers,
+        negotiates: framing.te || framing.expect || framing.upgrade,
         upgrade: (framing.upgrade && connection.upgrade) || method == "CONNECT",
         connection,
         connection_names_fields: framing.connection_names_fields,

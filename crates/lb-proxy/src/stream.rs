@@ -65,7 +65,7 @@ impl ClientStream {
 
     /// The plain TCP socket (registered with the poller first), for splicing a tunnel;
     /// `None` for TLS.
-    pub(crate) fn tcp(&mut self) -> Option<&TcpStream> {
+    pub(crate) fn tcp(&mut self) -> Option<&mut TcpStream> {
         match self.register().ok()? {
             MaybeTls::Plain(s) => Some(s),
             MaybeTls::Tls(_) => None,

@@ -190,7 +190,7 @@ impl Switch {
     /// [`Switch::run`] for a plain TCP client and a plain TCP backend ([`Switch::is_plain`]):
     /// the bytes move through pipes with splice(2), never through user space (lb-core's
     /// [`splice_tcp`](tunnel::splice_tcp)).
-    pub(crate) async fn run_tcp(mut self, client: &TcpStream, early: Bytes) {
+    pub(crate) async fn run_tcp(mut self, client: &mut TcpStream, early: Bytes) {
         if !self.send_early(&early).await {
             return;
         }
@@ -200,7 +200,7 @@ impl Switch {
             return;
         };
         // What the backend sent after its 101 goes to the client first.
-        if let Err(e) = write_all(client, &pre).await {
+        if let Err(e) = client.write_all(&pre).await {
             tracing::debug!(backend = %self.backend, error = %e, "tunnel ended before it started");
             return;
         }
@@ -266,18 +266,4 @@ impl Switch {
             "tunnel ended"
         );
     }
-}
-
-/// Writes all of `buf` to a shared TCP socket.
-async fn write_all(s: &TcpStream, mut buf: &[u8]) -> std::io::Result<()> {
-    while !buf.is_empty() {
-        s.writable().await?;
-        match s.try_write(buf) {
-            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
-            Ok(n) => buf = &buf[n..],
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }

@@ -247,7 +247,7 @@ impl ClientIo {
 
     /// The plain TCP socket under a tunnel (see [`ClientIo::tunnel`]), to splice it;
     /// `None` on TLS.
-    pub(crate) fn tcp(&mut self) -> Option<&tokio::net::TcpStream> {
+    pub(crate) fn tcp(&mut self) -> Option<&mut tokio::net::TcpStream> {
         self.io.tcp()
     }
 

@@ -333,7 +333,7 @@ impl Writer {
             let closing = self.shared.closing.load(Ordering::SeqCst);
             let asked = self.shared.flush_asked.load(Ordering::SeqCst);
             let reopen = self.shared.reopen.swap(false, Ordering::SeqCst);
-            let wrote = self.write_batches(reopen);
+            let wrote = self.write_batch(reopen);
             {
                 let mut done = lock(&self.shared.flushed);
                 if *done < asked {
@@ -366,7 +366,7 @@ impl Writer {
     /// Writes the batch, one `write(2)` (more only for a partial write); the number of
     /// lines written. With `reopen`, the lines sent before it go to the old file, the rest
     /// to the new one.
-    fn write_batches(&mut self, reopen: bool) -> usize {
+    fn write_batch(&mut self, reopen: bool) -> usize {
         let (lines, reopened_at) = {
             let mut b = lock(&self.shared.batch);
             if b.lines == 0 && !reopen {

@@ -94,7 +94,7 @@ fn handle_request(
             forwarded_id: None,
             bytes_in: crate::request::body::BytesIn::Known(0),
         };
-        let from_hyper = body.is_some() && parts.version <= hyper::Version::HTTP_11;
+        let http1_body = body.is_some() && parts.version <= hyper::Version::HTTP_11;
         // The request's parts stay here, borrowed by the levels below.
         let resp = match proxy(&rt, &conn, &mut parts, body, raw.as_ref(), &mut out).await {
             Ok(r) => r,
@@ -102,8 +102,9 @@ fn handle_request(
                 out.error = Some(reason);
                 rt.errors.inc(reason);
                 let mut resp = local_error(reason);
-                // A client's mistake on hyper's HTTP/1 path ends its connection.
-                if from_hyper && matches!(reason, Reason::BadRequest | Reason::BodyTooLarge) {
+                // A client's mistake in an HTTP/1 request with a body ends its connection
+                // (as nginx closes after a 400 or 413).
+                if http1_body && matches!(reason, Reason::BadRequest | Reason::BodyTooLarge) {
                     resp.headers_mut()
                         .insert(header::CONNECTION, HeaderValue::from_static("close"));
                 }

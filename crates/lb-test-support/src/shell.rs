@@ -319,6 +319,26 @@ pub fn text_fields(line: &str) -> BTreeMap<String, String> {
     out
 }
 
+/// The fields of lb-proxy's access-log line (SPEC's list, plus `request_id` and
+/// `user_agent`).
+pub const ACCESS_FIELDS: [&str; 15] = [
+    "time",
+    "client",
+    "method",
+    "host",
+    "path",
+    "status",
+    "bytes_in",
+    "bytes_out",
+    "duration_ms",
+    "pool",
+    "backend",
+    "tries",
+    "error",
+    "request_id",
+    "user_agent",
+];
+
 /// `keys` as owned strings, sorted (to compare with a map's keys).
 pub fn sorted(keys: &[&str]) -> Vec<String> {
     let mut v: Vec<String> = keys.iter().map(|k| (*k).to_owned()).collect();

@@ -15,7 +15,7 @@ use crate::error::ClientBodyError;
 use crate::request::pipe::Pipe;
 use crate::upstream::h1::{Decoded, Reading};
 
-/// A request body being read off the connection for its handling .
+/// A request body being read off the connection for its handling.
 pub(crate) struct Pump {
     pipe: Arc<Pipe>,
     reading: Reading,
@@ -23,8 +23,7 @@ pub(crate) struct Pump {
     buf: BytesMut,
     /// `Expect: 100-continue` not yet answered: how much of the interim answer is out.
     cont: Option<usize>,
-    /// The body was read to its end, or failed.
-    done: bool,
+    /// The body broke (it is over too, without being read to its end).
     failed: bool,
 }
 
@@ -42,7 +41,6 @@ impl Pump {
             buf: BytesMut::from(&after_head[..]),
             // Bytes of the body already here: the client did not wait for the answer.
             cont: (body.expect_continue && after_head.is_empty()).then_some(0),
-            done: false,
             failed: false,
         }
     }
@@ -51,7 +49,7 @@ impl Pump {
     /// made progress (the caller polls the handling again), `Pending` when it waits for
     /// the body to ask or for the client's bytes.
     pub(crate) fn poll(&mut self, io: &mut ClientIo, cx: &mut Context<'_>) -> Poll<()> {
-        if self.done || !self.pipe.wants(cx) {
+        if self.is_over() || !self.pipe.wants(cx) {
             return Poll::Pending;
         }
         if let Some(pos) = self.cont {
@@ -69,19 +67,15 @@ impl Pump {
         loop {
             match self.reading.decode(&mut self.buf) {
                 Ok(Decoded::Data(d)) => {
-                    let last = self.reading.is_end();
-                    self.pipe.put(Frame::data(d), last, cx);
-                    self.done = last;
+                    self.pipe.put(Frame::data(d), self.reading.is_end(), cx);
                     return Poll::Ready(());
                 }
                 Ok(Decoded::Trailers(t)) => {
                     self.pipe.put(Frame::trailers(t), true, cx);
-                    self.done = true;
                     return Poll::Ready(());
                 }
                 Ok(Decoded::End) => {
                     self.pipe.finish(None, cx);
-                    self.done = true;
                     return Poll::Ready(());
                 }
                 Ok(Decoded::More) => {}
@@ -102,17 +96,18 @@ impl Pump {
 
     fn fail(&mut self, e: ClientBodyError, cx: &Context<'_>) -> Poll<()> {
         self.pipe.finish(Some(e), cx);
-        self.done = true;
         self.failed = true;
         Poll::Ready(())
     }
 
+    /// Read to its end, or broken: nothing more to read.
+    fn is_over(&self) -> bool {
+        self.failed || self.reading.is_end()
+    }
+
     /// The bytes after a body read whole (a next request's), or `None` when it was not.
     pub(crate) fn finish(self) -> Option<Bytes> {
-        if !self.done || self.failed || !self.reading.is_end() {
-            return None;
-        }
-        Some(self.buf.freeze())
+        (!self.failed && self.reading.is_end()).then(|| self.buf.freeze())
     }
 }
 

@@ -96,6 +96,7 @@ mod size {
             std::mem::size_of::<Drain>(),
             std::mem::size_of::<tokio::time::Sleep>(),
         );
-        assert!(size <= 4096, "the connection future grew to {size} bytes");
+        // 920 bytes in a debug build after the answer was boxed (2,952 before).
+        assert!(size <= 1536, "the connection future grew to {size} bytes");
     }
 }

@@ -58,8 +58,37 @@ use connect::{unreachable_h1, Link};
 pub(crate) use connect::{ConnectError, SendFailed, Sender};
 use h1::{H1Body, H1Conn};
 
-/// Most idle connections kept per backend.
+/// Most idle connections kept per backend, in each shard of the idle lists.
 const MAX_IDLE_PER_BACKEND: usize = 256;
+
+/// Most shards of a pool's idle lists (see [`Upstreams::take`]).
+const MAX_SHARDS: usize = 16;
+
+/// The idle-list shards a pool keeps: one per core, so each worker thread mostly takes
+/// and gives back its own connections.
+fn shard_count() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(MAX_SHARDS)
+}
+
+/// This thread's shard of a pool's idle lists: threads are numbered as they first ask,
+/// so the first `shard_count()` threads each have a shard of their own.
+fn this_shard(shards: usize) -> usize {
+    use std::cell::Cell;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static SHARD: Cell<usize> = const { Cell::new(usize::MAX) };
+    }
+    let n = SHARD.with(|s| {
+        if s.get() == usize::MAX {
+            s.set(NEXT.fetch_add(1, Ordering::Relaxed));
+        }
+        s.get()
+    });
+    n % shards
+}
 
 /// A small multiplicative hash for the idle map's `SocketAddr` keys: SipHash, the std
 /// default, costs a few hundred instructions per lookup on every exchange, and these keys
@@ -125,7 +154,11 @@ struct Shared {
 
 /// Idle connections by backend address, for one pool (or one directory).
 pub struct Upstreams {
-    idle: Mutex<AddrMap<Vec<Idle>>>,
+    /// Sharded by thread ([`this_shard`]): a worker thread gives a connection back to its
+    /// own shard and looks there first, so the threads do not contend for one lock and a
+    /// connection tends to stay on the thread (and under per-thread runtimes, the I/O
+    /// driver) that used it last.
+    idle: Box<[Mutex<AddrMap<Vec<Idle>>>]>,
     shared: Mutex<AddrMap<Shared>>,
     connect_timeout: Duration,
     idle_timeout: Duration,
@@ -292,7 +325,9 @@ impl Upstreams {
 
     fn with_link(connect_timeout: Duration, idle_timeout: Duration, link: Link) -> Arc<Upstreams> {
         Arc::new(Upstreams {
-            idle: Mutex::new(AddrMap::default()),
+            idle: (0..shard_count())
+                .map(|_| Mutex::new(AddrMap::default()))
+                .collect(),
             shared: Mutex::new(AddrMap::default()),
             connect_timeout,
             idle_timeout,
@@ -433,20 +468,34 @@ impl Upstreams {
         })
     }
 
+    /// An idle connection to `addr` of this thread's shard, else of another shard (a
+    /// connection reused from another thread is still cheaper than a new one).
     fn take(&self, addr: SocketAddr) -> Option<Box<H1Conn>> {
-        let mut idle = lock(&self.idle);
-        let list = idle.get_mut(&addr)?;
+        // In range: `this_shard` is modulo the length, which `shard_count` keeps ≥ 1.
+        let mine = this_shard(self.idle.len());
         let now = Instant::now();
-        while let Some(i) = list.pop() {
-            if now.duration_since(i.since) < self.idle_timeout {
-                return Some(i.sender);
-            }
-        }
-        None
+        let others = self.idle.iter().skip(mine + 1).chain(&self.idle[..mine]);
+        std::iter::once(&self.idle[mine])
+            .chain(others)
+            .find_map(|shard| {
+                let mut idle = lock(shard);
+                let list = idle.get_mut(&addr)?;
+                while let Some(i) = list.pop() {
+                    if now.duration_since(i.since) < self.idle_timeout {
+                        return Some(i.sender);
+                    }
+                }
+                None
+            })
     }
 
+    /// Keeps an idle connection in this thread's shard.
     fn put(&self, addr: SocketAddr, sender: Box<H1Conn>) {
-        let mut idle = lock(&self.idle);
+        self.put_in(this_shard(self.idle.len()), addr, sender);
+    }
+
+    fn put_in(&self, shard: usize, addr: SocketAddr, sender: Box<H1Conn>) {
+        let mut idle = lock(&self.idle[shard]);
         let list = idle.entry(addr).or_default();
         if list.len() < MAX_IDLE_PER_BACKEND {
             list.push(Idle {
@@ -460,12 +509,14 @@ impl Upstreams {
     /// (run periodically).
     pub fn sweep(&self) {
         let now = Instant::now();
-        lock(&self.idle).retain(|_, list| {
-            list.retain_mut(|i| {
-                now.duration_since(i.since) < self.idle_timeout && i.sender.idle_usable()
+        for shard in &self.idle {
+            lock(shard).retain(|_, list| {
+                list.retain_mut(|i| {
+                    now.duration_since(i.since) < self.idle_timeout && i.sender.idle_usable()
+                });
+                !list.is_empty()
             });
-            !list.is_empty()
-        });
+        }
         if self.link.protocol == UpstreamProtocol::H2 {
             // An entry whose gate is held (a connect in progress) stays.
             lock(&self.shared).retain(|_, e| {
@@ -490,4 +541,51 @@ pub(crate) fn spawn_sweeper(upstreams: &Arc<Upstreams>) {
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stream::MaybeTls;
+
+    /// A plain connection to a loopback listener, and the listener's end of it.
+    async fn pair() -> (SocketAddr, Box<H1Conn>, tokio::net::TcpStream) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let c = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let (peer, _) = l.accept().await.expect("accept");
+        (addr, Box::new(H1Conn::new(MaybeTls::Plain(c))), peer)
+    }
+
+    /// Whichever shard (thread) gave a connection back, a request on any thread finds it;
+    /// a sweep reaches every shard.
+    #[tokio::test]
+    async fn idle_connections_are_found_and_swept_in_every_shard() {
+        let up = Upstreams::new(Duration::from_secs(1), Duration::from_secs(60));
+        let shards = up.idle.len();
+        assert_eq!(shards, shard_count());
+        let mut peers = Vec::new();
+        for shard in 0..shards {
+            let (addr, conn, _peer) = pair().await;
+            up.put_in(shard, addr, conn);
+            assert!(up.take(addr).is_some(), "shard {shard} of {shards}");
+            assert!(up.take(addr).is_none(), "taken twice from shard {shard}");
+            let (addr, conn, peer) = pair().await;
+            up.put_in(shard, addr, conn);
+            peers.push((addr, peer));
+        }
+        // The backends close: every shard's connection is swept.
+        let addrs: Vec<SocketAddr> = peers.iter().map(|(a, _)| *a).collect();
+        drop(peers);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        up.sweep();
+        for shard in up.idle.iter() {
+            assert!(lock(shard).is_empty(), "a closed connection was kept");
+        }
+        for addr in addrs {
+            assert!(up.take(addr).is_none());
+        }
+    }
 }

@@ -11,11 +11,14 @@
 #   close      -c32, "Connection: close": a new TCP+TLS connection per request;
 #   bulk       -c4 on /big: bulk throughput.
 # Recorded: req/s (bulk: MB/s), p99, and the router's CPU time (utime+stime from
-# /proc/PID/stat, summed over its processes) per request, per connection and per GB.
+# /proc/PID/stat, summed over its processes) per request, per connection and per GB; and
+# the whole path's: the router, the backend nginx and wrk together (the router's effect
+# on the others shows here, e.g. smaller reads and writes it makes them do).
 # Each figure is the median of REPEAT rounds; routers are interleaved inside a round, in
 # an order that rotates by one each round (`rotated` in lib.sh).
 #
 # Env: DURATION (s, default 10), REPEAT (default 1), BIG_MB (default 256),
+#      MODES (the loads, any of keepalive, close, bulk; default all three),
 #      LB_SNI_BIN (skip the cargo build), KEEP_TMP=1,
 #      BASELINE_BIN (another lb-sni build, measured in the same rounds as a fourth router
 #      "baseline": a change compared side by side, not against a figure from another run),
@@ -29,6 +32,7 @@ set -euo pipefail
 DURATION=${DURATION:-10}
 REPEAT=${REPEAT:-1}
 BIG_MB=${BIG_MB:-256}
+MODES=${MODES:-keepalive close bulk}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 NAME=sni.sh
@@ -129,6 +133,15 @@ start_router() {
 for r in "${ROUTERS[@]}"; do start_router "$r"; done
 
 cpu_ticks() { tree_ticks "${MAINPID[$1]}"; }
+# CPU seconds of the backend nginx and of this shell's finished children (wrk).
+path_secs() {
+    local u s
+    read -r u s < <(tree_ticks "$PID_BACKEND")
+    times >"$TMP/times"
+    python3 -c 'import re, sys
+t = [float(m) * 60 + float(s) for m, s in re.findall(r"(\d+)m([\d.]+)s", open(sys.argv[1]).readlines()[1])]
+print(f"{(int(sys.argv[2]) / int(sys.argv[3])) + sum(t):.3f}")' "$TMP/times" $((u + s)) "$CLK_TCK"
+}
 
 # Sanity: every router passes TLS through to the backend's certificate.
 for r in "${ROUTERS[@]}"; do
@@ -139,7 +152,7 @@ done
 RESULTS=$TMP/results.tsv
 : >"$RESULTS"
 run_wrk() { # router mode round
-    local r=$1 mode=$2 round=$3 args url out u0 s0 u1 s1
+    local r=$1 mode=$2 round=$3 args url out u0 s0 u1 s1 m0 m1
     url="https://$NAME:${PORT[$r]}/"
     case $mode in
     keepalive) args=(-t"$WRK_THREADS" -c64) ;;
@@ -149,12 +162,15 @@ run_wrk() { # router mode round
     bulk) args=(-t"$WRK_THREADS" -c4 --timeout 30s); url="${url}big" ;;
     esac
     read -r u0 s0 < <(cpu_ticks "$r")
+    m0=$(path_secs)
     out=$(timeout $((DURATION + 30)) wrk "${args[@]}" -d"${DURATION}s" --latency "$url") || die "wrk failed against $r"
+    m1=$(path_secs)
     read -r u1 s1 < <(cpu_ticks "$r")
     echo "$out" >"$TMP/wrk-$r-$mode-$round.txt"
-    python3 - "$r" "$mode" "$round" $((u1 - u0)) $((s1 - s0)) "$CLK_TCK" "$TMP/wrk-$r-$mode-$round.txt" "$BIG_MB" <<'EOF' >>"$RESULTS"
+    python3 - "$r" "$mode" "$round" $((u1 - u0)) $((s1 - s0)) "$CLK_TCK" "$TMP/wrk-$r-$mode-$round.txt" "$BIG_MB" $(python3 -c "print($m1 - $m0)") <<'EOF' >>"$RESULTS"
 import re, sys
 r, mode, rnd, du, ds, tck, path, big = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), sys.argv[7], int(sys.argv[8])
+path_s = float(sys.argv[9]) + (du + ds) / tck
 out = open(path).read()
 reqs = int(re.search(r"(\d+) requests in", out).group(1))
 secs = float(re.search(r"requests in ([\d.]+)s", out).group(1))
@@ -171,11 +187,13 @@ if mode == "bulk":
     # rate: MB/s; cpu: CPU-seconds per GB moved.
     rate = nbytes / secs / 2**20
     cpu = cpu_s / (nbytes / 2**30) if nbytes else 0.0
+    mcpu = path_s / (nbytes / 2**30) if nbytes else 0.0
 else:
     rate = rps
     cpu = cpu_s * 1e6 / max(reqs, 1)
+    mcpu = path_s * 1e6 / max(reqs, 1)
 kshare = ds / (du + ds) if du + ds else 0.0
-print(f"{r}\t{mode}\t{rnd}\t{rate:.1f}\t{p99:.3f}\t{cpu:.3f}\t{kshare:.3f}\t{errs}")
+print(f"{r}\t{mode}\t{rnd}\t{rate:.1f}\t{p99:.3f}\t{cpu:.3f}\t{kshare:.3f}\t{errs}\t{mcpu:.3f}")
 EOF
     log "$(tail -n1 "$RESULTS")"
 }
@@ -185,9 +203,7 @@ for r in "${ROUTERS[@]}"; do timeout 30 wrk -t"$WRK_THREADS" -c16 -d1s "https://
 for round in $(seq "$REPEAT"); do
     log "round $round/$REPEAT"
     for r in $(rotated "$round" "${ROUTERS[@]}"); do
-        run_wrk "$r" keepalive "$round"
-        run_wrk "$r" close "$round"
-        run_wrk "$r" bulk "$round"
+        for m in $MODES; do run_wrk "$r" "$m" "$round"; done
     done
 done
 
@@ -198,22 +214,26 @@ wrk_t, workers = os.environ["WRK_THREADS"], os.environ["WORKERS"]
 R = sys.argv[5:]
 vals = {}
 for line in open(res):
-    r, mode, _, rate, p99, cpu, ks, errs = line.split("\t")
-    for k, v in (("rate", rate), ("p99", p99), ("cpu", cpu), ("ks", ks), ("errs", errs)):
+    r, mode, _, rate, p99, cpu, ks, errs, mcpu = line.split("\t")
+    for k, v in (("rate", rate), ("p99", p99), ("cpu", cpu), ("ks", ks), ("errs", errs), ("mcpu", mcpu)):
         vals.setdefault((r, mode, k), []).append(float(v))
 med = lambda r, m, k: statistics.median(vals[(r, m, k)])
 rows = [
     ("TLS keep-alive -c64: req/s", "keepalive", "rate", "{:,.0f}"),
     ("TLS keep-alive -c64: p99 (ms)", "keepalive", "p99", "{:.2f}"),
     ("TLS keep-alive -c64: **CPU-µs/request**", "keepalive", "cpu", "{:.1f}"),
+    ("TLS keep-alive -c64: path CPU-µs/request (router+backend+wrk)", "keepalive", "mcpu", "{:.1f}"),
     ("new TLS conn/request -c32: conn/s", "close", "rate", "{:,.0f}"),
     ("new TLS conn/request -c32: p99 (ms)", "close", "p99", "{:.2f}"),
     ("new TLS conn/request -c32: **CPU-µs/connection**", "close", "cpu", "{:.1f}"),
     ("new TLS conn/request -c32: kernel share of CPU", "close", "ks", "{:.0%}"),
+    ("new TLS conn/request -c32: path CPU-µs/connection", "close", "mcpu", "{:.1f}"),
     ("bulk -c4: MB/s", "bulk", "rate", "{:,.0f}"),
     ("bulk -c4: **CPU-s/GB**", "bulk", "cpu", "{:.3f}"),
     ("bulk -c4: kernel share of CPU", "bulk", "ks", "{:.0%}"),
+    ("bulk -c4: path CPU-s/GB (router+backend+wrk)", "bulk", "mcpu", "{:.3f}"),
 ]
+rows = [row for row in rows if (R[0], row[1], row[2]) in vals]
 print(f"\nDURATION={dur}s REPEAT={rep} (medians), wrk -t{wrk_t}, workers {workers}, loadavg at start {load}\n")
 others = R[1:]
 print("| metric | " + " | ".join(R) + " | " + " | ".join(f"{R[0]}/{o}" for o in others) + " |")
@@ -222,6 +242,6 @@ for label, m, k, fmt in rows:
     v = [med(r, m, k) for r in R]
     ratios = [f"{v[0] / x:.2f}×" if x else "–" for x in v[1:]]
     print(f"| {label} | " + " | ".join(fmt.format(x) for x in v) + " | " + " | ".join(ratios) + " |")
-errs = [int(sum(sum(vals[(r, m, "errs")]) for m in ("keepalive", "close", "bulk"))) for r in R]
+errs = [int(sum(sum(vals.get((r, m, "errs"), [])) for m in ("keepalive", "close", "bulk"))) for r in R]
 print("| wrk errors + non-2xx (all runs) | " + " | ".join(map(str, errs)) + " |" + " |" * len(others))
 EOF

@@ -137,9 +137,11 @@ async fn run() -> Result<(), String> {
             .map_err(|e| e.to_string())?;
     }
     let config = config(&b, "127.0.0.1:8080", "127.0.0.1:9091")?;
+    let signals =
+        lb_core::server::Signals::new().map_err(|e| format!("cannot handle signals: {e}"))?;
     let app = crate::app::start(config).await.map_err(|e| e.to_string())?;
     if let Some(l) = app.listen_addrs().first() {
         println!("{}", instructions(*l, app.admin_addr()));
     }
-    lb_core::server::main::serve(app, None, Binary::Proxy, None, None).await
+    lb_core::server::main::serve(app, None, Binary::Proxy, None, None, signals).await
 }

@@ -204,6 +204,35 @@ async fn sighup_with_broken_file_keeps_serving_and_sigterm_exits_0() {
     );
 }
 
+/// Signals are handled from the process's first log line on: a SIGHUP (whose default
+/// action ends a process) while it starts (here: up to 2 s waiting for a Redis discovery
+/// source that cannot connect, which logs why) is a reload once the server runs, and
+/// SIGTERM then drains and exits 0.
+#[test]
+fn a_sighup_while_starting_is_a_reload_not_the_end() {
+    let text = format!(
+        "{}[pool.web]\ndiscovery = {{ kind = \"redis\", url = \"redis://127.0.0.1:1\", key = \"k\" }}\n\
+         [[route]]\nhost = \"web.test\"\npool = \"web\"\n",
+        prologue(None)
+    );
+    let path = write_config("early-hup", &text);
+    let mut run = Running::start(path.path());
+    let first = run
+        .lines
+        .recv_timeout(Duration::from_secs(10))
+        .expect("a first log line");
+    run.signal("HUP");
+    run.wait_for("listening");
+    run.wait_for("config reloaded");
+    assert!(
+        run.child.try_wait().expect("try_wait").is_none(),
+        "lb-proxy ended on a SIGHUP sent at its first line: {first}"
+    );
+    run.signal("TERM");
+    let st = run.wait_exit();
+    assert_eq!(st.code(), Some(0), "{st:?}");
+}
+
 /// Writes `msg` and reads the same bytes back within 5 s.
 async fn echo(s: &mut tokio::net::TcpStream, msg: &[u8]) -> Vec<u8> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -92,6 +92,14 @@ where
         pid_file: pid_file.clone(),
     };
     rt.block_on(async move {
+        // Before anything binds: see `Signals`.
+        let signals = match super::Signals::new() {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("{name}: cannot handle signals: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
         let shell = match start(config).await {
             Ok(s) => s,
             Err(e) => {
@@ -105,6 +113,7 @@ where
             binary,
             pid_file.as_deref(),
             Some(&upgrade),
+            signals,
         )
         .await
         {
@@ -120,19 +129,21 @@ where
 /// Serves a started [`Shell`] until SIGTERM/SIGINT (or a finished upgrade), then drains
 /// it: writes `pid_file` first (and then tells the process it replaces that it serves),
 /// reloads `path` on SIGHUP, upgrades on SIGUSR2 with `upgrade`, and removes `pid_file`
-/// at the end if it still holds this process's id.
+/// at the end if it still holds this process's id. `signals` were made before the shell
+/// started (see [`Signals`](super::Signals)).
 pub async fn serve<G: Generation>(
     mut shell: Shell<G>,
     path: Option<&Path>,
     binary: Binary,
     pid_file: Option<&Path>,
     upgrade: Option<&super::upgrade::Upgrade>,
+    signals: super::Signals,
 ) -> Result<(), String> {
     if let Some(f) = pid_file {
         write_pid(f).map_err(|e| format!("--pid-file {}: {e}", f.display()))?;
     }
     super::upgrade::notify_ready();
-    super::supervise_upgradable(&mut shell, path, binary, upgrade)
+    super::supervise_upgradable(&mut shell, path, binary, upgrade, signals)
         .await
         .map_err(|e| format!("cannot handle signals: {e}"))?;
     shell.shutdown(GRACE).await;

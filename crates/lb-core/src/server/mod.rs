@@ -45,6 +45,7 @@ pub use pools::{build_pools, discovery_ready, retire_sources, PoolBuildError, Ru
 #[cfg(feature = "server")]
 pub use run::{
     check, render_directories, supervise, supervise_upgradable, AdminServer, Reload, ServeError,
+    Signals,
 };
 #[cfg(feature = "server")]
 pub use shell::{Generation, Shell, ShellError, DISCOVERY_WAIT};

@@ -92,31 +92,62 @@ pub trait Reload {
     }
 }
 
+/// The signals a server answers (SIGHUP, SIGTERM, SIGINT, SIGUSR2), listened for from
+/// the moment this is made: until then each has its default action, and SIGHUP and
+/// SIGTERM end the process on the spot. Make it before the server binds anything, so a
+/// reload or stop that arrives while it starts (a log rotation, a service manager that
+/// acts on the first `listening` line) is answered once [`supervise`] runs, not fatal.
+/// Needs a tokio runtime with I/O enabled.
+#[derive(Debug)]
+pub struct Signals {
+    hup: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    usr2: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Starts listening for the four signals.
+    pub fn new() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            hup: signal(SignalKind::hangup())?,
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            usr2: signal(SignalKind::user_defined2())?,
+        })
+    }
+}
+
 /// Waits for signals: SIGHUP reopens log files and re-reads `path` (a config that fails
 /// validation or cannot be applied is logged and the old one keeps serving; with `path =
 /// None` SIGHUP only reopens logs); SIGTERM or SIGINT returns, so the caller can drain.
+/// Listens from this call on; [`supervise_upgradable`] takes [`Signals`] made earlier.
 pub async fn supervise<A: Reload>(
     app: &mut A,
     path: Option<&Path>,
     binary: Binary,
 ) -> std::io::Result<()> {
-    supervise_upgradable(app, path, binary, None).await
+    supervise_upgradable(app, path, binary, None, Signals::new()?).await
 }
 
-/// [`supervise`], and SIGUSR2 starts `upgrade`'s successor: once it serves, this returns
-/// (the caller drains as on SIGTERM); if it fails, this process keeps serving. Without
-/// `upgrade`, SIGUSR2 is logged and ignored.
+/// [`supervise`] with `signals` (made before the server started, see [`Signals`]), and
+/// SIGUSR2 starts `upgrade`'s successor: once it serves, this returns (the caller drains
+/// as on SIGTERM); if it fails, this process keeps serving. Without `upgrade`, SIGUSR2 is
+/// logged and ignored.
 pub async fn supervise_upgradable<A: Reload>(
     app: &mut A,
     path: Option<&Path>,
     binary: Binary,
     upgrade: Option<&super::upgrade::Upgrade>,
+    signals: Signals,
 ) -> std::io::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut hup = signal(SignalKind::hangup())?;
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut usr2 = signal(SignalKind::user_defined2())?;
+    let Signals {
+        mut hup,
+        mut term,
+        mut int,
+        mut usr2,
+    } = signals;
     loop {
         tokio::select! {
             _ = hup.recv() => {

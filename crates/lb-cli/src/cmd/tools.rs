@@ -87,11 +87,14 @@ pub(super) fn ring_serve(listen: &str, threads: usize, opts: ServeOptions) -> Ex
         }
     };
     let result = rt.block_on(async {
+        // Before binding: from the `listening` line on, SIGTERM and SIGINT stop gracefully
+        // (until a handler is registered they end the process on the spot).
+        let stop = shutdown().map_err(|e| format!("cannot handle signals: {e}"))?;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
         // `run` prints `lb ring listening on ADDR` once the pool is ready.
-        crate::serve::run(prepared, listener, shutdown()).await
+        crate::serve::run(prepared, listener, stop).await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -102,19 +105,16 @@ pub(super) fn ring_serve(listen: &str, threads: usize, opts: ServeOptions) -> Ex
     }
 }
 
-/// SIGINT or SIGTERM.
-async fn shutdown() {
+/// Listens for SIGINT and SIGTERM from now on; the future ends at the first of them.
+fn shutdown() -> std::io::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
         }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
-    tracing::info!("lb ring stopping");
+        tracing::info!("lb ring stopping");
+    })
 }

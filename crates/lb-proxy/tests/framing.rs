@@ -166,6 +166,49 @@ async fn framing_rules_hold_after_a_body_on_the_same_connection() {
     }
 }
 
+/// Malformed chunked bodies that arrive with their head (one write, as an attacker sends
+/// them): `400 bad-request`, the connection closed, and not one byte of them at the
+/// backend: the framing is checked before the head goes upstream.
+#[tokio::test]
+async fn malformed_chunked_bodies_sent_whole_never_reach_the_backend() {
+    let rec = Recorder::start().await;
+    let p = start(&rec).await;
+    let cases: [(&str, &[u8]); 5] = [
+        ("bad chunk size", b"5\r\nhello\r\nzz\r\nhello\r\n0\r\n\r\n"),
+        (
+            "missing CRLF after data",
+            b"5\r\nhello\r\n5\r\nworldX\r\n0\r\n\r\n",
+        ),
+        (
+            "data longer than its size",
+            b"5\r\nhello\r\n3\r\nworld\r\n0\r\n\r\n",
+        ),
+        ("bare LF after the size", b"5\nhello\r\n0\r\n\r\n"),
+        (
+            "a chunk size that overflows",
+            b"5\r\nhello\r\nfffffffffffffffffff\r\n",
+        ),
+    ];
+    for (what, body) in cases {
+        let mut s = TcpStream::connect(p.addr).await.expect("connect");
+        let mut req =
+            b"POST /whole HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+                .to_vec();
+        req.extend_from_slice(body);
+        let text = send_to_close(&mut s, &req).await;
+        assert_bad_request(&text, what);
+    }
+    // A good one after them: the backend's first bytes are its.
+    let ok = raw(p.addr, b"POST /ok HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n2\r\nok\r\n0\r\n\r\n").await;
+    assert_eq!(raw_status(&ok), 200, "{ok}");
+    let seen = String::from_utf8_lossy(&rec.bytes()).into_owned();
+    assert!(seen.starts_with("POST /ok "), "{seen}");
+    assert!(
+        !seen.contains("/whole"),
+        "a refused request reached the backend: {seen}"
+    );
+}
+
 /// Malformed chunked bodies: `400 bad-request` (not `502`), the connection closed; the
 /// backend never gets a complete request from them, and each upstream connection that
 /// carried part of one is closed, never reused.

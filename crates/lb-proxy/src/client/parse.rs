@@ -5,7 +5,7 @@
 
 use std::mem::MaybeUninit;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use hyper::{Method, Request, Uri, Version};
 use lb_core::metrics::Reason;
 
@@ -17,7 +17,7 @@ use crate::request::body::InBody;
 use crate::request::fields::RawHead;
 use crate::request::headers::field_map;
 use crate::request::pipe::Pipe;
-use crate::upstream::h1::Reading;
+use crate::upstream::h1::{Decoded, Reading};
 
 /// The most header fields of a request head (more: `431 header-too-large`).
 pub(crate) const MAX_FIELDS: usize = 100;
@@ -105,6 +105,12 @@ fn parse_request(bytes: &Bytes, ctx: &Ctx<'_>) -> (Taken, usize) {
             }
         }
     }
+    // SPEC: nothing of a request with broken chunk framing reaches a backend. What came
+    // with the head is checked before the head goes anywhere; bytes that come later can
+    // only break off the request already started (its upstream connection is dropped).
+    if head.body == http1::Body::Chunked && !chunks_well_framed(&bytes[len..]) {
+        return (Taken::Refused(Reason::BadRequest), 0);
+    }
     let body = match whole {
         Some(_) => None,
         None => body_start(head.body, head.expect_continue),
@@ -151,6 +157,26 @@ fn parse_request(bytes: &Bytes, ctx: &Ctx<'_>) -> (Taken, usize) {
         body,
     };
     (Taken::Request(started), used)
+}
+
+/// False when `after_head`, the start of a chunked body (and maybe more after it), breaks
+/// the chunked framing before the body ends: decoded with the body's own decoder, on a
+/// copy (chunked request bodies are rare; the usual body has a length).
+fn chunks_well_framed(after_head: &[u8]) -> bool {
+    if after_head.is_empty() {
+        return true;
+    }
+    let mut reading = Reading::for_request(http1::Body::Chunked);
+    let mut buf = BytesMut::from(after_head);
+    loop {
+        match reading.decode(&mut buf) {
+            Ok(Decoded::Data(_) | Decoded::Trailers(_)) if !reading.is_end() => {}
+            Ok(Decoded::Data(_) | Decoded::Trailers(_) | Decoded::End | Decoded::More) => {
+                return true
+            }
+            Err(_) => return false,
+        }
+    }
 }
 
 /// How a request body framed as `body` is read, and its pipe; `None` without a body.

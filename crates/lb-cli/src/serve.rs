@@ -13,32 +13,45 @@ use lb_core::{Backend, Pool, PoolSettings, StrategyKind};
 
 use crate::ring::{Ring, RingSettings};
 
-/// Options of `lb ring serve` (parsed by clap in `main.rs`).
-#[derive(Clone, Debug, Default)]
+/// Options of `lb ring serve` (besides `--listen` and `--threads`); the field docs are
+/// its `--help`. Built by hand (tests, embedders), a `None` takes the default.
+#[derive(Clone, Debug, Default, clap::Args)]
 pub struct ServeOptions {
-    /// `--strategy` (with `--backends`).
+    /// Hashing strategy (with --backends).
+    #[arg(long)]
     pub strategy: Option<String>,
-    /// `--backends ip:port[=weight],...`.
+    /// ip:port[=weight],... (with --strategy).
+    #[arg(long)]
     pub backends: Option<String>,
-    /// `--vnodes`.
+    /// Ring points per unit of weight (consistent).
+    #[arg(long)]
     pub vnodes: Option<u32>,
-    /// `--config FILE` (an lb-proxy or lb-sni config).
+    /// Take the strategy, backends and health checks of a pool of this lb-proxy/lb-sni config.
+    #[arg(long, conflicts_with_all = ["strategy", "backends", "vnodes"])]
     pub config: Option<PathBuf>,
-    /// `--pool NAME` in that config (default: its only pool).
+    /// The pool of --config (needed when it has several).
+    #[arg(long, requires = "config")]
     pub pool: Option<String>,
-    /// `--health none|tcp|http[:PATH]`.
+    /// Health checks of the nodes: none, tcp, http or http:/path.
+    #[arg(long)]
     pub health: Option<String>,
-    /// `--health-interval`.
+    /// Time between probes, e.g. 2s.
+    #[arg(long)]
     pub health_interval: Option<String>,
-    /// `--health-timeout`.
+    /// Bound on one probe, e.g. 1s.
+    #[arg(long)]
     pub health_timeout: Option<String>,
-    /// `--rise`.
+    /// Successes in a row to go up.
+    #[arg(long)]
     pub rise: Option<u32>,
-    /// `--fall`.
+    /// Failures in a row to go down.
+    #[arg(long)]
     pub fall: Option<u32>,
-    /// `--idle-timeout` (`0s` = never).
+    /// Close a client silent for this long (0s: never).
+    #[arg(long, default_value = "300s")]
     pub idle_timeout: Option<String>,
-    /// `--max-connections`.
+    /// Clients served at once.
+    #[arg(long, default_value = "10000")]
     pub max_connections: Option<usize>,
 }
 

@@ -171,42 +171,8 @@ pub enum RingCmd {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:6390")]
         listen: String,
-        /// Hashing strategy (with --backends).
-        #[arg(long)]
-        strategy: Option<String>,
-        /// ip:port[=weight],... (with --strategy).
-        #[arg(long)]
-        backends: Option<String>,
-        /// Ring points per unit of weight (consistent).
-        #[arg(long)]
-        vnodes: Option<u32>,
-        /// Take the strategy, backends and health checks of a pool of this lb-proxy/lb-sni config.
-        #[arg(long, conflicts_with_all = ["strategy", "backends", "vnodes"])]
-        config: Option<PathBuf>,
-        /// The pool of --config (needed when it has several).
-        #[arg(long, requires = "config")]
-        pool: Option<String>,
-        /// Health checks of the nodes: none, tcp, http or http:/path.
-        #[arg(long)]
-        health: Option<String>,
-        /// Time between probes, e.g. 2s.
-        #[arg(long)]
-        health_interval: Option<String>,
-        /// Bound on one probe, e.g. 1s.
-        #[arg(long)]
-        health_timeout: Option<String>,
-        /// Successes in a row to go up.
-        #[arg(long)]
-        rise: Option<u32>,
-        /// Failures in a row to go down.
-        #[arg(long)]
-        fall: Option<u32>,
-        /// Close a client silent for this long (0s: never).
-        #[arg(long, default_value = "300s")]
-        idle_timeout: String,
-        /// Clients served at once.
-        #[arg(long, default_value_t = 10_000)]
-        max_connections: usize,
+        #[command(flatten)]
+        options: ServeOptions,
         /// Worker threads (1: a single-threaded event loop, like redis-server; 0: one per core).
         #[arg(long, default_value_t = 1)]
         threads: usize,
@@ -243,38 +209,10 @@ pub fn run(cli: Cli) -> ExitCode {
             action:
                 RingCmd::Serve {
                     listen,
-                    strategy,
-                    backends,
-                    vnodes,
-                    config,
-                    pool,
-                    health,
-                    health_interval,
-                    health_timeout,
-                    rise,
-                    fall,
-                    idle_timeout,
-                    max_connections,
+                    options,
                     threads,
                 },
-        } => tools::ring_serve(
-            &listen,
-            threads,
-            ServeOptions {
-                strategy,
-                backends,
-                vnodes,
-                config,
-                pool,
-                health,
-                health_interval,
-                health_timeout,
-                rise,
-                fall,
-                idle_timeout: Some(idle_timeout),
-                max_connections: Some(max_connections),
-            },
-        ),
+        } => tools::ring_serve(&listen, threads, options),
         cmd @ (Cmd::Pools { .. } | Cmd::Pool { .. } | Cmd::Backend { .. } | Cmd::Route { .. }) => {
             admin::admin_command(cmd)
         }

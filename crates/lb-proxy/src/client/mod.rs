@@ -1,12 +1,12 @@
 //! The client side: one connection, from the accepted stream to its end.
 //!
 //! The stream (plain TCP or TLS) is wrapped in a [`ClientIo`](io::ClientIo), which keeps
-//! its timeouts and canned answers; [`h1`] serves HTTP/1.x on it, request after request,
-//! until the connection ends or its first bytes turn out to be the HTTP/2 preface (h2c
-//! prior knowledge, or a client that chose h2 by ALPN): then [`h2`] (hyper's HTTP/2
-//! server) takes it.
+//! its timeouts, its canned answers and the facts about the connection; [`h1`] serves
+//! HTTP/1.x on it, request after request, until the connection ends or its first bytes
+//! turn out to be the HTTP/2 preface (h2c prior knowledge, or a client that chose h2 by
+//! ALPN): then [`h2`] (hyper's HTTP/2 server) takes it.
 
-use std::future::Future;
+use std::future::{poll_fn, Future};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -22,10 +22,11 @@ pub(crate) mod pump;
 pub(crate) mod sniff;
 pub(crate) mod write;
 
-use crate::client::ctx::{Ctx, Drain, Ended};
+#[cfg(test)]
+use crate::client::ctx::Draining;
+use crate::client::ctx::{Drain, Ended};
 use crate::client::io::ClientIo;
 #[cfg(test)]
-use crate::client::io::Limits;
 use crate::proxy::conn::ConnInfo;
 use crate::state::Runtime;
 #[cfg(test)]
@@ -33,27 +34,35 @@ use crate::stream::ClientStream;
 
 /// Serves HTTP/1.x and HTTP/2 on one client connection until it closes or the listener
 /// drains. Not an `async fn`: an async block keeps its captures once, and the connection
-/// uses them in place (an idle connection's memory is mostly this future).
+/// uses them in place (an idle connection's memory is mostly this future). While it
+/// waits for a request it holds these, the [`h1::Engine`] and the wait's references;
+/// the answer's state and hyper's are boxed, made only when needed.
 #[allow(clippy::manual_async_fn)] // see above
 pub(crate) fn serve_connection(
     mut io: ClientIo,
-    info: ConnInfo,
     rt: Arc<ArcSwap<Runtime>>,
     builder: Arc<http2::Builder<TokioExecutor>>,
-    drain: Drain,
+    mut drain: Drain,
 ) -> impl Future<Output = ()> + Send {
     async move {
-        let ended = {
-            let ctx = Ctx {
-                info: &info,
-                rt: &rt,
-            };
-            h1::serve(&mut io, &ctx, &drain).await
-        };
-        // Boxed only when hyper takes over: a connection served here keeps a small task.
-        if ended == Ended::Handoff {
-            Box::pin(h2::serve(io, info, rt, builder, drain)).await;
+        let mut h1 = h1::Engine::new();
+        loop {
+            // Boxed: an idle connection (most of them, most of the time) keeps no room
+            // for the answer's state (the response being written, the request body's
+            // pump): one allocation per request, freed when it is answered. (Made in one
+            // statement, so the request is not kept beside it while it is answered.)
+            let answering =
+                match poll_fn(|cx| h1.poll_next_request(&mut io, &rt, &mut drain, cx)).await {
+                    Ok(req) => Box::pin(h1.answer(&mut io, req, &drain)),
+                    Err(Ended::Closed) => return,
+                    Err(Ended::Handoff) => break,
+                };
+            if !answering.await {
+                return;
+            }
         }
+        let preface = h1.into_preface();
+        Box::pin(h2::serve(io, preface, rt, builder, drain)).await;
     }
 }
 
@@ -75,18 +84,18 @@ mod size {
         let _client = tokio::net::TcpStream::connect(addr).await.expect("connect");
         let (stream, peer) = listener.accept().await.expect("accept");
         let info = ConnInfo::for_tests(peer, addr);
-        let limits = Limits {
-            header_timeout: Duration::from_secs(1),
-            idle_timeout: Duration::from_secs(1),
-        };
         let (_stop, shutdown) = lb_core::server::Shutdown::new();
-        let io = ClientIo::new(ClientStream::plain(stream), peer, limits, rt.errors.clone());
+        let io = ClientIo::new(
+            ClientStream::plain(stream),
+            info,
+            Duration::from_secs(1),
+            rt.errors.clone(),
+        );
         let fut = serve_connection(
             io,
-            info,
             Arc::new(ArcSwap::from_pointee(rt)),
             Arc::new(http2::Builder::new(TokioExecutor::new())),
-            Drain::new(shutdown),
+            Drain::new(Draining::new(shutdown)),
         );
         let size = std::mem::size_of_val(&fut);
         eprintln!(

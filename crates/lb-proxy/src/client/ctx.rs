@@ -1,17 +1,20 @@
-//! What a client connection's driver needs: the running configuration, the facts about
-//! the connection, and the listener's drain signal.
+//! What a client connection's driver needs: what the connections of its listener share
+//! (the running configuration, hyper's HTTP/2 settings, the drain signal), reached
+//! through one reference, and the facts about the connection.
 //!
 //! The drain: a connection waiting between requests (or HTTP/2) must close as soon as
 //! its listener drains, so it is woken by the signal. Each waiting connection keeps one
-//! slot in its listener's [`Draining`] (a waker, 16 bytes in a shared list) instead of a
-//! future of its own on the signal (tokio's `watch` and `Notify` futures, 160 bytes in
-//! every connection's future); the listener wakes them all once on the stop.
+//! slot in its [`Listener`]'s list (a waker, 16 bytes) instead of a future of its own on
+//! the signal (tokio's `watch` and `Notify` futures, 160 bytes in every connection's
+//! future); the listener wakes them all once on the stop.
 
 use std::future::poll_fn;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
 use arc_swap::ArcSwap;
+use hyper::server::conn::http2;
+use hyper_util::rt::TokioExecutor;
 use lb_core::server::Shutdown;
 
 use crate::proxy::conn::ConnInfo;
@@ -27,9 +30,14 @@ pub(crate) enum Ended {
     Handoff,
 }
 
-/// A listener's drain signal and the connections waiting for it. One per listener
-/// (each accept loop), shared by its connections.
-pub(crate) struct Draining {
+/// What the connections of one listener (one accept loop) share: the running
+/// configuration, hyper's HTTP/2 settings, and the drain signal with the connections
+/// waiting for it.
+pub(crate) struct Listener {
+    /// The running configuration, loaded per request.
+    pub(crate) rt: Arc<ArcSwap<Runtime>>,
+    /// hyper's HTTP/2 server, for the connections that speak it.
+    pub(crate) h2: http2::Builder<TokioExecutor>,
     shutdown: Shutdown,
     waiting: Mutex<Waiting>,
 }
@@ -48,11 +56,17 @@ enum Slot {
     Taken(Waker),
 }
 
-impl Draining {
-    /// Watches the listener's stop signal; [`Draining::wake_on_stop`] must run beside
+impl Listener {
+    /// Watches the listener's stop signal; [`Listener::wake_on_stop`] must run beside
     /// the listener's accept loop.
-    pub(crate) fn new(shutdown: Shutdown) -> Arc<Draining> {
-        Arc::new(Draining {
+    pub(crate) fn new(
+        rt: Arc<ArcSwap<Runtime>>,
+        h2: http2::Builder<TokioExecutor>,
+        shutdown: Shutdown,
+    ) -> Arc<Listener> {
+        Arc::new(Listener {
+            rt,
+            h2,
             shutdown,
             waiting: Mutex::default(),
         })
@@ -74,9 +88,10 @@ impl Draining {
     }
 }
 
-/// One connection's view of its listener's drain.
+/// One connection's reference to its [`Listener`], and its slot in the listener's drain
+/// list once it waits for the drain.
 pub(crate) struct Drain {
-    list: Arc<Draining>,
+    list: Arc<Listener>,
     /// Its slot in `list` once it waits (see [`Drain::drained`]); [`NONE`] before.
     slot: usize,
 }
@@ -85,9 +100,14 @@ pub(crate) struct Drain {
 const NONE: usize = usize::MAX;
 
 impl Drain {
-    /// A connection of the listener that `list` watches.
-    pub(crate) fn new(list: Arc<Draining>) -> Drain {
+    /// A connection of `list`'s listener.
+    pub(crate) fn new(list: Arc<Listener>) -> Drain {
         Drain { list, slot: NONE }
+    }
+
+    /// What the listener's connections share.
+    pub(crate) fn listener(&self) -> &Arc<Listener> {
+        &self.list
     }
 
     /// True once the listener drains (an atomic load).
@@ -169,7 +189,11 @@ mod tests {
     #[tokio::test]
     async fn waiting_connections_are_woken_on_the_stop() {
         let (stop, shutdown) = Shutdown::new();
-        let list = Draining::new(shutdown);
+        let list = Listener::new(
+            Arc::new(ArcSwap::from_pointee(Runtime::for_tests())),
+            http2::Builder::new(TokioExecutor::new()),
+            shutdown,
+        );
         let count = Arc::new(Count(AtomicUsize::new(0)));
         let waker = Waker::from(count.clone());
         let mut cx = Context::from_waker(&waker);

@@ -22,7 +22,6 @@ use std::future::{poll_fn, Future};
 use std::pin::{pin, Pin};
 use std::task::{ready, Context, Poll};
 
-use arc_swap::ArcSwap;
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 
@@ -32,21 +31,23 @@ use crate::client::parse::{take_request, Started, Taken};
 use crate::client::pump::Pump;
 use crate::client::write::{encode_response, send_body, write_last, Asked};
 use crate::http1;
-use crate::state::Runtime;
 
 /// One read takes at most this much (into the thread's [`SPACE`]; only a head's bytes are
 /// kept).
 const READ_CHUNK: usize = 4096;
 
-/// The engine's state between requests: the bytes read and not yet taken by a request
-/// (a connection waiting for its next request holds no other buffer), and where the
-/// wait for the next head is.
+/// One connection under the engine: its stream, its listener, and what the engine
+/// keeps between requests: the bytes read and not yet taken by a request (a connection
+/// waiting for its next request holds no other buffer), and where the wait for the
+/// next head is.
 ///
 /// The connection's driver ([`serve_connection`](crate::client::serve_connection)) asks
 /// it for the next request ([`Engine::poll_next_request`], a poll function, so the wait
 /// keeps no future of its own beside the driver's) and has it answered
 /// ([`Engine::answer`]), request after request.
 pub(crate) struct Engine {
+    io: ClientIo,
+    drain: Drain,
     buf: Bytes,
     /// No request was taken yet (the bytes may still be the HTTP/2 preface).
     first: bool,
@@ -67,8 +68,10 @@ enum Wait {
 
 impl Engine {
     /// A new connection's engine.
-    pub(crate) fn new() -> Engine {
+    pub(crate) fn new(io: ClientIo, drain: Drain) -> Engine {
         Engine {
+            io,
+            drain,
             buf: Bytes::new(),
             first: true,
             wait: Wait::Parse,
@@ -77,49 +80,52 @@ impl Engine {
 
     /// Reads until the next request's head is complete (pipelined bytes first). `Err`:
     /// the connection ended (closed, refused, drained), or it speaks HTTP/2
-    /// ([`Ended::Handoff`]: [`Engine::into_preface`] has its bytes).
+    /// ([`Ended::Handoff`]: see [`Engine::into_h2`]).
     pub(crate) fn poll_next_request(
         &mut self,
-        io: &mut ClientIo,
-        rt: &ArcSwap<Runtime>,
-        drain: &mut Drain,
         cx: &mut Context<'_>,
     ) -> Poll<Result<Started, Ended>> {
-        let buf = &mut self.buf;
+        let Engine {
+            io,
+            drain,
+            buf,
+            first,
+            wait,
+        } = self;
         loop {
-            if self.wait == Wait::Refused {
+            if *wait == Wait::Refused {
                 ready!(poll_discard(io, cx));
                 return Poll::Ready(Err(Ended::Closed));
             }
-            if self.wait == Wait::Parse && !buf.is_empty() {
-                if self.first && !crate::client::sniff::cannot_be_h2(buf) {
+            if *wait == Wait::Parse && !buf.is_empty() {
+                if *first && !crate::client::sniff::cannot_be_h2(buf) {
                     if http1::h2c_preface(buf) == http1::Status::Complete(true) {
                         return Poll::Ready(Err(Ended::Handoff));
                     }
                 } else {
                     let ctx = Ctx {
                         info: io.info(),
-                        rt,
+                        rt: &drain.listener().rt,
                     };
                     match take_request(buf, &ctx) {
                         Taken::Request(req) => return Poll::Ready(Ok(req)),
                         Taken::Partial => {}
                         Taken::Refused(reason) => {
                             io.refuse(reason);
-                            self.wait = Wait::Refused;
+                            *wait = Wait::Refused;
                             continue;
                         }
                     }
                 }
             }
-            self.wait = Wait::Read;
+            *wait = Wait::Read;
             // A connection accepted just as the drain starts has not sent its first
             // request yet; it is answered (with `Connection: close`), not closed as idle:
             // its client never saw an idle connection to retry on (header_timeout still
             // bounds it).
-            let between = !self.first && buf.is_empty();
+            let between = !*first && buf.is_empty();
             match ready!(poll_read_more(io, buf, between, drain, cx)) {
-                Read::Data => self.wait = Wait::Parse,
+                Read::Data => *wait = Wait::Parse,
                 // The client closed (inside a head cut short, nobody is left to answer),
                 // a read failed, or the listener drains.
                 Read::Eof | Read::Failed | Read::Drained => return Poll::Ready(Err(Ended::Closed)),
@@ -129,21 +135,16 @@ impl Engine {
 
     /// Answers `req` (see [`answer`]); true when the connection stays open for the next
     /// request.
-    pub(crate) fn answer<'a>(
-        &'a mut self,
-        io: &'a mut ClientIo,
-        req: Started,
-        drain: &'a Drain,
-    ) -> impl Future<Output = bool> + Send + 'a {
+    pub(crate) fn answer(&mut self, req: Started) -> impl Future<Output = bool> + Send + '_ {
         self.first = false;
         self.wait = Wait::Parse;
-        answer(io, req, &mut self.buf, drain)
+        answer(&mut self.io, req, &mut self.buf, &self.drain)
     }
 
-    /// The bytes read so far, after [`Ended::Handoff`]: the HTTP/2 preface and any after
-    /// it.
-    pub(crate) fn into_preface(self) -> Bytes {
-        self.buf
+    /// After [`Ended::Handoff`]: the stream, its listener, and the bytes read so far
+    /// (the HTTP/2 preface and any after it), for hyper.
+    pub(crate) fn into_h2(self) -> (ClientIo, Drain, Bytes) {
+        (self.io, self.drain, self.buf)
     }
 }
 

@@ -10,12 +10,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use arc_swap::ArcSwap;
 use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
-use hyper::server::conn::http2;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use pin_project_lite::pin_project;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
@@ -23,18 +21,13 @@ use crate::client::ctx::Drain;
 use crate::client::io::ClientIo;
 use crate::proxy;
 use crate::request::body::InBody;
-use crate::state::Runtime;
 
 /// hyper's HTTP/2 server for a connection the HTTP/1 engine found speaking it.
 /// `preface`: the bytes the HTTP/1 engine read already (the preface, and any after it).
-pub(crate) async fn serve(
-    mut io: ClientIo,
-    preface: Bytes,
-    rt: Arc<ArcSwap<Runtime>>,
-    builder: Arc<http2::Builder<TokioExecutor>>,
-    mut drain: Drain,
-) {
+pub(crate) async fn serve(mut io: ClientIo, preface: Bytes, mut drain: Drain) {
     io.switch_to_h2();
+    let listener = drain.listener().clone();
+    let rt = listener.rt.clone();
     let info = io.info().clone();
     let client = info.client;
     let shared = Arc::new(Shared::default());
@@ -60,7 +53,7 @@ pub(crate) async fn serve(
             Ok::<_, std::convert::Infallible>(resp.map(|b| Tracked::new(b, guard)))
         }
     });
-    let conn = builder.serve_connection(TokioIo::new(io), svc);
+    let conn = listener.h2.serve_connection(TokioIo::new(io), svc);
     let mut conn = std::pin::pin!(conn);
     let ended = tokio::select! {
         r = conn.as_mut() => r,

@@ -7,11 +7,6 @@
 //! ALPN): then [`h2`] (hyper's HTTP/2 server) takes it.
 
 use std::future::{poll_fn, Future};
-use std::sync::Arc;
-
-use arc_swap::ArcSwap;
-use hyper::server::conn::http2;
-use hyper_util::rt::TokioExecutor;
 
 pub(crate) mod ctx;
 pub(crate) mod h1;
@@ -22,54 +17,52 @@ pub(crate) mod pump;
 pub(crate) mod sniff;
 pub(crate) mod write;
 
-#[cfg(test)]
-use crate::client::ctx::Draining;
 use crate::client::ctx::{Drain, Ended};
 use crate::client::io::ClientIo;
-#[cfg(test)]
-use crate::proxy::conn::ConnInfo;
-use crate::state::Runtime;
-#[cfg(test)]
-use crate::stream::ClientStream;
 
 /// Serves HTTP/1.x and HTTP/2 on one client connection until it closes or the listener
 /// drains. Not an `async fn`: an async block keeps its captures once, and the connection
 /// uses them in place (an idle connection's memory is mostly this future). While it
-/// waits for a request it holds these, the [`h1::Engine`] and the wait's references;
-/// the answer's state and hyper's are boxed, made only when needed.
+/// waits for a request it holds the [`h1::Engine`] and one reference to it; the
+/// answer's state and hyper's are boxed, made only when needed.
 #[allow(clippy::manual_async_fn)] // see above
-pub(crate) fn serve_connection(
-    mut io: ClientIo,
-    rt: Arc<ArcSwap<Runtime>>,
-    builder: Arc<http2::Builder<TokioExecutor>>,
-    mut drain: Drain,
-) -> impl Future<Output = ()> + Send {
+pub(crate) fn serve_connection(io: ClientIo, drain: Drain) -> impl Future<Output = ()> + Send {
+    // Made before the block, which then keeps only it.
+    let mut h1 = h1::Engine::new(io, drain);
     async move {
-        let mut h1 = h1::Engine::new();
         loop {
             // Boxed: an idle connection (most of them, most of the time) keeps no room
             // for the answer's state (the response being written, the request body's
             // pump): one allocation per request, freed when it is answered. (Made in one
             // statement, so the request is not kept beside it while it is answered.)
-            let answering =
-                match poll_fn(|cx| h1.poll_next_request(&mut io, &rt, &mut drain, cx)).await {
-                    Ok(req) => Box::pin(h1.answer(&mut io, req, &drain)),
-                    Err(Ended::Closed) => return,
-                    Err(Ended::Handoff) => break,
-                };
+            let answering = match poll_fn(|cx| h1.poll_next_request(cx)).await {
+                Ok(req) => Box::pin(h1.answer(req)),
+                Err(Ended::Closed) => return,
+                Err(Ended::Handoff) => break,
+            };
             if !answering.await {
                 return;
             }
         }
-        let preface = h1.into_preface();
-        Box::pin(h2::serve(io, preface, rt, builder, drain)).await;
+        let (io, drain, preface) = h1.into_h2();
+        Box::pin(h2::serve(io, preface, drain)).await;
     }
 }
 
 #[cfg(test)]
 mod size {
     use super::*;
+    use std::sync::Arc;
     use std::time::Duration;
+
+    use arc_swap::ArcSwap;
+    use hyper::server::conn::http2;
+    use hyper_util::rt::TokioExecutor;
+
+    use crate::client::ctx::Listener;
+    use crate::proxy::conn::ConnInfo;
+    use crate::state::Runtime;
+    use crate::stream::ClientStream;
 
     /// A connection's future is what every open connection holds (boxed once, see
     /// `server`): an idle keep-alive connection's memory is mostly this. A change that
@@ -91,12 +84,12 @@ mod size {
             Duration::from_secs(1),
             rt.errors.clone(),
         );
-        let fut = serve_connection(
-            io,
+        let listener = Listener::new(
             Arc::new(ArcSwap::from_pointee(rt)),
-            Arc::new(http2::Builder::new(TokioExecutor::new())),
-            Drain::new(Draining::new(shutdown)),
+            http2::Builder::new(TokioExecutor::new()),
+            shutdown,
         );
+        let fut = serve_connection(io, Drain::new(listener));
         let size = std::mem::size_of_val(&fut);
         eprintln!(
             "connection future: {size} bytes (ClientIo {}, ConnInfo {}, Drain {}, sleep {})",

@@ -4,7 +4,7 @@
 //! timeouts and the canned answers (400, 408, 431). A connection is served by [`client`](crate::client),
 //! lb-proxy's own HTTP/1 engine, unless its first bytes are the HTTP/2 preface (h2c prior
 //! knowledge, or a client that chose h2 by ALPN): then hyper's HTTP/2 server takes it.
-//! Each HTTP/2 request holds an [`InFlight`](crate::client::io::InFlight) guard until its
+//! Each HTTP/2 request holds an [`InFlight`](crate::client::h2::InFlight) guard until its
 //! response is out, so the connection layer knows when the connection is idle.
 //!
 //! Accepting and draining are lb-core's [`accept_loop`], with lb-proxy's own way to accept
@@ -32,8 +32,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::time::{Duration, Instant};
 use tokio_rustls::TlsAcceptor;
 
-use crate::client::ctx::Drain;
-use crate::client::io::{ClientIo, Limits};
+use crate::client::ctx::{Drain, Listener};
+use crate::client::io::ClientIo;
 use crate::client::serve_connection;
 use crate::proxy::conn::ConnInfo;
 use crate::state::Runtime;
@@ -52,14 +52,10 @@ pub(crate) async fn serve(
     active: Arc<AtomicU64>,
     shutdown: Shutdown,
 ) {
-    let limits = Limits {
-        header_timeout: cfg.header_timeout,
-        idle_timeout: cfg.idle_timeout,
-    };
+    let header_timeout = cfg.header_timeout;
     // hyper serves HTTP/2 only (h2c prior knowledge, ALPN h2); HTTP/1 is the client side's own.
     let mut builder = http2::Builder::new(TokioExecutor::new());
     builder.timer(TokioTimer::new());
-    let builder = Arc::new(builder);
     let max_body = cfg.max_body_bytes.map_or(0, |n| n.get());
     let trusted: Option<Arc<[Cidr]>> =
         (!cfg.trusted_proxies.is_empty()).then(|| cfg.trusted_proxies.clone().into());
@@ -80,18 +76,19 @@ pub(crate) async fn serve(
     };
     let max = cfg.max_connections.get();
     let tunnels = runtime.load().tunnels.clone();
-    accept_loop(listener, max, active, shutdown, |stream, client, drain| {
+    let shared = Listener::new(runtime.clone(), builder, shutdown.clone());
+    let accepting = accept_loop(listener, max, active, shutdown, |stream, client, _| {
         if !lb_core::server::ACCEPTED_NODELAY {
             let _ = stream.set_nodelay(true);
         }
-        let rt = runtime.clone();
-        let now = rt.load();
+        let now = runtime.load();
         let acceptor = now.tls.get(&cfg.listen).cloned();
         let local = match listen_addr {
             Some(a) => a,
             None => stream.local_addr().unwrap_or(client),
         };
         let slot = now.proxy_protocol.then(Arc::default);
+        let errors = now.errors.clone();
         drop(now);
         let first = Handshake {
             accept_proxy: cfg.accept_proxy_protocol,
@@ -109,8 +106,7 @@ pub(crate) async fn serve(
             max_body,
             max_header: cfg.max_header_bytes.get() as u64,
         };
-        let builder = builder.clone();
-        let drain = Drain::new(drain.clone());
+        let drain = Drain::new(shared.clone());
         // Boxed: tokio moves a task's future by value several times as it spawns,
         // starts and ends it; a box is one allocation and one copy (callgrind counted
         // 1,860 fewer instructions per new connection boxed).
@@ -121,9 +117,8 @@ pub(crate) async fn serve(
                 sock: Some(stream),
                 read: false,
             };
-            let errors = runtime.load().errors.clone();
-            let io = ClientIo::new(io, client, limits, errors);
-            Box::pin(serve_connection(io, base, rt, builder, drain))
+            let io = ClientIo::new(io, base, header_timeout, errors);
+            Box::pin(serve_connection(io, drain))
         } else {
             // The handshake's futures (a TLS acceptor holds a whole rustls connection)
             // are boxed, so a plain connection's task is not sized for them.
@@ -135,16 +130,19 @@ pub(crate) async fn serve(
                         return;
                     }
                 };
-                let Some((io, info)) = Box::pin(first.run(stream, base, &rt)).await else {
+                let rt = &drain.listener().rt;
+                let Some((io, info)) = Box::pin(first.run(stream, base, rt)).await else {
                     return;
                 };
-                let io = ClientIo::new(io, info.client, limits, rt.load().errors.clone());
-                serve_connection(io, info, rt, builder, drain).await;
+                let io = ClientIo::new(io, info, header_timeout, errors);
+                serve_connection(io, drain).await;
             })
         };
         conn
-    })
-    .await;
+    });
+    // Beside the accept loop, which returns once every connection has ended: the drain
+    // wakes the connections waiting between requests.
+    tokio::join!(accepting, shared.wake_on_stop());
     // Upgraded connections (WebSocket) left hyper's watch when they switched; they get
     // the same grace period (the caller bounds this wait), as nginx's old workers keep
     // them until `worker_shutdown_timeout`.

@@ -108,9 +108,14 @@ async fn an_idle_keep_alive_connection_keeps_little_heap() {
         "heap per idle keep-alive connection (proxy and test client): {per} B \
          ({accepted} B before its first request)"
     );
-    assert!(per <= 2048, "an idle connection keeps {per} B of heap");
+    // 1,247 B in a debug build (1,839 before the connection future went from 920 to
+    // 312 B): the future, tokio's task and socket registration (256 B each), the idle
+    // timer (112 B), the drain list's slot, and the test client's own socket.
+    assert!(per <= 1300, "an idle connection keeps {per} B of heap");
+    // 15 B: the connection's slot in its listener's drain list, taken at its first wait
+    // between requests.
     assert!(
-        per <= accepted + 256,
+        per <= accepted + 64,
         "a request leaves {} B behind on its idle connection",
         per - accepted
     );

@@ -20,12 +20,12 @@
 use std::cell::RefCell;
 use std::future::{poll_fn, Future};
 use std::pin::{pin, Pin};
-use std::task::Poll;
+use std::task::{ready, Context, Poll};
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 
-use crate::client::ctx::{Ctx, Drain, Ended, Listening};
+use crate::client::ctx::{Ctx, Drain, Ended};
 use crate::client::io::ClientIo;
 use crate::client::parse::{take_request, Started, Taken};
 use crate::client::pump::Pump;
@@ -36,71 +36,115 @@ use crate::http1;
 /// kept).
 const READ_CHUNK: usize = 4096;
 
-/// Serves requests on `io` until the connection ends, or until it turns out to speak
-/// HTTP/2 (h2c prior knowledge): then its bytes are back in `io`, for hyper.
-pub(crate) async fn serve(io: &mut ClientIo, ctx: &Ctx<'_>, drain: &Drain) -> Ended {
-    // Bytes read and not yet taken by a request.
-    let mut buf = Bytes::new();
-    let mut listening = Listening {
-        signal: pin!(drain.signalled()),
-        registered: false,
-    };
-    let mut first = true;
-    loop {
-        let req = match next_request(io, ctx, drain, &mut buf, &mut listening, first).await {
-            Ok(req) => req,
-            Err(ended) => return ended,
-        };
-        first = false;
-        // Boxed: an idle connection (most of them, most of the time) keeps no room for
-        // the answer's state (the response being written, the request body's pump): one
-        // allocation per request, freed when it is answered.
-        if !Box::pin(answer(io, req, &mut buf, drain)).await {
-            return Ended::Closed;
-        }
-    }
+/// One connection under the engine: its stream, its listener, and what the engine
+/// keeps between requests: the bytes read and not yet taken by a request (a connection
+/// waiting for its next request holds no other buffer), and where the wait for the
+/// next head is.
+///
+/// The connection's driver ([`serve_connection`](crate::client::serve_connection)) asks
+/// it for the next request ([`Engine::poll_next_request`], a poll function, so the wait
+/// keeps no future of its own beside the driver's) and has it answered
+/// ([`Engine::answer`]), request after request.
+pub(crate) struct Engine {
+    io: ClientIo,
+    drain: Drain,
+    buf: Bytes,
+    /// No request was taken yet (the bytes may still be the HTTP/2 preface).
+    first: bool,
+    wait: Wait,
 }
 
-/// Reads until the next request's head is complete (pipelined bytes in `buf` first).
-/// `Err`: the connection ended (closed, refused, drained) or speaks HTTP/2.
-async fn next_request<F: Future<Output = ()>>(
-    io: &mut ClientIo,
-    ctx: &Ctx<'_>,
-    drain: &Drain,
-    buf: &mut Bytes,
-    listening: &mut Listening<Pin<&mut F>>,
-    first: bool,
-) -> Result<Started, Ended> {
-    loop {
-        if !buf.is_empty() {
-            if first && !crate::client::sniff::cannot_be_h2(buf) {
-                if http1::h2c_preface(buf) == http1::Status::Complete(true) {
-                    io.switch_to_h2(std::mem::take(buf));
-                    return Err(Ended::Handoff);
-                }
-            } else {
-                match take_request(buf, ctx) {
-                    Taken::Request(req) => return Ok(req),
-                    Taken::Partial => {}
-                    // The answer is written by the next read, which then fails.
-                    Taken::Refused(reason) => {
-                        io.refuse(reason);
-                        Box::pin(drain_to_close(io)).await;
-                        return Err(Ended::Closed);
+/// Where [`Engine::poll_next_request`] is between its polls.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    /// The bytes in `buf` (if any) are to be parsed.
+    Parse,
+    /// They were, and are not a whole head yet: read more first.
+    Read,
+    /// The head was refused: its answer goes out through the next reads, which then
+    /// discard input until they fail.
+    Refused,
+}
+
+impl Engine {
+    /// A new connection's engine.
+    pub(crate) fn new(io: ClientIo, drain: Drain) -> Engine {
+        Engine {
+            io,
+            drain,
+            buf: Bytes::new(),
+            first: true,
+            wait: Wait::Parse,
+        }
+    }
+
+    /// Reads until the next request's head is complete (pipelined bytes first). `Err`:
+    /// the connection ended (closed, refused, drained), or it speaks HTTP/2
+    /// ([`Ended::Handoff`]: see [`Engine::into_h2`]).
+    pub(crate) fn poll_next_request(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Started, Ended>> {
+        let Engine {
+            io,
+            drain,
+            buf,
+            first,
+            wait,
+        } = self;
+        loop {
+            if *wait == Wait::Refused {
+                ready!(poll_discard(io, cx));
+                return Poll::Ready(Err(Ended::Closed));
+            }
+            if *wait == Wait::Parse && !buf.is_empty() {
+                if *first && !crate::client::sniff::cannot_be_h2(buf) {
+                    if http1::h2c_preface(buf) == http1::Status::Complete(true) {
+                        return Poll::Ready(Err(Ended::Handoff));
+                    }
+                } else {
+                    let ctx = Ctx {
+                        info: io.info(),
+                        rt: &drain.listener().rt,
+                    };
+                    match take_request(buf, &ctx) {
+                        Taken::Request(req) => return Poll::Ready(Ok(req)),
+                        Taken::Partial => {}
+                        Taken::Refused(reason) => {
+                            io.refuse(reason);
+                            *wait = Wait::Refused;
+                            continue;
+                        }
                     }
                 }
             }
+            *wait = Wait::Read;
+            // A connection accepted just as the drain starts has not sent its first
+            // request yet; it is answered (with `Connection: close`), not closed as idle:
+            // its client never saw an idle connection to retry on (header_timeout still
+            // bounds it).
+            let between = !*first && buf.is_empty();
+            match ready!(poll_read_more(io, buf, between, drain, cx)) {
+                Read::Data => *wait = Wait::Parse,
+                // The client closed (inside a head cut short, nobody is left to answer),
+                // a read failed, or the listener drains.
+                Read::Eof | Read::Failed | Read::Drained => return Poll::Ready(Err(Ended::Closed)),
+            }
         }
-        // A connection accepted just as the drain starts has not sent its first request
-        // yet; it is answered (with `Connection: close`), not closed as idle: its client
-        // never saw an idle connection to retry on (header_timeout still bounds it).
-        let between = !first && buf.is_empty();
-        match read_more(io, buf, between, drain, listening).await {
-            Read::Data => {}
-            // The client closed (inside a head cut short, nobody is left to answer), a
-            // read failed, or the listener drains.
-            Read::Eof | Read::Failed | Read::Drained => return Err(Ended::Closed),
-        }
+    }
+
+    /// Answers `req` (see [`answer`]); true when the connection stays open for the next
+    /// request.
+    pub(crate) fn answer(&mut self, req: Started) -> impl Future<Output = bool> + Send + '_ {
+        self.first = false;
+        self.wait = Wait::Parse;
+        answer(&mut self.io, req, &mut self.buf, &self.drain)
+    }
+
+    /// After [`Ended::Handoff`]: the stream, its listener, and the bytes read so far
+    /// (the HTTP/2 preface and any after it), for hyper.
+    pub(crate) fn into_h2(self) -> (ClientIo, Drain, Bytes) {
+        (self.io, self.drain, self.buf)
     }
 }
 
@@ -188,20 +232,21 @@ async fn answer(io: &mut ClientIo, req: Started, buf: &mut Bytes, drain: &Drain)
         // The client may still be sending the body: read it away for a while, so that
         // closing does not reset the connection under the answer.
         io.linger();
-        Box::pin(drain_to_close(io)).await;
+        poll_fn(|cx| poll_discard(io, cx)).await;
     }
     sent && !out.last
 }
 
 /// Reads and discards until the connection fails or ends (a refused or lingering
 /// connection's reads fail once its answer is out and the linger time is over).
-async fn drain_to_close(io: &mut ClientIo) {
-    let mut sink = [0u8; 512];
-    while let Ok(n) = io.read(&mut sink).await {
-        if n == 0 {
-            return;
+fn poll_discard(io: &mut ClientIo, cx: &mut Context<'_>) -> Poll<()> {
+    SPACE.with_borrow_mut(|space| loop {
+        let mut rb = ReadBuf::new(&mut space[..]);
+        match ready!(Pin::new(&mut *io).poll_read(cx, &mut rb)) {
+            Ok(()) if !rb.filled().is_empty() => {}
+            _ => return Poll::Ready(()),
         }
-    }
+    })
 }
 
 enum Read {
@@ -212,46 +257,44 @@ enum Read {
 }
 
 /// Reads once more into `buf`. While `idle` (between requests) a drain ends the wait.
-async fn read_more<F: Future<Output = ()>>(
+fn poll_read_more(
     io: &mut ClientIo,
     buf: &mut Bytes,
     idle: bool,
-    drain: &Drain,
-    listening: &mut Listening<Pin<&mut F>>,
-) -> Read {
-    poll_fn(|cx| {
-        SPACE.with_borrow_mut(|space| {
-            // The thread's read space: the bytes are copied out only when they arrive, so a
-            // connection waiting for its next request holds no buffer.
-            let mut rb = ReadBuf::new(&mut space[..]);
-            match Pin::new(&mut *io).poll_read(cx, &mut rb) {
-                Poll::Ready(Ok(())) if rb.filled().is_empty() => Poll::Ready(Read::Eof),
-                Poll::Ready(Ok(())) => {
-                    *buf = if buf.is_empty() {
-                        // The usual case: a whole head, cut from the shared buffer.
-                        crate::request::slab::copy(&[rb.filled()])
-                    } else {
-                        let mut joined = BytesMut::with_capacity(buf.len() + rb.filled().len());
-                        joined.extend_from_slice(buf);
-                        joined.extend_from_slice(rb.filled());
-                        joined.freeze()
-                    };
-                    Poll::Ready(Read::Data)
-                }
-                Poll::Ready(Err(_)) => Poll::Ready(Read::Failed),
-                Poll::Pending if idle && listening.drained(drain, cx) => Poll::Ready(Read::Drained),
-                Poll::Pending => Poll::Pending,
+    drain: &mut Drain,
+    cx: &mut Context<'_>,
+) -> Poll<Read> {
+    SPACE.with_borrow_mut(|space| {
+        // The thread's read space: the bytes are copied out only when they arrive, so a
+        // connection waiting for its next request holds no buffer.
+        let mut rb = ReadBuf::new(&mut space[..]);
+        match Pin::new(&mut *io).poll_read(cx, &mut rb) {
+            Poll::Ready(Ok(())) if rb.filled().is_empty() => Poll::Ready(Read::Eof),
+            Poll::Ready(Ok(())) => {
+                *buf = if buf.is_empty() {
+                    // The usual case: a whole head, cut from the shared buffer.
+                    crate::request::slab::copy(&[rb.filled()])
+                } else {
+                    let mut joined = BytesMut::with_capacity(buf.len() + rb.filled().len());
+                    joined.extend_from_slice(buf);
+                    joined.extend_from_slice(rb.filled());
+                    joined.freeze()
+                };
+                Poll::Ready(Read::Data)
             }
-        })
+            Poll::Ready(Err(_)) => Poll::Ready(Read::Failed),
+            Poll::Pending if idle && drain.drained(cx) => Poll::Ready(Read::Drained),
+            Poll::Pending => Poll::Pending,
+        }
     })
-    .await
 }
 
 thread_local! {
-    /// Where [`read_more`] reads, one per thread. Initialised once: a fresh socket's first
-    /// read goes through `std::io::Read`, which needs initialised memory, and a buffer on
-    /// the stack would be zeroed at every read. Borrowed only for one `poll_read` inside
-    /// `read_more`, which reads the socket and calls nothing that reads into it again, so
-    /// the borrow cannot be taken twice (`with_borrow_mut` would panic).
+    /// Where [`poll_read_more`] and [`poll_discard`] read, one per thread. Initialised
+    /// once: a fresh socket's first read goes through `std::io::Read`, which needs
+    /// initialised memory, and a buffer on the stack would be zeroed at every read.
+    /// Borrowed only for `poll_read` calls inside them, which read the socket and call
+    /// nothing that reads into it again, so the borrow cannot be taken twice
+    /// (`with_borrow_mut` would panic).
     static SPACE: RefCell<[u8; READ_CHUNK]> = const { RefCell::new([0; READ_CHUNK]) };
 }

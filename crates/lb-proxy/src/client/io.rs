@@ -26,20 +26,16 @@
 
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use bytes::Bytes;
-use hyper::body::{Body, Frame, SizeHint};
 use lb_core::metrics::{Reason, ReasonCounters};
-use pin_project_lite::pin_project;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
+use crate::proxy::conn::ConnInfo;
 use crate::stream::ClientStream;
 
 /// How long a connection refused with a canned answer keeps draining input before it is
@@ -48,84 +44,6 @@ pub(crate) const LINGER: Duration = Duration::from_secs(2);
 
 /// Reads in a row discarded while draining before yielding to other tasks.
 const DRAIN_READS: usize = 16;
-
-/// HTTP/2 requests in flight on a connection, which its timer reads (an HTTP/2
-/// connection with no stream open is idle). One per connection, shared with every
-/// [`InFlight`] guard.
-#[derive(Debug, Default)]
-pub(crate) struct Shared {
-    state: AtomicU32,
-}
-
-impl Shared {
-    /// Marks a request in flight until the guard is dropped (with its response body).
-    pub(crate) fn enter(self: &Arc<Self>) -> InFlight {
-        self.state.fetch_add(1, Ordering::Relaxed);
-        InFlight(self.clone())
-    }
-
-    fn load(&self) -> u32 {
-        self.state.load(Ordering::Relaxed)
-    }
-}
-
-/// An HTTP/2 request in flight: from the service call until its response body is dropped.
-#[derive(Debug)]
-pub(crate) struct InFlight(Arc<Shared>);
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.state.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-pin_project! {
-    /// A response body that keeps its request [`InFlight`] until hyper drops it.
-    pub struct Tracked<B> {
-        #[pin]
-        inner: B,
-        guard: InFlight,
-    }
-}
-
-impl<B> Tracked<B> {
-    /// Wraps `inner`, holding `guard` for as long as the body lives.
-    pub(crate) fn new(inner: B, guard: InFlight) -> Self {
-        Tracked { inner, guard }
-    }
-}
-
-impl<B: Body<Data = Bytes>> Body for Tracked<B> {
-    type Data = Bytes;
-    type Error = B::Error;
-
-    #[inline]
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        self.project().inner.poll_frame(cx)
-    }
-
-    #[inline]
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    #[inline]
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-/// The timeouts and limits of one listener, as the connection layer needs them.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Limits {
-    /// Whole request head within this, from its first byte (or from accept).
-    pub header_timeout: Duration,
-    /// Between requests with no byte of the next one.
-    pub idle_timeout: Duration,
-}
 
 /// The canned answer for `reason` (408, 431 or 400), with `x-lb-error`, closing.
 pub(crate) fn canned(reason: Reason) -> &'static [u8] {
@@ -158,64 +76,63 @@ enum Wait {
 enum Closing {
     /// Open.
     No,
-    /// Writing the answer; `usize` bytes are out.
-    Answer(Reason, usize),
+    /// Writing the answer; this many bytes are out.
+    Answer(Reason, u16),
     /// Write side shut; discarding input until EOF or the linger deadline.
     Linger,
     /// Done: reads fail.
     Done,
 }
 
-/// The client stream with its timer. See the module docs.
+/// The client stream with its timer and the facts about the connection. See the module
+/// docs.
 pub(crate) struct ClientIo {
     io: ClientStream,
-    /// Bytes put back by [`ClientIo::switch_to_h2`], handed out before the socket is read again.
-    stash: Bytes,
     timer: Pin<Box<Sleep>>,
-    /// The deadline the timer is set to, if it was set since it last fired.
-    armed: Option<Instant>,
     /// The waker the armed timer was polled with.
     timer_waker: Option<Waker>,
     /// The deadline the current state wants.
     deadline: Option<Instant>,
+    /// Facts about the connection (its `idle` is the listener's `idle_timeout`).
+    info: ConnInfo,
+    /// The whole request head within this, from its first byte (or from accept).
+    header_timeout: Duration,
+    errors: Arc<ReasonCounters>,
+    /// The timer is set (to its deadline) since it last fired.
+    armed: bool,
     wait: Wait,
-    /// HTTP/2 streams in flight (made when the connection turns to HTTP/2).
-    shared: Option<Arc<Shared>>,
-    /// `shared` when the deadline was last computed (HTTP/2).
-    seen: u32,
     /// A tunnel: writes are plain and shutdown half-closes.
     tunnel: bool,
     closing: Closing,
-    limits: Limits,
-    errors: Arc<ReasonCounters>,
-    client: SocketAddr,
 }
 
 impl ClientIo {
     /// Wraps an accepted client stream; `header_timeout` runs from now.
     pub(crate) fn new(
         io: ClientStream,
-        client: SocketAddr,
-        limits: Limits,
+        info: ConnInfo,
+        header_timeout: Duration,
         errors: Arc<ReasonCounters>,
     ) -> ClientIo {
-        let deadline = Instant::now() + limits.header_timeout;
+        let deadline = Instant::now() + header_timeout;
         ClientIo {
-            stash: Bytes::new(),
             io,
             timer: Box::pin(tokio::time::sleep_until(deadline)),
-            armed: Some(deadline),
             timer_waker: None,
             deadline: Some(deadline),
+            info,
+            header_timeout,
+            errors,
+            armed: true,
             wait: Wait::First,
-            shared: None,
-            seen: 0,
             tunnel: false,
             closing: Closing::No,
-            limits,
-            errors,
-            client,
         }
+    }
+
+    /// The facts about the connection, copied into each request.
+    pub(crate) fn info(&self) -> &ConnInfo {
+        &self.info
     }
 
     /// A request head is complete: its request is in flight, and no timer runs here
@@ -236,7 +153,7 @@ impl ClientIo {
     /// head's first byte (then `header_timeout`).
     pub(crate) fn response_done(&mut self) {
         self.wait = Wait::Idle;
-        self.deadline = Some(Instant::now() + self.limits.idle_timeout);
+        self.deadline = Some(Instant::now() + self.info.idle);
     }
 
     /// The connection became a tunnel (after a 101): its own idle timer bounds it.
@@ -251,13 +168,15 @@ impl ClientIo {
         self.io.tcp()
     }
 
-    /// The connection speaks HTTP/2 from here, starting with `bytes` (already read):
-    /// idle (`idle_timeout`) whenever no stream is open.
-    pub(crate) fn switch_to_h2(&mut self, bytes: Bytes) {
-        self.shared = Some(Arc::default());
-        self.stash = bytes;
+    /// The connection speaks HTTP/2 from here: idle (`idle_timeout`, then a clean end)
+    /// whenever [`ClientIo::h2_streams`] says no stream is open.
+    pub(crate) fn switch_to_h2(&mut self) {
         self.wait = Wait::H2;
-        self.seen = u32::MAX;
+    }
+
+    /// HTTP/2: `open` streams are in flight now; with none the idle timer runs.
+    pub(crate) fn h2_streams(&mut self, open: u32) {
+        self.deadline = (open == 0).then(|| Instant::now() + self.info.idle);
     }
 
     /// After the last response to a request whose body was left unread: reads discard
@@ -266,7 +185,7 @@ impl ClientIo {
     pub(crate) fn linger(&mut self) {
         let until = Instant::now() + LINGER;
         self.timer.as_mut().reset(until);
-        self.armed = Some(until);
+        self.armed = true;
         self.timer_waker = None;
         self.closing = Closing::Linger;
     }
@@ -283,7 +202,7 @@ impl ClientIo {
         self.errors.inc(reason);
         tracing::info!(
             target: "lb::access",
-            client = %self.client,
+            client = %self.info.client,
             status = reason.status(),
             error = reason.as_str(),
             "{what}"
@@ -323,21 +242,6 @@ impl ClientIo {
     fn last_with_fin(&self) -> bool {
         self.closing == Closing::No && !self.tunnel
     }
-
-    /// The HTTP/2 streams in flight, which the server's requests enter.
-    pub(crate) fn streams(&mut self) -> Arc<Shared> {
-        self.shared.get_or_insert_with(Arc::default).clone()
-    }
-
-    /// The deadline of HTTP/2, recomputed when its streams in flight change.
-    fn h2_deadline(&mut self) {
-        let now = self.shared.as_ref().map_or(0, |s| s.load());
-        if now == self.seen {
-            return;
-        }
-        self.seen = now;
-        self.deadline = (now == 0).then(|| Instant::now() + self.limits.idle_timeout);
-    }
 }
 
 fn closed() -> io::Error {
@@ -354,14 +258,6 @@ impl AsyncRead for ClientIo {
         if this.closing != Closing::No {
             return poll_close(this, cx, buf);
         }
-        if !this.stash.is_empty() {
-            let n = this.stash.len().min(buf.remaining());
-            buf.put_slice(&this.stash.split_to(n));
-            return Poll::Ready(Ok(()));
-        }
-        if this.wait == Wait::H2 {
-            this.h2_deadline();
-        }
         let before = buf.filled().len();
         match Pin::new(&mut this.io).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
@@ -370,7 +266,7 @@ impl AsyncRead for ClientIo {
                         // The next head's first byte: `header_timeout` from now.
                         Wait::Idle => {
                             this.wait = Wait::Head;
-                            this.deadline = Some(Instant::now() + this.limits.header_timeout);
+                            this.deadline = Some(Instant::now() + this.header_timeout);
                         }
                         // Body bytes: the stall timer starts again at the next wait.
                         Wait::Body => this.deadline = None,
@@ -381,7 +277,7 @@ impl AsyncRead for ClientIo {
             }
             Poll::Pending => {
                 if this.wait == Wait::Body && this.deadline.is_none() {
-                    this.deadline = Some(Instant::now() + this.limits.idle_timeout);
+                    this.deadline = Some(Instant::now() + this.info.idle);
                 }
                 poll_timer(this, cx, buf)
             }
@@ -399,19 +295,19 @@ fn poll_timer(
     let Some(deadline) = this.deadline else {
         return Poll::Pending;
     };
-    if !matches!(this.armed, Some(a) if a <= deadline) {
+    if !(this.armed && this.timer.deadline() <= deadline) {
         this.timer.as_mut().reset(deadline);
-        this.armed = Some(deadline);
+        this.armed = true;
         this.timer_waker = None;
     }
     if !timer_fired(this, cx) {
         return Poll::Pending;
     }
-    this.armed = None;
+    this.armed = false;
     if Instant::now() < deadline {
         // The armed deadline was an earlier state's: wait for the current one.
         this.timer.as_mut().reset(deadline);
-        this.armed = Some(deadline);
+        this.armed = true;
         this.timer_waker = None;
         if !timer_fired(this, cx) {
             return Poll::Pending;
@@ -462,6 +358,7 @@ fn poll_close(
             Closing::No | Closing::Done => return Poll::Ready(Err(closed())),
             Closing::Answer(reason, pos) => {
                 let bytes = canned(reason);
+                let pos = usize::from(pos);
                 if pos >= bytes.len() {
                     // Shutting down the write side of a TcpStream does not block.
                     let _ = Pin::new(&mut this.io).poll_shutdown(cx);
@@ -469,7 +366,11 @@ fn poll_close(
                     continue;
                 }
                 match Pin::new(&mut this.io).poll_write(cx, &bytes[pos..]) {
-                    Poll::Ready(Ok(n)) if n > 0 => this.closing = Closing::Answer(reason, pos + n),
+                    // The canned answers are far shorter than `u16::MAX` bytes.
+                    Poll::Ready(Ok(n)) if n > 0 => {
+                        let pos = u16::try_from(pos + n).unwrap_or(u16::MAX);
+                        this.closing = Closing::Answer(reason, pos);
+                    }
                     Poll::Ready(_) => this.closing = Closing::Done,
                     Poll::Pending => return Poll::Pending,
                 }

@@ -3,7 +3,7 @@
 //! ## Pipeline
 //! 1. **Text → document.** The file is parsed once into a span-preserving TOML document
 //!    (the private `source` module); a syntax error is reported with its line and column.
-//! 2. **Document → file model.** serde reads [`file`] types that mirror the TOML exactly:
+//! 2. **Document → file model.** serde reads `file` types that mirror the TOML exactly:
 //!    every table has `deny_unknown_fields`, values that need parsing stay strings. An
 //!    unknown key, a wrong type or a missing required key is reported with the key path
 //!    found from the error's span (`pool.web.backends[2].wieght`) and its position.

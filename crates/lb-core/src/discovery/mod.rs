@@ -6,7 +6,7 @@
 //! through [`Pool::apply`] (a [`Change::Reset`] built off the request path and swapped in
 //! as one snapshot), so a membership update never blocks requests.
 //!
-//! [`start`] is the one entry point the binaries use: it turns a pool's validated
+//! [`start()`] is the one entry point the binaries use: it turns a pool's validated
 //! `discovery` setting into a running source. Your own registry plugs in by implementing
 //! [`Source`] (see its contract) and publishing with [`publish`]; [`testing::check_source`]
 //! checks it.
@@ -23,7 +23,7 @@
 //! returned source is dropped, when [`Source::stop`] is called, or when its pool is dropped.
 //! A failing source never empties a pool: every error (unreadable file, DNS failure,
 //! Redis down) is logged and the last good membership stays. The `file` source reads the
-//! file once before [`start`] returns; `dns` and `redis` make their first sync in the
+//! file once before [`start()`] returns; `dns` and `redis` make their first sync in the
 //! background right after (on loopback within milliseconds), and until it succeeds the
 //! pool keeps the membership it was created with; [`wait_ready`] waits for it, bounded.
 use std::sync::Arc;

@@ -68,7 +68,7 @@ const ADD: &str = "if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then 
 /// Remove: `HDEL` then `PUBLISH`. 1 = removed, 0 = absent.
 const REMOVE: &str = "if redis.call('HDEL', KEYS[1], ARGV[1]) == 1 then \
      redis.call('PUBLISH', ARGV[3], ARGV[1]) return 1 end return 0";
-/// Update an existing field; ARGV[2] = '' means "undrain": weight 0 becomes 1, others stay.
+/// Update an existing field; `ARGV[2] = ''` means "undrain": weight 0 becomes 1, others stay.
 const UPDATE: &str = "local cur = redis.call('HGET', KEYS[1], ARGV[1]) \
      if not cur then return 0 end \
      local w = ARGV[2] if w == '' then if cur == '0' then w = '1' else w = cur end end \

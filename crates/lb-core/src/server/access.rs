@@ -5,7 +5,7 @@
 //!
 //! - The line is formatted by the task that ends the request, straight into bytes (no
 //!   `core::fmt` on the common path), in a buffer the thread reuses; the seconds of `time`
-//!   are formatted once a second per thread ([`line`]).
+//!   are formatted once a second per thread (`line`).
 //! - It is appended to the one batch, under a mutex held for that copy only, whole lines
 //!   only: lines are never torn or interleaved, and they stay in the order their requests
 //!   ended, across worker threads.

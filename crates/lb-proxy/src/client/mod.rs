@@ -1,6 +1,6 @@
 //! The client side: one connection, from the accepted stream to its end.
 //!
-//! The stream (plain TCP or TLS) is wrapped in a [`ClientIo`](io::ClientIo), which keeps
+//! The stream (plain TCP or TLS) is wrapped in a [`ClientIo`], which keeps
 //! its timeouts, its canned answers and the facts about the connection; [`h1`] serves
 //! HTTP/1.x on it, request after request, until the connection ends or its first bytes
 //! turn out to be the HTTP/2 preface (h2c prior knowledge, or a client that chose h2 by

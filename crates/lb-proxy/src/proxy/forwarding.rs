@@ -63,7 +63,7 @@ pub(crate) fn real_client(conn: &ConnInfo, fields: View<'_>) -> Option<IpAddr> {
 /// end-to-end in effect (gRPC requires it), so exactly that value is kept, and where an
 /// HTTP/1.1 upgrade cannot be carried (its `Upgrade` is dropped like any hop-by-hop field).
 /// Returns true when the request asks an HTTP/1.1 upgrade, whose `Upgrade` and
-/// `Connection: upgrade` are then kept (see [`upgrade`](crate::upgrade)).
+/// `Connection: upgrade` are then kept (see [`tunnel`](crate::tunnel)).
 pub(crate) fn prepare_headers(
     parts: &mut Parts,
     route: &Route,

@@ -50,7 +50,7 @@ pub(crate) type Handling = Pin<Box<dyn Future<Output = Response<RespBody>> + Sen
 
 /// Handles one request end to end, writing one access-log line. The body is `None` when
 /// the request has none (as the HTTP/1 engine parses them). `raw`: the fields kept
-/// as bytes ([`fields`](crate::fields)); the request's header map is then empty.
+/// as bytes ([`fields`](crate::request::fields)); the request's header map is then empty.
 ///
 /// The future is boxed: a connection (hyper's slot for the service's future, or
 /// the HTTP/1 engine's loop) would otherwise keep room for the exchange's state

@@ -213,7 +213,7 @@ impl RawHead {
 }
 
 /// The forwarding fields the proxy adds to a request kept as bytes (the general path
-/// sets the same in its header map: [`headers`](crate::headers)).
+/// sets the same in its header map: [`headers`](crate::request::headers)).
 #[derive(Debug)]
 pub struct Forwarded {
     /// `X-Forwarded-For`: the client's chain is appended to (when believed).

@@ -17,7 +17,7 @@ use crate::pool::{Change, Pool, PoolSettings};
 use crate::resolve::{Resolution, ResolveError, Resolver};
 use crate::select::StrategyKind;
 
-/// How a [`Cached`](super::Cached) directory turns its answers into pools.
+/// How a [`Cached`] directory turns its answers into pools.
 #[derive(Clone, Debug)]
 pub struct EndpointPools {
     /// The settings of every answer's pool. Default: [`EndpointPools::settings`].

@@ -233,6 +233,17 @@ impl AsyncWrite for ClientStream {
 /// A connection to a backend: TLS is the client side of rustls.
 pub(crate) type UpstreamStream = MaybeTls<tokio_rustls::client::TlsStream<TcpStream>>;
 
+/// Hands out bytes read from a stream earlier (and put back) before the stream is read
+/// again: true when `pre` had some, which then went into `buf` (as much as fits).
+pub(crate) fn read_first(pre: &mut bytes::Bytes, buf: &mut ReadBuf<'_>) -> bool {
+    if pre.is_empty() {
+        return false;
+    }
+    let n = pre.len().min(buf.remaining());
+    buf.put_slice(&pre.split_to(n));
+    true
+}
+
 impl<T> MaybeTls<T> {
     /// True for a cleartext stream (where h2c may be spoken, and a shutdown is only a FIN).
     pub fn is_plain(&self) -> bool {

@@ -21,6 +21,7 @@ use crate::client::ctx::Drain;
 use crate::client::io::ClientIo;
 use crate::proxy;
 use crate::request::body::InBody;
+use crate::stream::read_first;
 
 /// hyper's HTTP/2 server for a connection the HTTP/1 engine found speaking it.
 /// `preface`: the bytes the HTTP/1 engine read already (the preface, and any after it).
@@ -85,9 +86,7 @@ impl AsyncRead for H2Io {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if !this.stash.is_empty() {
-            let n = this.stash.len().min(buf.remaining());
-            buf.put_slice(&this.stash.split_to(n));
+        if read_first(&mut this.stash, buf) {
             return Poll::Ready(Ok(()));
         }
         let now = this.streams.load();

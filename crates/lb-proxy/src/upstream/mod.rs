@@ -64,12 +64,11 @@ const MAX_IDLE_PER_BACKEND: usize = 256;
 /// Most shards of a pool's idle lists (see [`Upstreams::take`]).
 const MAX_SHARDS: usize = 16;
 
-/// The idle-list shards a pool keeps: one per core, so each worker thread mostly takes
-/// and gives back its own connections.
+/// The idle-list shards a pool keeps: one per worker thread serving connections
+/// (`lb_worker_threads`), so each mostly takes and gives back its own connections; one
+/// for a single-threaded runtime, which then never looks in another.
 fn shard_count() -> usize {
-    std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .min(MAX_SHARDS)
+    lb_core::rt::worker_threads().clamp(1, MAX_SHARDS)
 }
 
 /// This thread's shard of a pool's idle lists: threads are numbered as they first ask,
@@ -561,11 +560,11 @@ mod tests {
 
     /// Whichever shard (thread) gave a connection back, a request on any thread finds it;
     /// a sweep reaches every shard.
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn idle_connections_are_found_and_swept_in_every_shard() {
         let up = Upstreams::new(Duration::from_secs(1), Duration::from_secs(60));
         let shards = up.idle.len();
-        assert_eq!(shards, shard_count());
+        assert_eq!(shards, 2, "one shard per worker thread");
         let mut peers = Vec::new();
         for shard in 0..shards {
             let (addr, conn, _peer) = pair().await;

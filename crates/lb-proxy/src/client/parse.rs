@@ -170,10 +170,9 @@ fn chunks_well_framed(after_head: &[u8]) -> bool {
     let mut buf = BytesMut::from(after_head);
     loop {
         match reading.decode(&mut buf) {
-            Ok(Decoded::Data(_) | Decoded::Trailers(_)) if !reading.is_end() => {}
-            Ok(Decoded::Data(_) | Decoded::Trailers(_) | Decoded::End | Decoded::More) => {
-                return true
-            }
+            Ok(Decoded::Data(_)) => {}
+            // The body's end (trailers end it too), or the end of what came so far.
+            Ok(Decoded::Trailers(_) | Decoded::End | Decoded::More) => return true,
             Err(_) => return false,
         }
     }

@@ -91,6 +91,21 @@ BASELINE_ENV=${BASELINE_ENV:-}
 export WORKERS WRK_THREADS
 PATH=$PATH:/usr/sbin:/sbin
 
+# PIN=1: the proxy under test on CPU 1, the load generator and the backends on CPU 0
+# (taskset), so a proxy's latency tail is its own and not the scheduler's placing it beside
+# wrk. One worker only, on a machine of two or more CPUs. ON_PROXY and ON_LOAD are the
+# command prefixes (empty without PIN).
+PIN=${PIN:-0}
+ON_PROXY=() ON_LOAD=()
+if [[ $PIN == 1 ]]; then
+    ((WORKERS == 1)) || die "PIN=1 pins one worker; WORKERS is $WORKERS"
+    (($(nproc) >= 2)) || die "PIN=1 needs two CPUs"
+    command -v taskset >/dev/null || die "PIN=1 needs taskset (util-linux)"
+    ON_PROXY=(taskset -c 1) ON_LOAD=(taskset -c 0)
+elif [[ $PIN != 0 ]]; then
+    die "PIN is 0 or 1, not '$PIN'"
+fi
+
 # write_lb_toml FILE: the lb config both benchmarks use (lb-proxy and lb-sni read the same
 # shape): WORKERS workers (`threads`), one listener on $P_LB, the admin API on $P_ADMIN, a
 # round-robin pool of the backends on $P_B1 and $P_B2, one catch-all route.

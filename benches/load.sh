@@ -14,7 +14,8 @@
 # lb's allocator (mimalloc) asks for transparent huge pages, so its RSS grows in 2 MiB
 # steps: at 1,000 connections one step more or less is 2 KiB per connection, at 5,000
 # (the default) 0.4 KiB.
-# Each figure is the median of REPEAT rounds; proxies are interleaved inside a round, in
+# Each figure is the median of REPEAT rounds; inside a round each load runs on every proxy
+# in turn (the runs a ratio compares are next to each other in time), in
 # an order that rotates by one each round.
 # With TLS=1 (the default) each proxy also terminates TLS on a second port with the same
 # ECDSA P-256 certificate (TLS 1.2 and 1.3 offered, so wrk negotiates 1.3 everywhere;
@@ -38,6 +39,7 @@
 #      on the proxy's processes during separate 3 s keep-alive and new-connection runs;
 #      top PERF_TOP symbols, default 25),
 #      WORKERS (default 1: lb-proxy threads, nginx worker_processes, HAProxy nbthread),
+#      PIN=1 (one worker only: the proxy on CPU 1, wrk and the backends on CPU 0),
 #      WRK_THREADS (default WORKERS), BACKEND_WORKERS (default 1), LB_ENV / BASELINE_ENV
 #      (environment of the lb-proxy / baseline process, e.g. BASELINE_ENV=LB_REUSEPORT=1:
 #      per-worker SO_REUSEPORT listeners beside the shared one; see benches/README.md).
@@ -155,7 +157,7 @@ check_configs "$LB"
 [[ -z $BASELINE ]] || write_baseline_toml "$BASELINE" "$P_LBS:$P_BLS" "$P_LB:$P_BL" "$P_ADMIN:$P_BLADMIN"
 
 # --- start everything -----------------------------------------------------------------
-nginx -p "$TMP" -e "$TMP/backend.err" -c "$TMP/backend.conf" 2>>"$TMP/backend.err" &
+"${ON_LOAD[@]}" nginx -p "$TMP" -e "$TMP/backend.err" -c "$TMP/backend.conf" 2>>"$TMP/backend.err" &
 PID_BACKEND=$!; PIDS+=("$PID_BACKEND")
 wait_port "$P_B1" "$PID_BACKEND" backends; wait_port "$P_B2" "$PID_BACKEND" backends
 
@@ -167,10 +169,10 @@ declare -A MAINPID=()
 
 start_proxy() { # name; a fresh process, listening
     case $1 in
-    nginx) nginx -p "$TMP" -e "$TMP/nginx.err" -c "$TMP/nginx.conf" 2>>"$TMP/nginx.err" & ;;
-    haproxy) haproxy -db -f "$TMP/haproxy.cfg" >>"$TMP/haproxy.log" 2>&1 & ;;
-    lb-proxy) env $LB_ENV RUST_LOG=warn "$LB" --config "$TMP/lb.toml" >>"$TMP/lb.log" 2>&1 & ;;
-    baseline) env $BASELINE_ENV RUST_LOG=warn "$BASELINE" --config "$TMP/baseline.toml" >>"$TMP/baseline.log" 2>&1 & ;;
+    nginx) "${ON_PROXY[@]}" nginx -p "$TMP" -e "$TMP/nginx.err" -c "$TMP/nginx.conf" 2>>"$TMP/nginx.err" & ;;
+    haproxy) "${ON_PROXY[@]}" haproxy -db -f "$TMP/haproxy.cfg" >>"$TMP/haproxy.log" 2>&1 & ;;
+    lb-proxy) "${ON_PROXY[@]}" env $LB_ENV RUST_LOG=warn "$LB" --config "$TMP/lb.toml" >>"$TMP/lb.log" 2>&1 & ;;
+    baseline) "${ON_PROXY[@]}" env $BASELINE_ENV RUST_LOG=warn "$BASELINE" --config "$TMP/baseline.toml" >>"$TMP/baseline.log" 2>&1 & ;;
     esac
     MAINPID[$1]=$!
     PIDS+=("$!")
@@ -255,7 +257,7 @@ while True: bytes(b)' & noise=$! ;;
     esac
     [[ -z $noise ]] || PIDS+=("$noise")
     read -r u0 s0 < <(cpu_ticks "$proxy")
-    out=$(timeout $((DURATION + 30)) wrk "${ARGS[@]}" -d"${DURATION}s" --latency "$url") \
+    out=$(timeout $((DURATION + 30)) "${ON_LOAD[@]}" wrk "${ARGS[@]}" -d"${DURATION}s" --latency "$url") \
         || die "wrk failed against $proxy ($mode)"
     read -r u1 s1 < <(cpu_ticks "$proxy")
     if [[ -n $noise ]]; then
@@ -366,12 +368,13 @@ for r in $(seq "$REPEAT"); do
         for p in "${PROXIES[@]}"; do run_idle "$p" "$r"; done
     fi
     warm_up
-    # The order rotates by one each round (see `rotated` in lib.sh).
-    for p in $(rotated "$r" "${PROXIES[@]}"); do
-        for m in $MODES; do run_wrk "$p" "$m" "$r"; done
-        if [[ $TLS == 1 ]]; then
-            for m in $MODES; do run_wrk "$p" "tls-$m" "$r"; done
-        fi
+    # Each load runs on every proxy in turn, so the runs a ratio compares are next to each
+    # other in time (this machine's speed drifts over tens of seconds); the order of the
+    # proxies rotates by one each round (see `rotated` in lib.sh).
+    loads=($MODES)
+    [[ $TLS == 1 ]] && for m in $MODES; do loads+=("tls-$m"); done
+    for m in "${loads[@]}"; do
+        for p in $(rotated "$r" "${PROXIES[@]}"); do run_wrk "$p" "$m" "$r"; done
     done
 done
 

@@ -14,7 +14,8 @@
 # /proc/PID/stat, summed over its processes) per request, per connection and per GB; and
 # the whole path's: the router, the backend nginx and wrk together (the router's effect
 # on the others shows here, e.g. smaller reads and writes it makes them do).
-# Each figure is the median of REPEAT rounds; routers are interleaved inside a round, in
+# Each figure is the median of REPEAT rounds; inside a round each load runs on every router
+# in turn (the runs a ratio compares are next to each other in time), in
 # an order that rotates by one each round (`rotated` in lib.sh).
 #
 # Env: DURATION (s, default 10), REPEAT (default 1), BIG_MB (default 256),
@@ -23,6 +24,7 @@
 #      BASELINE_BIN (another lb-sni build, measured in the same rounds as a fourth router
 #      "baseline": a change compared side by side, not against a figure from another run),
 #      WORKERS (default 1: lb-sni threads, nginx worker_processes, HAProxy nbthread),
+#      PIN=1 (one worker only: the proxy on CPU 1, wrk and the backends on CPU 0),
 #      WRK_THREADS (default WORKERS), BACKEND_WORKERS (default 1), LB_ENV / BASELINE_ENV
 #      (environment of the lb-sni / baseline process, e.g. BASELINE_ENV=LB_REUSEPORT=1:
 #      per-worker SO_REUSEPORT listeners beside the shared one; see benches/README.md).
@@ -109,7 +111,7 @@ write_lb_toml "$TMP/lb.toml"
 check_configs "$LB"
 [[ -z $BASELINE ]] || write_baseline_toml "$BASELINE" "$P_LB:$P_BL" "$P_ADMIN:$P_BLADMIN"
 
-nginx -p "$TMP" -e "$TMP/backend.err" -c "$TMP/backend.conf" 2>>"$TMP/backend.err" &
+"${ON_LOAD[@]}" nginx -p "$TMP" -e "$TMP/backend.err" -c "$TMP/backend.conf" 2>>"$TMP/backend.err" &
 PID_BACKEND=$!; PIDS+=("$PID_BACKEND")
 wait_port "$P_B1" "$PID_BACKEND" backends
 
@@ -121,10 +123,10 @@ case ${ROUTERS_ONLY:-} in "") ;; *) read -r -a ROUTERS <<<"$ROUTERS_ONLY" ;; esa
 
 start_router() {
     case $1 in
-    nginx) nginx -p "$TMP" -e "$TMP/nginx.err" -c "$TMP/nginx.conf" 2>>"$TMP/nginx.err" & ;;
-    haproxy) haproxy -db -f "$TMP/haproxy.cfg" >>"$TMP/haproxy.log" 2>&1 & ;;
-    lb-sni) env $LB_ENV RUST_LOG=warn "$LB" --config "$TMP/lb.toml" >>"$TMP/lb.log" 2>&1 & ;;
-    baseline) env $BASELINE_ENV RUST_LOG=warn "$BASELINE" --config "$TMP/baseline.toml" >>"$TMP/baseline.log" 2>&1 & ;;
+    nginx) "${ON_PROXY[@]}" nginx -p "$TMP" -e "$TMP/nginx.err" -c "$TMP/nginx.conf" 2>>"$TMP/nginx.err" & ;;
+    haproxy) "${ON_PROXY[@]}" haproxy -db -f "$TMP/haproxy.cfg" >>"$TMP/haproxy.log" 2>&1 & ;;
+    lb-sni) "${ON_PROXY[@]}" env $LB_ENV RUST_LOG=warn "$LB" --config "$TMP/lb.toml" >>"$TMP/lb.log" 2>&1 & ;;
+    baseline) "${ON_PROXY[@]}" env $BASELINE_ENV RUST_LOG=warn "$BASELINE" --config "$TMP/baseline.toml" >>"$TMP/baseline.log" 2>&1 & ;;
     esac
     MAINPID[$1]=$!
     PIDS+=("$!")
@@ -163,7 +165,7 @@ run_wrk() { # router mode round
     esac
     read -r u0 s0 < <(cpu_ticks "$r")
     m0=$(path_secs)
-    out=$(timeout $((DURATION + 30)) wrk "${args[@]}" -d"${DURATION}s" --latency "$url") || die "wrk failed against $r"
+    out=$(timeout $((DURATION + 30)) "${ON_LOAD[@]}" wrk "${args[@]}" -d"${DURATION}s" --latency "$url") || die "wrk failed against $r"
     m1=$(path_secs)
     read -r u1 s1 < <(cpu_ticks "$r")
     echo "$out" >"$TMP/wrk-$r-$mode-$round.txt"
@@ -202,8 +204,10 @@ LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
 for r in "${ROUTERS[@]}"; do timeout 30 wrk -t"$WRK_THREADS" -c16 -d1s "https://$NAME:${PORT[$r]}/" >/dev/null || die "warm-up failed against $r"; done
 for round in $(seq "$REPEAT"); do
     log "round $round/$REPEAT"
-    for r in $(rotated "$round" "${ROUTERS[@]}"); do
-        for m in $MODES; do run_wrk "$r" "$m" "$round"; done
+    # Each load runs on every router in turn, so the runs a ratio compares are next to
+    # each other in time; the order of the routers rotates by one each round.
+    for m in $MODES; do
+        for r in $(rotated "$round" "${ROUTERS[@]}"); do run_wrk "$r" "$m" "$round"; done
     done
 done
 

@@ -230,6 +230,45 @@ impl AsyncWrite for ClientStream {
     }
 }
 
+/// Inside an `impl AsyncWrite for` a wrapper: `poll_write`, `poll_write_vectored`,
+/// `is_write_vectored` and `poll_flush` passed to the wrapper's field `$field` unchanged.
+/// The impl writes `poll_shutdown` itself, which is where wrappers differ.
+macro_rules! write_through {
+    ($field:ident) => {
+        #[inline]
+        fn poll_write(
+            self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            std::pin::Pin::new(&mut self.get_mut().$field).poll_write(cx, buf)
+        }
+
+        #[inline]
+        fn poll_write_vectored(
+            self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            bufs: &[std::io::IoSlice<'_>],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            std::pin::Pin::new(&mut self.get_mut().$field).poll_write_vectored(cx, bufs)
+        }
+
+        #[inline]
+        fn is_write_vectored(&self) -> bool {
+            self.$field.is_write_vectored()
+        }
+
+        #[inline]
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::pin::Pin::new(&mut self.get_mut().$field).poll_flush(cx)
+        }
+    };
+}
+pub(crate) use write_through;
+
 /// A connection to a backend: TLS is the client side of rustls.
 pub(crate) type UpstreamStream = MaybeTls<tokio_rustls::client::TlsStream<TcpStream>>;
 

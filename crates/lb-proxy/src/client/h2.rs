@@ -21,7 +21,7 @@ use crate::client::ctx::Drain;
 use crate::client::io::ClientIo;
 use crate::proxy;
 use crate::request::body::InBody;
-use crate::stream::read_first;
+use crate::stream::{read_first, write_through};
 
 /// hyper's HTTP/2 server for a connection the HTTP/1 engine found speaking it.
 /// `preface`: the bytes the HTTP/1 engine read already (the preface, and any after it).
@@ -99,33 +99,7 @@ impl AsyncRead for H2Io {
 }
 
 impl AsyncWrite for H2Io {
-    #[inline]
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
-    }
-
-    #[inline]
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
-    }
-
-    #[inline]
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-
-    #[inline]
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_flush(cx)
-    }
+    write_through!(io);
 
     #[inline]
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -36,7 +36,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
 use crate::proxy::conn::ConnInfo;
-use crate::stream::ClientStream;
+use crate::stream::{write_through, ClientStream};
 
 /// How long a connection refused with a canned answer keeps draining input before it is
 /// dropped, so the client can read the answer.
@@ -403,33 +403,7 @@ fn poll_close(
 }
 
 impl AsyncWrite for ClientIo {
-    #[inline]
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
-    }
-
-    #[inline]
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
-    }
-
-    #[inline]
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-
-    #[inline]
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_flush(cx)
-    }
+    write_through!(io);
 
     /// hyper shuts an HTTP/2 connection down just before dropping it, and closing a plain
     /// TCP socket sends the same FIN, so that `shutdown(2)` is skipped. TLS still sends

@@ -31,12 +31,13 @@ pub(crate) fn serve_connection(io: ClientIo, drain: Drain) -> impl Future<Output
     let mut h1 = h1::Engine::new(io, drain);
     async move {
         loop {
-            // Boxed: an idle connection (most of them, most of the time) keeps no room
-            // for the answer's state (the response being written, the request body's
-            // pump): one allocation per request, freed when it is answered. (Made in one
-            // statement, so the request is not kept beside it while it is answered.)
+            // Boxed (by `answer`): an idle connection (most of them, most of the time)
+            // keeps no room for the answer's state (the response being written, the
+            // request body's pump): one allocation per request, freed when it is
+            // answered. (Made in one statement, so the request is not kept beside it
+            // while it is answered.)
             let answering = match poll_fn(|cx| h1.poll_next_request(cx)).await {
-                Ok(req) => Box::pin(h1.answer(req)),
+                Ok(req) => h1.answer(req),
                 Err(Ended::Closed) => return,
                 Err(Ended::Handoff) => break,
             };

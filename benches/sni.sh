@@ -13,7 +13,10 @@
 # Recorded: req/s (bulk: MB/s), p99, and the router's CPU time (utime+stime from
 # /proc/PID/stat, summed over its processes) per request, per connection and per GB; and
 # the whole path's: the router, the backend nginx and wrk together (the router's effect
-# on the others shows here, e.g. smaller reads and writes it makes them do).
+# on the others shows here, e.g. smaller reads and writes it makes them do); and the
+# machine's: every CPU's busy time over the run (/proc/stat), which also counts the
+# kernel's network work that no process of the path is charged for (on loopback a
+# third of a bulk transfer's cost).
 # Each figure is the median of REPEAT rounds; inside a round each load runs on every router
 # in turn (the runs a ratio compares are next to each other in time), in
 # an order that rotates by one each round (`rotated` in lib.sh).
@@ -136,6 +139,10 @@ for r in "${ROUTERS[@]}"; do start_router "$r"; done
 
 cpu_ticks() { tree_ticks "${MAINPID[$1]}"; }
 # CPU seconds of the backend nginx and of this shell's finished children (wrk).
+# Busy CPU ticks of the whole machine (every CPU's user, nice, system, irq and softirq
+# time, /proc/stat): the path's full cost, the kernel's network work included wherever
+# it ran (softirq time is charged to no process of the path).
+busy_ticks() { awk '/^cpu /{print $2 + $3 + $4 + $7 + $8; exit}' /proc/stat; }
 path_secs() {
     local u s
     read -r u s < <(tree_ticks "$PID_BACKEND")
@@ -154,7 +161,7 @@ done
 RESULTS=$TMP/results.tsv
 : >"$RESULTS"
 run_wrk() { # router mode round
-    local r=$1 mode=$2 round=$3 args url out u0 s0 u1 s1 m0 m1
+    local r=$1 mode=$2 round=$3 args url out u0 s0 u1 s1 m0 m1 w0 w1
     url="https://$NAME:${PORT[$r]}/"
     case $mode in
     keepalive) args=(-t"$WRK_THREADS" -c64) ;;
@@ -165,14 +172,17 @@ run_wrk() { # router mode round
     esac
     read -r u0 s0 < <(cpu_ticks "$r")
     m0=$(path_secs)
+    w0=$(busy_ticks)
     out=$(timeout $((DURATION + 30)) "${ON_LOAD[@]}" wrk "${args[@]}" -d"${DURATION}s" --latency "$url") || die "wrk failed against $r"
+    w1=$(busy_ticks)
     m1=$(path_secs)
     read -r u1 s1 < <(cpu_ticks "$r")
     echo "$out" >"$TMP/wrk-$r-$mode-$round.txt"
-    python3 - "$r" "$mode" "$round" $((u1 - u0)) $((s1 - s0)) "$CLK_TCK" "$TMP/wrk-$r-$mode-$round.txt" "$BIG_MB" $(python3 -c "print($m1 - $m0)") <<'EOF' >>"$RESULTS"
+    python3 - "$r" "$mode" "$round" $((u1 - u0)) $((s1 - s0)) "$CLK_TCK" "$TMP/wrk-$r-$mode-$round.txt" "$BIG_MB" $(python3 -c "print($m1 - $m0)") $((w1 - w0)) <<'EOF' >>"$RESULTS"
 import re, sys
 r, mode, rnd, du, ds, tck, path, big = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), sys.argv[7], int(sys.argv[8])
 path_s = float(sys.argv[9]) + (du + ds) / tck
+machine_s = int(sys.argv[10]) / tck
 out = open(path).read()
 reqs = int(re.search(r"(\d+) requests in", out).group(1))
 secs = float(re.search(r"requests in ([\d.]+)s", out).group(1))
@@ -190,12 +200,14 @@ if mode == "bulk":
     rate = nbytes / secs / 2**20
     cpu = cpu_s / (nbytes / 2**30) if nbytes else 0.0
     mcpu = path_s / (nbytes / 2**30) if nbytes else 0.0
+    wcpu = machine_s / (nbytes / 2**30) if nbytes else 0.0
 else:
     rate = rps
     cpu = cpu_s * 1e6 / max(reqs, 1)
     mcpu = path_s * 1e6 / max(reqs, 1)
+    wcpu = machine_s * 1e6 / max(reqs, 1)
 kshare = ds / (du + ds) if du + ds else 0.0
-print(f"{r}\t{mode}\t{rnd}\t{rate:.1f}\t{p99:.3f}\t{cpu:.3f}\t{kshare:.3f}\t{errs}\t{mcpu:.3f}")
+print(f"{r}\t{mode}\t{rnd}\t{rate:.1f}\t{p99:.3f}\t{cpu:.3f}\t{kshare:.3f}\t{errs}\t{mcpu:.3f}\t{wcpu:.3f}")
 EOF
     log "$(tail -n1 "$RESULTS")"
 }
@@ -218,8 +230,8 @@ wrk_t, workers = os.environ["WRK_THREADS"], os.environ["WORKERS"]
 R = sys.argv[5:]
 vals = {}
 for line in open(res):
-    r, mode, _, rate, p99, cpu, ks, errs, mcpu = line.split("\t")
-    for k, v in (("rate", rate), ("p99", p99), ("cpu", cpu), ("ks", ks), ("errs", errs), ("mcpu", mcpu)):
+    r, mode, _, rate, p99, cpu, ks, errs, mcpu, wcpu = line.split("\t")
+    for k, v in (("rate", rate), ("p99", p99), ("cpu", cpu), ("ks", ks), ("errs", errs), ("mcpu", mcpu), ("wcpu", wcpu)):
         vals.setdefault((r, mode, k), []).append(float(v))
 med = lambda r, m, k: statistics.median(vals[(r, m, k)])
 rows = [
@@ -227,15 +239,18 @@ rows = [
     ("TLS keep-alive -c64: p99 (ms)", "keepalive", "p99", "{:.2f}"),
     ("TLS keep-alive -c64: **CPU-µs/request**", "keepalive", "cpu", "{:.1f}"),
     ("TLS keep-alive -c64: path CPU-µs/request (router+backend+wrk)", "keepalive", "mcpu", "{:.1f}"),
+    ("TLS keep-alive -c64: machine CPU-µs/request (all CPUs busy)", "keepalive", "wcpu", "{:.1f}"),
     ("new TLS conn/request -c32: conn/s", "close", "rate", "{:,.0f}"),
     ("new TLS conn/request -c32: p99 (ms)", "close", "p99", "{:.2f}"),
     ("new TLS conn/request -c32: **CPU-µs/connection**", "close", "cpu", "{:.1f}"),
     ("new TLS conn/request -c32: kernel share of CPU", "close", "ks", "{:.0%}"),
     ("new TLS conn/request -c32: path CPU-µs/connection", "close", "mcpu", "{:.1f}"),
+    ("new TLS conn/request -c32: machine CPU-µs/connection", "close", "wcpu", "{:.1f}"),
     ("bulk -c4: MB/s", "bulk", "rate", "{:,.0f}"),
     ("bulk -c4: **CPU-s/GB**", "bulk", "cpu", "{:.3f}"),
     ("bulk -c4: kernel share of CPU", "bulk", "ks", "{:.0%}"),
     ("bulk -c4: path CPU-s/GB (router+backend+wrk)", "bulk", "mcpu", "{:.3f}"),
+    ("bulk -c4: machine CPU-s/GB (all CPUs busy)", "bulk", "wcpu", "{:.3f}"),
 ]
 rows = [row for row in rows if (R[0], row[1], row[2]) in vals]
 print(f"\nDURATION={dur}s REPEAT={rep} (medians), wrk -t{wrk_t}, workers {workers}, loadavg at start {load}\n")

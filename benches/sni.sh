@@ -229,10 +229,12 @@ res, dur, rep, load = sys.argv[1:5]
 wrk_t, workers = os.environ["WRK_THREADS"], os.environ["WORKERS"]
 R = sys.argv[5:]
 vals = {}
+rounds = {}
 for line in open(res):
-    r, mode, _, rate, p99, cpu, ks, errs, mcpu, wcpu = line.split("\t")
+    r, mode, rnd, rate, p99, cpu, ks, errs, mcpu, wcpu = line.split("\t")
     for k, v in (("rate", rate), ("p99", p99), ("cpu", cpu), ("ks", ks), ("errs", errs), ("mcpu", mcpu), ("wcpu", wcpu)):
         vals.setdefault((r, mode, k), []).append(float(v))
+    rounds.setdefault((mode, int(rnd)), {})[r] = (float(cpu), float(rate), float(p99))
 med = lambda r, m, k: statistics.median(vals[(r, m, k)])
 rows = [
     ("TLS keep-alive -c64: req/s", "keepalive", "rate", "{:,.0f}"),
@@ -263,4 +265,17 @@ for label, m, k, fmt in rows:
     print(f"| {label} | " + " | ".join(fmt.format(x) for x in v) + " | " + " | ".join(ratios) + " |")
 errs = [int(sum(sum(vals.get((r, m, "errs"), [])) for m in ("keepalive", "close", "bulk"))) for r in R]
 print("| wrk errors + non-2xx (all runs) | " + " | ".join(map(str, errs)) + " |" + " |" * len(others))
+# Per round, side by side: a median hides how often one router came out ahead.
+if len(R) > 1:
+    a, b = R[0], R[1]
+    print(f"\nPer round, {a} against {b} (rounds where {a} did better; median of the per-round ratios):\n")
+    for m in ("keepalive", "close", "bulk"):
+        pairs = [v for (mode, _), v in sorted(rounds.items()) if mode == m and a in v and b in v]
+        if not pairs:
+            continue
+        # CPU and p99: lower is better; req/s, conn/s and MB/s: higher is better.
+        for i, k, lower in ((0, "CPU", True), (1, "MB/s" if m == "bulk" else "req/s", False), (2, "p99", True)):
+            r = [v[a][i] / v[b][i] for v in pairs if v[b][i] > 0]
+            better = sum((v[a][i] <= v[b][i]) == lower for v in pairs)
+            print(f"- {m}, {k}: {better} of {len(pairs)} rounds, median ratio {statistics.median(r):.2f}×")
 EOF

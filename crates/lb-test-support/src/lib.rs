@@ -4,7 +4,7 @@
 //! counting global allocator ([`alloc`]) and the fuzz targets' inputs ([`fuzz`]); for the
 //! tests that run a server binary as an operator does, its process, config and load loops
 //! ([`shell`]), its worker-thread gauge ([`threads`]), and headless Chromium for the stats
-//! page ([`browser`]).
+//! page ([`browser`]); a waker that counts its wake-ups ([`waker`]).
 
 pub mod alloc;
 pub mod backend;
@@ -15,6 +15,7 @@ pub mod fuzz;
 pub mod shell;
 pub mod threads;
 pub mod wait;
+pub mod waker;
 
 pub use backend::{tcp_echo, HttpBackend};
 pub use cert::{self_signed, write_self_signed, Cert};

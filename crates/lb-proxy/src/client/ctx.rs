@@ -173,16 +173,6 @@ pub(crate) struct Ctx<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::task::Wake;
-
-    struct Count(AtomicUsize);
-
-    impl Wake for Count {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::Relaxed);
-        }
-    }
 
     /// Slots are reused after a connection ends, each waiting connection is woken once
     /// on the stop, and one that waits after it sees the stop at once.
@@ -194,8 +184,7 @@ mod tests {
             http2::Builder::new(TokioExecutor::new()),
             shutdown,
         );
-        let count = Arc::new(Count(AtomicUsize::new(0)));
-        let waker = Waker::from(count.clone());
+        let (waker, count) = lb_test_support::waker::counting();
         let mut cx = Context::from_waker(&waker);
         let mut a = Drain::new(list.clone());
         let mut b = Drain::new(list.clone());
@@ -215,7 +204,7 @@ mod tests {
         });
         stop.send(true).expect("send");
         woken.await.expect("join");
-        assert_eq!(count.0.load(Ordering::Relaxed), 2);
+        assert_eq!(count.count(), 2);
         assert!(b.drained(&mut cx) && c.drained(&mut cx));
         let mut late = Drain::new(list);
         assert!(late.is_draining() && late.drained(&mut cx));

@@ -208,22 +208,8 @@ impl Drop for PipeBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lb_test_support::waker::counting as waker;
     use std::pin::Pin;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::task::Wake;
-
-    struct Count(AtomicUsize);
-
-    impl Wake for Count {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-
-    fn waker() -> (Waker, Arc<Count>) {
-        let c = Arc::new(Count(AtomicUsize::new(0)));
-        (Waker::from(c.clone()), c)
-    }
 
     #[test]
     fn frames_pass_one_at_a_time_and_the_end_follows() {
@@ -234,14 +220,10 @@ mod tests {
         let (mut rcx, dcx) = (Context::from_waker(&rw), Context::from_waker(&dw));
         assert!(!pipe.wants(&dcx), "nothing asked yet");
         assert!(Pin::new(&mut body).poll_frame(&mut rcx).is_pending());
-        assert_eq!(
-            driver.0.load(Ordering::SeqCst),
-            1,
-            "the connection is woken"
-        );
+        assert_eq!(driver.count(), 1, "the connection is woken");
         assert!(pipe.wants(&dcx));
         pipe.put(Frame::data(Bytes::from_static(b"hel")), false, &dcx);
-        assert_eq!(reader.0.load(Ordering::SeqCst), 1, "the body is woken");
+        assert_eq!(reader.count(), 1, "the body is woken");
         assert_eq!(body.size_hint().exact(), Some(5));
         let Poll::Ready(Some(Ok(f))) = Pin::new(&mut body).poll_frame(&mut rcx) else {
             panic!("a frame");

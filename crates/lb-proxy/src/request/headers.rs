@@ -80,8 +80,9 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 
 /// Removes the hop-by-hop headers and those that `Connection` names; with
 /// `keep_upgrade`, a message with `Connection: upgrade` and an `Upgrade` header keeps
-/// `Upgrade` (its first value) and gets exactly `Connection: upgrade`. Returns true when it did. Found in the same pass over the
-/// names, so messages without `Upgrade` pay nothing more.
+/// `Upgrade` (its first value) and gets exactly `Connection: upgrade`. Returns true when
+/// it did. Found in the same pass over the names, so messages without `Upgrade` pay
+/// nothing more.
 pub(crate) fn strip_keeping_upgrade(headers: &mut HeaderMap, keep_upgrade: bool) -> bool {
     let present = hop_by_hop_present(headers);
     if present == 0 {
@@ -229,8 +230,8 @@ fn connection_names_headers(headers: &HeaderMap) -> bool {
 }
 
 /// A header value from `parts` concatenated, cut from this thread's shared buffer
-/// ([`slab`](crate::request::slab)): making it allocates nothing, and copying the header map (for
-/// an HTTP/2 backend) shares it, a reference count. Invalid bytes give `None`, like
+/// ([`slab`](crate::request::slab)): making it allocates nothing, and copying the header
+/// map (for an HTTP/2 backend) shares it, a reference count. Invalid bytes give `None`, like
 /// `HeaderValue::from_bytes`.
 pub(crate) fn shared_value(parts: &[&[u8]]) -> Option<HeaderValue> {
     HeaderValue::from_maybe_shared(crate::request::slab::copy(parts)).ok()
@@ -257,8 +258,9 @@ pub(crate) fn request_id() -> HeaderValue {
 }
 
 /// The `X-Forwarded-For` value sent upstream, in parts to concatenate: the client's chain
-/// and `, ` when it is appended to (`append`, see [`believed`](crate::proxy::forwarding::believed), and not empty), then the
-/// peer's address.
+/// and `, ` when it is appended to (`append`, see
+/// [`believed`](crate::proxy::forwarding::believed), and not empty), then the peer's
+/// address.
 pub(crate) fn forwarded_for<'a>(
     prev: Option<&'a [u8]>,
     append: bool,

@@ -15,8 +15,8 @@
 # the whole path's: the router, the backend nginx and wrk together (the router's effect
 # on the others shows here, e.g. smaller reads and writes it makes them do); and the
 # machine's: every CPU's busy time over the run (/proc/stat), which also counts the
-# kernel's network work that no process of the path is charged for (on loopback a
-# third of a bulk transfer's cost).
+# kernel's network work that no process of the path is charged for (softirq time alone
+# was 14 % of the machine's busy time in one bulk run on loopback).
 # Each figure is the median of REPEAT rounds; inside a round each load runs on every router
 # in turn (the runs a ratio compares are next to each other in time), in
 # an order that rotates by one each round (`rotated` in lib.sh).
@@ -138,11 +138,11 @@ start_router() {
 for r in "${ROUTERS[@]}"; do start_router "$r"; done
 
 cpu_ticks() { tree_ticks "${MAINPID[$1]}"; }
-# CPU seconds of the backend nginx and of this shell's finished children (wrk).
 # Busy CPU ticks of the whole machine (every CPU's user, nice, system, irq and softirq
-# time, /proc/stat): the path's full cost, the kernel's network work included wherever
-# it ran (softirq time is charged to no process of the path).
+# time, /proc/stat): the path's full cost, with the kernel's network work that is
+# charged to no process of the path (softirq time, for one).
 busy_ticks() { awk '/^cpu /{print $2 + $3 + $4 + $7 + $8; exit}' /proc/stat; }
+# CPU seconds of the backend nginx and of this shell's finished children (wrk).
 path_secs() {
     local u s
     read -r u s < <(tree_ticks "$PID_BACKEND")

@@ -18,6 +18,8 @@
 #      load of load.sh), TOOL=callgrind|strace (default callgrind; strace: the proxy runs
 #      natively and `strace -c -f` attaches after the warm-up, for syscalls per request;
 #      STRACE_LOG=FILE: the full trace in FILE instead),
+#      THREADS (lb-proxy's `threads`, default 1; 2 runs the multi-threaded runtime,
+#      whose threads valgrind runs one at a time: its instructions, not its contention),
 #      VG_EXTRA (more valgrind options, e.g. --cache-sim=yes for
 #      simulated cache misses in the dump), CG_OUT (keep the dump), KEEP_TMP=1,
 #      ACCESS (lb-proxy's `[log] access`: default "off"; "stdout" writes to the log file
@@ -69,7 +71,7 @@ http {
 }
 CONF
 cat >"$TMP/lb.toml" <<CONF
-threads = 1
+threads = ${THREADS:-1}
 [admin]
 listen = "127.0.0.1:$P_ADMIN"
 [log]

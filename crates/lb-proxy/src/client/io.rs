@@ -263,10 +263,12 @@ impl AsyncRead for ClientIo {
             Poll::Ready(Ok(())) => {
                 if buf.filled().len() > before {
                     match this.wait {
-                        // The next head's first byte: `header_timeout` from now.
+                        // The next head's first byte: `header_timeout` runs from the
+                        // first wait for the rest of it (below), microseconds later. A
+                        // head that came whole, as most do, sets no timer.
                         Wait::Idle => {
                             this.wait = Wait::Head;
-                            this.deadline = Some(Instant::now() + this.header_timeout);
+                            this.deadline = None;
                         }
                         // Body bytes: the stall timer starts again at the next wait.
                         Wait::Body => this.deadline = None,
@@ -276,8 +278,12 @@ impl AsyncRead for ClientIo {
                 Poll::Ready(Ok(()))
             }
             Poll::Pending => {
-                if this.wait == Wait::Body && this.deadline.is_none() {
-                    this.deadline = Some(Instant::now() + this.info.idle);
+                if this.deadline.is_none() {
+                    match this.wait {
+                        Wait::Head => this.deadline = Some(Instant::now() + this.header_timeout),
+                        Wait::Body => this.deadline = Some(Instant::now() + this.info.idle),
+                        _ => {}
+                    }
                 }
                 poll_timer(this, cx, buf)
             }

@@ -125,8 +125,7 @@ fn attempt<'a>(
         // Inline: the request's future is boxed once per request and freed after it (an
         // idle connection holds none), so the send state (0.7 KB) costs no allocation of
         // its own.
-        let deadline = tokio::time::Instant::now() + timeout;
-        match conn.send(head, body, deadline).await {
+        match conn.send(head, body, timeout).await {
             Ok(resp) => Attempt::Done(resp),
             Err(e) if e.timed_out => Attempt::TimedOut,
             Err(e) => {

@@ -241,19 +241,19 @@ impl Conn {
     /// unless the request asked for an upgrade. If the request never left, the error gives
     /// its body back.
     ///
-    /// The response head must arrive by `deadline` ([`SendFailed::timed_out`] otherwise);
-    /// the body is not bounded by it.
+    /// The response head must arrive within `timeout` ([`SendFailed::timed_out`]
+    /// otherwise); the body is not bounded by it.
     #[allow(clippy::manual_async_fn)] // not an `async fn`: see `forward::handle_request`
     pub fn send<'a>(
         self,
         head: Head<'a>,
         body: ReqBody,
-        deadline: Instant,
+        timeout: Duration,
     ) -> impl Future<Output = Result<Response<UpstreamBody>, SendFailed>> + Send + 'a {
         async move {
             let Conn { sender, addr, home } = self;
             match sender {
-                Sender::H1(mut c) => match c.send(head, body, deadline).await {
+                Sender::H1(mut c) => match c.send(head, body, timeout).await {
                     Ok(resp) => {
                         let home = (!head.upgrade).then_some(Returner { addr, home });
                         Ok(resp.map(|reading| UpstreamBody::H1(H1Body::new(c, reading, home))))
@@ -270,7 +270,7 @@ impl Conn {
                     *req.uri_mut() = head.uri.clone();
                     *req.version_mut() = head.version;
                     *req.headers_mut() = head.fields.to_map();
-                    match tokio::time::timeout_at(deadline, s.try_send_request(req)).await {
+                    match tokio::time::timeout(timeout, s.try_send_request(req)).await {
                         Ok(Ok(resp)) => Ok(resp.map(UpstreamBody::H2)),
                         Ok(Err(mut e)) => {
                             let body = e.take_message().map(Request::into_body);

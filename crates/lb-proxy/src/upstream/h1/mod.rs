@@ -19,6 +19,7 @@ use std::io::{self, IoSlice, Write as _};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{ready, Context, Poll, Waker};
+use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use hyper::body::{Body, Frame, SizeHint};
@@ -125,14 +126,14 @@ impl H1Conn {
         }
     }
 
-    /// Sends a request (`head` and `body`) and reads the response head by `deadline`
+    /// Sends a request (`head` and `body`) and reads the response head within `timeout`
     /// ([`H1Error::Timeout`] after it). The head is encoded from the borrowed fields, so a
     /// request that may be retried needs no copy of them. The body comes back in the
     /// error when none of the request's bytes were written.
     ///
     /// The connection keeps one timer for all its exchanges. It is re-armed only when it
-    /// is set later than `deadline`; an earlier setting (an earlier exchange's deadline)
-    /// is left alone, and when it fires before `deadline` it is moved on then. So an
+    /// is set later than the deadline; an earlier setting (an earlier exchange's deadline)
+    /// is left alone, and when it fires before the deadline it is moved on then. So an
     /// exchange on a pooled connection registers no timer: with a 60 s response timeout
     /// the timer is moved about once a minute per connection, not per request.
     #[allow(clippy::manual_async_fn)] // not an `async fn`: see `forward::handle_request`
@@ -140,9 +141,10 @@ impl H1Conn {
         &'a mut self,
         head: Head<'a>,
         body: ReqBody,
-        deadline: Instant,
+        timeout: Duration,
     ) -> impl Future<Output = Result<Response<Reading>, SendError>> + Send + 'a {
         async move {
+            let mut deadline = Instant::now() + timeout;
             let mut timer = match self.timer.take() {
                 Some(mut t) => {
                     if t.deadline() > deadline {
@@ -156,8 +158,6 @@ impl H1Conn {
             // client: the response timeout runs again from the body's end (a client that
             // stalls its body is bounded by its own timer, and never blamed on the backend).
             let uploading = AtomicBool::new(false);
-            let timeout = deadline.saturating_duration_since(Instant::now());
-            let mut deadline = deadline;
             let result = {
                 let mut exchange = std::pin::pin!(self.exchange(head, body, &uploading));
                 let mut was_uploading = false;

@@ -135,19 +135,14 @@ impl Engine {
 
     /// Answers `req` (see [`answer`]); true when the connection stays open for the next
     /// request. Boxed (the connection keeps no room for an answer between requests), and
-    /// made in its box rather than moved there, as [`proxy::handle`](crate::proxy::handle)
-    /// explains.
+    /// made in its box (`proxy::boxed_in_place!`).
     pub(crate) fn answer(
         &mut self,
         req: Started,
     ) -> Pin<Box<impl Future<Output = bool> + Send + '_>> {
         self.first = false;
         self.wait = Wait::Parse;
-        let slot = Box::new_uninit();
-        Box::into_pin(Box::write(
-            slot,
-            answer(&mut self.io, req, &mut self.buf, &self.drain),
-        ))
+        crate::proxy::boxed_in_place!(answer(&mut self.io, req, &mut self.buf, &self.drain))
     }
 
     /// After [`Ended::Handoff`]: the stream, its listener, and the bytes read so far
@@ -160,7 +155,7 @@ impl Engine {
 /// Answers one request: drives its handling while its body is read, then writes the
 /// response (or runs the tunnel after a 101). True when the connection stays open for
 /// the next request, whose bytes (if any came already) are left in `buf`.
-#[inline(never)] // made in its box (see `Engine::answer`)
+#[inline(never)] // made in its box (see `proxy::boxed_in_place`)
 async fn answer(io: &mut ClientIo, req: Started, buf: &mut Bytes, drain: &Drain) -> bool {
     io.busy();
     let Started {

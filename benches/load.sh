@@ -496,19 +496,21 @@ EOF
 fi
 
 # --- table ----------------------------------------------------------------------------
-python3 - "$RESULTS" "$TMP/idle.tsv" "$STRACE_TSV" "$SEGS_TSV" "$DURATION" "$REPEAT" "$IDLE_CONNS" "$LOADAVG" "$BASELINE" "$NOISE" <<'EOF'
+PYTHONPATH="$ROOT/benches" python3 - "$RESULTS" "$TMP/idle.tsv" "$STRACE_TSV" "$SEGS_TSV" "$DURATION" "$REPEAT" "$IDLE_CONNS" "$LOADAVG" "$BASELINE" "$NOISE" <<'EOF'
 import os, statistics, sys
+import paired
 res, idle, strace, segs, dur, rep, nidle, load, baseline, noise = sys.argv[1:11]
 wrk_t, workers = os.environ["WRK_THREADS"], os.environ["WORKERS"]
 P = ["lb-proxy", "nginx", "haproxy"] + (["baseline"] if baseline else [])
 vals = {}
-# (mode, round) -> proxy -> (CPU, p99), to set lb-proxy against nginx round by round.
+# (mode, round) -> proxy -> (CPU, p99, req/s), to set lb-proxy against nginx (and the
+# baseline) round by round.
 rounds = {}
 for line in open(res):
     p, mode, rnd, rps, p99, cpu, ks, errs, p50, p90 = line.split("\t")
     for k, v in (("rps", rps), ("p50", p50), ("p90", p90), ("p99", p99), ("cpu", cpu), ("ks", ks), ("errs", errs)):
         vals.setdefault((p, mode, k), []).append(float(v))
-    rounds.setdefault((mode, rnd), {})[p] = (float(cpu), float(p99))
+    rounds.setdefault((mode, rnd), {})[p] = (float(cpu), float(p99), float(rps))
 for line in open(idle):
     p, _, _, v = line.split("\t")
     vals.setdefault((p, "idle", "rss"), []).append(float(v))
@@ -564,18 +566,10 @@ ALL_MODES = ("keepalive", "close", "post", "mixed", "tls-keepalive", "tls-close"
 modes = [m for m in ALL_MODES if (P[0], m, "errs") in vals]
 errs = {p: int(sum(sum(vals[(p, m, "errs")]) for m in modes)) for p in P}
 print("| wrk socket errors + non-2xx (all runs) | " + " | ".join(str(errs[p]) for p in P) + " |" + " |" * (len(P) - 1))
-# Per round, side by side: a median hides how often one proxy came out ahead.
-print("\nPer round, lb-proxy against nginx (rounds where lb-proxy's figure is at most nginx's;"
-      " median of the per-round ratios):\n")
-for m in ALL_MODES:
-    pairs = [v for (mode, _), v in sorted(rounds.items()) if mode == m and "nginx" in v and "lb-proxy" in v]
-    if not pairs:
-        continue
-    for i, k in ((0, "CPU-µs/request"), (1, "p99")):
-        r = [v["lb-proxy"][i] / v["nginx"][i] for v in pairs if v["nginx"][i] > 0]
-        le = sum(v["lb-proxy"][i] <= v["nginx"][i] for v in pairs)
-        print(f"- {m}, {k}: {le} of {len(pairs)} rounds, median ratio {statistics.median(r):.2f}×")
+metrics = lambda m: ((0, "CPU-µs/request", True), (1, "p99", True), (2, "req/s", False))
+paired.compare(rounds, ALL_MODES, "lb-proxy", "nginx", metrics)
 if baseline:
+    paired.compare(rounds, ALL_MODES, "lb-proxy", "baseline", metrics)
     print(f"\nbaseline: {baseline}")
 lines = [l.rstrip("\n").split("\t") for l in open(strace) if l.strip()]
 if lines:

@@ -223,8 +223,9 @@ for round in $(seq "$REPEAT"); do
     done
 done
 
-python3 - "$RESULTS" "$DURATION" "$REPEAT" "$LOADAVG" "${ROUTERS[@]}" <<'EOF'
+PYTHONPATH="$ROOT/benches" python3 - "$RESULTS" "$DURATION" "$REPEAT" "$LOADAVG" "${ROUTERS[@]}" <<'EOF'
 import os, statistics, sys
+import paired
 res, dur, rep, load = sys.argv[1:5]
 wrk_t, workers = os.environ["WRK_THREADS"], os.environ["WORKERS"]
 R = sys.argv[5:]
@@ -266,16 +267,7 @@ for label, m, k, fmt in rows:
 errs = [int(sum(sum(vals.get((r, m, "errs"), [])) for m in ("keepalive", "close", "bulk"))) for r in R]
 print("| wrk errors + non-2xx (all runs) | " + " | ".join(map(str, errs)) + " |" + " |" * len(others))
 # Per round, side by side: a median hides how often one router came out ahead.
-if len(R) > 1:
-    a, b = R[0], R[1]
-    print(f"\nPer round, {a} against {b} (rounds where {a} did better; median of the per-round ratios):\n")
-    for m in ("keepalive", "close", "bulk"):
-        pairs = [v for (mode, _), v in sorted(rounds.items()) if mode == m and a in v and b in v]
-        if not pairs:
-            continue
-        # CPU and p99: lower is better; req/s, conn/s and MB/s: higher is better.
-        for i, k, lower in ((0, "CPU", True), (1, "MB/s" if m == "bulk" else "req/s", False), (2, "p99", True)):
-            r = [v[a][i] / v[b][i] for v in pairs if v[b][i] > 0]
-            better = sum((v[a][i] <= v[b][i]) == lower for v in pairs)
-            print(f"- {m}, {k}: {better} of {len(pairs)} rounds, median ratio {statistics.median(r):.2f}×")
+metrics = lambda m: ((0, "CPU", True), (1, "MB/s" if m == "bulk" else "req/s", False), (2, "p99", True))
+for other in R[1:2] + [r for r in R[2:] if r == "baseline"]:
+    paired.compare(rounds, ("keepalive", "close", "bulk"), R[0], other, metrics)
 EOF
